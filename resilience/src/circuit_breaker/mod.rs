@@ -1,0 +1,495 @@
+//! Circuit breaker: stops calling a dependency that is failing or slow, then probes it.
+//!
+//! States: closed (calls flow, outcomes recorded in a sliding window), open (calls are
+//! rejected with [`ResilienceError::CircuitOpen`] for the open duration), half-open (a
+//! bounded number of probe calls decide between closed and open), plus forced-open and
+//! disabled, set through a [`CircuitBreakerHandle`].
+//!
+//! The call path takes no lock and allocates nothing: one atomic load to admit, one ring
+//! slot or bucket update to record. See the module docs of the window for the details.
+
+mod config;
+mod state;
+
+pub use config::{CircuitBreakerConfig, OpenBackoff, WindowConfig};
+
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tokio::time::Instant;
+use tower::{Layer, Service};
+
+use crate::classify::{Classifier, ErrorsAreFailures, Verdict};
+use crate::config::ConfigError;
+use crate::error::{IntoResilienceError, ResilienceError};
+use crate::metrics::PolicyMetrics;
+use state::{Admission, BreakerCore};
+
+/// A circuit breaker's state.
+///
+/// ```
+/// use resilience::CircuitState;
+/// assert_eq!(CircuitState::HalfOpen.to_string(), "half_open");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum CircuitState {
+    /// Calls flow and are recorded.
+    Closed = 0,
+    /// Calls are rejected until the open duration passes.
+    Open = 1,
+    /// A bounded number of probe calls are let through.
+    HalfOpen = 2,
+    /// Rejects every call until released through the handle.
+    ForcedOpen = 3,
+    /// Lets every call through and records nothing until released through the handle.
+    Disabled = 4,
+}
+
+impl CircuitState {
+    pub(crate) const ALL: [CircuitState; 5] = [
+        CircuitState::Closed,
+        CircuitState::Open,
+        CircuitState::HalfOpen,
+        CircuitState::ForcedOpen,
+        CircuitState::Disabled,
+    ];
+
+    fn from_bits(bits: u64) -> CircuitState {
+        match bits {
+            1 => CircuitState::Open,
+            2 => CircuitState::HalfOpen,
+            3 => CircuitState::ForcedOpen,
+            4 => CircuitState::Disabled,
+            _ => CircuitState::Closed,
+        }
+    }
+}
+
+impl std::fmt::Display for CircuitState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CircuitState::Closed => "closed",
+            CircuitState::Open => "open",
+            CircuitState::HalfOpen => "half_open",
+            CircuitState::ForcedOpen => "forced_open",
+            CircuitState::Disabled => "disabled",
+        })
+    }
+}
+
+/// A state change, as passed to listeners registered with
+/// [`CircuitBreakerLayer::on_state_change`].
+///
+/// ```
+/// use resilience::{CircuitState, StateChange};
+/// let change = StateChange { policy: "saves".into(), from: CircuitState::Closed, to: CircuitState::Open };
+/// assert_eq!(change.to, CircuitState::Open);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    /// The breaker's name.
+    pub policy: Arc<str>,
+    /// State before.
+    pub from: CircuitState,
+    /// State after.
+    pub to: CircuitState,
+}
+
+type StateListener = Arc<dyn Fn(&StateChange) + Send + Sync>;
+
+/// Builds circuit breakers. All services made by one layer share one breaker (clone the
+/// layer's [`handle`](CircuitBreakerLayer::handle) to watch or steer it).
+///
+/// ```
+/// use resilience::{CircuitBreakerLayer, CircuitState};
+/// use resilience::circuit_breaker::CircuitBreakerConfig;
+/// use tower::{Layer, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let layer = CircuitBreakerLayer::new("inventory", CircuitBreakerConfig::default()).unwrap();
+/// let handle = layer.handle();
+/// let svc = layer.layer(service_fn(|n: u32| async move { Ok::<_, std::io::Error>(n * 2) }));
+/// assert_eq!(svc.oneshot(21).await.unwrap(), 42);
+/// assert_eq!(handle.state(), CircuitState::Closed);
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct CircuitBreakerLayer<C = ErrorsAreFailures> {
+    core: Arc<BreakerCore>,
+    config: CircuitBreakerConfig,
+    listeners: Vec<StateListener>,
+    metrics: Option<PolicyMetrics>,
+    classifier: C,
+}
+
+impl std::fmt::Debug for CircuitBreakerLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CircuitBreakerLayer")
+            .field("core", &self.core)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CircuitBreakerLayer<ErrorsAreFailures> {
+    /// A breaker named `name` (the label of its metrics and events), after checking `config`.
+    ///
+    /// ```
+    /// use resilience::{CircuitBreakerLayer, circuit_breaker::CircuitBreakerConfig};
+    /// let bad = CircuitBreakerConfig { minimum_calls: 0, ..Default::default() };
+    /// assert!(CircuitBreakerLayer::new("x", bad).is_err());
+    /// ```
+    pub fn new(name: &str, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        Ok(Self::from_parts(
+            name.into(),
+            config,
+            Vec::new(),
+            None,
+            ErrorsAreFailures,
+        ))
+    }
+}
+
+impl<C> CircuitBreakerLayer<C> {
+    fn from_parts(
+        name: Arc<str>,
+        config: CircuitBreakerConfig,
+        listeners: Vec<StateListener>,
+        metrics: Option<PolicyMetrics>,
+        classifier: C,
+    ) -> Self {
+        let core = Arc::new(BreakerCore::new(
+            name,
+            &config,
+            listeners.clone(),
+            metrics.clone(),
+        ));
+        CircuitBreakerLayer {
+            core,
+            config,
+            listeners,
+            metrics,
+            classifier,
+        }
+    }
+
+    fn rebuild<C2>(
+        self,
+        listener: Option<StateListener>,
+        metrics: Option<PolicyMetrics>,
+        classifier: impl FnOnce(C) -> C2,
+    ) -> CircuitBreakerLayer<C2> {
+        let CircuitBreakerLayer {
+            core,
+            config,
+            mut listeners,
+            metrics: old_metrics,
+            classifier: old_classifier,
+        } = self;
+        listeners.extend(listener);
+        CircuitBreakerLayer::from_parts(
+            core.name.clone(),
+            config,
+            listeners,
+            metrics.or(old_metrics),
+            classifier(old_classifier),
+        )
+    }
+
+    /// Uses `classifier` to decide which results count as failures (the breaker starts
+    /// afresh, closed).
+    ///
+    /// ```
+    /// use resilience::{CircuitBreakerLayer, ResilienceError, Verdict};
+    /// # let layer = CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// let layer = layer.classifier(|r: &Result<u16, ResilienceError<()>>| match r {
+    ///     Ok(s) if *s >= 500 => Verdict::Failure,
+    ///     Ok(_) => Verdict::Success,
+    ///     Err(_) => Verdict::Failure,
+    /// });
+    /// # let _ = layer;
+    /// ```
+    pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
+        self.rebuild(None, None, |_| classifier)
+    }
+
+    /// Calls `listener` on every state change (the breaker starts afresh, closed).
+    ///
+    /// ```
+    /// use resilience::CircuitBreakerLayer;
+    /// # let layer = CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// let layer = layer.on_state_change(|c| eprintln!("{}: {} -> {}", c.policy, c.from, c.to));
+    /// # let _ = layer;
+    /// ```
+    pub fn on_state_change(self, listener: impl Fn(&StateChange) + Send + Sync + 'static) -> Self {
+        self.rebuild(Some(Arc::new(listener)), None, |c| c)
+    }
+
+    /// Records transitions and state in `metrics` (the breaker starts afresh, closed).
+    ///
+    /// ```
+    /// use resilience::{CircuitBreakerLayer, metrics::ResilienceMetrics};
+    /// # let layer = CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// let layer = layer.metrics(ResilienceMetrics::default().policy("x"));
+    /// # let _ = layer;
+    /// ```
+    pub fn metrics(self, metrics: PolicyMetrics) -> Self {
+        self.rebuild(None, Some(metrics), |c| c)
+    }
+
+    /// A handle on the shared breaker: read its state, force it open, disable or reset it.
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// let handle = layer.handle();
+    /// handle.force_open();
+    /// assert_eq!(handle.state(), resilience::CircuitState::ForcedOpen);
+    /// ```
+    pub fn handle(&self) -> CircuitBreakerHandle {
+        CircuitBreakerHandle {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
+    type Service = CircuitBreaker<S, C>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CircuitBreaker {
+            inner,
+            core: self.core.clone(),
+            classifier: self.classifier.clone(),
+        }
+    }
+}
+
+/// A handle on a breaker shared by every service of its layer.
+///
+/// ```
+/// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+/// let handle = layer.handle();
+/// handle.disable();
+/// assert_eq!(handle.state(), resilience::CircuitState::Disabled);
+/// handle.reset();
+/// assert_eq!(handle.state(), resilience::CircuitState::Closed);
+/// ```
+#[derive(Debug, Clone)]
+pub struct CircuitBreakerHandle {
+    core: Arc<BreakerCore>,
+}
+
+impl CircuitBreakerHandle {
+    /// The current state.
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// assert_eq!(layer.handle().state(), resilience::CircuitState::Closed);
+    /// ```
+    pub fn state(&self) -> CircuitState {
+        self.core.state()
+    }
+
+    /// The breaker's name.
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// assert_eq!(layer.handle().name(), "x");
+    /// ```
+    pub fn name(&self) -> &str {
+        &self.core.name
+    }
+
+    /// Failure rate (percent), slow-call rate (percent) and number of calls in the window.
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// assert_eq!(layer.handle().window_rates(), (0.0, 0.0, 0));
+    /// ```
+    pub fn window_rates(&self) -> (f64, f64, u64) {
+        self.core.rates()
+    }
+
+    /// Rejects every call until [`reset`](Self::reset) or [`disable`](Self::disable).
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// layer.handle().force_open();
+    /// ```
+    pub fn force_open(&self) {
+        self.core.force(CircuitState::ForcedOpen)
+    }
+
+    /// Lets every call through unrecorded until [`reset`](Self::reset) or
+    /// [`force_open`](Self::force_open).
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// layer.handle().disable();
+    /// ```
+    pub fn disable(&self) {
+        self.core.force(CircuitState::Disabled)
+    }
+
+    /// Closes the breaker with an empty window and the open backoff started over.
+    ///
+    /// ```
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// layer.handle().reset();
+    /// ```
+    pub fn reset(&self) {
+        self.core.force(CircuitState::Closed)
+    }
+}
+
+/// The service made by [`CircuitBreakerLayer`]. Clones share the breaker.
+#[derive(Debug, Clone)]
+pub struct CircuitBreaker<S, C = ErrorsAreFailures> {
+    inner: S,
+    core: Arc<BreakerCore>,
+    classifier: C,
+}
+
+impl<S, C> CircuitBreaker<S, C> {
+    /// A handle on this service's breaker.
+    ///
+    /// ```
+    /// use tower::Layer;
+    /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
+    /// let svc = layer.layer(tower::service_fn(|_: ()| async { Ok::<_, std::io::Error>(()) }));
+    /// assert_eq!(svc.handle().state(), resilience::CircuitState::Closed);
+    /// ```
+    pub fn handle(&self) -> CircuitBreakerHandle {
+        CircuitBreakerHandle {
+            core: self.core.clone(),
+        }
+    }
+}
+
+impl<S, C, Req> Service<Req> for CircuitBreaker<S, C>
+where
+    S: Service<Req>,
+    S::Error: IntoResilienceError,
+    C: Classifier<S::Response, <S::Error as IntoResilienceError>::Inner> + Clone,
+{
+    type Response = S::Response;
+    type Error = ResilienceError<<S::Error as IntoResilienceError>::Inner>;
+    type Future = CircuitBreakerFuture<S::Future, C>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(IntoResilienceError::into_resilience_error)
+    }
+
+    #[inline]
+    fn call(&mut self, req: Req) -> Self::Future {
+        match self.core.admit() {
+            Ok(admission) => {
+                let start = self.core.needs_start_time().then(crate::clock::now);
+                CircuitBreakerFuture {
+                    kind: Kind::Running {
+                        future: self.inner.call(req),
+                        permit: Some(Permit {
+                            core: self.core.clone(),
+                            admission,
+                            finished: false,
+                        }),
+                        start,
+                        classifier: self.classifier.clone(),
+                    },
+                }
+            }
+            Err(rejected) => CircuitBreakerFuture {
+                kind: Kind::Rejected {
+                    retry_after: Some(rejected.retry_after),
+                },
+            },
+        }
+    }
+}
+
+/// An admitted call's claim on the breaker. Dropping it unfinished (the caller gave up on
+/// the call) gives a probe permit back.
+struct Permit {
+    core: Arc<BreakerCore>,
+    admission: Admission,
+    finished: bool,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if let (false, Admission::Probe { generation }) = (self.finished, self.admission) {
+            self.core.return_probe(generation);
+        }
+    }
+}
+
+impl Permit {
+    fn complete(mut self, verdict: Verdict, slow: bool) {
+        self.finished = true;
+        self.core.complete(self.admission, verdict, slow);
+    }
+}
+
+pin_project! {
+    /// The future of [`CircuitBreaker`]: a rejection, or the inner call and its permit.
+    pub struct CircuitBreakerFuture<F, C> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Running {
+            #[pin]
+            future: F,
+            permit: Option<Permit>,
+            start: Option<Instant>,
+            classifier: C,
+        },
+        Rejected {
+            retry_after: Option<Option<std::time::Duration>>,
+        },
+    }
+}
+
+impl<F, C, Res, Err> Future for CircuitBreakerFuture<F, C>
+where
+    F: Future<Output = Result<Res, Err>>,
+    Err: IntoResilienceError,
+    C: Classifier<Res, Err::Inner>,
+{
+    type Output = Result<Res, ResilienceError<Err::Inner>>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Running {
+                future,
+                permit,
+                start,
+                classifier,
+            } => {
+                let result = std::task::ready!(future.poll(cx))
+                    .map_err(IntoResilienceError::into_resilience_error);
+                if let Some(permit) = permit.take() {
+                    let slow = match (*start, permit.core.slow_call_duration) {
+                        (Some(start), Some(limit)) => start.elapsed() >= limit,
+                        _ => false,
+                    };
+                    permit.complete(classifier.classify(&result), slow);
+                }
+                Poll::Ready(result)
+            }
+            KindProj::Rejected { retry_after } => Poll::Ready(Err(ResilienceError::CircuitOpen {
+                retry_after: retry_after.take().flatten(),
+            })),
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The breaker's state machine: atomics on the call path, a mutex only for transitions.
+//!
+//! The state and a generation number share one `AtomicU64`, so a caller always sees a
+//! consistent pair; every transition bumps the generation, and results of calls admitted
+//! under an earlier generation are dropped instead of polluting the new state.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+use super::config::{BackoffIter, CircuitBreakerConfig, OpenBackoff, WindowConfig};
+use super::{CircuitState, StateChange, StateListener};
+use crate::classify::Verdict;
+use crate::metrics::PolicyMetrics;
+use crate::sliding_window::{CountWindow, OutcomeWindow, TimeBuckets};
+
+const STATE_BITS: u64 = 8;
+const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
+
+#[inline]
+fn pack(generation: u64, state: CircuitState) -> u64 {
+    (generation << STATE_BITS) | state as u64
+}
+
+#[inline]
+fn unpack(word: u64) -> (u64, CircuitState) {
+    (word >> STATE_BITS, CircuitState::from_bits(word & STATE_MASK))
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rejected {
+    pub retry_after: Option<Duration>,
+}
+
+pub(crate) struct BreakerCore {
+    pub(crate) name: Arc<str>,
+    failure_rate_threshold: f64,
+    slow_rate_threshold: Option<f64>,
+    pub(crate) slow_call_duration: Option<Duration>,
+    minimum_calls: u64,
+    consecutive_failures: Option<u32>,
+    half_open_permits: u32,
+    status: AtomicU64,
+    open_until_nanos: AtomicU64,
+    origin: Instant,
+    window: OutcomeWindow,
+    consecutive: AtomicU32,
+    probes_left: AtomicU32,
+    probe_results: AtomicU32,
+    probe_failures: AtomicU32,
+    probe_slow: AtomicU32,
+    backoff_config: OpenBackoff,
+    backoff: Mutex<BackoffIter>,
+    listeners: Vec<StateListener>,
+    metrics: Option<PolicyMetrics>,
+}
+
+impl std::fmt::Debug for BreakerCore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BreakerCore")
+            .field("name", &self.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BreakerCore {
+    pub(crate) fn new(
+        name: Arc<str>,
+        config: &CircuitBreakerConfig,
+        listeners: Vec<StateListener>,
+        metrics: Option<PolicyMetrics>,
+    ) -> Self {
+        let window = match config.window {
+            WindowConfig::Count { size } => OutcomeWindow::Count(CountWindow::new(size as usize)),
+            WindowConfig::Time { length, buckets } => {
+                OutcomeWindow::Time(TimeBuckets::new(length, buckets as usize))
+            }
+        };
+        if let Some(m) = &metrics {
+            m.set_state(CircuitState::Closed);
+        }
+        BreakerCore {
+            name,
+            failure_rate_threshold: config.failure_rate_threshold,
+            slow_rate_threshold: config.slow_call_rate_threshold,
+            slow_call_duration: config.slow_call_duration,
+            minimum_calls: u64::from(config.minimum_calls),
+            consecutive_failures: config.consecutive_failures,
+            half_open_permits: config.half_open_permits,
+            status: AtomicU64::new(pack(0, CircuitState::Closed)),
+            open_until_nanos: AtomicU64::new(0),
+            origin: crate::clock::now(),
+            window,
+            consecutive: AtomicU32::new(0),
+            probes_left: AtomicU32::new(0),
+            probe_results: AtomicU32::new(0),
+            probe_failures: AtomicU32::new(0),
+            probe_slow: AtomicU32::new(0),
+            backoff_config: config.open_backoff,
+            backoff: Mutex::new(config.open_backoff.iter()),
+            listeners,
+            metrics,
+        }
+    }
+
+    pub(crate) fn state(&self) -> CircuitState {
+        unpack(self.status.load(Ordering::Acquire)).1
+    }
+
+    /// Whether completing a call needs the clock (slow-call detection or a time window).
+    pub(crate) fn needs_start_time(&self) -> bool {
+        self.slow_call_duration.is_some() || self.window.needs_time()
+    }
+
+    fn nanos_since_origin(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
+    /// Decides whether a call may run. Never blocks.
+    #[inline]
+    pub(crate) fn admit(&self) -> Result<Admission, Rejected> {
+        loop {
+            let word = self.status.load(Ordering::Acquire);
+            let (generation, state) = unpack(word);
+            match state {
+                CircuitState::Closed => return Ok(Admission::Closed { generation }),
+                CircuitState::Disabled => return Ok(Admission::Passthrough),
+                CircuitState::ForcedOpen => return Err(Rejected { retry_after: None }),
+                CircuitState::Open => {
+                    let now = crate::clock::now();
+                    let until = self.open_until_nanos.load(Ordering::Acquire);
+                    let now_nanos = self.nanos_since_origin(now);
+                    if now_nanos < until {
+                        return Err(Rejected {
+                            retry_after: Some(Duration::from_nanos(until - now_nanos)),
+                        });
+                    }
+                    // Open time is over: the first caller to get here moves to half-open;
+                    // everyone then competes for the probe permits.
+                    self.transition(word, CircuitState::HalfOpen);
+                }
+                CircuitState::HalfOpen => {
+                    let took = self
+                        .probes_left
+                        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                            left.checked_sub(1)
+                        })
+                        .is_ok();
+                    // The permits belong to this generation only if the state did not move
+                    // while we took one.
+                    if took && self.status.load(Ordering::Acquire) != word {
+                        // Give it back to whichever half-open round is current (leaving
+                        // half-open zeroes the pool, entering refills it) and look again.
+                        self.probes_left.fetch_add(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    return if took {
+                        Ok(Admission::Probe { generation })
+                    } else {
+                        Err(Rejected { retry_after: None })
+                    };
+                }
+            }
+        }
+    }
+
+    /// Records the end of an admitted call.
+    pub(crate) fn complete(&self, admission: Admission, verdict: Verdict, slow: bool) {
+        match admission {
+            Admission::Passthrough => {}
+            Admission::Closed { generation } => {
+                if verdict == Verdict::Ignored {
+                    return;
+                }
+                self.record_closed(generation, verdict == Verdict::Failure, slow)
+            }
+            Admission::Probe { generation } => {
+                if verdict == Verdict::Ignored {
+                    self.return_probe(generation);
+                } else {
+                    self.record_probe(generation, verdict == Verdict::Failure, slow);
+                }
+            }
+        }
+    }
+
+    fn record_closed(&self, generation: u64, failed: bool, slow: bool) {
+        let word = self.status.load(Ordering::Acquire);
+        if word != pack(generation, CircuitState::Closed) {
+            return; // the state moved on while this call ran
+        }
+        let at = self.window.needs_time().then(crate::clock::now);
+        self.window.record(failed, slow, at);
+        if !failed {
+            self.consecutive.store(0, Ordering::Relaxed);
+            if !slow {
+                return; // a fast success can never trip the breaker
+            }
+        }
+        let consecutive_trip = failed
+            && self.consecutive_failures.is_some_and(|limit| {
+                self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit
+            });
+        let totals = self.window.totals(at);
+        let rate_trip = totals.calls >= self.minimum_calls
+            && (totals.failure_rate() >= self.failure_rate_threshold
+                || self
+                    .slow_rate_threshold
+                    .is_some_and(|limit| totals.slow_rate() >= limit));
+        if consecutive_trip || rate_trip {
+            self.transition(word, CircuitState::Open);
+        }
+    }
+
+    fn record_probe(&self, generation: u64, failed: bool, slow: bool) {
+        let word = self.status.load(Ordering::Acquire);
+        if word != pack(generation, CircuitState::HalfOpen) {
+            return;
+        }
+        if failed {
+            self.probe_failures.fetch_add(1, Ordering::AcqRel);
+        }
+        if slow {
+            self.probe_slow.fetch_add(1, Ordering::AcqRel);
+        }
+        let results = self.probe_results.fetch_add(1, Ordering::AcqRel) + 1;
+        if results < self.half_open_permits {
+            return;
+        }
+        let failures = self.probe_failures.load(Ordering::Acquire);
+        let slow_calls = self.probe_slow.load(Ordering::Acquire);
+        let total = f64::from(results);
+        let failure_rate = f64::from(failures) * 100.0 / total;
+        let slow_rate = f64::from(slow_calls) * 100.0 / total;
+        let reopen = failure_rate >= self.failure_rate_threshold
+            || self
+                .slow_rate_threshold
+                .is_some_and(|limit| slow_rate >= limit);
+        let next = if reopen {
+            CircuitState::Open
+        } else {
+            CircuitState::Closed
+        };
+        self.transition(word, next);
+    }
+
+    /// Gives a probe permit back (the probe was dropped or its result ignored).
+    pub(crate) fn return_probe(&self, generation: u64) {
+        if self.status.load(Ordering::Acquire) == pack(generation, CircuitState::HalfOpen) {
+            self.probes_left.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Moves from the exact status word `from` to `to`; does nothing if another thread moved
+    /// first. Returns whether this call made the transition.
+    pub(crate) fn transition(&self, from: u64, to: CircuitState) -> bool {
+        let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.status.load(Ordering::Acquire) != from {
+            return false;
+        }
+        let (generation, from_state) = unpack(from);
+        match to {
+            CircuitState::Open => {
+                let open_for = backoff.next_duration();
+                let until = self.nanos_since_origin(crate::clock::now() + open_for);
+                self.open_until_nanos.store(until, Ordering::Release);
+            }
+            CircuitState::HalfOpen => {
+                self.probe_results.store(0, Ordering::Release);
+                self.probe_failures.store(0, Ordering::Release);
+                self.probe_slow.store(0, Ordering::Release);
+                self.probes_left
+                    .store(self.half_open_permits, Ordering::Release);
+            }
+            CircuitState::Closed => {
+                self.window.clear();
+                self.consecutive.store(0, Ordering::Release);
+                *backoff = self.backoff_config.iter();
+            }
+            CircuitState::ForcedOpen | CircuitState::Disabled => {}
+        }
+        if from_state == CircuitState::HalfOpen && to != CircuitState::HalfOpen {
+            self.probes_left.store(0, Ordering::Release);
+        }
+        self.status
+            .store(pack(generation.wrapping_add(1), to), Ordering::Release);
+        drop(backoff);
+        tracing::info!(policy = %self.name, from = ?from_state, to = ?to, "circuit breaker state change");
+        if let Some(m) = &self.metrics {
+            m.record_transition(from_state, to);
+        }
+        let change = StateChange {
+            policy: self.name.clone(),
+            from: from_state,
+            to,
+        };
+        for listener in &self.listeners {
+            listener(&change);
+        }
+        true
+    }
+
+    /// Moves to `to` from whatever state the breaker is in (handle operations).
+    pub(crate) fn force(&self, to: CircuitState) {
+        loop {
+            let word = self.status.load(Ordering::Acquire);
+            if unpack(word).1 == to || self.transition(word, to) {
+                return;
+            }
+        }
+    }
+
+    /// The window's current failure and slow-call rates and call count.
+    pub(crate) fn rates(&self) -> (f64, f64, u64) {
+        let totals = self.window.totals(None);
+        (totals.failure_rate(), totals.slow_rate(), totals.calls)
+    }
+}
+
+/// A call's admission, kept by its future until it completes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Admission {
+    Closed { generation: u64 },
+    Probe { generation: u64 },
+    Passthrough,
+}

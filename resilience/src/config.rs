@@ -1,0 +1,147 @@
+//! Configuration errors and loading policies from YAML (the crate's only YAML code).
+
+use std::fmt;
+
+/// A configuration error that names the field it is about, and, for YAML input, where it
+/// is in the text.
+///
+/// ```
+/// let err = resilience::ResiliencePolicyConfig::from_yaml("retry:\n  max_attempts: 0\n").unwrap_err();
+/// assert_eq!(err.field(), "retry.max_attempts");
+/// assert!(err.to_string().contains("retry.max_attempts"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    field: String,
+    message: String,
+    location: Option<(usize, usize)>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = if self.field.is_empty() {
+            "(document)"
+        } else {
+            &self.field
+        };
+        write!(f, "invalid policy configuration at `{field}`")?;
+        if let Some((line, column)) = self.location {
+            write!(f, " (line {line}, column {column})")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl ConfigError {
+    /// An error about `field` (a dotted path such as `retry.max_attempts`).
+    ///
+    /// ```
+    /// let e = resilience::ConfigError::new("bulkhead.max_concurrent", "must be at least 1");
+    /// assert_eq!(e.message(), "must be at least 1");
+    /// ```
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            field: field.into(),
+            message: message.into(),
+            location: None,
+        }
+    }
+
+    /// The dotted path of the field in error (empty for the whole document).
+    ///
+    /// ```
+    /// let e = resilience::ConfigError::new("timeout.overall", "too long");
+    /// assert_eq!(e.field(), "timeout.overall");
+    /// ```
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// What is wrong with it.
+    ///
+    /// ```
+    /// let e = resilience::ConfigError::new("timeout.overall", "too long");
+    /// assert_eq!(e.message(), "too long");
+    /// ```
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Line and column (1-based) in the YAML text, when known.
+    ///
+    /// ```
+    /// let e = resilience::ResiliencePolicyConfig::from_yaml("name: x\nbogus: 1\n").unwrap_err();
+    /// assert_eq!(e.location().map(|(line, _)| line), Some(2));
+    /// ```
+    pub fn location(&self) -> Option<(usize, usize)> {
+        self.location
+    }
+
+    pub(crate) fn at(mut self, location: Option<(usize, usize)>) -> Self {
+        self.location = location;
+        self
+    }
+}
+
+/// Returns `Err` naming `field` unless `ok`.
+pub(crate) fn check(
+    ok: bool,
+    field: impl Into<String>,
+    message: impl Into<String>,
+) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::new(field, message))
+    }
+}
+
+/// Deserializes `text` as YAML into `T`, reporting the field path and the line of the first
+/// problem.
+pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let location = inner.location().map(|l| (l.line(), l.column()));
+        let field = if path == "." { String::new() } else { path };
+        // serde_yaml appends "at line X column Y" to its message; the location is reported
+        // separately, so keep the message itself.
+        let message = inner.to_string();
+        let message = match message.rfind(" at line ") {
+            Some(cut) if location.is_some() => message[..cut].to_owned(),
+            _ => message,
+        };
+        ConfigError::new(field, message).at(location)
+    })
+}
+
+/// Finds the line and column of a dotted field path in YAML text, for semantic errors found
+/// after parsing. Best effort: walks the mapping keys of the path in order.
+pub(crate) fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
+    let mut found = None;
+    let mut from_line = 0;
+    let mut min_indent = 0;
+    for key in field.split('.') {
+        let mut hit = None;
+        for (number, line) in text.lines().enumerate().skip(from_line) {
+            let indent = line.len() - line.trim_start().len();
+            let trimmed = line.trim_start();
+            if trimmed.starts_with('#') || trimmed.is_empty() {
+                continue;
+            }
+            if number > from_line && indent < min_indent {
+                break;
+            }
+            if trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')) {
+                hit = Some((number, indent));
+                break;
+            }
+        }
+        let (number, indent) = hit?;
+        found = Some((number + 1, indent + 1));
+        from_line = number + 1;
+        min_indent = indent + 1;
+    }
+    found
+}

@@ -1,0 +1,81 @@
+//! HTTP integration (feature `http`): errors as 503 / 429 / 504 responses with
+//! `Retry-After`, and a classifier that treats 5xx and 429 responses as failures.
+
+use http::{header, HeaderValue, Response, StatusCode};
+use tower_http::classify::{ClassifiedResponse, ClassifyResponse, ServerErrorsAsFailures};
+
+use crate::classify::{classify_error, Classifier, Verdict};
+use crate::error::ResilienceError;
+
+impl<E> ResilienceError<E> {
+    /// The HTTP status this error answers with: 503 for an open circuit or a full bulkhead,
+    /// 429 for a rate limit, 504 for a timeout, 500 for the inner service's own error.
+    ///
+    /// ```
+    /// use resilience::ResilienceError;
+    /// use std::time::Duration;
+    /// let e: ResilienceError<()> = ResilienceError::RateLimited { retry_after: Duration::from_secs(1) };
+    /// assert_eq!(e.status_code(), http::StatusCode::TOO_MANY_REQUESTS);
+    /// ```
+    pub fn status_code(&self) -> StatusCode {
+        match self {
+            ResilienceError::CircuitOpen { .. } | ResilienceError::BulkheadFull => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ResilienceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ResilienceError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            ResilienceError::Inner(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// An empty response with [`status_code`](Self::status_code) and, when the error knows
+    /// when to come back, a `Retry-After` header in whole seconds (rounded up).
+    ///
+    /// ```
+    /// use resilience::ResilienceError;
+    /// use std::time::Duration;
+    /// let e: ResilienceError<()> = ResilienceError::RateLimited { retry_after: Duration::from_millis(1200) };
+    /// let res: http::Response<String> = e.to_response();
+    /// assert_eq!(res.status(), 429);
+    /// assert_eq!(res.headers()["retry-after"], "2");
+    /// ```
+    pub fn to_response<B: Default>(&self) -> Response<B> {
+        let mut response = Response::new(B::default());
+        *response.status_mut() = self.status_code();
+        if let Some(after) = self.retry_after() {
+            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        response
+    }
+}
+
+/// Classifies HTTP responses: 5xx (by tower-http's `ServerErrorsAsFailures`) and 429 are
+/// failures, other responses successes; errors as [`ErrorsAreFailures`](crate::ErrorsAreFailures).
+///
+/// ```
+/// use resilience::{Classifier, ResilienceError, Verdict, http::HttpStatusClassifier};
+/// let c = HttpStatusClassifier;
+/// let res = |code: u16| Ok::<_, ResilienceError<()>>(http::Response::builder().status(code).body(()).unwrap());
+/// assert_eq!(c.classify(&res(200)), Verdict::Success);
+/// assert_eq!(c.classify(&res(404)), Verdict::Success);
+/// assert_eq!(c.classify(&res(429)), Verdict::Failure);
+/// assert_eq!(c.classify(&res(503)), Verdict::Failure);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpStatusClassifier;
+
+impl<B, E> Classifier<Response<B>, E> for HttpStatusClassifier {
+    fn classify(&self, result: &Result<Response<B>, ResilienceError<E>>) -> Verdict {
+        match result {
+            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => Verdict::Failure,
+            Ok(response) => match ServerErrorsAsFailures::new().classify_response(response) {
+                ClassifiedResponse::Ready(Err(_)) => Verdict::Failure,
+                _ => Verdict::Success,
+            },
+            Err(err) => classify_error(err),
+        }
+    }
+}
