@@ -196,9 +196,6 @@ impl BreakerCore {
         self.window.record(failed, slow, at);
         if !failed {
             self.consecutive.store(0, Ordering::Relaxed);
-            if !slow {
-                return; // a fast success can never trip the breaker
-            }
         }
         let consecutive_trip = failed
             && self.consecutive_failures.is_some_and(|limit| {
