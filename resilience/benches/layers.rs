@@ -46,7 +46,8 @@ type IoError = std::io::Error;
 // ---------------------------------------------------------------------------------------
 
 /// The wrapped service: answers at once.
-fn inner() -> impl Service<u64, Response = u64, Error = IoError, Future: Send> + Clone + Send + 'static {
+fn inner(
+) -> impl Service<u64, Response = u64, Error = IoError, Future: Send> + Clone + Send + 'static {
     tower::service_fn(|x: u64| async move { Ok::<u64, IoError>(x) })
 }
 
@@ -80,8 +81,13 @@ fn two_workers() -> Runtime {
 }
 
 /// `uncontended/<layer>/<imp>`: one call per iteration on `rt` (current-thread).
-fn uncontended<S>(g: &mut BenchmarkGroup<'_, WallTime>, rt: &Runtime, layer: &str, imp: &str, mut svc: S)
-where
+fn uncontended<S>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    layer: &str,
+    imp: &str,
+    mut svc: S,
+) where
     S: Service<u64, Response = u64>,
     S::Error: Debug,
 {
@@ -312,7 +318,8 @@ type TrBelow = TimeLimiterError<RateLimiterServiceError<BulkheadServiceError<IoE
 
 /// tower-resilience's five layers, outermost first, in the same order as our policy's
 /// breaker → retry → timeout → rate limit → bulkhead (no error conversions in between).
-fn tr_stack() -> impl Service<u64, Response = u64, Error: Debug + Send, Future: Send> + Clone + Send + 'static {
+fn tr_stack(
+) -> impl Service<u64, Response = u64, Error: Debug + Send, Future: Send> + Clone + Send + 'static {
     ServiceBuilder::new()
         .layer(tr_count_cb())
         .layer(
@@ -339,18 +346,70 @@ fn bench_uncontended(c: &mut Criterion) {
 
     // Circuit breaker, count window of 100 (failsafe: 3 consecutive failures).
     uncontended(&mut g, &rt, "breaker", "bare", inner());
-    uncontended(&mut g, &rt, "breaker", "ours", CircuitBreakerLayer::new("bench", our_count_cb()).unwrap().layer(inner()));
-    uncontended(&mut g, &rt, "breaker", "failsafe", failsafe_consecutive(inner()));
-    uncontended(&mut g, &rt, "breaker", "tower-resilience", tr_count_cb().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker",
+        "ours",
+        CircuitBreakerLayer::new("bench", our_count_cb())
+            .unwrap()
+            .layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker",
+        "failsafe",
+        failsafe_consecutive(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker",
+        "tower-resilience",
+        tr_count_cb().layer(inner()),
+    );
 
     // Circuit breaker, time window of 10 s.
-    uncontended(&mut g, &rt, "breaker_time", "ours", CircuitBreakerLayer::new("bench", our_time_cb()).unwrap().layer(inner()));
-    uncontended(&mut g, &rt, "breaker_time", "failsafe", failsafe_time_window(inner()));
-    uncontended(&mut g, &rt, "breaker_time", "tower-resilience", tr_time_cb().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker_time",
+        "ours",
+        CircuitBreakerLayer::new("bench", our_time_cb())
+            .unwrap()
+            .layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker_time",
+        "failsafe",
+        failsafe_time_window(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "breaker_time",
+        "tower-resilience",
+        tr_time_cb().layer(inner()),
+    );
 
     // Retry, 3 attempts (never used: every call succeeds).
-    uncontended(&mut g, &rt, "retry", "ours", RetryLayer::new(our_retry()).unwrap().layer(inner()));
-    uncontended(&mut g, &rt, "retry", "tower", tower::retry::RetryLayer::new(Attempts(0)).layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "retry",
+        "ours",
+        RetryLayer::new(our_retry()).unwrap().layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "retry",
+        "tower",
+        tower::retry::RetryLayer::new(Attempts(0)).layer(inner()),
+    );
     uncontended(
         &mut g,
         &rt,
@@ -364,12 +423,36 @@ fn bench_uncontended(c: &mut Criterion) {
     );
 
     // Timeout of 1 s per attempt (never reached).
-    uncontended(&mut g, &rt, "timeout", "ours", TimeoutLayer::per_attempt(Duration::from_secs(1)).layer(inner()));
-    uncontended(&mut g, &rt, "timeout", "tower", tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(inner()));
-    uncontended(&mut g, &rt, "timeout", "tower-resilience", tr_timelimiter().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "timeout",
+        "ours",
+        TimeoutLayer::per_attempt(Duration::from_secs(1)).layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "timeout",
+        "tower",
+        tower::timeout::TimeoutLayer::new(Duration::from_secs(1)).layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "timeout",
+        "tower-resilience",
+        tr_timelimiter().layer(inner()),
+    );
 
     // Rate limit of 1e9 per second (never reached).
-    uncontended(&mut g, &rt, "rate_limit", "ours", RateLimitLayer::global(our_rate()).unwrap().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "rate_limit",
+        "ours",
+        RateLimitLayer::global(our_rate()).unwrap().layer(inner()),
+    );
     uncontended(
         &mut g,
         &rt,
@@ -377,12 +460,36 @@ fn bench_uncontended(c: &mut Criterion) {
         "tower",
         tower::limit::RateLimitLayer::new(1_000_000_000, Duration::from_secs(1)).layer(inner()),
     );
-    uncontended(&mut g, &rt, "rate_limit", "tower-resilience", tr_ratelimiter().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "rate_limit",
+        "tower-resilience",
+        tr_ratelimiter().layer(inner()),
+    );
 
     // Bulkhead of 64 concurrent calls (never full).
-    uncontended(&mut g, &rt, "bulkhead", "ours", BulkheadLayer::new(our_bulkhead()).unwrap().layer(inner()));
-    uncontended(&mut g, &rt, "bulkhead", "tower", tower::limit::ConcurrencyLimitLayer::new(64).layer(inner()));
-    uncontended(&mut g, &rt, "bulkhead", "tower-resilience", tr_bulkhead().layer(inner()));
+    uncontended(
+        &mut g,
+        &rt,
+        "bulkhead",
+        "ours",
+        BulkheadLayer::new(our_bulkhead()).unwrap().layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "bulkhead",
+        "tower",
+        tower::limit::ConcurrencyLimitLayer::new(64).layer(inner()),
+    );
+    uncontended(
+        &mut g,
+        &rt,
+        "bulkhead",
+        "tower-resilience",
+        tr_bulkhead().layer(inner()),
+    );
 
     // All five together.
     uncontended(&mut g, &rt, "stack", "ours", our_policy().layer(inner()));
@@ -397,9 +504,29 @@ fn bench_threads2(c: &mut Criterion) {
     let mut g = c.benchmark_group("threads2");
 
     threads2(&mut g, &rt, "breaker", "bare", inner());
-    threads2(&mut g, &rt, "breaker", "ours", CircuitBreakerLayer::new("bench", our_count_cb()).unwrap().layer(inner()));
-    threads2(&mut g, &rt, "breaker", "failsafe", failsafe_consecutive(inner()));
-    threads2(&mut g, &rt, "breaker", "tower-resilience", tr_count_cb().layer(inner()));
+    threads2(
+        &mut g,
+        &rt,
+        "breaker",
+        "ours",
+        CircuitBreakerLayer::new("bench", our_count_cb())
+            .unwrap()
+            .layer(inner()),
+    );
+    threads2(
+        &mut g,
+        &rt,
+        "breaker",
+        "failsafe",
+        failsafe_consecutive(inner()),
+    );
+    threads2(
+        &mut g,
+        &rt,
+        "breaker",
+        "tower-resilience",
+        tr_count_cb().layer(inner()),
+    );
 
     threads2(&mut g, &rt, "stack", "ours", our_policy().layer(inner()));
     threads2(&mut g, &rt, "stack", "tower-resilience", tr_stack());
@@ -434,7 +561,10 @@ where
                 let mut timed = Duration::ZERO;
                 let mut left = iters;
                 while left > 0 {
-                    if current.as_ref().is_none_or(|(_, since)| *since >= refill_every) {
+                    if current
+                        .as_ref()
+                        .is_none_or(|(_, since)| *since >= refill_every)
+                    {
                         current = None; // drop the old breaker before filling a new one
                         let mut svc = make();
                         drive(&mut svc, 0, n).await; // untimed
@@ -458,9 +588,13 @@ fn bench_window_fill(c: &mut Criterion) {
     let mut g = c.benchmark_group("window_fill");
     for n in [1_000u64, 10_000, 100_000] {
         window_fill(&mut g, &rt, "ours", n, || {
-            CircuitBreakerLayer::new("bench", our_time_cb()).unwrap().layer(inner())
+            CircuitBreakerLayer::new("bench", our_time_cb())
+                .unwrap()
+                .layer(inner())
         });
-        window_fill(&mut g, &rt, "tower-resilience", n, || tr_time_cb().layer(inner()));
+        window_fill(&mut g, &rt, "tower-resilience", n, || {
+            tr_time_cb().layer(inner())
+        });
     }
     g.finish();
 }

@@ -117,31 +117,50 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
 }
 
 /// Finds the line and column of a dotted field path in YAML text, for semantic errors found
-/// after parsing. Best effort: walks the mapping keys of the path in order.
+/// after parsing. Best effort: follows block-style keys line by line, then flow-style keys
+/// (`{ a: 1 }`) on the parent's line; when a key cannot be found it answers with its nearest
+/// ancestor's position, which still points the reader at the right place.
 pub(crate) fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
-    let mut found = None;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found: Option<(usize, usize)> = None; // 0-based line, 0-based column
     let mut from_line = 0;
     let mut min_indent = 0;
     for key in field.split('.') {
-        let mut hit = None;
-        for (number, line) in text.lines().enumerate().skip(from_line) {
-            let indent = line.len() - line.trim_start().len();
-            let trimmed = line.trim_start();
-            if trimmed.starts_with('#') || trimmed.is_empty() {
-                continue;
+        let block = lines
+            .iter()
+            .enumerate()
+            .skip(from_line)
+            .take_while(|(number, line)| {
+                let indent = line.len() - line.trim_start().len();
+                *number == from_line || line.trim().is_empty() || indent >= min_indent
+            })
+            .find_map(|(number, line)| {
+                let trimmed = line.trim_start();
+                let indent = line.len() - trimmed.len();
+                let rest = trimmed.strip_prefix(key)?;
+                rest.trim_start()
+                    .starts_with(':')
+                    .then_some((number, indent))
+            });
+        let flow = || {
+            let (number, column) = found?;
+            let line = lines.get(number)?;
+            let pattern = format!("{key}:");
+            let at = line[column..].find(&pattern).map(|at| at + column)?;
+            let starts_word = line[..at]
+                .chars()
+                .last()
+                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
+            starts_word.then_some((number, at))
+        };
+        match block.or_else(flow) {
+            Some((number, column)) => {
+                found = Some((number, column));
+                from_line = number + 1;
+                min_indent = column + 1;
             }
-            if number > from_line && indent < min_indent {
-                break;
-            }
-            if trimmed.strip_prefix(key).is_some_and(|rest| rest.trim_start().starts_with(':')) {
-                hit = Some((number, indent));
-                break;
-            }
+            None => break,
         }
-        let (number, indent) = hit?;
-        found = Some((number + 1, indent + 1));
-        from_line = number + 1;
-        min_indent = indent + 1;
     }
-    found
+    found.map(|(line, column)| (line + 1, column + 1))
 }

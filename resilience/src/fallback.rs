@@ -8,7 +8,6 @@ use std::task::{Context, Poll};
 use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 
-
 use crate::error::{ErrorKind, IntoResilienceError, ResilienceError};
 use crate::metrics::{CallOutcome, PolicyMetrics};
 
@@ -310,7 +309,11 @@ where
                 &self.layer.inner_errors,
             );
         let saved = if active {
-            Some((req.clone(), self.layer.fallback.clone(), self.layer.inner_errors.clone()))
+            Some((
+                req.clone(),
+                self.layer.fallback.clone(),
+                self.layer.inner_errors.clone(),
+            ))
         } else {
             None
         };

@@ -67,7 +67,10 @@ impl<F: Future<Output = Result<T, E>>, T, E> Future for LiftInnerFuture<F> {
 
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.project().future.poll(cx).map_err(ResilienceError::Inner)
+        self.project()
+            .future
+            .poll(cx)
+            .map_err(ResilienceError::Inner)
     }
 }
 

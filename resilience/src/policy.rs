@@ -21,6 +21,7 @@ use tower::{Layer, Service, ServiceBuilder};
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadLayer};
 use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerHandle, CircuitBreakerLayer, StateChange,
+    StateListener,
 };
 use crate::config::{from_yaml, locate, ConfigError};
 use crate::fallback::{Fallback, FallbackLayer, NoFallback, NoInnerErrors};
@@ -195,7 +196,7 @@ impl ResiliencePolicyConfig {
 pub struct ResiliencePolicyBuilder {
     config: ResiliencePolicyConfig,
     metrics: Option<ResilienceMetrics>,
-    listeners: Vec<Arc<dyn Fn(&StateChange) + Send + Sync>>,
+    listeners: Vec<StateListener>,
 }
 
 impl ResiliencePolicyBuilder {
@@ -282,7 +283,10 @@ impl ResiliencePolicyBuilder {
     /// let b = resilience::ResiliencePolicy::builder("x").on_state_change(|c| println!("{c:?}"));
     /// # let _ = b;
     /// ```
-    pub fn on_state_change(mut self, listener: impl Fn(&StateChange) + Send + Sync + 'static) -> Self {
+    pub fn on_state_change(
+        mut self,
+        listener: impl Fn(&StateChange) + Send + Sync + 'static,
+    ) -> Self {
         self.listeners.push(Arc::new(listener));
         self
     }
@@ -301,7 +305,7 @@ impl ResiliencePolicyBuilder {
             Some(cb) => {
                 let mut layer = CircuitBreakerLayer::new(&config.name, cb.clone())?;
                 for listener in self.listeners {
-                    layer = layer.on_state_change(move |c| listener(c));
+                    layer = layer.listener(listener);
                 }
                 if let Some(m) = metrics.clone() {
                     layer = layer.metrics(m);
@@ -347,7 +351,10 @@ impl ResiliencePolicyBuilder {
             name: config.name.as_str().into(),
             fallback,
             rate_limit,
-            overall: timeout.overall.map(TimeoutLayer::overall).map(timeout_layer),
+            overall: timeout
+                .overall
+                .map(TimeoutLayer::overall)
+                .map(timeout_layer),
             retry,
             breaker,
             bulkhead,
@@ -482,7 +489,10 @@ impl<F, P> ResiliencePolicy<F, P> {
     /// ));
     /// # let _ = policy;
     /// ```
-    pub fn with_fallback<F2, P2>(self, fallback: FallbackLayer<F2, P2>) -> ResiliencePolicy<F2, P2> {
+    pub fn with_fallback<F2, P2>(
+        self,
+        fallback: FallbackLayer<F2, P2>,
+    ) -> ResiliencePolicy<F2, P2> {
         let fallback = match &self.metrics {
             Some(m) => fallback.metrics(m.clone()),
             None => fallback,

@@ -377,7 +377,10 @@ where
     /// );
     /// assert!(per_player.is_ok());
     /// ```
-    pub fn keyed(config: RateLimitConfig, key_of: F) -> Result<Self, ConfigError> {
+    pub fn keyed<Req>(config: RateLimitConfig, key_of: F) -> Result<Self, ConfigError>
+    where
+        F: Fn(&Req) -> K,
+    {
         let quota = config.quota()?;
         Ok(RateLimitLayer {
             limiter: Arc::new(PerKey::new(quota, key_of)),
@@ -386,7 +389,13 @@ where
             metrics: None,
         })
     }
+}
 
+impl<K, F, W> RateLimitLayer<PerKey<K, F>, W>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    F: Send + Sync + 'static,
+{
     /// Sets how often idle keys are dropped and how many keys trigger an early clean-up.
     ///
     /// ```

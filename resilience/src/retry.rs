@@ -119,7 +119,8 @@ impl RetryConfig {
                 "must be between 0 and 10",
             )?;
             check(
-                budget.window >= Duration::from_secs(1) && budget.window <= Duration::from_secs(600),
+                budget.window >= Duration::from_secs(1)
+                    && budget.window <= Duration::from_secs(600),
                 "retry.budget.window",
                 "must be between 1s and 600s",
             )?;

@@ -157,8 +157,7 @@ impl<const K: usize> TimeBuckets<K> {
             }
             // A lap that left the window: restart the count at 1 for this lap.
             let fresh = (u64::from(epoch) << 32) | 1;
-            match cell.compare_exchange_weak(current, fresh, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match cell.compare_exchange_weak(current, fresh, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => return,
                 Err(seen) => current = seen,
             }

@@ -45,9 +45,8 @@ impl TimeoutConfig {
     /// assert_eq!(bad.validate().unwrap_err().field(), "timeout.per_attempt");
     /// ```
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let in_range = |d: Option<Duration>| {
-            d.is_none_or(|d| !d.is_zero() && d <= Duration::from_secs(3600))
-        };
+        let in_range =
+            |d: Option<Duration>| d.is_none_or(|d| !d.is_zero() && d <= Duration::from_secs(3600));
         check(
             in_range(self.per_attempt),
             "timeout.per_attempt",

@@ -16,7 +16,12 @@ enum Call {
 
 type Err = ResilienceError<std::io::Error>;
 
-fn backend() -> impl Service<Call, Response = (), Error = Err, Future = impl std::future::Future<Output = Result<(), Err>> + Send> + Clone {
+fn backend() -> impl Service<
+    Call,
+    Response = (),
+    Error = Err,
+    Future = impl std::future::Future<Output = Result<(), Err>> + Send,
+> + Clone {
     tower::service_fn(|call: Call| async move {
         match call {
             Call::Ok => Ok(()),
@@ -267,7 +272,11 @@ async fn events_handle_and_rejections_from_inner_layers() {
     handle.disable();
     run(&svc, Call::Fail).await.unwrap_err();
     run(&svc, Call::Fail).await.unwrap_err();
-    assert_eq!(handle.state(), CircuitState::Disabled, "disabled records nothing");
+    assert_eq!(
+        handle.state(),
+        CircuitState::Disabled,
+        "disabled records nothing"
+    );
     handle.reset();
     run(&svc, Call::Fail).await.unwrap_err();
     run(&svc, Call::Fail).await.unwrap_err();

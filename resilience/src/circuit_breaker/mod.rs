@@ -98,7 +98,7 @@ pub struct StateChange {
     pub to: CircuitState,
 }
 
-type StateListener = Arc<dyn Fn(&StateChange) + Send + Sync>;
+pub(crate) type StateListener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 
 /// Builds circuit breakers. All services made by one layer share one breaker (clone the
 /// layer's [`handle`](CircuitBreakerLayer::handle) to watch or steer it).
@@ -225,7 +225,11 @@ impl<C> CircuitBreakerLayer<C> {
     /// # let _ = layer;
     /// ```
     pub fn on_state_change(self, listener: impl Fn(&StateChange) + Send + Sync + 'static) -> Self {
-        self.rebuild(Some(Arc::new(listener)), None, |c| c)
+        self.listener(Arc::new(listener))
+    }
+
+    pub(crate) fn listener(self, listener: StateListener) -> Self {
+        self.rebuild(Some(listener), None, |c| c)
     }
 
     /// Records transitions and state in `metrics` (the breaker starts afresh, closed).

@@ -25,7 +25,10 @@ fn pack(generation: u64, state: CircuitState) -> u64 {
 
 #[inline]
 fn unpack(word: u64) -> (u64, CircuitState) {
-    (word >> STATE_BITS, CircuitState::from_bits(word & STATE_MASK))
+    (
+        word >> STATE_BITS,
+        CircuitState::from_bits(word & STATE_MASK),
+    )
 }
 
 /// Why a call was not admitted.
@@ -198,9 +201,9 @@ impl BreakerCore {
             self.consecutive.store(0, Ordering::Relaxed);
         }
         let consecutive_trip = failed
-            && self.consecutive_failures.is_some_and(|limit| {
-                self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit
-            });
+            && self
+                .consecutive_failures
+                .is_some_and(|limit| self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit);
         let totals = self.window.totals(at);
         let rate_trip = totals.calls >= self.minimum_calls
             && (totals.failure_rate() >= self.failure_rate_threshold
