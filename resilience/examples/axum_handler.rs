@@ -51,7 +51,10 @@ impl Database {
         } else {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
-        Ok(format!("{{\"player\":{player},\"level\":{}}}", 10 + player % 50))
+        Ok(format!(
+            "{{\"player\":{player},\"level\":{}}}",
+            10 + player % 50
+        ))
     }
 }
 
@@ -94,7 +97,9 @@ fn build(registry: &mut Registry) -> Result<(Profiles, Database), resilience::Co
             max_queue: 64,
             max_wait: Some(Duration::from_millis(100)),
         })
-        .on_state_change(|c| tracing::warn!(policy = %c.policy, from = %c.from, to = %c.to, "breaker"))
+        .on_state_change(
+            |c| tracing::warn!(policy = %c.policy, from = %c.from, to = %c.to, "breaker"),
+        )
         .build()?;
 
     let fallback_cache = cache.clone();
@@ -169,8 +174,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut port = 3000u16;
     while let Some(arg) = args.next() {
         match (arg.as_str(), args.next()) {
-            ("--port", Some(value)) => port = value.parse().map_err(|e| format!("--port {value}: {e}"))?,
-            _ => return Err(format!("unknown argument {arg} (usage: axum_handler [--port N])").into()),
+            ("--port", Some(value)) => {
+                port = value.parse().map_err(|e| format!("--port {value}: {e}"))?
+            }
+            _ => {
+                return Err(
+                    format!("unknown argument {arg} (usage: axum_handler [--port N])").into(),
+                )
+            }
         }
     }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
@@ -221,7 +232,9 @@ mod tests {
             .await
             .unwrap();
         let status = response.status();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
@@ -233,7 +246,10 @@ mod tests {
         assert!(body.contains("\"player\":7"));
 
         let slow = Request::post("/admin/db/slow").body(Body::empty()).unwrap();
-        assert_eq!(app.clone().oneshot(slow).await.unwrap().status(), StatusCode::NO_CONTENT);
+        assert_eq!(
+            app.clone().oneshot(slow).await.unwrap().status(),
+            StatusCode::NO_CONTENT
+        );
         // Player 7 is cached: the timeout falls back to the cached profile.
         let (status, body) = get(&app, "/players/7").await;
         assert_eq!(status, StatusCode::OK);
@@ -253,7 +269,10 @@ mod tests {
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key("retry-after"));
         let (_, metrics) = get(&app, "/metrics").await;
-        assert!(metrics.contains(r#"resilience_circuit_state{policy="profiles",state="Open"} 1"#), "{metrics}");
+        assert!(
+            metrics.contains(r#"resilience_circuit_state{policy="profiles",state="Open"} 1"#),
+            "{metrics}"
+        );
         assert!(metrics.contains(r#"resilience_fallbacks_total{policy="profiles"}"#));
     }
 }

@@ -8,7 +8,7 @@
 //!   an earlier lap is reset by the same atomic operation that counts into it. Recording
 //!   touches one bucket; reading sums a fixed number of buckets whatever the call rate.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -21,6 +21,13 @@ pub(crate) struct Totals {
 }
 
 impl Totals {
+    /// Whether `part` is at least `threshold_milli` thousandths of a percent of the calls,
+    /// in integers (thresholds keep three decimals).
+    #[inline]
+    pub(crate) fn reaches(part: u64, calls: u64, threshold_milli: u64) -> bool {
+        calls > 0 && u128::from(part) * 100_000 >= u128::from(threshold_milli) * u128::from(calls)
+    }
+
     pub(crate) fn failure_rate(&self) -> f64 {
         rate(self.failures, self.calls)
     }
@@ -37,6 +44,12 @@ fn rate(part: u64, whole: u64) -> f64 {
     }
 }
 
+/// Keeps a value that every call writes on its own cache line, so writes to it do not
+/// slow down readers of its neighbours on other cores.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct CacheLine<T>(pub T);
+
 const PRESENT: u8 = 1;
 const FAILED: u8 = 2;
 const SLOW: u8 = 4;
@@ -45,7 +58,9 @@ const SLOW: u8 = 4;
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     slots: Box<[AtomicU8]>,
-    next: AtomicU64,
+    /// Lemire's fastmod constant for `slots.len()`: the ring index without a division.
+    fastmod: u64,
+    next: CacheLine<AtomicU32>,
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -56,19 +71,42 @@ impl CountWindow {
         let size = size.max(1);
         CountWindow {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
-            next: AtomicU64::new(0),
+            fastmod: (u64::MAX / size as u64).wrapping_add(1),
+            next: CacheLine(AtomicU32::new(0)),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
         }
     }
 
+    /// Records one call; returns true when the window grew by one call (it was not full).
+    ///
+    /// No read-modify-write on the common path: the cursor moves with a plain load and store
+    /// (two racing threads may share a slot, so under contention the window holds "about"
+    /// the last N calls), and a slot that already holds this outcome is left as is. The
+    /// totals stay exact either way: they only move by what a `swap` took out of a slot.
     #[inline]
-    pub(crate) fn record(&self, failed: bool, slow: bool) {
-        let index = (self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len() as u64) as usize;
+    pub(crate) fn record(&self, failed: bool, slow: bool) -> bool {
+        let sequence = self.next.0.load(Ordering::Relaxed);
+        self.next
+            .0
+            .store(sequence.wrapping_add(1), Ordering::Relaxed);
+        let slot = &self.slots[self.index_of(sequence)];
         let new = PRESENT | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
-        let old = self.slots[index].swap(new, Ordering::AcqRel);
+        if slot.load(Ordering::Relaxed) == new {
+            return false;
+        }
+        let old = slot.swap(new, Ordering::AcqRel);
         self.apply(old, new);
+        old & PRESENT == 0
+    }
+
+    /// `sequence % len` by multiplication (the sequence wraps at 2^32, which shifts the ring
+    /// by one slot once every four billion calls: harmless).
+    #[inline]
+    fn index_of(&self, sequence: u32) -> usize {
+        let low = self.fastmod.wrapping_mul(u64::from(sequence));
+        ((u128::from(low) * self.slots.len() as u128) >> 64) as usize
     }
 
     #[inline]
@@ -203,10 +241,14 @@ const FAILURES: usize = 1;
 const SLOW_CALLS: usize = 2;
 
 impl OutcomeWindow {
+    /// Records one call. Returns whether the rates may now call for a trip: always for a
+    /// time window (old calls leave it as time passes, without any event), and for a count
+    /// window only when the call failed, was slow, or filled the window by one more call
+    /// (a fast success replacing an older call can only lower the rates).
     #[inline]
-    pub(crate) fn record(&self, failed: bool, slow: bool, at: Option<Instant>) {
+    pub(crate) fn record(&self, failed: bool, slow: bool, at: Option<Instant>) -> bool {
         match self {
-            OutcomeWindow::Count(w) => w.record(failed, slow),
+            OutcomeWindow::Count(w) => w.record(failed, slow) || failed || slow,
             OutcomeWindow::Time(w) => {
                 let at = at.unwrap_or_else(crate::clock::now);
                 w.add(CALLS, at);
@@ -216,6 +258,7 @@ impl OutcomeWindow {
                 if slow {
                     w.add(SLOW_CALLS, at);
                 }
+                true
             }
         }
     }
@@ -254,11 +297,12 @@ mod tests {
     fn count_window_slides() {
         let w = CountWindow::new(10);
         for _ in 0..10 {
-            w.record(true, false);
+            assert!(w.record(true, false), "filling");
         }
+        assert!(!w.record(true, false), "full");
         assert_eq!(w.totals().failures, 10);
         // 10,000 successes push every failure out: the window really slides.
-        for _ in 0..10_000 {
+        for _ in 0..9_999 {
             w.record(false, false);
         }
         let t = w.totals();

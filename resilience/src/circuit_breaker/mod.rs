@@ -18,7 +18,6 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use tokio::time::Instant;
 use tower::{Layer, Service};
 
 use crate::classify::{Classifier, ErrorsAreFailures, Verdict};
@@ -393,21 +392,17 @@ where
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         match self.core.admit() {
-            Ok(admission) => {
-                let start = self.core.needs_start_time().then(crate::clock::now);
-                CircuitBreakerFuture {
-                    kind: Kind::Running {
-                        future: self.inner.call(req),
-                        permit: Some(Permit {
-                            core: self.core.clone(),
-                            admission,
-                            finished: false,
-                        }),
-                        start,
-                        classifier: self.classifier.clone(),
+            Ok(admission) => CircuitBreakerFuture {
+                kind: Kind::Running {
+                    start: self.core.start_mark(),
+                    future: self.inner.call(req),
+                    permit: Permit {
+                        core: self.core.clone(),
+                        admission,
                     },
-                }
-            }
+                    classifier: self.classifier.clone(),
+                },
+            },
             Err(rejected) => CircuitBreakerFuture {
                 kind: Kind::Rejected {
                     retry_after: Some(rejected.retry_after),
@@ -422,21 +417,21 @@ where
 struct Permit {
     core: Arc<BreakerCore>,
     admission: Admission,
-    finished: bool,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        if let (false, Admission::Probe { generation }) = (self.finished, self.admission) {
+        if let Some(generation) = self.admission.probe_generation() {
             self.core.return_probe(generation);
         }
     }
 }
 
 impl Permit {
-    fn complete(mut self, verdict: Verdict, slow: bool) {
-        self.finished = true;
-        self.core.complete(self.admission, verdict, slow);
+    #[inline]
+    fn complete(&mut self, verdict: Verdict, slow: bool) {
+        let admission = std::mem::replace(&mut self.admission, Admission::NONE);
+        self.core.complete(admission, verdict, slow);
     }
 }
 
@@ -454,8 +449,8 @@ pin_project! {
         Running {
             #[pin]
             future: F,
-            permit: Option<Permit>,
-            start: Option<Instant>,
+            permit: Permit,
+            start: u64,
             classifier: C,
         },
         Rejected {
@@ -482,13 +477,8 @@ where
             } => {
                 let result = std::task::ready!(future.poll(cx))
                     .map_err(IntoResilienceError::into_resilience_error);
-                if let Some(permit) = permit.take() {
-                    let slow = match (*start, permit.core.slow_call_duration) {
-                        (Some(start), Some(limit)) => start.elapsed() >= limit,
-                        _ => false,
-                    };
-                    permit.complete(classifier.classify(&result), slow);
-                }
+                let slow = permit.core.was_slow(*start);
+                permit.complete(classifier.classify(&result), slow);
                 Poll::Ready(result)
             }
             KindProj::Rejected { retry_after } => Poll::Ready(Err(ResilienceError::CircuitOpen {

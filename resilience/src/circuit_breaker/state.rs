@@ -13,7 +13,7 @@ use super::config::{BackoffIter, CircuitBreakerConfig, OpenBackoff, WindowConfig
 use super::{CircuitState, StateChange, StateListener};
 use crate::classify::Verdict;
 use crate::metrics::PolicyMetrics;
-use crate::sliding_window::{CountWindow, OutcomeWindow, TimeBuckets};
+use crate::sliding_window::{CountWindow, OutcomeWindow, TimeBuckets, Totals};
 
 const STATE_BITS: u64 = 8;
 const STATE_MASK: u64 = (1 << STATE_BITS) - 1;
@@ -37,10 +37,13 @@ pub(crate) struct Rejected {
     pub retry_after: Option<Duration>,
 }
 
+// Aligned to a cache line so that the `Arc`'s reference counts, written by every call,
+// sit on a line of their own rather than next to the state every call reads.
+#[repr(align(64))]
 pub(crate) struct BreakerCore {
     pub(crate) name: Arc<str>,
-    failure_rate_threshold: f64,
-    slow_rate_threshold: Option<f64>,
+    failure_milli: u64,
+    slow_milli: Option<u64>,
     pub(crate) slow_call_duration: Option<Duration>,
     minimum_calls: u64,
     consecutive_failures: Option<u32>,
@@ -87,8 +90,10 @@ impl BreakerCore {
         }
         BreakerCore {
             name,
-            failure_rate_threshold: config.failure_rate_threshold,
-            slow_rate_threshold: config.slow_call_rate_threshold,
+            failure_milli: (config.failure_rate_threshold * 1000.0).round() as u64,
+            slow_milli: config
+                .slow_call_rate_threshold
+                .map(|t| (t * 1000.0).round() as u64),
             slow_call_duration: config.slow_call_duration,
             minimum_calls: u64::from(config.minimum_calls),
             consecutive_failures: config.consecutive_failures,
@@ -113,12 +118,29 @@ impl BreakerCore {
         unpack(self.status.load(Ordering::Acquire)).1
     }
 
-    /// Whether completing a call needs the clock (slow-call detection or a time window).
-    pub(crate) fn needs_start_time(&self) -> bool {
-        self.slow_call_duration.is_some() || self.window.needs_time()
+    /// A call's start, as one plus the nanoseconds since the breaker was made, when
+    /// slow-call detection needs it (0 otherwise).
+    #[inline]
+    pub(crate) fn start_mark(&self) -> u64 {
+        match self.slow_call_duration {
+            Some(_) => self.nanos_since_origin(crate::clock::now()) + 1,
+            None => 0,
+        }
     }
 
-    fn nanos_since_origin(&self, at: Instant) -> u64 {
+    /// Whether a call that started at `start_mark` was slow.
+    #[inline]
+    pub(crate) fn was_slow(&self, start_mark: u64) -> bool {
+        match self.slow_call_duration {
+            Some(limit) if start_mark != 0 => {
+                let now = self.nanos_since_origin(crate::clock::now()) + 1;
+                now.saturating_sub(start_mark) >= limit.as_nanos() as u64
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn nanos_since_origin(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.origin).as_nanos() as u64
     }
 
@@ -129,8 +151,8 @@ impl BreakerCore {
             let word = self.status.load(Ordering::Acquire);
             let (generation, state) = unpack(word);
             match state {
-                CircuitState::Closed => return Ok(Admission::Closed { generation }),
-                CircuitState::Disabled => return Ok(Admission::Passthrough),
+                CircuitState::Closed => return Ok(Admission::closed(generation)),
+                CircuitState::Disabled => return Ok(Admission::NONE),
                 CircuitState::ForcedOpen => return Err(Rejected { retry_after: None }),
                 CircuitState::Open => {
                     let now = crate::clock::now();
@@ -161,7 +183,7 @@ impl BreakerCore {
                         continue;
                     }
                     return if took {
-                        Ok(Admission::Probe { generation })
+                        Ok(Admission::probe(generation))
                     } else {
                         Err(Rejected { retry_after: None })
                     };
@@ -171,22 +193,16 @@ impl BreakerCore {
     }
 
     /// Records the end of an admitted call.
+    #[inline]
     pub(crate) fn complete(&self, admission: Admission, verdict: Verdict, slow: bool) {
-        match admission {
-            Admission::Passthrough => {}
-            Admission::Closed { generation } => {
-                if verdict == Verdict::Ignored {
-                    return;
-                }
+        let generation = admission.generation();
+        match admission.0 & 3 {
+            CLOSED if verdict != Verdict::Ignored => {
                 self.record_closed(generation, verdict == Verdict::Failure, slow)
             }
-            Admission::Probe { generation } => {
-                if verdict == Verdict::Ignored {
-                    self.return_probe(generation);
-                } else {
-                    self.record_probe(generation, verdict == Verdict::Failure, slow);
-                }
-            }
+            PROBE if verdict == Verdict::Ignored => self.return_probe(generation),
+            PROBE => self.record_probe(generation, verdict == Verdict::Failure, slow),
+            _ => {}
         }
     }
 
@@ -196,20 +212,27 @@ impl BreakerCore {
             return; // the state moved on while this call ran
         }
         let at = self.window.needs_time().then(crate::clock::now);
-        self.window.record(failed, slow, at);
-        if !failed {
-            self.consecutive.store(0, Ordering::Relaxed);
+        let may_trip = self.window.record(failed, slow, at);
+        let consecutive_trip = match self.consecutive_failures {
+            Some(limit) if failed => self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit,
+            Some(_) => {
+                // Only write the shared counter when there is a streak to end.
+                if self.consecutive.load(Ordering::Relaxed) != 0 {
+                    self.consecutive.store(0, Ordering::Relaxed);
+                }
+                false
+            }
+            None => false,
+        };
+        if !consecutive_trip && !may_trip {
+            return;
         }
-        let consecutive_trip = failed
-            && self
-                .consecutive_failures
-                .is_some_and(|limit| self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit);
         let totals = self.window.totals(at);
         let rate_trip = totals.calls >= self.minimum_calls
-            && (totals.failure_rate() >= self.failure_rate_threshold
+            && (Totals::reaches(totals.failures, totals.calls, self.failure_milli)
                 || self
-                    .slow_rate_threshold
-                    .is_some_and(|limit| totals.slow_rate() >= limit));
+                    .slow_milli
+                    .is_some_and(|limit| Totals::reaches(totals.slow, totals.calls, limit)));
         if consecutive_trip || rate_trip {
             self.transition(word, CircuitState::Open);
         }
@@ -230,15 +253,13 @@ impl BreakerCore {
         if results < self.half_open_permits {
             return;
         }
-        let failures = self.probe_failures.load(Ordering::Acquire);
-        let slow_calls = self.probe_slow.load(Ordering::Acquire);
-        let total = f64::from(results);
-        let failure_rate = f64::from(failures) * 100.0 / total;
-        let slow_rate = f64::from(slow_calls) * 100.0 / total;
-        let reopen = failure_rate >= self.failure_rate_threshold
+        let failures = u64::from(self.probe_failures.load(Ordering::Acquire));
+        let slow_calls = u64::from(self.probe_slow.load(Ordering::Acquire));
+        let total = u64::from(results);
+        let reopen = Totals::reaches(failures, total, self.failure_milli)
             || self
-                .slow_rate_threshold
-                .is_some_and(|limit| slow_rate >= limit);
+                .slow_milli
+                .is_some_and(|limit| Totals::reaches(slow_calls, total, limit));
         let next = if reopen {
             CircuitState::Open
         } else {
@@ -320,10 +341,33 @@ impl BreakerCore {
     }
 }
 
-/// A call's admission, kept by its future until it completes.
+/// A call's admission, kept by its future until it completes, packed in one word:
+/// the generation it was admitted under and its kind in the low two bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Admission {
-    Closed { generation: u64 },
-    Probe { generation: u64 },
-    Passthrough,
+pub(crate) struct Admission(u64);
+
+const PASSTHROUGH: u64 = 0;
+const CLOSED: u64 = 1;
+const PROBE: u64 = 2;
+
+impl Admission {
+    /// An admission that records nothing (disabled breaker, or already completed).
+    pub(crate) const NONE: Admission = Admission(PASSTHROUGH);
+
+    fn closed(generation: u64) -> Self {
+        Admission((generation << 2) | CLOSED)
+    }
+
+    fn probe(generation: u64) -> Self {
+        Admission((generation << 2) | PROBE)
+    }
+
+    fn generation(self) -> u64 {
+        self.0 >> 2
+    }
+
+    /// The probe's generation, if this admission is a half-open probe.
+    pub(crate) fn probe_generation(self) -> Option<u64> {
+        (self.0 & 3 == PROBE).then_some(self.generation())
+    }
 }
