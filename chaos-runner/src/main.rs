@@ -1,15 +1,23 @@
-//! `chaos-runner`: the chaos experiment runner.
-//!
-//! The engine, experiment files and fault backends arrive with their own issues; this binary
-//! only reports that it is not implemented yet so nobody mistakes it for a working runner.
+//! The `chaos-runner` binary: parses the command line and exits with the run's outcome.
 
+use clap::Parser;
 use std::process::ExitCode;
 
+use chaos_runner::cli::{run, Cli};
+use chaos_runner::exit::Outcome;
+
 fn main() -> ExitCode {
-    eprintln!(
-        "chaos-runner {}: the experiment engine is not implemented yet (see issue 3)",
-        env!("CARGO_PKG_VERSION")
-    );
-    // Exit code 3 is the runner's "invalid input" code: nothing was run.
-    ExitCode::from(3)
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            return match err.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    Outcome::Passed.into()
+                }
+                _ => Outcome::InvalidInput.into(),
+            };
+        }
+    };
+    run(cli).into()
 }

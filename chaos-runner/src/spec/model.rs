@@ -1,0 +1,394 @@
+//! The experiment file model (`kind: Experiment`), as written in YAML.
+//!
+//! Field names are camelCase; unknown fields are refused everywhere. Checks that need more
+//! than one field live in [`super::validate`].
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The one API version this runner reads.
+pub const API_VERSION: &str = "chaos.game-resilience.dev/v1";
+
+/// A chaos experiment.
+///
+/// ```
+/// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml")).unwrap();
+/// let exp = chaos_runner::spec::parse_experiment("cpu-hog.yaml", &text).unwrap();
+/// assert_eq!(exp.spec.faults[0].fault_type, chaos_runner::spec::FaultType::CpuHog);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Experiment {
+    /// Must be `chaos.game-resilience.dev/v1`.
+    pub api_version: String,
+    /// Must be `Experiment`.
+    pub kind: String,
+    /// Name, description (state the hypothesis), labels.
+    pub metadata: Metadata,
+    /// What to inject, where, and when to stop.
+    pub spec: ExperimentSpec,
+}
+
+/// Name and description of an experiment or SLO set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Metadata {
+    /// Lowercase letters, digits and dashes, 1 to 63 characters.
+    pub name: String,
+    /// What the experiment expects to hold (the hypothesis).
+    #[serde(default)]
+    pub description: String,
+    /// Free-form labels copied into reports.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The body of an experiment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ExperimentSpec {
+    /// Where faults are injected.
+    pub target: Target,
+    /// SLO file (`kind: SLOSet`) the conditions refer to, relative to this file.
+    #[serde(default)]
+    pub slo_file: Option<String>,
+    /// The Prometheus server conditions and probes query.
+    #[serde(default)]
+    pub prometheus: Option<PrometheusSource>,
+    /// Checks that must hold before the faults go in and after they come out.
+    #[serde(default)]
+    pub steady_state: Vec<Check>,
+    /// The faults, injected together and held for their duration.
+    pub faults: Vec<FaultSpec>,
+    /// Conditions checked while faults are live; any breach aborts and reverts at once.
+    #[serde(default)]
+    pub abort_when: Vec<Check>,
+    /// How often conditions are checked (100 ms to 1 min).
+    #[serde(default = "default_interval", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub check_interval: Duration,
+    /// Refuse to start when an SLO's remaining error budget is below a share.
+    #[serde(default)]
+    pub error_budget_gate: Option<ErrorBudgetGate>,
+    /// Where reports go and in which formats.
+    #[serde(default)]
+    pub report: ReportSpec,
+}
+
+fn default_interval() -> Duration {
+    Duration::from_secs(1)
+}
+
+/// Where faults are injected.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Target {
+    /// `local` (this machine) or `kubernetes`.
+    pub backend: Backend,
+}
+
+/// Fault backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// This machine.
+    Local,
+    /// A Kubernetes cluster (not available in this version of the runner).
+    Kubernetes,
+}
+
+/// A Prometheus HTTP API endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PrometheusSource {
+    /// Base URL, e.g. `http://127.0.0.1:9090`. `${VAR}` is replaced from the environment.
+    pub url: String,
+    /// Environment variable holding a bearer token (never logged).
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+    /// File holding a bearer token (never logged).
+    #[serde(default)]
+    pub bearer_token_file: Option<String>,
+    /// Timeout of one query.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+    /// Abort after this many failed checks in a row (fail closed).
+    #[serde(default = "default_fail_after")]
+    pub fail_after: u32,
+}
+
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_fail_after() -> u32 {
+    3
+}
+
+/// A steady-state check or abort condition: exactly one of `prometheus`, `sloBurnRate` or
+/// `http`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Check {
+    /// Name shown in progress, reports and JUnit.
+    pub name: String,
+    /// A PromQL expression compared with a threshold.
+    #[serde(default)]
+    pub prometheus: Option<PromThreshold>,
+    /// An SLO's burn rate over a window (the runner writes the PromQL).
+    #[serde(default)]
+    pub slo_burn_rate: Option<BurnRate>,
+    /// An HTTP probe.
+    #[serde(default)]
+    pub http: Option<HttpProbe>,
+    /// Breaches in a row before the condition fires (abort conditions only).
+    #[serde(default = "one", rename = "for")]
+    pub for_checks: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// Comparison operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum Comparison {
+    /// greater than
+    #[serde(rename = ">")]
+    Gt,
+    /// greater than or equal
+    #[serde(rename = ">=")]
+    Ge,
+    /// less than
+    #[serde(rename = "<")]
+    Lt,
+    /// less than or equal
+    #[serde(rename = "<=")]
+    Le,
+    /// equal
+    #[serde(rename = "==")]
+    Eq,
+    /// not equal
+    #[serde(rename = "!=")]
+    Ne,
+}
+
+impl Comparison {
+    /// Whether `value <op> threshold` holds.
+    ///
+    /// ```
+    /// use chaos_runner::spec::Comparison;
+    /// assert!(Comparison::Gt.holds(2.0, 1.0));
+    /// assert!(!Comparison::Le.holds(2.0, 1.0));
+    /// ```
+    pub fn holds(self, value: f64, threshold: f64) -> bool {
+        match self {
+            Comparison::Gt => value > threshold,
+            Comparison::Ge => value >= threshold,
+            Comparison::Lt => value < threshold,
+            Comparison::Le => value <= threshold,
+            Comparison::Eq => value == threshold,
+            Comparison::Ne => value != threshold,
+        }
+    }
+
+    /// The operator as written.
+    ///
+    /// ```
+    /// assert_eq!(chaos_runner::spec::Comparison::Ge.symbol(), ">=");
+    /// ```
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Comparison::Gt => ">",
+            Comparison::Ge => ">=",
+            Comparison::Lt => "<",
+            Comparison::Le => "<=",
+            Comparison::Eq => "==",
+            Comparison::Ne => "!=",
+        }
+    }
+}
+
+/// What an empty query result means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnEmpty {
+    /// No data is a breach (the safe default: a dead exporter aborts).
+    #[default]
+    Breach,
+    /// No data is fine.
+    Ignore,
+}
+
+/// A PromQL query compared with a threshold: `query <breachWhen> threshold` is the bad
+/// state, which aborts a run (abort conditions) or fails it (steady-state checks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PromThreshold {
+    /// An instant PromQL query returning one number (the first sample is used).
+    pub query: String,
+    /// The comparison that means "breached".
+    pub breach_when: Comparison,
+    /// The threshold compared with.
+    pub threshold: f64,
+    /// What an empty result means.
+    #[serde(default)]
+    pub on_empty: OnEmpty,
+}
+
+/// An SLO burn-rate condition: breached when the SLO's error budget burns faster than
+/// `maxBurnRate` times the sustainable rate over `window`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurnRate {
+    /// SLO name from the SLO file.
+    pub slo: String,
+    /// Look-back window (e.g. `5m`).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub window: Duration,
+    /// Burn-rate limit (14.4 burns a 30-day budget's 2% in one hour).
+    pub max_burn_rate: f64,
+    /// What an empty result means.
+    #[serde(default)]
+    pub on_empty: OnEmpty,
+}
+
+/// An HTTP probe: breached when the status differs, the answer is slower than
+/// `maxLatency`, or the body lacks `bodyContains`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpProbe {
+    /// URL to GET.
+    pub url: String,
+    /// Expected status code.
+    #[serde(default = "ok_status")]
+    pub expect_status: u16,
+    /// Slowest acceptable answer.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub max_latency: Option<Duration>,
+    /// Text the body must contain.
+    #[serde(default)]
+    pub body_contains: Option<String>,
+    /// Request timeout.
+    #[serde(default = "default_query_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub timeout: Duration,
+}
+
+fn ok_status() -> u16 {
+    200
+}
+
+/// Fault types this runner knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaultType {
+    /// Burns CPU: `workers` busy loops at `load` percent each.
+    CpuHog,
+}
+
+/// One fault.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Name shown in plans, progress and reports.
+    pub name: String,
+    /// The kind of fault.
+    #[serde(rename = "type")]
+    pub fault_type: FaultType,
+    /// What the fault hits.
+    pub selector: Selector,
+    /// Type-specific parameters (cpu-hog: `workers`, `load`).
+    #[serde(default)]
+    pub parameters: BTreeMap<String, serde_json::Value>,
+    /// How long the fault stays in (1 s to 24 h).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub duration: Duration,
+    /// Grow the fault in steps, checking conditions between them.
+    #[serde(default)]
+    pub ramp: Option<Ramp>,
+}
+
+/// A ramp: each step overrides some parameters and lasts `duration / steps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Ramp {
+    /// Parameter overrides per step, smallest first.
+    pub steps: Vec<BTreeMap<String, serde_json::Value>>,
+}
+
+/// What a fault hits. The local backend's resource faults take `host: localhost`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selector {
+    /// A host; the local backend only accepts `localhost`.
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// The error-budget gate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ErrorBudgetGate {
+    /// SLOs whose remaining budget is checked (all SLOs of the file if empty).
+    #[serde(default)]
+    pub slos: Vec<String>,
+    /// Refuse to start below this remaining share of budget, in percent.
+    #[serde(default = "half")]
+    pub min_remaining_percent: f64,
+}
+
+fn half() -> f64 {
+    50.0
+}
+
+/// Report outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReportSpec {
+    /// Directory for reports, relative to the working directory.
+    #[serde(default = "default_report_dir")]
+    pub dir: String,
+    /// Formats written.
+    #[serde(default = "all_formats")]
+    pub formats: Vec<ReportFormat>,
+}
+
+impl Default for ReportSpec {
+    fn default() -> Self {
+        ReportSpec {
+            dir: default_report_dir(),
+            formats: all_formats(),
+        }
+    }
+}
+
+fn default_report_dir() -> String {
+    "chaos-reports".to_owned()
+}
+
+fn all_formats() -> Vec<ReportFormat> {
+    vec![
+        ReportFormat::Json,
+        ReportFormat::Junit,
+        ReportFormat::Markdown,
+    ]
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReportFormat {
+    /// The whole timeline as JSON.
+    Json,
+    /// JUnit XML for CI.
+    Junit,
+    /// A Markdown summary.
+    Markdown,
+}

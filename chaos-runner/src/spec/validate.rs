@@ -1,0 +1,525 @@
+//! Semantic checks of experiment and SLO files, collecting every problem with its place.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use super::model::*;
+use super::slo::SloSet;
+use super::yaml::Positions;
+use super::{SpecError, SpecErrors};
+
+/// CPU hog parameters.
+///
+/// ```
+/// let p = chaos_runner::spec::CpuHogParams { workers: 2, load: 80 };
+/// assert_eq!(p.workers, 2);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CpuHogParams {
+    /// Busy threads (1 to 256).
+    pub workers: u32,
+    /// Load per thread in percent (1 to 100).
+    pub load: u8,
+}
+
+/// An experiment that passed every check, with its SLO set and each fault's steps resolved.
+#[derive(Debug, Clone)]
+pub struct ValidatedExperiment {
+    /// The experiment as written.
+    pub experiment: Experiment,
+    /// The SLO set it refers to, if any.
+    pub slos: Option<SloSet>,
+    /// Per fault, the parameters of each ramp step (one step without a ramp).
+    pub steps: Vec<Vec<CpuHogParams>>,
+}
+
+struct Collector<'a> {
+    file: &'a str,
+    positions: Positions,
+    errors: Vec<SpecError>,
+}
+
+impl Collector<'_> {
+    fn check(&mut self, ok: bool, field: impl Into<String>, message: impl Into<String>) -> bool {
+        if !ok {
+            let field = field.into();
+            self.errors.push(SpecError {
+                file: self.file.to_owned(),
+                location: self.positions.find(&field),
+                field,
+                message: message.into(),
+            });
+        }
+        ok
+    }
+}
+
+fn is_dns_label(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+}
+
+fn is_http_url(url: &str) -> bool {
+    match reqwest::Url::parse(url) {
+        Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
+        Err(_) => false,
+    }
+}
+
+fn merged(
+    base: &BTreeMap<String, serde_json::Value>,
+    over: &BTreeMap<String, serde_json::Value>,
+) -> serde_json::Value {
+    let mut map = serde_json::Map::new();
+    for (k, v) in base.iter().chain(over.iter()) {
+        map.insert(k.clone(), v.clone());
+    }
+    serde_json::Value::Object(map)
+}
+
+fn cpu_params(c: &mut Collector<'_>, at: &str, value: serde_json::Value) -> Option<CpuHogParams> {
+    match serde_json::from_value::<CpuHogParams>(value) {
+        Ok(p) => {
+            let workers = c.check(
+                (1..=256).contains(&p.workers),
+                format!("{at}.workers"),
+                "must be between 1 and 256",
+            );
+            let load = c.check(
+                (1..=100).contains(&p.load),
+                format!("{at}.load"),
+                "must be a percentage between 1 and 100",
+            );
+            (workers && load).then_some(p)
+        }
+        Err(e) => {
+            c.check(false, at.to_owned(), format!("cpu-hog parameters: {e}"));
+            None
+        }
+    }
+}
+
+fn check_checks(
+    c: &mut Collector<'_>,
+    at: &str,
+    checks: &[Check],
+    spec: &ExperimentSpec,
+    slos: Option<&SloSet>,
+    abort: bool,
+) {
+    let mut names = HashSet::new();
+    for (i, check) in checks.iter().enumerate() {
+        let here = format!("{at}[{i}]");
+        c.check(
+            !check.name.trim().is_empty(),
+            format!("{here}.name"),
+            "must not be empty",
+        );
+        c.check(
+            names.insert(check.name.clone()),
+            format!("{here}.name"),
+            format!("duplicate name `{}`", check.name),
+        );
+        let kinds = usize::from(check.prometheus.is_some())
+            + usize::from(check.slo_burn_rate.is_some())
+            + usize::from(check.http.is_some());
+        c.check(
+            kinds == 1,
+            here.clone(),
+            "needs exactly one of `prometheus`, `sloBurnRate` or `http`",
+        );
+        c.check(
+            (1..=100).contains(&check.for_checks),
+            format!("{here}.for"),
+            "must be between 1 and 100",
+        );
+        if !abort {
+            c.check(
+                check.for_checks == 1,
+                format!("{here}.for"),
+                "only abort conditions take `for`",
+            );
+        }
+        if let Some(p) = &check.prometheus {
+            c.check(
+                spec.prometheus.is_some(),
+                format!("{here}.prometheus"),
+                "needs `spec.prometheus` (the server to query)",
+            );
+            c.check(
+                !p.query.trim().is_empty(),
+                format!("{here}.prometheus.query"),
+                "must not be empty",
+            );
+            c.check(
+                p.threshold.is_finite(),
+                format!("{here}.prometheus.threshold"),
+                "must be a finite number",
+            );
+        }
+        if let Some(b) = &check.slo_burn_rate {
+            c.check(
+                spec.prometheus.is_some(),
+                format!("{here}.sloBurnRate"),
+                "needs `spec.prometheus` (the server to query)",
+            );
+            match slos {
+                None => {
+                    c.check(
+                        false,
+                        format!("{here}.sloBurnRate.slo"),
+                        "needs `spec.sloFile` to look the SLO up",
+                    );
+                }
+                Some(set) => match set.spec.slos.iter().find(|s| s.name == b.slo) {
+                    None => {
+                        let known: Vec<&str> =
+                            set.spec.slos.iter().map(|s| s.name.as_str()).collect();
+                        c.check(
+                            false,
+                            format!("{here}.sloBurnRate.slo"),
+                            format!("unknown SLO `{}` (known: {})", b.slo, known.join(", ")),
+                        );
+                    }
+                    Some(slo) => {
+                        c.check(
+                            slo.sli.gauge.is_none(),
+                            format!("{here}.sloBurnRate.slo"),
+                            format!("SLO `{}` is a gauge SLO: it has no burn rate", b.slo),
+                        );
+                    }
+                },
+            }
+            c.check(
+                b.window >= Duration::from_secs(60) && b.window <= Duration::from_secs(30 * 86_400),
+                format!("{here}.sloBurnRate.window"),
+                "must be between 1m and 30d",
+            );
+            c.check(
+                b.max_burn_rate.is_finite() && b.max_burn_rate > 0.0,
+                format!("{here}.sloBurnRate.maxBurnRate"),
+                "must be above 0",
+            );
+        }
+        if let Some(h) = &check.http {
+            c.check(
+                is_http_url(&h.url),
+                format!("{here}.http.url"),
+                "must be an http:// or https:// URL with a host",
+            );
+            c.check(
+                (100..=599).contains(&h.expect_status),
+                format!("{here}.http.expectStatus"),
+                "must be an HTTP status (100 to 599)",
+            );
+            c.check(
+                h.timeout >= Duration::from_millis(10) && h.timeout <= Duration::from_secs(60),
+                format!("{here}.http.timeout"),
+                "must be between 10ms and 60s",
+            );
+        }
+    }
+}
+
+/// Checks an SLO set.
+pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), SpecErrors> {
+    let mut c = Collector {
+        file,
+        positions: Positions::of(text),
+        errors: Vec::new(),
+    };
+    c.check(
+        set.api_version == API_VERSION,
+        "apiVersion",
+        format!("must be `{API_VERSION}`"),
+    );
+    c.check(set.kind == "SLOSet", "kind", "must be `SLOSet`");
+    c.check(
+        is_dns_label(&set.metadata.name),
+        "metadata.name",
+        "must be 1-63 lowercase letters, digits or dashes",
+    );
+    c.check(
+        !set.spec.slos.is_empty(),
+        "spec.slos",
+        "must list at least one SLO",
+    );
+    let mut names = HashSet::new();
+    for (i, slo) in set.spec.slos.iter().enumerate() {
+        let here = format!("spec.slos[{i}]");
+        c.check(
+            is_dns_label(&slo.name),
+            format!("{here}.name"),
+            "must be 1-63 lowercase letters, digits or dashes",
+        );
+        c.check(
+            names.insert(slo.name.clone()),
+            format!("{here}.name"),
+            format!("duplicate SLO `{}`", slo.name),
+        );
+        c.check(
+            slo.objective > 0.0 && slo.objective < 100.0,
+            format!("{here}.objective"),
+            "must be a percentage above 0 and below 100",
+        );
+        c.check(
+            slo.period >= Duration::from_secs(3600)
+                && slo.period <= Duration::from_secs(366 * 86_400),
+            format!("{here}.period"),
+            "must be between 1h and 366d",
+        );
+        let sli = &slo.sli;
+        let kinds = usize::from(sli.ratio.is_some())
+            + usize::from(sli.latency.is_some())
+            + usize::from(sli.gauge.is_some());
+        c.check(
+            kinds == 1,
+            format!("{here}.sli"),
+            "needs exactly one of `ratio`, `latency` or `gauge`",
+        );
+        if let Some(l) = &sli.latency {
+            c.check(
+                !l.threshold.is_zero(),
+                format!("{here}.sli.latency.threshold"),
+                "must be above zero",
+            );
+        }
+        if let Some(r) = &sli.ratio {
+            for (field, query) in [("good", &r.good), ("total", &r.total)] {
+                c.check(
+                    query.contains("$window"),
+                    format!("{here}.sli.ratio.{field}"),
+                    "must use `$window` as its range (e.g. `[$window]`)",
+                );
+            }
+        }
+    }
+    if c.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(SpecErrors(c.errors))
+    }
+}
+
+/// Checks an experiment against itself and its SLO set.
+pub(crate) fn check_experiment(
+    file: &str,
+    text: &str,
+    experiment: Experiment,
+    slos: Option<SloSet>,
+) -> Result<ValidatedExperiment, SpecErrors> {
+    let mut c = Collector {
+        file,
+        positions: Positions::of(text),
+        errors: Vec::new(),
+    };
+    let spec = &experiment.spec;
+    c.check(
+        experiment.api_version == API_VERSION,
+        "apiVersion",
+        format!("must be `{API_VERSION}`"),
+    );
+    c.check(
+        experiment.kind == "Experiment",
+        "kind",
+        "must be `Experiment`",
+    );
+    c.check(
+        is_dns_label(&experiment.metadata.name),
+        "metadata.name",
+        "must be 1-63 lowercase letters, digits or dashes",
+    );
+    c.check(
+        spec.target.backend == Backend::Local,
+        "spec.target.backend",
+        "only `local` is available in this version (the Kubernetes backend is not built yet)",
+    );
+    c.check(
+        spec.check_interval >= Duration::from_millis(100)
+            && spec.check_interval <= Duration::from_secs(60),
+        "spec.checkInterval",
+        "must be between 100ms and 1m",
+    );
+    if let Some(p) = &spec.prometheus {
+        let placeholder = p
+            .url
+            .strip_prefix("${")
+            .and_then(|rest| rest.strip_suffix('}'))
+            .is_some_and(|var| {
+                !var.is_empty()
+                    && var
+                        .chars()
+                        .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            });
+        c.check(
+            placeholder || is_http_url(&p.url),
+            "spec.prometheus.url",
+            "must be an http:// or https:// URL with a host, or `${ENV_VAR}`",
+        );
+        c.check(
+            p.timeout >= Duration::from_millis(50) && p.timeout <= Duration::from_secs(60),
+            "spec.prometheus.timeout",
+            "must be between 50ms and 60s",
+        );
+        c.check(
+            (1..=100).contains(&p.fail_after),
+            "spec.prometheus.failAfter",
+            "must be between 1 and 100",
+        );
+        c.check(
+            !(p.bearer_token_env.is_some() && p.bearer_token_file.is_some()),
+            "spec.prometheus.bearerTokenFile",
+            "give either bearerTokenEnv or bearerTokenFile, not both",
+        );
+    }
+    c.check(
+        !spec.faults.is_empty(),
+        "spec.faults",
+        "must list at least one fault",
+    );
+    let mut names = HashSet::new();
+    let mut steps = Vec::new();
+    for (i, fault) in spec.faults.iter().enumerate() {
+        let here = format!("spec.faults[{i}]");
+        c.check(
+            is_dns_label(&fault.name),
+            format!("{here}.name"),
+            "must be 1-63 lowercase letters, digits or dashes",
+        );
+        c.check(
+            names.insert(fault.name.clone()),
+            format!("{here}.name"),
+            format!("duplicate fault `{}`", fault.name),
+        );
+        let duration_ok = c.check(
+            fault.duration >= Duration::from_secs(1)
+                && fault.duration <= Duration::from_secs(86_400),
+            format!("{here}.duration"),
+            "must be between 1s and 24h",
+        );
+        match fault.selector.host.as_deref() {
+            None => {
+                c.check(
+                    false,
+                    format!("{here}.selector"),
+                    "needs a selector (`host: localhost` for local resource faults)",
+                );
+            }
+            Some(host) => {
+                c.check(
+                    matches!(host, "localhost" | "127.0.0.1" | "::1"),
+                    format!("{here}.selector.host"),
+                    "the local backend only injects on `localhost`",
+                );
+            }
+        }
+        let empty = BTreeMap::new();
+        let fault_steps: Vec<CpuHogParams> = match &fault.ramp {
+            None => cpu_params(
+                &mut c,
+                &format!("{here}.parameters"),
+                merged(&fault.parameters, &empty),
+            )
+            .into_iter()
+            .collect(),
+            Some(ramp) => {
+                c.check(
+                    (1..=20).contains(&ramp.steps.len()),
+                    format!("{here}.ramp.steps"),
+                    "must have 1 to 20 steps",
+                );
+                let step_time = fault.duration / (ramp.steps.len().max(1) as u32);
+                if duration_ok {
+                    c.check(
+                        step_time >= spec.check_interval,
+                        format!("{here}.ramp.steps"),
+                        format!(
+                            "each step lasts {step_time:?}, shorter than checkInterval {:?}",
+                            spec.check_interval
+                        ),
+                    );
+                }
+                ramp.steps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(s, over)| {
+                        cpu_params(
+                            &mut c,
+                            &format!("{here}.ramp.steps[{s}]"),
+                            merged(&fault.parameters, over),
+                        )
+                    })
+                    .collect()
+            }
+        };
+        if duration_ok {
+            c.check(
+                spec.check_interval <= fault.duration,
+                "spec.checkInterval",
+                format!("must not exceed the duration of fault `{}`", fault.name),
+            );
+        }
+        steps.push(fault_steps);
+    }
+    check_checks(
+        &mut c,
+        "spec.steadyState",
+        &spec.steady_state,
+        spec,
+        slos.as_ref(),
+        false,
+    );
+    check_checks(
+        &mut c,
+        "spec.abortWhen",
+        &spec.abort_when,
+        spec,
+        slos.as_ref(),
+        true,
+    );
+    if let Some(gate) = &spec.error_budget_gate {
+        c.check(
+            spec.prometheus.is_some() && slos.is_some(),
+            "spec.errorBudgetGate",
+            "needs `spec.prometheus` and `spec.sloFile`",
+        );
+        c.check(
+            (0.0..=100.0).contains(&gate.min_remaining_percent),
+            "spec.errorBudgetGate.minRemainingPercent",
+            "must be a percentage between 0 and 100",
+        );
+        if let Some(set) = &slos {
+            for (i, name) in gate.slos.iter().enumerate() {
+                c.check(
+                    set.spec
+                        .slos
+                        .iter()
+                        .any(|s| &s.name == name && s.sli.gauge.is_none()),
+                    format!("spec.errorBudgetGate.slos[{i}]"),
+                    format!("unknown or gauge SLO `{name}`"),
+                );
+            }
+        }
+    }
+    c.check(
+        !spec.report.dir.trim().is_empty(),
+        "spec.report.dir",
+        "must not be empty",
+    );
+    if c.errors.is_empty() {
+        Ok(ValidatedExperiment {
+            experiment,
+            slos,
+            steps,
+        })
+    } else {
+        Err(SpecErrors(c.errors))
+    }
+}

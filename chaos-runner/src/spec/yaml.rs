@@ -1,0 +1,199 @@
+//! The runner's only YAML code: deserializing documents (serde_yaml, deprecated upstream,
+//! kept behind this module) and finding the line and column of any field path (yaml-rust2's
+//! marked events), so every error can point at the text.
+
+use std::collections::HashMap;
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::Marker;
+
+/// A deserialization failure: the field path, the 1-based position if known, the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct YamlFailure {
+    pub path: String,
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+/// Deserializes one YAML document into `T`.
+pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlFailure> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let mut location = inner.location().map(|l| (l.line(), l.column()));
+        let mut message = inner.to_string();
+        if let (Some(cut), Some(_)) = (message.rfind(" at line "), location) {
+            message.truncate(cut);
+        }
+        // serde_yaml starts some messages with its own path (`spec.faults[0]: ...`); the
+        // path is reported separately.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.is_empty() && !head.contains(char::is_whitespace) {
+                message = rest.to_owned();
+            }
+        }
+        let mut path = if path == "." { String::new() } else { path };
+        // A missing field is reported at its parent; name the field itself.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            path = if path.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{path}.{field}")
+            };
+        }
+        if location.is_none() {
+            location = Positions::of(text).find(&path);
+        }
+        YamlFailure {
+            path,
+            location,
+            message,
+        }
+    })
+}
+
+/// Positions (1-based line and column) of every node, by field path (`a.b[2].c`).
+#[derive(Debug, Default)]
+pub(crate) struct Positions {
+    by_path: HashMap<String, (usize, usize)>,
+}
+
+enum Frame {
+    Map {
+        key: Option<String>,
+        expecting_key: bool,
+    },
+    Seq {
+        index: usize,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    frames: Vec<Frame>,
+    by_path: HashMap<String, (usize, usize)>,
+}
+
+impl Builder {
+    fn path(&self) -> String {
+        let mut path = String::new();
+        for frame in &self.frames {
+            match frame {
+                Frame::Map { key: Some(key), .. } => {
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(key);
+                }
+                Frame::Map { key: None, .. } => {}
+                Frame::Seq { index } => path.push_str(&format!("[{index}]")),
+            }
+        }
+        path
+    }
+
+    fn record(&mut self, mark: Marker) {
+        let path = self.path();
+        self.by_path
+            .entry(path)
+            .or_insert((mark.line(), mark.col() + 1));
+    }
+
+    /// After a complete value: the parent map expects a key again, the parent sequence moves
+    /// to its next index.
+    fn value_done(&mut self) {
+        match self.frames.last_mut() {
+            Some(Frame::Map { key, expecting_key }) => {
+                *key = None;
+                *expecting_key = true;
+            }
+            Some(Frame::Seq { index }) => *index += 1,
+            None => {}
+        }
+    }
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, event: Event, mark: Marker) {
+        match event {
+            Event::Scalar(value, ..) => {
+                if let Some(Frame::Map {
+                    key, expecting_key, ..
+                }) = self.frames.last_mut()
+                {
+                    if *expecting_key {
+                        *key = Some(value);
+                        *expecting_key = false;
+                        self.record(mark);
+                        return;
+                    }
+                }
+                self.record(mark);
+                self.value_done();
+            }
+            Event::Alias(_) => {
+                self.record(mark);
+                self.value_done();
+            }
+            Event::MappingStart(..) => {
+                self.record(mark);
+                self.frames.push(Frame::Map {
+                    key: None,
+                    expecting_key: true,
+                });
+            }
+            Event::SequenceStart(..) => {
+                self.record(mark);
+                self.frames.push(Frame::Seq { index: 0 });
+            }
+            Event::MappingEnd | Event::SequenceEnd => {
+                self.frames.pop();
+                self.value_done();
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Positions {
+    /// Reads the positions of every node of the first document of `text` (best effort:
+    /// stops at the first syntax error, keeping what it read).
+    pub(crate) fn of(text: &str) -> Positions {
+        let mut builder = Builder::default();
+        let mut parser = Parser::new_from_str(text);
+        let _ = parser.load(&mut builder, false);
+        Positions {
+            by_path: builder.by_path,
+        }
+    }
+
+    /// The position of `path`, or of its nearest ancestor that has one.
+    pub(crate) fn find(&self, path: &str) -> Option<(usize, usize)> {
+        let mut candidate = path;
+        loop {
+            if let Some(found) = self.by_path.get(candidate) {
+                return Some(*found);
+            }
+            let cut = candidate.rfind(['.', '['])?;
+            candidate = &candidate[..cut];
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn positions_of_nested_paths() {
+        let text = "a: 1\nspec:\n  faults:\n    - name: x\n      duration: 5s\n    - { name: y, duration: 2s }\n";
+        let p = Positions::of(text);
+        assert_eq!(p.find("a"), Some((1, 1)));
+        assert_eq!(p.find("spec.faults[0].duration"), Some((5, 7)));
+        assert_eq!(p.find("spec.faults[1].duration"), Some((6, 18)));
+        assert_eq!(p.find("spec.faults[1].missing"), Some((6, 7)));
+    }
+}

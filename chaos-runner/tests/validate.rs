@@ -1,0 +1,167 @@
+//! `chaos-runner validate` and `schema` as a user runs them: every invalid fixture is refused
+//! with exit 3 naming the file, the field and the line; shipped experiments pass; no input
+//! makes the parser panic.
+
+use proptest::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn runner() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn every_invalid_fixture_is_refused_with_file_field_and_line() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect:"))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("{} lacks its `# expect:` line", path.display()));
+        let out = runner().arg("validate").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{}: {stderr}", path.display());
+        let file = path.display().to_string();
+        assert!(stderr.contains(&file), "{file}: {stderr}");
+        if !expect.is_empty() {
+            let located = format!("{file}:");
+            assert!(
+                stderr.contains(&format!(": {expect}: ")),
+                "{file}: expected field `{expect}` in: {stderr}"
+            );
+            let after = &stderr[stderr.find(&located).unwrap() + located.len()..];
+            let line: String = after.chars().take_while(char::is_ascii_digit).collect();
+            assert!(!line.is_empty(), "{file}: no line number in: {stderr}");
+        }
+        assert!(!stderr.contains("panicked"), "{file}: {stderr}");
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} fixtures");
+}
+
+#[test]
+fn shipped_experiments_and_slo_files_are_valid() {
+    let mut files = Vec::new();
+    for dir in ["experiments/local", "experiments/slo"] {
+        for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 2);
+    let out = runner().arg("validate").args(&files).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn json_output_is_stable_and_lists_every_error() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");
+    let out = runner()
+        .args(["--output", "json", "validate"])
+        .arg(dir.join("load-over-100.yaml"))
+        .arg(repo().join("experiments/slo/game-services.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["command"], "validate");
+    assert_eq!(doc["valid"], false);
+    assert_eq!(doc["files"][0]["valid"], false);
+    assert_eq!(
+        doc["files"][0]["errors"][0]["field"],
+        "spec.faults[0].parameters.load"
+    );
+    assert!(doc["files"][0]["errors"][0]["line"].is_u64());
+    assert_eq!(doc["files"][1]["valid"], true);
+}
+
+#[test]
+fn bad_flags_and_missing_files_exit_3() {
+    let out = runner().args(["validate", "--nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let out = runner()
+        .args(["validate", "/no/such/file.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/file.yaml"));
+}
+
+#[test]
+fn schema_is_json_schema_for_the_experiment() {
+    let out = runner().arg("schema").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(schema["$schema"]
+        .as_str()
+        .unwrap()
+        .contains("json-schema.org"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for field in [
+        "apiVersion",
+        "abortWhen",
+        "checkInterval",
+        "breachWhen",
+        "sloBurnRate",
+    ] {
+        assert!(text.contains(field), "schema lacks {field}");
+    }
+}
+
+fn load(text: &str) {
+    let dir = std::env::temp_dir().join(format!("chaos-fuzz-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("doc-{:x}.yaml", rand_suffix(text)));
+    std::fs::write(&path, text).unwrap();
+    let _ = chaos_runner::spec::load_experiment(&path);
+    let _ = chaos_runner::spec::load_slo_set(&path);
+    let _ = std::fs::remove_file(&path);
+}
+
+fn rand_suffix(text: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    text.hash(&mut h);
+    std::thread::current().id().hash(&mut h);
+    h.finish()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_documents_never_panic(text in "\\PC{0,400}") {
+        load(&text);
+    }
+
+    #[test]
+    fn mutated_experiments_never_panic(
+        cut in 0usize..1500,
+        insert in prop_oneof![
+            Just(": ".to_owned()), Just("\n  - ".to_owned()), Just("{".to_owned()), Just("]".to_owned()),
+            Just("-1".to_owned()), Just("1e309".to_owned()), Just("0s".to_owned()), Just("\t".to_owned()),
+            Just("&a *a".to_owned()), Just("!!binary x".to_owned()), "\\PC{0,12}",
+        ],
+    ) {
+        let base = std::fs::read_to_string(repo().join("experiments/local/cpu-hog.yaml")).unwrap();
+        let mut at = cut.min(base.len());
+        while !base.is_char_boundary(at) { at -= 1; }
+        load(&format!("{}{}{}", &base[..at], insert, &base[at..]));
+    }
+}
