@@ -42,6 +42,72 @@ pub enum Command {
         #[arg(long)]
         slo: bool,
     },
+    /// Dry run: print exactly what would be injected and checked; injects nothing.
+    Plan {
+        /// The experiment.
+        file: PathBuf,
+    },
+    /// Revert every fault a crashed or killed run left live, as recorded in the journals.
+    Recover {
+        /// Where run journals live (default: $CHAOS_RUNNER_STATE_DIR, else
+        /// $XDG_STATE_HOME/chaos-runner, else ~/.local/state/chaos-runner).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
+    /// Stress workers run by faults (internal; started by the runner itself).
+    #[command(hide = true)]
+    Stress {
+        /// What to stress.
+        #[command(subcommand)]
+        kind: StressKind,
+    },
+}
+
+/// Stress workers.
+#[derive(Debug, Subcommand)]
+pub enum StressKind {
+    /// Keep CPUs busy.
+    Cpu {
+        /// Busy threads (1 to 256).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+        workers: u32,
+        /// Busy share of each thread in percent (1 to 100).
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+        load: u8,
+        /// Stop after this long (e.g. `30s`); at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// The run this worker belongs to (lets `recover` find it).
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d.is_zero() || d > std::time::Duration::from_secs(86_400) {
+        return Err("must be above zero and at most 24h".to_owned());
+    }
+    Ok(d)
+}
+
+/// The state directory: the flag, else `$CHAOS_RUNNER_STATE_DIR`, else
+/// `$XDG_STATE_HOME/chaos-runner`, else `~/.local/state/chaos-runner`.
+pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("CHAOS_RUNNER_STATE_DIR") {
+        return dir.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("chaos-runner");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/state/chaos-runner")
 }
 
 /// Runs the command line and returns its outcome.
@@ -57,6 +123,20 @@ pub fn run(cli: Cli) -> Outcome {
                     spec::experiment_schema()
                 }
             );
+            Outcome::Passed
+        }
+        Command::Plan { file } => crate::plan::print(&file, cli.output),
+        Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
+        Command::Stress {
+            kind:
+                StressKind::Cpu {
+                    workers,
+                    load,
+                    duration,
+                    ..
+                },
+        } => {
+            crate::stress::cpu(workers, load, duration);
             Outcome::Passed
         }
     }

@@ -1,0 +1,4 @@
+//! Faults on this machine.
+
+pub mod cpu_hog;
+pub mod proc;

@@ -1,0 +1,156 @@
+//! `chaos-runner plan`: what a run would inject and check, resolved, without touching
+//! anything.
+
+use std::path::Path;
+
+use crate::cli::Output;
+use crate::exit::Outcome;
+use crate::spec::{self, Check, ValidatedExperiment};
+
+/// One check as the run would perform it.
+fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) {
+    if let Some(p) = &check.prometheus {
+        (
+            "prometheus".into(),
+            format!(
+                "breach when ({}) {} {} (empty result: {:?})",
+                p.query,
+                p.breach_when.symbol(),
+                p.threshold,
+                p.on_empty
+            ),
+        )
+    } else if let Some(b) = &check.slo_burn_rate {
+        let query = exp
+            .slos
+            .as_ref()
+            .and_then(|set| set.spec.slos.iter().find(|s| s.name == b.slo))
+            .and_then(|slo| slo.burn_rate_query(b.window))
+            .unwrap_or_default();
+        (
+            "slo-burn-rate".into(),
+            format!("breach when ({query}) > {}", b.max_burn_rate),
+        )
+    } else if let Some(h) = &check.http {
+        (
+            "http".into(),
+            format!(
+                "GET {} expecting {}{}{}",
+                h.url,
+                h.expect_status,
+                h.max_latency
+                    .map(|d| format!(" within {}", humantime::format_duration(d)))
+                    .unwrap_or_default(),
+                h.body_contains
+                    .as_ref()
+                    .map(|b| format!(" with body containing {b:?}"))
+                    .unwrap_or_default()
+            ),
+        )
+    } else {
+        (String::new(), String::new())
+    }
+}
+
+/// How long each of `steps` ramp steps holds, to the millisecond.
+fn step_time(duration: std::time::Duration, steps: usize) -> std::time::Duration {
+    let each = duration / steps.max(1) as u32;
+    std::time::Duration::from_millis(each.as_millis() as u64)
+}
+
+/// Prints the plan of `file`.
+pub fn print(file: &Path, output: Output) -> Outcome {
+    let exp = match spec::load_experiment(file) {
+        Ok(exp) => exp,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return Outcome::InvalidInput;
+        }
+    };
+    let s = &exp.experiment.spec;
+    let faults: Vec<serde_json::Value> = s
+        .faults
+        .iter()
+        .zip(&exp.steps)
+        .map(|(fault, steps)| {
+            let step_time = step_time(fault.duration, steps.len());
+            serde_json::json!({
+                "name": fault.name,
+                "type": "cpu-hog",
+                "target": fault.selector.host,
+                "duration": humantime::format_duration(fault.duration).to_string(),
+                "steps": steps.iter().map(|p| serde_json::json!({
+                    "workers": p.workers, "load_percent": p.load,
+                    "hold": humantime::format_duration(step_time).to_string(),
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let checks = |list: &[Check]| -> Vec<serde_json::Value> {
+        list.iter()
+            .map(|c| {
+                let (kind, what) = describe_check(c, &exp);
+                serde_json::json!({ "name": c.name, "kind": kind, "check": what, "for": c.for_checks })
+            })
+            .collect()
+    };
+    let plan = serde_json::json!({
+        "command": "plan",
+        "experiment": exp.experiment.metadata.name,
+        "backend": "local",
+        "check_interval": humantime::format_duration(s.check_interval).to_string(),
+        "prometheus": s.prometheus.as_ref().map(|p| p.url.clone()),
+        "steady_state": checks(&s.steady_state),
+        "faults": faults,
+        "abort_when": checks(&s.abort_when),
+    });
+    match output {
+        Output::Json => println!("{plan}"),
+        Output::Text => {
+            println!(
+                "plan for {} ({})",
+                exp.experiment.metadata.name,
+                file.display()
+            );
+            println!("  nothing is injected by `plan`");
+            if let Some(p) = &s.prometheus {
+                println!("  prometheus: {}", p.url);
+            }
+            println!("  steady state before and after:");
+            for c in &s.steady_state {
+                println!("    - {}: {}", c.name, describe_check(c, &exp).1);
+            }
+            println!("  faults (injected together):");
+            for (fault, steps) in s.faults.iter().zip(&exp.steps) {
+                let step_time = step_time(fault.duration, steps.len());
+                for (i, p) in steps.iter().enumerate() {
+                    println!(
+                        "    - {} step {}/{}: cpu-hog on {} with {} worker(s) at {}% for {}",
+                        fault.name,
+                        i + 1,
+                        steps.len(),
+                        fault.selector.host.as_deref().unwrap_or("?"),
+                        p.workers,
+                        p.load,
+                        humantime::format_duration(step_time)
+                    );
+                }
+            }
+            println!(
+                "  abort when (checked every {}):",
+                humantime::format_duration(s.check_interval)
+            );
+            for c in &s.abort_when {
+                println!(
+                    "    - {} ({} in a row): {}",
+                    c.name,
+                    c.for_checks,
+                    describe_check(c, &exp).1
+                );
+            }
+        }
+    }
+    Outcome::Passed
+}

@@ -1,0 +1,203 @@
+//! The CPU hog fault and crash recovery with real processes: inject, revert and verify;
+//! the hog dies with its parent; `recover` reverts what a dead run left, from the journal.
+
+use chaos_runner::faults::local::cpu_hog::CpuHog;
+use chaos_runner::faults::local::proc;
+use chaos_runner::faults::{Fault, FaultRecord};
+use chaos_runner::journal::{self, Event, Journal};
+use chaos_runner::spec::CpuHogParams;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn exe() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"))
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("chaos-{tag}-{}-{}", std::process::id(), rand_tag()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn rand_tag() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos() as u64
+}
+
+fn gone_within(limit: Duration, pid: u32, ticks: u64) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if !proc::is_running(pid, ticks) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn hog(name: &str, run: &str, secs: u64) -> CpuHog {
+    CpuHog::new(
+        name,
+        run,
+        CpuHogParams {
+            workers: 1,
+            load: 5,
+        },
+        Duration::from_secs(secs),
+        exe(),
+    )
+}
+
+#[test]
+fn cpu_hog_injects_reverts_and_verifies() {
+    let mut fault = hog("cpu", "run-inject", 60);
+    assert!(fault.describe().contains("1 worker thread(s) at 5%"));
+    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap();
+    assert!(proc::is_running(pid, start_ticks));
+    assert!(
+        fault.verify_reverted().is_err(),
+        "live hog must fail verification"
+    );
+    fault.revert().unwrap();
+    assert!(!proc::is_running(pid, start_ticks));
+    fault.verify_reverted().unwrap();
+}
+
+#[test]
+fn cpu_hog_stops_by_itself_when_its_time_is_up() {
+    let mut fault = hog("short", "run-expiry", 1);
+    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap();
+    // Reap it as the runner would; the point is that it ended on its own.
+    let start = Instant::now();
+    while proc::is_running(pid, start_ticks) && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "hog outlived its 1 s"
+    );
+    fault.revert().unwrap();
+}
+
+#[test]
+fn hog_dies_with_its_parent() {
+    // A parent that starts a hog and is then SIGKILLed, as a crashing runner would be.
+    // The script text is fixed; the binary path is passed as an argument, not interpolated.
+    let mut parent = Command::new("sh")
+        .args([
+            "-c",
+            "\"$0\" stress cpu --workers 1 --load 5 --duration 60s --run-id orphan --fault cpu & echo $!; wait",
+        ])
+        .arg(exe())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let pid: u32 = line.trim().parse().unwrap();
+    let start = Instant::now();
+    let ticks = loop {
+        if let Some((_, t)) = proc::stat(pid) {
+            break t;
+        }
+        assert!(start.elapsed() < Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    assert!(
+        gone_within(Duration::from_secs(2), pid, ticks),
+        "hog {pid} outlived its parent"
+    );
+}
+
+#[test]
+fn recover_reverts_what_a_dead_run_left_and_journals_it() {
+    let state = temp_dir("recover");
+    // A run that journaled its intent and injection, then "died" (we never revert it).
+    let mut fault = hog("cpu", "run-crashed", 60);
+    let mut journal = Journal::create(&state, "run-crashed").unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "x".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: "cpu".into(),
+            description: fault.describe(),
+        })
+        .unwrap();
+    let record = fault.inject().unwrap();
+    let FaultRecord::CpuHog { pid, start_ticks } = record.clone();
+    journal
+        .append(Event::Injected {
+            fault: "cpu".into(),
+            record,
+        })
+        .unwrap();
+    // A second run died between intent and injection record: found by run id.
+    let mut unrecorded = hog("cpu2", "run-torn", 60);
+    let mut torn = Journal::create(&state, "run-torn").unwrap();
+    torn.append(Event::Intent {
+        fault: "cpu2".into(),
+        description: unrecorded.describe(),
+    })
+    .unwrap();
+    let FaultRecord::CpuHog {
+        pid: pid2,
+        start_ticks: ticks2,
+    } = unrecorded.inject().unwrap();
+    assert_eq!(journal::live_faults(&state).unwrap().len(), 2);
+
+    let out = Command::new(exe())
+        .args(["--output", "json", "recover", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["reverted_all"], true);
+    assert_eq!(doc["faults"].as_array().unwrap().len(), 2);
+    // The hogs are our children here: reap them so they do not linger as zombies.
+    fault.revert().unwrap();
+    unrecorded.revert().unwrap();
+    assert!(!proc::is_running(pid, start_ticks));
+    assert!(!proc::is_running(pid2, ticks2));
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+    let again = Command::new(exe())
+        .args(["recover", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing to recover"));
+    std::fs::remove_dir_all(&state).unwrap();
+}
+
+#[test]
+fn torn_last_journal_line_is_skipped() {
+    let state = temp_dir("torn");
+    let mut journal = Journal::create(&state, "run-1").unwrap();
+    journal.append(Event::RunEnded { exit_code: 0 }).unwrap();
+    let path = journal.path().to_owned();
+    drop(journal);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"at_unix_ms\": 12, \"event\": {\"type\": \"inte");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(journal::read(&path).unwrap().len(), 1);
+    std::fs::remove_dir_all(&state).unwrap();
+}
