@@ -42,6 +42,17 @@ pub enum Command {
         #[arg(long)]
         slo: bool,
     },
+    /// Run an experiment: preflight, inject, watch, revert, verify, report.
+    Run {
+        /// The experiment.
+        file: PathBuf,
+        /// Where run journals live (see `recover`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Revert an earlier run's live faults first instead of refusing to start.
+        #[arg(long)]
+        recover: bool,
+    },
     /// Dry run: print exactly what would be injected and checked; injects nothing.
     Plan {
         /// The experiment.
@@ -126,6 +137,18 @@ pub fn run(cli: Cli) -> Outcome {
             Outcome::Passed
         }
         Command::Plan { file } => crate::plan::print(&file, cli.output),
+        Command::Run {
+            file,
+            state_dir: dir,
+            recover,
+        } => crate::engine::run(
+            &file,
+            crate::engine::RunOptions {
+                state_dir: state_dir(dir),
+                recover_first: recover,
+                output: cli.output,
+            },
+        ),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
         Command::Stress {
             kind:

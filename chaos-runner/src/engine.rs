@@ -1,0 +1,555 @@
+//! The run lifecycle: preflight → inject (journal first) → hold while watching abort
+//! conditions → revert → verify → steady state after → report.
+//!
+//! Faults are reverted on every exit path: the end of the hold, an abort condition, an
+//! error, SIGINT/SIGTERM (handled for the whole run, so a second signal cannot cut the
+//! revert short) and a panic (the live set reverts on drop). The runtime is single-threaded
+//! on the main thread, so the hog's parent-death signal is tied to the runner's life.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::cli::Output;
+use crate::exit::Outcome;
+use crate::faults::local::cpu_hog::CpuHog;
+use crate::faults::Fault;
+use crate::journal::{self, Event, Journal};
+use crate::report::{FaultReport, RunReport};
+use crate::spec::{self, CpuHogParams, ValidatedExperiment};
+use crate::watch::prometheus::Prometheus;
+use crate::watch::{Observation, Verdict, Watch};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Where journals live.
+    pub state_dir: PathBuf,
+    /// Revert an earlier run's live faults first instead of refusing to start.
+    pub recover_first: bool,
+    /// Text or JSON.
+    pub output: Output,
+}
+
+/// A fault of the experiment while the run holds it.
+struct Active {
+    name: String,
+    steps: Vec<CpuHogParams>,
+    duration: Duration,
+    current: Option<usize>,
+    hog: Option<CpuHog>,
+    report: FaultReport,
+}
+
+/// The faults live right now, with the journal; reverts everything it still holds when
+/// dropped, so even a panic puts the system back.
+struct LiveSet {
+    faults: Vec<Active>,
+    journal: Journal,
+}
+
+impl LiveSet {
+    /// Reverts one fault's current step, retrying, then verifies; journals the result.
+    fn revert_one(&mut self, index: usize) {
+        let fault = &mut self.faults[index];
+        let Some(mut hog) = fault.hog.take() else {
+            return;
+        };
+        let mut last_error = None;
+        for attempt in 0..3 {
+            if attempt > 0 {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            match hog.revert().and_then(|()| hog.verify_reverted()) {
+                Ok(()) => {
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e.to_string()),
+            }
+        }
+        let event = match &last_error {
+            None => Event::Reverted {
+                fault: fault.name.clone(),
+            },
+            Some(error) => {
+                fault.report.reverted = false;
+                fault.report.errors.push(error.clone());
+                Event::RevertFailed {
+                    fault: fault.name.clone(),
+                    error: error.clone(),
+                }
+            }
+        };
+        if let Err(e) = self.journal.append(event) {
+            fault.report.errors.push(e.to_string());
+        }
+    }
+
+    fn revert_all(&mut self) {
+        for i in 0..self.faults.len() {
+            self.revert_one(i);
+        }
+    }
+}
+
+impl Drop for LiveSet {
+    fn drop(&mut self) {
+        self.revert_all();
+    }
+}
+
+fn run_id(name: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{name}-{now}-{:04x}", rand::random::<u16>())
+}
+
+/// Runs the experiment in `file`.
+pub fn run(file: &Path, options: RunOptions) -> Outcome {
+    let exp = match spec::load_experiment(file) {
+        Ok(exp) => exp,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            return Outcome::InvalidInput;
+        }
+    };
+    match journal::live_faults(&options.state_dir) {
+        Ok(live) if !live.is_empty() => {
+            if options.recover_first {
+                let recovered = crate::recover::run(&options.state_dir, Output::Text);
+                if recovered != Outcome::Passed {
+                    return recovered;
+                }
+            } else {
+                for f in &live {
+                    eprintln!(
+                        "error: fault `{}` of run {} is still live (journal {})",
+                        f.fault,
+                        f.run_id,
+                        f.journal.display()
+                    );
+                }
+                eprintln!("refusing to start: run `chaos-runner recover` first, or pass --recover");
+                return Outcome::InvalidInput;
+            }
+        }
+        Ok(_) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::InvalidInput;
+        }
+    }
+    let prometheus = match &exp.experiment.spec.prometheus {
+        Some(source) => match Prometheus::new(source) {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!("error: {}: spec.prometheus: {e}", file.display());
+                return Outcome::InvalidInput;
+            }
+        },
+        None => None,
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => {
+            eprintln!("error: cannot find the runner's own binary: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    runtime.block_on(lifecycle(exp, prometheus, exe, options))
+}
+
+struct Progress {
+    enabled: bool,
+}
+
+impl Progress {
+    fn line(&self, text: &str) {
+        if self.enabled {
+            eprint!("\r\x1b[2K{text}");
+        }
+    }
+    fn done(&self) {
+        if self.enabled {
+            eprintln!();
+        }
+    }
+}
+
+async fn evaluate_all(
+    watches: &mut [Watch],
+    prometheus: Option<&Prometheus>,
+    http: &reqwest::Client,
+    phase: &'static str,
+    started: Instant,
+    timeline: &mut Vec<Observation>,
+) -> Option<Verdict> {
+    let mut first_bad = None;
+    for watch in watches.iter_mut() {
+        let (verdict, observation) = watch.evaluate(prometheus, http, phase, started).await;
+        timeline.push(observation);
+        if matches!(verdict, Verdict::Breach(_) | Verdict::SourceDown(_)) && first_bad.is_none() {
+            first_bad = Some(verdict);
+        }
+    }
+    first_bad
+}
+
+async fn lifecycle(
+    exp: ValidatedExperiment,
+    prometheus: Option<Prometheus>,
+    exe: PathBuf,
+    options: RunOptions,
+) -> Outcome {
+    let started = Instant::now();
+    let spec = &exp.experiment.spec;
+    let name = exp.experiment.metadata.name.clone();
+    let run_id = run_id(&name);
+    let http = reqwest::Client::new();
+    let fail_after = spec.prometheus.as_ref().map_or(3, |p| p.fail_after);
+    let slos = exp.slos.as_ref();
+    let mut steady: Vec<Watch> = spec
+        .steady_state
+        .iter()
+        .map(|c| Watch::new(c, slos, 1))
+        .collect();
+    let mut abort: Vec<Watch> = spec
+        .abort_when
+        .iter()
+        .map(|c| Watch::new(c, slos, fail_after))
+        .collect();
+    let mut timeline = Vec::new();
+    let progress = Progress {
+        enabled: options.output == Output::Text && std::io::stderr().is_terminal(),
+    };
+    let (mut sigint, mut sigterm) = match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(i), Ok(t)) => (i, t),
+        _ => {
+            eprintln!("error: cannot install signal handlers; refusing to inject");
+            return Outcome::InvalidInput;
+        }
+    };
+
+    // Preflight: every signal answers and the steady state holds, before anything is touched.
+    progress.line("[preflight] checking signals and steady state");
+    let mut outcome = Outcome::Passed;
+    let mut reason = String::from("steady state held and every fault was reverted");
+    for watch in steady.iter_mut().chain(abort.iter_mut()) {
+        let (verdict, obs) = watch
+            .evaluate(prometheus.as_ref(), &http, "preflight", started)
+            .await;
+        let failed = obs.verdict != "ok";
+        let error = obs.error.clone();
+        timeline.push(obs);
+        if failed && outcome == Outcome::Passed {
+            (outcome, reason) = match (verdict, error) {
+                (Verdict::Breach(why), _) => (Outcome::Failed, format!("preflight: {why}")),
+                (_, Some(e)) => (
+                    Outcome::Aborted,
+                    format!("preflight: signal `{}` unavailable: {e}", watch.name),
+                ),
+                _ => (
+                    Outcome::Failed,
+                    format!("preflight: `{}` does not hold", watch.name),
+                ),
+            };
+        }
+    }
+    if outcome == Outcome::Passed {
+        if let (Some(gate), Some(set), Some(p)) =
+            (&spec.error_budget_gate, slos, prometheus.as_ref())
+        {
+            for slo in set
+                .spec
+                .slos
+                .iter()
+                .filter(|s| gate.slos.is_empty() || gate.slos.contains(&s.name))
+            {
+                let Some(query) = slo.remaining_budget_query() else {
+                    continue;
+                };
+                match p.instant(&query).await {
+                    Ok(Some(left)) if left < gate.min_remaining_percent => {
+                        outcome = Outcome::Failed;
+                        reason = format!(
+                            "error-budget gate: SLO `{}` has {left:.1}% of its budget left (< {}%)",
+                            slo.name, gate.min_remaining_percent
+                        );
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        outcome = Outcome::Aborted;
+                        reason = format!("error-budget gate: {e}");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    let mut faults_report = Vec::new();
+    if outcome == Outcome::Passed {
+        let journal = match Journal::create(&options.state_dir, &run_id) {
+            Ok(j) => j,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return Outcome::InvalidInput;
+            }
+        };
+        let mut live = LiveSet {
+            faults: spec
+                .faults
+                .iter()
+                .zip(&exp.steps)
+                .map(|(f, steps)| Active {
+                    name: f.name.clone(),
+                    steps: steps.clone(),
+                    duration: f.duration,
+                    current: None,
+                    hog: None,
+                    report: FaultReport {
+                        name: f.name.clone(),
+                        steps: Vec::new(),
+                        reverted: true,
+                        errors: Vec::new(),
+                    },
+                })
+                .collect(),
+            journal,
+        };
+        if let Err(e) = live.journal.append(Event::RunStarted {
+            experiment: name.clone(),
+            pid: std::process::id(),
+        }) {
+            eprintln!("error: {e}");
+            return Outcome::InvalidInput;
+        }
+        let hold_start = tokio::time::Instant::now();
+        let mut ticker = tokio::time::interval(spec.check_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        'hold: loop {
+            // Move each fault to the ramp step its elapsed time calls for.
+            let elapsed = hold_start.elapsed();
+            let mut next_boundary = None::<Duration>;
+            for i in 0..live.faults.len() {
+                let f = &live.faults[i];
+                let step_time = f.duration / f.steps.len().max(1) as u32;
+                let wanted = (elapsed < f.duration).then(|| {
+                    ((elapsed.as_nanos() / step_time.as_nanos().max(1)) as usize)
+                        .min(f.steps.len() - 1)
+                });
+                if let Some(step) = wanted {
+                    let boundary = step_time * (step as u32 + 1);
+                    next_boundary = Some(next_boundary.map_or(boundary, |b| b.min(boundary)));
+                }
+                if wanted == f.current {
+                    continue;
+                }
+                live.revert_one(i);
+                live.faults[i].current = wanted;
+                let Some(step) = wanted else { continue };
+                let f = &live.faults[i];
+                let remaining = f.duration.saturating_sub(elapsed);
+                let mut hog = CpuHog::new(&f.name, &run_id, f.steps[step], remaining, exe.clone());
+                let intent = Event::Intent {
+                    fault: f.name.clone(),
+                    description: hog.describe(),
+                };
+                if let Err(e) = live.journal.append(intent) {
+                    outcome = Outcome::Aborted;
+                    reason = format!("journal: {e}");
+                    break 'hold;
+                }
+                match hog.inject() {
+                    Ok(record) => {
+                        let description = hog.describe();
+                        let f = &mut live.faults[i];
+                        f.report
+                            .steps
+                            .push(format!("{description} (from {} ms)", elapsed.as_millis()));
+                        f.hog = Some(hog);
+                        let injected = Event::Injected {
+                            fault: f.name.clone(),
+                            record,
+                        };
+                        if let Err(e) = live.journal.append(injected) {
+                            outcome = Outcome::Aborted;
+                            reason = format!("journal: {e}");
+                            break 'hold;
+                        }
+                    }
+                    Err(e) => {
+                        outcome = Outcome::Aborted;
+                        reason = e.to_string();
+                        break 'hold;
+                    }
+                }
+            }
+            let Some(boundary) = next_boundary else {
+                break; // every fault has run its course
+            };
+            let latest: Vec<String> = abort
+                .iter()
+                .map(|w| {
+                    let last = timeline
+                        .iter()
+                        .rev()
+                        .find(|o: &&Observation| o.check == w.name);
+                    format!(
+                        "{}={}",
+                        w.name,
+                        last.and_then(|o| o.value)
+                            .map_or("-".into(), |v| format!("{v:.3}"))
+                    )
+                })
+                .collect();
+            progress.line(&format!(
+                "[hold] {} | {:.0}s left | {}",
+                live.faults
+                    .iter()
+                    .filter_map(|f| f.current.map(|s| format!(
+                        "{} step {}/{}",
+                        f.name,
+                        s + 1,
+                        f.steps.len()
+                    )))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                boundary.saturating_sub(elapsed).as_secs_f64().max(0.0),
+                latest.join(" ")
+            ));
+            tokio::select! {
+                _ = sigint.recv() => {
+                    outcome = Outcome::Aborted;
+                    reason = "interrupted (SIGINT)".into();
+                    break;
+                }
+                _ = sigterm.recv() => {
+                    outcome = Outcome::Aborted;
+                    reason = "terminated (SIGTERM)".into();
+                    break;
+                }
+                _ = tokio::time::sleep_until(hold_start + boundary) => {}
+                _ = ticker.tick() => {
+                    let bad = tokio::select! {
+                        bad = evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline) => bad,
+                        _ = sigint.recv() => Some(Verdict::SourceDown("interrupted (SIGINT)".into())),
+                        _ = sigterm.recv() => Some(Verdict::SourceDown("terminated (SIGTERM)".into())),
+                    };
+                    if let Some(verdict) = bad {
+                        outcome = Outcome::Aborted;
+                        reason = match verdict {
+                            Verdict::Breach(why) => format!("abort condition breached: {why}"),
+                            Verdict::SourceDown(why) => why,
+                            _ => String::new(),
+                        };
+                        break;
+                    }
+                }
+            }
+        }
+        progress.line("[revert] removing faults");
+        live.revert_all();
+        if live.faults.iter().any(|f| !f.report.reverted) {
+            outcome = Outcome::NotReverted;
+            reason = "a fault could not be reverted; see the report".into();
+        }
+        faults_report = live.faults.iter().map(|f| f.report.clone()).collect();
+        if outcome == Outcome::Passed {
+            progress.line("[after] checking steady state");
+            if let Some(Verdict::Breach(why) | Verdict::SourceDown(why)) = evaluate_all(
+                &mut steady,
+                prometheus.as_ref(),
+                &http,
+                "after",
+                started,
+                &mut timeline,
+            )
+            .await
+            {
+                outcome = Outcome::Failed;
+                reason = format!("steady state after: {why}");
+            }
+        }
+        let _ = live.journal.append(Event::RunEnded {
+            exit_code: outcome.code(),
+        });
+        // `live` drops here with nothing left to revert.
+    }
+    progress.done();
+
+    let report = RunReport {
+        run_id: run_id.clone(),
+        experiment: name,
+        description: exp.experiment.metadata.description.clone(),
+        outcome: match outcome {
+            Outcome::Passed => "passed",
+            Outcome::Failed => "failed",
+            Outcome::Aborted => "aborted",
+            Outcome::InvalidInput => "invalid_input",
+            Outcome::NotReverted => "not_reverted",
+        }
+        .into(),
+        exit_code: outcome.code(),
+        reason,
+        duration_ms: started.elapsed().as_millis() as u64,
+        faults: faults_report,
+        timeline,
+    };
+    let written = report
+        .write(Path::new(&spec.report.dir), &spec.report.formats)
+        .unwrap_or_else(|e| {
+            eprintln!("error: cannot write the report to {}: {e}", spec.report.dir);
+            Vec::new()
+        });
+    match options.output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({
+                "command": "run",
+                "run_id": report.run_id,
+                "experiment": report.experiment,
+                "outcome": report.outcome,
+                "exit_code": report.exit_code,
+                "reason": report.reason,
+                "reports": written.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            })
+        ),
+        Output::Text => {
+            let color = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
+            let (on, off) = match (color, outcome) {
+                (false, _) => ("", ""),
+                (true, Outcome::Passed) => ("\x1b[32m", "\x1b[0m"),
+                (true, _) => ("\x1b[31m", "\x1b[0m"),
+            };
+            println!(
+                "{on}{}{off}: {} (exit {})",
+                report.outcome, report.reason, report.exit_code
+            );
+            for path in &written {
+                println!("report: {}", path.display());
+            }
+        }
+    }
+    outcome
+}

@@ -1,0 +1,257 @@
+//! Signals and the checks over them: Prometheus thresholds, SLO burn rates, HTTP probes.
+//! A check remembers its breaches in a row (`for`) and its source's failures in a row
+//! (fail closed).
+
+pub mod prometheus;
+
+use serde::Serialize;
+use std::time::{Duration, Instant};
+
+use crate::spec::{Check, Comparison, OnEmpty, SloSet};
+use prometheus::Prometheus;
+
+/// One evaluation of a check, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct Observation {
+    /// Check name.
+    pub check: String,
+    /// `preflight`, `hold`, `after`.
+    pub phase: &'static str,
+    /// Milliseconds since the run started.
+    pub at_ms: u64,
+    /// The measured value (`None`: empty result or source error).
+    pub value: Option<f64>,
+    /// What it was compared with, in words.
+    pub threshold: String,
+    /// `ok`, `breach`, `error`.
+    pub verdict: &'static str,
+    /// Source error, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What a check resolved to at run time.
+#[derive(Debug, Clone)]
+enum Probe {
+    Query {
+        query: String,
+        breach_when: Comparison,
+        threshold: f64,
+        on_empty: OnEmpty,
+    },
+    Http {
+        url: String,
+        expect_status: u16,
+        max_latency: Option<Duration>,
+        body_contains: Option<String>,
+        timeout: Duration,
+    },
+}
+
+/// A check with its running state.
+#[derive(Debug)]
+pub struct Watch {
+    /// Check name.
+    pub name: String,
+    probe: Probe,
+    for_checks: u32,
+    breaches_in_a_row: u32,
+    failures_in_a_row: u32,
+    fail_after: u32,
+}
+
+/// The verdict of one evaluation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Holds.
+    Ok,
+    /// Breached (for abort conditions: `for` times in a row).
+    Breach(String),
+    /// The source failed `failAfter` times in a row: fail closed.
+    SourceDown(String),
+    /// Breached or failed, but not enough times in a row yet.
+    Pending,
+}
+
+impl Watch {
+    /// Resolves `check` (SLO burn rates become PromQL).
+    pub fn new(check: &Check, slos: Option<&SloSet>, fail_after: u32) -> Watch {
+        let probe = if let Some(p) = &check.prometheus {
+            Probe::Query {
+                query: p.query.clone(),
+                breach_when: p.breach_when,
+                threshold: p.threshold,
+                on_empty: p.on_empty,
+            }
+        } else if let Some(b) = &check.slo_burn_rate {
+            let query = slos
+                .and_then(|s| s.spec.slos.iter().find(|s| s.name == b.slo))
+                .and_then(|slo| slo.burn_rate_query(b.window))
+                .unwrap_or_default();
+            Probe::Query {
+                query,
+                breach_when: Comparison::Gt,
+                threshold: b.max_burn_rate,
+                on_empty: b.on_empty,
+            }
+        } else if let Some(h) = &check.http {
+            Probe::Http {
+                url: h.url.clone(),
+                expect_status: h.expect_status,
+                max_latency: h.max_latency,
+                body_contains: h.body_contains.clone(),
+                timeout: h.timeout,
+            }
+        } else {
+            Probe::Query {
+                query: String::new(),
+                breach_when: Comparison::Gt,
+                threshold: 0.0,
+                on_empty: OnEmpty::Breach,
+            }
+        };
+        Watch {
+            name: check.name.clone(),
+            probe,
+            for_checks: check.for_checks.max(1),
+            breaches_in_a_row: 0,
+            failures_in_a_row: 0,
+            fail_after: fail_after.max(1),
+        }
+    }
+
+    fn threshold_text(&self) -> String {
+        match &self.probe {
+            Probe::Query {
+                breach_when,
+                threshold,
+                ..
+            } => format!("breach when {} {threshold}", breach_when.symbol()),
+            Probe::Http {
+                expect_status,
+                max_latency,
+                ..
+            } => match max_latency {
+                Some(d) => format!("status {expect_status} within {} ms", d.as_millis()),
+                None => format!("status {expect_status}"),
+            },
+        }
+    }
+
+    /// Evaluates the check once.
+    pub async fn evaluate(
+        &mut self,
+        prometheus: Option<&Prometheus>,
+        http: &reqwest::Client,
+        phase: &'static str,
+        started: Instant,
+    ) -> (Verdict, Observation) {
+        let measured = match &self.probe {
+            Probe::Query {
+                query,
+                breach_when,
+                threshold,
+                on_empty,
+            } => match prometheus {
+                None => Err("no prometheus configured".to_owned()),
+                Some(p) => match p.instant(query).await {
+                    Ok(Some(v)) => Ok((Some(v), breach_when.holds(v, *threshold), None)),
+                    Ok(None) => Ok((
+                        None,
+                        *on_empty == OnEmpty::Breach,
+                        Some("empty result".to_owned()),
+                    )),
+                    Err(e) => Err(e.0),
+                },
+            },
+            Probe::Http {
+                url,
+                expect_status,
+                max_latency,
+                body_contains,
+                timeout,
+            } => {
+                let start = Instant::now();
+                match http.get(url).timeout(*timeout).send().await {
+                    Err(e) => Err(format!("GET failed: {}", e.without_url())),
+                    Ok(response) => {
+                        let status = response.status().as_u16();
+                        let body = response.text().await.unwrap_or_default();
+                        let latency = start.elapsed();
+                        let mut why = Vec::new();
+                        if status != *expect_status {
+                            why.push(format!("status {status}"));
+                        }
+                        if max_latency.is_some_and(|m| latency > m) {
+                            why.push(format!("latency {} ms", latency.as_millis()));
+                        }
+                        if body_contains
+                            .as_ref()
+                            .is_some_and(|b| !body.contains(b.as_str()))
+                        {
+                            why.push("body lacks the expected text".to_owned());
+                        }
+                        let note = (!why.is_empty()).then(|| why.join(", "));
+                        Ok((Some(latency.as_secs_f64() * 1000.0), note.is_some(), note))
+                    }
+                }
+            }
+        };
+        let at_ms = started.elapsed().as_millis() as u64;
+        let threshold = self.threshold_text();
+        match measured {
+            Err(error) => {
+                self.failures_in_a_row += 1;
+                let verdict = if self.failures_in_a_row >= self.fail_after {
+                    Verdict::SourceDown(format!(
+                        "{}: signal failed {} checks in a row: {error}",
+                        self.name, self.failures_in_a_row
+                    ))
+                } else {
+                    Verdict::Pending
+                };
+                let obs = Observation {
+                    check: self.name.clone(),
+                    phase,
+                    at_ms,
+                    value: None,
+                    threshold,
+                    verdict: "error",
+                    error: Some(error),
+                };
+                (verdict, obs)
+            }
+            Ok((value, breached, note)) => {
+                self.failures_in_a_row = 0;
+                if breached {
+                    self.breaches_in_a_row += 1;
+                } else {
+                    self.breaches_in_a_row = 0;
+                }
+                let verdict = if !breached {
+                    Verdict::Ok
+                } else if self.breaches_in_a_row >= self.for_checks {
+                    Verdict::Breach(format!(
+                        "{}: {} ({}){}",
+                        self.name,
+                        value.map_or("no data".to_owned(), |v| v.to_string()),
+                        threshold,
+                        note.as_ref().map(|n| format!(": {n}")).unwrap_or_default()
+                    ))
+                } else {
+                    Verdict::Pending
+                };
+                let obs = Observation {
+                    check: self.name.clone(),
+                    phase,
+                    at_ms,
+                    value,
+                    threshold,
+                    verdict: if breached { "breach" } else { "ok" },
+                    error: note,
+                };
+                (verdict, obs)
+            }
+        }
+    }
+}

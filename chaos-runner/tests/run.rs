@@ -1,0 +1,232 @@
+//! `chaos-runner run` end to end with a real Prometheus (scraping a metrics server the test
+//! controls at a 1 s scrape interval) and real hog processes.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+use support::*;
+
+fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a child we started.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+#[test]
+fn passing_run_reverts_and_writes_every_report() {
+    let metrics = MetricsServer::start();
+    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("pass");
+    let exp = experiment(dir.path(), &prom.url, "hog-pass", "3s", "500ms");
+    let out = start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(summary["outcome"], "passed");
+    let reports: Vec<String> = summary["reports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(reports.len(), 3);
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&reports[0]).unwrap()).unwrap();
+    assert_eq!(json["faults"][0]["reverted"], true);
+    let holds = json["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["phase"] == "hold")
+        .count();
+    assert!(holds >= 4, "checked every 500 ms for 3 s, got {holds}");
+    let junit = std::fs::read_to_string(&reports[1]).unwrap();
+    assert!(
+        junit.contains("<testcase") && junit.contains("failures=\"0\""),
+        "{junit}"
+    );
+    assert!(std::fs::read_to_string(&reports[2])
+        .unwrap()
+        .contains("passed"));
+    assert!(hogs("hog-pass").is_empty());
+}
+
+#[test]
+fn abort_condition_stops_the_hog_within_interval_plus_scrape_plus_500ms() {
+    let metrics = MetricsServer::start();
+    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("abort");
+    let exp = experiment(dir.path(), &prom.url, "hog-abort", "60s", "500ms");
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(10), "the hog to start", || {
+        !hogs("hog-abort").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    metrics.set(1.0);
+    let visible = prom.wait_until(Duration::from_secs(10), |p| {
+        p.query("max(chaos_test_signal)") == Some(1.0)
+    });
+    let gone = wait_for(Duration::from_secs(10), "the hog to stop", || {
+        hogs("hog-abort").is_empty()
+    });
+    let lag = gone.saturating_duration_since(visible);
+    // interval (500 ms) + scrape interval (1 s) + 500 ms
+    assert!(
+        lag <= Duration::from_millis(2000),
+        "hog stopped {lag:?} after the breach was visible"
+    );
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("signal-raised"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn sigterm_mid_hold_reverts_and_exits_2() {
+    let metrics = MetricsServer::start();
+    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("sigterm");
+    let exp = experiment(dir.path(), &prom.url, "hog-sigterm", "60s", "1s");
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(10), "the hog to start", || {
+        !hogs("hog-sigterm").is_empty()
+    });
+    signal(runner.id(), libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(50));
+    signal(runner.id(), libc::SIGTERM); // a second signal must not skip the revert
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(hogs("hog-sigterm").is_empty());
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(summary["reason"].as_str().unwrap().contains("SIGTERM"));
+}
+
+#[test]
+fn prometheus_dying_mid_run_aborts_fail_closed() {
+    let metrics = MetricsServer::start();
+    let Some(mut prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("failclosed");
+    let exp = experiment(dir.path(), &prom.url, "hog-failclosed", "60s", "500ms");
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(10), "the hog to start", || {
+        !hogs("hog-failclosed").is_empty()
+    });
+    prom.kill();
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("failed 3 checks in a row"),
+        "{summary}"
+    );
+    assert!(hogs("hog-failclosed").is_empty());
+}
+
+#[test]
+fn sigkill_then_recover_leaves_nothing_live() {
+    let metrics = MetricsServer::start();
+    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("sigkill");
+    let state = dir.path().join("state");
+    let exp = experiment(dir.path(), &prom.url, "hog-sigkill", "60s", "1s");
+    let mut runner = start_run(&exp, &state);
+    wait_for(Duration::from_secs(10), "the hog to start", || {
+        !hogs("hog-sigkill").is_empty()
+    });
+    runner.kill().unwrap(); // SIGKILL: no handler runs
+    runner.wait().unwrap();
+    // The journal still lists the fault as live; a new run refuses to start.
+    let refused = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .arg("run")
+        .arg(&exp)
+        .arg("--state-dir")
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("still live"));
+    let recovered = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["recover", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        recovered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    wait_for(Duration::from_secs(3), "no hog left", || {
+        hogs("hog-sigkill").is_empty()
+    });
+    assert!(chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn failing_steady_state_injects_nothing_and_exits_1() {
+    let metrics = MetricsServer::start();
+    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+        return;
+    };
+    let dir = TempDir::new("steady");
+    let exp = experiment(dir.path(), &prom.url, "hog-steady", "5s", "1s");
+    let text = std::fs::read_to_string(&exp)
+        .unwrap()
+        .replace("threshold: 1 }", "threshold: 2 }");
+    std::fs::write(&exp, text).unwrap();
+    let out = start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(hogs("hog-steady").is_empty());
+}

@@ -1,0 +1,288 @@
+//! Test helpers: a metrics server the test controls, a real Prometheus scraping it, temp
+//! dirs, and finding hog processes.
+
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("chaos-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Serves `/metrics` with one gauge, `chaos_test_signal`, whose value the test sets.
+pub struct MetricsServer {
+    pub addr: String,
+    value: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+}
+
+impl MetricsServer {
+    pub fn start() -> MetricsServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        listener.set_nonblocking(true).unwrap();
+        let value = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (v, s) = (value.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((stream, _)) => serve(stream, f64::from_bits(v.load(Ordering::Relaxed))),
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        MetricsServer { addr, value, stop }
+    }
+
+    pub fn set(&self, value: f64) {
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+    }
+}
+
+impl Drop for MetricsServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut stream: TcpStream, value: f64) {
+    let _ = stream.set_nonblocking(false);
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+        line.clear();
+    }
+    let body = format!("# TYPE chaos_test_signal gauge\nchaos_test_signal {value}\n");
+    let _ = write!(
+        stream,
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+}
+
+/// A real Prometheus on a free port, scraping `target` every second; killed on drop.
+pub struct PrometheusServer {
+    pub url: String,
+    child: Child,
+    _dir: TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl PrometheusServer {
+    /// Starts Prometheus, or returns None when it is not installed (outside CI only: under
+    /// CI=true a missing binary fails the test).
+    pub fn start(target: &str) -> Option<PrometheusServer> {
+        if Command::new("prometheus")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "prometheus is not installed (scripts/test installs it)"
+            );
+            eprintln!("skipping: prometheus is not installed (run scripts/test to install it)");
+            return None;
+        }
+        let dir = TempDir::new("prometheus");
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = PrometheusServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        server.wait_until(Duration::from_secs(30), |p| {
+            p.query("up{job=\"target\"}") == Some(1.0)
+        });
+        Some(server)
+    }
+
+    /// Instant query through curl-free plain HTTP: the first sample, if any.
+    pub fn query(&self, promql: &str) -> Option<f64> {
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query", self.url),
+            &[("query", promql)],
+        )
+        .ok()?;
+        let body = http_get(url.as_str())?;
+        let doc: serde_json::Value = serde_json::from_str(&body).ok()?;
+        doc["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    pub fn wait_until(&self, limit: Duration, mut ok: impl FnMut(&Self) -> bool) -> Instant {
+        let start = Instant::now();
+        while start.elapsed() < limit {
+            if ok(self) {
+                return Instant::now();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("prometheus condition not met within {limit:?}");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrometheusServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a plain socket (tests avoid an async client).
+pub fn http_get(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let addr = format!("{}:{}", url.host_str()?, url.port()?);
+    let mut stream = TcpStream::connect(addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    let path = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_owned(),
+    };
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut text).ok()?;
+    text.split_once("\r\n\r\n").map(|(_, body)| body.to_owned())
+}
+
+/// Hog processes started for fault `fault` (by command line).
+pub fn hogs(fault: &str) -> Vec<u32> {
+    chaos_runner::faults::local::proc::pids()
+        .into_iter()
+        .filter(|pid| {
+            chaos_runner::faults::local::proc::cmdline(*pid).is_some_and(|a| {
+                a.get(1).is_some_and(|s| s == "stress")
+                    && a.windows(2).any(|w| w[0] == "--fault" && w[1] == fault)
+            }) && chaos_runner::faults::local::proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
+        })
+        .collect()
+}
+
+/// Writes an experiment with a CPU hog named `fault` and an abort condition on the test
+/// signal; returns its path.
+pub fn experiment(
+    dir: &Path,
+    prometheus: &str,
+    fault: &str,
+    duration: &str,
+    interval: &str,
+) -> PathBuf {
+    let path = dir.join("experiment.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: test-{fault}
+  description: test
+spec:
+  target: {{ backend: local }}
+  prometheus: {{ url: "{prometheus}", timeout: 500ms, failAfter: 3 }}
+  steadyState:
+    - name: target-up
+      prometheus: {{ query: 'up{{job="target"}}', breachWhen: "<", threshold: 1 }}
+  faults:
+    - name: {fault}
+      type: cpu-hog
+      selector: {{ host: localhost }}
+      parameters: {{ workers: 1, load: 10 }}
+      duration: {duration}
+  abortWhen:
+    - name: signal-raised
+      prometheus: {{ query: 'max(chaos_test_signal)', breachWhen: ">", threshold: 0 }}
+  checkInterval: {interval}
+  report:
+    dir: {}
+"#,
+            dir.join("reports").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// Starts `chaos-runner run` on `experiment` with its own state dir.
+pub fn start_run(experiment: &Path, state: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["--output", "json", "run"])
+        .arg(experiment)
+        .arg("--state-dir")
+        .arg(state)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until `ok()` or panics after `limit`.
+pub fn wait_for(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> Instant {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok() {
+            return Instant::now();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
