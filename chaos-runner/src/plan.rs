@@ -31,6 +31,16 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
             "slo-burn-rate".into(),
             format!("breach when ({query}) > {}", b.max_burn_rate),
         )
+    } else if let Some(h) = &check.host {
+        (
+            "host".into(),
+            format!(
+                "breach when {:?} {} {} (read from /proc on this machine)",
+                h.metric,
+                h.breach_when.symbol(),
+                h.threshold
+            ),
+        )
     } else if let Some(h) = &check.http {
         (
             "http".into(),

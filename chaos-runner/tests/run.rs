@@ -230,3 +230,37 @@ fn failing_steady_state_injects_nothing_and_exits_1() {
     );
     assert!(hogs("hog-steady").is_empty());
 }
+
+#[test]
+fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
+    // The README's main command, as a new user runs it (only the state and report dirs are
+    // moved into a temp dir). Exit 0, or 2 if this machine was already saturated enough to
+    // trip the guard rail; either way the hog is gone and the report says it was reverted.
+    let dir = TempDir::new("shipped");
+    let exp =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/local/cpu-hog.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["--output", "json", "run"])
+        .arg(&exp)
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(0) | Some(2)),
+        "{code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report = summary["reports"][0].as_str().unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join(report)).unwrap()).unwrap();
+    assert_eq!(report["faults"][0]["reverted"], true);
+    if code == Some(0) {
+        // All three ramp steps ran.
+        assert_eq!(report["faults"][0]["steps"].as_array().unwrap().len(), 3);
+    }
+    assert!(hogs("cpu-pressure").is_empty());
+}

@@ -128,8 +128,8 @@ fn default_fail_after() -> u32 {
     3
 }
 
-/// A steady-state check or abort condition: exactly one of `prometheus`, `sloBurnRate` or
-/// `http`.
+/// A steady-state check or abort condition: exactly one of `prometheus`, `sloBurnRate`,
+/// `http` or `host`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Check {
@@ -144,6 +144,9 @@ pub struct Check {
     /// An HTTP probe.
     #[serde(default)]
     pub http: Option<HttpProbe>,
+    /// A reading of this machine (CPU, memory, load), needing no Prometheus.
+    #[serde(default)]
+    pub host: Option<HostSignal>,
     /// Breaches in a row before the condition fires (abort conditions only).
     #[serde(default = "one", rename = "for")]
     pub for_checks: u32,
@@ -282,6 +285,30 @@ pub struct HttpProbe {
 
 fn ok_status() -> u16 {
     200
+}
+
+/// A reading of the local machine compared with a threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HostSignal {
+    /// What to read.
+    pub metric: HostMetric,
+    /// The comparison that means "breached".
+    pub breach_when: Comparison,
+    /// The threshold compared with.
+    pub threshold: f64,
+}
+
+/// Readings of the local machine, from `/proc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum HostMetric {
+    /// Share of CPU time not idle since the previous check, all CPUs, in percent.
+    CpuBusyPercent,
+    /// Memory in use (total minus available), in percent.
+    MemoryUsedPercent,
+    /// One-minute load average.
+    Load1,
 }
 
 /// Fault types this runner knows.

@@ -129,12 +129,20 @@ fn check_checks(
         );
         let kinds = usize::from(check.prometheus.is_some())
             + usize::from(check.slo_burn_rate.is_some())
-            + usize::from(check.http.is_some());
+            + usize::from(check.http.is_some())
+            + usize::from(check.host.is_some());
         c.check(
             kinds == 1,
             here.clone(),
-            "needs exactly one of `prometheus`, `sloBurnRate` or `http`",
+            "needs exactly one of `prometheus`, `sloBurnRate`, `http` or `host`",
         );
+        if let Some(h) = &check.host {
+            c.check(
+                h.threshold.is_finite(),
+                format!("{here}.host.threshold"),
+                "must be a finite number",
+            );
+        }
         c.check(
             (1..=100).contains(&check.for_checks),
             format!("{here}.for"),

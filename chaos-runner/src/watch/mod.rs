@@ -2,12 +2,13 @@
 //! A check remembers its breaches in a row (`for`) and its source's failures in a row
 //! (fail closed).
 
+pub mod host;
 pub mod prometheus;
 
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-use crate::spec::{Check, Comparison, OnEmpty, SloSet};
+use crate::spec::{Check, Comparison, HostMetric, OnEmpty, SloSet};
 use prometheus::Prometheus;
 
 /// One evaluation of a check, as reported.
@@ -38,6 +39,12 @@ enum Probe {
         breach_when: Comparison,
         threshold: f64,
         on_empty: OnEmpty,
+    },
+    Host {
+        metric: HostMetric,
+        breach_when: Comparison,
+        threshold: f64,
+        reader: host::HostReader,
     },
     Http {
         url: String,
@@ -94,6 +101,13 @@ impl Watch {
                 threshold: b.max_burn_rate,
                 on_empty: b.on_empty,
             }
+        } else if let Some(h) = &check.host {
+            Probe::Host {
+                metric: h.metric,
+                breach_when: h.breach_when,
+                threshold: h.threshold,
+                reader: host::HostReader::default(),
+            }
         } else if let Some(h) = &check.http {
             Probe::Http {
                 url: h.url.clone(),
@@ -126,6 +140,11 @@ impl Watch {
                 breach_when,
                 threshold,
                 ..
+            }
+            | Probe::Host {
+                breach_when,
+                threshold,
+                ..
             } => format!("breach when {} {threshold}", breach_when.symbol()),
             Probe::Http {
                 expect_status,
@@ -146,7 +165,16 @@ impl Watch {
         phase: &'static str,
         started: Instant,
     ) -> (Verdict, Observation) {
-        let measured = match &self.probe {
+        let measured = match &mut self.probe {
+            Probe::Host {
+                metric,
+                breach_when,
+                threshold,
+                reader,
+            } => match reader.read(*metric).await {
+                Ok(v) => Ok((Some(v), breach_when.holds(v, *threshold), None)),
+                Err(e) => Err(e),
+            },
             Probe::Query {
                 query,
                 breach_when,
@@ -172,7 +200,7 @@ impl Watch {
                 timeout,
             } => {
                 let start = Instant::now();
-                match http.get(url).timeout(*timeout).send().await {
+                match http.get(url.as_str()).timeout(*timeout).send().await {
                     Err(e) => Err(format!("GET failed: {}", e.without_url())),
                     Ok(response) => {
                         let status = response.status().as_u16();

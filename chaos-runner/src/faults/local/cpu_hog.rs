@@ -83,7 +83,7 @@ impl Fault for CpuHog {
             self.name,
             self.params.workers,
             self.params.load,
-            humantime::format_duration(self.duration)
+            humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64))
         )
     }
 
