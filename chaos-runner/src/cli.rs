@@ -121,6 +121,19 @@ pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
     PathBuf::from(home).join(".local/state/chaos-runner")
 }
 
+/// Loads and checks an experiment, printing every problem; `None` means invalid input.
+pub(crate) fn load_or_report(file: &std::path::Path) -> Option<spec::ValidatedExperiment> {
+    match spec::load_experiment(file) {
+        Ok(exp) => Some(exp),
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            None
+        }
+    }
+}
+
 /// Runs the command line and returns its outcome.
 pub fn run(cli: Cli) -> Outcome {
     match cli.command {

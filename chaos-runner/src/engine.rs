@@ -110,14 +110,8 @@ fn run_id(name: &str) -> String {
 
 /// Runs the experiment in `file`.
 pub fn run(file: &Path, options: RunOptions) -> Outcome {
-    let exp = match spec::load_experiment(file) {
-        Ok(exp) => exp,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            return Outcome::InvalidInput;
-        }
+    let Some(exp) = crate::cli::load_or_report(file) else {
+        return Outcome::InvalidInput;
     };
     match journal::live_faults(&options.state_dir) {
         Ok(live) if !live.is_empty() => {
@@ -353,7 +347,7 @@ async fn lifecycle(
             let mut next_boundary = None::<Duration>;
             for i in 0..live.faults.len() {
                 let f = &live.faults[i];
-                let step_time = f.duration / f.steps.len().max(1) as u32;
+                let step_time = spec::step_time(f.duration, f.steps.len());
                 let wanted = (elapsed < f.duration).then(|| {
                     ((elapsed.as_nanos() / step_time.as_nanos().max(1)) as usize)
                         .min(f.steps.len() - 1)

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use crate::cli::Output;
 use crate::exit::Outcome;
-use crate::spec::{self, Check, ValidatedExperiment};
+use crate::spec::{step_time, Check, ValidatedExperiment};
 
 /// One check as the run would perform it.
 fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) {
@@ -62,22 +62,10 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
     }
 }
 
-/// How long each of `steps` ramp steps holds, to the millisecond.
-fn step_time(duration: std::time::Duration, steps: usize) -> std::time::Duration {
-    let each = duration / steps.max(1) as u32;
-    std::time::Duration::from_millis(each.as_millis() as u64)
-}
-
 /// Prints the plan of `file`.
 pub fn print(file: &Path, output: Output) -> Outcome {
-    let exp = match spec::load_experiment(file) {
-        Ok(exp) => exp,
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            return Outcome::InvalidInput;
-        }
+    let Some(exp) = crate::cli::load_or_report(file) else {
+        return Outcome::InvalidInput;
     };
     let s = &exp.experiment.spec;
     let faults: Vec<serde_json::Value> = s

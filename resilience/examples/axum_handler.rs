@@ -270,7 +270,7 @@ mod tests {
         assert!(response.headers().contains_key("retry-after"));
         let (_, metrics) = get(&app, "/metrics").await;
         assert!(
-            metrics.contains(r#"resilience_circuit_state{policy="profiles",state="Open"} 1"#),
+            metrics.contains(r#"resilience_circuit_state{policy="profiles",state="open"} 1"#),
             "{metrics}"
         );
         assert!(metrics.contains(r#"resilience_fallbacks_total{policy="profiles"}"#));

@@ -4,18 +4,19 @@
 //! [`ResilienceMetrics::policy`] resolves one policy's counters up front so that recording on
 //! the hot path is a single atomic add, with no label lookup, lock or allocation.
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use crate::circuit_breaker::CircuitState;
 use crate::error::{ErrorKind, TimeoutScope};
 
 /// How a call through a policy ended, as counted by `resilience_calls_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CallOutcome {
     /// The inner service answered.
     Success,
@@ -61,7 +62,7 @@ impl CallOutcome {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum StateLabel {
     Closed,
     Open,
@@ -82,10 +83,46 @@ impl From<CircuitState> for StateLabel {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum ScopeLabel {
     Attempt,
     Overall,
+}
+
+// Label values in Prometheus' usual snake_case.
+impl EncodeLabelValue for CallOutcome {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            CallOutcome::Success => "success",
+            CallOutcome::Failure => "failure",
+            CallOutcome::CircuitOpen => "circuit_open",
+            CallOutcome::RateLimited => "rate_limited",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::BulkheadFull => "bulkhead_full",
+            CallOutcome::Fallback => "fallback",
+        })
+    }
+}
+
+impl EncodeLabelValue for StateLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            StateLabel::Closed => "closed",
+            StateLabel::Open => "open",
+            StateLabel::HalfOpen => "half_open",
+            StateLabel::ForcedOpen => "forced_open",
+            StateLabel::Disabled => "disabled",
+        })
+    }
+}
+
+impl EncodeLabelValue for ScopeLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(match self {
+            ScopeLabel::Attempt => "attempt",
+            ScopeLabel::Overall => "overall",
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]

@@ -378,12 +378,12 @@ async fn policy_metrics_count_outcomes_and_transitions() {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
     for line in [
-        r#"resilience_calls_total{policy="saves",outcome="Success"} 1"#,
-        r#"resilience_calls_total{policy="saves",outcome="CircuitOpen"} 2"#,
+        r#"resilience_calls_total{policy="saves",outcome="success"} 1"#,
+        r#"resilience_calls_total{policy="saves",outcome="circuit_open"} 2"#,
         r#"resilience_retries_total{policy="saves"} 1"#,
-        r#"resilience_timeouts_total{policy="saves",scope="Attempt"} 1"#,
-        r#"resilience_circuit_state{policy="saves",state="Open"} 1"#,
-        r#"resilience_circuit_transitions_total{policy="saves",from="Closed",to="Open"} 1"#,
+        r#"resilience_timeouts_total{policy="saves",scope="attempt"} 1"#,
+        r#"resilience_circuit_state{policy="saves",state="open"} 1"#,
+        r#"resilience_circuit_transitions_total{policy="saves",from="closed",to="open"} 1"#,
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }

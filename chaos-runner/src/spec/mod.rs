@@ -8,7 +8,7 @@ mod yaml;
 
 pub use model::*;
 pub use slo::SloSet;
-pub use validate::{CpuHogParams, ValidatedExperiment};
+pub use validate::{step_time, CpuHogParams, ValidatedExperiment};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -35,6 +35,17 @@ pub struct ValidatedExperiment {
     pub steps: Vec<Vec<CpuHogParams>>,
 }
 
+/// How long each of `steps` ramp steps holds (to the millisecond).
+///
+/// ```
+/// use std::time::Duration;
+/// assert_eq!(chaos_runner::spec::step_time(Duration::from_secs(2), 3), Duration::from_millis(666));
+/// ```
+pub fn step_time(duration: Duration, steps: usize) -> Duration {
+    let each = duration / steps.max(1) as u32;
+    Duration::from_millis(each.as_millis() as u64)
+}
+
 struct Collector<'a> {
     file: &'a str,
     positions: Positions,
@@ -443,7 +454,7 @@ pub(crate) fn check_experiment(
                     format!("{here}.ramp.steps"),
                     "must have 1 to 20 steps",
                 );
-                let step_time = fault.duration / (ramp.steps.len().max(1) as u32);
+                let step_time = step_time(fault.duration, ramp.steps.len());
                 if duration_ok {
                     c.check(
                         step_time >= spec.check_interval,

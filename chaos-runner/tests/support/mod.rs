@@ -35,10 +35,13 @@ impl Drop for TempDir {
     }
 }
 
-/// Serves `/metrics` with one gauge, `chaos_test_signal`, whose value the test sets.
+/// Serves `/metrics` with a gauge, `chaos_test_signal`, whose value the test sets, and
+/// request counters `chaos_test_requests_total{outcome}` growing by 100 per second, a
+/// share of them errors that the test sets.
 pub struct MetricsServer {
     pub addr: String,
     value: Arc<AtomicU64>,
+    error_share: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
 }
 
@@ -48,17 +51,40 @@ impl MetricsServer {
         let addr = listener.local_addr().unwrap().to_string();
         listener.set_nonblocking(true).unwrap();
         let value = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let error_share = Arc::new(AtomicU64::new(0f64.to_bits()));
         let stop = Arc::new(AtomicBool::new(false));
-        let (v, s) = (value.clone(), stop.clone());
+        let (v, e, s) = (value.clone(), error_share.clone(), stop.clone());
         std::thread::spawn(move || {
+            let (mut ok, mut errors, mut last) = (0.0f64, 0.0f64, Instant::now());
             while !s.load(Ordering::Relaxed) {
                 match listener.accept() {
-                    Ok((stream, _)) => serve(stream, f64::from_bits(v.load(Ordering::Relaxed))),
+                    Ok((stream, _)) => {
+                        let requests = 100.0 * last.elapsed().as_secs_f64();
+                        last = Instant::now();
+                        let share = f64::from_bits(e.load(Ordering::Relaxed));
+                        errors += requests * share;
+                        ok += requests * (1.0 - share);
+                        let body = format!(
+                            "# TYPE chaos_test_signal gauge\nchaos_test_signal {}\n# TYPE chaos_test_requests_total counter\nchaos_test_requests_total{{outcome=\"ok\"}} {ok}\nchaos_test_requests_total{{outcome=\"error\"}} {errors}\n",
+                            f64::from_bits(v.load(Ordering::Relaxed))
+                        );
+                        serve(stream, &body);
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        MetricsServer { addr, value, stop }
+        MetricsServer {
+            addr,
+            value,
+            error_share,
+            stop,
+        }
+    }
+
+    /// Sets the share of requests (0 to 1) counted as errors from now on.
+    pub fn set_error_share(&self, share: f64) {
+        self.error_share.store(share.to_bits(), Ordering::Relaxed);
     }
 
     pub fn set(&self, value: f64) {
@@ -72,14 +98,13 @@ impl Drop for MetricsServer {
     }
 }
 
-fn serve(mut stream: TcpStream, value: f64) {
+fn serve(mut stream: TcpStream, body: &str) {
     let _ = stream.set_nonblocking(false);
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut line = String::new();
     while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
         line.clear();
     }
-    let body = format!("# TYPE chaos_test_signal gauge\nchaos_test_signal {value}\n");
     let _ = write!(
         stream,
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
