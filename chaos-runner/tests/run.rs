@@ -234,8 +234,10 @@ fn failing_steady_state_injects_nothing_and_exits_1() {
 #[test]
 fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
     // The README's main command, as a new user runs it (only the state and report dirs are
-    // moved into a temp dir). Exit 0, or 2 if this machine was already saturated enough to
-    // trip the guard rail; either way the hog is gone and the report says it was reverted.
+    // moved into a temp dir). Its verdict depends on how busy this machine is (other tests
+    // run beside it), so each outcome is checked for what it must mean: 0, all three ramp
+    // steps ran; 1, the host was already too busy (nothing injected) or stayed busy after;
+    // 2, the guard rail tripped. In every case the report exists and nothing is left live.
     let dir = TempDir::new("shipped");
     let exp =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/local/cpu-hog.yaml");
@@ -248,19 +250,28 @@ fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
         .output()
         .unwrap();
     let code = out.status.code();
-    assert!(
-        matches!(code, Some(0) | Some(2)),
-        "{code:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{code:?} {e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let reason = summary["reason"].as_str().unwrap().to_owned();
     let report = summary["reports"][0].as_str().unwrap();
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join(report)).unwrap()).unwrap();
-    assert_eq!(report["faults"][0]["reverted"], true);
-    if code == Some(0) {
-        // All three ramp steps ran.
-        assert_eq!(report["faults"][0]["steps"].as_array().unwrap().len(), 3);
+    let faults = report["faults"].as_array().unwrap();
+    match code {
+        Some(0) => {
+            assert_eq!(faults[0]["steps"].as_array().unwrap().len(), 3);
+            assert_eq!(faults[0]["reverted"], true);
+        }
+        Some(1) if reason.starts_with("preflight") => assert!(faults.is_empty(), "{reason}"),
+        Some(1) => {
+            assert!(reason.contains("steady state after"), "{reason}");
+            assert_eq!(faults[0]["reverted"], true);
+        }
+        Some(2) => {
+            assert!(reason.contains("host-"), "{reason}");
+            assert_eq!(faults[0]["reverted"], true);
+        }
+        other => panic!("{other:?}: {reason}"),
     }
     assert!(hogs("cpu-pressure").is_empty());
 }
