@@ -393,6 +393,10 @@ async fn lifecycle(
                         }
                     }
                     Err(e) => {
+                        // Nothing went in: close the intent so no later run sees it as live.
+                        let _ = live.journal.append(Event::Reverted {
+                            fault: live.faults[i].name.clone(),
+                        });
                         outcome = Outcome::Aborted;
                         reason = e.to_string();
                         break 'hold;
