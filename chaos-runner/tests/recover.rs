@@ -6,7 +6,6 @@ use chaos_runner::faults::local::proc;
 use chaos_runner::faults::{Fault, FaultRecord};
 use chaos_runner::journal::{self, Event, Journal};
 use chaos_runner::spec::CpuHogParams;
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -86,36 +85,51 @@ fn cpu_hog_stops_by_itself_when_its_time_is_up() {
 
 #[test]
 fn hog_dies_with_its_parent() {
-    // A parent that starts a hog and is then SIGKILLed, as a crashing runner would be.
-    // The script text is fixed; the binary path is passed as an argument, not interpolated.
-    let mut parent = Command::new("sh")
-        .args([
-            "-c",
-            "\"$0\" stress cpu --workers 1 --load 5 --duration 60s --run-id orphan --fault cpu & echo $!; wait",
-        ])
-        .arg(exe())
-        .stdout(Stdio::piped())
+    // A real run (host signals only, no Prometheus) whose runner is SIGKILLed mid-hold: no
+    // handler runs, and the kernel's parent-death signal must take the hog down with it.
+    let dir = temp_dir("orphan");
+    let exp = dir.join("orphan.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: orphan }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: orphan-cpu\n      type: cpu-hog\n      selector: {{ host: localhost }}\n      parameters: {{ workers: 1, load: 5 }}\n      duration: 60s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  report: {{ dir: {} }}\n",
+            dir.join("reports").display()
+        ),
+    )
+    .unwrap();
+    let mut runner = Command::new(exe())
+        .arg("run")
+        .arg(&exp)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufReader::new(parent.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let pid: u32 = line.trim().parse().unwrap();
     let start = Instant::now();
-    let ticks = loop {
-        if let Some((_, t)) = proc::stat(pid) {
-            break t;
+    let (pid, ticks) = loop {
+        let found = proc::pids().into_iter().find(|pid| {
+            proc::cmdline(*pid).is_some_and(|a| {
+                a.windows(2)
+                    .any(|w| w[0] == "--fault" && w[1] == "orphan-cpu")
+            })
+        });
+        if let Some((pid, (_, ticks))) = found.and_then(|pid| proc::stat(pid).map(|s| (pid, s))) {
+            break (pid, ticks);
         }
-        assert!(start.elapsed() < Duration::from_secs(2));
-        std::thread::sleep(Duration::from_millis(5));
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the hog never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
     };
-    parent.kill().unwrap();
-    parent.wait().unwrap();
+    runner.kill().unwrap(); // SIGKILL
+    runner.wait().unwrap();
     assert!(
         gone_within(Duration::from_secs(2), pid, ticks),
-        "hog {pid} outlived its parent"
+        "hog {pid} outlived its runner"
     );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
