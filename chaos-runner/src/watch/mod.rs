@@ -227,7 +227,7 @@ impl Watch {
         };
         let at_ms = started.elapsed().as_millis() as u64;
         let threshold = self.threshold_text();
-        match measured {
+        let (verdict, value, label, error) = match measured {
             Err(error) => {
                 self.failures_in_a_row += 1;
                 let verdict = if self.failures_in_a_row >= self.fail_after {
@@ -238,24 +238,15 @@ impl Watch {
                 } else {
                     Verdict::Pending
                 };
-                let obs = Observation {
-                    check: self.name.clone(),
-                    phase,
-                    at_ms,
-                    value: None,
-                    threshold,
-                    verdict: "error",
-                    error: Some(error),
-                };
-                (verdict, obs)
+                (verdict, None, "error", Some(error))
             }
             Ok((value, breached, note)) => {
                 self.failures_in_a_row = 0;
-                if breached {
-                    self.breaches_in_a_row += 1;
+                self.breaches_in_a_row = if breached {
+                    self.breaches_in_a_row + 1
                 } else {
-                    self.breaches_in_a_row = 0;
-                }
+                    0
+                };
                 let verdict = if !breached {
                     Verdict::Ok
                 } else if self.breaches_in_a_row >= self.for_checks {
@@ -269,17 +260,18 @@ impl Watch {
                 } else {
                     Verdict::Pending
                 };
-                let obs = Observation {
-                    check: self.name.clone(),
-                    phase,
-                    at_ms,
-                    value,
-                    threshold,
-                    verdict: if breached { "breach" } else { "ok" },
-                    error: note,
-                };
-                (verdict, obs)
+                (verdict, value, if breached { "breach" } else { "ok" }, note)
             }
-        }
+        };
+        let observation = Observation {
+            check: self.name.clone(),
+            phase,
+            at_ms,
+            value,
+            threshold,
+            verdict: label,
+            error,
+        };
+        (verdict, observation)
     }
 }
