@@ -13,11 +13,10 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use crate::cli::Output;
 use crate::exit::Outcome;
-use crate::faults::local::cpu_hog::CpuHog;
-use crate::faults::Fault;
+use crate::faults::{self, Fault, FaultContext};
 use crate::journal::{self, Event, Journal};
 use crate::report::{FaultReport, RunReport};
-use crate::spec::{self, CpuHogParams, ValidatedExperiment};
+use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
 
@@ -35,10 +34,11 @@ pub struct RunOptions {
 /// A fault of the experiment while the run holds it.
 struct Active {
     name: String,
-    steps: Vec<CpuHogParams>,
+    spec: FaultSpec,
+    steps: Vec<FaultParams>,
     duration: Duration,
     current: Option<usize>,
-    hog: Option<CpuHog>,
+    live: Option<Box<dyn Fault>>,
     report: FaultReport,
 }
 
@@ -53,7 +53,7 @@ impl LiveSet {
     /// Reverts one fault's current step, retrying, then verifies; journals the result.
     fn revert_one(&mut self, index: usize) {
         let fault = &mut self.faults[index];
-        let Some(mut hog) = fault.hog.take() else {
+        let Some(mut hog) = fault.live.take() else {
             return;
         };
         let mut last_error = None;
@@ -215,6 +215,10 @@ async fn lifecycle(
     let spec = &exp.experiment.spec;
     let name = exp.experiment.metadata.name.clone();
     let run_id = run_id(&name);
+    let context = FaultContext {
+        run_id: run_id.clone(),
+        exe,
+    };
     let http = reqwest::Client::new();
     let fail_after = spec.prometheus.as_ref().map_or(3, |p| p.fail_after);
     let slos = exp.slos.as_ref();
@@ -317,10 +321,11 @@ async fn lifecycle(
                 .zip(&exp.steps)
                 .map(|(f, steps)| Active {
                     name: f.name.clone(),
+                    spec: f.clone(),
                     steps: steps.clone(),
                     duration: f.duration,
                     current: None,
-                    hog: None,
+                    live: None,
                     report: FaultReport {
                         name: f.name.clone(),
                         steps: Vec::new(),
@@ -364,7 +369,7 @@ async fn lifecycle(
                 let Some(step) = wanted else { continue };
                 let f = &live.faults[i];
                 let remaining = f.duration.saturating_sub(elapsed);
-                let mut hog = CpuHog::new(&f.name, &run_id, f.steps[step], remaining, exe.clone());
+                let mut hog = faults::build(&context, &f.spec, &f.steps[step], remaining);
                 let intent = Event::Intent {
                     fault: f.name.clone(),
                     description: hog.describe(),
@@ -381,7 +386,7 @@ async fn lifecycle(
                         f.report
                             .steps
                             .push(format!("{description} (from {} ms)", elapsed.as_millis()));
-                        f.hog = Some(hog);
+                        f.live = Some(hog);
                         let injected = Event::Injected {
                             fault: f.name.clone(),
                             record,

@@ -76,11 +76,12 @@ pub fn print(file: &Path, output: Output) -> Outcome {
             let step_time = step_time(fault.duration, steps.len());
             serde_json::json!({
                 "name": fault.name,
-                "type": "cpu-hog",
-                "target": fault.selector.host,
+                "type": fault.fault_type.name(),
+                "selector": fault.selector,
                 "duration": humantime::format_duration(fault.duration).to_string(),
                 "steps": steps.iter().map(|p| serde_json::json!({
-                    "workers": p.workers, "load_percent": p.load,
+                    "parameters": p,
+                    "summary": p.summary(),
                     "hold": humantime::format_duration(step_time).to_string(),
                 })).collect::<Vec<_>>(),
             })
@@ -125,13 +126,13 @@ pub fn print(file: &Path, output: Output) -> Outcome {
                 let step_time = step_time(fault.duration, steps.len());
                 for (i, p) in steps.iter().enumerate() {
                     println!(
-                        "    - {} step {}/{}: cpu-hog on {} with {} worker(s) at {}% for {}",
+                        "    - {} step {}/{}: {} on {}: {} for {}",
                         fault.name,
                         i + 1,
                         steps.len(),
-                        fault.selector.host.as_deref().unwrap_or("?"),
-                        p.workers,
-                        p.load,
+                        fault.fault_type.name(),
+                        fault.selector.summary(),
+                        p.summary(),
                         humantime::format_duration(step_time)
                     );
                 }

@@ -96,6 +96,13 @@ impl CountWindow {
         if slot.load(Ordering::Relaxed) == new {
             return false;
         }
+        self.replace(slot, new)
+    }
+
+    /// Puts `new` in `slot` and moves the totals by the difference; true when the slot was
+    /// empty. Out of line: the common record (same outcome as N calls ago) does not get here.
+    #[inline(never)]
+    fn replace(&self, slot: &AtomicU8, new: u8) -> bool {
         let old = slot.swap(new, Ordering::AcqRel);
         self.apply(old, new);
         old & PRESENT == 0
@@ -282,10 +289,6 @@ impl OutcomeWindow {
             OutcomeWindow::Count(w) => w.clear(),
             OutcomeWindow::Time(w) => w.clear(),
         }
-    }
-
-    pub(crate) fn needs_time(&self) -> bool {
-        matches!(self, OutcomeWindow::Time(_))
     }
 }
 

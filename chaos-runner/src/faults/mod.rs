@@ -4,6 +4,10 @@
 pub mod local;
 
 use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::spec::{FaultParams, FaultSpec};
 
 /// Injecting, reverting or verifying a fault failed.
 #[derive(Debug, thiserror::Error)]
@@ -55,8 +59,50 @@ pub trait Fault: Send {
     fn verify_reverted(&self) -> Result<(), FaultError>;
 }
 
+/// What every fault of one run shares: the run id (which names everything a fault
+/// creates, so `recover` can find it) and the runner's own binary (which runs the
+/// stress children).
+#[derive(Debug, Clone)]
+pub struct FaultContext {
+    /// The run id.
+    pub run_id: String,
+    /// This runner's executable.
+    pub exe: PathBuf,
+}
+
+/// Builds the fault for one step of `spec` with `params`, to hold for at most
+/// `remaining` (its own expiry). Nothing is injected until [`Fault::inject`].
+///
+/// ```
+/// use chaos_runner::faults::{build, FaultContext};
+/// use chaos_runner::spec::{CpuHogParams, FaultParams};
+/// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml")).unwrap();
+/// let exp = chaos_runner::spec::parse_experiment("cpu-hog.yaml", &text).unwrap();
+/// let ctx = FaultContext { run_id: "r1".into(), exe: "/bin/false".into() };
+/// let params = FaultParams::CpuHog(CpuHogParams { workers: 1, load: 10 });
+/// let fault = build(&ctx, &exp.spec.faults[0], &params, std::time::Duration::from_secs(1));
+/// assert!(fault.describe().contains("1 worker"));
+/// ```
+pub fn build(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    params: &FaultParams,
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    match params {
+        FaultParams::CpuHog(p) => Box::new(local::cpu_hog::CpuHog::new(
+            &spec.name,
+            &ctx.run_id,
+            *p,
+            remaining,
+            ctx.exe.clone(),
+        )),
+    }
+}
+
 /// Reverts a fault known only from the journal (after a crash): by its record when the
-/// journal has one, else by finding the fault's processes by run id and name.
+/// journal has one, else (the runner died between the intent and the injection) by
+/// sweeping every backend for what run `run_id` may have left under the name `name`.
 pub fn revert_from_journal(
     run_id: &str,
     name: &str,
@@ -66,6 +112,12 @@ pub fn revert_from_journal(
         Some(FaultRecord::CpuHog { pid, start_ticks }) => {
             local::cpu_hog::kill_if_ours(name, *pid, *start_ticks)
         }
-        None => local::cpu_hog::kill_by_run(run_id, name),
+        None => revert_unknown(run_id, name),
     }
+}
+
+/// Removes whatever any backend may have left for `run_id`'s fault `name` when the
+/// journal holds only the intent.
+fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
+    local::cpu_hog::kill_by_run(run_id, name)
 }

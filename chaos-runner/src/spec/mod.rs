@@ -2,13 +2,15 @@
 //! validation, and the JSON Schema.
 
 mod model;
+pub mod params;
 pub mod slo;
 mod validate;
 mod yaml;
 
 pub use model::*;
+pub use params::{CpuHogParams, FaultParams, Problems};
 pub use slo::SloSet;
-pub use validate::{step_time, CpuHogParams, ValidatedExperiment};
+pub use validate::{step_time, ValidatedExperiment};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -319,6 +319,19 @@ pub enum FaultType {
     CpuHog,
 }
 
+impl FaultType {
+    /// The name as written in experiment files (`cpu-hog`).
+    ///
+    /// ```
+    /// assert_eq!(chaos_runner::spec::FaultType::CpuHog.name(), "cpu-hog");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultType::CpuHog => "cpu-hog",
+        }
+    }
+}
+
 /// One fault.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -357,6 +370,37 @@ pub struct Selector {
     /// A host; the local backend only accepts `localhost`.
     #[serde(default)]
     pub host: Option<String>,
+}
+
+impl Selector {
+    /// Each selector part by its YAML name, and whether it is given; validation refuses
+    /// parts a fault type would ignore.
+    ///
+    /// ```
+    /// let s = chaos_runner::spec::Selector { host: Some("localhost".into()), ..Default::default() };
+    /// assert!(s.parts().contains(&("host", true)));
+    /// ```
+    pub fn parts(&self) -> Vec<(&'static str, bool)> {
+        vec![("host", self.host.is_some())]
+    }
+
+    /// The selector in one line, for plans (`host localhost`).
+    ///
+    /// ```
+    /// let s = chaos_runner::spec::Selector { host: Some("localhost".into()), ..Default::default() };
+    /// assert_eq!(s.summary(), "host localhost");
+    /// ```
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(host) = &self.host {
+            parts.push(format!("host {host}"));
+        }
+        if parts.is_empty() {
+            "nothing".to_owned()
+        } else {
+            parts.join(", ")
+        }
+    }
 }
 
 /// The error-budget gate.

@@ -1,28 +1,13 @@
 //! Semantic checks of experiment and SLO files, collecting every problem with its place.
 
-use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use super::model::*;
+use super::params::{self, FaultParams, Problems};
 use super::slo::SloSet;
 use super::yaml::Positions;
 use super::{SpecError, SpecErrors};
-
-/// CPU hog parameters.
-///
-/// ```
-/// let p = chaos_runner::spec::CpuHogParams { workers: 2, load: 80 };
-/// assert_eq!(p.workers, 2);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CpuHogParams {
-    /// Busy threads (1 to 256).
-    pub workers: u32,
-    /// Load per thread in percent (1 to 100).
-    pub load: u8,
-}
 
 /// An experiment that passed every check, with its SLO set and each fault's steps resolved.
 #[derive(Debug, Clone)]
@@ -32,7 +17,7 @@ pub struct ValidatedExperiment {
     /// The SLO set it refers to, if any.
     pub slos: Option<SloSet>,
     /// Per fault, the parameters of each ramp step (one step without a ramp).
-    pub steps: Vec<Vec<CpuHogParams>>,
+    pub steps: Vec<Vec<FaultParams>>,
 }
 
 /// How long each of `steps` ramp steps holds (to the millisecond).
@@ -95,26 +80,19 @@ fn merged(
     serde_json::Value::Object(map)
 }
 
-fn cpu_params(c: &mut Collector<'_>, at: &str, value: serde_json::Value) -> Option<CpuHogParams> {
-    match serde_json::from_value::<CpuHogParams>(value) {
-        Ok(p) => {
-            let workers = c.check(
-                (1..=256).contains(&p.workers),
-                format!("{at}.workers"),
-                "must be between 1 and 256",
-            );
-            let load = c.check(
-                (1..=100).contains(&p.load),
-                format!("{at}.load"),
-                "must be a percentage between 1 and 100",
-            );
-            (workers && load).then_some(p)
-        }
-        Err(e) => {
-            c.check(false, at.to_owned(), format!("cpu-hog parameters: {e}"));
-            None
-        }
+/// Parses one step's parameters of `fault`, moving problems into the collector.
+fn step_params(
+    c: &mut Collector<'_>,
+    fault: &FaultSpec,
+    at: &str,
+    value: serde_json::Value,
+) -> Option<FaultParams> {
+    let mut problems = Problems::default();
+    let params = params::parse(fault.fault_type, at, value, &mut problems);
+    for (field, message) in problems.into_found() {
+        c.check(false, field, message);
     }
+    params
 }
 
 fn check_checks(
@@ -423,26 +401,21 @@ pub(crate) fn check_experiment(
             format!("{here}.duration"),
             "must be between 1s and 24h",
         );
-        match fault.selector.host.as_deref() {
-            None => {
-                c.check(
-                    false,
-                    format!("{here}.selector"),
-                    "needs a selector (`host: localhost` for local resource faults)",
-                );
-            }
-            Some(host) => {
-                c.check(
-                    matches!(host, "localhost" | "127.0.0.1" | "::1"),
-                    format!("{here}.selector.host"),
-                    "the local backend only injects on `localhost`",
-                );
-            }
+        let mut problems = Problems::default();
+        params::check_selector(
+            fault.fault_type,
+            &fault.selector,
+            &format!("{here}.selector"),
+            &mut problems,
+        );
+        for (field, message) in problems.into_found() {
+            c.check(false, field, message);
         }
         let empty = BTreeMap::new();
-        let fault_steps: Vec<CpuHogParams> = match &fault.ramp {
-            None => cpu_params(
+        let fault_steps: Vec<FaultParams> = match &fault.ramp {
+            None => step_params(
                 &mut c,
+                fault,
                 &format!("{here}.parameters"),
                 merged(&fault.parameters, &empty),
             )
@@ -469,8 +442,9 @@ pub(crate) fn check_experiment(
                     .iter()
                     .enumerate()
                     .filter_map(|(s, over)| {
-                        cpu_params(
+                        step_params(
                             &mut c,
+                            fault,
                             &format!("{here}.ramp.steps[{s}]"),
                             merged(&fault.parameters, over),
                         )

@@ -405,7 +405,7 @@ where
             },
             Err(rejected) => CircuitBreakerFuture {
                 kind: Kind::Rejected {
-                    retry_after: Some(rejected.retry_after),
+                    retry_after_nanos: retry_after_nanos(rejected.retry_after),
                 },
             },
         }
@@ -420,6 +420,7 @@ struct Permit {
 }
 
 impl Drop for Permit {
+    #[inline]
     fn drop(&mut self) {
         if let Some(generation) = self.admission.probe_generation() {
             self.core.return_probe(generation);
@@ -428,9 +429,11 @@ impl Drop for Permit {
 }
 
 impl Permit {
+    /// Records the call's verdict; `start` is its start mark (see `BreakerCore::start_mark`).
     #[inline]
-    fn complete(&mut self, verdict: Verdict, slow: bool) {
+    fn complete(&mut self, verdict: Verdict, start: u64) {
         let admission = std::mem::replace(&mut self.admission, Admission::NONE);
+        let slow = self.core.was_slow(start);
         self.core.complete(admission, verdict, slow);
     }
 }
@@ -454,7 +457,11 @@ pin_project! {
             classifier: C,
         },
         Rejected {
-            retry_after: Option<Option<std::time::Duration>>,
+            // `retry_after` in nanoseconds, `NO_RETRY_AFTER` for none (or already taken).
+            // A plain integer keeps `Duration`'s niche out of the bytes the running variant
+            // uses: sharing them made the compiler write the inner future's fields in halves,
+            // which stalled the wide loads that read them back.
+            retry_after_nanos: u64,
         },
     }
 }
@@ -467,6 +474,7 @@ where
 {
     type Output = Result<Res, ResilienceError<Err::Inner>>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().kind.project() {
             KindProj::Running {
@@ -475,15 +483,44 @@ where
                 start,
                 classifier,
             } => {
-                let result = std::task::ready!(future.poll(cx))
-                    .map_err(IntoResilienceError::into_resilience_error);
-                let slow = permit.core.was_slow(*start);
-                permit.complete(classifier.classify(&result), slow);
-                Poll::Ready(result)
+                let slow_start = *start;
+                // The two outcomes are recorded apart so that the success path keeps its
+                // response in registers (the error type is 24 bytes and otherwise goes
+                // through memory).
+                Poll::Ready(match std::task::ready!(future.poll(cx)) {
+                    Ok(response) => {
+                        let result = Ok(response);
+                        permit.complete(classifier.classify(&result), slow_start);
+                        result
+                    }
+                    Err(err) => {
+                        let result = Err(err.into_resilience_error());
+                        permit.complete(classifier.classify(&result), slow_start);
+                        result
+                    }
+                })
             }
-            KindProj::Rejected { retry_after } => Poll::Ready(Err(ResilienceError::CircuitOpen {
-                retry_after: retry_after.take().flatten(),
-            })),
+            KindProj::Rejected { retry_after_nanos } => {
+                Poll::Ready(Err(take_rejection(retry_after_nanos)))
+            }
         }
+    }
+}
+
+const NO_RETRY_AFTER: u64 = u64::MAX;
+
+#[cold]
+fn retry_after_nanos(retry_after: Option<std::time::Duration>) -> u64 {
+    retry_after.map_or(NO_RETRY_AFTER, |d| {
+        u64::try_from(d.as_nanos()).unwrap_or(NO_RETRY_AFTER - 1)
+    })
+}
+
+#[cold]
+#[inline(never)]
+fn take_rejection<E>(retry_after_nanos: &mut u64) -> ResilienceError<E> {
+    let nanos = std::mem::replace(retry_after_nanos, NO_RETRY_AFTER);
+    ResilienceError::CircuitOpen {
+        retry_after: (nanos != NO_RETRY_AFTER).then(|| std::time::Duration::from_nanos(nanos)),
     }
 }

@@ -193,6 +193,9 @@ impl BreakerCore {
     }
 
     /// Records the end of an admitted call.
+    ///
+    /// Inlined into the response future: the closed-state record with a count window (the
+    /// common case) runs here; the rest (probes, time windows, trip checks) is out of line.
     #[inline]
     pub(crate) fn complete(&self, admission: Admission, verdict: Verdict, slow: bool) {
         let generation = admission.generation();
@@ -200,20 +203,53 @@ impl BreakerCore {
             CLOSED if verdict != Verdict::Ignored => {
                 self.record_closed(generation, verdict == Verdict::Failure, slow)
             }
-            PROBE if verdict == Verdict::Ignored => self.return_probe(generation),
-            PROBE => self.record_probe(generation, verdict == Verdict::Failure, slow),
+            PROBE => self.complete_probe(generation, verdict, slow),
             _ => {}
         }
     }
 
+    #[cold]
+    #[inline(never)]
+    fn complete_probe(&self, generation: u64, verdict: Verdict, slow: bool) {
+        if verdict == Verdict::Ignored {
+            self.return_probe(generation)
+        } else {
+            self.record_probe(generation, verdict == Verdict::Failure, slow)
+        }
+    }
+
+    #[inline]
     fn record_closed(&self, generation: u64, failed: bool, slow: bool) {
         let word = self.status.load(Ordering::Acquire);
         if word != pack(generation, CircuitState::Closed) {
             return; // the state moved on while this call ran
         }
-        let at = self.window.needs_time().then(crate::clock::now);
-        let may_trip = self.window.record(failed, slow, at);
-        let consecutive_trip = match self.consecutive_failures {
+        let OutcomeWindow::Count(window) = &self.window else {
+            return self.record_closed_timed(word, failed, slow);
+        };
+        // A fast success replacing an older call can only lower the rates; anything else
+        // (a failure, a slow call, or one more call in a window still filling) may trip.
+        let may_trip = window.record(failed, slow) || failed || slow;
+        let consecutive_trip = self.count_consecutive(failed);
+        if consecutive_trip || may_trip {
+            self.check_trip(word, consecutive_trip, None);
+        }
+    }
+
+    /// The closed-state record for a time window: it reads the clock, and old calls leave
+    /// the window as time passes, so the rates are checked after every call.
+    #[inline(never)]
+    fn record_closed_timed(&self, word: u64, failed: bool, slow: bool) {
+        let at = crate::clock::now();
+        self.window.record(failed, slow, Some(at));
+        let consecutive_trip = self.count_consecutive(failed);
+        self.check_trip(word, consecutive_trip, Some(at));
+    }
+
+    /// Counts a failure streak, when `consecutive_failures` is set; true when it trips.
+    #[inline]
+    fn count_consecutive(&self, failed: bool) -> bool {
+        match self.consecutive_failures {
             Some(limit) if failed => self.consecutive.fetch_add(1, Ordering::Relaxed) + 1 >= limit,
             Some(_) => {
                 // Only write the shared counter when there is a streak to end.
@@ -223,10 +259,13 @@ impl BreakerCore {
                 false
             }
             None => false,
-        };
-        if !consecutive_trip && !may_trip {
-            return;
         }
+    }
+
+    /// Reads the window's rates (at `at` for a time window) and opens the breaker from the
+    /// status `word` when they, or `consecutive_trip`, call for it.
+    #[inline(never)]
+    fn check_trip(&self, word: u64, consecutive_trip: bool, at: Option<Instant>) {
         let totals = self.window.totals(at);
         let rate_trip = totals.calls >= self.minimum_calls
             && (Totals::reaches(totals.failures, totals.calls, self.failure_milli)
@@ -269,6 +308,7 @@ impl BreakerCore {
     }
 
     /// Gives a probe permit back (the probe was dropped or its result ignored).
+    #[cold]
     pub(crate) fn return_probe(&self, generation: u64) {
         if self.status.load(Ordering::Acquire) == pack(generation, CircuitState::HalfOpen) {
             self.probes_left.fetch_add(1, Ordering::AcqRel);

@@ -1,0 +1,155 @@
+//! Fault parameters and selectors by fault type: the typed form of a fault's
+//! `parameters` map (and of each ramp step), and which selector each type needs.
+//!
+//! Each fault family keeps its parameter structs and checks in its own module; this one
+//! maps a [`FaultType`] to them. A new fault type adds one [`FaultParams`] variant, one arm
+//! in [`parse`] and one in [`check_selector`].
+
+mod resource;
+
+pub use resource::CpuHogParams;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::model::{FaultType, Selector};
+
+/// Problems found in one fault's parameters or selector, each with its field path.
+///
+/// ```
+/// let mut p = chaos_runner::spec::Problems::default();
+/// assert!(!p.check(false, "spec.faults[0].parameters.load", "must be a percentage"));
+/// assert_eq!(p.found().len(), 1);
+/// ```
+#[derive(Debug, Default)]
+pub struct Problems {
+    found: Vec<(String, String)>,
+}
+
+impl Problems {
+    /// Records `message` against `field` unless `ok`; returns `ok`.
+    pub fn check(
+        &mut self,
+        ok: bool,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> bool {
+        if !ok {
+            self.found.push((field.into(), message.into()));
+        }
+        ok
+    }
+
+    /// The problems so far, as `(field path, message)`.
+    pub fn found(&self) -> &[(String, String)] {
+        &self.found
+    }
+
+    pub(crate) fn into_found(self) -> Vec<(String, String)> {
+        self.found
+    }
+}
+
+/// Range and consistency checks of one parameter struct, reported under the field path
+/// `at` (e.g. `spec.faults[0].parameters`).
+pub trait CheckParams {
+    /// Records every problem of `self` in `problems`.
+    fn check(&self, at: &str, problems: &mut Problems);
+}
+
+/// The parameters of one fault step, typed by fault type.
+///
+/// ```
+/// use chaos_runner::spec::{params, FaultParams, FaultType, Problems};
+/// let mut problems = Problems::default();
+/// let p = params::parse(FaultType::CpuHog, "p", serde_json::json!({"workers": 1, "load": 50}), &mut problems);
+/// assert!(matches!(p, Some(FaultParams::CpuHog(_))));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum FaultParams {
+    /// `cpu-hog`.
+    CpuHog(CpuHogParams),
+}
+
+impl FaultParams {
+    /// A short human summary of the step, for plans and progress
+    /// (`2 worker(s) at 80%`).
+    pub fn summary(&self) -> String {
+        match self {
+            FaultParams::CpuHog(p) => format!("{} worker(s) at {}%", p.workers, p.load),
+        }
+    }
+}
+
+/// Parses and checks `value` (a fault's parameters merged with a ramp step's) as the
+/// parameters of `fault_type`; problems go to `problems` under `at`.
+pub fn parse(
+    fault_type: FaultType,
+    at: &str,
+    value: serde_json::Value,
+    problems: &mut Problems,
+) -> Option<FaultParams> {
+    match fault_type {
+        FaultType::CpuHog => typed(fault_type, at, value, problems).map(FaultParams::CpuHog),
+    }
+}
+
+/// Checks that `selector` (at `at`) says what a fault of `fault_type` needs, and nothing
+/// it would ignore.
+pub fn check_selector(
+    fault_type: FaultType,
+    selector: &Selector,
+    at: &str,
+    problems: &mut Problems,
+) {
+    match fault_type {
+        FaultType::CpuHog => resource::check_host_selector(selector, at, problems),
+    }
+}
+
+/// Deserializes `value` into `T` (the error names the field inside the parameters), then
+/// runs `T`'s own checks. `None` when anything is wrong.
+fn typed<T: DeserializeOwned + CheckParams>(
+    fault_type: FaultType,
+    at: &str,
+    value: serde_json::Value,
+    problems: &mut Problems,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(params) => {
+            let before = problems.found().len();
+            params.check(at, problems);
+            (problems.found().len() == before).then_some(params)
+        }
+        Err(e) => {
+            let path = e.path().to_string();
+            let field = if path == "." || path.is_empty() {
+                at.to_owned()
+            } else {
+                format!("{at}.{path}")
+            };
+            problems.check(
+                false,
+                field,
+                format!("{} parameters: {}", fault_type.name(), e.inner()),
+            );
+            None
+        }
+    }
+}
+
+/// Refuses selector parts a fault type does not use, so a typo'd target never silently
+/// means "everything".
+pub(crate) fn only(selector: &Selector, at: &str, allowed: &[&str], problems: &mut Problems) {
+    for (part, present) in selector.parts() {
+        problems.check(
+            !present || allowed.contains(&part),
+            format!("{at}.{part}"),
+            format!(
+                "not used by this fault type (it takes: {})",
+                allowed.join(", ")
+            ),
+        );
+    }
+}
