@@ -2,3 +2,4 @@
 
 pub mod cpu_hog;
 pub mod proc;
+pub mod proxy;
