@@ -24,6 +24,8 @@ use super::toxics::{Stream, Toxic, ToxicKind};
 
 /// Read buffer size.
 const BUFFER: usize = 64 * 1024;
+/// The last stretch before a deadline that is waited by yielding instead of the timer.
+const SPIN: Duration = Duration::from_micros(1500);
 /// Most bytes a pipe holds back before it stops reading (back-pressure on the sender).
 const MAX_QUEUED: usize = 8 * 1024 * 1024;
 
@@ -181,8 +183,13 @@ impl Pipe {
                     let snapshot = self.toxics.borrow_and_update().clone();
                     effects = self.effects(&snapshot, &mut rolls, written);
                 }
-                _ = tokio::time::sleep_until(sleep_until), if deadline.is_some() => {
-                    let Some((_, action)) = deadline else { continue };
+                _ = tokio::time::sleep_until(sleep_until.checked_sub(SPIN).unwrap_or(sleep_until)), if deadline.is_some() => {
+                    let Some((at, action)) = deadline else { continue };
+                    // The timer wheel has millisecond ticks and rounds up: finish the last
+                    // stretch by yielding, so a 100 ms latency is 100 ms, not 101.
+                    while Instant::now() < at {
+                        tokio::task::yield_now().await;
+                    }
                     match self.act(action, &mut queue, &mut queued, &mut effects, &mut written, &mut pace_at).await {
                         Step::Continue => {}
                         Step::Done => return,
