@@ -3,3 +3,4 @@
 pub mod cpu_hog;
 pub mod proc;
 pub mod proxy;
+pub mod proxy_fault;
