@@ -256,11 +256,13 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
         return Outcome::InvalidInput;
     }
     let api = server.api_addr().unwrap_or(addr);
-    println!("proxy admin API listening on http://{api}");
+    // Whoever reads stdout may be gone (a closed pipe must not stop the server).
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "proxy admin API listening on http://{api}");
     for (name, p) in server.registry().list() {
-        println!("proxy {name}: {} -> {}", p.listen, p.upstream);
+        let _ = writeln!(out, "proxy {name}: {} -> {}", p.listen, p.upstream);
     }
-    let _ = std::io::stdout().flush();
+    let _ = out.flush();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -288,7 +290,7 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
     server.shutdown();
     match signal {
         Some(sig) => {
-            println!("proxy stopped ({sig})");
+            let _ = writeln!(out, "proxy stopped ({sig})");
             Outcome::Passed
         }
         None => {
