@@ -115,7 +115,10 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     let dir = TempDir::new("proxy-flags");
     let run = |args: &[&str]| {
         let out = Command::new(exe()).args(args).output().unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(&["proxy", "--listen", "0.0.0.0:0"]);
     assert_eq!(code, Some(3));
@@ -124,8 +127,18 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     assert_eq!(code, Some(3));
     assert!(err.contains("--listen"), "{err}");
     let bad = dir.path().join("bad.json");
-    std::fs::write(&bad, r#"[{"name": "a", "upstream": "127.0.0.1:1", "lisen": "x"}]"#).unwrap();
-    let (code, err) = run(&["proxy", "--listen", "127.0.0.1:0", "--config", bad.to_str().unwrap()]);
+    std::fs::write(
+        &bad,
+        r#"[{"name": "a", "upstream": "127.0.0.1:1", "lisen": "x"}]"#,
+    )
+    .unwrap();
+    let (code, err) = run(&[
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        bad.to_str().unwrap(),
+    ]);
     assert_eq!(code, Some(3));
     assert!(err.contains("[0].lisen") || err.contains("lisen"), "{err}");
     let missing = dir.path().join("missing.json");
@@ -195,7 +208,13 @@ fn real_toxiproxy_python_client_drives_the_proxy() {
     assert!(stdout.contains("toxiproxy client session ok"));
 }
 
-fn experiment(dir: &Path, fault_type: &str, selector: &str, params: &str, duration: &str) -> PathBuf {
+fn experiment(
+    dir: &Path,
+    fault_type: &str,
+    selector: &str,
+    params: &str,
+    duration: &str,
+) -> PathBuf {
     let path = dir.join("experiment.yaml");
     std::fs::write(
         &path,
@@ -277,7 +296,13 @@ fn runner_adds_and_removes_a_toxic_over_the_api_and_recover_cleans_after_sigkill
     let selector = format!("{{ api: \"{}\", name: echo }}", server.api);
 
     // A run to completion: the toxic is there while it holds, gone after, traffic clean.
-    let file = experiment(dir.path(), "proxy-latency", &selector, "{ latency: 150ms }", "2s");
+    let file = experiment(
+        dir.path(),
+        "proxy-latency",
+        &selector,
+        "{ latency: 150ms }",
+        "2s",
+    );
     let state = dir.path().join("state");
     let child = support::start_run(&file, &state);
     wait_for(Duration::from_secs(10), "the toxic", || {
@@ -287,25 +312,45 @@ fn runner_adds_and_removes_a_toxic_over_the_api_and_recover_cleans_after_sigkill
     assert!(names[0].starts_with("chaos-proxy-test-") && names[0].ends_with("-net"));
     assert!(rtt(&listen).unwrap() >= Duration::from_millis(150));
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(server.toxic_names("echo").is_empty());
     assert!(rtt(&listen).unwrap() < Duration::from_millis(50));
 
     // SIGKILL mid-fault: the toxic stays; `recover` deletes it from the journal.
-    let file = experiment(dir.path(), "proxy-timeout", &selector, "{ timeout: 0s }", "60s");
+    let file = experiment(
+        dir.path(),
+        "proxy-timeout",
+        &selector,
+        "{ timeout: 0s }",
+        "60s",
+    );
     let mut child = support::start_run(&file, &state);
     wait_for(Duration::from_secs(10), "the toxic", || {
         !server.toxic_names("echo").is_empty()
     });
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(server.toxic_names("echo").len(), 1, "left behind by the dead runner");
+    assert_eq!(
+        server.toxic_names("echo").len(),
+        1,
+        "left behind by the dead runner"
+    );
     let out = Command::new(exe())
         .args(["--output", "json", "recover", "--state-dir"])
         .arg(&state)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["reverted_all"], true);
     assert_eq!(doc["faults"][0]["fault"], "net");
