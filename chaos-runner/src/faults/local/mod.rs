@@ -1,4 +1,5 @@
 //! Faults on this machine.
 
 pub mod cpu_hog;
+pub mod dbproto;
 pub mod proc;
