@@ -434,7 +434,7 @@ mod tests {
         assert_eq!(&q[..1], b"Q");
         assert!(q.ends_with(b"chaos_injected_fault_1\0"));
         let p = poison(b"x", true);
-        assert_eq!(p, [b"P\0\0\0\x0a\0x\0\0\0".as_slice(), b"S\0\0\0\x04"].concat());
+        assert_eq!(p, [b"P\0\0\0\x09\0x\0\0\0".as_slice(), b"S\0\0\0\x04"].concat());
     }
 
     /// The client side of the relay, fed a pipelined, chunked stream: a batch whose Bind
