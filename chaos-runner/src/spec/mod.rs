@@ -8,7 +8,7 @@ mod validate;
 mod yaml;
 
 pub use model::*;
-pub use params::{CpuHogParams, FaultParams, Problems};
+pub use params::{CpuHogParams, FaultParams, Problems, ProxyAction, ProxyParams, ProxyStream};
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};
 

@@ -317,6 +317,25 @@ pub enum HostMetric {
 pub enum FaultType {
     /// Burns CPU: `workers` busy loops at `load` percent each.
     CpuHog,
+    /// TCP proxy toxic: adds `latency` (+/- `jitter`) to every chunk.
+    ProxyLatency,
+    /// TCP proxy toxic: limits throughput to `rate` KB/s.
+    ProxyBandwidth,
+    /// TCP proxy toxic: delays the close of connections by `delay`.
+    ProxySlowClose,
+    /// TCP proxy toxic: holds all data (`timeout: 0` = partition until reverted), or
+    /// closes connections after `timeout`.
+    ProxyTimeout,
+    /// TCP proxy toxic: resets connections (TCP RST) after `timeout`.
+    ProxyResetPeer,
+    /// TCP proxy toxic: cuts data into small delayed slices.
+    ProxySlicer,
+    /// TCP proxy toxic: closes connections after `bytes` bytes.
+    ProxyLimitData,
+    /// TCP proxy toxic: drops (or, with `delay`, delays) a share of chunks.
+    ProxyLoss,
+    /// TCP proxy down: refuses new connections and cuts open ones.
+    ProxyDown,
 }
 
 impl FaultType {
@@ -328,6 +347,15 @@ impl FaultType {
     pub fn name(self) -> &'static str {
         match self {
             FaultType::CpuHog => "cpu-hog",
+            FaultType::ProxyLatency => "proxy-latency",
+            FaultType::ProxyBandwidth => "proxy-bandwidth",
+            FaultType::ProxySlowClose => "proxy-slow-close",
+            FaultType::ProxyTimeout => "proxy-timeout",
+            FaultType::ProxyResetPeer => "proxy-reset-peer",
+            FaultType::ProxySlicer => "proxy-slicer",
+            FaultType::ProxyLimitData => "proxy-limit-data",
+            FaultType::ProxyLoss => "proxy-loss",
+            FaultType::ProxyDown => "proxy-down",
         }
     }
 }
@@ -370,6 +398,46 @@ pub struct Selector {
     /// A host; the local backend only accepts `localhost`.
     #[serde(default)]
     pub host: Option<String>,
+    /// A TCP fault proxy: one the run starts (`listen` + `upstream`), or one already
+    /// running behind a toxiproxy-compatible API (`api` + `name`).
+    #[serde(default)]
+    pub proxy: Option<ProxySelector>,
+}
+
+/// Which proxy a `proxy-*` fault acts on. Either `listen` + `upstream` (+ `protocol`): the
+/// runner starts a proxy on `listen` for the run (clients must connect there), or `name`
+/// (+ `api`): a proxy of a running `chaos-runner proxy` or toxiproxy server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxySelector {
+    /// Address the in-run proxy listens on (`127.0.0.1:15432`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Where the in-run proxy forwards to (`127.0.0.1:5432`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Relay protocol of the in-run proxy (default `tcp`).
+    #[serde(default)]
+    pub protocol: Option<ProxyProtocol>,
+    /// Admin API of a running proxy server (default `http://127.0.0.1:8474`).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The proxy's name on that server.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Relay protocols of the in-run proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// Plain TCP.
+    #[default]
+    Tcp,
+    /// PostgreSQL wire protocol.
+    Postgres,
+    /// Redis RESP.
+    Redis,
 }
 
 impl Selector {
@@ -381,7 +449,7 @@ impl Selector {
     /// assert!(s.parts().contains(&("host", true)));
     /// ```
     pub fn parts(&self) -> Vec<(&'static str, bool)> {
-        vec![("host", self.host.is_some())]
+        vec![("host", self.host.is_some()), ("proxy", self.proxy.is_some())]
     }
 
     /// The selector in one line, for plans (`host localhost`).
@@ -394,6 +462,16 @@ impl Selector {
         let mut parts = Vec::new();
         if let Some(host) = &self.host {
             parts.push(format!("host {host}"));
+        }
+        if let Some(p) = &self.proxy {
+            match (&p.listen, &p.upstream, &p.name) {
+                (Some(l), Some(u), _) => parts.push(format!("proxy {l} -> {u}")),
+                (_, _, Some(n)) => parts.push(format!(
+                    "proxy `{n}` at {}",
+                    p.api.as_deref().unwrap_or("http://127.0.0.1:8474")
+                )),
+                _ => parts.push("proxy (incomplete)".to_owned()),
+            }
         }
         if parts.is_empty() {
             "nothing".to_owned()

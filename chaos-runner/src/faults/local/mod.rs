@@ -4,3 +4,4 @@ pub mod cpu_hog;
 pub mod dbproto;
 pub mod proc;
 pub mod proxy;
+pub mod proxy_fault;

@@ -5,8 +5,10 @@
 //! maps a [`FaultType`] to them. A new fault type adds one [`FaultParams`] variant, one arm
 //! in [`parse`] and one in [`check_selector`].
 
+mod proxy;
 mod resource;
 
+pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
 pub use resource::CpuHogParams;
 
 use serde::de::DeserializeOwned;
@@ -70,6 +72,8 @@ pub trait CheckParams {
 pub enum FaultParams {
     /// `cpu-hog`.
     CpuHog(CpuHogParams),
+    /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
+    Proxy(ProxyParams),
 }
 
 impl FaultParams {
@@ -78,6 +82,7 @@ impl FaultParams {
     pub fn summary(&self) -> String {
         match self {
             FaultParams::CpuHog(p) => format!("{} worker(s) at {}%", p.workers, p.load),
+            FaultParams::Proxy(p) => p.summary(),
         }
     }
 }
@@ -92,6 +97,17 @@ pub fn parse(
 ) -> Option<FaultParams> {
     match fault_type {
         FaultType::CpuHog => typed(fault_type, at, value, problems).map(FaultParams::CpuHog),
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => {
+            proxy::parse(fault_type, at, value, problems).map(FaultParams::Proxy)
+        }
     }
 }
 
@@ -105,6 +121,15 @@ pub fn check_selector(
 ) {
     match fault_type {
         FaultType::CpuHog => resource::check_host_selector(selector, at, problems),
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
     }
 }
 

@@ -498,6 +498,40 @@ impl ProxyRegistry {
         Ok(())
     }
 
+    /// Removes toxic `toxic` of proxy `name` after `after` unless it was removed or
+    /// replaced meanwhile: the fault's own expiry.
+    pub fn expire_toxic(self: &Arc<Self>, name: &str, toxic: &str, after: Duration) {
+        let id = self.lock().get(name).and_then(|e| {
+            e.toxics.iter().find(|t| t.name == toxic).map(|t| t.id)
+        });
+        let Some(id) = id else { return };
+        let (this, name, toxic) = (self.clone(), name.to_owned(), toxic.to_owned());
+        self.handle.spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut proxies = this.lock();
+            if let Some(entry) = proxies.get_mut(&name) {
+                if entry.toxics.iter().any(|t| t.id == id) {
+                    tracing::warn!(proxy = %name, toxic = %toxic, "toxic expired; removing it");
+                    entry.toxics.retain(|t| t.id != id);
+                    this.publish(&name, entry);
+                }
+            }
+        });
+    }
+
+    /// Re-enables proxy `name` after `after` (the expiry of a `down` fault).
+    pub fn expire_down(self: &Arc<Self>, name: &str, after: Duration) {
+        let (this, name) = (self.clone(), name.to_owned());
+        self.handle.spawn(async move {
+            tokio::time::sleep(after).await;
+            let enable = ProxyInput {
+                enabled: Some(true),
+                ..Default::default()
+            };
+            let _ = tokio::task::spawn_blocking(move || this.update(&name, enable)).await;
+        });
+    }
+
     /// Stops every proxy (listeners and connections); used at shutdown.
     pub fn close_all(&self) {
         let mut proxies = self.lock();
