@@ -41,6 +41,7 @@ pub(crate) const MARKER: &[u8] = b"chaos_injected_fault_";
 #[derive(Debug)]
 struct Entry {
     rule: Rule,
+    id: u64,
     hits: AtomicU64,
 }
 
@@ -89,6 +90,7 @@ pub struct DbFaults {
     writer: Mutex<()>,
     connections: AtomicU64,
     passthrough: AtomicU64,
+    next_id: AtomicU64,
 }
 
 impl DbFaults {
@@ -100,6 +102,7 @@ impl DbFaults {
             writer: Mutex::new(()),
             connections: AtomicU64::new(0),
             passthrough: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
         })
     }
 
@@ -110,12 +113,15 @@ impl DbFaults {
 
     /// Adds `rule`, replacing any rule of the same name (keeping its place). Rules are
     /// looked at in the order they were first added; the first that fires wins.
-    pub fn set_rule(&self, rule: Rule) -> Result<(), RuleError> {
+    /// Returns the id of this setting, for [`DbFaults::remove_rule_id`].
+    pub fn set_rule(&self, rule: Rule) -> Result<u64, RuleError> {
         rule.fits(self.protocol)?;
         let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut next: Vec<Arc<Entry>> = self.rules.load().iter().cloned().collect();
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
             rule,
+            id,
             hits: AtomicU64::new(0),
         });
         match next.iter().position(|e| e.rule.name == entry.rule.name) {
@@ -123,7 +129,7 @@ impl DbFaults {
             None => next.push(entry),
         }
         self.rules.store(Arc::new(next));
-        Ok(())
+        Ok(id)
     }
 
     /// Removes the rule named `name`; whether it was there.
@@ -133,6 +139,21 @@ impl DbFaults {
         let next: Vec<Arc<Entry>> = current
             .iter()
             .filter(|e| e.rule.name != name)
+            .cloned()
+            .collect();
+        let removed = next.len() != current.len();
+        self.rules.store(Arc::new(next));
+        removed
+    }
+
+    /// Removes the rule named `name` only if it is still the setting `id` (not replaced
+    /// since): a fault's own expiry uses this. Whether it was removed.
+    pub fn remove_rule_id(&self, name: &str, id: u64) -> bool {
+        let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.rules.load();
+        let next: Vec<Arc<Entry>> = current
+            .iter()
+            .filter(|e| !(e.rule.name == name && e.id == id))
             .cloned()
             .collect();
         let removed = next.len() != current.len();
@@ -165,6 +186,15 @@ impl DbFaults {
             .iter()
             .find(|e| e.rule.name == name)
             .map(|e| e.hits.load(Ordering::Relaxed))
+    }
+
+    /// The id of the current setting of the rule named `name`.
+    pub fn rule_id(&self, name: &str) -> Option<u64> {
+        self.rules
+            .load()
+            .iter()
+            .find(|e| e.rule.name == name)
+            .map(|e| e.id)
     }
 
     /// Connection counters.
@@ -242,6 +272,61 @@ impl DbFaults {
                 }
             });
         }
+    }
+}
+
+impl crate::faults::local::proxy::ProtocolRelay for DbFaults {
+    fn relay(
+        self: Arc<Self>,
+        client: TcpStream,
+        upstream: TcpStream,
+    ) -> crate::faults::local::proxy::RelayFuture {
+        Box::pin(async move {
+            let end = DbFaults::relay(&self, client, upstream).await?;
+            tracing::debug!(protocol = self.protocol.name(), ?end, "db relay ended");
+            Ok(())
+        })
+    }
+}
+
+/// The PostgreSQL and Redis rule sets of one proxy server: every `protocol: postgres`
+/// proxy of the server relays through `postgres`, every `protocol: redis` one through
+/// `redis`.
+///
+/// ```
+/// use chaos_runner::faults::local::dbproto::{DbRelays, Protocol};
+/// let relays = DbRelays::default();
+/// assert_eq!(relays.get(Protocol::Redis).protocol(), Protocol::Redis);
+/// ```
+#[derive(Debug, Clone)]
+pub struct DbRelays {
+    postgres: Arc<DbFaults>,
+    redis: Arc<DbFaults>,
+}
+
+impl Default for DbRelays {
+    fn default() -> Self {
+        DbRelays {
+            postgres: DbFaults::new(Protocol::Postgres),
+            redis: DbFaults::new(Protocol::Redis),
+        }
+    }
+}
+
+impl DbRelays {
+    /// The rule set of `protocol`.
+    pub fn get(&self, protocol: Protocol) -> &Arc<DbFaults> {
+        match protocol {
+            Protocol::Postgres => &self.postgres,
+            Protocol::Redis => &self.redis,
+        }
+    }
+
+    /// Registers both relays with a proxy registry.
+    pub fn register(&self, registry: &crate::faults::local::proxy::ProxyRegistry) {
+        use crate::faults::local::proxy::Protocol as P;
+        registry.set_relay(P::Postgres, self.postgres.clone());
+        registry.set_relay(P::Redis, self.redis.clone());
     }
 }
 
