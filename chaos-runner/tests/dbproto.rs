@@ -539,7 +539,13 @@ async fn redis_errors_latency_and_pipeline_order() {
     ] {
         faults
             .set_rule(
-                Rule::new("err", Some("^GET k1$"), Action::RedisError(line.into()), 1.0).unwrap(),
+                Rule::new(
+                    "err",
+                    Some("^GET k1$"),
+                    Action::RedisError(line.into()),
+                    1.0,
+                )
+                .unwrap(),
             )
             .unwrap();
         let e = redis::cmd("GET")
@@ -667,4 +673,49 @@ async fn redis_errors_latency_and_pipeline_order() {
     assert!(slow >= Duration::from_millis(300), "{slow:?}");
     assert!(quick < Duration::from_millis(300), "{quick:?}");
     assert_eq!(faults.hits("slow"), Some(1));
+}
+
+/// The `postgres-error` fault type end to end: parsed from an experiment, built by the
+/// registry, injected on the run's own proxy (`protocol: postgres`), seen by a real
+/// client, reverted, gone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_error_fault_type_on_the_runs_proxy() {
+    use chaos_runner::faults::{build, FaultContext, FaultRecord};
+    use chaos_runner::spec::{params, FaultType, Problems};
+    let Some(pg) = Postgres::start() else { return };
+    pg_ready(pg.addr()).await;
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let text = format!(
+        "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata:\n  name: db-error-test\nspec:\n  target:\n    backend: local\n  faults:\n    - name: conflicts\n      type: postgres-error\n      selector:\n        proxy: {{ listen: \"{listen}\", upstream: \"{}\", protocol: postgres }}\n      parameters: {{ pattern: \"chaos_fault_type\", sqlstate: \"40P01\" }}\n      duration: 30s\n",
+        pg.addr()
+    );
+    let exp = chaos_runner::spec::parse_experiment("db-error-test.yaml", &text).unwrap();
+    let spec = &exp.spec.faults[0];
+    let mut problems = Problems::default();
+    let value = serde_json::to_value(&spec.parameters).unwrap();
+    let p = params::parse(FaultType::PostgresError, "p", value, &mut problems)
+        .unwrap_or_else(|| panic!("{:?}", problems.found()));
+    let ctx = FaultContext::new("r1", "/bin/false");
+    let mut fault = build(&ctx, spec, &p, Duration::from_secs(30));
+    let record = fault.inject().unwrap();
+    assert!(matches!(
+        &record,
+        FaultRecord::ProxyToxic { api: None, toxic, .. } if toxic == "chaos-r1-conflicts"
+    ));
+    let client = pg_connect(listen).await.unwrap();
+    let e = client
+        .query("SELECT 1 AS chaos_fault_type", &[])
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED));
+    client.query("SELECT 1 AS other", &[]).await.unwrap();
+    fault.revert().unwrap();
+    fault.verify_reverted().unwrap();
+    client
+        .query("SELECT 1 AS chaos_fault_type", &[])
+        .await
+        .unwrap();
+    // After a crash, the record needs nothing more: the proxy died with its runner.
+    chaos_runner::faults::revert_from_journal("r1", "conflicts", Some(&record)).unwrap();
+    ctx.proxies.shutdown();
 }

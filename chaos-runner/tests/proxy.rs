@@ -213,10 +213,14 @@ fn timeout_zero_black_holes_and_removal_delivers_the_held_data() {
         serde_json::json!({"timeout": 0}),
     );
     s.write_all(b"held data").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
     let mut buf = [0u8; 9];
     let err = s.read(&mut buf).unwrap_err();
-    assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut));
+    assert!(matches!(
+        err.kind(),
+        ErrorKind::WouldBlock | ErrorKind::TimedOut
+    ));
     f.remove("hole", "partition");
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.read_exact(&mut buf).unwrap();
@@ -322,7 +326,11 @@ fn slow_close_delays_the_close() {
     let mut got = Vec::new();
     s.read_to_end(&mut got).unwrap();
     assert_eq!(got, b"bye");
-    assert!(start.elapsed() >= Duration::from_millis(380), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(380),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]
@@ -377,9 +385,7 @@ fn loss_drops_chunks_at_about_its_rate() {
         let mut b = [0u8; 1];
         match s.read(&mut b) {
             Ok(1) => assert_eq!(b[0], i as u8),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                lost += 1
-            }
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => lost += 1,
             other => panic!("unexpected {other:?}"),
         }
     }
@@ -522,7 +528,10 @@ fn api_speaks_toxiproxy_v2() {
         Some(r#"{"attributes":{"latency":20}}"#),
     );
     assert_eq!(code, 200);
-    assert_eq!(js(&body)["attributes"], serde_json::json!({"latency":20,"jitter":1}));
+    assert_eq!(
+        js(&body)["attributes"],
+        serde_json::json!({"latency":20,"jitter":1})
+    );
     let (code, body) = http("GET", &format!("{api}/proxies/redis/toxics"), None);
     assert_eq!(code, 200);
     assert_eq!(js(&body).as_array().unwrap().len(), 2);

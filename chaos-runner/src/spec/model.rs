@@ -467,7 +467,10 @@ impl Selector {
     /// assert!(s.parts().contains(&("host", true)));
     /// ```
     pub fn parts(&self) -> Vec<(&'static str, bool)> {
-        vec![("host", self.host.is_some()), ("proxy", self.proxy.is_some())]
+        vec![
+            ("host", self.host.is_some()),
+            ("proxy", self.proxy.is_some()),
+        ]
     }
 
     /// The selector in one line, for plans (`host localhost`).

@@ -106,7 +106,10 @@ impl Fault for DbFault {
             fault: self.name.clone(),
             reason,
         };
-        let rule = self.params.rule(&self.rule).map_err(|e| error(e.to_string()))?;
+        let rule = self
+            .params
+            .rule(&self.rule)
+            .map_err(|e| error(e.to_string()))?;
         let proxy = self
             .pool
             .ensure(&self.listen, &self.upstream, self.params.protocol())

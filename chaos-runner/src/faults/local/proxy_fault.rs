@@ -228,7 +228,12 @@ impl ProxyFault {
 
     fn record(&self) -> FaultRecord {
         let (api, proxy) = match &self.target {
-            Target::InRun { listen, .. } => (None, self.proxy.clone().unwrap_or_else(|| format!("run-{listen}"))),
+            Target::InRun { listen, .. } => (
+                None,
+                self.proxy
+                    .clone()
+                    .unwrap_or_else(|| format!("run-{listen}")),
+            ),
             Target::Api { api, proxy } => (Some(api.clone()), proxy.clone()),
         };
         if self.params.action == ProxyAction::Down {
@@ -499,7 +504,9 @@ pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError
             let list: Vec<serde_json::Value> = serde_json::from_str(&text)
                 .map_err(|e| error(format!("GET {base}/toxics: not a toxic list: {e}")))?;
             if list.iter().any(|x| x["name"] == t.as_str()) {
-                return Err(error(format!("toxic {t} is still on proxy `{proxy}` at {api}")));
+                return Err(error(format!(
+                    "toxic {t} is still on proxy `{proxy}` at {api}"
+                )));
             }
             Ok(())
         }
@@ -511,7 +518,9 @@ pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError
             if code == 200 && enabled == Some(true) {
                 Ok(())
             } else {
-                Err(error(format!("proxy `{proxy}` at {api} is not enabled ({code})")))
+                Err(error(format!(
+                    "proxy `{proxy}` at {api} is not enabled ({code})"
+                )))
             }
         }
     }

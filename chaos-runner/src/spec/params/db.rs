@@ -359,11 +359,16 @@ impl DbParams {
                 } else {
                     Action::Refuse {
                         sqlstate: p.sqlstate.clone(),
-                        message: p.message.clone().unwrap_or_else(|| match p.sqlstate.as_str() {
-                            "53300" => "sorry, too many clients already".to_owned(),
-                            "57P03" => "the database system is starting up".to_owned(),
-                            code => format!("connection refused by chaos-runner (SQLSTATE {code})"),
-                        }),
+                        message: p
+                            .message
+                            .clone()
+                            .unwrap_or_else(|| match p.sqlstate.as_str() {
+                                "53300" => "sorry, too many clients already".to_owned(),
+                                "57P03" => "the database system is starting up".to_owned(),
+                                code => {
+                                    format!("connection refused by chaos-runner (SQLSTATE {code})")
+                                }
+                            }),
                     }
                 };
                 Rule::new(name, p.pattern.as_deref(), action, p.rate)

@@ -152,9 +152,7 @@ pub fn check_selector(
         | FaultType::PostgresReset
         | FaultType::PostgresRefuse
         | FaultType::RedisError
-        | FaultType::RedisLatency => {
-            db::check_db_selector(fault_type, selector, at, problems)
-        }
+        | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
     }
 }
 

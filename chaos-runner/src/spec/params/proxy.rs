@@ -380,10 +380,20 @@ pub(super) fn parse(
                 r.toxicity,
             )
         }),
-        FaultType::ProxyBandwidth => typed::<Bandwidth>(fault_type, at, value, problems)
-            .map(|r| p(ProxyAction::Bandwidth { rate: r.rate }, r.stream, r.toxicity)),
-        FaultType::ProxySlowClose => typed::<SlowClose>(fault_type, at, value, problems)
-            .map(|r| p(ProxyAction::SlowClose { delay: r.delay }, r.stream, r.toxicity)),
+        FaultType::ProxyBandwidth => typed::<Bandwidth>(fault_type, at, value, problems).map(|r| {
+            p(
+                ProxyAction::Bandwidth { rate: r.rate },
+                r.stream,
+                r.toxicity,
+            )
+        }),
+        FaultType::ProxySlowClose => typed::<SlowClose>(fault_type, at, value, problems).map(|r| {
+            p(
+                ProxyAction::SlowClose { delay: r.delay },
+                r.stream,
+                r.toxicity,
+            )
+        }),
         FaultType::ProxyTimeout => typed::<Timeout>(fault_type, at, value, problems).map(|r| {
             p(
                 ProxyAction::Timeout { timeout: r.timeout },
@@ -391,15 +401,13 @@ pub(super) fn parse(
                 r.toxicity,
             )
         }),
-        FaultType::ProxyResetPeer => {
-            typed::<ResetPeer>(fault_type, at, value, problems).map(|r| {
-                p(
-                    ProxyAction::ResetPeer { timeout: r.timeout },
-                    r.stream,
-                    r.toxicity,
-                )
-            })
-        }
+        FaultType::ProxyResetPeer => typed::<ResetPeer>(fault_type, at, value, problems).map(|r| {
+            p(
+                ProxyAction::ResetPeer { timeout: r.timeout },
+                r.stream,
+                r.toxicity,
+            )
+        }),
         FaultType::ProxySlicer => typed::<Slicer>(fault_type, at, value, problems).map(|r| {
             p(
                 ProxyAction::Slicer {
@@ -411,8 +419,13 @@ pub(super) fn parse(
                 r.toxicity,
             )
         }),
-        FaultType::ProxyLimitData => typed::<LimitData>(fault_type, at, value, problems)
-            .map(|r| p(ProxyAction::LimitData { bytes: r.bytes }, r.stream, r.toxicity)),
+        FaultType::ProxyLimitData => typed::<LimitData>(fault_type, at, value, problems).map(|r| {
+            p(
+                ProxyAction::LimitData { bytes: r.bytes },
+                r.stream,
+                r.toxicity,
+            )
+        }),
         FaultType::ProxyLoss => typed::<Loss>(fault_type, at, value, problems).map(|r| {
             p(
                 ProxyAction::Loss {

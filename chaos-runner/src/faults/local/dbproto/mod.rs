@@ -21,8 +21,8 @@ mod redis;
 mod rules;
 
 pub use rules::{
-    check_redis_error, valid_sqlstate, Action, PgError, Phase, Protocol, Rule, RuleError,
-    Severity, REDIS_ERROR_PREFIXES,
+    check_redis_error, valid_sqlstate, Action, PgError, Phase, Protocol, Rule, RuleError, Severity,
+    REDIS_ERROR_PREFIXES,
 };
 
 use arc_swap::ArcSwap;
@@ -501,7 +501,9 @@ pub(crate) mod testing {
         ) -> Poll<std::io::Result<()>> {
             let size = self.sizes[self.turn % self.sizes.len()].max(1);
             self.turn += 1;
-            let end = (self.at + size).min(self.data.len()).min(self.at + buf.remaining());
+            let end = (self.at + size)
+                .min(self.data.len())
+                .min(self.at + buf.remaining());
             let at = self.at;
             buf.put_slice(&self.data[at..end]);
             self.at = end;

@@ -122,7 +122,10 @@ fn startup_text(body: &[u8]) -> String {
     }
     let get = |k: &str| params.get(k).cloned().unwrap_or_default();
     let user = get("user");
-    let database = params.get("database").cloned().unwrap_or_else(|| user.clone());
+    let database = params
+        .get("database")
+        .cloned()
+        .unwrap_or_else(|| user.clone());
     format!(
         "user={user} database={database} application_name={}",
         get("application_name")
@@ -339,8 +342,11 @@ where
         };
         if msg.ty == b'E' && !pending.is_empty() {
             if let Some((rule, err)) = pending.take(&msg.body) {
-                write_message(cw, &error_response(err.severity, &err.sqlstate, &err.message))
-                    .await?;
+                write_message(
+                    cw,
+                    &error_response(err.severity, &err.sqlstate, &err.message),
+                )
+                .await?;
                 if err.severity == Severity::Fatal {
                     cw.flush().await?;
                     return Ok(RelayEnd::Fatal(rule));
@@ -434,7 +440,10 @@ mod tests {
         assert_eq!(&q[..1], b"Q");
         assert!(q.ends_with(b"chaos_injected_fault_1\0"));
         let p = poison(b"x", true);
-        assert_eq!(p, [b"P\0\0\0\x09\0x\0\0\0".as_slice(), b"S\0\0\0\x04"].concat());
+        assert_eq!(
+            p,
+            [b"P\0\0\0\x09\0x\0\0\0".as_slice(), b"S\0\0\0\x04"].concat()
+        );
     }
 
     /// The client side of the relay, fed a pipelined, chunked stream: a batch whose Bind
@@ -497,7 +506,10 @@ mod tests {
         let syntax = error_response(
             Severity::Error,
             "42601",
-            &format!("syntax error at or near \"{}\"", String::from_utf8_lossy(&id)),
+            &format!(
+                "syntax error at or near \"{}\"",
+                String::from_utf8_lossy(&id)
+            ),
         );
         let z = Message {
             ty: b'Z',

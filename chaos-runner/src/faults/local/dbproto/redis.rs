@@ -3,7 +3,10 @@
 
 use std::io;
 use std::sync::Arc;
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{
+    AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader,
+    BufWriter,
+};
 use tokio::net::TcpStream;
 
 use super::{Action, DbFaults, Pending, Phase, RelayEnd};
@@ -39,7 +42,10 @@ async fn read_line<R: AsyncBufRead + Unpin>(r: &mut R, out: &mut Vec<u8>) -> io:
         return Ok(false);
     }
     if out.last() != Some(&b'\n') {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "RESP line cut short"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "RESP line cut short",
+        ));
     }
     debug_assert!(out.len() > start);
     Ok(true)
@@ -99,7 +105,10 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
             if start == 0 {
                 return Ok(false);
             }
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "RESP reply cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "RESP reply cut short",
+            ));
         }
         remaining -= 1;
         match out[start] {
@@ -338,7 +347,15 @@ mod tests {
     async fn pipelined_commands_keep_order() {
         let faults = DbFaults::new(super::super::Protocol::Redis);
         faults
-            .set_rule(Rule::new("ro", Some("^SET "), Action::RedisError("READONLY no".into()), 1.0).unwrap())
+            .set_rule(
+                Rule::new(
+                    "ro",
+                    Some("^SET "),
+                    Action::RedisError("READONLY no".into()),
+                    1.0,
+                )
+                .unwrap(),
+            )
             .unwrap();
         let reqs = [
             resp(&[b"GET".to_vec(), b"a".to_vec()]),
@@ -348,7 +365,9 @@ mod tests {
         let mut cr = BufReader::new(Chunked::new(reqs.concat(), vec![3, 7]));
         let mut out = Vec::new();
         let pending = Pending::default();
-        client_to_server(&faults, &mut cr, &mut out, &pending).await.unwrap();
+        client_to_server(&faults, &mut cr, &mut out, &pending)
+            .await
+            .unwrap();
         let want = [
             reqs[0].clone(),
             poison(b"chaos_injected_fault_0"),
@@ -359,7 +378,9 @@ mod tests {
         let replies = b"$1\r\nx\r\n-ERR unknown command 'chaos_injected_fault_0', with args beginning with: \r\n$-1\r\n";
         let mut ur = BufReader::new(Chunked::new(replies.to_vec(), vec![4]));
         let mut down = Vec::new();
-        server_to_client(&mut ur, &mut down, &pending).await.unwrap();
+        server_to_client(&mut ur, &mut down, &pending)
+            .await
+            .unwrap();
         assert_eq!(down, b"$1\r\nx\r\n-READONLY no\r\n$-1\r\n");
     }
 }

@@ -170,10 +170,7 @@ async fn update_toxic(
     answer(StatusCode::OK, result)
 }
 
-async fn remove_toxic(
-    State(r): Shared,
-    Path((proxy, toxic)): Path<(String, String)>,
-) -> Response {
+async fn remove_toxic(State(r): Shared, Path((proxy, toxic)): Path<(String, String)>) -> Response {
     match r.remove_toxic(&proxy, &toxic) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(e),

@@ -325,7 +325,10 @@ impl ProxyRegistry {
             .remove(name)
             .ok_or_else(|| ApiError::not_found("proxy not found"))?;
         Self::stop(&mut entry);
-        self.metrics.toxics.get_or_create(&Metrics::labels(name)).set(0);
+        self.metrics
+            .toxics
+            .get_or_create(&Metrics::labels(name))
+            .set(0);
         tracing::info!(proxy = %name, "proxy deleted");
         Ok(())
     }
@@ -337,7 +340,10 @@ impl ProxyRegistry {
         for (name, entry) in proxies.iter_mut() {
             entry.toxics.clear();
             entry.tx.send_replace(Arc::new(Vec::new()));
-            self.metrics.toxics.get_or_create(&Metrics::labels(name)).set(0);
+            self.metrics
+                .toxics
+                .get_or_create(&Metrics::labels(name))
+                .set(0);
             entry.enabled = true;
             if entry.listening.is_none() {
                 if let Err(e) = self.start(name, entry) {
@@ -360,10 +366,7 @@ impl ProxyRegistry {
                 let name = input.name.clone().unwrap_or_default();
                 if let Ok(existing) = self.get(&name) {
                     let same = input.upstream.as_deref() == Some(existing.upstream.as_str())
-                        && input
-                            .listen
-                            .as_deref()
-                            .is_none_or(|l| l == existing.listen)
+                        && input.listen.as_deref().is_none_or(|l| l == existing.listen)
                         && input.protocol.unwrap_or_default() == existing.protocol;
                     if same {
                         return Ok((existing, false));
@@ -501,9 +504,10 @@ impl ProxyRegistry {
     /// Removes toxic `toxic` of proxy `name` after `after` unless it was removed or
     /// replaced meanwhile: the fault's own expiry.
     pub fn expire_toxic(self: &Arc<Self>, name: &str, toxic: &str, after: Duration) {
-        let id = self.lock().get(name).and_then(|e| {
-            e.toxics.iter().find(|t| t.name == toxic).map(|t| t.id)
-        });
+        let id = self
+            .lock()
+            .get(name)
+            .and_then(|e| e.toxics.iter().find(|t| t.name == toxic).map(|t| t.id));
         let Some(id) = id else { return };
         let (this, name, toxic) = (self.clone(), name.to_owned(), toxic.to_owned());
         self.handle.spawn(async move {

@@ -223,7 +223,9 @@ impl ToxicKind {
                 jitter: ms("jitter")?,
             },
             "bandwidth" => ToxicKind::Bandwidth { rate: int("rate")? },
-            "slow_close" => ToxicKind::SlowClose { delay: ms("delay")? },
+            "slow_close" => ToxicKind::SlowClose {
+                delay: ms("delay")?,
+            },
             "timeout" => ToxicKind::Timeout {
                 timeout: ms("timeout")?,
             },
@@ -255,13 +257,14 @@ impl ToxicKind {
             _ => {
                 let probability = match map.get("probability") {
                     None => 0.0,
-                    Some(v) => v.as_f64().filter(|p| (0.0..=1.0).contains(p)).ok_or_else(
-                        || {
+                    Some(v) => v
+                        .as_f64()
+                        .filter(|p| (0.0..=1.0).contains(p))
+                        .ok_or_else(|| {
                             ApiError::bad_request(format!(
                                 "attributes.probability: must be a number from 0 to 1, got {v}"
                             ))
-                        },
-                    )?,
+                        })?,
                 };
                 ToxicKind::Loss {
                     probability,
