@@ -53,14 +53,13 @@ pub fn ppid(pid: u32) -> Option<u32> {
     stat_fields(pid)?.get(1)?.parse().ok()
 }
 
-/// Whether `pid` is a kernel thread (`PF_KTHREAD` in its flags, or a child of kthreadd).
+/// Whether `pid` is a kernel thread (`PF_KTHREAD` in its flags, `/proc/<pid>/stat`
+/// field 9).
 pub fn is_kernel_thread(pid: u32) -> bool {
     const PF_KTHREAD: u64 = 0x0020_0000;
-    let Some(fields) = stat_fields(pid) else {
-        return false;
-    };
-    let flags: u64 = fields.get(6).and_then(|f| f.parse().ok()).unwrap_or(0);
-    flags & PF_KTHREAD != 0 || pid == 2 || fields.get(1).is_some_and(|p| p == "2")
+    stat_fields(pid)
+        .and_then(|f| f.get(6)?.parse::<u64>().ok())
+        .is_some_and(|flags| flags & PF_KTHREAD != 0)
 }
 
 /// This process and every ancestor up to pid 1.
