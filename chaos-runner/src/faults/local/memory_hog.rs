@@ -29,10 +29,19 @@ pub struct MemoryHog {
 
 /// `VmRSS` of `pid` in bytes, from `/proc/<pid>/status`.
 pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
+/// `RssAnon` of `pid` in bytes (resident anonymous memory: what the hog holds).
+pub fn rss_anon_bytes(pid: u32) -> Option<u64> {
+    status_bytes(pid, "RssAnon:")
+}
+
+fn status_bytes(pid: u32, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let kib: u64 = text
         .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
+        .find(|l| l.starts_with(key))?
         .split_whitespace()
         .nth(1)?
         .parse()
@@ -204,9 +213,8 @@ impl Fault for MemoryHog {
             // Wait until the pages are resident, the hog died (a limit's OOM kill is a
             // result, not an error), or a generous time for the size passed.
             let limit = Duration::from_secs(10) + Duration::from_millis(bytes / (100 << 10));
-            let target = bytes / 100 * 95;
             proc::wait_until(limit, || {
-                child.exited().is_some() || rss_bytes(pid).is_some_and(|r| r >= target)
+                child.exited().is_some() || rss_anon_bytes(pid).is_some_and(|r| r >= bytes)
             });
             if let Some(rss) = rss_bytes(pid) {
                 self.measurements
