@@ -69,13 +69,11 @@ impl LiveSet {
                 Err(e) => last_error = Some(e.to_string()),
             }
         }
-        fault
-            .report
-            .measurements
-            .extend(hog.measurements().into_iter().map(|(name, value)| Measurement {
-                name,
-                value,
-            }));
+        fault.report.measurements.extend(
+            hog.measurements()
+                .into_iter()
+                .map(|(name, value)| Measurement { name, value }),
+        );
         let event = match &last_error {
             None => Event::Reverted {
                 fault: fault.name.clone(),
@@ -259,7 +257,10 @@ async fn lifecycle(
         let Some(command) = faults::supervised_command(&f.name, &f.selector) else {
             continue;
         };
-        progress.line(&format!("[preflight] starting `{}`", command.argv.join(" ")));
+        progress.line(&format!(
+            "[preflight] starting `{}`",
+            command.argv.join(" ")
+        ));
         match faults::local::supervisor::Supervisor::start(command) {
             Ok(s) => {
                 supervisors.insert(f.name.clone(), std::sync::Arc::new(s));

@@ -109,7 +109,10 @@ pub fn memory(bytes: u64, touch: bool, duration: Duration) -> Result<(), String>
             0,
         );
         if ptr == libc::MAP_FAILED {
-            return Err(format!("mmap {len} bytes: {}", std::io::Error::last_os_error()));
+            return Err(format!(
+                "mmap {len} bytes: {}",
+                std::io::Error::last_os_error()
+            ));
         }
         if touch {
             let page = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE)).unwrap_or(4096);

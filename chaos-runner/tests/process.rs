@@ -5,8 +5,8 @@
 
 mod support;
 
-use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessFault};
 use chaos_runner::faults::local::proc;
+use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessFault};
 use chaos_runner::faults::local::supervisor::{SupervisedCommand, Supervisor};
 use chaos_runner::faults::{Fault, FaultRecord};
 use chaos_runner::spec::{
@@ -130,9 +130,16 @@ fn killing_an_unsupervised_process_needs_opt_in_and_is_reported_not_revertible()
     );
     let err = refused.inject().unwrap_err().to_string();
     assert!(err.contains("allowUnrevertable"), "{err}");
-    assert!(proc::stat(pid).is_some_and(|(s, _)| s != 'Z'), "target was touched");
+    assert!(
+        proc::stat(pid).is_some_and(|(s, _)| s != 'Z'),
+        "target was touched"
+    );
 
-    let mut allowed = fault(kill(true, KillSignal::Term), pid_file(dir.path(), pid), None);
+    let mut allowed = fault(
+        kill(true, KillSignal::Term),
+        pid_file(dir.path(), pid),
+        None,
+    );
     let record = allowed.inject().unwrap();
     assert_eq!(
         record,
@@ -154,11 +161,7 @@ fn refuses_init_the_runner_its_ancestors_and_kernel_threads() {
     let dir = TempDir::new("refuse");
     let me = std::process::id();
     let parent = proc::ppid(me).unwrap();
-    for (pid, expect) in [
-        (1, "init"),
-        (me, "runner itself"),
-        (parent, "ancestors"),
-    ] {
+    for (pid, expect) in [(1, "init"), (me, "runner itself"), (parent, "ancestors")] {
         let mut f = fault(Action::Pause, pid_file(dir.path(), pid), None);
         let err = f.inject().unwrap_err().to_string();
         assert!(err.contains(expect), "pid {pid}: {err}");
@@ -321,7 +324,10 @@ fn a_supervised_kill_is_restarted_and_its_outage_measured() {
     assert!(proc::stat(old).is_none_or(|(s, _)| s == 'Z'));
     assert!(answers(port), "restarted server does not answer");
     let out = outage(&f).expect("outage measured");
-    assert!(out > 0 && u128::from(out) <= took.as_millis(), "{out} ms vs {took:?}");
+    assert!(
+        out > 0 && u128::from(out) <= took.as_millis(),
+        "{out} ms vs {took:?}"
+    );
     assert!(f.revertible());
     f.revert().unwrap();
     f.verify_reverted().unwrap();
@@ -459,7 +465,10 @@ fn recover_resumes_what_a_dead_run_paused_when_its_watchdog_died_too() {
     });
     runner.kill().unwrap();
     runner.wait().unwrap();
-    assert!(is_stopped(target.pid()), "nothing should have resumed it yet");
+    assert!(
+        is_stopped(target.pid()),
+        "nothing should have resumed it yet"
+    );
     let out = Command::new(exe())
         .args(["--output", "json", "recover", "--state-dir"])
         .arg(&state)
@@ -531,7 +540,11 @@ fn an_unrevertable_kill_in_a_run_says_not_revertible() {
         )
     };
     std::fs::write(&exp, body(false)).unwrap();
-    let refused = Command::new(exe()).arg("validate").arg(&exp).output().unwrap();
+    let refused = Command::new(exe())
+        .arg("validate")
+        .arg(&exp)
+        .output()
+        .unwrap();
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("allowUnrevertable"));
     std::fs::write(&exp, body(true)).unwrap();

@@ -144,7 +144,10 @@ fn memory_hog_in_a_cgroup_stays_within_its_limit() {
     };
     let peak = over.max_usage_bytes().unwrap();
     assert!(peak <= 32 * MIB, "peak {peak} above the 32 MiB limit");
-    assert!(peak >= 16 * MIB, "peak {peak}: the hog never got near its limit");
+    assert!(
+        peak >= 16 * MIB,
+        "peak {peak}: the hog never got near its limit"
+    );
     wait_for(Duration::from_secs(10), "the OOM kill", || {
         over.exit_status().is_some()
     });
@@ -188,7 +191,10 @@ fn cpu_hog_in_a_cgroup_is_held_to_its_quota_and_measured() {
     let wall = start.elapsed().as_nanos() as u64;
     // Two spinning threads would use 2 CPUs; the quota allows 0.2 (plus one period's
     // slack).
-    assert!(used <= wall / 5 + 100_000_000, "used {used} ns in {wall} ns");
+    assert!(
+        used <= wall / 5 + 100_000_000,
+        "used {used} ns in {wall} ns"
+    );
     assert!(used > 0);
     hog.revert().unwrap();
     hog.verify_reverted().unwrap();
@@ -242,7 +248,10 @@ fn disk_fill_never_goes_past_the_safety_floor() {
     assert!(m.iter().any(|(k, _)| k == "clamped"));
     let (free, _) = space(fs.path()).unwrap();
     assert!(free >= 24 * MIB, "free {free} below the floor");
-    assert!(free <= 25 * MIB, "free {free}: clamped far more than needed");
+    assert!(
+        free <= 25 * MIB,
+        "free {free}: clamped far more than needed"
+    );
     fill.revert().unwrap();
     fill.verify_reverted().unwrap();
 
@@ -324,7 +333,8 @@ fn children(kind: &str, fault: &str) -> Vec<u32> {
         .into_iter()
         .filter(|pid| {
             proc::cmdline(*pid).is_some_and(|a| {
-                a.get(2).is_some_and(|k| k == kind) && proc::flag_value(&a, "--fault") == Some(fault)
+                a.get(2).is_some_and(|k| k == kind)
+                    && proc::flag_value(&a, "--fault") == Some(fault)
             }) && proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
         })
         .collect()
@@ -334,7 +344,12 @@ fn fill_files(dir: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".chaos-fill-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(".chaos-fill-")
+        })
         .collect()
 }
 
@@ -367,12 +382,16 @@ fn a_sigkilled_runner_takes_its_children_down_and_recover_cleans_the_rest() {
     assert_eq!(mem_cgroups().len(), 1);
     runner.kill().unwrap();
     runner.wait().unwrap();
-    wait_for(Duration::from_secs(5), "the children to die with it", || {
-        children("disk", "crash-fill").is_empty() && children("memory", "crash-mem").is_empty()
-    });
-    wait_for(Duration::from_secs(5), "the filler to delete its file", || {
-        fill_files(fs.path()).is_empty()
-    });
+    wait_for(
+        Duration::from_secs(5),
+        "the children to die with it",
+        || children("disk", "crash-fill").is_empty() && children("memory", "crash-mem").is_empty(),
+    );
+    wait_for(
+        Duration::from_secs(5),
+        "the filler to delete its file",
+        || fill_files(fs.path()).is_empty(),
+    );
     let recover = || {
         let out = Command::new(exe())
             .args(["--output", "json", "recover", "--state-dir"])
@@ -403,10 +422,17 @@ fn a_sigkilled_runner_takes_its_children_down_and_recover_cleans_the_rest() {
     wait_for(Duration::from_secs(5), "the children to be gone", || {
         children("disk", "crash-fill").is_empty() && children("memory", "crash-mem").is_empty()
     });
-    assert_eq!(fill_files(fs.path()).len(), 1, "the file should still be there");
+    assert_eq!(
+        fill_files(fs.path()).len(),
+        1,
+        "the file should still be there"
+    );
     assert_eq!(mem_cgroups().len(), 1);
     recover();
-    assert!(fill_files(fs.path()).is_empty(), "recover left the fill file");
+    assert!(
+        fill_files(fs.path()).is_empty(),
+        "recover left the fill file"
+    );
     assert!(mem_cgroups().is_empty());
     assert!(space(fs.path()).unwrap().0 >= 63 * MIB);
 }
@@ -431,8 +457,7 @@ fn revert_from_journal_removes_a_dead_hogs_cgroup() {
         panic!("not a memory hog record")
     };
     assert!(cgroups[0].exists());
-    chaos_runner::faults::revert_from_journal("run-journal", "journal-mem", Some(&record))
-        .unwrap();
+    chaos_runner::faults::revert_from_journal("run-journal", "journal-mem", Some(&record)).unwrap();
     assert!(!proc::is_running(pid, start_ticks));
     assert!(!cgroups[0].exists());
     hog.revert().unwrap();

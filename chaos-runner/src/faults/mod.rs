@@ -183,7 +183,9 @@ pub fn build(
             remaining,
             ctx.exe.clone(),
         )),
-        FaultParams::ProcessKill(_) | FaultParams::ProcessPause(_) | FaultParams::ProcessRestart(_) => {
+        FaultParams::ProcessKill(_)
+        | FaultParams::ProcessPause(_)
+        | FaultParams::ProcessRestart(_) => {
             let action = match params {
                 FaultParams::ProcessKill(p) => local::process::Action::Kill(*p),
                 FaultParams::ProcessRestart(p) => local::process::Action::Restart(*p),

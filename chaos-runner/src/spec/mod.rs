@@ -9,8 +9,8 @@ mod yaml;
 
 pub use model::*;
 pub use params::{
-    CpuHogParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams, ProcessKillParams,
-    ProcessPauseParams, ProcessRestartParams, Problems,
+    CpuHogParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams, Problems,
+    ProcessKillParams, ProcessPauseParams, ProcessRestartParams,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

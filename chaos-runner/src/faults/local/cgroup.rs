@@ -125,7 +125,12 @@ impl Cgroup {
     }
 
     /// Writes `value` to the controller's `file`.
-    pub fn write(&self, controller: Controller, file: &str, value: &str) -> Result<(), CgroupError> {
+    pub fn write(
+        &self,
+        controller: Controller,
+        file: &str,
+        value: &str,
+    ) -> Result<(), CgroupError> {
         let dir = self
             .dir(controller)
             .ok_or(CgroupError::Missing(controller.name()))?;

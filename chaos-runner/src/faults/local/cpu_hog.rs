@@ -90,8 +90,14 @@ impl CpuHog {
         if let Some(percent) = self.params.cpu_quota_percent {
             let quota = (CFS_PERIOD_US * u64::from(percent) / 100).max(1000);
             let set = cgroup
-                .write(Controller::Cpu, "cpu.cfs_period_us", &CFS_PERIOD_US.to_string())
-                .and_then(|()| cgroup.write(Controller::Cpu, "cpu.cfs_quota_us", &quota.to_string()));
+                .write(
+                    Controller::Cpu,
+                    "cpu.cfs_period_us",
+                    &CFS_PERIOD_US.to_string(),
+                )
+                .and_then(|()| {
+                    cgroup.write(Controller::Cpu, "cpu.cfs_quota_us", &quota.to_string())
+                });
             if let Err(e) = set {
                 let _ = cgroup.remove();
                 return Err(e.to_string());

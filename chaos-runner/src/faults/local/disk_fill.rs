@@ -119,8 +119,8 @@ impl Fault for DiskFill {
         if !dir.is_dir() {
             return Err(self.error(false, format!("{} is not a directory", dir.display())));
         }
-        let (free, total) = space(dir)
-            .map_err(|e| self.error(false, format!("statvfs {}: {e}", dir.display())))?;
+        let (free, total) =
+            space(dir).map_err(|e| self.error(false, format!("statvfs {}: {e}", dir.display())))?;
         let floor = self.params.floor(total);
         let wanted = match (self.params.bytes, self.params.percent_of_free) {
             (Some(b), _) => b.as_u64(),

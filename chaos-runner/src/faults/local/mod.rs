@@ -19,7 +19,8 @@ pub fn sweep(run_id: &str, name: &str) -> Result<(), String> {
         };
         if kind == "resume" {
             let target = proc::flag_value(&args, "--pid").and_then(|p| p.parse().ok());
-            let target_ticks = proc::flag_value(&args, "--start-ticks").and_then(|t| t.parse().ok());
+            let target_ticks =
+                proc::flag_value(&args, "--start-ticks").and_then(|t| t.parse().ok());
             if let (Some(p), Some(t)) = (target, target_ticks) {
                 if proc::is_running(p, t) {
                     proc::signal(p, libc::SIGCONT);

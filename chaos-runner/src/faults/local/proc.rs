@@ -83,7 +83,11 @@ pub fn names(pid: u32) -> Vec<String> {
     }
     if let Ok(exe) = std::fs::read_link(format!("/proc/{pid}/exe")) {
         if let Some(file) = exe.file_name() {
-            names.push(file.to_string_lossy().trim_end_matches(" (deleted)").to_owned());
+            names.push(
+                file.to_string_lossy()
+                    .trim_end_matches(" (deleted)")
+                    .to_owned(),
+            );
         }
     }
     names

@@ -96,7 +96,9 @@ pub fn refuse(pid: u32) -> Result<(), String> {
         ));
     }
     if proc::is_kernel_thread(pid) {
-        return Err(format!("refusing to touch pid {pid}: it is a kernel thread"));
+        return Err(format!(
+            "refusing to touch pid {pid}: it is a kernel thread"
+        ));
     }
     Ok(())
 }
@@ -356,9 +358,7 @@ impl Fault for ProcessFault {
             ),
             Action::Pause => format!(
                 "SIGSTOP {target} for at most {}, then SIGCONT",
-                humantime::format_duration(Duration::from_millis(
-                    self.duration.as_millis() as u64
-                ))
+                humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64))
             ),
             Action::Restart(p) => format!("SIG{} {target}, then start it again", p.signal.name()),
         };
@@ -395,8 +395,7 @@ impl Fault for ProcessFault {
                         .map_err(|e| self.error(false, e))?;
                 } else {
                     self.revertible = false;
-                    kill_all(&self.targets, p.signal, p.grace)
-                        .map_err(|e| self.error(false, e))?;
+                    kill_all(&self.targets, p.signal, p.grace).map_err(|e| self.error(false, e))?;
                 }
                 Ok(FaultRecord::ProcessKilled {
                     pids,
@@ -465,9 +464,11 @@ impl Fault for ProcessFault {
                 Ok(())
             }
             Action::Kill(_) | Action::Restart(_) => match &self.supervisor {
-                Some(sup) if !self.targets.is_empty() && sup.current().is_none() => Err(
-                    self.error(true, "the supervised command is not running again".to_owned()),
-                ),
+                Some(sup) if !self.targets.is_empty() && sup.current().is_none() => Err(self
+                    .error(
+                        true,
+                        "the supervised command is not running again".to_owned(),
+                    )),
                 _ => Ok(()),
             },
         }

@@ -218,7 +218,9 @@ impl Supervisor {
     /// The current process (pid, start ticks), if it runs.
     pub fn current(&self) -> Option<(u32, u64)> {
         let state = lock(&self.shared);
-        state.current.filter(|(pid, ticks)| proc::is_running(*pid, *ticks))
+        state
+            .current
+            .filter(|(pid, ticks)| proc::is_running(*pid, *ticks))
     }
 
     /// How many times the command was started.

@@ -149,9 +149,7 @@ pub fn parse(
 ) -> Option<FaultParams> {
     match fault_type {
         FaultType::CpuHog => typed(fault_type, at, value, problems).map(FaultParams::CpuHog),
-        FaultType::MemoryHog => {
-            typed(fault_type, at, value, problems).map(FaultParams::MemoryHog)
-        }
+        FaultType::MemoryHog => typed(fault_type, at, value, problems).map(FaultParams::MemoryHog),
         FaultType::DiskFill => typed(fault_type, at, value, problems).map(FaultParams::DiskFill),
         FaultType::ProcessKill => {
             typed(fault_type, at, value, problems).map(FaultParams::ProcessKill)

@@ -213,7 +213,11 @@ pub(super) fn check_process_selector(
         );
     }
     if let Some(port) = ready_port {
-        problems.check(*port != 0, format!("{here}.readyPort"), "must be 1 to 65535");
+        problems.check(
+            *port != 0,
+            format!("{here}.readyPort"),
+            "must be 1 to 65535",
+        );
     }
     if let Some(t) = ready_timeout {
         problems.check(
