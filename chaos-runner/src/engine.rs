@@ -272,11 +272,8 @@ async fn lifecycle(
             }
         }
     }
-    let context = FaultContext {
-        run_id: run_id.clone(),
-        exe,
-        supervisors: std::sync::Arc::new(supervisors),
-    };
+    let mut context = FaultContext::new(run_id.clone(), exe);
+    context.supervisors = std::sync::Arc::new(supervisors);
 
     // Preflight: every signal answers and the steady state holds, before anything is touched.
     progress.line("[preflight] checking signals and steady state");
@@ -404,6 +401,7 @@ async fn lifecycle(
                 let intent = Event::Intent {
                     fault: f.name.clone(),
                     description: hog.describe(),
+                    record: hog.planned_record(),
                 };
                 if let Err(e) = live.journal.append(intent) {
                     outcome = Outcome::Aborted;

@@ -159,6 +159,7 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
         .append(Event::Intent {
             fault: "cpu".into(),
             description: fault.describe(),
+            record: None,
         })
         .unwrap();
     let record = fault.inject().unwrap();
@@ -180,6 +181,7 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
     torn.append(Event::Intent {
         fault: "cpu2".into(),
         description: unrecorded.describe(),
+        record: None,
     })
     .unwrap();
     let FaultRecord::CpuHog {

@@ -10,7 +10,8 @@ mod yaml;
 pub use model::*;
 pub use params::{
     CpuHogParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams, Problems,
-    ProcessKillParams, ProcessPauseParams, ProcessRestartParams,
+    ProcessKillParams, ProcessPauseParams, ProcessRestartParams, ProxyAction, ProxyParams,
+    ProxyStream,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

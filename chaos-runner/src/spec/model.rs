@@ -327,6 +327,25 @@ pub enum FaultType {
     ProcessPause,
     /// Kills a supervised process and starts it again.
     ProcessRestart,
+    /// TCP proxy toxic: adds `latency` (+/- `jitter`) to every chunk.
+    ProxyLatency,
+    /// TCP proxy toxic: limits throughput to `rate` KB/s.
+    ProxyBandwidth,
+    /// TCP proxy toxic: delays the close of connections by `delay`.
+    ProxySlowClose,
+    /// TCP proxy toxic: holds all data (`timeout: 0` = partition until reverted), or
+    /// closes connections after `timeout`.
+    ProxyTimeout,
+    /// TCP proxy toxic: resets connections (TCP RST) after `timeout`.
+    ProxyResetPeer,
+    /// TCP proxy toxic: cuts data into small delayed slices.
+    ProxySlicer,
+    /// TCP proxy toxic: closes connections after `bytes` bytes.
+    ProxyLimitData,
+    /// TCP proxy toxic: drops (or, with `delay`, delays) a share of chunks.
+    ProxyLoss,
+    /// TCP proxy down: refuses new connections and cuts open ones.
+    ProxyDown,
 }
 
 impl FaultType {
@@ -343,6 +362,15 @@ impl FaultType {
             FaultType::ProcessKill => "process-kill",
             FaultType::ProcessPause => "process-pause",
             FaultType::ProcessRestart => "process-restart",
+            FaultType::ProxyLatency => "proxy-latency",
+            FaultType::ProxyBandwidth => "proxy-bandwidth",
+            FaultType::ProxySlowClose => "proxy-slow-close",
+            FaultType::ProxyTimeout => "proxy-timeout",
+            FaultType::ProxyResetPeer => "proxy-reset-peer",
+            FaultType::ProxySlicer => "proxy-slicer",
+            FaultType::ProxyLimitData => "proxy-limit-data",
+            FaultType::ProxyLoss => "proxy-loss",
+            FaultType::ProxyDown => "proxy-down",
         }
     }
 }
@@ -388,6 +416,46 @@ pub struct Selector {
     /// A process on this machine (process faults).
     #[serde(default)]
     pub process: Option<ProcessSelector>,
+    /// A TCP fault proxy: one the run starts (`listen` + `upstream`), or one already
+    /// running behind a toxiproxy-compatible API (`api` + `name`).
+    #[serde(default)]
+    pub proxy: Option<ProxySelector>,
+}
+
+/// Which proxy a `proxy-*` fault acts on. Either `listen` + `upstream` (+ `protocol`): the
+/// runner starts a proxy on `listen` for the run (clients must connect there), or `name`
+/// (+ `api`): a proxy of a running `chaos-runner proxy` or toxiproxy server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxySelector {
+    /// Address the in-run proxy listens on (`127.0.0.1:15432`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Where the in-run proxy forwards to (`127.0.0.1:5432`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Relay protocol of the in-run proxy (default `tcp`).
+    #[serde(default)]
+    pub protocol: Option<ProxyProtocol>,
+    /// Admin API of a running proxy server (default `http://127.0.0.1:8474`).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The proxy's name on that server.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Relay protocols of the in-run proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// Plain TCP.
+    #[default]
+    Tcp,
+    /// PostgreSQL wire protocol.
+    Postgres,
+    /// Redis RESP.
+    Redis,
 }
 
 /// Which process a process fault hits: exactly one of `pidFile`, `name`, `port` or
@@ -455,6 +523,7 @@ impl Selector {
         vec![
             ("host", self.host.is_some()),
             ("process", self.process.is_some()),
+            ("proxy", self.proxy.is_some()),
         ]
     }
 
@@ -481,6 +550,16 @@ impl Selector {
             }
             if let Some(argv) = &p.command {
                 parts.push(format!("supervised command `{}`", argv.join(" ")));
+            }
+        }
+        if let Some(p) = &self.proxy {
+            match (&p.listen, &p.upstream, &p.name) {
+                (Some(l), Some(u), _) => parts.push(format!("proxy {l} -> {u}")),
+                (_, _, Some(n)) => parts.push(format!(
+                    "proxy `{n}` at {}",
+                    p.api.as_deref().unwrap_or("http://127.0.0.1:8474")
+                )),
+                _ => parts.push("proxy (incomplete)".to_owned()),
             }
         }
         if parts.is_empty() {

@@ -9,6 +9,9 @@ pub mod proc;
 pub mod process;
 pub mod supervisor;
 
+pub mod proxy;
+pub mod proxy_fault;
+
 /// Removes whatever run `run_id`'s fault `name` may have left on this machine when the
 /// journal holds only its intent: its stress children (a resume watchdog resumes its
 /// target first; a disk filler's file is deleted) and its cgroups.

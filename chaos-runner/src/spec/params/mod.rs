@@ -6,9 +6,11 @@
 //! in [`parse`] and one in [`check_selector`].
 
 mod process;
+mod proxy;
 mod resource;
 
 pub use process::{KillSignal, ProcessKillParams, ProcessPauseParams, ProcessRestartParams};
+pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
 pub use resource::{CpuHogParams, DiskFillParams, MemoryHogParams};
 
 use serde::de::DeserializeOwned;
@@ -82,6 +84,8 @@ pub enum FaultParams {
     ProcessPause(ProcessPauseParams),
     /// `process-restart`.
     ProcessRestart(ProcessRestartParams),
+    /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
+    Proxy(ProxyParams),
 }
 
 impl FaultParams {
@@ -135,6 +139,7 @@ impl FaultParams {
             ),
             FaultParams::ProcessPause(_) => "SIGSTOP until the end, then SIGCONT".to_owned(),
             FaultParams::ProcessRestart(p) => format!("SIG{} then start again", p.signal.name()),
+            FaultParams::Proxy(p) => p.summary(),
         }
     }
 }
@@ -160,6 +165,17 @@ pub fn parse(
         FaultType::ProcessRestart => {
             typed(fault_type, at, value, problems).map(FaultParams::ProcessRestart)
         }
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => {
+            proxy::parse(fault_type, at, value, problems).map(FaultParams::Proxy)
+        }
     }
 }
 
@@ -178,6 +194,15 @@ pub fn check_selector(
         FaultType::ProcessKill | FaultType::ProcessPause | FaultType::ProcessRestart => {
             process::check_process_selector(fault_type, selector, at, problems)
         }
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
     }
 }
 
