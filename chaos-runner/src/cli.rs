@@ -110,6 +110,63 @@ pub enum StressKind {
         #[arg(long, default_value = "")]
         fault: String,
     },
+    /// Hold memory.
+    Memory {
+        /// Bytes to map.
+        #[arg(long)]
+        bytes: u64,
+        /// Write every page so it is resident.
+        #[arg(long)]
+        touch: bool,
+        /// Stop after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+    /// Fill a filesystem with one file, deleted at the end.
+    Disk {
+        /// The file to create (must not exist).
+        #[arg(long)]
+        path: PathBuf,
+        /// Bytes to allocate.
+        #[arg(long)]
+        bytes: u64,
+        /// Refuse to leave less free than this.
+        #[arg(long, default_value_t = 0)]
+        keep_free: u64,
+        /// Delete the file after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+    /// Resume a paused process after a while, or when the runner dies.
+    Resume {
+        /// The paused process.
+        #[arg(long)]
+        pid: u32,
+        /// Its start ticks (so a reused pid is left alone).
+        #[arg(long)]
+        start_ticks: u64,
+        /// Resume after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        after: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -194,6 +251,47 @@ pub fn run(cli: Cli) -> Outcome {
         } => {
             crate::stress::cpu(workers, load, duration);
             Outcome::Passed
+        }
+        Command::Stress {
+            kind:
+                StressKind::Memory {
+                    bytes,
+                    touch,
+                    duration,
+                    ..
+                },
+        } => stress_outcome(crate::stress::memory(bytes, touch, duration)),
+        Command::Stress {
+            kind:
+                StressKind::Disk {
+                    path,
+                    bytes,
+                    keep_free,
+                    duration,
+                    ..
+                },
+        } => stress_outcome(crate::stress::disk(&path, bytes, keep_free, duration)),
+        Command::Stress {
+            kind:
+                StressKind::Resume {
+                    pid,
+                    start_ticks,
+                    after,
+                    ..
+                },
+        } => {
+            crate::stress::resume(pid, start_ticks, after);
+            Outcome::Passed
+        }
+    }
+}
+
+fn stress_outcome(result: Result<(), String>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Passed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::InvalidInput
         }
     }
 }
