@@ -48,7 +48,7 @@ impl Metrics {
     ///
     /// ```
     /// let m = chaos_runner::faults::local::proxy::metrics::Metrics::new();
-    /// assert!(m.encode().contains("chaos_proxy_bytes_total"));
+    /// assert!(m.encode().contains("# TYPE chaos_proxy_bytes counter"));
     /// ```
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("chaos_proxy");
