@@ -250,6 +250,9 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
             return Outcome::InvalidInput;
         }
     };
+    // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no
+    // rules set: they pass everything until a run's faults add some).
+    crate::faults::local::dbproto::DbRelays::default().register(server.registry());
     if let Err(e) = server.registry().populate(proxies) {
         let file = config.map(|p| p.display().to_string()).unwrap_or_default();
         eprintln!("error: {file}: {}", e.message);

@@ -133,6 +133,15 @@ pub fn build(
             remaining,
             ctx.exe.clone(),
         )),
+        FaultParams::Db(p) => Box::new(local::db_fault::DbFault::new(
+            &spec.name,
+            spec.fault_type.name(),
+            &ctx.run_id,
+            p.clone(),
+            &spec.selector.proxy.clone().unwrap_or_default(),
+            &ctx.proxies,
+            remaining,
+        )),
         FaultParams::Proxy(p) => Box::new(local::proxy_fault::ProxyFault::new(
             &spec.name,
             spec.fault_type.name(),

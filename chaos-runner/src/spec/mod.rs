@@ -8,7 +8,11 @@ mod validate;
 mod yaml;
 
 pub use model::*;
-pub use params::{CpuHogParams, FaultParams, Problems, ProxyAction, ProxyParams, ProxyStream};
+pub use params::{
+    CpuHogParams, DbParams, FaultParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams,
+    PostgresRefuseParams, PostgresResetParams, Problems, ProxyAction, ProxyParams, ProxyStream,
+    RedisErrorParams, RedisLatencyParams,
+};
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};
 

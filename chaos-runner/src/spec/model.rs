@@ -336,6 +336,18 @@ pub enum FaultType {
     ProxyLoss,
     /// TCP proxy down: refuses new connections and cuts open ones.
     ProxyDown,
+    /// PostgreSQL: statements matching a pattern fail with a chosen SQLSTATE.
+    PostgresError,
+    /// PostgreSQL: statements matching a pattern are delayed.
+    PostgresLatency,
+    /// PostgreSQL: the connection is reset mid-query on statements matching a pattern.
+    PostgresReset,
+    /// PostgreSQL: new connections are refused at startup (53300, 57P03) or dropped.
+    PostgresRefuse,
+    /// Redis: commands matching a pattern fail with a RESP error (`-READONLY`, ...).
+    RedisError,
+    /// Redis: commands matching a pattern are delayed.
+    RedisLatency,
 }
 
 impl FaultType {
@@ -356,6 +368,12 @@ impl FaultType {
             FaultType::ProxyLimitData => "proxy-limit-data",
             FaultType::ProxyLoss => "proxy-loss",
             FaultType::ProxyDown => "proxy-down",
+            FaultType::PostgresError => "postgres-error",
+            FaultType::PostgresLatency => "postgres-latency",
+            FaultType::PostgresReset => "postgres-reset",
+            FaultType::PostgresRefuse => "postgres-refuse",
+            FaultType::RedisError => "redis-error",
+            FaultType::RedisLatency => "redis-latency",
         }
     }
 }

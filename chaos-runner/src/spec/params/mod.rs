@@ -5,9 +5,14 @@
 //! maps a [`FaultType`] to them. A new fault type adds one [`FaultParams`] variant, one arm
 //! in [`parse`] and one in [`check_selector`].
 
+mod db;
 mod proxy;
 mod resource;
 
+pub use db::{
+    DbParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
+    PostgresResetParams, RedisErrorParams, RedisLatencyParams,
+};
 pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
 pub use resource::CpuHogParams;
 
@@ -74,6 +79,9 @@ pub enum FaultParams {
     CpuHog(CpuHogParams),
     /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
     Proxy(ProxyParams),
+    /// `postgres-error`, `postgres-latency`, `postgres-reset`, `postgres-refuse`,
+    /// `redis-error`, `redis-latency`.
+    Db(DbParams),
 }
 
 impl FaultParams {
@@ -83,6 +91,7 @@ impl FaultParams {
         match self {
             FaultParams::CpuHog(p) => format!("{} worker(s) at {}%", p.workers, p.load),
             FaultParams::Proxy(p) => p.summary(),
+            FaultParams::Db(p) => p.summary(),
         }
     }
 }
@@ -108,6 +117,14 @@ pub fn parse(
         | FaultType::ProxyDown => {
             proxy::parse(fault_type, at, value, problems).map(FaultParams::Proxy)
         }
+        FaultType::PostgresError
+        | FaultType::PostgresLatency
+        | FaultType::PostgresReset
+        | FaultType::PostgresRefuse
+        | FaultType::RedisError
+        | FaultType::RedisLatency => {
+            db::parse(fault_type, at, value, problems).map(FaultParams::Db)
+        }
     }
 }
 
@@ -130,6 +147,12 @@ pub fn check_selector(
         | FaultType::ProxyLimitData
         | FaultType::ProxyLoss
         | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
+        FaultType::PostgresError
+        | FaultType::PostgresLatency
+        | FaultType::PostgresReset
+        | FaultType::PostgresRefuse
+        | FaultType::RedisError
+        | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
     }
 }
 

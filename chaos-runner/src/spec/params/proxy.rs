@@ -438,7 +438,7 @@ pub(super) fn parse(
         }),
         FaultType::ProxyDown => typed::<Down>(fault_type, at, value, problems)
             .map(|_| p(ProxyAction::Down, ProxyStream::Downstream, 1.0)),
-        FaultType::CpuHog => None,
+        _ => None,
     }
 }
 
