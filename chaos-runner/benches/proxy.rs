@@ -244,12 +244,7 @@ fn fault_cli_binary() -> Option<PathBuf> {
                 .unwrap_or_default(),
         )
         .chain([PathBuf::from("/work/tools/bin/fault")]);
-    for path in candidates {
-        if path.is_file() {
-            return Some(path);
-        }
-    }
-    None
+    candidates.into_iter().find(|path| path.is_file())
 }
 
 /// One `fault run` process proxying to the echo and sink servers, with a single phase

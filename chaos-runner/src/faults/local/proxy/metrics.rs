@@ -48,7 +48,8 @@ impl Metrics {
     ///
     /// ```
     /// let m = chaos_runner::faults::local::proxy::metrics::Metrics::new();
-    /// assert!(m.encode().contains("chaos_proxy_bytes_total"));
+    /// m.bytes_of("db", "upstream").inc_by(3);
+    /// assert!(m.encode().contains(r#"chaos_proxy_bytes_total{proxy="db",direction="upstream"} 3"#));
     /// ```
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("chaos_proxy");
