@@ -457,7 +457,9 @@ async fn postgres_reset_refuse_drop_and_tls_request() {
             .unwrap(),
         )
         .unwrap();
-    let e = pg_connect(addr).await.err().expect("connect must fail");
+    let Err(e) = pg_connect(addr).await else {
+        panic!("connect must fail")
+    };
     assert_eq!(e.code(), Some(&SqlState::TOO_MANY_CONNECTIONS), "{e:?}");
     // A connection the pattern does not match is let in.
     let other = format!(
@@ -473,7 +475,9 @@ async fn postgres_reset_refuse_drop_and_tls_request() {
     faults
         .set_rule(Rule::new("drop", None, Action::Drop, 1.0).unwrap())
         .unwrap();
-    let e = pg_connect(addr).await.err().expect("connect must fail");
+    let Err(e) = pg_connect(addr).await else {
+        panic!("connect must fail")
+    };
     assert!(e.as_db_error().is_none(), "{e:?}");
     faults.clear();
 
