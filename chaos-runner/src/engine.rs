@@ -305,6 +305,18 @@ async fn lifecycle(
         }
     }
 
+    if outcome == Outcome::Passed {
+        // Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
+        for (f, steps) in spec.faults.iter().zip(&exp.steps) {
+            let Some(first) = steps.first() else { continue };
+            if let Err(e) = faults::build(&context, f, first, f.duration).preflight() {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: {e}");
+                break;
+            }
+        }
+    }
+
     let mut faults_report = Vec::new();
     if outcome == Outcome::Passed {
         let journal = match Journal::create(&options.state_dir, &run_id) {

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::spec::{FaultParams, FaultSpec};
+use crate::spec::{FaultParams, FaultSpec, PartitionAction};
 
 /// Injecting, reverting or verifying a fault failed.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,23 @@ pub enum FaultRecord {
         /// reused pid is never mistaken for the hog.
         start_ticks: u64,
     },
+    /// An nftables `inet` table (`net-loss`, `net-partition`).
+    NetTable {
+        /// The named network namespace, `None` for the host's.
+        netns: Option<String>,
+        /// The table, named after the run and the fault.
+        table: String,
+    },
+    /// A root qdisc (`net-bandwidth`, `net-delay`).
+    NetQdisc {
+        /// The named network namespace, `None` for the host's.
+        netns: Option<String>,
+        /// The interface.
+        interface: String,
+        /// The qdisc's handle major number, derived from the run and the fault, so only
+        /// our own qdisc is ever deleted.
+        handle: u16,
+    },
 }
 
 /// A fault the engine drives: inject, revert, verify.
@@ -57,6 +74,11 @@ pub trait Fault: Send {
     fn revert(&mut self) -> Result<(), FaultError>;
     /// Checks that nothing of the fault is left.
     fn verify_reverted(&self) -> Result<(), FaultError>;
+    /// Checks, before anything is touched, that the fault can run on this machine (e.g.
+    /// that the kernel has the qdisc it needs). The default checks nothing.
+    fn preflight(&self) -> Result<(), FaultError> {
+        Ok(())
+    }
 }
 
 /// What every fault of one run shares: the run id (which names everything a fault
@@ -97,7 +119,80 @@ pub fn build(
             remaining,
             ctx.exe.clone(),
         )),
+        FaultParams::NetLoss(p) => net_filter(
+            ctx,
+            spec,
+            local::nftables::Action::Loss(p.percent),
+            remaining,
+        ),
+        FaultParams::NetPartition(p) => net_filter(
+            ctx,
+            spec,
+            match p.action {
+                PartitionAction::Drop => local::nftables::Action::Drop,
+                PartitionAction::Reject => local::nftables::Action::Reject,
+            },
+            remaining,
+        ),
+        FaultParams::NetBandwidth(p) => {
+            qdisc(ctx, spec, local::tc::Shape::Bandwidth(*p), remaining)
+        }
+        FaultParams::NetDelay(p) => qdisc(ctx, spec, local::tc::Shape::Delay(*p), remaining),
     }
+}
+
+fn net_filter(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    action: local::nftables::Action,
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    Box::new(local::nftables::NetFilter::new(
+        &spec.name,
+        &ctx.run_id,
+        network_match(spec),
+        action,
+        remaining,
+        ctx.exe.clone(),
+    ))
+}
+
+fn qdisc(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    shape: local::tc::Shape,
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    let m = network_match(spec);
+    Box::new(local::tc::Qdisc::new(
+        &spec.name,
+        &ctx.run_id,
+        m.as_ref().ok().and_then(|m| m.netns.clone()),
+        m.and_then(|m| {
+            m.interface
+                .ok_or_else(|| "the selector names no `interface`".to_owned())
+        }),
+        shape,
+        remaining,
+        ctx.exe.clone(),
+    ))
+}
+
+/// The typed network selector of `spec` (validation already accepted it; an error here
+/// fails the injection instead of panicking).
+fn network_match(spec: &FaultSpec) -> Result<crate::spec::params::network::NetMatch, String> {
+    let sel = spec
+        .selector
+        .network
+        .as_ref()
+        .ok_or_else(|| "the selector has no `network` part".to_owned())?;
+    crate::spec::params::network::resolve(sel).map_err(|problems| {
+        problems
+            .iter()
+            .map(|(f, m)| format!("network.{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Reverts a fault known only from the journal (after a crash): by its record when the
@@ -112,6 +207,14 @@ pub fn revert_from_journal(
         Some(FaultRecord::CpuHog { pid, start_ticks }) => {
             local::cpu_hog::kill_if_ours(name, *pid, *start_ticks)
         }
+        Some(FaultRecord::NetTable { netns, table }) => {
+            local::nftables::revert_record(name, netns.as_deref(), table)
+        }
+        Some(FaultRecord::NetQdisc {
+            netns,
+            interface,
+            handle,
+        }) => local::tc::revert_record(name, netns.as_deref(), interface, *handle),
         None => revert_unknown(run_id, name),
     }
 }
@@ -119,5 +222,11 @@ pub fn revert_from_journal(
 /// Removes whatever any backend may have left for `run_id`'s fault `name` when the
 /// journal holds only the intent.
 fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
-    local::cpu_hog::kill_by_run(run_id, name)
+    local::cpu_hog::kill_by_run(run_id, name)?;
+    let revert_error = |e: local::netcmd::NetCmdError| FaultError::Revert {
+        fault: name.to_owned(),
+        reason: e.to_string(),
+    };
+    local::nftables::sweep(&local::nftables::table_name(run_id, name)).map_err(revert_error)?;
+    local::tc::sweep(local::tc::handle_for(run_id, name)).map_err(revert_error)
 }

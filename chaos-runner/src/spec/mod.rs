@@ -8,7 +8,10 @@ mod validate;
 mod yaml;
 
 pub use model::*;
-pub use params::{CpuHogParams, FaultParams, Problems};
+pub use params::{
+    CpuHogParams, FaultParams, NetBandwidthParams, NetDelayParams, NetLossParams,
+    NetPartitionParams, PartitionAction, Problems,
+};
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};
 

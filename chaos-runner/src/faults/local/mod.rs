@@ -1,4 +1,7 @@
 //! Faults on this machine.
 
 pub mod cpu_hog;
+pub mod netcmd;
+pub mod nftables;
 pub mod proc;
+pub mod tc;

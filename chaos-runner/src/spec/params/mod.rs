@@ -5,8 +5,12 @@
 //! maps a [`FaultType`] to them. A new fault type adds one [`FaultParams`] variant, one arm
 //! in [`parse`] and one in [`check_selector`].
 
+pub mod network;
 mod resource;
 
+pub use network::{
+    NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
+};
 pub use resource::CpuHogParams;
 
 use serde::de::DeserializeOwned;
@@ -70,6 +74,14 @@ pub trait CheckParams {
 pub enum FaultParams {
     /// `cpu-hog`.
     CpuHog(CpuHogParams),
+    /// `net-loss`.
+    NetLoss(NetLossParams),
+    /// `net-partition`.
+    NetPartition(NetPartitionParams),
+    /// `net-bandwidth`.
+    NetBandwidth(NetBandwidthParams),
+    /// `net-delay`.
+    NetDelay(NetDelayParams),
 }
 
 impl FaultParams {
@@ -78,6 +90,18 @@ impl FaultParams {
     pub fn summary(&self) -> String {
         match self {
             FaultParams::CpuHog(p) => format!("{} worker(s) at {}%", p.workers, p.load),
+            FaultParams::NetLoss(p) => format!("drop {}% of matching packets", p.percent),
+            FaultParams::NetPartition(p) => match p.action {
+                PartitionAction::Drop => "drop every matching packet".to_owned(),
+                PartitionAction::Reject => "reject every matching packet".to_owned(),
+            },
+            FaultParams::NetBandwidth(p) => format!("egress capped at {} kbit/s", p.rate_kbit),
+            FaultParams::NetDelay(p) => format!(
+                "egress delayed {} (jitter {}), {}% lost",
+                humantime::format_duration(p.delay),
+                humantime::format_duration(p.jitter),
+                p.loss_percent
+            ),
         }
     }
 }
@@ -92,6 +116,14 @@ pub fn parse(
 ) -> Option<FaultParams> {
     match fault_type {
         FaultType::CpuHog => typed(fault_type, at, value, problems).map(FaultParams::CpuHog),
+        FaultType::NetLoss => typed(fault_type, at, value, problems).map(FaultParams::NetLoss),
+        FaultType::NetPartition => {
+            typed(fault_type, at, value, problems).map(FaultParams::NetPartition)
+        }
+        FaultType::NetBandwidth => {
+            typed(fault_type, at, value, problems).map(FaultParams::NetBandwidth)
+        }
+        FaultType::NetDelay => typed(fault_type, at, value, problems).map(FaultParams::NetDelay),
     }
 }
 
@@ -105,6 +137,12 @@ pub fn check_selector(
 ) {
     match fault_type {
         FaultType::CpuHog => resource::check_host_selector(selector, at, problems),
+        FaultType::NetLoss
+        | FaultType::NetPartition
+        | FaultType::NetBandwidth
+        | FaultType::NetDelay => {
+            network::check_network_selector(fault_type, selector, at, problems)
+        }
     }
 }
 
