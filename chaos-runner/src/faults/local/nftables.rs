@@ -1,7 +1,8 @@
 //! `net-loss` and `net-partition`: an nftables `inet` table owned by the run
 //! (`chaos_<run id>_<fault>`) with input, output and forward chains at priority -100 (ahead
 //! of `filter`), dropping a random share of matching packets (`numgen random mod 100 < N`)
-//! or all of them (drop, or reject: TCP reset / ICMP port-unreachable).
+//! or all of them (drop, or reject: TCP reset / ICMP port-unreachable; with reject, TCP
+//! resets themselves pass, so the resets the table sends reach the socket).
 //!
 //! The ruleset is built as nftables JSON from typed values ([`NetMatch`]) and fed to
 //! `nft -j -f -` on stdin; no user text is ever pasted into a command. Revert deletes the
@@ -76,6 +77,19 @@ pub fn ruleset(table: &str, m: &NetMatch, action: Action) -> Value {
             "family": "inet", "table": table, "name": chain,
             "type": "filter", "hook": hook, "prio": -100, "policy": "accept"
         } } }));
+    }
+    if action == Action::Reject {
+        // The resets this table sends travel back through its own chains (from the peer's
+        // address, on the matched port): let TCP resets pass so they reach the socket.
+        for chain in ["input", "output", "forward"] {
+            commands.push(json!({ "add": { "rule": {
+                "family": "inet", "table": table, "chain": chain, "expr": [
+                    { "match": { "op": "==", "left": { "meta": { "key": "l4proto" } }, "right": "tcp" } },
+                    { "match": { "op": "in", "left": { "payload": { "protocol": "tcp", "field": "flags" } }, "right": "rst" } },
+                    { "accept": null }
+                ]
+            } } }));
+        }
     }
     let sides: &[Side] = match m.direction {
         NetDirection::Egress => &[Side::Egress],
