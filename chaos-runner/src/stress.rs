@@ -90,9 +90,7 @@ pub fn expire_net(
         }
         let result = match target {
             WatchTarget::Table(table) => nftables::delete_table(netns, table),
-            WatchTarget::Qdisc { interface, handle } => {
-                tc::delete_qdisc(netns, interface, *handle)
-            }
+            WatchTarget::Qdisc { interface, handle } => tc::delete_qdisc(netns, interface, *handle),
         };
         match result {
             Ok(()) => return true,

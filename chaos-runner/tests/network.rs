@@ -84,8 +84,18 @@ impl NsPair {
         ip(&["netns", "add", &pair.a]);
         ip(&["netns", "add", &pair.b]);
         ip(&[
-            "link", "add", &pair.veth_a, "netns", &pair.a, "type", "veth", "peer", "name",
-            &veth_b, "netns", &pair.b,
+            "link",
+            "add",
+            &pair.veth_a,
+            "netns",
+            &pair.a,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &veth_b,
+            "netns",
+            &pair.b,
         ]);
         for (ns, dev, addr) in [(&pair.a, &pair.veth_a, ADDR_A), (&pair.b, &veth_b, ADDR_B)] {
             ip(&["-n", ns, "addr", "add", &format!("{addr}/24"), "dev", dev]);
@@ -98,7 +108,9 @@ impl NsPair {
     fn matching(&self, ports: &[u16], protocol: NetProtocol) -> NetMatch {
         NetMatch {
             netns: Some(self.a.clone()),
-            v4: vec![ipnet::Ipv4Net::from(ADDR_B.parse::<std::net::Ipv4Addr>().unwrap())],
+            v4: vec![ipnet::Ipv4Net::from(
+                ADDR_B.parse::<std::net::Ipv4Addr>().unwrap(),
+            )],
             ports: ports.iter().map(|p| (*p, *p)).collect(),
             protocol,
             direction: NetDirection::Both,
@@ -121,12 +133,7 @@ fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) ->
     std::thread::spawn(move || {
         let file = std::fs::File::open(&path).unwrap();
         // SAFETY: setns on a valid namespace fd; it changes only this thread's namespace.
-        let rc = unsafe {
-            libc::setns(
-                std::os::fd::AsRawFd::as_raw_fd(&file),
-                libc::CLONE_NEWNET,
-            )
-        };
+        let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) };
         assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
         f()
     })
@@ -177,9 +184,17 @@ fn partition_drop_times_out_and_revert_restores() {
     }
     let pair = NsPair::new();
     let port = tcp_server(&pair.b);
-    assert_eq!(connect(&pair.a, port, Duration::from_secs(2)), Ok("ok".into()));
+    assert_eq!(
+        connect(&pair.a, port, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
 
-    let mut fault = net_filter(&pair, "cut", pair.matching(&[port], NetProtocol::Tcp), Action::Drop);
+    let mut fault = net_filter(
+        &pair,
+        "cut",
+        pair.matching(&[port], NetProtocol::Tcp),
+        Action::Drop,
+    );
     let record = fault.inject().unwrap();
     assert_eq!(
         record,
@@ -188,8 +203,13 @@ fn partition_drop_times_out_and_revert_restores() {
             table: fault.table().to_owned()
         }
     );
-    assert!(nftables::tables(Some(&pair.a)).unwrap().contains(&fault.table().to_owned()));
-    assert!(fault.verify_reverted().is_err(), "a live table must fail verification");
+    assert!(nftables::tables(Some(&pair.a))
+        .unwrap()
+        .contains(&fault.table().to_owned()));
+    assert!(
+        fault.verify_reverted().is_err(),
+        "a live table must fail verification"
+    );
     assert_eq!(
         connect(&pair.a, port, Duration::from_millis(800)),
         Err(ErrorKind::TimedOut),
@@ -198,8 +218,13 @@ fn partition_drop_times_out_and_revert_restores() {
 
     fault.revert().unwrap();
     fault.verify_reverted().unwrap();
-    assert!(!nftables::tables(Some(&pair.a)).unwrap().contains(&fault.table().to_owned()));
-    assert_eq!(connect(&pair.a, port, Duration::from_secs(2)), Ok("ok".into()));
+    assert!(!nftables::tables(Some(&pair.a))
+        .unwrap()
+        .contains(&fault.table().to_owned()));
+    assert_eq!(
+        connect(&pair.a, port, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
     fault.revert().unwrap(); // idempotent
 }
 
@@ -222,12 +247,21 @@ fn partition_reject_refuses_at_once() {
         connect(&pair.a, port, Duration::from_secs(3)),
         Err(ErrorKind::ConnectionRefused)
     );
-    assert!(start.elapsed() < Duration::from_secs(1), "reject must be immediate");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "reject must be immediate"
+    );
     // A port outside the match is untouched.
     let other = tcp_server(&pair.b);
-    assert_eq!(connect(&pair.a, other, Duration::from_secs(2)), Ok("ok".into()));
+    assert_eq!(
+        connect(&pair.a, other, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
     fault.revert().unwrap();
-    assert_eq!(connect(&pair.a, port, Duration::from_secs(2)), Ok("ok".into()));
+    assert_eq!(
+        connect(&pair.a, port, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
 }
 
 /// Sends `count` UDP datagrams from `a` to a fresh counting server in `b`; returns how many
@@ -237,7 +271,9 @@ fn udp_delivered(pair: &NsPair, count: u32) -> u32 {
     let server = in_ns(&pair.b, move || {
         let socket = UdpSocket::bind((ADDR_B, 0)).unwrap();
         tx.send(socket.local_addr().unwrap().port()).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
         let mut got = 0;
         let mut buf = [0u8; 64];
         loop {
@@ -272,7 +308,10 @@ fn loss_drops_about_the_rate() {
     let pair = NsPair::new();
     let sent = 4000;
     let baseline = udp_delivered(&pair, sent);
-    assert!(baseline >= sent * 99 / 100, "baseline lost packets: {baseline}/{sent}");
+    assert!(
+        baseline >= sent * 99 / 100,
+        "baseline lost packets: {baseline}/{sent}"
+    );
 
     // Every UDP datagram to the peer, whatever the (fresh) server port.
     let mut m = pair.matching(&[], NetProtocol::Udp);
@@ -282,14 +321,20 @@ fn loss_drops_about_the_rate() {
     let delivered = udp_delivered(&pair, sent);
     fault.revert().unwrap();
     let share = f64::from(delivered) / f64::from(sent);
-    eprintln!("30% loss: {delivered}/{sent} delivered ({:.1}%)", share * 100.0);
+    eprintln!(
+        "30% loss: {delivered}/{sent} delivered ({:.1}%)",
+        share * 100.0
+    );
     assert!(
         (0.64..=0.76).contains(&share),
         "expected about 70% delivered, got {:.1}%",
         share * 100.0
     );
     let after = udp_delivered(&pair, sent);
-    assert!(after >= sent * 99 / 100, "loss outlived revert: {after}/{sent}");
+    assert!(
+        after >= sent * 99 / 100,
+        "loss outlived revert: {after}/{sent}"
+    );
 }
 
 /// Bytes per second a TCP stream from `a` to `b` reaches, measured at the server over 2 s.
@@ -364,7 +409,10 @@ fn bandwidth_caps_throughput_and_revert_restores_the_default_qdisc() {
         shaped > cap * 0.6 && shaped < cap * 1.15,
         "shaped throughput {shaped:.0} B/s not near {cap:.0} B/s"
     );
-    assert!(before > cap * 5.0 && after > cap * 5.0, "unshaped link too slow to tell");
+    assert!(
+        before > cap * 5.0 && after > cap * 5.0,
+        "unshaped link too slow to tell"
+    );
 }
 
 #[test]
@@ -374,11 +422,27 @@ fn bandwidth_refuses_a_foreign_root_qdisc_unless_opted_in() {
     }
     let pair = NsPair::new();
     let foreign = Command::new("tc")
-        .args(["-n", &pair.a, "qdisc", "add", "dev", &pair.veth_a, "root", "handle", "1:"])
-        .args(["tbf", "rate", "100mbit", "burst", "100000", "latency", "50ms"])
+        .args([
+            "-n",
+            &pair.a,
+            "qdisc",
+            "add",
+            "dev",
+            &pair.veth_a,
+            "root",
+            "handle",
+            "1:",
+        ])
+        .args([
+            "tbf", "rate", "100mbit", "burst", "100000", "latency", "50ms",
+        ])
         .output()
         .unwrap();
-    assert!(foreign.status.success(), "{}", String::from_utf8_lossy(&foreign.stderr));
+    assert!(
+        foreign.status.success(),
+        "{}",
+        String::from_utf8_lossy(&foreign.stderr)
+    );
     let params = |replace| {
         Shape::Bandwidth(NetBandwidthParams {
             rate_kbit: 1000,
@@ -400,7 +464,11 @@ fn bandwidth_refuses_a_foreign_root_qdisc_unless_opted_in() {
     };
     let err = new(params(false)).inject().unwrap_err().to_string();
     assert!(err.contains("replaceExistingQdisc"), "{err}");
-    assert_eq!(tc::root_qdisc(Some(&pair.a), &pair.veth_a).unwrap().1, 1, "untouched");
+    assert_eq!(
+        tc::root_qdisc(Some(&pair.a), &pair.veth_a).unwrap().1,
+        1,
+        "untouched"
+    );
     let mut fault = new(params(true));
     fault.inject().unwrap();
     fault.revert().unwrap();
@@ -415,7 +483,18 @@ fn netem_detection_matches_the_kernel_and_names_the_missing_qdisc() {
     let pair = NsPair::new();
     // An independent attempt on the test's own interface.
     let direct = Command::new("tc")
-        .args(["-n", &pair.a, "qdisc", "add", "dev", &pair.veth_a, "root", "netem", "delay", "1ms"])
+        .args([
+            "-n",
+            &pair.a,
+            "qdisc",
+            "add",
+            "dev",
+            &pair.veth_a,
+            "root",
+            "netem",
+            "delay",
+            "1ms",
+        ])
         .output()
         .unwrap();
     let kernel_has_netem = direct.status.success();
@@ -452,7 +531,10 @@ fn netem_detection_matches_the_kernel_and_names_the_missing_qdisc() {
     if kernel_has_netem {
         fault.preflight().unwrap();
         fault.inject().unwrap();
-        assert_eq!(tc::root_qdisc(Some(&pair.a), &pair.veth_a).unwrap().0, "netem");
+        assert_eq!(
+            tc::root_qdisc(Some(&pair.a), &pair.veth_a).unwrap().0,
+            "netem"
+        );
         fault.revert().unwrap();
         fault.verify_reverted().unwrap();
     } else {
@@ -482,6 +564,18 @@ fn netem_detection_matches_the_kernel_and_names_the_missing_qdisc() {
         );
         assert_eq!(out.status.code(), Some(2), "{text}");
         assert!(text.contains(expected), "{text}");
+        // `plan` says so too, and still injects nothing.
+        let plan = Command::new(exe())
+            .args(["--output", "json", "plan"])
+            .arg(&exp)
+            .output()
+            .unwrap();
+        assert_eq!(plan.status.code(), Some(0));
+        let doc: serde_json::Value = serde_json::from_slice(&plan.stdout).unwrap();
+        assert!(
+            doc["warnings"][0].as_str().unwrap().contains(expected),
+            "{doc}"
+        );
     }
 }
 
@@ -525,7 +619,9 @@ fn sigkilled_runner_leaves_no_partition_behind() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_for(Duration::from_secs(15), "the partition table", || our_table(&pair).is_some());
+    wait_for(Duration::from_secs(15), "the partition table", || {
+        our_table(&pair).is_some()
+    });
     let table = our_table(&pair).unwrap();
     assert_eq!(
         connect(&pair.a, port, Duration::from_millis(500)),
@@ -534,11 +630,19 @@ fn sigkilled_runner_leaves_no_partition_behind() {
     runner.kill().unwrap(); // SIGKILL: no revert runs in the runner
     runner.wait().unwrap();
     let killed = Instant::now();
-    wait_for(Duration::from_secs(5), "the watchdog to delete the table", || {
-        our_table(&pair).is_none()
-    });
-    eprintln!("watchdog removed {table} {:?} after the runner died", killed.elapsed());
-    assert_eq!(connect(&pair.a, port, Duration::from_secs(2)), Ok("ok".into()));
+    wait_for(
+        Duration::from_secs(5),
+        "the watchdog to delete the table",
+        || our_table(&pair).is_none(),
+    );
+    eprintln!(
+        "watchdog removed {table} {:?} after the runner died",
+        killed.elapsed()
+    );
+    assert_eq!(
+        connect(&pair.a, port, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
     wait_for(Duration::from_secs(5), "the watchdog to exit", || {
         netcmd::watchdogs_with("--table", &table).is_empty()
     });
@@ -564,14 +668,18 @@ fn recover_deletes_the_table_when_the_watchdog_died_too() {
         .spawn()
         .unwrap();
     let mut watchdog = None;
-    wait_for(Duration::from_secs(15), "the table and its watchdog", || {
-        watchdog = our_table(&pair).and_then(|t| {
-            netcmd::watchdogs_with("--table", &t)
-                .first()
-                .map(|pid| (*pid, t))
-        });
-        watchdog.is_some()
-    });
+    wait_for(
+        Duration::from_secs(15),
+        "the table and its watchdog",
+        || {
+            watchdog = our_table(&pair).and_then(|t| {
+                netcmd::watchdogs_with("--table", &t)
+                    .first()
+                    .map(|pid| (*pid, t))
+            });
+            watchdog.is_some()
+        },
+    );
     let (pid, table) = watchdog.unwrap();
     let ticks = proc::stat(pid).unwrap().1;
     // SAFETY: kill(2) on the watchdog pid found just above.
@@ -581,19 +689,31 @@ fn recover_deletes_the_table_when_the_watchdog_died_too() {
     });
     runner.kill().unwrap();
     runner.wait().unwrap();
-    assert_eq!(our_table(&pair), Some(table.clone()), "nothing else removed it");
+    assert_eq!(
+        our_table(&pair),
+        Some(table.clone()),
+        "nothing else removed it"
+    );
 
     let out = Command::new(exe())
         .args(["--output", "json", "recover", "--state-dir"])
         .arg(&state)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["reverted_all"], true);
     assert_eq!(doc["faults"][0]["fault"], "cut");
     assert_eq!(our_table(&pair), None);
-    assert_eq!(connect(&pair.a, port, Duration::from_secs(2)), Ok("ok".into()));
+    assert_eq!(
+        connect(&pair.a, port, Duration::from_secs(2)),
+        Ok("ok".into())
+    );
 }
 
 #[test]
@@ -629,7 +749,9 @@ fn journal_without_a_record_is_swept_by_table_name_and_qdisc_handle() {
     shaper.inject().unwrap();
     // The runner died between the intent and the record: only the run id and name are known.
     revert_from_journal(&run_id, "cut", None).unwrap();
-    assert!(!nftables::tables(Some(&pair.a)).unwrap().contains(&filter.table().to_owned()));
+    assert!(!nftables::tables(Some(&pair.a))
+        .unwrap()
+        .contains(&filter.table().to_owned()));
     assert_eq!(tc::root_qdisc(Some(&pair.a), &pair.veth_a).unwrap().1, 0);
     filter.verify_reverted().unwrap();
     shaper.verify_reverted().unwrap();
@@ -658,7 +780,10 @@ fn watchdog_removes_the_table_when_its_time_is_up() {
     wait_for(Duration::from_secs(5), "the table to expire", || {
         !nftables::tables(Some(&pair.a)).unwrap().contains(&table)
     });
-    assert!(start.elapsed() >= Duration::from_millis(800), "expired early");
+    assert!(
+        start.elapsed() >= Duration::from_millis(800),
+        "expired early"
+    );
     fault.revert().unwrap();
     fault.verify_reverted().unwrap();
 }

@@ -56,7 +56,9 @@ fn hog(name: &str, run: &str, secs: u64) -> CpuHog {
 fn cpu_hog_injects_reverts_and_verifies() {
     let mut fault = hog("cpu", "run-inject", 60);
     assert!(fault.describe().contains("1 worker thread(s) at 5%"));
-    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap();
+    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
+        panic!("expected a CPU hog record")
+    };
     assert!(proc::is_running(pid, start_ticks));
     assert!(
         fault.verify_reverted().is_err(),
@@ -70,7 +72,9 @@ fn cpu_hog_injects_reverts_and_verifies() {
 #[test]
 fn cpu_hog_stops_by_itself_when_its_time_is_up() {
     let mut fault = hog("short", "run-expiry", 1);
-    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap();
+    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
+        panic!("expected a CPU hog record")
+    };
     // Reap it as the runner would; the point is that it ended on its own.
     let start = Instant::now();
     while proc::is_running(pid, start_ticks) && start.elapsed() < Duration::from_secs(5) {
@@ -151,7 +155,9 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
         })
         .unwrap();
     let record = fault.inject().unwrap();
-    let FaultRecord::CpuHog { pid, start_ticks } = record.clone();
+    let FaultRecord::CpuHog { pid, start_ticks } = record.clone() else {
+        panic!("expected a CPU hog record")
+    };
     journal
         .append(Event::Injected {
             fault: "cpu".into(),
@@ -169,7 +175,10 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
     let FaultRecord::CpuHog {
         pid: pid2,
         start_ticks: ticks2,
-    } = unrecorded.inject().unwrap();
+    } = unrecorded.inject().unwrap()
+    else {
+        panic!("expected a CPU hog record")
+    };
     assert_eq!(journal::live_faults(&state).unwrap().len(), 2);
 
     let out = Command::new(exe())

@@ -117,8 +117,7 @@ pub fn run(
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     // `ip netns exec` reports a missing program as exec failure.
-    if netns.is_some() && stderr.contains("No such file or directory") && stderr.contains("exec")
-    {
+    if netns.is_some() && stderr.contains("No such file or directory") && stderr.contains("exec") {
         return Err(missing(program));
     }
     Err(NetCmdError::Failed {

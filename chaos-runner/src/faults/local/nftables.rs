@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use super::netcmd::{self, NetCmdError, WatchTarget, Watchdog};
 use crate::faults::{Fault, FaultError, FaultRecord};
-use crate::spec::{NetDirection, NetProtocol};
 use crate::spec::params::network::NetMatch;
+use crate::spec::{NetDirection, NetProtocol};
 
 /// What happens to matching packets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,8 +255,12 @@ pub fn delete_table(netns: Option<&str>, table: &str) -> Result<(), NetCmdError>
     };
     if present {
         let doc = json!({ "nftables": [ { "delete": { "table": { "family": "inet", "name": table } } } ] });
-        if let Err(e) = netcmd::run(netns, "nft", &["-j", "-f", "-"], Some(doc.to_string().as_bytes()))
-        {
+        if let Err(e) = netcmd::run(
+            netns,
+            "nft",
+            &["-j", "-f", "-"],
+            Some(doc.to_string().as_bytes()),
+        ) {
             tracing::warn!(table, error = %e, "nft delete table failed; checking whether it is gone");
         }
     }
@@ -380,8 +384,13 @@ impl Fault for NetFilter {
         let netns = m.netns.as_deref();
         let doc = ruleset(&self.table, &m, self.action);
         tracing::info!(table = %self.table, netns = ?netns, "adding nftables table");
-        netcmd::run(netns, "nft", &["-j", "-f", "-"], Some(doc.to_string().as_bytes()))
-            .map_err(|e| self.error(true, e.to_string()))?;
+        netcmd::run(
+            netns,
+            "nft",
+            &["-j", "-f", "-"],
+            Some(doc.to_string().as_bytes()),
+        )
+        .map_err(|e| self.error(true, e.to_string()))?;
         self.injected = true;
         let watchdog = Watchdog::start(
             &self.exe,
@@ -417,10 +426,9 @@ impl Fault for NetFilter {
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
         match tables(self.netns()) {
-            Ok(t) if t.contains(&self.table) => Err(self.error(
-                false,
-                format!("table inet {} is still there", self.table),
-            )),
+            Ok(t) if t.contains(&self.table) => {
+                Err(self.error(false, format!("table inet {} is still there", self.table)))
+            }
             Ok(_) | Err(NetCmdError::NoNetns(_)) => Ok(()),
             // Nothing was ever added without nft.
             Err(NetCmdError::Missing { .. }) if !self.injected => Ok(()),

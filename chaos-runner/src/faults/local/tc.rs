@@ -35,7 +35,9 @@ pub fn netem_missing_message() -> String {
 /// fresh network namespace (`unshare --net`, or `unshare -Urn` without root), which dies
 /// with the probe and touches nothing else. `Err` when the probe itself cannot run.
 pub fn netem_available() -> Result<bool, String> {
-    let tc_args = ["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"];
+    let tc_args = [
+        "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
+    ];
     let mut last = String::new();
     for prefix in [&["--net"][..], &["--user", "--map-root-user", "--net"][..]] {
         let out = Command::new("unshare")
@@ -333,10 +335,12 @@ impl Fault for Qdisc {
             ));
         }
         let handle = format!("{:x}:", self.handle);
-        let mut args: Vec<String> = ["qdisc", "replace", "dev", &interface, "root", "handle", &handle]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut args: Vec<String> = [
+            "qdisc", "replace", "dev", &interface, "root", "handle", &handle,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         args.extend(self.shape.args());
         let argv: Vec<&str> = args.iter().map(String::as_str).collect();
         tracing::info!(interface, netns = ?ns, kind = self.shape.kind(), "installing root qdisc");

@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::{only, CheckParams, Problems};
-use crate::spec::model::{FaultType, NetDirection, NetProtocol, NetworkSelector, PortItem, Selector};
+use crate::spec::model::{
+    FaultType, NetDirection, NetProtocol, NetworkSelector, PortItem, Selector,
+};
 
 /// `net-loss` parameters.
 ///
@@ -329,8 +331,11 @@ pub fn resolve(sel: &NetworkSelector) -> Result<NetMatch, Vec<(String, String)>>
 
 /// Whether `net` covers the loopback address of its family.
 fn covers_loopback(m: &NetMatch) -> bool {
-    m.v4.iter().any(|n| n.contains(&std::net::Ipv4Addr::LOCALHOST))
-        || m.v6.iter().any(|n| n.contains(&std::net::Ipv6Addr::LOCALHOST))
+    m.v4.iter()
+        .any(|n| n.contains(&std::net::Ipv4Addr::LOCALHOST))
+        || m.v6
+            .iter()
+            .any(|n| n.contains(&std::net::Ipv6Addr::LOCALHOST))
 }
 
 /// Checks the selector of a `net-*` fault: a `network` part, typed values, and the
@@ -400,10 +405,7 @@ pub(super) fn check_network_selector(
                 && m.ports.is_empty()
             {
                 problems.check(
-                    !covers_loopback(&m)
-                        && !(m.interface.as_deref() == Some("lo")
-                            && m.v4.is_empty()
-                            && m.v6.is_empty()),
+                    !covers_loopback(&m),
                     here.clone(),
                     "partitions the host's loopback (every local service): narrow it with \
                      `ports`, use a `netns`, or set `allowAllTraffic: true`",
