@@ -3,7 +3,7 @@
 //! watchdog child that removes kernel state when its time is up or its runner dies.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -115,6 +115,10 @@ pub fn run(
     if out.status.success() {
         return Ok(out.stdout);
     }
+    if let Some(ns) = netns.filter(|ns| !netns_exists(ns)) {
+        // Deleted while we ran: whatever was in it is gone with it.
+        return Err(NetCmdError::NoNetns(ns.to_owned()));
+    }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     // `ip netns exec` reports a missing program as exec failure.
     if netns.is_some() && stderr.contains("No such file or directory") && stderr.contains("exec") {
@@ -216,7 +220,3 @@ pub fn watchdogs_with(flag: &str, value: &str) -> Vec<u32> {
         .collect()
 }
 
-/// The path of a namespace file, for messages.
-pub fn netns_path(name: &str) -> PathBuf {
-    Path::new(NETNS_DIR).join(name)
-}

@@ -227,6 +227,64 @@ fn rule_exprs(m: &NetMatch, action: Action, addr_field: &str, iface_key: &str) -
     rules
 }
 
+/// `m` in words, from its typed values (`netns game, peers 10.0.0.2, ports 7777, tcp, both ways`).
+///
+/// ```
+/// use chaos_runner::faults::local::nftables::describe_match;
+/// use chaos_runner::spec::params::network::NetMatch;
+/// let m = NetMatch { ports: vec![(8000, 8010)], ..Default::default() };
+/// assert_eq!(describe_match(&m), "netns (host), any peer, ports 8000-8010, all protocols, both ways");
+/// ```
+pub fn describe_match(m: &NetMatch) -> String {
+    let peers: Vec<String> =
+        m.v4.iter()
+            .map(ToString::to_string)
+            .chain(m.v6.iter().map(ToString::to_string))
+            .collect();
+    let ports: Vec<String> = m
+        .ports
+        .iter()
+        .map(|(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let mut parts = vec![format!("netns {}", m.netns.as_deref().unwrap_or("(host)"))];
+    if let Some(i) = &m.interface {
+        parts.push(format!("interface {i}"));
+    }
+    parts.push(if peers.is_empty() {
+        "any peer".to_owned()
+    } else {
+        format!("peers {}", peers.join(" "))
+    });
+    parts.push(if ports.is_empty() {
+        "any port".to_owned()
+    } else {
+        format!("ports {}", ports.join(" "))
+    });
+    parts.push(
+        match m.protocol {
+            NetProtocol::Tcp => "tcp",
+            NetProtocol::Udp => "udp",
+            NetProtocol::All => "all protocols",
+        }
+        .to_owned(),
+    );
+    parts.push(
+        match m.direction {
+            NetDirection::Ingress => "ingress",
+            NetDirection::Egress => "egress",
+            NetDirection::Both => "both ways",
+        }
+        .to_owned(),
+    );
+    parts.join(", ")
+}
+
 /// The `inet` tables in `netns`.
 pub fn tables(netns: Option<&str>) -> Result<Vec<String>, NetCmdError> {
     let out = netcmd::run(netns, "nft", &["-j", "list", "tables", "inet"], None)?;
@@ -361,15 +419,7 @@ impl Fault for NetFilter {
             Action::Reject => "net-partition: reject".to_owned(),
         };
         let scope = match &self.matching {
-            Ok(m) => format!(
-                "netns {}, {} IPv4 and {} IPv6 peer(s), {} port range(s), {:?}, {:?}",
-                m.netns.as_deref().unwrap_or("(host)"),
-                m.v4.len(),
-                m.v6.len(),
-                m.ports.len(),
-                m.protocol,
-                m.direction
-            ),
+            Ok(m) => describe_match(m),
             Err(e) => format!("invalid selector: {e}"),
         };
         format!(

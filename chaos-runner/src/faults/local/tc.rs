@@ -78,15 +78,7 @@ pub fn handle_for(run_id: &str, name: &str) -> u16 {
 /// The root qdisc of `interface` in `netns`: `(kind, handle major)`; the kernel's default
 /// root qdisc has handle 0.
 pub fn root_qdisc(netns: Option<&str>, interface: &str) -> Result<(String, u16), NetCmdError> {
-    let mut args = Vec::new();
-    if let Some(ns) = netns {
-        if !netcmd::netns_exists(ns) {
-            return Err(NetCmdError::NoNetns(ns.to_owned()));
-        }
-        args.extend(["-n", ns]);
-    }
-    args.extend(["-j", "qdisc", "show", "dev", interface, "root"]);
-    let out = netcmd::run(None, "tc", &args, None)?;
+    let out = tc(netns, &["-j", "qdisc", "show", "dev", interface, "root"])?;
     let doc: Value = serde_json::from_slice(&out).map_err(|e| NetCmdError::Failed {
         program: "tc -j qdisc show".into(),
         stderr: format!("unreadable JSON: {e}"),
@@ -116,7 +108,11 @@ fn tc(netns: Option<&str>, args: &[&str]) -> Result<Vec<u8>, NetCmdError> {
         all.extend(["-n", ns]);
     }
     all.extend_from_slice(args);
-    netcmd::run(None, "tc", &all, None)
+    netcmd::run(None, "tc", &all, None).map_err(|e| match netns {
+        // Deleted while we ran: whatever was in it is gone with it.
+        Some(ns) if !netcmd::netns_exists(ns) => NetCmdError::NoNetns(ns.to_owned()),
+        _ => e,
+    })
 }
 
 /// Whether `e` says the namespace or the interface is gone (taking its qdisc with it).
