@@ -270,6 +270,18 @@ fn udp_delivered(pair: &NsPair, count: u32) -> u32 {
     let (tx, rx) = std::sync::mpsc::channel();
     let server = in_ns(&pair.b, move || {
         let socket = UdpSocket::bind((ADDR_B, 0)).unwrap();
+        // A roomy receive buffer, so a busy machine does not lose datagrams of its own.
+        let size: libc::c_int = 4 << 20;
+        // SAFETY: setsockopt on our socket with a pointer to a live c_int of the given size.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
         tx.send(socket.local_addr().unwrap().port()).unwrap();
         socket
             .set_read_timeout(Some(Duration::from_millis(500)))
@@ -290,7 +302,7 @@ fn udp_delivered(pair: &NsPair, count: u32) -> u32 {
         for i in 0..count {
             // A datagram dropped on the way out fails the send with EPERM: it counts as sent.
             let _ = socket.send_to(&i.to_be_bytes(), (ADDR_B, port));
-            if i % 50 == 0 {
+            if i % 20 == 0 {
                 std::thread::sleep(Duration::from_millis(1)); // stay under the socket buffers
             }
         }

@@ -219,4 +219,3 @@ pub fn watchdogs_with(flag: &str, value: &str) -> Vec<u32> {
         })
         .collect()
 }
-
