@@ -65,6 +65,21 @@ pub enum Command {
         #[arg(long)]
         state_dir: Option<PathBuf>,
     },
+    /// Run the TCP fault proxy with its toxiproxy-v2-compatible admin API until
+    /// SIGINT/SIGTERM (toxiproxy's Python, Node, Go and Chaos Toolkit clients drive it).
+    Proxy {
+        /// Admin API address. Anything but loopback needs --allow-remote-admin.
+        #[arg(long, default_value = "127.0.0.1:8474")]
+        listen: String,
+        /// Allow the admin API on a non-loopback address (anyone who reaches it can
+        /// break or redirect every proxied connection).
+        #[arg(long)]
+        allow_remote_admin: bool,
+        /// Proxies to create at start: a JSON list like toxiproxy's `POST /populate`
+        /// (`[{"name", "listen", "upstream", "enabled", "protocol", "toxics"}]`).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Stress workers run by faults (internal; started by the runner itself).
     #[command(hide = true)]
     Stress {
@@ -202,6 +217,11 @@ pub fn run(cli: Cli) -> Outcome {
             },
         ),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
+        Command::Proxy {
+            listen,
+            allow_remote_admin,
+            config,
+        } => proxy(&listen, allow_remote_admin, config.as_deref()),
         Command::Stress {
             kind:
                 StressKind::Cpu {
@@ -235,6 +255,106 @@ pub fn run(cli: Cli) -> Outcome {
             } else {
                 Outcome::NotReverted
             }
+        }
+    }
+}
+
+/// `chaos-runner proxy`: checks the flags and the config (exit 3 naming the field),
+/// serves until SIGINT/SIGTERM, then closes every proxy.
+fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path>) -> Outcome {
+    use crate::faults::local::proxy::{server::ProxyServer, ProxyInput};
+    use std::io::Write;
+
+    let addr: std::net::SocketAddr = match listen.parse() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("error: --listen: `{listen}` is not an IP address and port: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    if !addr.ip().is_loopback() && !allow_remote_admin {
+        eprintln!(
+            "error: --listen: {addr} is not a loopback address; the admin API can break or \
+             redirect every proxied connection, so pass --allow-remote-admin to expose it"
+        );
+        return Outcome::InvalidInput;
+    }
+    let proxies: Vec<ProxyInput> = match config {
+        None => Vec::new(),
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: --config: cannot read {}: {e}", path.display());
+                    return Outcome::InvalidInput;
+                }
+            };
+            let mut de = serde_json::Deserializer::from_str(&text);
+            match serde_path_to_error::deserialize(&mut de) {
+                Ok(p) => p,
+                Err(e) => {
+                    eprintln!(
+                        "error: {}: field `{}`: {}",
+                        path.display(),
+                        e.path(),
+                        e.inner()
+                    );
+                    return Outcome::InvalidInput;
+                }
+            }
+        }
+    };
+    let server = match ProxyServer::start(Some(addr)) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: --listen: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    if let Err(e) = server.registry().populate(proxies) {
+        let file = config.map(|p| p.display().to_string()).unwrap_or_default();
+        eprintln!("error: {file}: {}", e.message);
+        return Outcome::InvalidInput;
+    }
+    let api = server.api_addr().unwrap_or(addr);
+    println!("proxy admin API listening on http://{api}");
+    for (name, p) in server.registry().list() {
+        println!("proxy {name}: {} -> {}", p.listen, p.upstream);
+    }
+    let _ = std::io::stdout().flush();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    let signal = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (mut int, mut term) = match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => (i, t),
+            _ => return None,
+        };
+        tokio::select! {
+            _ = int.recv() => Some("SIGINT"),
+            _ = term.recv() => Some("SIGTERM"),
+        }
+    });
+    server.shutdown();
+    match signal {
+        Some(sig) => {
+            println!("proxy stopped ({sig})");
+            Outcome::Passed
+        }
+        None => {
+            eprintln!("error: cannot install signal handlers");
+            Outcome::InvalidInput
         }
     }
 }

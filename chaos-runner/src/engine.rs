@@ -215,10 +215,7 @@ async fn lifecycle(
     let spec = &exp.experiment.spec;
     let name = exp.experiment.metadata.name.clone();
     let run_id = run_id(&name);
-    let context = FaultContext {
-        run_id: run_id.clone(),
-        exe,
-    };
+    let context = FaultContext::new(run_id.clone(), exe);
     let http = reqwest::Client::new();
     let fail_after = spec.prometheus.as_ref().map_or(3, |p| p.fail_after);
     let slos = exp.slos.as_ref();
@@ -391,6 +388,7 @@ async fn lifecycle(
                 let intent = Event::Intent {
                     fault: f.name.clone(),
                     description: hog.describe(),
+                    record: hog.planned_record(),
                 };
                 if let Err(e) = live.journal.append(intent) {
                     outcome = Outcome::Aborted;

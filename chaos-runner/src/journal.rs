@@ -50,6 +50,9 @@ pub enum Event {
         fault: String,
         /// What will be injected, in words.
         description: String,
+        /// How to find and revert it, when known before the injection.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        record: Option<FaultRecord>,
     },
     /// The fault is in; `record` says how to find and revert it.
     Injected {
@@ -207,11 +210,11 @@ pub fn live_faults(state_dir: &Path) -> Result<Vec<LiveFault>, JournalError> {
         let mut pending: Vec<LiveFault> = Vec::new();
         for entry in read(&path)? {
             match entry.event {
-                Event::Intent { fault, .. } => pending.push(LiveFault {
+                Event::Intent { fault, record, .. } => pending.push(LiveFault {
                     journal: path.clone(),
                     run_id: run_id.clone(),
                     fault,
-                    record: None,
+                    record,
                 }),
                 Event::Injected { fault, record } => {
                     if let Some(p) = pending.iter_mut().find(|p| p.fault == fault) {

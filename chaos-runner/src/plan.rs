@@ -88,10 +88,8 @@ pub fn print(file: &Path, output: Output) -> Outcome {
         })
         .collect();
     // What each fault can tell before a run (e.g. a kernel without netem); injects nothing.
-    let context = crate::faults::FaultContext {
-        run_id: "plan".into(),
-        exe: std::env::current_exe().unwrap_or_default(),
-    };
+    let context =
+        crate::faults::FaultContext::new("plan", std::env::current_exe().unwrap_or_default());
     let warnings: Vec<String> = s
         .faults
         .iter()

@@ -57,7 +57,7 @@ fn cpu_hog_injects_reverts_and_verifies() {
     let mut fault = hog("cpu", "run-inject", 60);
     assert!(fault.describe().contains("1 worker thread(s) at 5%"));
     let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
-        panic!("expected a CPU hog record")
+        panic!("not a hog record")
     };
     assert!(proc::is_running(pid, start_ticks));
     assert!(
@@ -73,7 +73,7 @@ fn cpu_hog_injects_reverts_and_verifies() {
 fn cpu_hog_stops_by_itself_when_its_time_is_up() {
     let mut fault = hog("short", "run-expiry", 1);
     let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
-        panic!("expected a CPU hog record")
+        panic!("not a hog record")
     };
     // Reap it as the runner would; the point is that it ended on its own.
     let start = Instant::now();
@@ -152,11 +152,12 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
         .append(Event::Intent {
             fault: "cpu".into(),
             description: fault.describe(),
+            record: None,
         })
         .unwrap();
     let record = fault.inject().unwrap();
     let FaultRecord::CpuHog { pid, start_ticks } = record.clone() else {
-        panic!("expected a CPU hog record")
+        panic!("not a hog record")
     };
     journal
         .append(Event::Injected {
@@ -170,6 +171,7 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
     torn.append(Event::Intent {
         fault: "cpu2".into(),
         description: unrecorded.describe(),
+        record: None,
     })
     .unwrap();
     let FaultRecord::CpuHog {
@@ -177,7 +179,7 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
         start_ticks: ticks2,
     } = unrecorded.inject().unwrap()
     else {
-        panic!("expected a CPU hog record")
+        panic!("not a hog record")
     };
     assert_eq!(journal::live_faults(&state).unwrap().len(), 2);
 

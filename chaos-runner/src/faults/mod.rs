@@ -59,6 +59,23 @@ pub enum FaultRecord {
         /// our own qdisc is ever deleted.
         handle: u16,
     },
+    /// A toxic on a TCP fault proxy.
+    ProxyToxic {
+        /// The admin API of the proxy server; `None` for the run's own in-process proxy
+        /// (which ends with the runner, toxic and all).
+        api: Option<String>,
+        /// The proxy's name.
+        proxy: String,
+        /// The toxic's name (`chaos-<run id>-<fault>`).
+        toxic: String,
+    },
+    /// A TCP fault proxy taken down (`enabled: false`).
+    ProxyDown {
+        /// The admin API; `None` for the run's own in-process proxy.
+        api: Option<String>,
+        /// The proxy's name.
+        proxy: String,
+    },
 }
 
 /// A fault the engine drives: inject, revert, verify.
@@ -70,6 +87,12 @@ pub trait Fault: Send {
     /// Injects the fault and returns what the journal must keep to revert it. The engine
     /// journals the intent before calling this, and the record after.
     fn inject(&mut self) -> Result<FaultRecord, FaultError>;
+    /// What the journal should keep with the intent, when the fault knows before
+    /// injecting how it will be found (e.g. a remote proxy toxic whose name is fixed), so
+    /// `recover` can revert it even if the runner dies during the injection.
+    fn planned_record(&self) -> Option<FaultRecord> {
+        None
+    }
     /// Removes the fault.
     fn revert(&mut self) -> Result<(), FaultError>;
     /// Checks that nothing of the fault is left.
@@ -82,14 +105,27 @@ pub trait Fault: Send {
 }
 
 /// What every fault of one run shares: the run id (which names everything a fault
-/// creates, so `recover` can find it) and the runner's own binary (which runs the
-/// stress children).
+/// creates, so `recover` can find it), the runner's own binary (which runs the
+/// stress children) and the run's in-process TCP fault proxies.
 #[derive(Debug, Clone)]
 pub struct FaultContext {
     /// The run id.
     pub run_id: String,
     /// This runner's executable.
     pub exe: PathBuf,
+    /// The run's own proxies (started on first use, stopped when the run ends).
+    pub proxies: local::proxy_fault::ProxyPool,
+}
+
+impl FaultContext {
+    /// The context of run `run_id` whose runner binary is `exe`.
+    pub fn new(run_id: impl Into<String>, exe: impl Into<PathBuf>) -> FaultContext {
+        FaultContext {
+            run_id: run_id.into(),
+            exe: exe.into(),
+            proxies: Default::default(),
+        }
+    }
 }
 
 /// Builds the fault for one step of `spec` with `params`, to hold for at most
@@ -100,7 +136,7 @@ pub struct FaultContext {
 /// use chaos_runner::spec::{CpuHogParams, FaultParams};
 /// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml")).unwrap();
 /// let exp = chaos_runner::spec::parse_experiment("cpu-hog.yaml", &text).unwrap();
-/// let ctx = FaultContext { run_id: "r1".into(), exe: "/bin/false".into() };
+/// let ctx = FaultContext::new("r1", "/bin/false");
 /// let params = FaultParams::CpuHog(CpuHogParams { workers: 1, load: 10 });
 /// let fault = build(&ctx, &exp.spec.faults[0], &params, std::time::Duration::from_secs(1));
 /// assert!(fault.describe().contains("1 worker"));
@@ -138,6 +174,15 @@ pub fn build(
             qdisc(ctx, spec, local::tc::Shape::Bandwidth(*p), remaining)
         }
         FaultParams::NetDelay(p) => qdisc(ctx, spec, local::tc::Shape::Delay(*p), remaining),
+        FaultParams::Proxy(p) => Box::new(local::proxy_fault::ProxyFault::new(
+            &spec.name,
+            spec.fault_type.name(),
+            &ctx.run_id,
+            p.clone(),
+            &spec.selector.proxy.clone().unwrap_or_default(),
+            &ctx.proxies,
+            remaining,
+        )),
     }
 }
 
@@ -215,12 +260,18 @@ pub fn revert_from_journal(
             interface,
             handle,
         }) => local::tc::revert_record(name, netns.as_deref(), interface, *handle),
+        Some(r @ (FaultRecord::ProxyToxic { .. } | FaultRecord::ProxyDown { .. })) => {
+            local::proxy_fault::revert_record(name, r)
+                .and_then(|()| local::proxy_fault::verify_record(name, r))
+        }
         None => revert_unknown(run_id, name),
     }
 }
 
 /// Removes whatever any backend may have left for `run_id`'s fault `name` when the
-/// journal holds only the intent.
+/// journal holds only the intent. Proxy faults need no sweep here: an in-run proxy died
+/// with its runner, and a remote one's API is journaled with the intent
+/// ([`Fault::planned_record`]), so `recover` reverts it by its record.
 fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
     local::cpu_hog::kill_by_run(run_id, name)?;
     let revert_error = |e: local::netcmd::NetCmdError| FaultError::Revert {

@@ -10,7 +10,7 @@ mod yaml;
 pub use model::*;
 pub use params::{
     CpuHogParams, FaultParams, NetBandwidthParams, NetDelayParams, NetLossParams,
-    NetPartitionParams, PartitionAction, Problems,
+    NetPartitionParams, PartitionAction, Problems, ProxyAction, ProxyParams, ProxyStream,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

@@ -326,6 +326,25 @@ pub enum FaultType {
     /// Delays (and optionally drops) an interface's egress packets (tc `netem`; needs a
     /// kernel with `sch_netem`).
     NetDelay,
+    /// TCP proxy toxic: adds `latency` (+/- `jitter`) to every chunk.
+    ProxyLatency,
+    /// TCP proxy toxic: limits throughput to `rate` KB/s.
+    ProxyBandwidth,
+    /// TCP proxy toxic: delays the close of connections by `delay`.
+    ProxySlowClose,
+    /// TCP proxy toxic: holds all data (`timeout: 0` = partition until reverted), or
+    /// closes connections after `timeout`.
+    ProxyTimeout,
+    /// TCP proxy toxic: resets connections (TCP RST) after `timeout`.
+    ProxyResetPeer,
+    /// TCP proxy toxic: cuts data into small delayed slices.
+    ProxySlicer,
+    /// TCP proxy toxic: closes connections after `bytes` bytes.
+    ProxyLimitData,
+    /// TCP proxy toxic: drops (or, with `delay`, delays) a share of chunks.
+    ProxyLoss,
+    /// TCP proxy down: refuses new connections and cuts open ones.
+    ProxyDown,
 }
 
 impl FaultType {
@@ -341,6 +360,15 @@ impl FaultType {
             FaultType::NetPartition => "net-partition",
             FaultType::NetBandwidth => "net-bandwidth",
             FaultType::NetDelay => "net-delay",
+            FaultType::ProxyLatency => "proxy-latency",
+            FaultType::ProxyBandwidth => "proxy-bandwidth",
+            FaultType::ProxySlowClose => "proxy-slow-close",
+            FaultType::ProxyTimeout => "proxy-timeout",
+            FaultType::ProxyResetPeer => "proxy-reset-peer",
+            FaultType::ProxySlicer => "proxy-slicer",
+            FaultType::ProxyLimitData => "proxy-limit-data",
+            FaultType::ProxyLoss => "proxy-loss",
+            FaultType::ProxyDown => "proxy-down",
         }
     }
 }
@@ -386,6 +414,10 @@ pub struct Selector {
     /// Traffic of this machine (or of a named network namespace) for the `net-*` faults.
     #[serde(default)]
     pub network: Option<NetworkSelector>,
+    /// A TCP fault proxy: one the run starts (`listen` + `upstream`), or one already
+    /// running behind a toxiproxy-compatible API (`api` + `name`).
+    #[serde(default)]
+    pub proxy: Option<ProxySelector>,
 }
 
 /// Which traffic a `net-*` fault hits. Addresses and ports are checked strictly at
@@ -461,6 +493,42 @@ pub enum NetDirection {
     Both,
 }
 
+/// Which proxy a `proxy-*` fault acts on. Either `listen` + `upstream` (+ `protocol`): the
+/// runner starts a proxy on `listen` for the run (clients must connect there), or `name`
+/// (+ `api`): a proxy of a running `chaos-runner proxy` or toxiproxy server.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProxySelector {
+    /// Address the in-run proxy listens on (`127.0.0.1:15432`).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Where the in-run proxy forwards to (`127.0.0.1:5432`).
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Relay protocol of the in-run proxy (default `tcp`).
+    #[serde(default)]
+    pub protocol: Option<ProxyProtocol>,
+    /// Admin API of a running proxy server (default `http://127.0.0.1:8474`).
+    #[serde(default)]
+    pub api: Option<String>,
+    /// The proxy's name on that server.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Relay protocols of the in-run proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyProtocol {
+    /// Plain TCP.
+    #[default]
+    Tcp,
+    /// PostgreSQL wire protocol.
+    Postgres,
+    /// Redis RESP.
+    Redis,
+}
+
 impl Selector {
     /// Each selector part by its YAML name, and whether it is given; validation refuses
     /// parts a fault type would ignore.
@@ -473,6 +541,7 @@ impl Selector {
         vec![
             ("host", self.host.is_some()),
             ("network", self.network.is_some()),
+            ("proxy", self.proxy.is_some()),
         ]
     }
 
@@ -489,6 +558,16 @@ impl Selector {
         }
         if let Some(n) = &self.network {
             parts.push(n.summary());
+        }
+        if let Some(p) = &self.proxy {
+            match (&p.listen, &p.upstream, &p.name) {
+                (Some(l), Some(u), _) => parts.push(format!("proxy {l} -> {u}")),
+                (_, _, Some(n)) => parts.push(format!(
+                    "proxy `{n}` at {}",
+                    p.api.as_deref().unwrap_or("http://127.0.0.1:8474")
+                )),
+                _ => parts.push("proxy (incomplete)".to_owned()),
+            }
         }
         if parts.is_empty() {
             "nothing".to_owned()

@@ -6,11 +6,14 @@
 //! in [`parse`] and one in [`check_selector`].
 
 pub mod network;
+mod proxy;
 mod resource;
 
 pub use network::{
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
 };
+
+pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
 pub use resource::CpuHogParams;
 
 use serde::de::DeserializeOwned;
@@ -82,6 +85,8 @@ pub enum FaultParams {
     NetBandwidth(NetBandwidthParams),
     /// `net-delay`.
     NetDelay(NetDelayParams),
+    /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
+    Proxy(ProxyParams),
 }
 
 impl FaultParams {
@@ -102,6 +107,7 @@ impl FaultParams {
                 humantime::format_duration(p.jitter),
                 p.loss_percent
             ),
+            FaultParams::Proxy(p) => p.summary(),
         }
     }
 }
@@ -124,6 +130,17 @@ pub fn parse(
             typed(fault_type, at, value, problems).map(FaultParams::NetBandwidth)
         }
         FaultType::NetDelay => typed(fault_type, at, value, problems).map(FaultParams::NetDelay),
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => {
+            proxy::parse(fault_type, at, value, problems).map(FaultParams::Proxy)
+        }
     }
 }
 
@@ -143,6 +160,15 @@ pub fn check_selector(
         | FaultType::NetDelay => {
             network::check_network_selector(fault_type, selector, at, problems)
         }
+        FaultType::ProxyLatency
+        | FaultType::ProxyBandwidth
+        | FaultType::ProxySlowClose
+        | FaultType::ProxyTimeout
+        | FaultType::ProxyResetPeer
+        | FaultType::ProxySlicer
+        | FaultType::ProxyLimitData
+        | FaultType::ProxyLoss
+        | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
     }
 }
 

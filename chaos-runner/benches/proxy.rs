@@ -1,0 +1,433 @@
+//! The TCP fault proxy with no toxics, side by side in one run with a direct loopback
+//! connection and with `fault-cli` 1.2.1 (a Rust TCP fault proxy): round-trip latency
+//! p50/p99 of small messages and bulk throughput of one connection, reported as ratios.
+//! Then the accuracy of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms).
+//!
+//! Run: `cargo bench -p chaos-runner --bench proxy`. `fault` is looked up in `PATH`,
+//! `FAULT_CLI`, or `/work/tools/bin/fault` (install it with
+//! `cargo install fault-cli --version 1.2.1`); without it its rows are marked missing,
+//! and under `CI=true` the bench fails instead. Targets are measured in interleaved
+//! rounds so a busy moment of the machine hits every target alike; each figure is the
+//! median over rounds. A JSON summary goes to `target/proxy-bench.json`.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+/// Size of one round-trip message.
+const MESSAGE: usize = 64;
+
+/// How much to measure: the full run under `cargo bench`, a quick pass that only proves
+/// the paths work under `cargo test --all-targets` (which runs this binary without
+/// `--bench`).
+#[derive(Clone, Copy)]
+struct Scale {
+    /// Round trips per latency sample.
+    round_trips: usize,
+    /// Bytes sent per throughput sample.
+    bulk_bytes: u64,
+    /// Interleaved rounds over every target.
+    rounds: usize,
+    /// Round trips through the 100 ms latency toxic.
+    toxic_round_trips: usize,
+}
+
+const FULL: Scale = Scale {
+    round_trips: 5_000,
+    bulk_bytes: 512 * 1024 * 1024,
+    rounds: 5,
+    toxic_round_trips: 200,
+};
+
+const SMOKE: Scale = Scale {
+    round_trips: 100,
+    bulk_bytes: 8 * 1024 * 1024,
+    rounds: 1,
+    toxic_round_trips: 5,
+};
+
+/// Kills the child when dropped, so no proxy outlives the bench.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One way to reach the echo and sink servers.
+struct Target {
+    name: &'static str,
+    echo: SocketAddr,
+    sink: SocketAddr,
+    _processes: Vec<ChildGuard>,
+}
+
+/// Per-target medians.
+#[derive(Default, Clone, Copy)]
+struct Figures {
+    p50_us: f64,
+    p99_us: f64,
+    mib_per_s: f64,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A thread-per-connection echo server.
+fn echo_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo");
+    let addr = listener.local_addr().expect("echo addr");
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let _ = stream.set_nodelay(true);
+                let mut reader = stream.try_clone().expect("clone echo stream");
+                let mut writer = stream;
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    match reader.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if writer.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// Reads until EOF, then answers one byte, so the sender knows every byte arrived.
+fn sink_server() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
+    let addr = listener.local_addr().expect("sink addr");
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut buf = vec![0u8; 256 * 1024];
+                let mut total = 0u64;
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => total += n as u64,
+                    }
+                }
+                let _ = stream.write_all(&total.to_le_bytes());
+            });
+        }
+    });
+    addr
+}
+
+fn wait_listening(addr: SocketAddr) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("nothing listens on {addr} after 20 s");
+}
+
+/// Round-trip times of `count` messages of `MESSAGE` bytes over one connection.
+fn round_trips(addr: SocketAddr, count: usize) -> Histogram<u64> {
+    let mut stream = TcpStream::connect(addr).expect("connect for round trips");
+    stream.set_nodelay(true).expect("nodelay");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("read timeout");
+    let message = [7u8; MESSAGE];
+    let mut answer = [0u8; MESSAGE];
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("hdr");
+    for i in 0..count + count / 10 {
+        let start = Instant::now();
+        stream.write_all(&message).expect("send message");
+        stream.read_exact(&mut answer).expect("read echo");
+        if i >= count / 10 {
+            // The first tenth warms up the path and is not recorded.
+            histogram
+                .record(start.elapsed().as_nanos().max(1) as u64)
+                .expect("record");
+        }
+    }
+    histogram
+}
+
+/// MiB/s of `bytes` pushed through one connection to the sink.
+fn bulk(addr: SocketAddr, bytes: u64) -> f64 {
+    let mut stream = TcpStream::connect(addr).expect("connect for bulk");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("read timeout");
+    let chunk = vec![0xA5u8; 256 * 1024];
+    let start = Instant::now();
+    let mut sent = 0u64;
+    while sent < bytes {
+        stream.write_all(&chunk).expect("bulk write");
+        sent += chunk.len() as u64;
+    }
+    stream.shutdown(Shutdown::Write).expect("half-close");
+    let mut total = [0u8; 8];
+    stream.read_exact(&mut total).expect("sink total");
+    let elapsed = start.elapsed().as_secs_f64();
+    assert_eq!(
+        u64::from_le_bytes(total),
+        sent,
+        "bytes lost in the bulk transfer"
+    );
+    sent as f64 / (1024.0 * 1024.0) / elapsed
+}
+
+fn runner_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"))
+}
+
+/// Our proxy as a real `chaos-runner proxy` process, set up from a populate file.
+fn ours(echo: SocketAddr, sink: SocketAddr, dir: &std::path::Path) -> (Target, SocketAddr) {
+    let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let echo_proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let sink_proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let config = dir.join("proxies.json");
+    let proxies = serde_json::json!([
+        { "name": "echo", "listen": echo_proxy.to_string(), "upstream": echo.to_string(), "enabled": true },
+        { "name": "sink", "listen": sink_proxy.to_string(), "upstream": sink.to_string(), "enabled": true },
+    ]);
+    std::fs::write(&config, proxies.to_string()).expect("write proxy config");
+    let child = Command::new(runner_binary())
+        .args(["proxy", "--listen", &api.to_string(), "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start chaos-runner proxy");
+    let guard = ChildGuard(child);
+    wait_listening(api);
+    wait_listening(echo_proxy);
+    wait_listening(sink_proxy);
+    (
+        Target {
+            name: "chaos-runner proxy",
+            echo: echo_proxy,
+            sink: sink_proxy,
+            _processes: vec![guard],
+        },
+        api,
+    )
+}
+
+fn fault_cli_binary() -> Option<PathBuf> {
+    let mut candidates = std::env::var_os("FAULT_CLI")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain(
+            std::env::var_os("PATH")
+                .map(|p| {
+                    std::env::split_paths(&p)
+                        .map(|d| d.join("fault"))
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        )
+        .chain([PathBuf::from("/work/tools/bin/fault")]);
+    candidates.find(|path| path.is_file())
+}
+
+/// One `fault run` process proxying to the echo and sink servers, with a single phase
+/// that injects nothing (its pass-through path, like our proxy with no toxics).
+fn fault_cli(
+    echo: SocketAddr,
+    sink: SocketAddr,
+    dir: &std::path::Path,
+    required: bool,
+) -> Option<Target> {
+    let Some(binary) = fault_cli_binary() else {
+        if required {
+            panic!("fault-cli is missing: cargo install fault-cli --version 1.2.1");
+        }
+        eprintln!(
+            "fault-cli not found: its rows are skipped (cargo install fault-cli --version 1.2.1)"
+        );
+        return None;
+    };
+    let echo_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let sink_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let run = serde_json::json!({
+        "schema_version": 1,
+        "name": "proxy-bench",
+        "proxies": [
+            { "name": "echo", "protocol": "tcp", "listen": echo_addr.to_string(), "upstream": echo.to_string() },
+            { "name": "sink", "protocol": "tcp", "listen": sink_addr.to_string(), "upstream": sink.to_string() },
+        ],
+        "phases": [ { "name": "clean", "proxies": [] } ],
+    });
+    let file = dir.join("fault-run.json");
+    std::fs::write(&file, run.to_string()).expect("write the fault run document");
+    let child = Command::new(&binary)
+        .args(["--output", "json", "--color", "never", "run"])
+        .arg(&file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start fault");
+    let guard = ChildGuard(child);
+    wait_listening(echo_addr);
+    wait_listening(sink_addr);
+    Some(Target {
+        name: "fault-cli 1.2.1",
+        echo: echo_addr,
+        sink: sink_addr,
+        _processes: vec![guard],
+    })
+}
+
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(|a, b| a.total_cmp(b));
+    values[values.len() / 2]
+}
+
+/// The 100 ms latency toxic: p50 and p99 of round trips through it, in ms.
+fn latency_toxic(api: SocketAddr, echo_proxy: SocketAddr, count: usize) -> (f64, f64) {
+    let base = format!("http://{api}/proxies/echo/toxics");
+    let toxic = serde_json::json!({
+        "name": "bench-latency", "type": "latency", "stream": "downstream",
+        "toxicity": 1.0, "attributes": { "latency": 100, "jitter": 0 },
+    });
+    ureq::post(&base)
+        .send_json(&toxic)
+        .expect("add the latency toxic");
+    let histogram = round_trips(echo_proxy, count);
+    ureq::delete(&format!("{base}/bench-latency"))
+        .call()
+        .expect("remove the latency toxic");
+    (
+        histogram.value_at_quantile(0.5) as f64 / 1e6,
+        histogram.value_at_quantile(0.99) as f64 / 1e6,
+    )
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this without it.
+    let benching = std::env::args().any(|a| a == "--bench");
+    let scale = if benching { FULL } else { SMOKE };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let echo = echo_server();
+    let sink = sink_server();
+    let direct = Target {
+        name: "direct loopback",
+        echo,
+        sink,
+        _processes: Vec::new(),
+    };
+    let (ours, api) = ours(echo, sink, &dir);
+    let ours_echo = ours.echo;
+    let mut targets = vec![direct, ours];
+    targets.extend(fault_cli(echo, sink, &dir, benching && ci));
+
+    let mut samples: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
+    for round in 0..scale.rounds {
+        for (i, target) in targets.iter().enumerate() {
+            let histogram = round_trips(target.echo, scale.round_trips);
+            let mib_per_s = bulk(target.sink, scale.bulk_bytes);
+            samples[i].push(Figures {
+                p50_us: histogram.value_at_quantile(0.5) as f64 / 1e3,
+                p99_us: histogram.value_at_quantile(0.99) as f64 / 1e3,
+                mib_per_s,
+            });
+            eprintln!(
+                "round {}/{} {:<20} p50 {:>7.1} us  p99 {:>7.1} us  {:>8.0} MiB/s",
+                round + 1,
+                scale.rounds,
+                target.name,
+                samples[i][round].p50_us,
+                samples[i][round].p99_us,
+                mib_per_s
+            );
+        }
+    }
+    let figures: Vec<Figures> = samples
+        .iter()
+        .map(|s| Figures {
+            p50_us: median(&mut s.iter().map(|f| f.p50_us).collect::<Vec<_>>()),
+            p99_us: median(&mut s.iter().map(|f| f.p99_us).collect::<Vec<_>>()),
+            mib_per_s: median(&mut s.iter().map(|f| f.mib_per_s).collect::<Vec<_>>()),
+        })
+        .collect();
+    let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
+    if !benching {
+        eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench proxy` to measure)");
+        let _ = std::fs::remove_dir_all(&dir);
+        return;
+    }
+
+    let direct = figures[0];
+    println!("\n| path | RTT p50 | RTT p99 | throughput | throughput vs direct |");
+    println!("|---|---|---|---|---|");
+    for (target, f) in targets.iter().zip(&figures) {
+        println!(
+            "| {} | {:.1} us | {:.1} us | {:.0} MiB/s | {:.2}x |",
+            target.name,
+            f.p50_us,
+            f.p99_us,
+            f.mib_per_s,
+            f.mib_per_s / direct.mib_per_s
+        );
+    }
+    let ours_f = figures[1];
+    let fault_f = figures.get(2).copied();
+    if let Some(peer) = fault_f {
+        println!(
+            "\nours / fault-cli: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x",
+            ours_f.p50_us / peer.p50_us,
+            ours_f.p99_us / peer.p99_us,
+            ours_f.mib_per_s / peer.mib_per_s
+        );
+    }
+    println!(
+        "100 ms latency toxic: p50 {toxic_p50:.2} ms, p99 {toxic_p99:.2} ms ({} round trips)",
+        scale.toxic_round_trips
+    );
+    let targets_met = serde_json::json!({
+        "throughput_at_least_0_8x_direct": ours_f.mib_per_s >= 0.8 * direct.mib_per_s,
+        "ahead_of_fault_cli_latency": fault_f.map(|p| ours_f.p50_us <= p.p50_us && ours_f.p99_us <= p.p99_us),
+        "ahead_of_fault_cli_throughput": fault_f.map(|p| ours_f.mib_per_s >= p.mib_per_s),
+        "latency_toxic_p99_within_2ms": (toxic_p99 - 100.0).abs() <= 2.0,
+    });
+    println!("targets: {targets_met}");
+    let summary = serde_json::json!({
+        "rounds": scale.rounds,
+        "round_trips": scale.round_trips,
+        "message_bytes": MESSAGE,
+        "bulk_bytes": scale.bulk_bytes,
+        "targets": targets.iter().zip(&figures).map(|(t, f)| serde_json::json!({
+            "name": t.name, "rtt_p50_us": f.p50_us, "rtt_p99_us": f.p99_us, "mib_per_s": f.mib_per_s,
+        })).collect::<Vec<_>>(),
+        "latency_toxic_100ms": { "p50_ms": toxic_p50, "p99_ms": toxic_p99 },
+        "targets_met": targets_met,
+    });
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
+        .join("proxy-bench.json");
+    if let Err(e) = std::fs::write(&out, summary.to_string()) {
+        eprintln!("cannot write {}: {e}", out.display());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,686 @@
+//! A TCP fault proxy with toxiproxy's toxics (plus `loss` and `down`), driven from
+//! experiments or, as `chaos-runner proxy`, through a toxiproxy-v2-compatible HTTP API.
+//!
+//! - [`ProxyRegistry`]: the proxies and their toxics; every method is synchronous (short
+//!   lock, no await), so the engine's sync fault code and the async API both call it.
+//! - [`pipe`]: one direction of one connection applying the current toxics.
+//! - [`toxics`]: toxic types and attribute checks.
+//! - [`api`]: the HTTP admin API and `/metrics`.
+//! - [`server`]: runs a registry (and optionally the API) on its own thread and runtime.
+//!
+//! Protocol-aware relays (PostgreSQL, Redis) plug in through [`ProtocolRelay`]: a proxy
+//! whose `protocol` is not `tcp` hands each connection to the relay registered for it with
+//! [`ProxyRegistry::set_relay`] (see `hand_off` in this module, the single place where
+//! that happens).
+//!
+//! ```
+//! use chaos_runner::faults::local::proxy::{server::ProxyServer, ProxyInput};
+//! let server = ProxyServer::start(None).unwrap();
+//! let proxy = server.registry().create(ProxyInput {
+//!     name: Some("db".into()), listen: Some("127.0.0.1:0".into()),
+//!     upstream: Some("127.0.0.1:5432".into()), ..Default::default()
+//! }).unwrap();
+//! assert!(proxy.listen.starts_with("127.0.0.1:"));
+//! ```
+
+pub mod api;
+pub mod metrics;
+mod pipe;
+pub mod server;
+pub mod toxics;
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use self::metrics::Metrics;
+use self::pipe::{Connection, Pipe};
+use self::toxics::{ApiError, Stream, Toxic, ToxicJson};
+
+/// How a proxy relays its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    /// Plain TCP with toxics (the default).
+    #[default]
+    Tcp,
+    /// PostgreSQL wire protocol (needs a relay registered with [`ProxyRegistry::set_relay`]).
+    Postgres,
+    /// Redis RESP (needs a relay registered with [`ProxyRegistry::set_relay`]).
+    Redis,
+}
+
+impl Protocol {
+    /// `tcp`, `postgres` or `redis`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Postgres => "postgres",
+            Protocol::Redis => "redis",
+        }
+    }
+}
+
+/// A boxed relay future.
+pub type RelayFuture = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
+
+/// A protocol-aware relay (e.g. `faults::local::dbproto`): takes over one accepted client
+/// connection and its freshly opened upstream connection.
+pub trait ProtocolRelay: Send + Sync + 'static {
+    /// Relays `client` to `upstream` until either side closes.
+    fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> RelayFuture;
+}
+
+/// A proxy as the API creates or updates it (toxiproxy's JSON; `protocol` is ours).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyInput {
+    /// Unique name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Listen address (`127.0.0.1:0` picks a free port).
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Upstream `host:port`.
+    #[serde(default)]
+    pub upstream: Option<String>,
+    /// Accepting connections (default true).
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// `tcp` (default), `postgres` or `redis`.
+    #[serde(default)]
+    pub protocol: Option<Protocol>,
+    /// Toxics to add at once (toxiproxy's clients send the list back; ours applies it).
+    #[serde(default)]
+    pub toxics: Option<Vec<ToxicJson>>,
+}
+
+/// A proxy as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProxyView {
+    /// Name.
+    pub name: String,
+    /// The address it listens on (the bound port when `:0` was asked).
+    pub listen: String,
+    /// Upstream `host:port`.
+    pub upstream: String,
+    /// Accepting connections.
+    pub enabled: bool,
+    /// Relay protocol.
+    pub protocol: Protocol,
+    /// Its toxics, in toxiproxy's JSON.
+    pub toxics: Vec<serde_json::Value>,
+}
+
+struct Listening {
+    stop: CancellationToken,
+    closed: Arc<AtomicBool>,
+}
+
+struct Entry {
+    listen: String,
+    upstream: String,
+    protocol: Protocol,
+    enabled: bool,
+    toxics: Vec<Toxic>,
+    tx: watch::Sender<Arc<Vec<Toxic>>>,
+    listening: Option<Listening>,
+}
+
+impl Entry {
+    fn view(&self, name: &str) -> ProxyView {
+        ProxyView {
+            name: name.to_owned(),
+            listen: self.listen.clone(),
+            upstream: self.upstream.clone(),
+            enabled: self.enabled,
+            protocol: self.protocol,
+            toxics: self.toxics.iter().map(Toxic::to_json).collect(),
+        }
+    }
+}
+
+/// The proxies of one proxy server, their toxics and metrics.
+pub struct ProxyRegistry {
+    proxies: Mutex<BTreeMap<String, Entry>>,
+    relays: Mutex<HashMap<Protocol, Arc<dyn ProtocolRelay>>>,
+    handle: Handle,
+    metrics: Arc<Metrics>,
+    next_id: AtomicU64,
+}
+
+impl std::fmt::Debug for ProxyRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyRegistry").finish_non_exhaustive()
+    }
+}
+
+/// How long a stop waits for the listener to close its socket.
+const STOP_WAIT: Duration = Duration::from_secs(3);
+
+impl ProxyRegistry {
+    /// A registry whose listeners and connections run on `handle` (a multi-thread runtime
+    /// other than the caller's, see [`server::ProxyServer`]).
+    pub fn new(handle: Handle) -> ProxyRegistry {
+        ProxyRegistry {
+            proxies: Mutex::new(BTreeMap::new()),
+            relays: Mutex::new(HashMap::new()),
+            handle,
+            metrics: Arc::new(Metrics::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.proxies.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The metrics of every proxy.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Registers the relay for proxies of `protocol` (e.g. the PostgreSQL fault relay).
+    pub fn set_relay(&self, protocol: Protocol, relay: Arc<dyn ProtocolRelay>) {
+        self.relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(protocol, relay);
+    }
+
+    fn relay_for(&self, protocol: Protocol) -> Result<Option<Arc<dyn ProtocolRelay>>, ApiError> {
+        if protocol == Protocol::Tcp {
+            return Ok(None);
+        }
+        self.relays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&protocol)
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "protocol: no {} relay is available in this runner",
+                    protocol.as_str()
+                ))
+            })
+    }
+
+    /// Every proxy, by name.
+    pub fn list(&self) -> BTreeMap<String, ProxyView> {
+        self.lock()
+            .iter()
+            .map(|(name, e)| (name.clone(), e.view(name)))
+            .collect()
+    }
+
+    /// One proxy.
+    pub fn get(&self, name: &str) -> Result<ProxyView, ApiError> {
+        self.lock()
+            .get(name)
+            .map(|e| e.view(name))
+            .ok_or_else(|| ApiError::not_found("proxy not found"))
+    }
+
+    /// Creates a proxy (409 if the name is taken, 400 on a missing field or a listen
+    /// address that cannot be bound). Toxics given in `input.toxics` are added.
+    pub fn create(&self, input: ProxyInput) -> Result<ProxyView, ApiError> {
+        let name = input
+            .name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| ApiError::bad_request("name: missing required field"))?;
+        let upstream = input
+            .upstream
+            .filter(|u| !u.is_empty())
+            .ok_or_else(|| ApiError::bad_request("upstream: missing required field"))?;
+        let listen = input
+            .listen
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+        let protocol = input.protocol.unwrap_or_default();
+        let enabled = input.enabled.unwrap_or(true);
+        self.relay_for(protocol)?;
+        let mut toxics = Vec::new();
+        for json in input.toxics.iter().flatten() {
+            let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
+            if toxics.iter().any(|t: &Toxic| t.name == toxic.name) {
+                return Err(ApiError::conflict("toxic already exists"));
+            }
+            toxics.push(toxic);
+        }
+        let mut proxies = self.lock();
+        if proxies.contains_key(&name) {
+            return Err(ApiError::conflict("proxy already exists"));
+        }
+        let (tx, _) = watch::channel(Arc::new(toxics.clone()));
+        let mut entry = Entry {
+            listen,
+            upstream,
+            protocol,
+            enabled,
+            toxics,
+            tx,
+            listening: None,
+        };
+        if enabled {
+            self.start(&name, &mut entry)?;
+        }
+        self.metrics
+            .toxics
+            .get_or_create(&Metrics::labels(&name))
+            .set(entry.toxics.len() as i64);
+        let view = entry.view(&name);
+        tracing::info!(proxy = %name, listen = %entry.listen, upstream = %entry.upstream, "proxy created");
+        proxies.insert(name, entry);
+        Ok(view)
+    }
+
+    /// Updates `listen`, `upstream`, `enabled` of proxy `name` (toxiproxy's
+    /// `POST /proxies/{name}`). Disabling refuses new connections and cuts open ones.
+    pub fn update(&self, name: &str, input: ProxyInput) -> Result<ProxyView, ApiError> {
+        let mut proxies = self.lock();
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        let listen = input.listen.filter(|l| !l.is_empty());
+        let upstream = input.upstream.filter(|u| !u.is_empty());
+        let protocol = input.protocol.unwrap_or(entry.protocol);
+        self.relay_for(protocol)?;
+        let enabled = input.enabled.unwrap_or(entry.enabled);
+        let changed = listen.as_ref().is_some_and(|l| *l != entry.listen)
+            || upstream.as_ref().is_some_and(|u| *u != entry.upstream)
+            || protocol != entry.protocol;
+        if changed || !enabled {
+            Self::stop(entry);
+        }
+        if let Some(l) = listen {
+            entry.listen = l;
+        }
+        if let Some(u) = upstream {
+            entry.upstream = u;
+        }
+        entry.protocol = protocol;
+        entry.enabled = enabled;
+        if enabled && entry.listening.is_none() {
+            if let Err(e) = self.start(name, entry) {
+                entry.enabled = false;
+                return Err(e);
+            }
+        }
+        Ok(entry.view(name))
+    }
+
+    /// Deletes proxy `name`, closing its listener and connections.
+    pub fn delete(&self, name: &str) -> Result<(), ApiError> {
+        let mut entry = self
+            .lock()
+            .remove(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        Self::stop(&mut entry);
+        self.metrics
+            .toxics
+            .get_or_create(&Metrics::labels(name))
+            .set(0);
+        tracing::info!(proxy = %name, "proxy deleted");
+        Ok(())
+    }
+
+    /// Re-enables every proxy and removes every toxic (toxiproxy's `POST /reset`).
+    pub fn reset(&self) -> Result<(), ApiError> {
+        let mut proxies = self.lock();
+        let mut first_error = None;
+        for (name, entry) in proxies.iter_mut() {
+            entry.toxics.clear();
+            entry.tx.send_replace(Arc::new(Vec::new()));
+            self.metrics
+                .toxics
+                .get_or_create(&Metrics::labels(name))
+                .set(0);
+            entry.enabled = true;
+            if entry.listening.is_none() {
+                if let Err(e) = self.start(name, entry) {
+                    entry.enabled = false;
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Creates or replaces each proxy of `inputs` (toxiproxy's `POST /populate`): one that
+    /// exists with the same listen address, upstream and protocol is kept, others are
+    /// recreated. On an error, proxies created by this call are removed again.
+    pub fn populate(&self, inputs: Vec<ProxyInput>) -> Result<Vec<ProxyView>, ApiError> {
+        let mut created: Vec<String> = Vec::new();
+        let mut views = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let result = (|| {
+                let name = input.name.clone().unwrap_or_default();
+                if let Ok(existing) = self.get(&name) {
+                    let same = input.upstream.as_deref() == Some(existing.upstream.as_str())
+                        && input.listen.as_deref().is_none_or(|l| l == existing.listen)
+                        && input.protocol.unwrap_or_default() == existing.protocol;
+                    if same {
+                        return Ok((existing, false));
+                    }
+                    self.delete(&name)?;
+                }
+                self.create(input).map(|v| (v, true))
+            })();
+            match result {
+                Ok((view, new)) => {
+                    if new {
+                        created.push(view.name.clone());
+                    }
+                    views.push(view);
+                }
+                Err(e) => {
+                    for name in &created {
+                        let _ = self.delete(name);
+                    }
+                    return Err(ApiError {
+                        status: e.status,
+                        message: format!("proxies[{i}].{}", e.message),
+                    });
+                }
+            }
+        }
+        Ok(views)
+    }
+
+    /// The toxics of proxy `name`.
+    pub fn toxics(&self, name: &str) -> Result<Vec<serde_json::Value>, ApiError> {
+        self.get(name).map(|v| v.toxics)
+    }
+
+    /// One toxic of proxy `name`.
+    pub fn toxic(&self, name: &str, toxic: &str) -> Result<serde_json::Value, ApiError> {
+        let proxies = self.lock();
+        let entry = proxies
+            .get(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        entry
+            .toxics
+            .iter()
+            .find(|t| t.name == toxic)
+            .map(Toxic::to_json)
+            .ok_or_else(|| ApiError::not_found("toxic not found"))
+    }
+
+    fn publish(&self, name: &str, entry: &Entry) {
+        entry.tx.send_replace(Arc::new(entry.toxics.clone()));
+        self.metrics
+            .toxics
+            .get_or_create(&Metrics::labels(name))
+            .set(entry.toxics.len() as i64);
+    }
+
+    /// Adds a toxic to proxy `name`; open connections feel it at once (409 if a toxic of
+    /// that name exists).
+    pub fn add_toxic(&self, name: &str, json: &ToxicJson) -> Result<serde_json::Value, ApiError> {
+        let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
+        let mut proxies = self.lock();
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        if entry.toxics.iter().any(|t| t.name == toxic.name) {
+            return Err(ApiError::conflict("toxic already exists"));
+        }
+        let view = toxic.to_json();
+        tracing::info!(proxy = %name, toxic = %toxic.name, kind = toxic.kind.type_name(), "toxic added");
+        entry.toxics.push(toxic);
+        self.publish(name, entry);
+        Ok(view)
+    }
+
+    /// Updates toxic `toxic` of proxy `name`: the given attributes, `toxicity` and
+    /// `stream` replace the old ones, the rest stay.
+    pub fn update_toxic(
+        &self,
+        name: &str,
+        toxic: &str,
+        json: &ToxicJson,
+    ) -> Result<serde_json::Value, ApiError> {
+        let mut proxies = self.lock();
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        let index = entry
+            .toxics
+            .iter()
+            .position(|t| t.name == toxic)
+            .ok_or_else(|| ApiError::not_found("toxic not found"))?;
+        let old = &entry.toxics[index];
+        let mut attributes = old.kind.attributes();
+        if let (Some(into), serde_json::Value::Object(new)) =
+            (attributes.as_object_mut(), &json.attributes)
+        {
+            for (k, v) in new {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+        let merged = ToxicJson {
+            name: Some(old.name.clone()),
+            toxic_type: old.kind.type_name().to_owned(),
+            stream: Some(
+                json.stream
+                    .clone()
+                    .unwrap_or_else(|| old.stream.as_str().to_owned()),
+            ),
+            toxicity: Some(json.toxicity.unwrap_or(old.toxicity)),
+            attributes,
+        };
+        let updated = Toxic::from_json(&merged, self.next_id.fetch_add(1, Ordering::Relaxed))?;
+        let view = updated.to_json();
+        entry.toxics[index] = updated;
+        self.publish(name, entry);
+        Ok(view)
+    }
+
+    /// Removes toxic `toxic` of proxy `name`; data it held flows on, nothing is lost.
+    pub fn remove_toxic(&self, name: &str, toxic: &str) -> Result<(), ApiError> {
+        let mut proxies = self.lock();
+        let entry = proxies
+            .get_mut(name)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        let before = entry.toxics.len();
+        entry.toxics.retain(|t| t.name != toxic);
+        if entry.toxics.len() == before {
+            return Err(ApiError::not_found("toxic not found"));
+        }
+        tracing::info!(proxy = %name, toxic = %toxic, "toxic removed");
+        self.publish(name, entry);
+        Ok(())
+    }
+
+    /// Removes toxic `toxic` of proxy `name` after `after` unless it was removed or
+    /// replaced meanwhile: the fault's own expiry.
+    pub fn expire_toxic(self: &Arc<Self>, name: &str, toxic: &str, after: Duration) {
+        let id = self
+            .lock()
+            .get(name)
+            .and_then(|e| e.toxics.iter().find(|t| t.name == toxic).map(|t| t.id));
+        let Some(id) = id else { return };
+        let (this, name, toxic) = (self.clone(), name.to_owned(), toxic.to_owned());
+        self.handle.spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut proxies = this.lock();
+            if let Some(entry) = proxies.get_mut(&name) {
+                if entry.toxics.iter().any(|t| t.id == id) {
+                    tracing::warn!(proxy = %name, toxic = %toxic, "toxic expired; removing it");
+                    entry.toxics.retain(|t| t.id != id);
+                    this.publish(&name, entry);
+                }
+            }
+        });
+    }
+
+    /// Re-enables proxy `name` after `after` (the expiry of a `down` fault).
+    pub fn expire_down(self: &Arc<Self>, name: &str, after: Duration) {
+        let (this, name) = (self.clone(), name.to_owned());
+        self.handle.spawn(async move {
+            tokio::time::sleep(after).await;
+            let enable = ProxyInput {
+                enabled: Some(true),
+                ..Default::default()
+            };
+            let _ = tokio::task::spawn_blocking(move || this.update(&name, enable)).await;
+        });
+    }
+
+    /// Stops every proxy (listeners and connections); used at shutdown.
+    pub fn close_all(&self) {
+        let mut proxies = self.lock();
+        for entry in proxies.values_mut() {
+            Self::stop(entry);
+        }
+        proxies.clear();
+    }
+
+    /// Binds the listen address and starts accepting.
+    fn start(&self, name: &str, entry: &mut Entry) -> Result<(), ApiError> {
+        let relay = self.relay_for(entry.protocol)?;
+        let listener = std::net::TcpListener::bind(&entry.listen)
+            .and_then(|l| l.set_nonblocking(true).map(|()| l))
+            .map_err(|e| {
+                ApiError::bad_request(format!("listen: cannot listen on {}: {e}", entry.listen))
+            })?;
+        if let Ok(addr) = listener.local_addr() {
+            entry.listen = addr.to_string();
+        }
+        let stop = CancellationToken::new();
+        let closed = Arc::new(AtomicBool::new(false));
+        let accept = Accept {
+            name: name.to_owned(),
+            upstream: entry.upstream.clone(),
+            relay,
+            toxics: entry.tx.subscribe(),
+            stop: stop.clone(),
+            metrics: self.metrics.clone(),
+        };
+        let done = closed.clone();
+        self.handle.spawn(async move {
+            accept.run(listener).await;
+            done.store(true, Ordering::SeqCst);
+        });
+        entry.listening = Some(Listening { stop, closed });
+        Ok(())
+    }
+
+    /// Stops accepting, cuts open connections, and waits (briefly) until the listening
+    /// socket is closed so its address can be bound again at once.
+    fn stop(entry: &mut Entry) {
+        if let Some(listening) = entry.listening.take() {
+            listening.stop.cancel();
+            let start = Instant::now();
+            while !listening.closed.load(Ordering::SeqCst) && start.elapsed() < STOP_WAIT {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+}
+
+/// The accept loop of one proxy.
+struct Accept {
+    name: String,
+    upstream: String,
+    relay: Option<Arc<dyn ProtocolRelay>>,
+    toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    stop: CancellationToken,
+    metrics: Arc<Metrics>,
+}
+
+impl Accept {
+    async fn run(self, listener: std::net::TcpListener) {
+        let listener = match tokio::net::TcpListener::from_std(listener) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(proxy = %self.name, "cannot listen: {e}");
+                return;
+            }
+        };
+        let this = Arc::new(self);
+        loop {
+            tokio::select! {
+                _ = this.stop.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((client, _)) => {
+                        let this = this.clone();
+                        tokio::spawn(async move { this.connection(client).await });
+                    }
+                    Err(e) => {
+                        tracing::warn!(proxy = %this.name, "accept failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+            }
+        }
+    }
+
+    async fn connection(&self, client: TcpStream) {
+        let cut = self.stop.child_token();
+        let upstream = tokio::select! {
+            _ = cut.cancelled() => return,
+            up = TcpStream::connect(&self.upstream) => up,
+        };
+        let upstream = match upstream {
+            Ok(up) => up,
+            Err(e) => {
+                tracing::debug!(proxy = %self.name, upstream = %self.upstream, "upstream refused: {e}");
+                return;
+            }
+        };
+        let _ = client.set_nodelay(true);
+        let _ = upstream.set_nodelay(true);
+        let labels = Metrics::labels(&self.name);
+        self.metrics.accepted.get_or_create(&labels).inc();
+        let open = self.metrics.open.get_or_create(&labels).clone();
+        open.inc();
+        hand_off(self, client, upstream, cut).await;
+        open.dec();
+    }
+}
+
+/// The one place where a connection is handed to its relay: the protocol relay when the
+/// proxy has one, else the toxic TCP pipes (one per direction).
+async fn hand_off(accept: &Accept, client: TcpStream, upstream: TcpStream, cut: CancellationToken) {
+    if let Some(relay) = &accept.relay {
+        tokio::select! {
+            _ = cut.cancelled() => {}
+            result = relay.clone().relay(client, upstream) => {
+                if let Err(e) = result {
+                    tracing::debug!(proxy = %accept.name, "relay ended: {e}");
+                }
+            }
+        }
+        return;
+    }
+    let conn = Connection::new(cut);
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let up = Pipe {
+        src: client_read,
+        dst: upstream_write,
+        stream: Stream::Upstream,
+        toxics: accept.toxics.clone(),
+        conn: conn.clone(),
+        bytes: accept.metrics.bytes_of(&accept.name, "upstream"),
+    };
+    let down = Pipe {
+        src: upstream_read,
+        dst: client_write,
+        stream: Stream::Downstream,
+        toxics: accept.toxics.clone(),
+        conn,
+        bytes: accept.metrics.bytes_of(&accept.name, "downstream"),
+    };
+    tokio::join!(up.run(), down.run());
+}

@@ -1,0 +1,380 @@
+//! One direction of one proxied connection: reads from one socket, applies the current
+//! toxics of its direction, writes to the other.
+//!
+//! The toxic list arrives through a `watch` channel, so adding, changing or removing a toxic
+//! reaches open connections at once. With no toxic in effect the pipe copies straight from
+//! a 64 KiB buffer (no per-chunk allocation). With toxics it keeps a queue of chunks
+//! stamped with their arrival time and releases each when the toxics allow; a toxic that
+//! goes away only changes *when* queued bytes are written, never *whether*, so removing
+//! toxics loses nothing in flight (only `loss` drops data, by design).
+
+use prometheus_client::metrics::counter::Counter;
+use rand::Rng;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::toxics::{Stream, Toxic, ToxicKind};
+
+/// Read buffer size.
+const BUFFER: usize = 64 * 1024;
+/// The last stretch before a deadline that is waited by yielding instead of the timer.
+const SPIN: Duration = Duration::from_micros(1500);
+/// Most bytes a pipe holds back before it stops reading (back-pressure on the sender).
+const MAX_QUEUED: usize = 8 * 1024 * 1024;
+
+/// What both directions of one connection share.
+#[derive(Debug)]
+pub(crate) struct Connection {
+    /// Cancelled to close the whole connection (both directions).
+    pub cut: CancellationToken,
+    /// The close is a TCP reset (`reset_peer`).
+    pub reset: AtomicBool,
+}
+
+impl Connection {
+    pub(crate) fn new(cut: CancellationToken) -> Arc<Connection> {
+        Arc::new(Connection {
+            cut,
+            reset: AtomicBool::new(false),
+        })
+    }
+}
+
+/// A chunk waiting in a toxic pipe.
+struct Chunk {
+    arrival: Instant,
+    data: Vec<u8>,
+    written: usize,
+    /// This chunk's draw of the latency jitter, in [-1, 1].
+    jitter: f64,
+    /// Extra delay from `loss` (delay mode).
+    extra: Duration,
+}
+
+/// Per-toxic state on this pipe: whether it applies (toxicity dice, rolled once per toxic
+/// id), when it took effect and the byte count at that time.
+#[derive(Clone, Copy)]
+struct Roll {
+    applies: bool,
+    since: Instant,
+    written_at_start: u64,
+}
+
+/// The effect of the toxics in force on this pipe.
+#[derive(Default)]
+struct Effects {
+    any: bool,
+    latency: Duration,
+    jitter: Duration,
+    rate: Option<u64>,
+    slicer: Option<(u64, u64, Duration)>,
+    slow_close: Option<Duration>,
+    hold: bool,
+    close_at: Option<Instant>,
+    reset_at: Option<Instant>,
+    /// Bytes still allowed by `limit_data`.
+    limit_left: Option<u64>,
+    loss: Option<(f64, Duration)>,
+}
+
+/// One direction's pipe.
+pub(crate) struct Pipe {
+    pub src: OwnedReadHalf,
+    pub dst: OwnedWriteHalf,
+    pub stream: Stream,
+    pub toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    pub conn: Arc<Connection>,
+    pub bytes: Counter,
+}
+
+enum Step {
+    Continue,
+    Done,
+    Cut,
+}
+
+impl Pipe {
+    /// Runs until the source ends (and the rest is delivered) or the connection is cut.
+    pub(crate) async fn run(mut self) {
+        let mut buf = vec![0u8; BUFFER];
+        let mut rolls: HashMap<u64, Roll> = HashMap::new();
+        let mut written: u64 = 0;
+        let mut queue: VecDeque<Chunk> = VecDeque::new();
+        let mut queued = 0usize;
+        let mut eof_at: Option<Instant> = None;
+        let mut pace_at = Instant::now();
+        let snapshot = self.toxics.borrow_and_update().clone();
+        let mut effects = self.effects(&snapshot, &mut rolls, written);
+        loop {
+            if !effects.any && queue.is_empty() {
+                if eof_at.is_some() {
+                    let _ = self.dst.shutdown().await;
+                    return;
+                }
+                // Fast path: straight copy.
+                tokio::select! {
+                    biased;
+                    _ = self.conn.cut.cancelled() => return self.cut(),
+                    changed = self.toxics.changed() => {
+                        if changed.is_err() {
+                            return self.cut();
+                        }
+                        let snapshot = self.toxics.borrow_and_update().clone();
+                        effects = self.effects(&snapshot, &mut rolls, written);
+                    }
+                    read = self.src.read(&mut buf) => match read {
+                        Ok(0) => eof_at = Some(Instant::now()),
+                        Ok(n) => {
+                            if self.dst.write_all(&buf[..n]).await.is_err() {
+                                return self.fail();
+                            }
+                            self.bytes.inc_by(n as u64);
+                            written += n as u64;
+                        }
+                        Err(_) => return self.fail(),
+                    },
+                }
+                continue;
+            }
+            // Toxic path: the next thing to do, and when.
+            let now = Instant::now();
+            let mut deadline: Option<(Instant, Action)> = None;
+            let mut consider = |at: Instant, action: Action| {
+                if deadline.as_ref().is_none_or(|(d, _)| at < *d) {
+                    deadline = Some((at, action));
+                }
+            };
+            if let Some(at) = effects.reset_at {
+                consider(at, Action::Reset);
+            }
+            if let Some(at) = effects.close_at {
+                consider(at, Action::Close);
+            }
+            if let Some(front) = queue.front() {
+                if !effects.hold {
+                    let jitter = effects.jitter.mul_f64(front.jitter.abs());
+                    let base = front.arrival + effects.latency + front.extra;
+                    let release = if front.jitter < 0.0 {
+                        base.checked_sub(jitter).unwrap_or(base)
+                    } else {
+                        base + jitter
+                    };
+                    consider(release.max(pace_at), Action::Write);
+                }
+            } else if let Some(eof) = eof_at {
+                consider(eof + effects.slow_close.unwrap_or_default(), Action::Finish);
+            }
+            let can_read = eof_at.is_none() && queued < MAX_QUEUED;
+            let sleep_until = deadline.as_ref().map_or(now, |(at, _)| *at);
+            tokio::select! {
+                biased;
+                _ = self.conn.cut.cancelled() => return self.cut(),
+                changed = self.toxics.changed() => {
+                    if changed.is_err() {
+                        return self.cut();
+                    }
+                    let snapshot = self.toxics.borrow_and_update().clone();
+                    effects = self.effects(&snapshot, &mut rolls, written);
+                }
+                _ = tokio::time::sleep_until(sleep_until.checked_sub(SPIN).unwrap_or(sleep_until)), if deadline.is_some() => {
+                    let Some((at, action)) = deadline else { continue };
+                    // The timer wheel has millisecond ticks and rounds up: finish the last
+                    // stretch by yielding, so a 100 ms latency is 100 ms, not 101.
+                    while Instant::now() < at {
+                        tokio::task::yield_now().await;
+                    }
+                    match self.act(action, &mut queue, &mut queued, &mut effects, &mut written, &mut pace_at).await {
+                        Step::Continue => {}
+                        Step::Done => return,
+                        Step::Cut => return self.cut(),
+                    }
+                }
+                read = self.src.read(&mut buf), if can_read => match read {
+                    Ok(0) => eof_at = Some(Instant::now()),
+                    Ok(n) => {
+                        let mut rng = rand::rng();
+                        let mut extra = Duration::ZERO;
+                        if let Some((p, delay)) = effects.loss {
+                            if rng.random_bool(p) {
+                                if delay.is_zero() {
+                                    continue; // dropped
+                                }
+                                extra = delay;
+                            }
+                        }
+                        queued += n;
+                        queue.push_back(Chunk {
+                            arrival: Instant::now(),
+                            data: buf[..n].to_vec(),
+                            written: 0,
+                            jitter: if effects.jitter.is_zero() { 0.0 } else { rng.random_range(-1.0..=1.0) },
+                            extra,
+                        });
+                    }
+                    Err(_) => return self.fail(),
+                },
+            }
+        }
+    }
+
+    async fn act(
+        &mut self,
+        action: Action,
+        queue: &mut VecDeque<Chunk>,
+        queued: &mut usize,
+        effects: &mut Effects,
+        written: &mut u64,
+        pace_at: &mut Instant,
+    ) -> Step {
+        match action {
+            Action::Reset => {
+                self.conn.reset.store(true, Ordering::SeqCst);
+                Step::Cut
+            }
+            Action::Close => Step::Cut,
+            Action::Finish => {
+                let _ = self.dst.shutdown().await;
+                Step::Done
+            }
+            Action::Write => {
+                let Some(front) = queue.front_mut() else {
+                    return Step::Continue;
+                };
+                let left = front.data.len() - front.written;
+                let mut size = left;
+                if let Some((average, variation, _)) = effects.slicer {
+                    let low = average.saturating_sub(variation).max(1);
+                    let high = average + variation;
+                    size = size.min(rand::rng().random_range(low..=high) as usize);
+                }
+                if let Some(rate) = effects.rate {
+                    // At most 100 ms worth of data per write.
+                    size = size.min((rate as usize * 100).max(1));
+                }
+                if let Some(limit) = effects.limit_left {
+                    if limit == 0 {
+                        return Step::Cut;
+                    }
+                    size = size.min(limit as usize);
+                }
+                let slice = &front.data[front.written..front.written + size];
+                if self.dst.write_all(slice).await.is_err() {
+                    return Step::Cut;
+                }
+                self.bytes.inc_by(size as u64);
+                *written += size as u64;
+                front.written += size;
+                if front.written == front.data.len() {
+                    *queued -= front.data.len();
+                    queue.pop_front();
+                }
+                let now = Instant::now();
+                if let Some((_, _, delay)) = effects.slicer {
+                    *pace_at = now + delay;
+                }
+                if let Some(rate) = effects.rate {
+                    let cost = Duration::from_secs_f64(size as f64 / (rate as f64 * 1000.0));
+                    *pace_at = (*pace_at).max(now) + cost;
+                }
+                if let Some(limit) = effects.limit_left.as_mut() {
+                    *limit -= size as u64;
+                    if *limit == 0 {
+                        return Step::Cut;
+                    }
+                }
+                Step::Continue
+            }
+        }
+    }
+
+    /// The effect of `toxics` on this pipe; rolls the toxicity dice for new toxics.
+    fn effects(&self, toxics: &[Toxic], rolls: &mut HashMap<u64, Roll>, written: u64) -> Effects {
+        let now = Instant::now();
+        rolls.retain(|id, _| toxics.iter().any(|t| t.id == *id));
+        let mut e = Effects::default();
+        for toxic in toxics.iter().filter(|t| t.stream == self.stream) {
+            let roll = *rolls.entry(toxic.id).or_insert_with(|| Roll {
+                applies: toxic.toxicity >= 1.0
+                    || (toxic.toxicity > 0.0 && rand::rng().random_bool(toxic.toxicity)),
+                since: now,
+                written_at_start: written,
+            });
+            if !roll.applies {
+                continue;
+            }
+            e.any = true;
+            match &toxic.kind {
+                ToxicKind::Latency { latency, jitter } => {
+                    e.latency += *latency;
+                    e.jitter += *jitter;
+                }
+                ToxicKind::Bandwidth { rate } => {
+                    if *rate > 0 {
+                        e.rate = Some(e.rate.map_or(*rate, |r| r.min(*rate)));
+                    }
+                }
+                ToxicKind::SlowClose { delay } => {
+                    e.slow_close = Some(e.slow_close.unwrap_or_default().max(*delay));
+                }
+                ToxicKind::Timeout { timeout } => {
+                    e.hold = true;
+                    if !timeout.is_zero() {
+                        let at = roll.since + *timeout;
+                        e.close_at = Some(e.close_at.map_or(at, |c| c.min(at)));
+                    }
+                }
+                ToxicKind::ResetPeer { timeout } => {
+                    let at = roll.since + *timeout;
+                    e.reset_at = Some(e.reset_at.map_or(at, |c| c.min(at)));
+                }
+                ToxicKind::Slicer {
+                    average_size,
+                    size_variation,
+                    delay,
+                } => e.slicer = Some((*average_size, *size_variation, *delay)),
+                ToxicKind::LimitData { bytes } => {
+                    let used = written - roll.written_at_start;
+                    let left = bytes.saturating_sub(used);
+                    e.limit_left = Some(e.limit_left.map_or(left, |l| l.min(left)));
+                }
+                ToxicKind::Loss { probability, delay } => {
+                    if e.loss.is_none() {
+                        e.loss = Some((*probability, *delay));
+                    }
+                }
+            }
+        }
+        e
+    }
+
+    /// Closes the whole connection (a reset when `reset_peer` asked for one: zero linger
+    /// and no FIN first, so the peer sees ECONNRESET).
+    fn cut(self) {
+        self.conn.cut.cancel();
+        if self.conn.reset.load(Ordering::SeqCst) {
+            #[allow(deprecated)]
+            let _ = self.dst.as_ref().set_linger(Some(Duration::ZERO));
+            self.dst.forget();
+        }
+    }
+
+    /// An I/O error on either side: close the whole connection.
+    fn fail(self) {
+        self.conn.cut.cancel();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Action {
+    Write,
+    Close,
+    Reset,
+    Finish,
+}

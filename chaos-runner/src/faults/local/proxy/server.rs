@@ -1,0 +1,140 @@
+//! Runs a [`ProxyRegistry`] (and optionally the HTTP admin API) on its own thread with its
+//! own multi-thread tokio runtime, so it works the same inside the engine (whose runtime is
+//! single-threaded on the main thread and whose fault methods are sync and may block) and
+//! as the standalone `chaos-runner proxy` server.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+use super::ProxyRegistry;
+
+/// The proxy server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The runtime or thread could not be created.
+    #[error("cannot start the proxy runtime: {0}")]
+    Runtime(std::io::Error),
+    /// The admin API address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// A running proxy server; stops (closing every proxy and connection) when dropped.
+#[derive(Debug)]
+pub struct ProxyServer {
+    registry: Arc<ProxyRegistry>,
+    api_addr: Option<SocketAddr>,
+    stop: CancellationToken,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ProxyServer {
+    /// Starts the proxy thread; with `api`, also serves the admin API on that address
+    /// (port 0 picks one; see [`ProxyServer::api_addr`]).
+    ///
+    /// ```
+    /// let server = chaos_runner::faults::local::proxy::server::ProxyServer::start(
+    ///     Some("127.0.0.1:0".parse().unwrap())).unwrap();
+    /// assert!(server.api_addr().unwrap().port() > 0);
+    /// ```
+    pub fn start(api: Option<SocketAddr>) -> Result<ProxyServer, ServerError> {
+        let listener = match api {
+            Some(addr) => Some(
+                std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .map_err(|source| ServerError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
+        let api_addr = match &listener {
+            Some(l) => Some(l.local_addr().map_err(ServerError::Runtime)?),
+            None => None,
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("chaos-proxy")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let registry = Arc::new(ProxyRegistry::new(runtime.handle().clone()));
+        let stop = CancellationToken::new();
+        let (reg, token) = (registry.clone(), stop.clone());
+        let thread = std::thread::Builder::new()
+            .name("chaos-proxy-main".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    if let Some(listener) = listener {
+                        let app = super::api::router(reg.clone());
+                        match tokio::net::TcpListener::from_std(listener) {
+                            Ok(listener) => {
+                                let shutdown = token.clone();
+                                tokio::spawn(async move {
+                                    let served = axum::serve(listener, app)
+                                        .with_graceful_shutdown(async move {
+                                            shutdown.cancelled().await
+                                        })
+                                        .await;
+                                    if let Err(e) = served {
+                                        tracing::warn!("proxy admin API stopped: {e}");
+                                    }
+                                });
+                            }
+                            Err(e) => tracing::warn!("proxy admin API cannot listen: {e}"),
+                        }
+                    }
+                    token.cancelled().await;
+                });
+                // Blocking waits are fine here: this thread is outside the runtime.
+                reg.close_all();
+                runtime.shutdown_timeout(Duration::from_secs(1));
+            })
+            .map_err(ServerError::Runtime)?;
+        Ok(ProxyServer {
+            registry,
+            api_addr,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// The registry: create proxies and toxics here (sync calls, usable from any thread).
+    pub fn registry(&self) -> &Arc<ProxyRegistry> {
+        &self.registry
+    }
+
+    /// Where the admin API listens, if it was asked for.
+    pub fn api_addr(&self) -> Option<SocketAddr> {
+        self.api_addr
+    }
+
+    /// A token that, cancelled, stops the server (for signal handlers).
+    pub fn stop_token(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops every proxy and the API, and waits for the proxy thread.
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        self.stop.cancel();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ProxyServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

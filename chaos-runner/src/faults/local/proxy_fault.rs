@@ -1,0 +1,517 @@
+//! The `proxy-*` faults: a toxic (or `down`) on a TCP fault proxy.
+//!
+//! Two forms, by selector:
+//! - `proxy: {listen, upstream}`: the run starts its own proxy on `listen` (one per address,
+//!   shared by every fault and ramp step of the run, see [`ProxyPool`]) and adds the toxic
+//!   there. The proxy lives in the runner, so it cannot outlive it; the toxic also removes
+//!   itself when the fault's time is up.
+//! - `proxy: {api, name}`: the toxic goes to a running `chaos-runner proxy` or toxiproxy over
+//!   its HTTP API, named `chaos-<run id>-<fault>`; the journal keeps the API, proxy and toxic
+//!   (from the intent on), so `recover` deletes it after a crash.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use super::proxy::server::ProxyServer;
+use super::proxy::toxics::ToxicJson;
+use super::proxy::{Protocol, ProxyInput, ProxyRegistry};
+use crate::faults::{Fault, FaultError, FaultRecord};
+use crate::spec::{ProxyAction, ProxyParams, ProxyProtocol, ProxySelector};
+
+/// The default admin API of a running proxy server.
+pub const DEFAULT_API: &str = "http://127.0.0.1:8474";
+
+/// The run's in-process proxies: one proxy server started when the first fault needs it,
+/// with one proxy per listen address, kept for the whole run and stopped when the last
+/// handle goes (after the engine's reverts).
+#[derive(Clone, Default)]
+pub struct ProxyPool {
+    server: Arc<Mutex<Option<ProxyServer>>>,
+}
+
+impl std::fmt::Debug for ProxyPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyPool").finish_non_exhaustive()
+    }
+}
+
+impl ProxyPool {
+    /// The pool's registry, starting the proxy thread on first use.
+    pub fn registry(&self) -> Result<Arc<ProxyRegistry>, String> {
+        let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
+        if server.is_none() {
+            *server = Some(ProxyServer::start(None).map_err(|e| e.to_string())?);
+        }
+        server
+            .as_ref()
+            .map(|s| s.registry().clone())
+            .ok_or_else(|| "proxy server did not start".to_owned())
+    }
+
+    /// The name of the in-run proxy on `listen` to `upstream`, creating it if needed.
+    /// Fails when `listen` already proxies another upstream in this run.
+    ///
+    /// ```
+    /// let pool = chaos_runner::faults::local::proxy_fault::ProxyPool::default();
+    /// let name = pool.ensure("127.0.0.1:0", "127.0.0.1:9", Default::default()).unwrap();
+    /// assert_eq!(name, "run-127.0.0.1:0");
+    /// ```
+    pub fn ensure(
+        &self,
+        listen: &str,
+        upstream: &str,
+        protocol: ProxyProtocol,
+    ) -> Result<String, String> {
+        let registry = self.registry()?;
+        let name = format!("run-{listen}");
+        let protocol = match protocol {
+            ProxyProtocol::Tcp => Protocol::Tcp,
+            ProxyProtocol::Postgres => Protocol::Postgres,
+            ProxyProtocol::Redis => Protocol::Redis,
+        };
+        if let Ok(existing) = registry.get(&name) {
+            if existing.upstream != upstream || existing.protocol != protocol {
+                return Err(format!(
+                    "the run's proxy on {listen} already forwards to {} ({}); one listen \
+                     address, one upstream",
+                    existing.upstream,
+                    existing.protocol.as_str()
+                ));
+            }
+            return Ok(name);
+        }
+        registry
+            .create(ProxyInput {
+                name: Some(name.clone()),
+                listen: Some(listen.to_owned()),
+                upstream: Some(upstream.to_owned()),
+                protocol: Some(protocol),
+                ..Default::default()
+            })
+            .map_err(|e| e.message)?;
+        Ok(name)
+    }
+
+    /// Stops the pool's proxies now (they also stop when the last handle is dropped).
+    pub fn shutdown(&self) {
+        let server = self.server.lock().unwrap_or_else(|p| p.into_inner()).take();
+        drop(server);
+    }
+}
+
+/// Where the fault acts.
+#[derive(Debug, Clone)]
+enum Target {
+    InRun {
+        pool: ProxyPool,
+        listen: String,
+        upstream: String,
+        protocol: ProxyProtocol,
+    },
+    Api {
+        api: String,
+        proxy: String,
+    },
+}
+
+/// A `proxy-*` fault.
+#[derive(Debug)]
+pub struct ProxyFault {
+    name: String,
+    type_name: &'static str,
+    toxic: String,
+    params: ProxyParams,
+    target: Target,
+    expiry: Duration,
+    /// The in-run proxy's name once injected.
+    proxy: Option<String>,
+}
+
+impl ProxyFault {
+    /// A fault of `params` on the proxy `selector` names, for at most `expiry`.
+    pub fn new(
+        name: &str,
+        type_name: &'static str,
+        run_id: &str,
+        params: ProxyParams,
+        selector: &ProxySelector,
+        pool: &ProxyPool,
+        expiry: Duration,
+    ) -> ProxyFault {
+        let target = match (&selector.listen, &selector.upstream) {
+            (Some(listen), Some(upstream)) => Target::InRun {
+                pool: pool.clone(),
+                listen: listen.clone(),
+                upstream: upstream.clone(),
+                protocol: selector.protocol.unwrap_or_default(),
+            },
+            _ => Target::Api {
+                api: selector
+                    .api
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API.to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                proxy: selector.name.clone().unwrap_or_default(),
+            },
+        };
+        ProxyFault {
+            name: name.to_owned(),
+            type_name,
+            toxic: toxic_name(run_id, name),
+            params,
+            target,
+            expiry,
+            proxy: None,
+        }
+    }
+
+    /// The toxic this fault adds (`chaos-<run id>-<fault>`).
+    pub fn toxic_name(&self) -> &str {
+        &self.toxic
+    }
+
+    fn toxic_json(&self) -> Option<ToxicJson> {
+        let ms = |d: &Duration| d.as_millis() as u64;
+        let (kind, attributes) = match &self.params.action {
+            ProxyAction::Latency { latency, jitter } => (
+                "latency",
+                serde_json::json!({"latency": ms(latency), "jitter": ms(jitter)}),
+            ),
+            ProxyAction::Bandwidth { rate } => ("bandwidth", serde_json::json!({"rate": rate})),
+            ProxyAction::SlowClose { delay } => {
+                ("slow_close", serde_json::json!({"delay": ms(delay)}))
+            }
+            ProxyAction::Timeout { timeout } => {
+                ("timeout", serde_json::json!({"timeout": ms(timeout)}))
+            }
+            ProxyAction::ResetPeer { timeout } => {
+                ("reset_peer", serde_json::json!({"timeout": ms(timeout)}))
+            }
+            ProxyAction::Slicer {
+                average_size,
+                size_variation,
+                delay,
+            } => (
+                "slicer",
+                serde_json::json!({
+                    "average_size": average_size,
+                    "size_variation": size_variation,
+                    "delay": delay.as_micros() as u64,
+                }),
+            ),
+            ProxyAction::LimitData { bytes } => ("limit_data", serde_json::json!({"bytes": bytes})),
+            ProxyAction::Loss { probability, delay } => (
+                "loss",
+                serde_json::json!({"probability": probability, "delay": delay.as_ref().map_or(0, ms)}),
+            ),
+            ProxyAction::Down => return None,
+        };
+        Some(ToxicJson {
+            name: Some(self.toxic.clone()),
+            toxic_type: kind.to_owned(),
+            stream: Some(self.params.stream.as_str().to_owned()),
+            toxicity: Some(self.params.toxicity),
+            attributes,
+        })
+    }
+
+    fn record(&self) -> FaultRecord {
+        let (api, proxy) = match &self.target {
+            Target::InRun { listen, .. } => (
+                None,
+                self.proxy
+                    .clone()
+                    .unwrap_or_else(|| format!("run-{listen}")),
+            ),
+            Target::Api { api, proxy } => (Some(api.clone()), proxy.clone()),
+        };
+        if self.params.action == ProxyAction::Down {
+            FaultRecord::ProxyDown { api, proxy }
+        } else {
+            FaultRecord::ProxyToxic {
+                api,
+                proxy,
+                toxic: self.toxic.clone(),
+            }
+        }
+    }
+
+    fn inject_error(&self, reason: impl Into<String>) -> FaultError {
+        FaultError::Inject {
+            fault: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn revert_error(&self, reason: impl Into<String>) -> FaultError {
+        FaultError::Revert {
+            fault: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The toxic name of `run_id`'s fault `fault`.
+pub fn toxic_name(run_id: &str, fault: &str) -> String {
+    format!("chaos-{run_id}-{fault}")
+}
+
+impl Fault for ProxyFault {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        let place = match &self.target {
+            Target::InRun {
+                listen,
+                upstream,
+                protocol,
+                ..
+            } => format!("run's proxy {listen} -> {upstream} ({protocol:?})").to_lowercase(),
+            Target::Api { api, proxy } => format!("proxy `{proxy}` at {api}"),
+        };
+        format!(
+            "{} `{}`: {} on {place} (toxic {}) for at most {}",
+            self.type_name,
+            self.name,
+            self.params.summary(),
+            self.toxic,
+            humantime::format_duration(Duration::from_millis(self.expiry.as_millis() as u64))
+        )
+    }
+
+    fn planned_record(&self) -> Option<FaultRecord> {
+        matches!(self.target, Target::Api { .. }).then(|| self.record())
+    }
+
+    fn inject(&mut self) -> Result<FaultRecord, FaultError> {
+        let toxic = self.toxic_json();
+        match self.target.clone() {
+            Target::InRun {
+                pool,
+                listen,
+                upstream,
+                protocol,
+            } => {
+                let proxy = pool
+                    .ensure(&listen, &upstream, protocol)
+                    .map_err(|e| self.inject_error(e))?;
+                let registry = pool.registry().map_err(|e| self.inject_error(e))?;
+                match &toxic {
+                    Some(json) => {
+                        registry
+                            .add_toxic(&proxy, json)
+                            .map_err(|e| self.inject_error(e.message))?;
+                        registry.expire_toxic(&proxy, &self.toxic, self.expiry);
+                    }
+                    None => {
+                        registry
+                            .update(
+                                &proxy,
+                                ProxyInput {
+                                    enabled: Some(false),
+                                    ..Default::default()
+                                },
+                            )
+                            .map_err(|e| self.inject_error(e.message))?;
+                        registry.expire_down(&proxy, self.expiry);
+                    }
+                }
+                self.proxy = Some(proxy);
+            }
+            Target::Api { api, proxy } => {
+                let base = format!("{api}/proxies/{proxy}");
+                match &toxic {
+                    Some(json) => {
+                        let body = serde_json::to_string(json)
+                            .map_err(|e| self.inject_error(e.to_string()))?;
+                        let (code, text) = http("POST", &format!("{base}/toxics"), Some(&body))
+                            .map_err(|e| self.inject_error(e))?;
+                        if code != 200 && code != 201 {
+                            return Err(self.inject_error(format!(
+                                "POST {base}/toxics answered {code}: {text}"
+                            )));
+                        }
+                    }
+                    None => {
+                        let (code, text) =
+                            http("GET", &base, None).map_err(|e| self.inject_error(e))?;
+                        if code != 200 {
+                            return Err(
+                                self.inject_error(format!("GET {base} answered {code}: {text}"))
+                            );
+                        }
+                        let enabled = serde_json::from_str::<serde_json::Value>(&text)
+                            .ok()
+                            .and_then(|v| v["enabled"].as_bool());
+                        if enabled != Some(true) {
+                            return Err(self.inject_error(format!(
+                                "proxy `{proxy}` is not enabled now; refusing to take it down \
+                                 (revert would enable it)"
+                            )));
+                        }
+                        let (code, text) = http("POST", &base, Some(r#"{"enabled":false}"#))
+                            .map_err(|e| self.inject_error(e))?;
+                        if code != 200 {
+                            return Err(
+                                self.inject_error(format!("POST {base} answered {code}: {text}"))
+                            );
+                        }
+                    }
+                }
+                self.proxy = Some(proxy);
+            }
+        }
+        Ok(self.record())
+    }
+
+    fn revert(&mut self) -> Result<(), FaultError> {
+        if self.proxy.is_none() {
+            return Ok(());
+        }
+        match &self.target {
+            Target::InRun { pool, .. } => {
+                let registry = pool.registry().map_err(|e| self.revert_error(e))?;
+                let proxy = self.proxy.clone().unwrap_or_default();
+                let result = if self.params.action == ProxyAction::Down {
+                    registry
+                        .update(
+                            &proxy,
+                            ProxyInput {
+                                enabled: Some(true),
+                                ..Default::default()
+                            },
+                        )
+                        .map(|_| ())
+                } else {
+                    registry.remove_toxic(&proxy, &self.toxic)
+                };
+                match result {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.status == 404 => Ok(()),
+                    Err(e) => Err(self.revert_error(e.message)),
+                }
+            }
+            Target::Api { .. } => revert_record(&self.name, &self.record()),
+        }
+    }
+
+    fn verify_reverted(&self) -> Result<(), FaultError> {
+        let Some(proxy) = &self.proxy else {
+            return Ok(());
+        };
+        match &self.target {
+            Target::InRun { pool, .. } => {
+                let registry = pool.registry().map_err(|e| self.revert_error(e))?;
+                let view = registry
+                    .get(proxy)
+                    .map_err(|e| self.revert_error(e.message))?;
+                if self.params.action == ProxyAction::Down {
+                    if !view.enabled {
+                        return Err(self.revert_error(format!("proxy `{proxy}` is still down")));
+                    }
+                } else if view.toxics.iter().any(|t| t["name"] == self.toxic.as_str()) {
+                    return Err(self.revert_error(format!("toxic {} is still on", self.toxic)));
+                }
+                Ok(())
+            }
+            Target::Api { .. } => verify_record(&self.name, &self.record()),
+        }
+    }
+}
+
+fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(5))
+        .build();
+    let request = agent
+        .request(method, url)
+        .set("Content-Type", "application/json");
+    let result = match body {
+        Some(b) => request.send_string(b),
+        None => request.call(),
+    };
+    match result {
+        Ok(r) => {
+            let code = r.status();
+            Ok((code, r.into_string().unwrap_or_default()))
+        }
+        Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
+        Err(e) => Err(format!("{method} {url}: {e}")),
+    }
+}
+
+/// Reverts a proxy fault from its journal record (used by `recover` and by the API form's
+/// own revert): deletes the toxic, or re-enables the proxy, over the admin API. A record
+/// without an API was an in-run proxy: it lived in the runner's process and went with it.
+pub fn revert_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError> {
+    let error = |reason: String| FaultError::Revert {
+        fault: fault.to_owned(),
+        reason,
+    };
+    let (api, proxy, toxic) = match record {
+        FaultRecord::ProxyToxic { api, proxy, toxic } => (api, proxy, Some(toxic)),
+        FaultRecord::ProxyDown { api, proxy } => (api, proxy, None),
+        _ => return Ok(()),
+    };
+    let Some(api) = api else { return Ok(()) };
+    let base = format!("{api}/proxies/{proxy}");
+    let (method, url, body) = match toxic {
+        Some(t) => ("DELETE", format!("{base}/toxics/{t}"), None),
+        None => ("POST", base.clone(), Some(r#"{"enabled":true}"#)),
+    };
+    let (code, text) = http(method, &url, body).map_err(error)?;
+    match code {
+        200 | 204 => Ok(()),
+        // The toxic (or the whole proxy) is already gone.
+        404 if toxic.is_some() => Ok(()),
+        _ => Err(error(format!("{method} {url} answered {code}: {text}"))),
+    }
+}
+
+/// Checks over the admin API that a proxy fault's record is reverted: its toxic is not
+/// listed (or the proxy is gone), or the proxy is enabled.
+pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError> {
+    let error = |reason: String| FaultError::Revert {
+        fault: fault.to_owned(),
+        reason,
+    };
+    let (api, proxy, toxic) = match record {
+        FaultRecord::ProxyToxic { api, proxy, toxic } => (api, proxy, Some(toxic)),
+        FaultRecord::ProxyDown { api, proxy } => (api, proxy, None),
+        _ => return Ok(()),
+    };
+    let Some(api) = api else { return Ok(()) };
+    let base = format!("{api}/proxies/{proxy}");
+    match toxic {
+        Some(t) => {
+            let (code, text) = http("GET", &format!("{base}/toxics"), None).map_err(error)?;
+            if code == 404 {
+                return Ok(());
+            }
+            let list: Vec<serde_json::Value> = serde_json::from_str(&text)
+                .map_err(|e| error(format!("GET {base}/toxics: not a toxic list: {e}")))?;
+            if list.iter().any(|x| x["name"] == t.as_str()) {
+                return Err(error(format!(
+                    "toxic {t} is still on proxy `{proxy}` at {api}"
+                )));
+            }
+            Ok(())
+        }
+        None => {
+            let (code, text) = http("GET", &base, None).map_err(error)?;
+            let enabled = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v["enabled"].as_bool());
+            if code == 200 && enabled == Some(true) {
+                Ok(())
+            } else {
+                Err(error(format!(
+                    "proxy `{proxy}` at {api} is not enabled ({code})"
+                )))
+            }
+        }
+    }
+}
