@@ -110,6 +110,63 @@ pub enum StressKind {
         #[arg(long, default_value = "")]
         fault: String,
     },
+    /// Hold memory.
+    Memory {
+        /// Bytes to map.
+        #[arg(long)]
+        bytes: u64,
+        /// Write every page so it is resident.
+        #[arg(long)]
+        touch: bool,
+        /// Stop after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+    /// Fill a filesystem with one file, deleted at the end.
+    Disk {
+        /// The file to create (must not exist).
+        #[arg(long)]
+        path: PathBuf,
+        /// Bytes to allocate.
+        #[arg(long)]
+        bytes: u64,
+        /// Refuse to leave less free than this.
+        #[arg(long, default_value_t = 0)]
+        keep_free: u64,
+        /// Delete the file after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+    /// Resume a paused process after a while, or when the runner dies.
+    Resume {
+        /// The paused process.
+        #[arg(long)]
+        pid: u32,
+        /// Its start ticks (so a reused pid is left alone).
+        #[arg(long)]
+        start_ticks: u64,
+        /// Resume after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        after: std::time::Duration,
+        /// The run this worker belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this worker belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
     /// Watchdog of a kernel network fault: removes an nftables table or a root qdisc after
     /// `--after`, on SIGTERM, or when the runner dies.
     ExpireNet {
@@ -256,6 +313,47 @@ pub fn run(cli: Cli) -> Outcome {
                 Outcome::NotReverted
             }
         }
+        Command::Stress {
+            kind:
+                StressKind::Memory {
+                    bytes,
+                    touch,
+                    duration,
+                    ..
+                },
+        } => stress_outcome(crate::stress::memory(bytes, touch, duration)),
+        Command::Stress {
+            kind:
+                StressKind::Disk {
+                    path,
+                    bytes,
+                    keep_free,
+                    duration,
+                    ..
+                },
+        } => stress_outcome(crate::stress::disk(&path, bytes, keep_free, duration)),
+        Command::Stress {
+            kind:
+                StressKind::Resume {
+                    pid,
+                    start_ticks,
+                    after,
+                    ..
+                },
+        } => {
+            crate::stress::resume(pid, start_ticks, after);
+            Outcome::Passed
+        }
+    }
+}
+
+fn stress_outcome(result: Result<(), String>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Passed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::InvalidInput
+        }
     }
 }
 
@@ -311,17 +409,22 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
             return Outcome::InvalidInput;
         }
     };
+    // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no
+    // rules set: they pass everything until a run's faults add some).
+    crate::faults::local::dbproto::DbRelays::default().register(server.registry());
     if let Err(e) = server.registry().populate(proxies) {
         let file = config.map(|p| p.display().to_string()).unwrap_or_default();
         eprintln!("error: {file}: {}", e.message);
         return Outcome::InvalidInput;
     }
     let api = server.api_addr().unwrap_or(addr);
-    println!("proxy admin API listening on http://{api}");
+    // Whoever reads stdout may be gone (a closed pipe must not stop the server).
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "proxy admin API listening on http://{api}");
     for (name, p) in server.registry().list() {
-        println!("proxy {name}: {} -> {}", p.listen, p.upstream);
+        let _ = writeln!(out, "proxy {name}: {} -> {}", p.listen, p.upstream);
     }
-    let _ = std::io::stdout().flush();
+    let _ = out.flush();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -349,7 +452,7 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
     server.shutdown();
     match signal {
         Some(sig) => {
-            println!("proxy stopped ({sig})");
+            let _ = writeln!(out, "proxy stopped ({sig})");
             Outcome::Passed
         }
         None => {

@@ -15,7 +15,7 @@ use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::{self, Fault, FaultContext};
 use crate::journal::{self, Event, Journal};
-use crate::report::{FaultReport, RunReport};
+use crate::report::{FaultReport, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
@@ -69,6 +69,11 @@ impl LiveSet {
                 Err(e) => last_error = Some(e.to_string()),
             }
         }
+        fault.report.measurements.extend(
+            hog.measurements()
+                .into_iter()
+                .map(|(name, value)| Measurement { name, value }),
+        );
         let event = match &last_error {
             None => Event::Reverted {
                 fault: fault.name.clone(),
@@ -215,7 +220,6 @@ async fn lifecycle(
     let spec = &exp.experiment.spec;
     let name = exp.experiment.metadata.name.clone();
     let run_id = run_id(&name);
-    let context = FaultContext::new(run_id.clone(), exe);
     let http = reqwest::Client::new();
     let fail_after = spec.prometheus.as_ref().map_or(3, |p| p.fail_after);
     let slos = exp.slos.as_ref();
@@ -244,17 +248,44 @@ async fn lifecycle(
         }
     };
 
-    // Preflight: every signal answers and the steady state holds, before anything is touched.
-    progress.line("[preflight] checking signals and steady state");
     let mut outcome = Outcome::Passed;
     let mut reason = String::from("steady state held and every fault was reverted");
+    // Supervised commands (`process: { command: ... }`) start before the preflight, so the
+    // steady state can check them; they stop when the run ends.
+    let mut supervisors = std::collections::BTreeMap::new();
+    for f in &spec.faults {
+        let Some(command) = faults::supervised_command(&f.name, &f.selector) else {
+            continue;
+        };
+        progress.line(&format!(
+            "[preflight] starting `{}`",
+            command.argv.join(" ")
+        ));
+        match faults::local::supervisor::Supervisor::start(command) {
+            Ok(s) => {
+                supervisors.insert(f.name.clone(), std::sync::Arc::new(s));
+            }
+            Err(e) => {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: fault `{}`: {e}", f.name);
+                break;
+            }
+        }
+    }
+    let mut context = FaultContext::new(run_id.clone(), exe);
+    context.supervisors = std::sync::Arc::new(supervisors);
+
+    // Preflight: every signal answers and the steady state holds, before anything is touched.
+    progress.line("[preflight] checking signals and steady state");
     // Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
-    for (f, steps) in spec.faults.iter().zip(&exp.steps) {
-        let Some(first) = steps.first() else { continue };
-        if let Err(e) = faults::build(&context, f, first, f.duration).preflight() {
-            outcome = Outcome::Aborted;
-            reason = format!("preflight: {e}");
-            break;
+    if outcome == Outcome::Passed {
+        for (f, steps) in spec.faults.iter().zip(&exp.steps) {
+            let Some(first) = steps.first() else { continue };
+            if let Err(e) = faults::build(&context, f, first, f.duration).preflight() {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: {e}");
+                break;
+            }
         }
     }
     let preflight_checks = if outcome == Outcome::Passed {
@@ -346,6 +377,8 @@ async fn lifecycle(
                         steps: Vec::new(),
                         reverted: true,
                         errors: Vec::new(),
+                        revertible: true,
+                        measurements: Vec::new(),
                     },
                 })
                 .collect(),
@@ -399,6 +432,7 @@ async fn lifecycle(
                     Ok(record) => {
                         let description = hog.describe();
                         let f = &mut live.faults[i];
+                        f.report.revertible &= hog.revertible();
                         f.report
                             .steps
                             .push(format!("{description} (from {} ms)", elapsed.as_millis()));
@@ -514,6 +548,9 @@ async fn lifecycle(
             exit_code: outcome.code(),
         });
         // `live` drops here with nothing left to revert.
+    }
+    for supervisor in context.supervisors.values() {
+        supervisor.stop();
     }
     progress.done();
 

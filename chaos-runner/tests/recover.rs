@@ -46,6 +46,7 @@ fn hog(name: &str, run: &str, secs: u64) -> CpuHog {
         CpuHogParams {
             workers: 1,
             load: 5,
+            ..Default::default()
         },
         Duration::from_secs(secs),
         exe(),
@@ -56,8 +57,11 @@ fn hog(name: &str, run: &str, secs: u64) -> CpuHog {
 fn cpu_hog_injects_reverts_and_verifies() {
     let mut fault = hog("cpu", "run-inject", 60);
     assert!(fault.describe().contains("1 worker thread(s) at 5%"));
-    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
-        panic!("not a hog record")
+    let FaultRecord::CpuHog {
+        pid, start_ticks, ..
+    } = fault.inject().unwrap()
+    else {
+        panic!("not a cpu hog record")
     };
     assert!(proc::is_running(pid, start_ticks));
     assert!(
@@ -72,8 +76,11 @@ fn cpu_hog_injects_reverts_and_verifies() {
 #[test]
 fn cpu_hog_stops_by_itself_when_its_time_is_up() {
     let mut fault = hog("short", "run-expiry", 1);
-    let FaultRecord::CpuHog { pid, start_ticks } = fault.inject().unwrap() else {
-        panic!("not a hog record")
+    let FaultRecord::CpuHog {
+        pid, start_ticks, ..
+    } = fault.inject().unwrap()
+    else {
+        panic!("not a cpu hog record")
     };
     // Reap it as the runner would; the point is that it ended on its own.
     let start = Instant::now();
@@ -156,8 +163,11 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
         })
         .unwrap();
     let record = fault.inject().unwrap();
-    let FaultRecord::CpuHog { pid, start_ticks } = record.clone() else {
-        panic!("not a hog record")
+    let FaultRecord::CpuHog {
+        pid, start_ticks, ..
+    } = record.clone()
+    else {
+        panic!("not a cpu hog record")
     };
     journal
         .append(Event::Injected {
@@ -177,9 +187,10 @@ fn recover_reverts_what_a_dead_run_left_and_journals_it() {
     let FaultRecord::CpuHog {
         pid: pid2,
         start_ticks: ticks2,
+        ..
     } = unrecorded.inject().unwrap()
     else {
-        panic!("not a hog record")
+        panic!("not a cpu hog record")
     };
     assert_eq!(journal::live_faults(&state).unwrap().len(), 2);
 

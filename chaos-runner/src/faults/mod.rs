@@ -4,8 +4,13 @@
 pub mod local;
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use local::process::PausedTarget;
+use local::supervisor::Supervisor;
 
 use crate::spec::{FaultParams, FaultSpec, PartitionAction};
 
@@ -41,6 +46,41 @@ pub enum FaultRecord {
         /// Its start time in clock ticks since boot (`/proc/<pid>/stat` field 22), so a
         /// reused pid is never mistaken for the hog.
         start_ticks: u64,
+        /// Its cgroup directories, when confined.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cgroups: Vec<PathBuf>,
+    },
+    /// A memory hog child process.
+    MemoryHog {
+        /// Its process id.
+        pid: u32,
+        /// Its start time in clock ticks since boot.
+        start_ticks: u64,
+        /// Its cgroup directories, when confined.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        cgroups: Vec<PathBuf>,
+    },
+    /// A disk fill child process and its file.
+    DiskFill {
+        /// Its process id.
+        pid: u32,
+        /// Its start time in clock ticks since boot.
+        start_ticks: u64,
+        /// The fill file (deleted by `recover`).
+        file: PathBuf,
+    },
+    /// Paused processes and the watchdogs that resume them.
+    ProcessPaused {
+        /// Each paused process.
+        targets: Vec<PausedTarget>,
+    },
+    /// Killed (or restarted) processes: nothing for `recover` to do (a supervised command
+    /// ends with its runner; an unsupervised kill was not revertible).
+    ProcessKilled {
+        /// The processes killed.
+        pids: Vec<u32>,
+        /// Whether the runner could start it again.
+        revertible: bool,
     },
     /// An nftables `inet` table (`net-loss`, `net-partition`).
     NetTable {
@@ -102,6 +142,16 @@ pub trait Fault: Send {
     fn preflight(&self) -> Result<(), FaultError> {
         Ok(())
     }
+    /// Whether revert puts the system back (false: e.g. a process the runner could not
+    /// restart was killed by request); the report says so.
+    fn revertible(&self) -> bool {
+        true
+    }
+    /// What the fault measured (name, value), copied into the report after revert (e.g.
+    /// a supervised command's outage, a cgroup's peak memory).
+    fn measurements(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// What every fault of one run shares: the run id (which names everything a fault
@@ -113,6 +163,8 @@ pub struct FaultContext {
     pub run_id: String,
     /// This runner's executable.
     pub exe: PathBuf,
+    /// The supervised commands of the run, by fault name (`process: { command: ... }`).
+    pub supervisors: Arc<BTreeMap<String, Arc<Supervisor>>>,
     /// The run's own proxies (started on first use, stopped when the run ends).
     pub proxies: local::proxy_fault::ProxyPool,
 }
@@ -124,8 +176,29 @@ impl FaultContext {
             run_id: run_id.into(),
             exe: exe.into(),
             proxies: Default::default(),
+            supervisors: Default::default(),
         }
     }
+}
+
+/// The supervised command a fault's selector asks for, if any.
+///
+/// ```
+/// let s = chaos_runner::spec::Selector::default();
+/// assert!(chaos_runner::faults::supervised_command("f", &s).is_none());
+/// ```
+pub fn supervised_command(
+    name: &str,
+    selector: &crate::spec::Selector,
+) -> Option<local::supervisor::SupervisedCommand> {
+    let p = selector.process.as_ref()?;
+    Some(local::supervisor::SupervisedCommand {
+        name: name.to_owned(),
+        argv: p.command.clone()?,
+        restart: p.restart.unwrap_or_default(),
+        ready_port: p.ready_port,
+        ready_timeout: p.ready_timeout.unwrap_or(Duration::from_secs(10)),
+    })
 }
 
 /// Builds the fault for one step of `spec` with `params`, to hold for at most
@@ -137,7 +210,7 @@ impl FaultContext {
 /// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml")).unwrap();
 /// let exp = chaos_runner::spec::parse_experiment("cpu-hog.yaml", &text).unwrap();
 /// let ctx = FaultContext::new("r1", "/bin/false");
-/// let params = FaultParams::CpuHog(CpuHogParams { workers: 1, load: 10 });
+/// let params = FaultParams::CpuHog(CpuHogParams { workers: 1, load: 10, ..Default::default() });
 /// let fault = build(&ctx, &exp.spec.faults[0], &params, std::time::Duration::from_secs(1));
 /// assert!(fault.describe().contains("1 worker"));
 /// ```
@@ -155,6 +228,47 @@ pub fn build(
             remaining,
             ctx.exe.clone(),
         )),
+        FaultParams::Db(p) => Box::new(local::db_fault::DbFault::new(
+            &spec.name,
+            spec.fault_type.name(),
+            &ctx.run_id,
+            p.clone(),
+            &spec.selector.proxy.clone().unwrap_or_default(),
+            &ctx.proxies,
+            remaining,
+        )),
+        FaultParams::MemoryHog(p) => Box::new(local::memory_hog::MemoryHog::new(
+            &spec.name,
+            &ctx.run_id,
+            *p,
+            remaining,
+            ctx.exe.clone(),
+        )),
+        FaultParams::DiskFill(p) => Box::new(local::disk_fill::DiskFill::new(
+            &spec.name,
+            &ctx.run_id,
+            p.clone(),
+            remaining,
+            ctx.exe.clone(),
+        )),
+        FaultParams::ProcessKill(_)
+        | FaultParams::ProcessPause(_)
+        | FaultParams::ProcessRestart(_) => {
+            let action = match params {
+                FaultParams::ProcessKill(p) => local::process::Action::Kill(*p),
+                FaultParams::ProcessRestart(p) => local::process::Action::Restart(*p),
+                _ => local::process::Action::Pause,
+            };
+            Box::new(local::process::ProcessFault::new(
+                &spec.name,
+                &ctx.run_id,
+                action,
+                spec.selector.process.clone().unwrap_or_default(),
+                ctx.supervisors.get(&spec.name).cloned(),
+                remaining,
+                ctx.exe.clone(),
+            ))
+        }
         FaultParams::NetLoss(p) => net_filter(
             ctx,
             spec,
@@ -248,10 +362,43 @@ pub fn revert_from_journal(
     name: &str,
     record: Option<&FaultRecord>,
 ) -> Result<(), FaultError> {
-    match record {
-        Some(FaultRecord::CpuHog { pid, start_ticks }) => {
-            local::cpu_hog::kill_if_ours(name, *pid, *start_ticks)
+    let revert_error = |reason: String| FaultError::Revert {
+        fault: name.to_owned(),
+        reason,
+    };
+    let remove_cgroups = |dirs: &[PathBuf]| -> Result<(), FaultError> {
+        for dir in dirs {
+            local::cgroup::remove_dir(dir).map_err(|e| revert_error(e.to_string()))?;
         }
+        Ok(())
+    };
+    match record {
+        Some(FaultRecord::CpuHog {
+            pid,
+            start_ticks,
+            cgroups,
+        })
+        | Some(FaultRecord::MemoryHog {
+            pid,
+            start_ticks,
+            cgroups,
+        }) => {
+            local::cpu_hog::kill_if_ours(name, *pid, *start_ticks)?;
+            remove_cgroups(cgroups)
+        }
+        Some(FaultRecord::DiskFill {
+            pid,
+            start_ticks,
+            file,
+        }) => {
+            local::child::stop_if_ours(*pid, *start_ticks, libc::SIGTERM, Duration::from_secs(3))
+                .map_err(revert_error)?;
+            local::disk_fill::remove_fill(file).map_err(revert_error)
+        }
+        Some(FaultRecord::ProcessPaused { targets }) => {
+            local::process::resume_from_journal(targets).map_err(revert_error)
+        }
+        Some(FaultRecord::ProcessKilled { .. }) => Ok(()),
         Some(FaultRecord::NetTable { netns, table }) => {
             local::nftables::revert_record(name, netns.as_deref(), table)
         }
@@ -273,11 +420,14 @@ pub fn revert_from_journal(
 /// with its runner, and a remote one's API is journaled with the intent
 /// ([`Fault::planned_record`]), so `recover` reverts it by its record.
 fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
-    local::cpu_hog::kill_by_run(run_id, name)?;
-    let revert_error = |e: local::netcmd::NetCmdError| FaultError::Revert {
+    local::sweep(run_id, name).map_err(|reason| FaultError::Revert {
+        fault: name.to_owned(),
+        reason,
+    })?;
+    let net_error = |e: local::netcmd::NetCmdError| FaultError::Revert {
         fault: name.to_owned(),
         reason: e.to_string(),
     };
-    local::nftables::sweep(&local::nftables::table_name(run_id, name)).map_err(revert_error)?;
-    local::tc::sweep(local::tc::handle_for(run_id, name)).map_err(revert_error)
+    local::nftables::sweep(&local::nftables::table_name(run_id, name)).map_err(net_error)?;
+    local::tc::sweep(local::tc::handle_for(run_id, name)).map_err(net_error)
 }

@@ -18,6 +18,20 @@ pub struct FaultReport {
     pub reverted: bool,
     /// Revert errors, if any.
     pub errors: Vec<String>,
+    /// False when a step could not be undone by design (e.g. a kill of a process the
+    /// runner cannot restart, allowed by `allowUnrevertable`): "not revertible".
+    pub revertible: bool,
+    /// What the fault measured (outage, peak memory, bytes filled, ...), in step order.
+    pub measurements: Vec<Measurement>,
+}
+
+/// One measured value of a fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measurement {
+    /// What was measured (`outage_ms`, `cgroup_max_usage_bytes`, ...).
+    pub name: String,
+    /// The value.
+    pub value: String,
 }
 
 /// The whole run.
@@ -126,12 +140,20 @@ impl RunReport {
                 "| {} | {} | {} |\n",
                 f.name,
                 f.steps.join("<br>"),
-                if f.reverted {
+                if !f.revertible {
+                    "**not revertible** (allowed by `allowUnrevertable`)".to_owned()
+                } else if f.reverted {
                     "yes, verified".to_owned()
                 } else {
                     format!("**NO**: {}", f.errors.join("; "))
                 }
             ));
+        }
+        for f in self.faults.iter().filter(|f| !f.measurements.is_empty()) {
+            md.push_str(&format!("\n### Measured: {}\n\n", f.name));
+            for m in &f.measurements {
+                md.push_str(&format!("- {}: {}\n", m.name, m.value));
+            }
         }
         md.push_str("\n## Checks\n\n| check | phase | evaluations | not ok | last value |\n|---|---|---:|---:|---:|\n");
         let mut seen: Vec<(&str, &str)> = Vec::new();

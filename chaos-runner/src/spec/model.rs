@@ -326,6 +326,16 @@ pub enum FaultType {
     /// Delays (and optionally drops) an interface's egress packets (tc `netem`; needs a
     /// kernel with `sch_netem`).
     NetDelay,
+    /// Allocates and holds memory (`bytes`), optionally in a cgroup with a limit.
+    MemoryHog,
+    /// Fills a filesystem with one file, never past a safety floor of free space.
+    DiskFill,
+    /// Kills a process (SIGKILL or SIGTERM).
+    ProcessKill,
+    /// Pauses a process (SIGSTOP) until the fault ends (SIGCONT).
+    ProcessPause,
+    /// Kills a supervised process and starts it again.
+    ProcessRestart,
     /// TCP proxy toxic: adds `latency` (+/- `jitter`) to every chunk.
     ProxyLatency,
     /// TCP proxy toxic: limits throughput to `rate` KB/s.
@@ -345,6 +355,18 @@ pub enum FaultType {
     ProxyLoss,
     /// TCP proxy down: refuses new connections and cuts open ones.
     ProxyDown,
+    /// PostgreSQL: statements matching a pattern fail with a chosen SQLSTATE.
+    PostgresError,
+    /// PostgreSQL: statements matching a pattern are delayed.
+    PostgresLatency,
+    /// PostgreSQL: the connection is reset mid-query on statements matching a pattern.
+    PostgresReset,
+    /// PostgreSQL: new connections are refused at startup (53300, 57P03) or dropped.
+    PostgresRefuse,
+    /// Redis: commands matching a pattern fail with a RESP error (`-READONLY`, ...).
+    RedisError,
+    /// Redis: commands matching a pattern are delayed.
+    RedisLatency,
 }
 
 impl FaultType {
@@ -360,6 +382,11 @@ impl FaultType {
             FaultType::NetPartition => "net-partition",
             FaultType::NetBandwidth => "net-bandwidth",
             FaultType::NetDelay => "net-delay",
+            FaultType::MemoryHog => "memory-hog",
+            FaultType::DiskFill => "disk-fill",
+            FaultType::ProcessKill => "process-kill",
+            FaultType::ProcessPause => "process-pause",
+            FaultType::ProcessRestart => "process-restart",
             FaultType::ProxyLatency => "proxy-latency",
             FaultType::ProxyBandwidth => "proxy-bandwidth",
             FaultType::ProxySlowClose => "proxy-slow-close",
@@ -369,6 +396,12 @@ impl FaultType {
             FaultType::ProxyLimitData => "proxy-limit-data",
             FaultType::ProxyLoss => "proxy-loss",
             FaultType::ProxyDown => "proxy-down",
+            FaultType::PostgresError => "postgres-error",
+            FaultType::PostgresLatency => "postgres-latency",
+            FaultType::PostgresReset => "postgres-reset",
+            FaultType::PostgresRefuse => "postgres-refuse",
+            FaultType::RedisError => "redis-error",
+            FaultType::RedisLatency => "redis-latency",
         }
     }
 }
@@ -414,6 +447,9 @@ pub struct Selector {
     /// Traffic of this machine (or of a named network namespace) for the `net-*` faults.
     #[serde(default)]
     pub network: Option<NetworkSelector>,
+    /// A process on this machine (process faults).
+    #[serde(default)]
+    pub process: Option<ProcessSelector>,
     /// A TCP fault proxy: one the run starts (`listen` + `upstream`), or one already
     /// running behind a toxiproxy-compatible API (`api` + `name`).
     #[serde(default)]
@@ -529,6 +565,59 @@ pub enum ProxyProtocol {
     Redis,
 }
 
+/// Which process a process fault hits: exactly one of `pidFile`, `name`, `port` or
+/// `command`.
+///
+/// ```
+/// let s: chaos_runner::spec::ProcessSelector =
+///     serde_json::from_value(serde_json::json!({"port": 8080})).unwrap();
+/// assert_eq!(s.port, Some(8080));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ProcessSelector {
+    /// A file holding the target's process id.
+    #[serde(default)]
+    pub pid_file: Option<String>,
+    /// The executable name (`/proc/<pid>/comm` or the file name of `/proc/<pid>/exe`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The TCP port the target listens on.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// A command (argument vector, no shell) the runner starts and supervises for the
+    /// run; the target is its current process.
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// Whether the supervisor restarts the command when it exits (`command` only;
+    /// default `always`).
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// The command is ready once this local TCP port accepts connections (`command`
+    /// only; without it, ready means started).
+    #[serde(default)]
+    pub ready_port: Option<u16>,
+    /// How long the command may take to become ready (`command` only; default 10s).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub ready_timeout: Option<Duration>,
+    /// Most processes a `name` or `port` may match (default 1, at most 64); more matches
+    /// are refused.
+    #[serde(default)]
+    pub max_targets: Option<u32>,
+}
+
+/// What the supervisor does when a supervised command exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum RestartPolicy {
+    /// Start it again at once (the default).
+    #[default]
+    Always,
+    /// Leave it stopped until the fault is reverted.
+    Never,
+}
+
 impl Selector {
     /// Each selector part by its YAML name, and whether it is given; validation refuses
     /// parts a fault type would ignore.
@@ -541,6 +630,7 @@ impl Selector {
         vec![
             ("host", self.host.is_some()),
             ("network", self.network.is_some()),
+            ("process", self.process.is_some()),
             ("proxy", self.proxy.is_some()),
         ]
     }
@@ -558,6 +648,20 @@ impl Selector {
         }
         if let Some(n) = &self.network {
             parts.push(n.summary());
+        }
+        if let Some(p) = &self.process {
+            if let Some(file) = &p.pid_file {
+                parts.push(format!("process from pid file {file}"));
+            }
+            if let Some(name) = &p.name {
+                parts.push(format!("process named {name}"));
+            }
+            if let Some(port) = p.port {
+                parts.push(format!("process listening on port {port}"));
+            }
+            if let Some(argv) = &p.command {
+                parts.push(format!("supervised command `{}`", argv.join(" ")));
+            }
         }
         if let Some(p) = &self.proxy {
             match (&p.listen, &p.upstream, &p.name) {

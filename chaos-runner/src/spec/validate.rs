@@ -89,6 +89,9 @@ fn step_params(
 ) -> Option<FaultParams> {
     let mut problems = Problems::default();
     let params = params::parse(fault.fault_type, at, value, &mut problems);
+    if let Some(p) = &params {
+        params::check_with_selector(p, &fault.selector, at, &mut problems);
+    }
     for (field, message) in problems.into_found() {
         c.check(false, field, message);
     }

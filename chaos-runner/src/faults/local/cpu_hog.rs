@@ -3,12 +3,16 @@
 //! its time is up, so no exit path of the runner can leave it burning CPU.
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use super::cgroup::{Cgroup, Controller};
+use super::child::StressChild;
 use super::proc;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::CpuHogParams;
+
+/// The CFS period the quota is expressed against (100 ms, the kernel default).
+const CFS_PERIOD_US: u64 = 100_000;
 
 /// A CPU hog fault.
 #[derive(Debug)]
@@ -18,7 +22,9 @@ pub struct CpuHog {
     params: CpuHogParams,
     duration: Duration,
     exe: PathBuf,
-    child: Option<(Child, u64)>,
+    child: Option<StressChild>,
+    cgroup: Option<Cgroup>,
+    measurements: Vec<(String, String)>,
 }
 
 impl CpuHog {
@@ -37,12 +43,27 @@ impl CpuHog {
             duration,
             exe,
             child: None,
+            cgroup: None,
+            measurements: Vec::new(),
         }
     }
 
     /// The process id of the running hog.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(|(c, _)| c.id())
+        self.child.as_ref().map(StressChild::pid)
+    }
+
+    /// The hog's cgroup directories (when confined).
+    pub fn cgroup_paths(&self) -> Vec<PathBuf> {
+        self.cgroup.as_ref().map(Cgroup::paths).unwrap_or_default()
+    }
+
+    /// CPU time the hog's cgroup has used so far, in nanoseconds (`cpuacct.usage`).
+    pub fn cpu_usage_ns(&self) -> Option<u64> {
+        self.cgroup
+            .as_ref()?
+            .read_u64(Controller::Cpuacct, "cpuacct.usage")
+            .ok()
     }
 
     fn revert_error(&self, reason: impl Into<String>) -> FaultError {
@@ -51,25 +72,39 @@ impl CpuHog {
             reason: reason.into(),
         }
     }
-}
 
-fn signal(pid: u32, sig: libc::c_int) {
-    // SAFETY: kill(2) with a pid we checked is ours; no memory is involved.
-    unsafe {
-        libc::kill(pid as libc::pid_t, sig);
-    }
-}
-
-/// Waits until `gone()` or `limit` passes; returns whether it went.
-fn wait_until(limit: Duration, mut gone: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if gone() {
-            return true;
+    fn inject_error(&self, reason: impl Into<String>) -> FaultError {
+        FaultError::Inject {
+            fault: self.name.clone(),
+            reason: reason.into(),
         }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    gone()
+
+    fn make_cgroup(&self) -> Result<Cgroup, String> {
+        let cgroup = Cgroup::create(
+            &[Controller::Cpu, Controller::Cpuacct],
+            &self.run_id,
+            &self.name,
+        )
+        .map_err(|e| e.to_string())?;
+        if let Some(percent) = self.params.cpu_quota_percent {
+            let quota = (CFS_PERIOD_US * u64::from(percent) / 100).max(1000);
+            let set = cgroup
+                .write(
+                    Controller::Cpu,
+                    "cpu.cfs_period_us",
+                    &CFS_PERIOD_US.to_string(),
+                )
+                .and_then(|()| {
+                    cgroup.write(Controller::Cpu, "cpu.cfs_quota_us", &quota.to_string())
+                });
+            if let Err(e) = set {
+                let _ = cgroup.remove();
+                return Err(e.to_string());
+            }
+        }
+        Ok(cgroup)
+    }
 }
 
 impl Fault for CpuHog {
@@ -78,8 +113,13 @@ impl Fault for CpuHog {
     }
 
     fn describe(&self) -> String {
+        let confined = match (self.params.cgroup, self.params.cpu_quota_percent) {
+            (false, _) => String::new(),
+            (true, None) => " in its own cgroup".to_owned(),
+            (true, Some(q)) => format!(" in its own cgroup capped at {q}% of a CPU"),
+        };
         format!(
-            "cpu-hog `{}`: {} worker thread(s) at {}% on localhost for at most {}",
+            "cpu-hog `{}`: {} worker thread(s) at {}%{confined} on localhost for at most {}",
             self.name,
             self.params.workers,
             self.params.load,
@@ -88,64 +128,84 @@ impl Fault for CpuHog {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let inject_error = |reason: String| FaultError::Inject {
-            fault: self.name.clone(),
-            reason,
+        let cgroup = if self.params.cgroup {
+            Some(self.make_cgroup().map_err(|e| self.inject_error(e))?)
+        } else {
+            None
+        };
+        let procs = match cgroup.as_ref().map(Cgroup::procs_files).transpose() {
+            Ok(p) => p.unwrap_or_default(),
+            Err(e) => return Err(self.inject_error(e.to_string())),
         };
         // Argument vector, no shell: nothing here is interpreted.
-        let child = Command::new(&self.exe)
-            .arg("stress")
-            .arg("cpu")
-            .args(["--workers", &self.params.workers.to_string()])
-            .args(["--load", &self.params.load.to_string()])
-            .args(["--duration", &format!("{}ms", self.duration.as_millis())])
-            .args(["--run-id", &self.run_id])
-            .args(["--fault", &self.name])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| inject_error(format!("cannot start {}: {e}", self.exe.display())))?;
-        let pid = child.id();
-        let mut ticks = None;
-        wait_until(Duration::from_secs(2), || {
-            ticks = proc::stat(pid).map(|(_, t)| t);
-            ticks.is_some()
-        });
-        let start_ticks =
-            ticks.ok_or_else(|| inject_error(format!("hog process {pid} vanished at start")))?;
-        self.child = Some((child, start_ticks));
-        Ok(FaultRecord::CpuHog { pid, start_ticks })
+        let args: Vec<String> = vec![
+            "cpu".into(),
+            "--workers".into(),
+            self.params.workers.to_string(),
+            "--load".into(),
+            self.params.load.to_string(),
+            "--duration".into(),
+            format!("{}ms", self.duration.as_millis()),
+            "--run-id".into(),
+            self.run_id.clone(),
+            "--fault".into(),
+            self.name.clone(),
+        ];
+        let child = match StressChild::spawn(&self.exe, &args, procs) {
+            Ok(c) => c,
+            Err(e) => {
+                if let Some(cg) = &cgroup {
+                    let _ = cg.remove();
+                }
+                return Err(self.inject_error(e));
+            }
+        };
+        let record = FaultRecord::CpuHog {
+            pid: child.pid(),
+            start_ticks: child.start_ticks,
+            cgroups: cgroup.as_ref().map(Cgroup::paths).unwrap_or_default(),
+        };
+        self.child = Some(child);
+        self.cgroup = cgroup;
+        Ok(record)
     }
 
     fn revert(&mut self) -> Result<(), FaultError> {
-        let Some((mut child, _)) = self.child.take() else {
-            return Ok(());
-        };
-        let pid = child.id();
-        signal(pid, libc::SIGTERM);
-        let exited = wait_until(Duration::from_secs(2), || {
-            matches!(child.try_wait(), Ok(Some(_)))
-        });
-        if !exited {
-            signal(pid, libc::SIGKILL);
-            child
-                .wait()
-                .map_err(|e| self.revert_error(format!("waiting for hog {pid}: {e}")))?;
+        if let Some(usage) = self.cpu_usage_ns() {
+            self.measurements
+                .push(("cpu_time_ms".into(), format!("{:.1}", usage as f64 / 1e6)));
         }
+        if let Some(mut child) = self.child.take() {
+            child
+                .stop(libc::SIGTERM, Duration::from_secs(2))
+                .map_err(|e| self.revert_error(e))?;
+        }
+        if let Some(cg) = &self.cgroup {
+            cg.remove().map_err(|e| self.revert_error(e.to_string()))?;
+        }
+        self.cgroup = None;
         Ok(())
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
-        if let Some((child, ticks)) = &self.child {
-            if proc::is_running(child.id(), *ticks) {
-                return Err(self.revert_error(format!("hog process {} still runs", child.id())));
+        if let Some(child) = &self.child {
+            if proc::is_running(child.pid(), child.start_ticks) {
+                return Err(self.revert_error(format!("hog process {} still runs", child.pid())));
             }
         }
         if let Some(pid) = hogs_of(&self.run_id, &self.name).first() {
             return Err(self.revert_error(format!("hog process {pid} still runs")));
         }
+        if let Some(cg) = &self.cgroup {
+            if let Some(dir) = cg.paths().into_iter().find(|d| d.exists()) {
+                return Err(self.revert_error(format!("cgroup {} still exists", dir.display())));
+            }
+        }
         Ok(())
+    }
+
+    fn measurements(&self) -> Vec<(String, String)> {
+        self.measurements.clone()
     }
 }
 
@@ -172,8 +232,8 @@ pub fn kill_if_ours(name: &str, pid: u32, start_ticks: u64) -> Result<(), FaultE
     if !proc::is_running(pid, start_ticks) {
         return Ok(());
     }
-    signal(pid, libc::SIGKILL);
-    if wait_until(Duration::from_secs(3), || {
+    proc::signal(pid, libc::SIGKILL);
+    if proc::wait_until(Duration::from_secs(3), || {
         !proc::is_running(pid, start_ticks)
     }) {
         Ok(())

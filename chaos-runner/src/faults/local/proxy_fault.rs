@@ -27,6 +27,9 @@ pub const DEFAULT_API: &str = "http://127.0.0.1:8474";
 #[derive(Clone, Default)]
 pub struct ProxyPool {
     server: Arc<Mutex<Option<ProxyServer>>>,
+    /// The rule sets of the pool's `postgres` and `redis` proxies (`postgres-*`,
+    /// `redis-*` faults).
+    db: super::dbproto::DbRelays,
 }
 
 impl std::fmt::Debug for ProxyPool {
@@ -40,7 +43,9 @@ impl ProxyPool {
     pub fn registry(&self) -> Result<Arc<ProxyRegistry>, String> {
         let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
         if server.is_none() {
-            *server = Some(ProxyServer::start(None).map_err(|e| e.to_string())?);
+            let started = ProxyServer::start(None).map_err(|e| e.to_string())?;
+            self.db.register(started.registry());
+            *server = Some(started);
         }
         server
             .as_ref()
@@ -90,6 +95,11 @@ impl ProxyPool {
             })
             .map_err(|e| e.message)?;
         Ok(name)
+    }
+
+    /// The rule set every `protocol` proxy of the pool relays through.
+    pub fn db_faults(&self, protocol: super::dbproto::Protocol) -> Arc<super::dbproto::DbFaults> {
+        self.db.get(protocol).clone()
     }
 
     /// Stops the pool's proxies now (they also stop when the last handle is dropped).

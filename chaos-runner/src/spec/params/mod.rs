@@ -5,16 +5,22 @@
 //! maps a [`FaultType`] to them. A new fault type adds one [`FaultParams`] variant, one arm
 //! in [`parse`] and one in [`check_selector`].
 
+mod db;
 pub mod network;
+mod process;
 mod proxy;
 mod resource;
 
+pub use db::{
+    DbParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
+    PostgresResetParams, RedisErrorParams, RedisLatencyParams,
+};
 pub use network::{
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
 };
-
+pub use process::{KillSignal, ProcessKillParams, ProcessPauseParams, ProcessRestartParams};
 pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
-pub use resource::CpuHogParams;
+pub use resource::{CpuHogParams, DiskFillParams, MemoryHogParams};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -77,6 +83,16 @@ pub trait CheckParams {
 pub enum FaultParams {
     /// `cpu-hog`.
     CpuHog(CpuHogParams),
+    /// `memory-hog`.
+    MemoryHog(MemoryHogParams),
+    /// `disk-fill`.
+    DiskFill(DiskFillParams),
+    /// `process-kill`.
+    ProcessKill(ProcessKillParams),
+    /// `process-pause`.
+    ProcessPause(ProcessPauseParams),
+    /// `process-restart`.
+    ProcessRestart(ProcessRestartParams),
     /// `net-loss`.
     NetLoss(NetLossParams),
     /// `net-partition`.
@@ -87,6 +103,9 @@ pub enum FaultParams {
     NetDelay(NetDelayParams),
     /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
     Proxy(ProxyParams),
+    /// `postgres-error`, `postgres-latency`, `postgres-reset`, `postgres-refuse`,
+    /// `redis-error`, `redis-latency`.
+    Db(DbParams),
 }
 
 impl FaultParams {
@@ -94,7 +113,52 @@ impl FaultParams {
     /// (`2 worker(s) at 80%`).
     pub fn summary(&self) -> String {
         match self {
-            FaultParams::CpuHog(p) => format!("{} worker(s) at {}%", p.workers, p.load),
+            FaultParams::CpuHog(p) => {
+                let mut text = format!("{} worker(s) at {}%", p.workers, p.load);
+                if p.cgroup {
+                    text.push_str(" in a cgroup");
+                    if let Some(q) = p.cpu_quota_percent {
+                        text.push_str(&format!(" capped at {q}% of a CPU"));
+                    }
+                }
+                text
+            }
+            FaultParams::MemoryHog(p) => {
+                let mut text = format!(
+                    "{}{}",
+                    p.bytes.display().iec(),
+                    if p.touch { " touched" } else { " untouched" }
+                );
+                if p.cgroup {
+                    text.push_str(" in a cgroup");
+                    if let Some(limit) = p.memory_limit {
+                        text.push_str(&format!(" limited to {}", limit.display().iec()));
+                    }
+                }
+                text
+            }
+            FaultParams::DiskFill(p) => format!(
+                "fill {} with {}, keeping at least {} / {}% free",
+                p.path,
+                match (p.bytes, p.percent_of_free) {
+                    (Some(b), _) => b.display().iec().to_string(),
+                    (_, Some(pc)) => format!("{pc}% of the free space"),
+                    _ => "nothing".to_owned(),
+                },
+                p.min_free_bytes.display().iec(),
+                p.safety_floor_percent
+            ),
+            FaultParams::ProcessKill(p) => format!(
+                "SIG{}{}",
+                p.signal.name(),
+                if p.allow_unrevertable {
+                    " (unrevertable allowed)"
+                } else {
+                    ""
+                }
+            ),
+            FaultParams::ProcessPause(_) => "SIGSTOP until the end, then SIGCONT".to_owned(),
+            FaultParams::ProcessRestart(p) => format!("SIG{} then start again", p.signal.name()),
             FaultParams::NetLoss(p) => format!("drop {}% of matching packets", p.percent),
             FaultParams::NetPartition(p) => match p.action {
                 PartitionAction::Drop => "drop every matching packet".to_owned(),
@@ -108,6 +172,7 @@ impl FaultParams {
                 p.loss_percent
             ),
             FaultParams::Proxy(p) => p.summary(),
+            FaultParams::Db(p) => p.summary(),
         }
     }
 }
@@ -122,6 +187,17 @@ pub fn parse(
 ) -> Option<FaultParams> {
     match fault_type {
         FaultType::CpuHog => typed(fault_type, at, value, problems).map(FaultParams::CpuHog),
+        FaultType::MemoryHog => typed(fault_type, at, value, problems).map(FaultParams::MemoryHog),
+        FaultType::DiskFill => typed(fault_type, at, value, problems).map(FaultParams::DiskFill),
+        FaultType::ProcessKill => {
+            typed(fault_type, at, value, problems).map(FaultParams::ProcessKill)
+        }
+        FaultType::ProcessPause => {
+            typed(fault_type, at, value, problems).map(FaultParams::ProcessPause)
+        }
+        FaultType::ProcessRestart => {
+            typed(fault_type, at, value, problems).map(FaultParams::ProcessRestart)
+        }
         FaultType::NetLoss => typed(fault_type, at, value, problems).map(FaultParams::NetLoss),
         FaultType::NetPartition => {
             typed(fault_type, at, value, problems).map(FaultParams::NetPartition)
@@ -141,6 +217,14 @@ pub fn parse(
         | FaultType::ProxyDown => {
             proxy::parse(fault_type, at, value, problems).map(FaultParams::Proxy)
         }
+        FaultType::PostgresError
+        | FaultType::PostgresLatency
+        | FaultType::PostgresReset
+        | FaultType::PostgresRefuse
+        | FaultType::RedisError
+        | FaultType::RedisLatency => {
+            db::parse(fault_type, at, value, problems).map(FaultParams::Db)
+        }
     }
 }
 
@@ -153,7 +237,12 @@ pub fn check_selector(
     problems: &mut Problems,
 ) {
     match fault_type {
-        FaultType::CpuHog => resource::check_host_selector(selector, at, problems),
+        FaultType::CpuHog | FaultType::MemoryHog | FaultType::DiskFill => {
+            resource::check_host_selector(selector, at, problems)
+        }
+        FaultType::ProcessKill | FaultType::ProcessPause | FaultType::ProcessRestart => {
+            process::check_process_selector(fault_type, selector, at, problems)
+        }
         FaultType::NetLoss
         | FaultType::NetPartition
         | FaultType::NetBandwidth
@@ -169,6 +258,25 @@ pub fn check_selector(
         | FaultType::ProxyLimitData
         | FaultType::ProxyLoss
         | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
+        FaultType::PostgresError
+        | FaultType::PostgresLatency
+        | FaultType::PostgresReset
+        | FaultType::PostgresRefuse
+        | FaultType::RedisError
+        | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
+    }
+}
+
+/// Checks that need both a step's parameters (at `at`) and the fault's selector: a kill of
+/// a process the runner cannot restart must be allowed explicitly.
+pub fn check_with_selector(
+    params: &FaultParams,
+    selector: &Selector,
+    at: &str,
+    problems: &mut Problems,
+) {
+    if let FaultParams::ProcessKill(p) = params {
+        process::check_kill_with_selector(p, selector, at, problems);
     }
 }
 

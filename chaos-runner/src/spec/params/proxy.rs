@@ -438,11 +438,7 @@ pub(super) fn parse(
         }),
         FaultType::ProxyDown => typed::<Down>(fault_type, at, value, problems)
             .map(|_| p(ProxyAction::Down, ProxyStream::Downstream, 1.0)),
-        FaultType::CpuHog
-        | FaultType::NetLoss
-        | FaultType::NetPartition
-        | FaultType::NetBandwidth
-        | FaultType::NetDelay => None,
+        _ => None,
     }
 }
 

@@ -1,0 +1,103 @@
+//! Starting and stopping the runner's own stress children (`<runner> stress <kind> ...`):
+//! argument vectors only, optional cgroup join before exec, start time recorded so a
+//! reused pid is never mistaken for the child.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use super::{cgroup, proc};
+
+/// A running stress child.
+#[derive(Debug)]
+pub struct StressChild {
+    /// The process.
+    pub child: Child,
+    /// Its start time in clock ticks since boot.
+    pub start_ticks: u64,
+}
+
+impl StressChild {
+    /// Starts `exe stress <args...>`, joining the cgroups of `procs_files` (if any) before
+    /// exec, so everything it does is accounted there.
+    pub fn spawn(exe: &Path, args: &[String], procs_files: Vec<CString>) -> Result<Self, String> {
+        let mut command = Command::new(exe);
+        command
+            .arg("stress")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        if !procs_files.is_empty() {
+            // SAFETY: join_in_child only makes async-signal-safe calls (open, write, close).
+            unsafe {
+                command.pre_exec(move || cgroup::join_in_child(&procs_files));
+            }
+        }
+        let child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let pid = child.id();
+        let mut ticks = None;
+        proc::wait_until(Duration::from_secs(2), || {
+            ticks = proc::stat(pid).map(|(_, t)| t);
+            ticks.is_some()
+        });
+        let start_ticks = ticks.ok_or_else(|| format!("stress process {pid} vanished at start"))?;
+        Ok(StressChild { child, start_ticks })
+    }
+
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether it has exited (reaping it if so).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Stops it: `first` (SIGTERM lets it clean up), then SIGKILL after `grace`; reaps it.
+    pub fn stop(&mut self, first: libc::c_int, grace: Duration) -> Result<(), String> {
+        if self.exited().is_some() {
+            return Ok(());
+        }
+        let pid = self.pid();
+        proc::signal(pid, first);
+        let exited = proc::wait_until(grace, || matches!(self.child.try_wait(), Ok(Some(_))));
+        if !exited {
+            proc::signal(pid, libc::SIGKILL);
+            self.child
+                .wait()
+                .map_err(|e| format!("waiting for stress process {pid}: {e}"))?;
+        }
+        Ok(())
+    }
+}
+
+/// Kills the stress process `pid` if it is still the one that started at `start_ticks`
+/// (`first`, then SIGKILL after `grace`) and waits until it is gone.
+pub fn stop_if_ours(
+    pid: u32,
+    start_ticks: u64,
+    first: libc::c_int,
+    grace: Duration,
+) -> Result<(), String> {
+    if !proc::is_running(pid, start_ticks) {
+        return Ok(());
+    }
+    proc::signal(pid, first);
+    if proc::wait_until(grace, || !proc::is_running(pid, start_ticks)) {
+        return Ok(());
+    }
+    proc::signal(pid, libc::SIGKILL);
+    if proc::wait_until(Duration::from_secs(3), || {
+        !proc::is_running(pid, start_ticks)
+    }) {
+        Ok(())
+    } else {
+        Err(format!("stress process {pid} survived SIGKILL"))
+    }
+}

@@ -1,0 +1,509 @@
+//! Process faults: kill (SIGKILL or SIGTERM), pause (SIGSTOP until revert) and restart a
+//! process found by pid file, executable name, listening port, or a command the runner
+//! supervises.
+//!
+//! Refused targets: pid 1, the runner itself and its ancestors, kernel threads, and a
+//! `name`/`port` matching more than `maxTargets` processes. Killing a process the runner
+//! cannot restart needs `allowUnrevertable: true`, and the fault then reports itself as
+//! not revertible. A pause is guarded by a watchdog child (`chaos-runner stress resume`)
+//! that resumes the target when the pause's time is up or when the runner dies.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::child::{self, StressChild};
+use super::proc;
+use super::supervisor::Supervisor;
+use crate::faults::{Fault, FaultError, FaultRecord};
+use crate::spec::{KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector};
+
+/// What a process fault does.
+#[derive(Debug, Clone, Copy)]
+pub enum Action {
+    /// `process-kill`.
+    Kill(ProcessKillParams),
+    /// `process-pause`.
+    Pause,
+    /// `process-restart`.
+    Restart(ProcessRestartParams),
+}
+
+impl Action {
+    fn type_name(self) -> &'static str {
+        match self {
+            Action::Kill(_) => "process-kill",
+            Action::Pause => "process-pause",
+            Action::Restart(_) => "process-restart",
+        }
+    }
+}
+
+/// A paused process and its watchdog, as journaled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PausedTarget {
+    /// The paused process.
+    pub pid: u32,
+    /// Its start ticks.
+    pub start_ticks: u64,
+    /// The watchdog that resumes it.
+    pub watchdog_pid: u32,
+    /// The watchdog's start ticks.
+    pub watchdog_ticks: u64,
+}
+
+/// A process fault.
+#[derive(Debug)]
+pub struct ProcessFault {
+    name: String,
+    run_id: String,
+    exe: PathBuf,
+    action: Action,
+    selector: ProcessSelector,
+    supervisor: Option<Arc<Supervisor>>,
+    duration: Duration,
+    /// Processes hit (pid, start ticks).
+    targets: Vec<(u32, u64)>,
+    watchdogs: Vec<StressChild>,
+    /// When a supervised target was killed and not yet seen ready again.
+    down_since: Option<Instant>,
+    revertible: bool,
+    measurements: Vec<(String, String)>,
+}
+
+/// Whether `pid` is stopped (state `T`, from `/proc/<pid>/stat`).
+pub fn is_stopped(pid: u32) -> bool {
+    matches!(proc::stat(pid), Some(('T', _)))
+}
+
+/// Checks that `pid` may be hit: not pid 1, not the runner or one of its ancestors, not a
+/// kernel thread.
+///
+/// ```
+/// use chaos_runner::faults::local::process::refuse;
+/// assert!(refuse(1).is_err());
+/// assert!(refuse(std::process::id()).is_err());
+/// ```
+pub fn refuse(pid: u32) -> Result<(), String> {
+    if pid <= 1 {
+        return Err(format!("refusing to touch pid {pid} (init)"));
+    }
+    if proc::self_and_ancestors().contains(&pid) {
+        return Err(format!(
+            "refusing to touch pid {pid}: it is the runner itself or one of its ancestors"
+        ));
+    }
+    if proc::is_kernel_thread(pid) {
+        return Err(format!(
+            "refusing to touch pid {pid}: it is a kernel thread"
+        ));
+    }
+    Ok(())
+}
+
+/// The processes `selector` names right now (without the supervised `command`, which
+/// only its supervisor knows), after the refusals.
+pub fn resolve(selector: &ProcessSelector) -> Result<Vec<(u32, u64)>, String> {
+    let max = selector.max_targets.unwrap_or(1) as usize;
+    let alive = |pid: &u32| proc::stat(*pid).is_some_and(|(s, _)| s != 'Z' && s != 'X');
+    let (what, pids): (String, Vec<u32>) = if let Some(file) = &selector.pid_file {
+        let text = std::fs::read_to_string(file).map_err(|e| format!("pid file {file}: {e}"))?;
+        let pid = text
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("pid file {file} does not hold a process id"))?;
+        (format!("pid file {file}"), vec![pid])
+    } else if let Some(name) = &selector.name {
+        let pids = proc::pids()
+            .into_iter()
+            .filter(|p| alive(p) && proc::names(*p).iter().any(|n| n == name))
+            .collect();
+        (format!("name `{name}`"), pids)
+    } else if let Some(port) = selector.port {
+        (format!("port {port}"), proc::listening_on(port))
+    } else {
+        return Err("the selector names no process".to_owned());
+    };
+    let pids: Vec<u32> = pids.into_iter().filter(alive).collect();
+    if pids.is_empty() {
+        return Err(format!("no running process matches {what}"));
+    }
+    if pids.len() > max {
+        return Err(format!(
+            "{what} matches {} processes ({}), more than maxTargets {max}; raise `maxTargets` to hit them all",
+            pids.len(),
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    pids.into_iter()
+        .map(|pid| {
+            refuse(pid)?;
+            let (_, ticks) = proc::stat(pid).ok_or(format!("process {pid} vanished"))?;
+            Ok((pid, ticks))
+        })
+        .collect()
+}
+
+/// Sends `signal` to every target; after SIGTERM, waits `grace` and then SIGKILLs
+/// survivors. Returns once every target is gone (or an error naming a survivor).
+fn kill_all(targets: &[(u32, u64)], signal: KillSignal, grace: Duration) -> Result<(), String> {
+    for (pid, ticks) in targets {
+        if proc::is_running(*pid, *ticks) {
+            // A stopped process handles SIGTERM only once it runs again.
+            if signal == KillSignal::Term {
+                proc::signal(*pid, libc::SIGCONT);
+            }
+            proc::signal(*pid, signal.number());
+        }
+    }
+    let all_gone = || targets.iter().all(|(p, t)| !proc::is_running(*p, *t));
+    if signal == KillSignal::Term && !proc::wait_until(grace, all_gone) {
+        for (pid, ticks) in targets {
+            if proc::is_running(*pid, *ticks) {
+                tracing::warn!(pid, "target outlived SIGTERM's grace; sending SIGKILL");
+                proc::signal(*pid, libc::SIGKILL);
+            }
+        }
+    }
+    if proc::wait_until(Duration::from_secs(5), all_gone) {
+        Ok(())
+    } else {
+        Err("a target survived SIGKILL".to_owned())
+    }
+}
+
+impl ProcessFault {
+    /// A process fault doing `action` on `selector` for at most `duration`. A `command`
+    /// selector needs the run's `supervisor` for it.
+    pub fn new(
+        name: &str,
+        run_id: &str,
+        action: Action,
+        selector: ProcessSelector,
+        supervisor: Option<Arc<Supervisor>>,
+        duration: Duration,
+        exe: PathBuf,
+    ) -> Self {
+        ProcessFault {
+            name: name.to_owned(),
+            run_id: run_id.to_owned(),
+            exe,
+            action,
+            selector,
+            supervisor,
+            duration,
+            targets: Vec::new(),
+            watchdogs: Vec::new(),
+            down_since: None,
+            revertible: true,
+            measurements: Vec::new(),
+        }
+    }
+
+    /// The processes hit (pid, start ticks).
+    pub fn targets(&self) -> &[(u32, u64)] {
+        &self.targets
+    }
+
+    fn error(&self, revert: bool, reason: impl Into<String>) -> FaultError {
+        let (fault, reason) = (self.name.clone(), reason.into());
+        if revert {
+            FaultError::Revert { fault, reason }
+        } else {
+            FaultError::Inject { fault, reason }
+        }
+    }
+
+    fn supervised(&self) -> Result<&Arc<Supervisor>, String> {
+        self.supervisor.as_ref().ok_or_else(|| {
+            "the `command` selector needs the runner's supervisor (started by `chaos-runner run`)"
+                .to_owned()
+        })
+    }
+
+    fn targets_now(&self) -> Result<Vec<(u32, u64)>, String> {
+        if self.selector.command.is_some() {
+            let sup = self.supervised()?;
+            let (pid, ticks) = sup
+                .current()
+                .ok_or("the supervised command is not running")?;
+            refuse(pid)?;
+            Ok(vec![(pid, ticks)])
+        } else {
+            resolve(&self.selector)
+        }
+    }
+
+    /// Kills the supervised target and, when `restart` (or policy `always`), waits until
+    /// it is ready again, recording the outage.
+    fn kill_supervised(
+        &mut self,
+        signal: KillSignal,
+        grace: Duration,
+        restart: bool,
+    ) -> Result<(), String> {
+        let sup = self.supervised()?.clone();
+        let target = self.targets[0];
+        let at = Instant::now();
+        kill_all(&self.targets, signal, grace)?;
+        sup.wait_exited(target.0, Duration::from_secs(5));
+        let always = sup.spec().restart == crate::spec::RestartPolicy::Always;
+        if restart || always {
+            sup.request_start();
+            let ready = sup
+                .wait_ready(Some(target), sup.spec().ready_timeout)
+                .map_err(|e| e.to_string())?;
+            self.record_outage(ready.saturating_duration_since(at));
+        } else {
+            self.down_since = Some(at);
+        }
+        Ok(())
+    }
+
+    fn record_outage(&mut self, outage: Duration) {
+        tracing::info!(fault = %self.name, outage_ms = outage.as_millis() as u64, "supervised command ready again");
+        self.measurements
+            .push(("outage_ms".into(), outage.as_millis().to_string()));
+    }
+
+    fn pause(&mut self) -> Result<Vec<PausedTarget>, String> {
+        let mut paused = Vec::new();
+        for (pid, ticks) in self.targets.clone() {
+            // The watchdog first: whatever happens to the runner from here on, the target
+            // is resumed.
+            let args: Vec<String> = vec![
+                "resume".into(),
+                "--pid".into(),
+                pid.to_string(),
+                "--start-ticks".into(),
+                ticks.to_string(),
+                "--after".into(),
+                format!("{}ms", self.duration.as_millis().max(1)),
+                "--run-id".into(),
+                self.run_id.clone(),
+                "--fault".into(),
+                self.name.clone(),
+            ];
+            let watchdog = StressChild::spawn(&self.exe, &args, Vec::new())?;
+            paused.push(PausedTarget {
+                pid,
+                start_ticks: ticks,
+                watchdog_pid: watchdog.pid(),
+                watchdog_ticks: watchdog.start_ticks,
+            });
+            self.watchdogs.push(watchdog);
+            if !proc::signal(pid, libc::SIGSTOP) {
+                return Err(format!(
+                    "SIGSTOP to {pid}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            if !proc::wait_until(Duration::from_secs(2), || is_stopped(pid)) {
+                return Err(format!("process {pid} did not stop"));
+            }
+        }
+        Ok(paused)
+    }
+
+    fn resume(&mut self) -> Result<(), String> {
+        for (pid, ticks) in &self.targets {
+            if proc::is_running(*pid, *ticks) {
+                proc::signal(*pid, libc::SIGCONT);
+            }
+        }
+        for mut w in self.watchdogs.drain(..) {
+            w.stop(libc::SIGTERM, Duration::from_secs(2))?;
+        }
+        let targets = self.targets.clone();
+        if proc::wait_until(Duration::from_secs(2), || {
+            targets
+                .iter()
+                .all(|(p, t)| !proc::is_running(*p, *t) || !is_stopped(*p))
+        }) {
+            Ok(())
+        } else {
+            Err("a paused process is still stopped after SIGCONT".to_owned())
+        }
+    }
+}
+
+impl Fault for ProcessFault {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn describe(&self) -> String {
+        let target = crate::spec::Selector {
+            process: Some(self.selector.clone()),
+            ..Default::default()
+        }
+        .summary();
+        let what = match self.action {
+            Action::Kill(p) => format!(
+                "SIG{} {target}{}",
+                p.signal.name(),
+                if self.selector.command.is_some() {
+                    match self.selector.restart.unwrap_or_default() {
+                        crate::spec::RestartPolicy::Always => " (the supervisor restarts it)",
+                        crate::spec::RestartPolicy::Never => " (started again on revert)",
+                    }
+                } else {
+                    " (NOT revertible: the runner cannot restart it)"
+                }
+            ),
+            Action::Pause => format!(
+                "SIGSTOP {target} for at most {}, then SIGCONT",
+                humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64))
+            ),
+            Action::Restart(p) => format!("SIG{} {target}, then start it again", p.signal.name()),
+        };
+        format!("{} `{}`: {what}", self.action.type_name(), self.name)
+    }
+
+    fn inject(&mut self) -> Result<FaultRecord, FaultError> {
+        let supervised = self.selector.command.is_some();
+        if let Action::Kill(p) = self.action {
+            if !supervised && !p.allow_unrevertable {
+                return Err(self.error(
+                    false,
+                    "killing a process the runner did not start cannot be reverted: set `allowUnrevertable: true` to allow it",
+                ));
+            }
+        }
+        if matches!(self.action, Action::Restart(_)) && !supervised {
+            return Err(self.error(false, "process-restart needs a supervised `command`"));
+        }
+        self.targets = self.targets_now().map_err(|e| self.error(false, e))?;
+        let pids: Vec<u32> = self.targets.iter().map(|(p, _)| *p).collect();
+        tracing::info!(fault = %self.name, ?pids, action = self.action.type_name(), "hitting process(es)");
+        self.measurements.push((
+            "target_pids".into(),
+            pids.iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+        ));
+        match self.action {
+            Action::Kill(p) => {
+                if supervised {
+                    self.kill_supervised(p.signal, p.grace, false)
+                        .map_err(|e| self.error(false, e))?;
+                } else {
+                    self.revertible = false;
+                    kill_all(&self.targets, p.signal, p.grace).map_err(|e| self.error(false, e))?;
+                }
+                Ok(FaultRecord::ProcessKilled {
+                    pids,
+                    revertible: supervised,
+                })
+            }
+            Action::Restart(p) => {
+                self.kill_supervised(p.signal, p.grace, true)
+                    .map_err(|e| self.error(false, e))?;
+                Ok(FaultRecord::ProcessKilled {
+                    pids,
+                    revertible: true,
+                })
+            }
+            Action::Pause => match self.pause() {
+                Ok(paused) => Ok(FaultRecord::ProcessPaused { targets: paused }),
+                Err(e) => {
+                    let _ = self.resume();
+                    Err(self.error(false, e))
+                }
+            },
+        }
+    }
+
+    fn revert(&mut self) -> Result<(), FaultError> {
+        match self.action {
+            Action::Pause => self.resume().map_err(|e| self.error(true, e)),
+            Action::Kill(_) | Action::Restart(_) => {
+                let Some(sup) = self.supervisor.clone() else {
+                    return Ok(()); // unrevertable by request: nothing to do
+                };
+                if self.targets.is_empty() {
+                    return Ok(());
+                }
+                if sup.current().is_none() {
+                    sup.request_start();
+                }
+                let ready = sup
+                    .wait_ready(None, sup.spec().ready_timeout)
+                    .map_err(|e| self.error(true, e.to_string()))?;
+                if let Some(since) = self.down_since.take() {
+                    self.record_outage(ready.saturating_duration_since(since));
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn verify_reverted(&self) -> Result<(), FaultError> {
+        match self.action {
+            Action::Pause => {
+                if let Some((pid, _)) = self
+                    .targets
+                    .iter()
+                    .find(|(p, t)| proc::is_running(*p, *t) && is_stopped(*p))
+                {
+                    return Err(self.error(true, format!("process {pid} is still stopped")));
+                }
+                if let Some(w) = self
+                    .watchdogs
+                    .iter()
+                    .find(|w| proc::is_running(w.pid(), w.start_ticks))
+                {
+                    return Err(self.error(true, format!("watchdog {} still runs", w.pid())));
+                }
+                Ok(())
+            }
+            Action::Kill(_) | Action::Restart(_) => match &self.supervisor {
+                Some(sup) if !self.targets.is_empty() && sup.current().is_none() => Err(self
+                    .error(
+                        true,
+                        "the supervised command is not running again".to_owned(),
+                    )),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    fn revertible(&self) -> bool {
+        self.revertible
+    }
+
+    fn measurements(&self) -> Vec<(String, String)> {
+        self.measurements.clone()
+    }
+}
+
+/// Resumes what a dead run paused: SIGCONT each target still the same process, and stops
+/// its watchdog (used by `recover`).
+pub fn resume_from_journal(targets: &[PausedTarget]) -> Result<(), String> {
+    for t in targets {
+        if proc::is_running(t.pid, t.start_ticks) {
+            proc::signal(t.pid, libc::SIGCONT);
+        }
+        child::stop_if_ours(
+            t.watchdog_pid,
+            t.watchdog_ticks,
+            libc::SIGTERM,
+            Duration::from_secs(2),
+        )?;
+    }
+    let still = targets
+        .iter()
+        .find(|t| proc::is_running(t.pid, t.start_ticks) && is_stopped(t.pid));
+    match still {
+        Some(t) if !proc::wait_until(Duration::from_secs(2), || !is_stopped(t.pid)) => {
+            Err(format!("process {} is still stopped after SIGCONT", t.pid))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,301 @@
+//! A supervised command: the runner starts it for the run (argument vector, no shell),
+//! restarts it when it exits (policy `always`) and says when it is ready (its
+//! `readyPort` accepts connections). Process faults on a `command` selector act on its
+//! current process; the supervisor measures how long it was out.
+//!
+//! The command gets a parent-death signal (SIGTERM) tied to the supervisor's thread, so
+//! it ends with the runner even when the runner is SIGKILLed.
+
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::proc;
+use crate::spec::RestartPolicy;
+
+/// What the supervisor runs and how.
+#[derive(Debug, Clone)]
+pub struct SupervisedCommand {
+    /// The fault it serves (for logs).
+    pub name: String,
+    /// Argument vector; the first is the program.
+    pub argv: Vec<String>,
+    /// Restart on exit or not.
+    pub restart: RestartPolicy,
+    /// Ready once this local TCP port accepts connections.
+    pub ready_port: Option<u16>,
+    /// How long a start may take to become ready.
+    pub ready_timeout: Duration,
+}
+
+/// The supervised command failed to start or become ready.
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    /// It did not become ready in time.
+    #[error("supervised command `{command}` was not ready within {timeout:?}{last}")]
+    NotReady {
+        /// The command.
+        command: String,
+        /// The wait.
+        timeout: Duration,
+        /// The last start error, if any.
+        last: String,
+    },
+    /// The supervisor has been stopped.
+    #[error("the supervisor of `{0}` is stopped")]
+    Stopped(String),
+}
+
+#[derive(Debug, Default)]
+struct State {
+    child: Option<Child>,
+    /// The current process and its start ticks.
+    current: Option<(u32, u64)>,
+    ready: bool,
+    /// When the current process became ready.
+    ready_at: Option<Instant>,
+    /// Start it (again) when not running, whatever the policy.
+    start_requested: bool,
+    stopping: bool,
+    starts: u32,
+    last_error: Option<String>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    spec: SupervisedCommand,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// A running supervisor. Dropping it stops the command.
+#[derive(Debug)]
+pub struct Supervisor {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+fn lock(shared: &Shared) -> MutexGuard<'_, State> {
+    shared
+        .state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn spawn(spec: &SupervisedCommand) -> std::io::Result<Child> {
+    let mut command = Command::new(&spec.argv[0]);
+    command
+        .args(&spec.argv[1..])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and takes no pointers.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong);
+            Ok(())
+        });
+    }
+    command.spawn()
+}
+
+fn port_open(port: u16) -> bool {
+    let addrs: [SocketAddr; 2] = [
+        SocketAddr::from(([127, 0, 0, 1], port)),
+        SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)),
+    ];
+    addrs
+        .iter()
+        .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
+}
+
+fn run(shared: Arc<Shared>) {
+    let mut last_start = None::<Instant>;
+    loop {
+        let mut state = lock(&shared);
+        if state.stopping {
+            if let Some(mut child) = state.child.take() {
+                let pid = child.id();
+                proc::signal(pid, libc::SIGCONT);
+                proc::signal(pid, libc::SIGTERM);
+                if !proc::wait_until(Duration::from_secs(3), || {
+                    matches!(child.try_wait(), Ok(Some(_)))
+                }) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            state.current = None;
+            state.ready = false;
+            shared.changed.notify_all();
+            return;
+        }
+        if let Some(child) = state.child.as_mut() {
+            if let Ok(Some(status)) = child.try_wait() {
+                tracing::info!(command = %shared.spec.name, %status, "supervised command exited");
+                state.child = None;
+                state.current = None;
+                state.ready = false;
+                state.ready_at = None;
+                shared.changed.notify_all();
+            }
+        }
+        let wants_start = state.start_requested || shared.spec.restart == RestartPolicy::Always;
+        let backoff_over = last_start.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
+        if state.child.is_none() && wants_start && backoff_over {
+            last_start = Some(Instant::now());
+            match spawn(&shared.spec) {
+                Ok(child) => {
+                    let pid = child.id();
+                    let ticks = proc::stat(pid).map(|(_, t)| t).unwrap_or(0);
+                    state.child = Some(child);
+                    state.current = Some((pid, ticks));
+                    state.start_requested = false;
+                    state.starts += 1;
+                    tracing::info!(command = %shared.spec.name, pid, "supervised command started");
+                }
+                Err(e) => state.last_error = Some(e.to_string()),
+            }
+        }
+        let check_port = match (state.child.is_some(), state.ready) {
+            (true, false) => Some(shared.spec.ready_port),
+            _ => None,
+        };
+        drop(state);
+        if let Some(port) = check_port {
+            let ready = port.is_none_or(port_open);
+            if ready {
+                let mut state = lock(&shared);
+                if state.child.is_some() {
+                    state.ready = true;
+                    state.ready_at = Some(Instant::now());
+                    shared.changed.notify_all();
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+impl Supervisor {
+    /// Starts `spec` and waits until it is ready.
+    pub fn start(spec: SupervisedCommand) -> Result<Supervisor, SupervisorError> {
+        let shared = Arc::new(Shared {
+            spec,
+            state: Mutex::new(State {
+                start_requested: true,
+                ..State::default()
+            }),
+            changed: Condvar::new(),
+        });
+        let thread = {
+            let shared = shared.clone();
+            std::thread::Builder::new()
+                .name("supervisor".into())
+                .spawn(move || run(shared))
+                .map_err(|e| SupervisorError::NotReady {
+                    command: String::new(),
+                    timeout: Duration::ZERO,
+                    last: format!(": cannot start a thread: {e}"),
+                })?
+        };
+        let supervisor = Supervisor {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        };
+        supervisor.wait_ready(None, supervisor.shared.spec.ready_timeout)?;
+        Ok(supervisor)
+    }
+
+    /// The command as configured.
+    pub fn spec(&self) -> &SupervisedCommand {
+        &self.shared.spec
+    }
+
+    /// The current process (pid, start ticks), if it runs.
+    pub fn current(&self) -> Option<(u32, u64)> {
+        let state = lock(&self.shared);
+        state
+            .current
+            .filter(|(pid, ticks)| proc::is_running(*pid, *ticks))
+    }
+
+    /// How many times the command was started.
+    pub fn starts(&self) -> u32 {
+        lock(&self.shared).starts
+    }
+
+    /// Asks for a start when the command is not running (whatever the restart policy).
+    pub fn request_start(&self) {
+        lock(&self.shared).start_requested = true;
+    }
+
+    /// Waits until a process other than `not` is running and ready; returns when it
+    /// became ready.
+    pub fn wait_ready(
+        &self,
+        not: Option<(u32, u64)>,
+        timeout: Duration,
+    ) -> Result<Instant, SupervisorError> {
+        let deadline = Instant::now() + timeout;
+        let mut state = lock(&self.shared);
+        loop {
+            if state.stopping {
+                return Err(SupervisorError::Stopped(self.shared.spec.name.clone()));
+            }
+            if state.ready && state.current.is_some() && state.current != not {
+                if let Some(at) = state.ready_at {
+                    return Ok(at);
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(SupervisorError::NotReady {
+                    command: self.shared.spec.argv.join(" "),
+                    timeout,
+                    last: state
+                        .last_error
+                        .as_ref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default(),
+                });
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, wait)
+                .map(|(s, _)| s)
+                .unwrap_or_else(|e| e.into_inner().0);
+        }
+    }
+
+    /// Waits until the process `pid` has exited (the supervisor noticed and reaped it).
+    pub fn wait_exited(&self, pid: u32, timeout: Duration) -> bool {
+        proc::wait_until(timeout, || {
+            lock(&self.shared).current.is_none_or(|(p, _)| p != pid)
+        })
+    }
+
+    /// Stops the command (SIGTERM, then SIGKILL) and the supervisor.
+    pub fn stop(&self) {
+        lock(&self.shared).stopping = true;
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
