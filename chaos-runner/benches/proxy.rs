@@ -231,7 +231,7 @@ fn ours(echo: SocketAddr, sink: SocketAddr, dir: &std::path::Path) -> (Target, S
 }
 
 fn fault_cli_binary() -> Option<PathBuf> {
-    let candidates = std::env::var_os("FAULT_CLI")
+    let mut candidates = std::env::var_os("FAULT_CLI")
         .map(PathBuf::from)
         .into_iter()
         .chain(
@@ -244,7 +244,7 @@ fn fault_cli_binary() -> Option<PathBuf> {
                 .unwrap_or_default(),
         )
         .chain([PathBuf::from("/work/tools/bin/fault")]);
-    candidates.into_iter().find(|path| path.is_file())
+    candidates.find(|path| path.is_file())
 }
 
 /// One `fault run` process proxying to the echo and sink servers, with a single phase

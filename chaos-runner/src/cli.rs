@@ -167,6 +167,45 @@ pub enum StressKind {
         #[arg(long, default_value = "")]
         fault: String,
     },
+    /// Watchdog of a kernel network fault: removes an nftables table or a root qdisc after
+    /// `--after`, on SIGTERM, or when the runner dies.
+    ExpireNet {
+        /// Remove after this long (e.g. `30s`); at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        after: std::time::Duration,
+        /// The named network namespace (the host's when absent).
+        #[arg(long, value_parser = netns_arg)]
+        netns: Option<String>,
+        /// The nftables `inet` table to delete.
+        #[arg(long, conflicts_with = "interface", required_unless_present = "interface", value_parser = table_arg)]
+        table: Option<String>,
+        /// The interface whose root qdisc to delete (with `--handle`).
+        #[arg(long, requires = "handle", value_parser = interface_arg)]
+        interface: Option<String>,
+        /// The root qdisc's handle major number (only that qdisc is deleted).
+        #[arg(long)]
+        handle: Option<u16>,
+    },
+}
+
+fn netns_arg(text: &str) -> Result<String, String> {
+    crate::spec::params::network::is_netns_name(text)
+        .then(|| text.to_owned())
+        .ok_or_else(|| "not a network namespace name".to_owned())
+}
+
+fn interface_arg(text: &str) -> Result<String, String> {
+    crate::spec::params::network::is_interface_name(text)
+        .then(|| text.to_owned())
+        .ok_or_else(|| "not an interface name".to_owned())
+}
+
+fn table_arg(text: &str) -> Result<String, String> {
+    (text.starts_with("chaos_")
+        && text.len() <= 200
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    .then(|| text.to_owned())
+    .ok_or_else(|| "not a chaos-runner table name (chaos_...)".to_owned())
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
@@ -251,6 +290,28 @@ pub fn run(cli: Cli) -> Outcome {
         } => {
             crate::stress::cpu(workers, load, duration);
             Outcome::Passed
+        }
+        Command::Stress {
+            kind:
+                StressKind::ExpireNet {
+                    after,
+                    netns,
+                    table,
+                    interface,
+                    handle,
+                },
+        } => {
+            use crate::faults::local::netcmd::WatchTarget;
+            let target = match (table, interface, handle) {
+                (Some(t), _, _) => WatchTarget::Table(t),
+                (None, Some(interface), Some(handle)) => WatchTarget::Qdisc { interface, handle },
+                _ => return Outcome::InvalidInput,
+            };
+            if crate::stress::expire_net(netns.as_deref(), &target, after) {
+                Outcome::Passed
+            } else {
+                Outcome::NotReverted
+            }
         }
         Command::Stress {
             kind:

@@ -277,7 +277,27 @@ async fn lifecycle(
 
     // Preflight: every signal answers and the steady state holds, before anything is touched.
     progress.line("[preflight] checking signals and steady state");
-    for watch in steady.iter_mut().chain(abort.iter_mut()) {
+    // Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
+    if outcome == Outcome::Passed {
+        for (f, steps) in spec.faults.iter().zip(&exp.steps) {
+            let Some(first) = steps.first() else { continue };
+            if let Err(e) = faults::build(&context, f, first, f.duration).preflight() {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: {e}");
+                break;
+            }
+        }
+    }
+    let preflight_checks = if outcome == Outcome::Passed {
+        steady.len() + abort.len()
+    } else {
+        0
+    };
+    for watch in steady
+        .iter_mut()
+        .chain(abort.iter_mut())
+        .take(preflight_checks)
+    {
         let (verdict, obs) = watch
             .evaluate(prometheus.as_ref(), &http, "preflight", started)
             .await;

@@ -87,6 +87,21 @@ pub fn print(file: &Path, output: Output) -> Outcome {
             })
         })
         .collect();
+    // What each fault can tell before a run (e.g. a kernel without netem); injects nothing.
+    let context =
+        crate::faults::FaultContext::new("plan", std::env::current_exe().unwrap_or_default());
+    let warnings: Vec<String> = s
+        .faults
+        .iter()
+        .zip(&exp.steps)
+        .filter_map(|(fault, steps)| {
+            let first = steps.first()?;
+            crate::faults::build(&context, fault, first, fault.duration)
+                .preflight()
+                .err()
+                .map(|e| e.to_string())
+        })
+        .collect();
     let checks = |list: &[Check]| -> Vec<serde_json::Value> {
         list.iter()
             .map(|c| {
@@ -104,6 +119,7 @@ pub fn print(file: &Path, output: Output) -> Outcome {
         "steady_state": checks(&s.steady_state),
         "faults": faults,
         "abort_when": checks(&s.abort_when),
+        "warnings": warnings,
     });
     match output {
         Output::Json => println!("{plan}"),
@@ -114,6 +130,9 @@ pub fn print(file: &Path, output: Output) -> Outcome {
                 file.display()
             );
             println!("  nothing is injected by `plan`");
+            for w in &warnings {
+                println!("  WARNING: a run would stop in preflight: {w}");
+            }
             if let Some(p) = &s.prometheus {
                 println!("  prometheus: {}", p.url);
             }

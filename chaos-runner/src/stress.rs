@@ -212,3 +212,33 @@ pub fn resume(pid: u32, start_ticks: u64, after: Duration) {
         crate::faults::local::proc::signal(pid, libc::SIGCONT);
     }
 }
+
+/// `chaos-runner stress expire-net`: the watchdog of a kernel network fault. Kernel rules
+/// do not expire, so this process removes `target` in `netns` when `after` has passed, when
+/// it gets SIGTERM/SIGINT/SIGHUP, or when its parent (the runner) dies (parent-death
+/// signal SIGTERM). Returns whether the target is gone.
+pub fn expire_net(
+    netns: Option<&str>,
+    target: &crate::faults::local::netcmd::WatchTarget,
+    after: Duration,
+) -> bool {
+    use crate::faults::local::{netcmd::WatchTarget, nftables, tc};
+    let orphan = guard_with_parent_term();
+    if !orphan {
+        wait_for_signal(Instant::now() + after);
+    }
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let result = match target {
+            WatchTarget::Table(table) => nftables::delete_table(netns, table),
+            WatchTarget::Qdisc { interface, handle } => tc::delete_qdisc(netns, interface, *handle),
+        };
+        match result {
+            Ok(()) => return true,
+            Err(e) => eprintln!("chaos-runner watchdog: cannot remove {target:?}: {e}"),
+        }
+    }
+    false
+}

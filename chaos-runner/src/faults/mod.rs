@@ -12,7 +12,7 @@ use std::time::Duration;
 use local::process::PausedTarget;
 use local::supervisor::Supervisor;
 
-use crate::spec::{FaultParams, FaultSpec};
+use crate::spec::{FaultParams, FaultSpec, PartitionAction};
 
 /// Injecting, reverting or verifying a fault failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +82,23 @@ pub enum FaultRecord {
         /// Whether the runner could start it again.
         revertible: bool,
     },
+    /// An nftables `inet` table (`net-loss`, `net-partition`).
+    NetTable {
+        /// The named network namespace, `None` for the host's.
+        netns: Option<String>,
+        /// The table, named after the run and the fault.
+        table: String,
+    },
+    /// A root qdisc (`net-bandwidth`, `net-delay`).
+    NetQdisc {
+        /// The named network namespace, `None` for the host's.
+        netns: Option<String>,
+        /// The interface.
+        interface: String,
+        /// The qdisc's handle major number, derived from the run and the fault, so only
+        /// our own qdisc is ever deleted.
+        handle: u16,
+    },
     /// A toxic on a TCP fault proxy.
     ProxyToxic {
         /// The admin API of the proxy server; `None` for the run's own in-process proxy
@@ -120,6 +137,11 @@ pub trait Fault: Send {
     fn revert(&mut self) -> Result<(), FaultError>;
     /// Checks that nothing of the fault is left.
     fn verify_reverted(&self) -> Result<(), FaultError>;
+    /// Checks, before anything is touched, that the fault can run on this machine (e.g.
+    /// that the kernel has the qdisc it needs). The default checks nothing.
+    fn preflight(&self) -> Result<(), FaultError> {
+        Ok(())
+    }
     /// Whether revert puts the system back (false: e.g. a process the runner could not
     /// restart was killed by request); the report says so.
     fn revertible(&self) -> bool {
@@ -247,6 +269,25 @@ pub fn build(
                 ctx.exe.clone(),
             ))
         }
+        FaultParams::NetLoss(p) => net_filter(
+            ctx,
+            spec,
+            local::nftables::Action::Loss(p.percent),
+            remaining,
+        ),
+        FaultParams::NetPartition(p) => net_filter(
+            ctx,
+            spec,
+            match p.action {
+                PartitionAction::Drop => local::nftables::Action::Drop,
+                PartitionAction::Reject => local::nftables::Action::Reject,
+            },
+            remaining,
+        ),
+        FaultParams::NetBandwidth(p) => {
+            qdisc(ctx, spec, local::tc::Shape::Bandwidth(*p), remaining)
+        }
+        FaultParams::NetDelay(p) => qdisc(ctx, spec, local::tc::Shape::Delay(*p), remaining),
         FaultParams::Proxy(p) => Box::new(local::proxy_fault::ProxyFault::new(
             &spec.name,
             spec.fault_type.name(),
@@ -257,6 +298,60 @@ pub fn build(
             remaining,
         )),
     }
+}
+
+fn net_filter(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    action: local::nftables::Action,
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    Box::new(local::nftables::NetFilter::new(
+        &spec.name,
+        &ctx.run_id,
+        network_match(spec),
+        action,
+        remaining,
+        ctx.exe.clone(),
+    ))
+}
+
+fn qdisc(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    shape: local::tc::Shape,
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    let m = network_match(spec);
+    Box::new(local::tc::Qdisc::new(
+        &spec.name,
+        &ctx.run_id,
+        m.as_ref().ok().and_then(|m| m.netns.clone()),
+        m.and_then(|m| {
+            m.interface
+                .ok_or_else(|| "the selector names no `interface`".to_owned())
+        }),
+        shape,
+        remaining,
+        ctx.exe.clone(),
+    ))
+}
+
+/// The typed network selector of `spec` (validation already accepted it; an error here
+/// fails the injection instead of panicking).
+fn network_match(spec: &FaultSpec) -> Result<crate::spec::params::network::NetMatch, String> {
+    let sel = spec
+        .selector
+        .network
+        .as_ref()
+        .ok_or_else(|| "the selector has no `network` part".to_owned())?;
+    crate::spec::params::network::resolve(sel).map_err(|problems| {
+        problems
+            .iter()
+            .map(|(f, m)| format!("network.{f}: {m}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
 }
 
 /// Reverts a fault known only from the journal (after a crash): by its record when the
@@ -304,6 +399,14 @@ pub fn revert_from_journal(
             local::process::resume_from_journal(targets).map_err(revert_error)
         }
         Some(FaultRecord::ProcessKilled { .. }) => Ok(()),
+        Some(FaultRecord::NetTable { netns, table }) => {
+            local::nftables::revert_record(name, netns.as_deref(), table)
+        }
+        Some(FaultRecord::NetQdisc {
+            netns,
+            interface,
+            handle,
+        }) => local::tc::revert_record(name, netns.as_deref(), interface, *handle),
         Some(r @ (FaultRecord::ProxyToxic { .. } | FaultRecord::ProxyDown { .. })) => {
             local::proxy_fault::revert_record(name, r)
                 .and_then(|()| local::proxy_fault::verify_record(name, r))
@@ -320,5 +423,11 @@ fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
     local::sweep(run_id, name).map_err(|reason| FaultError::Revert {
         fault: name.to_owned(),
         reason,
-    })
+    })?;
+    let net_error = |e: local::netcmd::NetCmdError| FaultError::Revert {
+        fault: name.to_owned(),
+        reason: e.to_string(),
+    };
+    local::nftables::sweep(&local::nftables::table_name(run_id, name)).map_err(net_error)?;
+    local::tc::sweep(local::tc::handle_for(run_id, name)).map_err(net_error)
 }

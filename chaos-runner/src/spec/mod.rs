@@ -9,10 +9,11 @@ mod yaml;
 
 pub use model::*;
 pub use params::{
-    CpuHogParams, DbParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams, PgSeverity,
-    PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams, PostgresResetParams, Problems,
-    ProcessKillParams, ProcessPauseParams, ProcessRestartParams, ProxyAction, ProxyParams,
-    ProxyStream, RedisErrorParams, RedisLatencyParams,
+    CpuHogParams, DbParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams,
+    NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
+    PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
+    PostgresResetParams, Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams,
+    ProxyAction, ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

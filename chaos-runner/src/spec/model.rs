@@ -317,6 +317,15 @@ pub enum HostMetric {
 pub enum FaultType {
     /// Burns CPU: `workers` busy loops at `load` percent each.
     CpuHog,
+    /// Drops a share of matching packets (nftables `numgen random`).
+    NetLoss,
+    /// Drops or rejects every matching packet (nftables).
+    NetPartition,
+    /// Caps an interface's egress rate (tc `tbf`).
+    NetBandwidth,
+    /// Delays (and optionally drops) an interface's egress packets (tc `netem`; needs a
+    /// kernel with `sch_netem`).
+    NetDelay,
     /// Allocates and holds memory (`bytes`), optionally in a cgroup with a limit.
     MemoryHog,
     /// Fills a filesystem with one file, never past a safety floor of free space.
@@ -369,6 +378,10 @@ impl FaultType {
     pub fn name(self) -> &'static str {
         match self {
             FaultType::CpuHog => "cpu-hog",
+            FaultType::NetLoss => "net-loss",
+            FaultType::NetPartition => "net-partition",
+            FaultType::NetBandwidth => "net-bandwidth",
+            FaultType::NetDelay => "net-delay",
             FaultType::MemoryHog => "memory-hog",
             FaultType::DiskFill => "disk-fill",
             FaultType::ProcessKill => "process-kill",
@@ -431,6 +444,9 @@ pub struct Selector {
     /// A host; the local backend only accepts `localhost`.
     #[serde(default)]
     pub host: Option<String>,
+    /// Traffic of this machine (or of a named network namespace) for the `net-*` faults.
+    #[serde(default)]
+    pub network: Option<NetworkSelector>,
     /// A process on this machine (process faults).
     #[serde(default)]
     pub process: Option<ProcessSelector>,
@@ -438,6 +454,79 @@ pub struct Selector {
     /// running behind a toxiproxy-compatible API (`api` + `name`).
     #[serde(default)]
     pub proxy: Option<ProxySelector>,
+}
+
+/// Which traffic a `net-*` fault hits. Addresses and ports are checked strictly at
+/// validation and reach the kernel only as typed values (never pasted into a ruleset).
+///
+/// ```
+/// let s: chaos_runner::spec::NetworkSelector =
+///     serde_json::from_value(serde_json::json!({"netns": "game", "ports": [7777, "8000-8010"]})).unwrap();
+/// assert_eq!(s.netns.as_deref(), Some("game"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NetworkSelector {
+    /// A named network namespace (`ip netns add NAME`); the host's own when absent.
+    #[serde(default)]
+    pub netns: Option<String>,
+    /// The interface: required by `net-bandwidth` and `net-delay` (tc); for `net-loss`
+    /// and `net-partition` it narrows the match to packets in or out of it.
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// Peer addresses or networks (`10.0.0.7`, `10.1.0.0/16`, `fd00::/64`): the
+    /// destination of outgoing packets, the source of incoming ones.
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    /// Ports (`7777`) or ranges (`"8000-8100"`), matched as either port of a packet.
+    #[serde(default)]
+    pub ports: Vec<PortItem>,
+    /// `tcp`, `udp` or `all` (the default).
+    #[serde(default)]
+    pub protocol: NetProtocol,
+    /// `ingress`, `egress` or `both` (the default).
+    #[serde(default)]
+    pub direction: NetDirection,
+    /// Opt-in for a match with no addresses and no ports (all traffic), a loopback-wide
+    /// partition of the host's namespace, or tc on an interface of the host's namespace.
+    #[serde(default)]
+    pub allow_all_traffic: bool,
+}
+
+/// A port or a port range as written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum PortItem {
+    /// One port.
+    One(u32),
+    /// A range `first-last` (inclusive), or one port as a string.
+    Range(String),
+}
+
+/// Transport protocols a network fault matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetProtocol {
+    /// TCP only.
+    Tcp,
+    /// UDP only.
+    Udp,
+    /// Every protocol (with ports: TCP and UDP).
+    #[default]
+    All,
+}
+
+/// Which way packets go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NetDirection {
+    /// Packets coming in (and forwarded packets coming from the peers).
+    Ingress,
+    /// Packets going out (and forwarded packets going to the peers).
+    Egress,
+    /// Both ways.
+    #[default]
+    Both,
 }
 
 /// Which proxy a `proxy-*` fault acts on. Either `listen` + `upstream` (+ `protocol`): the
@@ -540,6 +629,7 @@ impl Selector {
     pub fn parts(&self) -> Vec<(&'static str, bool)> {
         vec![
             ("host", self.host.is_some()),
+            ("network", self.network.is_some()),
             ("process", self.process.is_some()),
             ("proxy", self.proxy.is_some()),
         ]
@@ -555,6 +645,9 @@ impl Selector {
         let mut parts = Vec::new();
         if let Some(host) = &self.host {
             parts.push(format!("host {host}"));
+        }
+        if let Some(n) = &self.network {
+            parts.push(n.summary());
         }
         if let Some(p) = &self.process {
             if let Some(file) = &p.pid_file {
@@ -585,6 +678,55 @@ impl Selector {
         } else {
             parts.join(", ")
         }
+    }
+}
+
+impl NetworkSelector {
+    /// The network selector in one line, for plans.
+    ///
+    /// ```
+    /// let s = chaos_runner::spec::NetworkSelector { netns: Some("game".into()), ports: vec![chaos_runner::spec::PortItem::One(7777)], ..Default::default() };
+    /// assert_eq!(s.summary(), "netns game, ports 7777, all, both ways");
+    /// ```
+    pub fn summary(&self) -> String {
+        let mut parts = vec![format!(
+            "netns {}",
+            self.netns.as_deref().unwrap_or("(host)")
+        )];
+        if let Some(i) = &self.interface {
+            parts.push(format!("interface {i}"));
+        }
+        if !self.addresses.is_empty() {
+            parts.push(format!("addresses {}", self.addresses.join(" ")));
+        }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self
+                .ports
+                .iter()
+                .map(|p| match p {
+                    PortItem::One(n) => n.to_string(),
+                    PortItem::Range(r) => r.clone(),
+                })
+                .collect();
+            parts.push(format!("ports {}", ports.join(" ")));
+        }
+        parts.push(
+            match self.protocol {
+                NetProtocol::Tcp => "tcp",
+                NetProtocol::Udp => "udp",
+                NetProtocol::All => "all",
+            }
+            .to_owned(),
+        );
+        parts.push(
+            match self.direction {
+                NetDirection::Ingress => "ingress",
+                NetDirection::Egress => "egress",
+                NetDirection::Both => "both ways",
+            }
+            .to_owned(),
+        );
+        parts.join(", ")
     }
 }
 

@@ -7,12 +7,15 @@ pub mod db_fault;
 pub mod dbproto;
 pub mod disk_fill;
 pub mod memory_hog;
+pub mod netcmd;
+pub mod nftables;
 pub mod proc;
 pub mod process;
 pub mod supervisor;
 
 pub mod proxy;
 pub mod proxy_fault;
+pub mod tc;
 
 /// Removes whatever run `run_id`'s fault `name` may have left on this machine when the
 /// journal holds only its intent: its stress children (a resume watchdog resumes its

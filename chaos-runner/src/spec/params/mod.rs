@@ -6,6 +6,7 @@
 //! in [`parse`] and one in [`check_selector`].
 
 mod db;
+pub mod network;
 mod process;
 mod proxy;
 mod resource;
@@ -13,6 +14,9 @@ mod resource;
 pub use db::{
     DbParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
     PostgresResetParams, RedisErrorParams, RedisLatencyParams,
+};
+pub use network::{
+    NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
 };
 pub use process::{KillSignal, ProcessKillParams, ProcessPauseParams, ProcessRestartParams};
 pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
@@ -89,6 +93,14 @@ pub enum FaultParams {
     ProcessPause(ProcessPauseParams),
     /// `process-restart`.
     ProcessRestart(ProcessRestartParams),
+    /// `net-loss`.
+    NetLoss(NetLossParams),
+    /// `net-partition`.
+    NetPartition(NetPartitionParams),
+    /// `net-bandwidth`.
+    NetBandwidth(NetBandwidthParams),
+    /// `net-delay`.
+    NetDelay(NetDelayParams),
     /// `proxy-latency`, `proxy-bandwidth`, ..., `proxy-down`.
     Proxy(ProxyParams),
     /// `postgres-error`, `postgres-latency`, `postgres-reset`, `postgres-refuse`,
@@ -147,6 +159,18 @@ impl FaultParams {
             ),
             FaultParams::ProcessPause(_) => "SIGSTOP until the end, then SIGCONT".to_owned(),
             FaultParams::ProcessRestart(p) => format!("SIG{} then start again", p.signal.name()),
+            FaultParams::NetLoss(p) => format!("drop {}% of matching packets", p.percent),
+            FaultParams::NetPartition(p) => match p.action {
+                PartitionAction::Drop => "drop every matching packet".to_owned(),
+                PartitionAction::Reject => "reject every matching packet".to_owned(),
+            },
+            FaultParams::NetBandwidth(p) => format!("egress capped at {} kbit/s", p.rate_kbit),
+            FaultParams::NetDelay(p) => format!(
+                "egress delayed {} (jitter {}), {}% lost",
+                humantime::format_duration(p.delay),
+                humantime::format_duration(p.jitter),
+                p.loss_percent
+            ),
             FaultParams::Proxy(p) => p.summary(),
             FaultParams::Db(p) => p.summary(),
         }
@@ -174,6 +198,14 @@ pub fn parse(
         FaultType::ProcessRestart => {
             typed(fault_type, at, value, problems).map(FaultParams::ProcessRestart)
         }
+        FaultType::NetLoss => typed(fault_type, at, value, problems).map(FaultParams::NetLoss),
+        FaultType::NetPartition => {
+            typed(fault_type, at, value, problems).map(FaultParams::NetPartition)
+        }
+        FaultType::NetBandwidth => {
+            typed(fault_type, at, value, problems).map(FaultParams::NetBandwidth)
+        }
+        FaultType::NetDelay => typed(fault_type, at, value, problems).map(FaultParams::NetDelay),
         FaultType::ProxyLatency
         | FaultType::ProxyBandwidth
         | FaultType::ProxySlowClose
@@ -210,6 +242,12 @@ pub fn check_selector(
         }
         FaultType::ProcessKill | FaultType::ProcessPause | FaultType::ProcessRestart => {
             process::check_process_selector(fault_type, selector, at, problems)
+        }
+        FaultType::NetLoss
+        | FaultType::NetPartition
+        | FaultType::NetBandwidth
+        | FaultType::NetDelay => {
+            network::check_network_selector(fault_type, selector, at, problems)
         }
         FaultType::ProxyLatency
         | FaultType::ProxyBandwidth
