@@ -44,23 +44,21 @@ fn rate(part: u64, whole: u64) -> f64 {
     }
 }
 
-/// Keeps a value that every call writes on its own cache line, so writes to it do not
-/// slow down readers of its neighbours on other cores.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-pub(crate) struct CacheLine<T>(pub T);
-
 const PRESENT: u8 = 1;
 const FAILED: u8 = 2;
 const SLOW: u8 = 4;
 
-/// The last `size` calls.
+/// The last `size` calls. The cursor (the slot the next call goes to) is kept by the owner
+/// and passed to [`next_slot`](Self::next_slot): the breaker keeps it on the cache line every
+/// call writes anyway.
+///
+/// No read-modify-write on the common path: the cursor moves with a plain load and store
+/// (two racing threads may share a slot, so under contention the window holds "about" the
+/// last N calls), and a slot that already holds the call's outcome is left as is. The totals
+/// stay exact either way: they only move by what a `swap` took out of a slot.
 #[derive(Debug)]
 pub(crate) struct CountWindow {
     slots: Box<[AtomicU8]>,
-    /// Lemire's fastmod constant for `slots.len()`: the ring index without a division.
-    fastmod: u64,
-    next: CacheLine<AtomicU32>,
     calls: AtomicU64,
     failures: AtomicU64,
     slow: AtomicU64,
@@ -71,8 +69,6 @@ impl CountWindow {
         let size = size.max(1);
         CountWindow {
             slots: (0..size).map(|_| AtomicU8::new(0)).collect(),
-            fastmod: (u64::MAX / size as u64).wrapping_add(1),
-            next: CacheLine(AtomicU32::new(0)),
             calls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             slow: AtomicU64::new(0),
@@ -80,40 +76,50 @@ impl CountWindow {
     }
 
     /// Records one call; returns true when the window grew by one call (it was not full).
-    ///
-    /// No read-modify-write on the common path: the cursor moves with a plain load and store
-    /// (two racing threads may share a slot, so under contention the window holds "about"
-    /// the last N calls), and a slot that already holds this outcome is left as is. The
-    /// totals stay exact either way: they only move by what a `swap` took out of a slot.
-    #[inline]
-    pub(crate) fn record(&self, failed: bool, slow: bool) -> bool {
-        let sequence = self.next.0.load(Ordering::Relaxed);
-        self.next
-            .0
-            .store(sequence.wrapping_add(1), Ordering::Relaxed);
-        let slot = &self.slots[self.index_of(sequence)];
-        let new = PRESENT | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 };
+    #[cfg(test)]
+    pub(crate) fn record(&self, cursor: &AtomicU32, failed: bool, slow: bool) -> bool {
+        let slot = self.next_slot(cursor);
+        let new = Self::outcome(failed, slow);
         if slot.load(Ordering::Relaxed) == new {
             return false;
         }
         self.replace(slot, new)
     }
 
+    /// The slot of the call being recorded; moves `cursor` on by one.
+    #[inline]
+    pub(crate) fn next_slot(&self, cursor: &AtomicU32) -> &AtomicU8 {
+        // Every value stored in `cursor` is below the length (it starts at 0), so `index` is
+        // too; a cursor shared with another window would still be bounds-checked.
+        let index = cursor.load(Ordering::Relaxed) as usize;
+        let following = if index + 1 < self.slots.len() {
+            index + 1
+        } else {
+            0
+        };
+        cursor.store(following as u32, Ordering::Relaxed);
+        &self.slots[index]
+    }
+
+    /// A call's outcome as a slot holds it.
+    #[inline]
+    pub(crate) fn outcome(failed: bool, slow: bool) -> u8 {
+        PRESENT | if failed { FAILED } else { 0 } | if slow { SLOW } else { 0 }
+    }
+
+    /// Whether `slot` already holds `outcome` (recording it again would change nothing).
+    #[inline]
+    pub(crate) fn holds(slot: &AtomicU8, outcome: u8) -> bool {
+        slot.load(Ordering::Relaxed) == outcome
+    }
+
     /// Puts `new` in `slot` and moves the totals by the difference; true when the slot was
     /// empty. Out of line: the common record (same outcome as N calls ago) does not get here.
     #[inline(never)]
-    fn replace(&self, slot: &AtomicU8, new: u8) -> bool {
+    pub(crate) fn replace(&self, slot: &AtomicU8, new: u8) -> bool {
         let old = slot.swap(new, Ordering::AcqRel);
         self.apply(old, new);
         old & PRESENT == 0
-    }
-
-    /// `sequence % len` by multiplication (the sequence wraps at 2^32, which shifts the ring
-    /// by one slot once every four billion calls: harmless).
-    #[inline]
-    fn index_of(&self, sequence: u32) -> usize {
-        let low = self.fastmod.wrapping_mul(u64::from(sequence));
-        ((u128::from(low) * self.slots.len() as u128) >> 64) as usize
     }
 
     #[inline]
@@ -247,29 +253,21 @@ const CALLS: usize = 0;
 const FAILURES: usize = 1;
 const SLOW_CALLS: usize = 2;
 
-impl OutcomeWindow {
-    /// Records one call. Returns whether the rates may now call for a trip: always for a
-    /// time window (old calls leave it as time passes, without any event), and for a count
-    /// window only when the call failed, was slow, or filled the window by one more call
-    /// (a fast success replacing an older call can only lower the rates).
+impl TimeBuckets<3> {
+    /// Records one call's outcome at `at` (a call, and a failure and a slow call if so).
     #[inline]
-    pub(crate) fn record(&self, failed: bool, slow: bool, at: Option<Instant>) -> bool {
-        match self {
-            OutcomeWindow::Count(w) => w.record(failed, slow) || failed || slow,
-            OutcomeWindow::Time(w) => {
-                let at = at.unwrap_or_else(crate::clock::now);
-                w.add(CALLS, at);
-                if failed {
-                    w.add(FAILURES, at);
-                }
-                if slow {
-                    w.add(SLOW_CALLS, at);
-                }
-                true
-            }
+    pub(crate) fn record(&self, failed: bool, slow: bool, at: Instant) {
+        self.add(CALLS, at);
+        if failed {
+            self.add(FAILURES, at);
+        }
+        if slow {
+            self.add(SLOW_CALLS, at);
         }
     }
+}
 
+impl OutcomeWindow {
     pub(crate) fn totals(&self, at: Option<Instant>) -> Totals {
         match self {
             OutcomeWindow::Count(w) => w.totals(),
@@ -299,19 +297,20 @@ mod tests {
     #[test]
     fn count_window_slides() {
         let w = CountWindow::new(10);
+        let cursor = AtomicU32::new(0);
         for _ in 0..10 {
-            assert!(w.record(true, false), "filling");
+            assert!(w.record(&cursor, true, false), "filling");
         }
-        assert!(!w.record(true, false), "full");
+        assert!(!w.record(&cursor, true, false), "full");
         assert_eq!(w.totals().failures, 10);
         // 10,000 successes push every failure out: the window really slides.
         for _ in 0..9_999 {
-            w.record(false, false);
+            w.record(&cursor, false, false);
         }
         let t = w.totals();
         assert_eq!((t.calls, t.failures), (10, 0));
         for _ in 0..5 {
-            w.record(true, true);
+            w.record(&cursor, true, true);
         }
         let t = w.totals();
         assert_eq!((t.calls, t.failures, t.slow), (10, 5, 5));

@@ -24,7 +24,7 @@ use crate::classify::{Classifier, ErrorsAreFailures, Verdict};
 use crate::config::ConfigError;
 use crate::error::{IntoResilienceError, ResilienceError};
 use crate::metrics::PolicyMetrics;
-use state::{Admission, BreakerCore};
+use state::{Admission, BreakerCore, CoreRef};
 
 /// A circuit breaker's state.
 ///
@@ -117,7 +117,7 @@ pub(crate) type StateListener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 /// ```
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = ErrorsAreFailures> {
-    core: Arc<BreakerCore>,
+    core: CoreRef,
     config: CircuitBreakerConfig,
     listeners: Vec<StateListener>,
     metrics: Option<PolicyMetrics>,
@@ -160,7 +160,7 @@ impl<C> CircuitBreakerLayer<C> {
         metrics: Option<PolicyMetrics>,
         classifier: C,
     ) -> Self {
-        let core = Arc::new(BreakerCore::new(
+        let core = CoreRef::new(BreakerCore::new(
             name,
             &config,
             listeners.clone(),
@@ -282,7 +282,7 @@ impl<S, C: Clone> Layer<S> for CircuitBreakerLayer<C> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerHandle {
-    core: Arc<BreakerCore>,
+    core: CoreRef,
 }
 
 impl CircuitBreakerHandle {
@@ -352,7 +352,7 @@ impl CircuitBreakerHandle {
 #[derive(Debug, Clone)]
 pub struct CircuitBreaker<S, C = ErrorsAreFailures> {
     inner: S,
-    core: Arc<BreakerCore>,
+    core: CoreRef,
     classifier: C,
 }
 
@@ -415,7 +415,7 @@ where
 /// An admitted call's claim on the breaker. Dropping it unfinished (the caller gave up on
 /// the call) gives a probe permit back.
 struct Permit {
-    core: Arc<BreakerCore>,
+    core: CoreRef,
     admission: Admission,
 }
 
@@ -483,22 +483,10 @@ where
                 start,
                 classifier,
             } => {
-                let slow_start = *start;
-                // The two outcomes are recorded apart so that the success path keeps its
-                // response in registers (the error type is 24 bytes and otherwise goes
-                // through memory).
-                Poll::Ready(match std::task::ready!(future.poll(cx)) {
-                    Ok(response) => {
-                        let result = Ok(response);
-                        permit.complete(classifier.classify(&result), slow_start);
-                        result
-                    }
-                    Err(err) => {
-                        let result = Err(err.into_resilience_error());
-                        permit.complete(classifier.classify(&result), slow_start);
-                        result
-                    }
-                })
+                let result = std::task::ready!(future.poll(cx))
+                    .map_err(IntoResilienceError::into_resilience_error);
+                permit.complete(classifier.classify(&result), *start);
+                Poll::Ready(result)
             }
             KindProj::Rejected { retry_after_nanos } => {
                 Poll::Ready(Err(take_rejection(retry_after_nanos)))

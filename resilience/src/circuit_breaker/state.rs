@@ -4,7 +4,10 @@
 //! consistent pair; every transition bumps the generation, and results of calls admitted
 //! under an earlier generation are dropped instead of polluting the new state.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::marker::PhantomData;
+use std::ops::Deref;
+use std::ptr::NonNull;
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::time::Instant;
@@ -37,10 +40,19 @@ pub(crate) struct Rejected {
     pub retry_after: Option<Duration>,
 }
 
-// Aligned to a cache line so that the `Arc`'s reference counts, written by every call,
-// sit on a line of their own rather than next to the state every call reads.
+/// The one cache line every admitted call writes: the breaker's reference count (one
+/// reference per call in flight) and the count window's cursor. Keeping both on one line
+/// means threads sharing a breaker pass one line between them per call instead of two, and
+/// the rest of the breaker (status, settings, window slots), which calls only read, stays
+/// cached on every core.
 #[repr(align(64))]
+struct HotLine {
+    refs: AtomicUsize,
+    cursor: AtomicU32,
+}
+
 pub(crate) struct BreakerCore {
+    hot: HotLine,
     pub(crate) name: Arc<str>,
     failure_milli: u64,
     slow_milli: Option<u64>,
@@ -89,6 +101,10 @@ impl BreakerCore {
             m.set_state(CircuitState::Closed);
         }
         BreakerCore {
+            hot: HotLine {
+                refs: AtomicUsize::new(1),
+                cursor: AtomicU32::new(0),
+            },
             name,
             failure_milli: (config.failure_rate_threshold * 1000.0).round() as u64,
             slow_milli: config
@@ -192,10 +208,8 @@ impl BreakerCore {
         }
     }
 
-    /// Records the end of an admitted call.
-    ///
-    /// Inlined into the response future: the closed-state record with a count window (the
-    /// common case) runs here; the rest (probes, time windows, trip checks) is out of line.
+    /// Records the end of an admitted call. Inlined into the response future as a dispatch
+    /// on the admission; each kind's work is out of line (probes on a cold path).
     #[inline]
     pub(crate) fn complete(&self, admission: Admission, verdict: Verdict, slow: bool) {
         let generation = admission.generation();
@@ -218,20 +232,47 @@ impl BreakerCore {
         }
     }
 
-    #[inline]
+    /// Records a closed-state call. Out of line, and kept a leaf on the common path (a fast
+    /// success replacing a fast success): that path only moves the window's cursor.
+    #[inline(never)]
     fn record_closed(&self, generation: u64, failed: bool, slow: bool) {
         let word = self.status.load(Ordering::Acquire);
         if word != pack(generation, CircuitState::Closed) {
             return; // the state moved on while this call ran
         }
-        let OutcomeWindow::Count(window) = &self.window else {
-            return self.record_closed_timed(word, failed, slow);
+        let window = match &self.window {
+            OutcomeWindow::Count(window) => window,
+            OutcomeWindow::Time(buckets) => {
+                return self.record_closed_timed(buckets, word, failed, slow)
+            }
         };
-        // A fast success replacing an older call can only lower the rates; anything else
-        // (a failure, a slow call, or one more call in a window still filling) may trip.
-        let may_trip = window.record(failed, slow) || failed || slow;
+        let slot = window.next_slot(&self.hot.cursor);
+        let outcome = CountWindow::outcome(failed, slow);
+        if failed || slow || !CountWindow::holds(slot, outcome) {
+            return self.record_closed_change(window, slot, outcome, word, failed, slow);
+        }
+        // A fast success where the window already held one: the rates cannot rise.
+        if self.consecutive_failures.is_some() {
+            self.count_consecutive(false);
+        }
+    }
+
+    /// The rest of a count-window record: the slot changes, or the call failed or was slow.
+    #[inline(never)]
+    fn record_closed_change(
+        &self,
+        window: &CountWindow,
+        slot: &AtomicU8,
+        outcome: u8,
+        word: u64,
+        failed: bool,
+        slow: bool,
+    ) {
+        let grew = !CountWindow::holds(slot, outcome) && window.replace(slot, outcome);
         let consecutive_trip = self.count_consecutive(failed);
-        if consecutive_trip || may_trip {
+        // A failure, a slow call, or one more call in a window still filling may trip; a
+        // fast success replacing an older call can only lower the rates.
+        if consecutive_trip || grew || failed || slow {
             self.check_trip(word, consecutive_trip, None);
         }
     }
@@ -239,9 +280,9 @@ impl BreakerCore {
     /// The closed-state record for a time window: it reads the clock, and old calls leave
     /// the window as time passes, so the rates are checked after every call.
     #[inline(never)]
-    fn record_closed_timed(&self, word: u64, failed: bool, slow: bool) {
+    fn record_closed_timed(&self, buckets: &TimeBuckets<3>, word: u64, failed: bool, slow: bool) {
         let at = crate::clock::now();
-        self.window.record(failed, slow, Some(at));
+        buckets.record(failed, slow, at);
         let consecutive_trip = self.count_consecutive(failed);
         self.check_trip(word, consecutive_trip, Some(at));
     }
@@ -378,6 +419,88 @@ impl BreakerCore {
     pub(crate) fn rates(&self) -> (f64, f64, u64) {
         let totals = self.window.totals(None);
         (totals.failure_rate(), totals.slow_rate(), totals.calls)
+    }
+}
+
+/// A counted reference to a [`BreakerCore`], shared by the layer, its services, handles and
+/// every call in flight: `Arc` without the weak count, whose count lives in the breaker's
+/// [`HotLine`] next to the window cursor (a `std::sync::Arc` keeps its count on a line of
+/// its own, so a call would write two shared lines instead of one).
+pub(crate) struct CoreRef {
+    ptr: NonNull<BreakerCore>,
+    _owns: PhantomData<BreakerCore>,
+}
+
+// SAFETY: a `CoreRef` only hands out `&BreakerCore`, which is `Sync` (atomics, a mutex, and
+// `Send + Sync` listeners and metrics); dropping the last one drops the core on whichever
+// thread that happens, which needs `BreakerCore: Send`. Same reasoning as `Arc<T>`.
+unsafe impl Send for CoreRef where BreakerCore: Send + Sync {}
+// SAFETY: as above.
+unsafe impl Sync for CoreRef where BreakerCore: Send + Sync {}
+
+impl CoreRef {
+    pub(crate) fn new(core: BreakerCore) -> Self {
+        debug_assert_eq!(core.hot.refs.load(Ordering::Relaxed), 1);
+        CoreRef {
+            ptr: NonNull::from(Box::leak(Box::new(core))),
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl Deref for CoreRef {
+    type Target = BreakerCore;
+
+    #[inline]
+    fn deref(&self) -> &BreakerCore {
+        // SAFETY: the core lives until the last `CoreRef` is dropped, and this one is alive.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+impl Clone for CoreRef {
+    #[inline]
+    fn clone(&self) -> Self {
+        // Relaxed, as in `Arc::clone`: a new reference is made from an existing one, so the
+        // core cannot be freed meanwhile, and nothing else is published by the count.
+        let old = self.hot.refs.fetch_add(1, Ordering::Relaxed);
+        if old > isize::MAX as usize {
+            // Billions of leaked references: stop before the count can wrap to zero.
+            std::process::abort();
+        }
+        CoreRef {
+            ptr: self.ptr,
+            _owns: PhantomData,
+        }
+    }
+}
+
+impl Drop for CoreRef {
+    #[inline]
+    fn drop(&mut self) {
+        // Release so that this reference's uses happen before the free; the last one takes
+        // an Acquire fence to see every other reference's uses before freeing (as `Arc`).
+        if self.hot.refs.fetch_sub(1, Ordering::Release) == 1 {
+            self.drop_core();
+        }
+    }
+}
+
+impl CoreRef {
+    /// Frees the core; out of line so that dropping a reference inlines to one atomic.
+    #[cold]
+    #[inline(never)]
+    fn drop_core(&mut self) {
+        fence(Ordering::Acquire);
+        // SAFETY: this was the last reference (the count reached zero, and only a live
+        // reference can raise it), and the core was made by `Box::leak` in `CoreRef::new`.
+        drop(unsafe { Box::from_raw(self.ptr.as_ptr()) });
+    }
+}
+
+impl std::fmt::Debug for CoreRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (**self).fmt(f)
     }
 }
 
