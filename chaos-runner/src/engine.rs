@@ -15,6 +15,7 @@ use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::{self, Fault, FaultContext};
 use crate::journal::{self, Event, Journal};
+use crate::load::LoadGenerator;
 use crate::report::{FaultReport, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
 use crate::watch::prometheus::Prometheus;
@@ -275,6 +276,48 @@ async fn lifecycle(
     let mut context = FaultContext::new(run_id.clone(), exe);
     context.supervisors = std::sync::Arc::new(supervisors);
 
+    // The load generator runs from here to the end of the steady state after, so the
+    // preflight checks already see its SLIs.
+    let mut load = None;
+    if let (Some(load_spec), Outcome::Passed) = (&spec.load, outcome) {
+        let longest = spec
+            .steady_state
+            .iter()
+            .chain(&spec.abort_when)
+            .filter_map(|c| c.load.as_ref().map(|l| l.window))
+            .max()
+            .unwrap_or(Duration::from_secs(10));
+        match LoadGenerator::start(load_spec, started, longest) {
+            Ok(generator) => {
+                let stats = generator.stats();
+                for watch in steady.iter_mut().chain(abort.iter_mut()) {
+                    watch.attach_load(&stats);
+                }
+                load = Some(generator);
+                progress.line(&format!(
+                    "[preflight] load warming up for {}",
+                    humantime::format_duration(load_spec.warmup)
+                ));
+                tokio::select! {
+                    _ = sigint.recv() => {
+                        outcome = Outcome::Aborted;
+                        reason = "interrupted (SIGINT)".into();
+                    }
+                    _ = sigterm.recv() => {
+                        outcome = Outcome::Aborted;
+                        reason = "terminated (SIGTERM)".into();
+                    }
+                    _ = tokio::time::sleep(load_spec.warmup) => {}
+                }
+            }
+            Err(e) => {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: {e}");
+            }
+        }
+    }
+    let load_stats = load.as_ref().map(LoadGenerator::stats);
+
     // Preflight: every signal answers and the steady state holds, before anything is touched.
     progress.line("[preflight] checking signals and steady state");
     // Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
@@ -476,8 +519,12 @@ async fn lifecycle(
                     )
                 })
                 .collect();
+            let load_line = load_stats
+                .as_ref()
+                .map(|l| format!(" | {}", l.progress()))
+                .unwrap_or_default();
             progress.line(&format!(
-                "[hold] {} | {:.0}s left | {}",
+                "[hold] {} | {:.0}s left | {}{load_line}",
                 live.faults
                     .iter()
                     .filter_map(|f| f.current.map(|s| format!(
@@ -489,7 +536,7 @@ async fn lifecycle(
                     .collect::<Vec<_>>()
                     .join(", "),
                 boundary.saturating_sub(elapsed).as_secs_f64().max(0.0),
-                latest.join(" ")
+                latest.join(" "),
             ));
             tokio::select! {
                 _ = sigint.recv() => {
@@ -549,6 +596,8 @@ async fn lifecycle(
         });
         // `live` drops here with nothing left to revert.
     }
+    let load_report = load.as_mut().map(LoadGenerator::stop);
+    drop(load);
     for supervisor in context.supervisors.values() {
         supervisor.stop();
     }
@@ -571,6 +620,7 @@ async fn lifecycle(
         duration_ms: started.elapsed().as_millis() as u64,
         faults: faults_report,
         timeline,
+        load: load_report,
     };
     let written = report
         .write(Path::new(&spec.report.dir), &spec.report.formats)

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod exit;
 pub mod faults;
 pub mod journal;
+pub mod load;
 pub mod plan;
 pub mod recover;
 pub mod report;

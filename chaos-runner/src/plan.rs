@@ -41,6 +41,21 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
                 h.threshold
             ),
         )
+    } else if let Some(l) = &check.load {
+        (
+            "load".into(),
+            format!(
+                "breach when client-side {}{} over the last {} {} {} (empty window: {:?})",
+                l.sli.name(),
+                l.operation
+                    .map(|o| format!(" of `{}`", o.name()))
+                    .unwrap_or_default(),
+                humantime::format_duration(l.window),
+                l.breach_when.symbol(),
+                l.threshold,
+                l.on_empty
+            ),
+        )
     } else if let Some(h) = &check.http {
         (
             "http".into(),

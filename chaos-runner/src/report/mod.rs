@@ -5,6 +5,10 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 
 use crate::spec::ReportFormat;
+
+fn opt_ms(v: Option<f64>) -> String {
+    v.map_or("-".to_owned(), |v| format!("{v:.1}"))
+}
 use crate::watch::Observation;
 
 /// A fault as it happened.
@@ -55,6 +59,10 @@ pub struct RunReport {
     pub faults: Vec<FaultReport>,
     /// Every check evaluation, in order.
     pub timeline: Vec<Observation>,
+    /// The built-in load generator's client-side view: totals per operation and a
+    /// timeline of 1 s slices (only when `spec.load` is set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<crate::load::LoadReport>,
 }
 
 fn xml_escape(text: &str) -> String {
@@ -153,6 +161,31 @@ impl RunReport {
             md.push_str(&format!("\n### Measured: {}\n\n", f.name));
             for m in &f.measurements {
                 md.push_str(&format!("- {}: {}\n", m.name, m.value));
+            }
+        }
+        if let Some(load) = &self.load {
+            md.push_str(&format!(
+                "\n## Load (client side)\n\n{} players, {} requests/s asked, {:.1} achieved over {:.1} s against {} (seed {})\n\n| operation | count | success | errors | rate limited | overflow | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                load.players,
+                load.requested_rate,
+                load.achieved_rate,
+                load.duration_ms as f64 / 1000.0,
+                load.target,
+                load.seed
+            ));
+            for t in &load.totals {
+                md.push_str(&format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                    t.operation,
+                    t.count,
+                    t.success,
+                    t.errors,
+                    t.rate_limited,
+                    t.overflow,
+                    opt_ms(t.p50_ms),
+                    opt_ms(t.p95_ms),
+                    opt_ms(t.p99_ms)
+                ));
             }
         }
         md.push_str("\n## Checks\n\n| check | phase | evaluations | not ok | last value |\n|---|---|---:|---:|---:|\n");

@@ -122,12 +122,16 @@ fn check_checks(
         let kinds = usize::from(check.prometheus.is_some())
             + usize::from(check.slo_burn_rate.is_some())
             + usize::from(check.http.is_some())
-            + usize::from(check.host.is_some());
+            + usize::from(check.host.is_some())
+            + usize::from(check.load.is_some());
         c.check(
             kinds == 1,
             here.clone(),
-            "needs exactly one of `prometheus`, `sloBurnRate`, `http` or `host`",
+            "needs exactly one of `prometheus`, `sloBurnRate`, `http`, `host` or `load`",
         );
+        if let Some(l) = &check.load {
+            check_load_check(c, &format!("{here}.load"), l, spec);
+        }
         if let Some(h) = &check.host {
             c.check(
                 h.threshold.is_finite(),
@@ -226,6 +230,115 @@ fn check_checks(
             );
         }
     }
+}
+
+fn check_load_check(c: &mut Collector<'_>, at: &str, check: &LoadCheck, spec: &ExperimentSpec) {
+    c.check(
+        spec.load.is_some(),
+        at.to_owned(),
+        "needs `spec.load` (the built-in load generator)",
+    );
+    c.check(
+        check.window >= Duration::from_secs(1)
+            && check.window <= crate::load::MAX_WINDOW
+            && check.window.subsec_nanos() == 0,
+        format!("{at}.window"),
+        "must be whole seconds between 1s and 5m",
+    );
+    c.check(
+        check.threshold.is_finite(),
+        format!("{at}.threshold"),
+        "must be a finite number",
+    );
+    c.check(
+        check.operation.is_none()
+            || !matches!(
+                check.sli,
+                LoadSli::MatchmakingSuccess | LoadSli::SaveSuccess
+            ),
+        format!("{at}.operation"),
+        format!(
+            "`{}` already names its operations; use `availability` with an operation",
+            check.sli.name()
+        ),
+    );
+}
+
+fn is_loopback_host(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
+    match reqwest::Url::parse(&load.target) {
+        Ok(url) if is_http_url(&load.target) => {
+            c.check(
+                load.allow_remote || is_loopback_host(&url),
+                "spec.load.target",
+                "must be on this machine (127.0.0.1, ::1 or localhost) unless `allowRemote: true`",
+            );
+            c.check(
+                url.query().is_none() && url.fragment().is_none(),
+                "spec.load.target",
+                "must be a base URL without query or fragment",
+            );
+        }
+        _ => {
+            c.check(
+                false,
+                "spec.load.target",
+                "must be an http:// or https:// URL with a host",
+            );
+        }
+    }
+    c.check(
+        (1..=100_000).contains(&load.rate),
+        "spec.load.rate",
+        "must be between 1 and 100000 requests per second",
+    );
+    c.check(
+        (1..=100_000).contains(&load.players),
+        "spec.load.players",
+        "must be between 1 and 100000",
+    );
+    let mix = &load.mix;
+    let weights = [
+        ("matchmaking", mix.matchmaking),
+        ("session", mix.session),
+        ("saveWrite", mix.save_write),
+        ("saveRead", mix.save_read),
+    ];
+    let mut all_ok = true;
+    for (name, w) in weights {
+        all_ok &= c.check(
+            w.is_finite() && w >= 0.0,
+            format!("spec.load.mix.{name}"),
+            "must be a finite number >= 0",
+        );
+    }
+    if all_ok {
+        c.check(
+            weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0,
+            "spec.load.mix",
+            "the weights must sum to more than 0",
+        );
+    }
+    c.check(
+        load.timeout >= Duration::from_millis(10) && load.timeout <= Duration::from_secs(60),
+        "spec.load.timeout",
+        "must be between 10ms and 60s",
+    );
+    c.check(
+        load.warmup <= Duration::from_secs(600),
+        "spec.load.warmup",
+        "must be at most 10m",
+    );
 }
 
 /// Checks an SLO set.
@@ -378,6 +491,9 @@ pub(crate) fn check_experiment(
             "spec.prometheus.bearerTokenFile",
             "give either bearerTokenEnv or bearerTokenFile, not both",
         );
+    }
+    if let Some(load) = &spec.load {
+        check_load_spec(&mut c, load);
     }
     c.check(
         !spec.faults.is_empty(),

@@ -1,4 +1,5 @@
-//! Signals and the checks over them: Prometheus thresholds, SLO burn rates, HTTP probes.
+//! Signals and the checks over them: Prometheus thresholds, SLO burn rates, HTTP probes,
+//! host readings and the load generator's client-side SLIs.
 //! A check remembers its breaches in a row (`for`) and its source's failures in a row
 //! (fail closed).
 
@@ -8,7 +9,8 @@ pub mod prometheus;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 
-use crate::spec::{Check, Comparison, HostMetric, OnEmpty, SloSet};
+use crate::load::LoadStats;
+use crate::spec::{Check, Comparison, HostMetric, LoadCheck, OnEmpty, SloSet};
 use prometheus::Prometheus;
 
 /// One evaluation of a check, as reported.
@@ -52,6 +54,10 @@ enum Probe {
         max_latency: Option<Duration>,
         body_contains: Option<String>,
         timeout: Duration,
+    },
+    Load {
+        check: LoadCheck,
+        stats: Option<LoadStats>,
     },
 }
 
@@ -108,6 +114,11 @@ impl Watch {
                 threshold: h.threshold,
                 reader: host::HostReader::default(),
             }
+        } else if let Some(l) = &check.load {
+            Probe::Load {
+                check: l.clone(),
+                stats: None,
+            }
         } else if let Some(h) = &check.http {
             Probe::Http {
                 url: h.url.clone(),
@@ -134,6 +145,31 @@ impl Watch {
         }
     }
 
+    /// Feeds a `load` check from the run's load generator (other checks ignore it).
+    pub fn attach_load(&mut self, load: &LoadStats) {
+        if let Probe::Load { stats, .. } = &mut self.probe {
+            *stats = Some(load.clone());
+        }
+    }
+
+    /// The comparison of a threshold check (`None` for HTTP probes).
+    pub fn threshold(&self) -> Option<(Comparison, f64)> {
+        match &self.probe {
+            Probe::Query {
+                breach_when,
+                threshold,
+                ..
+            }
+            | Probe::Host {
+                breach_when,
+                threshold,
+                ..
+            } => Some((*breach_when, *threshold)),
+            Probe::Load { check, .. } => Some((check.breach_when, check.threshold)),
+            Probe::Http { .. } => None,
+        }
+    }
+
     fn threshold_text(&self) -> String {
         match &self.probe {
             Probe::Query {
@@ -146,6 +182,17 @@ impl Watch {
                 threshold,
                 ..
             } => format!("breach when {} {threshold}", breach_when.symbol()),
+            Probe::Load { check, .. } => format!(
+                "breach when {}{} over {}s {} {}",
+                check.sli.name(),
+                check
+                    .operation
+                    .map(|o| format!("[{}]", o.name()))
+                    .unwrap_or_default(),
+                check.window.as_secs(),
+                check.breach_when.symbol(),
+                check.threshold
+            ),
             Probe::Http {
                 expect_status,
                 max_latency,
@@ -166,6 +213,17 @@ impl Watch {
         started: Instant,
     ) -> (Verdict, Observation) {
         let measured = match &mut self.probe {
+            Probe::Load { check, stats } => match stats {
+                None => Err("no load generator running".to_owned()),
+                Some(stats) => match stats.sli(check.sli, check.operation, check.window) {
+                    Some(v) => Ok((Some(v), check.breach_when.holds(v, check.threshold), None)),
+                    None => Ok((
+                        None,
+                        check.on_empty == OnEmpty::Breach,
+                        Some("no requests in the window".to_owned()),
+                    )),
+                },
+            },
             Probe::Host {
                 metric,
                 breach_when,

@@ -1,0 +1,277 @@
+//! The built-in load generator against a real game server on a real socket (the
+//! GAME-API.md routes, with an error share and a latency the test sets): achieved rate,
+//! latency in p95, and `load` checks through the real `chaos-runner run`.
+
+mod support;
+#[path = "support/game.rs"]
+mod game;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chaos_runner::load::LoadGenerator;
+use chaos_runner::spec::{LoadMix, LoadSli, LoadSpec};
+use game::GameServer;
+use support::{hogs, start_run, wait_for, TempDir};
+
+fn spec(url: &str, rate: u32) -> LoadSpec {
+    LoadSpec {
+        target: url.to_owned(),
+        allow_remote: false,
+        players: 50,
+        rate,
+        mix: LoadMix::default(),
+        timeout: Duration::from_secs(2),
+        warmup: Duration::ZERO,
+        seed: Some(42),
+    }
+}
+
+#[test]
+fn achieved_rate_is_within_ten_percent_and_every_journey_step_runs() {
+    let server = GameServer::start();
+    let started = Instant::now();
+    let mut load = LoadGenerator::start(&spec(&server.url, 200), started, Duration::from_secs(10))
+        .unwrap();
+    let stats = load.stats();
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        stats.sli(LoadSli::Availability, None, Duration::from_secs(10)),
+        Some(1.0)
+    );
+    assert_eq!(
+        stats.sli(LoadSli::MatchmakingSuccess, None, Duration::from_secs(10)),
+        Some(1.0)
+    );
+    let report = load.stop();
+    let served = server.requests();
+    let rate = served as f64 / (report.duration_ms as f64 / 1000.0);
+    assert!(
+        (180.0..=220.0).contains(&rate),
+        "server saw {served} requests in {} ms: {rate:.1}/s",
+        report.duration_ms
+    );
+    assert!(
+        (180.0..=220.0).contains(&report.achieved_rate),
+        "{}",
+        report.achieved_rate
+    );
+    let all = report.totals.last().unwrap();
+    assert_eq!(all.operation, "all");
+    assert_eq!(all.count, served, "every request the server saw is counted");
+    assert_eq!(all.errors, 0);
+    for op in ["queue", "pollTicket", "join", "leave", "saveWrite", "saveRead"] {
+        let row = report.totals.iter().find(|t| t.operation == op);
+        assert!(
+            row.is_some_and(|r| r.success > 0),
+            "no successful {op}: {:?}",
+            report.totals
+        );
+    }
+    assert!(report.timeline.len() >= 4, "{:?}", report.timeline);
+}
+
+#[test]
+fn injected_latency_shows_in_p95_from_the_scheduled_time() {
+    let server = GameServer::start();
+    let mut load = LoadGenerator::start(
+        &spec(&server.url, 100),
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let stats = load.stats();
+    std::thread::sleep(Duration::from_millis(2500));
+    let before = stats
+        .sli(LoadSli::LatencyP95, None, Duration::from_secs(2))
+        .unwrap();
+    assert!(before < 100.0, "healthy p95 {before} ms");
+    server.set_latency(Duration::from_millis(200));
+    std::thread::sleep(Duration::from_millis(3500));
+    let after = stats
+        .sli(LoadSli::LatencyP95, None, Duration::from_secs(2))
+        .unwrap();
+    assert!(
+        (200.0..600.0).contains(&after),
+        "p95 with 200 ms injected: {after} ms"
+    );
+    // 100/s at 200 ms each needs ~20 of 50 players: no overflow.
+    let report = load.stop();
+    assert_eq!(report.totals.last().unwrap().overflow, 0);
+}
+
+#[test]
+fn a_429_is_rate_limited_not_an_error() {
+    let server = GameServer::start();
+    server.set_rate_limited_share(0.2);
+    let mut load = LoadGenerator::start(
+        &spec(&server.url, 100),
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    let stats = load.stats();
+    assert_eq!(
+        stats.sli(LoadSli::ErrorRate, None, Duration::from_secs(10)),
+        Some(0.0)
+    );
+    let report = load.stop();
+    let all = report.totals.last().unwrap();
+    let share = all.rate_limited as f64 / all.count as f64;
+    assert!((0.15..=0.25).contains(&share), "{share}");
+}
+
+fn experiment(
+    dir: &Path,
+    target: &str,
+    fault: &str,
+    duration: &str,
+    checks: &str,
+) -> PathBuf {
+    let path = dir.join("experiment.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: load-{fault}
+  description: the game keeps serving players while the host is a little busy
+spec:
+  target: {{ backend: local }}
+  load:
+    target: "{target}"
+    players: 50
+    rate: 100
+    timeout: 1s
+    warmup: 2s
+    seed: 7
+{checks}
+  faults:
+    - name: {fault}
+      type: cpu-hog
+      selector: {{ host: localhost }}
+      parameters: {{ workers: 1, load: 10 }}
+      duration: {duration}
+  checkInterval: 500ms
+  report:
+    dir: {}
+"#,
+            dir.join("reports").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn report_of(stdout: &[u8]) -> (serde_json::Value, serde_json::Value) {
+    let summary: serde_json::Value = serde_json::from_slice(stdout).unwrap();
+    let path = summary["reports"][0].as_str().unwrap();
+    let report = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    (summary, report)
+}
+
+#[test]
+fn steady_state_load_checks_pass_on_a_healthy_server() {
+    let server = GameServer::start();
+    let dir = TempDir::new("load-steady");
+    let exp = experiment(
+        dir.path(),
+        &server.url,
+        "hog-load-steady",
+        "3s",
+        r#"  steadyState:
+    - name: players-served
+      load: { sli: availability, window: 2s, breachWhen: "<", threshold: 0.99 }
+    - name: saves-fast
+      load: { sli: latencyP95, operation: saveWrite, window: 2s, breachWhen: ">", threshold: 500 }
+  abortWhen:
+    - name: errors
+      load: { sli: errorRate, window: 2s, breachWhen: ">", threshold: 0.05 }"#,
+    );
+    let out = start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, report) = report_of(&out.stdout);
+    let timeline = report["timeline"].as_array().unwrap();
+    for phase in ["preflight", "after"] {
+        let seen = timeline
+            .iter()
+            .find(|o| o["check"] == "players-served" && o["phase"] == phase)
+            .unwrap_or_else(|| panic!("no {phase} check: {report}"));
+        assert_eq!(seen["verdict"], "ok");
+        assert_eq!(seen["value"], 1.0);
+    }
+    assert!(timeline
+        .iter()
+        .any(|o| o["check"] == "errors" && o["phase"] == "hold"));
+    let load = &report["load"];
+    let all = load["totals"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(all["operation"], "all");
+    assert_eq!(all["errors"], 0);
+    assert!(all["count"].as_u64().unwrap() >= 400, "{all}");
+    assert!(all["p95_ms"].as_f64().is_some());
+    assert!(load["timeline"].as_array().unwrap().len() >= 5);
+    let (summary, _) = report_of(&out.stdout);
+    let md = std::fs::read_to_string(summary["reports"][2].as_str().unwrap()).unwrap();
+    assert!(md.contains("Load (client side)"), "{md}");
+    assert!(hogs("hog-load-steady").is_empty());
+}
+
+#[test]
+fn an_error_rate_breach_aborts_the_run_with_exit_2() {
+    let server = GameServer::start();
+    let dir = TempDir::new("load-abort");
+    let exp = experiment(
+        dir.path(),
+        &server.url,
+        "hog-load-abort",
+        "60s",
+        r#"  abortWhen:
+    - name: too-many-errors
+      load: { sli: errorRate, window: 2s, breachWhen: ">", threshold: 0.05 }
+      for: 2"#,
+    );
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(15), "the hog to start", || {
+        !hogs("hog-load-abort").is_empty()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    server.set_error_share(0.3);
+    let broke = Instant::now();
+    wait_for(Duration::from_secs(10), "the hog to stop", || {
+        hogs("hog-load-abort").is_empty()
+    });
+    let lag = broke.elapsed();
+    // Two breaches in a row at a 500 ms interval, each needing the 2 s window to pass 5%.
+    assert!(lag < Duration::from_secs(4), "aborted {lag:?} after the errors began");
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (summary, report) = report_of(&out.stdout);
+    assert!(
+        summary["reason"]
+            .as_str()
+            .unwrap()
+            .contains("too-many-errors"),
+        "{summary}"
+    );
+    assert_eq!(report["faults"][0]["reverted"], true);
+    let slices = report["load"]["timeline"].as_array().unwrap();
+    assert!(
+        slices.iter().any(|s| s["errors"].as_u64().unwrap() > 0),
+        "{slices:?}"
+    );
+}
