@@ -172,7 +172,13 @@ pub fn run(file: &Path, options: RunOptions) -> Outcome {
             return Outcome::InvalidInput;
         }
     };
-    runtime.block_on(lifecycle(exp, prometheus, exe, options))
+    runtime.block_on(lifecycle(
+        &file.display().to_string(),
+        exp,
+        prometheus,
+        exe,
+        options,
+    ))
 }
 
 struct Progress {
@@ -212,6 +218,7 @@ async fn evaluate_all(
 }
 
 async fn lifecycle(
+    file: &str,
     exp: ValidatedExperiment,
     prometheus: Option<Prometheus>,
     exe: PathBuf,
@@ -251,10 +258,68 @@ async fn lifecycle(
 
     let mut outcome = Outcome::Passed;
     let mut reason = String::from("steady state held and every fault was reverted");
+    // The journal comes first: setup services and faults are both recorded in it.
+    let journal = match Journal::create(&options.state_dir, &run_id).and_then(|mut j| {
+        j.append(Event::RunStarted {
+            experiment: name.clone(),
+            pid: std::process::id(),
+        })
+        .map(|()| j)
+    }) {
+        Ok(j) => j,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    let journal_path = journal.path().to_owned();
+    let mut journal = Some(journal);
+    let end_journal = |code: u8| {
+        if let Err(e) = Journal::open(&journal_path).and_then(|mut j| {
+            j.append(Event::RunEnded { exit_code: code })
+        }) {
+            eprintln!("warning: {e}");
+        }
+    };
+    // Setup services: refused before anything starts when a declared port is taken or
+    // PostgreSQL is missing; started (and journaled) in order; torn down on every exit
+    // path (the set tears down when dropped).
+    let mut setup = None;
+    if !spec.setup.is_empty() {
+        if let Err(e) = crate::setup::preflight(&spec.setup) {
+            eprintln!("error: {file}: {e}");
+            end_journal(Outcome::InvalidInput.code());
+            return Outcome::InvalidInput;
+        }
+        progress.line("[setup] starting services");
+        match crate::setup::SetupSet::start(&spec.setup, &run_id, Some(journal_path.as_path())) {
+            Ok(set) => setup = Some(set),
+            Err(e) => {
+                outcome = Outcome::Aborted;
+                reason = format!("setup: {e}");
+            }
+        }
+        // A signal that came while the services started ends the run now.
+        tokio::select! {
+            biased;
+            _ = sigint.recv() => {
+                outcome = Outcome::Aborted;
+                reason = "interrupted (SIGINT)".into();
+            }
+            _ = sigterm.recv() => {
+                outcome = Outcome::Aborted;
+                reason = "terminated (SIGTERM)".into();
+            }
+            _ = std::future::ready(()) => {}
+        }
+    }
     // Supervised commands (`process: { command: ... }`) start before the preflight, so the
     // steady state can check them; they stop when the run ends.
     let mut supervisors = std::collections::BTreeMap::new();
     for f in &spec.faults {
+        if outcome != Outcome::Passed {
+            break;
+        }
         let Some(command) = faults::supervised_command(&f.name, &f.selector) else {
             continue;
         };
@@ -395,14 +460,7 @@ async fn lifecycle(
     }
 
     let mut faults_report = Vec::new();
-    if outcome == Outcome::Passed {
-        let journal = match Journal::create(&options.state_dir, &run_id) {
-            Ok(j) => j,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return Outcome::InvalidInput;
-            }
-        };
+    if let (Outcome::Passed, Some(journal)) = (outcome, journal.take()) {
         let mut live = LiveSet {
             faults: spec
                 .faults
@@ -427,13 +485,6 @@ async fn lifecycle(
                 .collect(),
             journal,
         };
-        if let Err(e) = live.journal.append(Event::RunStarted {
-            experiment: name.clone(),
-            pid: std::process::id(),
-        }) {
-            eprintln!("error: {e}");
-            return Outcome::InvalidInput;
-        }
         let hold_start = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(spec.check_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -591,9 +642,6 @@ async fn lifecycle(
                 reason = format!("steady state after: {why}");
             }
         }
-        let _ = live.journal.append(Event::RunEnded {
-            exit_code: outcome.code(),
-        });
         // `live` drops here with nothing left to revert.
     }
     let load_report = load.as_mut().map(LoadGenerator::stop);
@@ -601,6 +649,21 @@ async fn lifecycle(
     for supervisor in context.supervisors.values() {
         supervisor.stop();
     }
+    if let Some(mut set) = setup.take() {
+        progress.line("[setup] stopping services");
+        let problems = set.teardown();
+        if !problems.is_empty() {
+            for p in &problems {
+                eprintln!("error: {p}");
+            }
+            if outcome != Outcome::NotReverted {
+                outcome = Outcome::NotReverted;
+                reason = format!("setup teardown: {}", problems.join("; "));
+            }
+        }
+    }
+    drop(journal);
+    end_journal(outcome.code());
     progress.done();
 
     let report = RunReport {

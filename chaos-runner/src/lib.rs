@@ -13,6 +13,7 @@ pub mod load;
 pub mod plan;
 pub mod recover;
 pub mod report;
+pub mod setup;
 pub mod spec;
 pub mod stress;
 pub mod watch;

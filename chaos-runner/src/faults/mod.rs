@@ -109,6 +109,17 @@ pub enum FaultRecord {
         /// The toxic's name (`chaos-<run id>-<fault>`).
         toxic: String,
     },
+    /// A `spec.setup` service: its process (unknown while it starts) and its directory.
+    SetupService {
+        /// Its process id, once started.
+        #[serde(default)]
+        pid: Option<u32>,
+        /// Its start time in clock ticks since boot.
+        #[serde(default)]
+        start_ticks: u64,
+        /// Its temporary directory (removed by `recover`).
+        dir: PathBuf,
+    },
     /// A TCP fault proxy taken down (`enabled: false`).
     ProxyDown {
         /// The admin API; `None` for the run's own in-process proxy.
@@ -399,6 +410,11 @@ pub fn revert_from_journal(
             local::process::resume_from_journal(targets).map_err(revert_error)
         }
         Some(FaultRecord::ProcessKilled { .. }) => Ok(()),
+        Some(FaultRecord::SetupService {
+            pid,
+            start_ticks,
+            dir,
+        }) => crate::setup::revert_record(*pid, *start_ticks, dir).map_err(revert_error),
         Some(FaultRecord::NetTable { netns, table }) => {
             local::nftables::revert_record(name, netns.as_deref(), table)
         }

@@ -200,7 +200,7 @@ impl LoadGenerator {
                 .spawn(move || runtime.block_on(drive(spec, seed, client, stats, stop)))
                 .map_err(|e| LoadError::Start(e.to_string()))?
         };
-        tracing::info!(target = %spec.target, rate = spec.rate, players = spec.players, seed, "load generator started");
+        tracing::info!(url = %spec.target, rate = spec.rate, players = spec.players, seed, "load generator started");
         Ok(LoadGenerator {
             spec: spec.clone(),
             seed,
@@ -225,7 +225,7 @@ impl LoadGenerator {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
             self.ran_for = Some(self.started.elapsed());
-            tracing::info!(target = %self.spec.target, "load generator stopped");
+            tracing::info!(url = %self.spec.target, "load generator stopped");
         }
         let ran_for = self.ran_for.unwrap_or_else(|| self.started.elapsed());
         let r = self.stats.lock();

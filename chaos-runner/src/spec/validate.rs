@@ -341,6 +341,117 @@ fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
     );
 }
 
+fn check_setup(c: &mut Collector<'_>, services: &[SetupService]) {
+    let mut names = HashSet::new();
+    let mut ports: BTreeMap<u16, String> = BTreeMap::new();
+    for (i, svc) in services.iter().enumerate() {
+        let here = format!("spec.setup[{i}]");
+        c.check(
+            is_dns_label(&svc.name),
+            format!("{here}.name"),
+            "must be 1-63 lowercase letters, digits or dashes",
+        );
+        c.check(
+            names.insert(svc.name.clone()),
+            format!("{here}.name"),
+            format!("duplicate service `{}`", svc.name),
+        );
+        c.check(
+            svc.postgres.is_some() != svc.command.is_some(),
+            here.clone(),
+            "needs exactly one of `postgres` or `command`",
+        );
+        c.check(
+            svc.ready_timeout >= Duration::from_secs(1)
+                && svc.ready_timeout <= Duration::from_secs(1800),
+            format!("{here}.readyTimeout"),
+            "must be between 1s and 30m",
+        );
+        let mut declare = |c: &mut Collector<'_>, port: u16, field: String| {
+            if c.check(port != 0, field.clone(), "must be a port between 1 and 65535") {
+                if let Some(first) = ports.insert(port, field.clone()) {
+                    c.check(
+                        false,
+                        field,
+                        format!("port {port} is already declared by `{first}`"),
+                    );
+                }
+            }
+        };
+        if let Some(pg) = &svc.postgres {
+            declare(c, pg.port, format!("{here}.postgres.port"));
+            let db = &pg.database;
+            c.check(
+                !db.is_empty()
+                    && db.len() <= 63
+                    && db.starts_with(|ch: char| ch.is_ascii_lowercase() || ch == '_')
+                    && db
+                        .chars()
+                        .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+                format!("{here}.postgres.database"),
+                "must be 1-63 lowercase letters, digits or underscores, not starting with a digit",
+            );
+            if let Some(v) = pg.version {
+                c.check(
+                    (9..=99).contains(&v),
+                    format!("{here}.postgres.version"),
+                    "must be a PostgreSQL major version (e.g. 15)",
+                );
+            }
+            for (field, given) in [
+                ("env", !svc.env.is_empty()),
+                ("cwd", svc.cwd.is_some()),
+                ("readyHttp", svc.ready_http.is_some()),
+                ("readyPort", svc.ready_port.is_some()),
+            ] {
+                c.check(
+                    !given,
+                    format!("{here}.{field}"),
+                    "only `command` services take it (postgres is ready when it accepts connections)",
+                );
+            }
+        }
+        if let Some(argv) = &svc.command {
+            c.check(
+                argv.first().is_some_and(|p| !p.trim().is_empty()),
+                format!("{here}.command"),
+                "must name a program (an argument vector, no shell)",
+            );
+            c.check(
+                svc.ready_http.is_some() || svc.ready_port.is_some(),
+                here.clone(),
+                "a `command` needs `readyHttp` or `readyPort` (how the runner knows it is up)",
+            );
+            if let Some(url) = &svc.ready_http {
+                c.check(
+                    is_http_url(url),
+                    format!("{here}.readyHttp"),
+                    "must be an http:// or https:// URL with a host",
+                );
+            }
+            if let Some(port) = svc.ready_port {
+                declare(c, port, format!("{here}.readyPort"));
+            }
+            for key in svc.env.keys() {
+                c.check(
+                    !key.is_empty()
+                        && !key.starts_with(|ch: char| ch.is_ascii_digit())
+                        && key.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
+                    format!("{here}.env.{key}"),
+                    "must be a variable name (letters, digits, underscores)",
+                );
+            }
+            if let Some(cwd) = &svc.cwd {
+                c.check(
+                    !cwd.trim().is_empty(),
+                    format!("{here}.cwd"),
+                    "must not be empty",
+                );
+            }
+        }
+    }
+}
+
 /// Checks an SLO set.
 pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), SpecErrors> {
     let mut c = Collector {
@@ -495,6 +606,7 @@ pub(crate) fn check_experiment(
     if let Some(load) = &spec.load {
         check_load_spec(&mut c, load);
     }
+    check_setup(&mut c, &spec.setup);
     c.check(
         !spec.faults.is_empty(),
         "spec.faults",

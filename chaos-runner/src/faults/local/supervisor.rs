@@ -8,6 +8,7 @@
 
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -29,6 +30,34 @@ pub struct SupervisedCommand {
     pub ready_port: Option<u16>,
     /// How long a start may take to become ready.
     pub ready_timeout: Duration,
+}
+
+/// How a supervised command is launched beyond its argument vector (the run's `setup`
+/// services use these; process faults take the defaults).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// Extra environment variables.
+    pub env: Vec<(String, String)>,
+    /// Working directory (the runner's own when `None`).
+    pub cwd: Option<PathBuf>,
+    /// File receiving stdout and stderr (discarded when `None`).
+    pub log: Option<PathBuf>,
+    /// Ready once a GET of this URL answers 2xx (checked after `ready_port`, if any).
+    pub ready_http: Option<String>,
+    /// The signal asking the command to stop (SIGKILL follows after 3 s).
+    pub stop_signal: libc::c_int,
+}
+
+impl Default for Launch {
+    fn default() -> Self {
+        Launch {
+            env: Vec::new(),
+            cwd: None,
+            log: None,
+            ready_http: None,
+            stop_signal: libc::SIGTERM,
+        }
+    }
 }
 
 /// The supervised command failed to start or become ready.
@@ -67,6 +96,7 @@ struct State {
 #[derive(Debug)]
 struct Shared {
     spec: SupervisedCommand,
+    launch: Launch,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -85,13 +115,27 @@ fn lock(shared: &Shared) -> MutexGuard<'_, State> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn spawn(spec: &SupervisedCommand) -> std::io::Result<Child> {
+fn spawn(spec: &SupervisedCommand, launch: &Launch) -> std::io::Result<Child> {
     let mut command = Command::new(&spec.argv[0]);
     command
         .args(&spec.argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .envs(launch.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null());
+    match &launch.log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            command.stdout(file.try_clone()?).stderr(file);
+        }
+        None => {
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+    }
+    if let Some(dir) = &launch.cwd {
+        command.current_dir(dir);
+    }
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and takes no pointers.
     unsafe {
         command.pre_exec(|| {
@@ -112,6 +156,13 @@ fn port_open(port: u16) -> bool {
         .any(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
 }
 
+fn http_ok(url: &str) -> bool {
+    ureq::get(url)
+        .timeout(Duration::from_millis(500))
+        .call()
+        .is_ok_and(|r| (200..300).contains(&r.status()))
+}
+
 fn run(shared: Arc<Shared>) {
     let mut last_start = None::<Instant>;
     loop {
@@ -120,7 +171,7 @@ fn run(shared: Arc<Shared>) {
             if let Some(mut child) = state.child.take() {
                 let pid = child.id();
                 proc::signal(pid, libc::SIGCONT);
-                proc::signal(pid, libc::SIGTERM);
+                proc::signal(pid, shared.launch.stop_signal);
                 if !proc::wait_until(Duration::from_secs(3), || {
                     matches!(child.try_wait(), Ok(Some(_)))
                 }) {
@@ -147,7 +198,7 @@ fn run(shared: Arc<Shared>) {
         let backoff_over = last_start.is_none_or(|t| t.elapsed() >= Duration::from_millis(100));
         if state.child.is_none() && wants_start && backoff_over {
             last_start = Some(Instant::now());
-            match spawn(&shared.spec) {
+            match spawn(&shared.spec, &shared.launch) {
                 Ok(child) => {
                     let pid = child.id();
                     let ticks = proc::stat(pid).map(|(_, t)| t).unwrap_or(0);
@@ -166,7 +217,8 @@ fn run(shared: Arc<Shared>) {
         };
         drop(state);
         if let Some(port) = check_port {
-            let ready = port.is_none_or(port_open);
+            let ready = port.is_none_or(port_open)
+                && shared.launch.ready_http.as_deref().is_none_or(http_ok);
             if ready {
                 let mut state = lock(&shared);
                 if state.child.is_some() {
@@ -183,8 +235,14 @@ fn run(shared: Arc<Shared>) {
 impl Supervisor {
     /// Starts `spec` and waits until it is ready.
     pub fn start(spec: SupervisedCommand) -> Result<Supervisor, SupervisorError> {
+        Supervisor::start_with(spec, Launch::default())
+    }
+
+    /// Starts `spec` launched as `launch` says and waits until it is ready.
+    pub fn start_with(spec: SupervisedCommand, launch: Launch) -> Result<Supervisor, SupervisorError> {
         let shared = Arc::new(Shared {
             spec,
+            launch,
             state: Mutex::new(State {
                 start_requested: true,
                 ..State::default()

@@ -1,0 +1,314 @@
+//! `spec.setup`: services the runner starts before a run and stops after it. Each runs
+//! under the supervisor in its own temporary directory; each is journaled (intent with
+//! its directory, then its pid and start ticks) so `recover` stops what a dead run left.
+//! Teardown (reverse order) runs on every exit path: [`SetupSet`] tears down on drop.
+
+pub mod postgres;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::faults::local::supervisor::{Launch, SupervisedCommand, Supervisor};
+use crate::faults::FaultRecord;
+use crate::journal::{Event, Journal};
+use crate::spec::{RestartPolicy, SetupService};
+
+/// A setup service could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// A declared port is taken: the runner refuses to start.
+    #[error("{field}: port {port} is already in use on this machine; stop what listens there or pick another port")]
+    PortInUse {
+        /// The field declaring it (`spec.setup[0].readyPort`).
+        field: String,
+        /// The port.
+        port: u16,
+    },
+    /// PostgreSQL (or the `postgres` user) is missing.
+    #[error("{field}: {reason}")]
+    Missing {
+        /// The field (`spec.setup[0].postgres`).
+        field: String,
+        /// What is missing and how to install it.
+        reason: String,
+    },
+    /// The service did not start or become ready.
+    #[error("setup service `{name}`: {reason}")]
+    Start {
+        /// The service.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl SetupError {
+    /// Whether the run was refused before anything started (invalid input, exit 3).
+    pub fn is_refusal(&self) -> bool {
+        matches!(self, SetupError::PortInUse { .. } | SetupError::Missing { .. })
+    }
+}
+
+/// The journal name of setup service `name`.
+///
+/// ```
+/// assert_eq!(chaos_runner::setup::journal_name("db"), "setup/db");
+/// ```
+pub fn journal_name(name: &str) -> String {
+    format!("setup/{name}")
+}
+
+fn port_in_use(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    TcpListener::bind(addr).is_err()
+        || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Checks, before anything starts, that every declared port is free and that PostgreSQL
+/// is installed when a service needs it.
+pub fn preflight(services: &[SetupService]) -> Result<(), SetupError> {
+    for (i, svc) in services.iter().enumerate() {
+        let here = format!("spec.setup[{i}]");
+        let declared = [
+            svc.postgres
+                .as_ref()
+                .map(|p| (p.port, format!("{here}.postgres.port"))),
+            svc.ready_port.map(|p| (p, format!("{here}.readyPort"))),
+        ];
+        for (port, field) in declared.into_iter().flatten() {
+            if port_in_use(port) {
+                return Err(SetupError::PortInUse { field, port });
+            }
+        }
+        if let Some(pg) = &svc.postgres {
+            postgres::bin_dir(pg.version).map_err(|reason| SetupError::Missing {
+                field: format!("{here}.postgres"),
+                reason,
+            })?;
+        }
+    }
+    Ok(())
+}
+
+struct Running {
+    name: String,
+    supervisor: Supervisor,
+    dir: PathBuf,
+}
+
+/// The run's setup services; stops them (reverse order), removes their directories and
+/// journals it, when dropped or [`SetupSet::teardown`] is called.
+pub struct SetupSet {
+    running: Vec<Running>,
+    journal: Option<Journal>,
+}
+
+impl std::fmt::Debug for SetupSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SetupSet")
+            .field(
+                "services",
+                &self.running.iter().map(|r| &r.name).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
+    }
+}
+
+fn log_tail(dir: &Path) -> String {
+    let text = std::fs::read_to_string(dir.join("output.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    if lines.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; its output ends: {}",
+            lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+        )
+    }
+}
+
+impl SetupSet {
+    /// An empty set journaling to `journal` (a handle on the run's journal file).
+    fn new(journal: Option<Journal>) -> SetupSet {
+        SetupSet {
+            running: Vec::new(),
+            journal,
+        }
+    }
+
+    fn append(&mut self, event: Event) -> Result<(), String> {
+        match &mut self.journal {
+            Some(j) => j.append(event).map_err(|e| e.to_string()),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts `services` in order, each ready before the next; on a failure stops the
+    /// ones already started. `journal` is the run's journal file.
+    pub fn start(
+        services: &[SetupService],
+        run_id: &str,
+        journal: Option<&Path>,
+    ) -> Result<SetupSet, SetupError> {
+        let journal = match journal.map(Journal::open).transpose() {
+            Ok(j) => j,
+            Err(e) => {
+                return Err(SetupError::Start {
+                    name: String::new(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let mut set = SetupSet::new(journal);
+        for svc in services {
+            set.start_one(svc, run_id)?;
+        }
+        Ok(set)
+    }
+
+    fn start_one(&mut self, svc: &SetupService, run_id: &str) -> Result<(), SetupError> {
+        let fail = |reason: String| SetupError::Start {
+            name: svc.name.clone(),
+            reason,
+        };
+        let dir = std::env::temp_dir().join(format!("chaos-setup-{run_id}-{}", svc.name));
+        let journal_name = journal_name(&svc.name);
+        self.append(Event::Intent {
+            fault: journal_name.clone(),
+            description: format!("setup service `{}` in {}", svc.name, dir.display()),
+            record: Some(FaultRecord::SetupService {
+                pid: None,
+                start_ticks: 0,
+                dir: dir.clone(),
+            }),
+        })
+        .map_err(fail)?;
+        let started = self.launch(svc, &dir);
+        let supervisor = match started {
+            Ok(s) => s,
+            Err(reason) => {
+                let tail = log_tail(&dir);
+                let _ = remove_dir(&dir);
+                let _ = self.append(Event::Reverted {
+                    fault: journal_name,
+                });
+                return Err(fail(format!("{reason}{tail}")));
+            }
+        };
+        let (pid, start_ticks) = supervisor.current().unwrap_or((0, 0));
+        tracing::info!(service = %svc.name, pid, dir = %dir.display(), "setup service ready");
+        self.running.push(Running {
+            name: svc.name.clone(),
+            supervisor,
+            dir: dir.clone(),
+        });
+        self.append(Event::Injected {
+            fault: journal_name,
+            record: FaultRecord::SetupService {
+                pid: Some(pid),
+                start_ticks,
+                dir,
+            },
+        })
+        .map_err(fail)
+    }
+
+    /// Starts one service and waits until it is ready (and, for PostgreSQL, has its
+    /// database).
+    fn launch(&self, svc: &SetupService, dir: &Path) -> Result<Supervisor, String> {
+        remove_dir(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if let Some(pg) = &svc.postgres {
+            let (command, launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
+            let supervisor =
+                Supervisor::start_with(command, launch).map_err(|e| e.to_string())?;
+            postgres::create_database(pg)?;
+            return Ok(supervisor);
+        }
+        let argv = svc.command.clone().unwrap_or_default();
+        if argv.is_empty() {
+            return Err("no command".into());
+        }
+        let mut env: Vec<(String, String)> = svc
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push(("CHAOS_SETUP_DIR".into(), dir.display().to_string()));
+        let command = SupervisedCommand {
+            name: svc.name.clone(),
+            argv,
+            restart: RestartPolicy::Never,
+            ready_port: svc.ready_port,
+            ready_timeout: svc.ready_timeout,
+        };
+        let launch = Launch {
+            env,
+            cwd: Some(svc.cwd.as_ref().map_or_else(|| dir.to_owned(), PathBuf::from)),
+            log: Some(dir.join("output.log")),
+            ready_http: svc.ready_http.clone(),
+            stop_signal: libc::SIGTERM,
+        };
+        Supervisor::start_with(command, launch).map_err(|e| e.to_string())
+    }
+
+    /// Names of the running services, in start order.
+    pub fn names(&self) -> Vec<String> {
+        self.running.iter().map(|r| r.name.clone()).collect()
+    }
+
+    /// Stops every service (reverse order), removes its directory and journals it;
+    /// returns the problems, if any.
+    pub fn teardown(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        while let Some(r) = self.running.pop() {
+            r.supervisor.stop();
+            let event = match remove_dir(&r.dir) {
+                Ok(()) => Event::Reverted {
+                    fault: journal_name(&r.name),
+                },
+                Err(error) => {
+                    problems.push(format!("setup service `{}`: {error}", r.name));
+                    Event::RevertFailed {
+                        fault: journal_name(&r.name),
+                        error,
+                    }
+                }
+            };
+            if let Err(e) = self.append(event) {
+                problems.push(e);
+            }
+            tracing::info!(service = %r.name, "setup service stopped");
+        }
+        problems
+    }
+}
+
+impl Drop for SetupSet {
+    fn drop(&mut self) {
+        self.teardown();
+    }
+}
+
+/// Stops what a dead run's setup service left (by pid and start ticks, so a reused pid is
+/// never hit) and removes its directory; used by `recover`.
+pub fn revert_record(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Result<(), String> {
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        crate::faults::local::child::stop_if_ours(
+            pid,
+            start_ticks,
+            libc::SIGTERM,
+            Duration::from_secs(5),
+        )?;
+    }
+    remove_dir(dir)
+}

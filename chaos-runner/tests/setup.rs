@@ -1,0 +1,255 @@
+//! `spec.setup` through the real `chaos-runner run`: a `command` service (python3's
+//! http.server) started, ready, used by an http steady-state check and gone after the
+//! run; a declared port already in use refused; a built-in PostgreSQL with its database;
+//! a SIGKILLed run's services left for `recover`.
+
+mod support;
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use support::{start_run, wait_for, TempDir};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn port_open(port: u16) -> bool {
+    TcpStream::connect_timeout(
+        &SocketAddr::from(([127, 0, 0, 1], port)),
+        Duration::from_millis(200),
+    )
+    .is_ok()
+}
+
+/// Whether python3 is there; under CI=true its absence fails the test.
+fn have_python() -> bool {
+    if Command::new("python3").arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "python3 is not installed"
+    );
+    eprintln!("skipping: python3 is not installed");
+    false
+}
+
+fn experiment(dir: &Path, setup: &str, steady: &str, duration: &str) -> PathBuf {
+    let path = dir.join("experiment.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: setup-test
+spec:
+  target: {{ backend: local }}
+  setup:
+{setup}
+{steady}
+  faults:
+    - name: hog-setup
+      type: cpu-hog
+      selector: {{ host: localhost }}
+      parameters: {{ workers: 1, load: 5 }}
+      duration: {duration}
+  report:
+    dir: {}
+"#,
+            dir.join("reports").display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn http_server(port: u16) -> String {
+    format!(
+        r#"    - name: web
+      command: ["python3", "-m", "http.server", "{port}", "--bind", "127.0.0.1"]
+      env: {{ PYTHONUNBUFFERED: "1" }}
+      readyHttp: "http://127.0.0.1:{port}/"
+      readyPort: {port}
+      readyTimeout: 30s"#
+    )
+}
+
+fn setup_dir(run_id: &str, name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("chaos-setup-{run_id}-{name}"))
+}
+
+#[test]
+fn command_service_is_ready_checked_and_gone_after_the_run() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-cmd");
+    let port = free_port();
+    let exp = experiment(
+        dir.path(),
+        &http_server(port),
+        &format!(
+            r#"  steadyState:
+    - name: web-up
+      http: {{ url: "http://127.0.0.1:{port}/", expectStatus: 200 }}"#
+        ),
+        "2s",
+    );
+    let state = dir.path().join("state");
+    let runner = start_run(&exp, &state);
+    wait_for(Duration::from_secs(30), "the service to listen", || {
+        port_open(port)
+    });
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let checks: Vec<&serde_json::Value> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["check"] == "web-up")
+        .collect();
+    assert!(
+        checks.len() >= 2 && checks.iter().all(|o| o["verdict"] == "ok"),
+        "{checks:?}"
+    );
+    assert!(!port_open(port), "the service still listens after the run");
+    let run_id = summary["run_id"].as_str().unwrap();
+    assert!(!setup_dir(run_id, "web").exists());
+    assert!(chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_declared_port_in_use_is_refused_naming_the_field() {
+    let dir = TempDir::new("setup-busy");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let exp = experiment(dir.path(), &http_server(port), "", "2s");
+    let out = start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("spec.setup[0].readyPort") && stderr.contains("already in use"),
+        "{stderr}"
+    );
+    assert!(support::hogs("hog-setup").is_empty());
+}
+
+#[test]
+fn a_sigkilled_runs_services_are_stopped_by_recover() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-kill");
+    let port = free_port();
+    let exp = experiment(dir.path(), &http_server(port), "", "60s");
+    let state = dir.path().join("state");
+    let mut runner = start_run(&exp, &state);
+    wait_for(Duration::from_secs(30), "the hog to start", || {
+        !support::hogs("hog-setup").is_empty()
+    });
+    runner.kill().unwrap();
+    runner.wait().unwrap();
+    let live = chaos_runner::journal::live_faults(&state).unwrap();
+    assert!(
+        live.iter().any(|f| f.fault == "setup/web"),
+        "{live:?}"
+    );
+    let recovered = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["recover", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert_eq!(
+        recovered.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&recovered.stderr)
+    );
+    wait_for(Duration::from_secs(5), "the service to stop", || {
+        !port_open(port)
+    });
+    let run_id = &live[0].run_id;
+    assert!(!setup_dir(run_id, "web").exists());
+    assert!(chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn postgres_service_has_its_database_during_the_run_only() {
+    if chaos_runner::setup::postgres::bin_dir(None).is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "PostgreSQL is not installed"
+        );
+        eprintln!("skipping: PostgreSQL is not installed");
+        return;
+    }
+    let dir = TempDir::new("setup-pg");
+    let port = free_port();
+    let exp = experiment(
+        dir.path(),
+        &format!(
+            r#"    - name: db
+      postgres: {{ port: {port}, database: game }}"#
+        ),
+        "",
+        "4s",
+    );
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(60), "the hog (setup done)", || {
+        !support::hogs("hog-setup").is_empty()
+    });
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let name: String = rt.block_on(async {
+        let (client, connection) = tokio_postgres::connect(
+            &format!("host=127.0.0.1 port={port} user=postgres dbname=game"),
+            tokio_postgres::NoTls,
+        )
+        .await
+        .unwrap();
+        let conn = tokio::spawn(connection);
+        let row = client
+            .query_one("SELECT current_database()", &[])
+            .await
+            .unwrap();
+        drop(client);
+        let _ = conn.await;
+        row.get(0)
+    });
+    assert_eq!(name, "game");
+    let out = runner.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!port_open(port), "postgres still listens after the run");
+}
