@@ -275,9 +275,9 @@ async fn lifecycle(
     let journal_path = journal.path().to_owned();
     let mut journal = Some(journal);
     let end_journal = |code: u8| {
-        if let Err(e) = Journal::open(&journal_path).and_then(|mut j| {
-            j.append(Event::RunEnded { exit_code: code })
-        }) {
+        if let Err(e) = Journal::open(&journal_path)
+            .and_then(|mut j| j.append(Event::RunEnded { exit_code: code }))
+        {
             eprintln!("warning: {e}");
         }
     };

@@ -2,9 +2,9 @@
 //! GAME-API.md routes, with an error share and a latency the test sets): achieved rate,
 //! latency in p95, and `load` checks through the real `chaos-runner run`.
 
-mod support;
 #[path = "support/game.rs"]
 mod game;
+mod support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -31,8 +31,8 @@ fn spec(url: &str, rate: u32) -> LoadSpec {
 fn achieved_rate_is_within_ten_percent_and_every_journey_step_runs() {
     let server = GameServer::start();
     let started = Instant::now();
-    let mut load = LoadGenerator::start(&spec(&server.url, 200), started, Duration::from_secs(10))
-        .unwrap();
+    let mut load =
+        LoadGenerator::start(&spec(&server.url, 200), started, Duration::from_secs(10)).unwrap();
     let stats = load.stats();
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
@@ -60,7 +60,14 @@ fn achieved_rate_is_within_ten_percent_and_every_journey_step_runs() {
     assert_eq!(all.operation, "all");
     assert_eq!(all.count, served, "every request the server saw is counted");
     assert_eq!(all.errors, 0);
-    for op in ["queue", "pollTicket", "join", "leave", "saveWrite", "saveRead"] {
+    for op in [
+        "queue",
+        "pollTicket",
+        "join",
+        "leave",
+        "saveWrite",
+        "saveRead",
+    ] {
         let row = report.totals.iter().find(|t| t.operation == op);
         assert!(
             row.is_some_and(|r| r.success > 0),
@@ -122,13 +129,7 @@ fn a_429_is_rate_limited_not_an_error() {
     assert!((0.15..=0.25).contains(&share), "{share}");
 }
 
-fn experiment(
-    dir: &Path,
-    target: &str,
-    fault: &str,
-    duration: &str,
-    checks: &str,
-) -> PathBuf {
+fn experiment(dir: &Path, target: &str, fault: &str, duration: &str, checks: &str) -> PathBuf {
     let path = dir.join("experiment.yaml");
     std::fs::write(
         &path,
@@ -252,7 +253,10 @@ fn an_error_rate_breach_aborts_the_run_with_exit_2() {
     });
     let lag = broke.elapsed();
     // Two breaches in a row at a 500 ms interval, each needing the 2 s window to pass 5%.
-    assert!(lag < Duration::from_secs(4), "aborted {lag:?} after the errors began");
+    assert!(
+        lag < Duration::from_secs(4),
+        "aborted {lag:?} after the errors began"
+    );
     let out = runner.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),

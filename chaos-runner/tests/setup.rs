@@ -33,15 +33,12 @@ fn have_python() -> bool {
     if Command::new("python3").arg("--version").output().is_ok() {
         return true;
     }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "python3 is not installed"
-    );
+    assert!(std::env::var_os("CI").is_none(), "python3 is not installed");
     eprintln!("skipping: python3 is not installed");
     false
 }
 
-fn experiment(dir: &Path, setup: &str, steady: &str, duration: &str) -> PathBuf {
+fn experiment(dir: &Path, fault: &str, setup: &str, steady: &str, duration: &str) -> PathBuf {
     let path = dir.join("experiment.yaml");
     std::fs::write(
         &path,
@@ -56,7 +53,7 @@ spec:
 {setup}
 {steady}
   faults:
-    - name: hog-setup
+    - name: {fault}
       type: cpu-hog
       selector: {{ host: localhost }}
       parameters: {{ workers: 1, load: 5 }}
@@ -95,6 +92,7 @@ fn command_service_is_ready_checked_and_gone_after_the_run() {
     let port = free_port();
     let exp = experiment(
         dir.path(),
+        "hog-setup-cmd",
         &http_server(port),
         &format!(
             r#"  steadyState:
@@ -144,7 +142,7 @@ fn a_declared_port_in_use_is_refused_naming_the_field() {
     let dir = TempDir::new("setup-busy");
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let exp = experiment(dir.path(), &http_server(port), "", "2s");
+    let exp = experiment(dir.path(), "hog-setup-busy", &http_server(port), "", "2s");
     let out = start_run(&exp, &dir.path().join("state"))
         .wait_with_output()
         .unwrap();
@@ -154,7 +152,7 @@ fn a_declared_port_in_use_is_refused_naming_the_field() {
         stderr.contains("spec.setup[0].readyPort") && stderr.contains("already in use"),
         "{stderr}"
     );
-    assert!(support::hogs("hog-setup").is_empty());
+    assert!(support::hogs("hog-setup-busy").is_empty());
 }
 
 #[test]
@@ -164,19 +162,16 @@ fn a_sigkilled_runs_services_are_stopped_by_recover() {
     }
     let dir = TempDir::new("setup-kill");
     let port = free_port();
-    let exp = experiment(dir.path(), &http_server(port), "", "60s");
+    let exp = experiment(dir.path(), "hog-setup-kill", &http_server(port), "", "60s");
     let state = dir.path().join("state");
     let mut runner = start_run(&exp, &state);
     wait_for(Duration::from_secs(30), "the hog to start", || {
-        !support::hogs("hog-setup").is_empty()
+        !support::hogs("hog-setup-kill").is_empty()
     });
     runner.kill().unwrap();
     runner.wait().unwrap();
     let live = chaos_runner::journal::live_faults(&state).unwrap();
-    assert!(
-        live.iter().any(|f| f.fault == "setup/web"),
-        "{live:?}"
-    );
+    assert!(live.iter().any(|f| f.fault == "setup/web"), "{live:?}");
     let recovered = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
         .args(["recover", "--state-dir"])
         .arg(&state)
@@ -212,6 +207,7 @@ fn postgres_service_has_its_database_during_the_run_only() {
     let port = free_port();
     let exp = experiment(
         dir.path(),
+        "hog-setup-pg",
         &format!(
             r#"    - name: db
       postgres: {{ port: {port}, database: game }}"#
@@ -221,7 +217,7 @@ fn postgres_service_has_its_database_during_the_run_only() {
     );
     let runner = start_run(&exp, &dir.path().join("state"));
     wait_for(Duration::from_secs(60), "the hog (setup done)", || {
-        !support::hogs("hog-setup").is_empty()
+        !support::hogs("hog-setup-pg").is_empty()
     });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -57,7 +57,9 @@ impl LoadStats {
     }
 
     fn lock(&self) -> MutexGuard<'_, Recorder> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Records one request (see [`Recorder::record`]).
@@ -272,7 +274,8 @@ async fn drive(
     let mut free: Vec<Player> = (1..=spec.players.max(1)).map(Player::new).collect();
     let (back, mut returned) = tokio::sync::mpsc::unbounded_channel::<Player>();
     let base: Arc<str> = Arc::from(spec.target.trim_end_matches('/'));
-    let tick = Duration::from_secs_f64(1.0 / rate).clamp(Duration::from_millis(1), Duration::from_millis(10));
+    let tick = Duration::from_secs_f64(1.0 / rate)
+        .clamp(Duration::from_millis(1), Duration::from_millis(10));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let start = tokio::time::Instant::now();

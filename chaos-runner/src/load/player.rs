@@ -102,10 +102,16 @@ impl Player {
                 ),
             },
             Kind::Session => match (&self.session, &self.matched) {
-                (Some(m), _) => post(LoadOperation::Leave, format!("/v1/sessions/{m}/leave"), player),
-                (None, Some(m)) => {
-                    post(LoadOperation::Join, format!("/v1/sessions/{m}/join"), player)
-                }
+                (Some(m), _) => post(
+                    LoadOperation::Leave,
+                    format!("/v1/sessions/{m}/leave"),
+                    player,
+                ),
+                (None, Some(m)) => post(
+                    LoadOperation::Join,
+                    format!("/v1/sessions/{m}/join"),
+                    player,
+                ),
                 (None, None) => get(LoadOperation::Sessions, "/v1/sessions".into()),
             },
             Kind::SaveRead if self.saves > 0 => get(

@@ -288,7 +288,9 @@ impl Recorder {
             LoadSli::MatchmakingSuccess => {
                 matches!(op, LoadOperation::Queue | LoadOperation::PollTicket)
             }
-            LoadSli::SaveSuccess => matches!(op, LoadOperation::SaveWrite | LoadOperation::SaveRead),
+            LoadSli::SaveSuccess => {
+                matches!(op, LoadOperation::SaveWrite | LoadOperation::SaveRead)
+            }
             _ => operation.is_none_or(|o| o == op),
         };
         let mut counts = Counts::default();
@@ -442,7 +444,12 @@ mod tests {
     fn overflow_counts_as_error_without_latency() {
         let start = Instant::now();
         let mut r = Recorder::new(start, Duration::from_secs(10));
-        r.record(LoadOperation::Join, Outcome::Overflow, Duration::ZERO, start);
+        r.record(
+            LoadOperation::Join,
+            Outcome::Overflow,
+            Duration::ZERO,
+            start,
+        );
         assert_eq!(
             r.sli(LoadSli::ErrorRate, None, Duration::from_secs(1), start),
             Some(1.0)

@@ -46,7 +46,10 @@ pub enum SetupError {
 impl SetupError {
     /// Whether the run was refused before anything started (invalid input, exit 3).
     pub fn is_refusal(&self) -> bool {
-        matches!(self, SetupError::PortInUse { .. } | SetupError::Missing { .. })
+        matches!(
+            self,
+            SetupError::PortInUse { .. } | SetupError::Missing { .. }
+        )
     }
 }
 
@@ -229,14 +232,19 @@ impl SetupSet {
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if let Some(pg) = &svc.postgres {
             let (command, launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
-            let supervisor =
-                Supervisor::start_with(command, launch).map_err(|e| e.to_string())?;
+            let supervisor = Supervisor::start_with(command, launch).map_err(|e| e.to_string())?;
             postgres::create_database(pg)?;
             return Ok(supervisor);
         }
-        let argv = svc.command.clone().unwrap_or_default();
+        let mut argv = svc.command.clone().unwrap_or_default();
         if argv.is_empty() {
             return Err("no command".into());
+        }
+        // Relative paths (a program with a `/`, the cwd) are relative to the runner's
+        // working directory, not to the service's.
+        let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
+            argv[0] = here.join(&argv[0]).display().to_string();
         }
         let mut env: Vec<(String, String)> = svc
             .env
@@ -253,7 +261,11 @@ impl SetupSet {
         };
         let launch = Launch {
             env,
-            cwd: Some(svc.cwd.as_ref().map_or_else(|| dir.to_owned(), PathBuf::from)),
+            cwd: Some(
+                svc.cwd
+                    .as_ref()
+                    .map_or_else(|| dir.to_owned(), |c| here.join(c)),
+            ),
             log: Some(dir.join("output.log")),
             ready_http: svc.ready_http.clone(),
             stop_signal: libc::SIGTERM,

@@ -60,9 +60,8 @@ fn postgres_ids() -> Result<(u32, u32), String> {
         .lines()
         .find_map(|line| {
             let fields: Vec<&str> = line.split(':').collect();
-            (fields.first() == Some(&"postgres")).then(|| {
-                Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
-            })?
+            (fields.first() == Some(&"postgres"))
+                .then(|| Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?)))?
         })
         .ok_or_else(|| {
             format!("running as root needs a `postgres` user to run the server; {INSTALL_HINT}")
@@ -74,8 +73,13 @@ fn as_postgres(program: &Path, args: &[String], pdeathsig: Option<&str>) -> Vec<
     let mut argv = Vec::new();
     if is_root() {
         argv.extend(
-            ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups"]
-                .map(str::to_owned),
+            [
+                "setpriv",
+                "--reuid=postgres",
+                "--regid=postgres",
+                "--init-groups",
+            ]
+            .map(str::to_owned),
         );
         if let Some(sig) = pdeathsig {
             argv.push("--pdeathsig".to_owned());

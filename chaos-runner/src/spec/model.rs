@@ -919,7 +919,9 @@ impl LoadSli {
 }
 
 /// The game API calls the load generator makes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum LoadOperation {
     /// `POST /v1/matchmaking/queue`

@@ -368,7 +368,11 @@ fn check_setup(c: &mut Collector<'_>, services: &[SetupService]) {
             "must be between 1s and 30m",
         );
         let mut declare = |c: &mut Collector<'_>, port: u16, field: String| {
-            if c.check(port != 0, field.clone(), "must be a port between 1 and 65535") {
+            if c.check(
+                port != 0,
+                field.clone(),
+                "must be a port between 1 and 65535",
+            ) {
                 if let Some(first) = ports.insert(port, field.clone()) {
                     c.check(
                         false,
@@ -436,7 +440,9 @@ fn check_setup(c: &mut Collector<'_>, services: &[SetupService]) {
                 c.check(
                     !key.is_empty()
                         && !key.starts_with(|ch: char| ch.is_ascii_digit())
-                        && key.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
+                        && key
+                            .chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_'),
                     format!("{here}.env.{key}"),
                     "must be a variable name (letters, digits, underscores)",
                 );

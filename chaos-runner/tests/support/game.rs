@@ -118,7 +118,7 @@ async fn degrade(
     }
     let errors = u64::from(game.error_permille.load(Ordering::Relaxed));
     let limited = u64::from(game.limited_permille.load(Ordering::Relaxed));
-    let slot = (n * 7) % 1000;
+    let slot = (n * 619) % 1000;
     if slot < errors {
         return (StatusCode::SERVICE_UNAVAILABLE, [("retry-after", "1")]).into_response();
     }
@@ -209,7 +209,9 @@ async fn write_save(
 
 async fn read_save(State(game): State<Shared>, Path(id): Path<String>) -> Response {
     match game.saves.lock().unwrap().get(&id) {
-        Some(data) => Json(json!({"data": data, "version": 1, "source": "database"})).into_response(),
+        Some(data) => {
+            Json(json!({"data": data, "version": 1, "source": "database"})).into_response()
+        }
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }

@@ -239,7 +239,10 @@ impl Supervisor {
     }
 
     /// Starts `spec` launched as `launch` says and waits until it is ready.
-    pub fn start_with(spec: SupervisedCommand, launch: Launch) -> Result<Supervisor, SupervisorError> {
+    pub fn start_with(
+        spec: SupervisedCommand,
+        launch: Launch,
+    ) -> Result<Supervisor, SupervisorError> {
         let shared = Arc::new(Shared {
             spec,
             launch,
