@@ -148,7 +148,7 @@ fn ms(us: u64) -> f64 {
 }
 
 fn quantile_ms<T: hdrhistogram::Counter>(h: &Histogram<T>, q: f64) -> Option<f64> {
-    (h.len() > 0).then(|| ms(h.value_at_quantile(q)))
+    (!h.is_empty()).then(|| ms(h.value_at_quantile(q)))
 }
 
 /// The recorder shared by the request tasks and the checks.
@@ -357,7 +357,7 @@ impl Recorder {
             p50_ms: quantile_ms(h, 0.50),
             p95_ms: quantile_ms(h, 0.95),
             p99_ms: quantile_ms(h, 0.99),
-            max_ms: (h.len() > 0).then(|| ms(h.max())),
+            max_ms: (!h.is_empty()).then(|| ms(h.max())),
         };
         let mut rows = Vec::new();
         let mut all_counts = Counts::default();
