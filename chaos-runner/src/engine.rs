@@ -16,7 +16,7 @@ use crate::exit::Outcome;
 use crate::faults::{self, Fault, FaultContext};
 use crate::journal::{self, Event, Journal};
 use crate::load::LoadGenerator;
-use crate::report::{FaultReport, Measurement, RunReport};
+use crate::report::{FaultReport, FaultWindow, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
@@ -48,6 +48,7 @@ struct Active {
 struct LiveSet {
     faults: Vec<Active>,
     journal: Journal,
+    started: Instant,
 }
 
 impl LiveSet {
@@ -69,6 +70,10 @@ impl LiveSet {
                 }
                 Err(e) => last_error = Some(e.to_string()),
             }
+        }
+        if let Some(w) = fault.report.windows.last_mut() {
+            w.end_ms
+                .get_or_insert(self.started.elapsed().as_millis() as u64);
         }
         fault.report.measurements.extend(
             hog.measurements()
@@ -460,6 +465,7 @@ async fn lifecycle(
     }
 
     let mut faults_report = Vec::new();
+    let mut aborted_at_ms = None;
     if let (Outcome::Passed, Some(journal)) = (outcome, journal.take()) {
         let mut live = LiveSet {
             faults: spec
@@ -480,10 +486,12 @@ async fn lifecycle(
                         errors: Vec::new(),
                         revertible: true,
                         measurements: Vec::new(),
+                        windows: Vec::new(),
                     },
                 })
                 .collect(),
             journal,
+            started,
         };
         let hold_start = tokio::time::Instant::now();
         let mut ticker = tokio::time::interval(spec.check_interval);
@@ -531,6 +539,10 @@ async fn lifecycle(
                             .steps
                             .push(format!("{description} (from {} ms)", elapsed.as_millis()));
                         f.live = Some(hog);
+                        f.report.windows.push(FaultWindow {
+                            start_ms: started.elapsed().as_millis() as u64,
+                            end_ms: None,
+                        });
                         let injected = Event::Injected {
                             fault: f.name.clone(),
                             record,
@@ -619,6 +631,9 @@ async fn lifecycle(
                 }
             }
         }
+        if outcome == Outcome::Aborted {
+            aborted_at_ms = Some(started.elapsed().as_millis() as u64);
+        }
         progress.line("[revert] removing faults");
         live.revert_all();
         if live.faults.iter().any(|f| !f.report.reverted) {
@@ -684,6 +699,7 @@ async fn lifecycle(
         faults: faults_report,
         timeline,
         load: load_report,
+        aborted_at_ms,
     };
     let written = report
         .write(Path::new(&spec.report.dir), &spec.report.formats)

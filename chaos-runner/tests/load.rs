@@ -158,6 +158,7 @@ spec:
   checkInterval: 500ms
   report:
     dir: {}
+    formats: [json, junit, markdown, html]
 "#,
             dir.join("reports").display()
         ),
@@ -273,6 +274,13 @@ fn an_error_rate_breach_aborts_the_run_with_exit_2() {
         "{summary}"
     );
     assert_eq!(report["faults"][0]["reverted"], true);
+    // The HTML report: one chart per check, fault window shaded, abort marked, no script.
+    let html = std::fs::read_to_string(summary["reports"][3].as_str().unwrap()).unwrap();
+    assert!(html.contains("<h3>too-many-errors</h3>"), "{html}");
+    assert!(html.contains("fault hog-load-abort live"), "{html}");
+    assert!(html.contains(">abort</text>"), "{html}");
+    assert!(html.matches("<svg").count() >= 3 && !html.contains("<script"));
+    assert!(report["aborted_at_ms"].as_u64().is_some(), "{report}");
     let slices = report["load"]["timeline"].as_array().unwrap();
     assert!(
         slices.iter().any(|s| s["errors"].as_u64().unwrap() > 0),

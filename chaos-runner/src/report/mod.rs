@@ -1,6 +1,8 @@
 //! Run reports: the JSON timeline, JUnit XML (one test case per check) and a Markdown
 //! summary, written under `<report dir>/<run id>/`.
 
+pub mod html;
+
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,17 @@ pub struct FaultReport {
     pub revertible: bool,
     /// What the fault measured (outage, peak memory, bytes filled, ...), in step order.
     pub measurements: Vec<Measurement>,
+    /// When each step was live, in milliseconds since the run started.
+    pub windows: Vec<FaultWindow>,
+}
+
+/// When one step of a fault was live.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FaultWindow {
+    /// Injected at, in milliseconds since the run started.
+    pub start_ms: u64,
+    /// Reverted at (`None`: never reverted).
+    pub end_ms: Option<u64>,
 }
 
 /// One measured value of a fault.
@@ -63,6 +76,10 @@ pub struct RunReport {
     /// timeline of 1 s slices (only when `spec.load` is set).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub load: Option<crate::load::LoadReport>,
+    /// When an abort condition or a signal ended the hold, in milliseconds since the run
+    /// started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aborted_at_ms: Option<u64>,
 }
 
 fn xml_escape(text: &str) -> String {
@@ -227,6 +244,7 @@ impl RunReport {
                 ),
                 ReportFormat::Junit => ("junit.xml", self.junit()),
                 ReportFormat::Markdown => ("summary.md", self.markdown()),
+                ReportFormat::Html => ("report.html", html::render(self)),
             };
             let path = dir.join(name);
             std::fs::write(&path, body)?;

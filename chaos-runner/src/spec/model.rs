@@ -800,6 +800,9 @@ pub enum ReportFormat {
     Junit,
     /// A Markdown summary.
     Markdown,
+    /// One self-contained HTML page: an SVG chart per check (value against threshold,
+    /// fault windows shaded, abort marked), no scripts.
+    Html,
 }
 
 /// The built-in load generator (`spec.load`): `players` virtual players send `rate`

@@ -26,6 +26,9 @@ pub struct Observation {
     pub value: Option<f64>,
     /// What it was compared with, in words.
     pub threshold: String,
+    /// The threshold as a number (threshold checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub threshold_value: Option<f64>,
     /// `ok`, `breach`, `error`.
     pub verdict: &'static str,
     /// Source error, if any.
@@ -327,6 +330,7 @@ impl Watch {
             at_ms,
             value,
             threshold,
+            threshold_value: self.threshold().map(|(_, t)| t),
             verdict: label,
             error,
         };
