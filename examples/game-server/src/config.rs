@@ -271,7 +271,7 @@ impl Default for Config {
 /// line.
 ///
 /// ```
-/// let err = game_server::config::Config::from_yaml("listen: 1\nbogus: 2\n", "game.yaml").unwrap_err();
+/// let err = game_server::config::Config::from_yaml("listen: 127.0.0.1:1\nbogus: 2\n", "game.yaml").unwrap_err();
 /// let text = err.to_string();
 /// assert!(text.contains("game.yaml") && text.contains("line 2"), "{text}");
 /// ```
@@ -286,10 +286,10 @@ pub enum ConfigError {
         source: std::io::Error,
     },
     /// A field is missing, unknown, of the wrong type or out of range.
-    #[error("{source}: field `{field}`{}: {message}", line_text(*.line, *.column))]
+    #[error("{origin}: field `{field}`{}: {message}", line_text(.line, .column))]
     Invalid {
         /// The file (or environment variable) the value came from.
-        source: String,
+        origin: String,
         /// Dotted field path (`policies.save_writes.retry.max_attempts`).
         field: String,
         /// 1-based line, when known.
@@ -301,8 +301,8 @@ pub enum ConfigError {
     },
 }
 
-fn line_text(line: Option<usize>, column: Option<usize>) -> String {
-    match (line, column) {
+fn line_text(line: &Option<usize>, column: &Option<usize>) -> String {
+    match (*line, *column) {
         (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
         (Some(l), None) => format!(" (line {l})"),
         _ => String::new(),
@@ -340,7 +340,7 @@ impl ConfigError {
 fn invalid(source: &str, text: &str, field: &str, message: impl Into<String>) -> ConfigError {
     let location = locate(text, field);
     ConfigError::Invalid {
-        source: source.to_owned(),
+        origin: source.to_owned(),
         field: field.to_owned(),
         line: location.map(|(l, _)| l),
         column: location.map(|(_, c)| c),
@@ -388,7 +388,7 @@ impl Config {
                     _ => message,
                 };
                 ConfigError::Invalid {
-                    source: source.to_owned(),
+                    origin: source.to_owned(),
                     field: if path == "." { String::new() } else { path },
                     line: location.map(|(l, _)| l),
                     column: location.map(|(_, c)| c),
@@ -408,7 +408,10 @@ impl Config {
         if self.database.connect_timeout.is_zero()
             || self.database.connect_timeout > Duration::from_secs(60)
         {
-            return bad("database.connect_timeout", "must be above zero and at most 60s");
+            return bad(
+                "database.connect_timeout",
+                "must be above zero and at most 60s",
+            );
         }
         if let Err(e) = self.database.url.parse::<tokio_postgres::Config>() {
             // The parser's message names the option, never the password's value.
@@ -426,7 +429,10 @@ impl Config {
         if self.write_behind.retry_interval.is_zero()
             || self.write_behind.retry_interval > Duration::from_secs(60)
         {
-            return bad("write_behind.retry_interval", "must be above zero and at most 60s");
+            return bad(
+                "write_behind.retry_interval",
+                "must be above zero and at most 60s",
+            );
         }
         if !(1..=100_000_000).contains(&self.cache.max_entries) {
             return bad("cache.max_entries", "must be between 1 and 100000000");
@@ -489,7 +495,7 @@ impl Config {
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<(), ConfigError> {
         let env_error = |name: &str, message: String| ConfigError::Invalid {
-            source: format!("environment variable {name}"),
+            origin: format!("environment variable {name}"),
             field: name.to_owned(),
             line: None,
             column: None,
@@ -586,19 +592,26 @@ mod tests {
 
     #[test]
     fn errors_name_field_and_line() {
-        let err = Config::from_yaml("listen: 127.0.0.1:1\nmatchmaking:\n  skil_band: 3\n", "g.yaml")
-            .unwrap_err();
+        let err = Config::from_yaml(
+            "listen: 127.0.0.1:1\nmatchmaking:\n  skil_band: 3\n",
+            "g.yaml",
+        )
+        .unwrap_err();
         let text = err.to_string();
         assert!(text.contains("g.yaml"), "{text}");
         assert!(text.contains("matchmaking"), "{text}");
         assert_eq!(err.line(), Some(3), "{text}");
 
-        let err = Config::from_yaml("matchmaking:\n  skill_band: 500\n  degraded_skill_band: 10\n", "g")
-            .unwrap_err();
+        let err = Config::from_yaml(
+            "matchmaking:\n  skill_band: 500\n  degraded_skill_band: 10\n",
+            "g",
+        )
+        .unwrap_err();
         assert_eq!(err.field(), Some("matchmaking.degraded_skill_band"));
         assert_eq!(err.line(), Some(3));
 
-        let err = Config::from_yaml("player_rate_limit: { per_second: 1, burst: 0 }\n", "g").unwrap_err();
+        let err =
+            Config::from_yaml("player_rate_limit: { per_second: 1, burst: 0 }\n", "g").unwrap_err();
         assert_eq!(err.field(), Some("player_rate_limit.burst"));
         assert_eq!(err.line(), Some(1));
     }

@@ -130,7 +130,9 @@ impl Drop for Lease {
 impl Lease {
     fn conn(&self) -> &Conn {
         // Always Some until drop.
-        self.conn.as_ref().expect("lease holds a connection until dropped")
+        self.conn
+            .as_ref()
+            .expect("lease holds a connection until dropped")
     }
 }
 
@@ -221,7 +223,9 @@ impl Database {
         let connecting = self.inner.config.connect(NoTls);
         let (client, connection) = tokio::time::timeout(self.inner.connect_timeout, connecting)
             .await
-            .map_err(|_| DbError::Connect(format!("timed out after {:?}", self.inner.connect_timeout)))?
+            .map_err(|_| {
+                DbError::Connect(format!("timed out after {:?}", self.inner.connect_timeout))
+            })?
             .map_err(|e| DbError::Connect(e.to_string()))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -308,7 +312,10 @@ impl Database {
     pub async fn rating(&self, player: &str, skill: i32) -> Result<i32, DbError> {
         let lease = self.lease().await?;
         let conn = lease.conn();
-        let row = conn.client.query_one(&conn.rating, &[&player, &skill]).await?;
+        let row = conn
+            .client
+            .query_one(&conn.rating, &[&player, &skill])
+            .await?;
         Ok(row.try_get(0)?)
     }
 

@@ -80,9 +80,9 @@ pub fn build_policy(
 ) -> Result<ResiliencePolicy, resilience::ConfigError> {
     let mut builder = ResiliencePolicy::builder(&config.name)
         .metrics(&metrics.resilience)
-        .on_state_change(|c| {
-            tracing::warn!(policy = %c.policy, from = %c.from, to = %c.to, "circuit breaker")
-        });
+        .on_state_change(
+            |c| tracing::warn!(policy = %c.policy, from = %c.from, to = %c.to, "circuit breaker"),
+        );
     if let Some(c) = config.circuit_breaker.clone() {
         builder = builder.circuit_breaker(c);
     }
@@ -183,7 +183,10 @@ pub async fn serve(
         metrics,
         limiter,
         db: db.clone(),
-        queue_retry_after: config.write_behind.retry_interval.max(Duration::from_secs(1)),
+        queue_retry_after: config
+            .write_behind
+            .retry_interval
+            .max(Duration::from_secs(1)),
     };
     let app = routes::router(state);
     let local = listener.local_addr().map_err(ServeError::Io)?;

@@ -10,7 +10,10 @@ use std::process::ExitCode;
 
 /// Command line.
 #[derive(Debug, Parser)]
-#[command(name = "game-server", about = "Example game service: matchmaking, sessions and player saves on PostgreSQL behind resilience policies")]
+#[command(
+    name = "game-server",
+    about = "Example game service: matchmaking, sessions and player saves on PostgreSQL behind resilience policies"
+)]
 struct Args {
     /// YAML configuration file (see game-server.yaml); defaults built in when absent.
     #[arg(long, value_name = "FILE")]

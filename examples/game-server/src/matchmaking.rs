@@ -58,8 +58,13 @@ struct Waiting {
 }
 
 enum Ticket {
-    Queued { expires: Instant },
-    Matched { matched: Arc<Matched>, expires: Instant },
+    Queued {
+        expires: Instant,
+    },
+    Matched {
+        matched: Arc<Matched>,
+        expires: Instant,
+    },
 }
 
 #[derive(Default)]
@@ -218,10 +223,8 @@ impl Matchmaker {
                     skill,
                     band,
                 });
-                pool.tickets.insert(
-                    ticket.clone(),
-                    Ticket::Queued { expires },
-                );
+                pool.tickets
+                    .insert(ticket.clone(), Ticket::Queued { expires });
                 Ok(Outcome::Queued { ticket })
             }
         }
@@ -288,7 +291,10 @@ mod tests {
                 ticket: ticket.clone()
             })
         );
-        assert!(matches!(m.pair("p2", 1700, 100), Ok(Outcome::Queued { .. })));
+        assert!(matches!(
+            m.pair("p2", 1700, 100),
+            Ok(Outcome::Queued { .. })
+        ));
         let Ok(Outcome::Matched(matched)) = m.pair("p3", 1560, 100) else {
             panic!("p3 pairs with p1")
         };

@@ -143,10 +143,10 @@ impl Metrics {
         );
         // Every documented series exists from the start, at zero.
         for result in ["matched", "queued", "failed"] {
-            matchmaking.get_or_create(&ResultLabels { result });
+            let _ = matchmaking.get_or_create(&ResultLabels { result });
         }
         for result in ["stored", "queued", "failed"] {
-            saves.get_or_create(&ResultLabels { result });
+            let _ = saves.get_or_create(&ResultLabels { result });
         }
         Metrics {
             registry: Arc::new(registry),
@@ -198,7 +198,9 @@ impl Metrics {
             MatchResult::Queued => "queued",
             MatchResult::Failed => "failed",
         };
-        self.matchmaking.get_or_create(&ResultLabels { result }).inc();
+        self.matchmaking
+            .get_or_create(&ResultLabels { result })
+            .inc();
     }
 
     /// Counts one save write.

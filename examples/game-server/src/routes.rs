@@ -246,7 +246,9 @@ async fn session_change(
         state.sessions.leave(&match_id, &body.player_id)
     };
     match result {
-        Ok(n) => Ok(axum::Json(json!({ "session": match_id, "active_players": n })).into_response()),
+        Ok(n) => {
+            Ok(axum::Json(json!({ "session": match_id, "active_players": n })).into_response())
+        }
         Err(_) => Err(ApiError::new(StatusCode::NOT_FOUND, "unknown match")),
     }
 }
@@ -315,13 +317,15 @@ async fn get_save(
                 .into_response())
         }
         Err(SaveError::NotFound) => Err(ApiError::new(StatusCode::NOT_FOUND, "never saved")),
-        Err(SaveError::Unavailable { reason, retry_after }) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+        Err(SaveError::Unavailable {
             reason,
-        )
-        .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))),
-        Err(e) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
-            .retry_after(Duration::from_secs(1))),
+            retry_after,
+        }) => Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+            .retry_after(retry_after.unwrap_or(Duration::from_secs(1)))),
+        Err(e) => Err(
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+                .retry_after(Duration::from_secs(1)),
+        ),
     }
 }
 
@@ -393,10 +397,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/sessions", get(list_sessions))
         .route("/v1/sessions/{match_id}/join", post(join_session))
         .route("/v1/sessions/{match_id}/leave", post(leave_session))
-        .route(
-            "/v1/players/{player_id}/save",
-            get(get_save).put(put_save),
-        )
+        .route("/v1/players/{player_id}/save", get(get_save).put(put_save))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))

@@ -86,9 +86,13 @@ impl std::fmt::Debug for Saves {
 
 /// The save-writes call (also used by the write-behind flusher).
 pub fn writer(policy: &resilience::ResiliencePolicy, db: &Database) -> Guarded<SaveWrite, i64> {
-    guard(policy, db, |db: Database, save: Arc<SaveWrite>| async move {
-        db.write_save(&save.player_id, &save.data).await
-    })
+    guard(
+        policy,
+        db,
+        |db: Database, save: Arc<SaveWrite>| async move {
+            db.write_save(&save.player_id, &save.data).await
+        },
+    )
 }
 
 impl Saves {
@@ -101,9 +105,11 @@ impl Saves {
         cache: SaveCache,
         metrics: Metrics,
     ) -> Saves {
-        let reader = guard(read_policy, db, |db: Database, player: Arc<String>| async move {
-            db.read_save(&player).await
-        });
+        let reader = guard(
+            read_policy,
+            db,
+            |db: Database, player: Arc<String>| async move { db.read_save(&player).await },
+        );
         Saves {
             writer: writer(write_policy, db),
             reader,

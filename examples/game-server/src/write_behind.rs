@@ -191,7 +191,10 @@ impl WriteBehind {
                 }
                 match QueuedSave::from_line(&line) {
                     Some(saved) => {
-                        *queue.pending.entry(saved.save.player_id.clone()).or_default() += 1;
+                        *queue
+                            .pending
+                            .entry(saved.save.player_id.clone())
+                            .or_default() += 1;
                         queue.entries.push_back(saved);
                     }
                     // Only a line cut by a crash before its fsync (never acknowledged).
@@ -260,7 +263,11 @@ impl WriteBehind {
 
     /// Saves waiting.
     pub fn len(&self) -> usize {
-        self.inner.queue.lock().map(|q| q.entries.len()).unwrap_or(0)
+        self.inner
+            .queue
+            .lock()
+            .map(|q| q.entries.len())
+            .unwrap_or(0)
     }
 
     /// True when nothing waits.
@@ -271,7 +278,10 @@ impl WriteBehind {
     /// True when the queue can take another save and the spool was writable last time.
     pub fn is_armed(&self) -> bool {
         self.len() < self.inner.max_queued
-            && self.inner.spool_ok.load(std::sync::atomic::Ordering::Relaxed)
+            && self
+                .inner
+                .spool_ok
+                .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// True when saves of `player` wait in the queue (a new save of theirs must queue
@@ -495,8 +505,10 @@ impl WriteBehind {
             match round {
                 Ok((_, false)) => {}
                 Ok((_, true)) => {
-                    tokio::time::sleep_until(until.min(tokio::time::Instant::now() + retry_interval))
-                        .await
+                    tokio::time::sleep_until(
+                        until.min(tokio::time::Instant::now() + retry_interval),
+                    )
+                    .await
                 }
                 Err(_) => break,
             }
@@ -534,11 +546,17 @@ mod tests {
         let wb = WriteBehind::open(&d, 2, cache.clone(), Default::default()).unwrap();
         wb.enqueue(saved("p1", 1)).await.unwrap();
         wb.enqueue(saved("p2", 1)).await.unwrap();
-        assert!(matches!(wb.enqueue(saved("p3", 1)).await, Err(EnqueueError::Full)));
+        assert!(matches!(
+            wb.enqueue(saved("p3", 1)).await,
+            Err(EnqueueError::Full)
+        ));
         assert!(!wb.is_armed());
         drop(wb);
         // A crash in the middle of an (unacknowledged) append leaves a cut line.
-        let mut f = OpenOptions::new().append(true).open(d.join(SPOOL_FILE)).unwrap();
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(d.join(SPOOL_FILE))
+            .unwrap();
         f.write_all(b"{\"player_id\":\"p4\",\"vers").unwrap();
         drop(f);
         let again = WriteBehind::open(&d, 10, SaveCache::new(10), Default::default()).unwrap();
@@ -546,7 +564,10 @@ mod tests {
         again.enqueue(saved("p1", 2)).await.unwrap();
         let text = std::fs::read_to_string(d.join(SPOOL_FILE)).unwrap();
         assert_eq!(text.lines().count(), 3, "{text}");
-        assert!(text.lines().all(|l| QueuedSave::from_line(l).is_some()), "{text}");
+        assert!(
+            text.lines().all(|l| QueuedSave::from_line(l).is_some()),
+            "{text}"
+        );
         std::fs::remove_dir_all(&d).unwrap();
     }
 }

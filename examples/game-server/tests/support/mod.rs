@@ -315,7 +315,10 @@ impl GameServer {
             if start.elapsed() > limit {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("game-server did not exit within {limit:?}: {}", self.log_text());
+                panic!(
+                    "game-server did not exit within {limit:?}: {}",
+                    self.log_text()
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
