@@ -265,8 +265,10 @@ mod tests {
     use super::*;
 
     fn matchmaker() -> Matchmaker {
-        let mut db = crate::config::DatabaseConfig::default();
-        db.url = "host=127.0.0.1 port=1 user=x".into();
+        let db = crate::config::DatabaseConfig {
+            url: "host=127.0.0.1 port=1 user=x".into(),
+            ..Default::default()
+        };
         let db = Database::new(&db).unwrap();
         let policy = resilience::ResiliencePolicy::builder("t").build().unwrap();
         let metrics = Metrics::new();
