@@ -9,7 +9,8 @@ mod yaml;
 
 pub use model::*;
 pub use params::{
-    CpuHogParams, DbParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams,
+    CpuHogParams, DbParams, DbPartitionParams, NetworkPartitionParams, PodKillParams,
+    PolicyDirection, DiskFillParams, FaultParams, KillSignal, MemoryHogParams,
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
     PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
     PostgresResetParams, Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams,
