@@ -117,7 +117,7 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
     let checks = |list: &[Check]| -> Vec<serde_json::Value> {
         list.iter()
             .map(|c| {
-                let (kind, what) = describe_check(c, &exp);
+                let (kind, what) = describe_check(c, exp);
                 serde_json::json!({ "name": c.name, "kind": kind, "check": what, "for": c.for_checks })
             })
             .collect()
@@ -153,7 +153,11 @@ pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outc
     let s = &exp.experiment.spec;
     let warnings: Vec<String> = plan["warnings"]
         .as_array()
-        .map(|w| w.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .map(|w| {
+            w.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default();
     match output {
         Output::Json => println!("{plan}"),

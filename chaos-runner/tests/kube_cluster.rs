@@ -16,8 +16,13 @@ use std::time::{Duration, Instant};
 
 fn cluster_env() -> Option<(tokio::runtime::Runtime, KubeEnv)> {
     std::env::var_os("KUBECONFIG")?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
-    let client = rt.block_on(kube::Client::try_default()).expect("KUBECONFIG is set but no client");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .expect("KUBECONFIG is set but no client");
     let env = KubeEnv::new(client, rt.handle().clone());
     Some((rt, env))
 }
@@ -98,7 +103,9 @@ fn pod_kill_and_partition_on_a_real_cluster() {
             .len()
     });
     rt.block_on(async {
-        let _ = Api::<Namespace>::all(client.clone()).delete(&ns, &DeleteParams::default()).await;
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&ns, &DeleteParams::default())
+            .await;
     });
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(left, 0, "NetworkPolicies left in {ns}");

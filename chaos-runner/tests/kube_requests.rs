@@ -29,7 +29,8 @@ spec:
     );
     static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = FILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let path = std::env::temp_dir().join(format!("chaos-kube-mock-{}-{n}.yaml", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("chaos-kube-mock-{}-{n}.yaml", std::process::id()));
     std::fs::write(&path, text).unwrap();
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let _ = std::fs::remove_file(&path);
@@ -58,7 +59,10 @@ fn list(kind: &str, items: Vec<Value>) -> Value {
 }
 
 fn not_found() -> (u16, Value) {
-    (404, json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}))
+    (
+        404,
+        json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
 }
 
 /// Takes the next request, asserts it, answers it.
@@ -74,11 +78,7 @@ async fn expect(
     let (parts, req_body) = request.into_parts();
     assert_eq!(parts.method.as_str(), method, "{}", parts.uri);
     assert_eq!(parts.uri.path(), path);
-    let got_query = parts
-        .uri
-        .query()
-        .map(|q| url_decode(q))
-        .unwrap_or_default();
+    let got_query = parts.uri.query().map(|q| url_decode(q)).unwrap_or_default();
     assert_eq!(got_query, query, "query of {method} {path}");
     let bytes = req_body.collect().await.unwrap().to_bytes();
     match body {
@@ -104,7 +104,9 @@ fn url_decode(text: &str) -> String {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' && i + 2 < bytes.len() {
-            out.push(u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap());
+            out.push(
+                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap(),
+            );
             i += 3;
         } else {
             out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
@@ -134,10 +136,29 @@ async fn pod_kill_lists_then_deletes_with_the_grace_period() {
         let r = fault.inject();
         (fault, r)
     });
-    let pods = list("PodList", vec![pod("game-server-a", json!({"app": "game-server"}))]);
+    let pods = list(
+        "PodList",
+        vec![pod("game-server-a", json!({"app": "game-server"}))],
+    );
     let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", q, None, (200, pods.clone())).await;
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", q, None, (200, pods)).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods),
+    )
+    .await;
     expect(
         &mut handle,
         "DELETE",
@@ -150,7 +171,10 @@ async fn pod_kill_lists_then_deletes_with_the_grace_period() {
     let (mut fault, record) = task.await.unwrap();
     assert_eq!(
         record.unwrap(),
-        FaultRecord::KubePodsKilled { namespace: "games".into(), pods: vec!["game-server-a".into()] }
+        FaultRecord::KubePodsKilled {
+            namespace: "games".into(),
+            pods: vec!["game-server-a".into()]
+        }
     );
     // The revert of a kill without waitReady sends nothing: the owner replaces the pod.
     fault.revert().unwrap();
@@ -165,10 +189,29 @@ async fn pod_kill_with_evict_posts_an_eviction() {
         let r = fault.inject();
         (fault, r)
     });
-    let pods = list("PodList", vec![pod("game-server-a", json!({"app": "game-server"}))]);
+    let pods = list(
+        "PodList",
+        vec![pod("game-server-a", json!({"app": "game-server"}))],
+    );
     let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", q, None, (200, pods.clone())).await;
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", q, None, (200, pods)).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods),
+    )
+    .await;
     expect(
         &mut handle,
         "POST",
@@ -210,21 +253,35 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
     });
     assert_eq!(
         fault.planned_record(),
-        Some(FaultRecord::KubeNetworkPolicy { namespace: "games".into(), name: name.clone() })
+        Some(FaultRecord::KubeNetworkPolicy {
+            namespace: "games".into(),
+            name: name.clone()
+        })
     );
     let task = tokio::task::spawn_blocking(move || {
         let r = fault.inject();
         (fault, r)
     });
     let pods = list("PodList", vec![pod("mm-a", json!({"app": "matchmaking"}))]);
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", "&labelSelector=app=matchmaking", None, (200, pods)).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (200, pods),
+    )
+    .await;
     expect(
         &mut handle,
         "PATCH",
         "/api/v1/namespaces/games/pods/mm-a",
         "",
         Some(json!({"metadata": {"labels": {POLICY_LABEL: name}}})),
-        (200, pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name}))),
+        (
+            200,
+            pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name})),
+        ),
     )
     .await;
     let policy = json!({
@@ -250,12 +307,43 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
         (fault, r)
     });
     let np_path = format!("/apis/networking.k8s.io/v1/namespaces/games/networkpolicies/{name}");
-    let by_run = "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=cut";
+    let by_run =
+        "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=cut";
     let by_label = format!("&labelSelector={POLICY_LABEL}={name}");
-    expect(&mut handle, "DELETE", &np_path, "", Some(json!({})), (200, policy.clone())).await;
-    expect(&mut handle, "GET", "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies", by_run, None, (200, list("NetworkPolicyList", vec![]))).await;
-    let still = list("PodList", vec![pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name}))]);
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", &by_label, None, (200, still)).await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &np_path,
+        "",
+        Some(json!({})),
+        (200, policy.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
+        by_run,
+        None,
+        (200, list("NetworkPolicyList", vec![])),
+    )
+    .await;
+    let still = list(
+        "PodList",
+        vec![pod(
+            "mm-a",
+            json!({"app": "matchmaking", POLICY_LABEL: name}),
+        )],
+    );
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        &by_label,
+        None,
+        (200, still),
+    )
+    .await;
     expect(
         &mut handle,
         "PATCH",
@@ -267,8 +355,24 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
     .await;
     // Read back: the policy is gone, no policy of the run is left, no pod is labelled.
     expect(&mut handle, "GET", &np_path, "", None, not_found()).await;
-    expect(&mut handle, "GET", "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies", by_run, None, (200, list("NetworkPolicyList", vec![]))).await;
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", &by_label, None, (200, list("PodList", vec![]))).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
+        by_run,
+        None,
+        (200, list("NetworkPolicyList", vec![])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        &by_label,
+        None,
+        (200, list("PodList", vec![])),
+    )
+    .await;
     let (_fault, reverted) = task.await.unwrap();
     reverted.unwrap();
 }
@@ -292,7 +396,15 @@ async fn db_partition_policy_denies_only_the_database_port() {
         (fault, r)
     });
     let pods = list("PodList", vec![pod("gs-a", json!({"app": "game-server"}))]);
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", "&labelSelector=app=game-server", None, (200, pods)).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=game-server",
+        None,
+        (200, pods),
+    )
+    .await;
     expect(
         &mut handle,
         "PATCH",
@@ -304,7 +416,8 @@ async fn db_partition_policy_denies_only_the_database_port() {
     .await;
     let (request, send) = handle.next_request().await.unwrap();
     assert_eq!(request.method(), "POST");
-    let body: Value = serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    let body: Value =
+        serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(body["spec"]["policyTypes"], json!(["Egress"]));
     assert_eq!(
         body["spec"]["egress"],
@@ -314,7 +427,12 @@ async fn db_partition_policy_denies_only_the_database_port() {
             {"protocol": "UDP", "port": 1, "endPort": 65535}
         ]}])
     );
-    send.send_response(Response::builder().status(201).body(Body::from(serde_json::to_vec(&body).unwrap())).unwrap());
+    send.send_response(
+        Response::builder()
+            .status(201)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+    );
     let (_fault, record) = task.await.unwrap();
     assert!(record.is_ok());
 }
@@ -329,7 +447,15 @@ async fn protected_pods_are_never_picked_and_an_all_protected_set_fails() {
     let mut protected = pod("game-server-a", json!({"app": "game-server"}));
     protected["metadata"]["annotations"] = json!({"chaos.game-resilience.dev/protected": "true"});
     let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
-    expect(&mut handle, "GET", "/api/v1/namespaces/games/pods", q, None, (200, list("PodList", vec![protected]))).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, list("PodList", vec![protected])),
+    )
+    .await;
     let (_fault, record) = task.await.unwrap();
     let err = record.unwrap_err().to_string();
     assert!(err.contains("1 protected"), "{err}");

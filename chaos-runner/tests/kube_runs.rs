@@ -28,7 +28,8 @@ impl Dir {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos();
-        let dir = std::env::temp_dir().join(format!("chaos-kube-{tag}-{}-{nanos}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("chaos-kube-{tag}-{}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         Dir(dir)
     }
@@ -51,14 +52,34 @@ fn runtime() -> tokio::runtime::Runtime {
 /// Four game servers (one protected), two matchmakers, a pod in kube-system.
 fn cluster(replacement_delay: Duration) -> FakeCluster {
     let fake = FakeCluster::new(replacement_delay);
-    for name in ["game-server-a", "game-server-b", "game-server-c", "game-server-d"] {
-        fake.add_pod("games", name, &[("app", "game-server")], Some("game-server-rs"));
+    for name in [
+        "game-server-a",
+        "game-server-b",
+        "game-server-c",
+        "game-server-d",
+    ] {
+        fake.add_pod(
+            "games",
+            name,
+            &[("app", "game-server")],
+            Some("game-server-rs"),
+        );
     }
     fake.protect("games", "game-server-d");
     for name in ["matchmaking-a", "matchmaking-b"] {
-        fake.add_pod("games", name, &[("app", "matchmaking")], Some("matchmaking-rs"));
+        fake.add_pod(
+            "games",
+            name,
+            &[("app", "matchmaking")],
+            Some("matchmaking-rs"),
+        );
     }
-    fake.add_pod("kube-system", "coredns-a", &[("app", "game-server")], Some("coredns-rs"));
+    fake.add_pod(
+        "kube-system",
+        "coredns-a",
+        &[("app", "game-server")],
+        Some("coredns-rs"),
+    );
     fake
 }
 
@@ -86,7 +107,12 @@ spec:
     path
 }
 
-fn run(path: &Path, state: &Path, fake: &FakeCluster, rt: &tokio::runtime::Runtime) -> (Outcome, Value) {
+fn run(
+    path: &Path,
+    state: &Path,
+    fake: &FakeCluster,
+    rt: &tokio::runtime::Runtime,
+) -> (Outcome, Value) {
     let outcome = engine::run(
         path,
         RunOptions {
@@ -160,14 +186,32 @@ fn pod_kill_waits_for_ready_replacements_and_measures_it() {
         .count();
     assert_eq!(originals, 1, "{names:?}");
     assert!(names.contains(&"game-server-d".to_owned()));
-    assert_eq!(names.iter().filter(|n| n.starts_with("game-server-rs-r")).count(), 2);
-    let ready_ms: u64 = measurement(&report, "replacements_ready_ms").unwrap().parse().unwrap();
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("game-server-rs-r"))
+            .count(),
+        2
+    );
+    let ready_ms: u64 = measurement(&report, "replacements_ready_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!((400..5_000).contains(&ready_ms), "{ready_ms}");
     assert_eq!(measurement(&report, "pods_killed").as_deref(), Some("2"));
     // Nothing outside the namespace was touched, and deletes carried the grace period.
     let requests = fake.requests();
-    assert!(requests.iter().all(|r| !r.contains("kube-system")), "{requests:#?}");
-    assert_eq!(requests.iter().filter(|r| r.starts_with("DELETE /api/v1/namespaces/games/pods/")).count(), 2);
+    assert!(
+        requests.iter().all(|r| !r.contains("kube-system")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.starts_with("DELETE /api/v1/namespaces/games/pods/"))
+            .count(),
+        2
+    );
 }
 
 #[test]
@@ -186,12 +230,18 @@ fn same_seed_picks_the_same_pods_in_plan_and_run() {
         .collect();
     assert_eq!(targets.len(), 2);
     assert_eq!(plan["faults"][0]["targets_exact"], true);
-    assert!(!targets.contains(&"game-server-d".to_owned()), "protected pod planned");
+    assert!(
+        !targets.contains(&"game-server-d".to_owned()),
+        "protected pod planned"
+    );
     let (outcome, _) = run(&path, &dir.0.join("state"), &fake, &rt);
     assert_eq!(outcome, Outcome::Passed);
     let left = fake.pod_names("games");
     for t in &targets {
-        assert!(!left.contains(t), "{t} was planned but not killed: {left:?}");
+        assert!(
+            !left.contains(t),
+            "{t} was planned but not killed: {left:?}"
+        );
     }
 }
 
@@ -200,7 +250,12 @@ fn selection_modes_and_the_cap_through_plan() {
     let rt = runtime();
     let fake = cluster(Duration::from_millis(10));
     for i in 0..10 {
-        fake.add_pod("load", &format!("bot-{i}"), &[("app", "bot")], Some("bots-rs"));
+        fake.add_pod(
+            "load",
+            &format!("bot-{i}"),
+            &[("app", "bot")],
+            Some("bots-rs"),
+        );
     }
     let dir = Dir::new("modes");
     let count = |mode: &str| -> Result<usize, String> {
@@ -226,8 +281,13 @@ fn selection_modes_and_the_cap_through_plan() {
     assert_eq!(count("          mode: one"), Ok(1));
     assert_eq!(count("          mode: all"), Ok(10));
     assert_eq!(count("          mode: fixed\n          value: 3"), Ok(3));
-    assert_eq!(count("          mode: fixed-percent\n          value: 30"), Ok(3));
-    let random = count("          mode: random-max-percent\n          value: 50\n          seed: 3").unwrap();
+    assert_eq!(
+        count("          mode: fixed-percent\n          value: 30"),
+        Ok(3)
+    );
+    let random =
+        count("          mode: random-max-percent\n          value: 50\n          seed: 3")
+            .unwrap();
     assert!((1..=5).contains(&random), "{random}");
     let capped = count("          mode: all\n          maxPercent: 50").unwrap_err();
     assert!(capped.contains("above maxPercent 50%"), "{capped}");
@@ -251,8 +311,15 @@ fn cap_refusal_stops_the_run_in_preflight_touching_nothing() {
     let path = experiment(&dir.0, fault, "");
     let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted);
-    assert!(report["reason"].as_str().unwrap().contains("maxPercent"), "{report:#}");
-    assert!(fake.requests().iter().all(|r| r.starts_with("GET ")), "{:#?}", fake.requests());
+    assert!(
+        report["reason"].as_str().unwrap().contains("maxPercent"),
+        "{report:#}"
+    );
+    assert!(
+        fake.requests().iter().all(|r| r.starts_with("GET ")),
+        "{:#?}",
+        fake.requests()
+    );
     assert_eq!(fake.pod_names("games").len(), 6);
 }
 
@@ -280,7 +347,9 @@ fn eviction_blocked_by_a_pdb_aborts_without_killing() {
     assert!(reason.contains("disruption budget"), "{reason}");
     assert_eq!(fake.pod_names("games").len(), 6);
     assert!(fake.requests().iter().any(|r| r.ends_with("/eviction")));
-    assert!(journal::live_faults(&dir.0.join("state")).unwrap().is_empty());
+    assert!(journal::live_faults(&dir.0.join("state"))
+        .unwrap()
+        .is_empty());
 }
 
 const PARTITION: &str = "    - name: cut-matchmaking
@@ -316,14 +385,26 @@ fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
     });
     let (outcome, report) = run(&path, &state, &fake, &rt);
     assert_eq!(outcome, Outcome::Passed, "{report:#}");
-    let (policies, pods) = seen.join().unwrap().expect("no NetworkPolicy during the hold");
+    let (policies, pods) = seen
+        .join()
+        .unwrap()
+        .expect("no NetworkPolicy during the hold");
     assert_eq!(policies.len(), 1);
     let labels = &policies[0]["metadata"]["labels"];
     assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
     assert_eq!(labels["chaos.game-resilience.dev/fault"], "cut-matchmaking");
-    assert!(labels["chaos.game-resilience.dev/run-id"].as_str().unwrap().starts_with("kube-test-"));
-    assert_eq!(policies[0]["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
-    assert_eq!(pods, vec!["matchmaking-a".to_owned(), "matchmaking-b".to_owned()]);
+    assert!(labels["chaos.game-resilience.dev/run-id"]
+        .as_str()
+        .unwrap()
+        .starts_with("kube-test-"));
+    assert_eq!(
+        policies[0]["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(
+        pods,
+        vec!["matchmaking-a".to_owned(), "matchmaking-b".to_owned()]
+    );
     // Reverted and read back.
     assert!(fake.policies("games").is_empty());
     assert!(labelled(&fake).is_empty());
@@ -342,9 +423,14 @@ fn flipping_health(healthy: usize) -> (String, Arc<AtomicUsize>) {
             let mut buf = [0u8; 2048];
             let _ = stream.read(&mut buf);
             let n = seen.fetch_add(1, Ordering::SeqCst);
-            let status = if n < healthy { "200 OK" } else { "503 Service Unavailable" };
+            let status = if n < healthy {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
             let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok").as_bytes(),
+                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .as_bytes(),
             );
         }
     });
@@ -363,9 +449,24 @@ fn abort_mid_fault_removes_the_partition_at_once() {
     let started = Instant::now();
     let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
-    assert!(report["reason"].as_str().unwrap().contains("abort condition"), "{report:#}");
-    assert!(fake.requests().iter().any(|r| r.starts_with("POST /apis/networking.k8s.io/v1/namespaces/games/networkpolicies")));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("abort condition"),
+        "{report:#}"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r
+                .starts_with("POST /apis/networking.k8s.io/v1/namespaces/games/networkpolicies"))
+    );
     assert!(fake.policies("games").is_empty());
     assert!(labelled(&fake).is_empty());
 }
@@ -375,7 +476,11 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
     let dir = Dir::new("stuck");
     let rt = runtime();
     let fake = cluster(Duration::from_millis(10));
-    let path = experiment(&dir.0, &PARTITION.replace("duration: 2s", "duration: 1s"), "");
+    let path = experiment(
+        &dir.0,
+        &PARTITION.replace("duration: 2s", "duration: 1s"),
+        "",
+    );
     let breaker = fake.clone();
     let flip = std::thread::spawn(move || {
         while breaker.policies("games").is_empty() {
@@ -393,7 +498,10 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
     assert_eq!(journal::live_faults(&state).unwrap().len(), 1);
     fake.fail_policy_deletes(false);
     let conn = fake.connector(&rt);
-    assert_eq!(chaos_runner::recover::run_with(&state, Output::Json, &conn), Outcome::Passed);
+    assert_eq!(
+        chaos_runner::recover::run_with(&state, Output::Json, &conn),
+        Outcome::Passed
+    );
     assert!(fake.policies("games").is_empty());
     assert!(journal::live_faults(&state).unwrap().is_empty());
 }
@@ -427,7 +535,10 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
     let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
     let mut journal = Journal::create(&state, run_id).unwrap();
     journal
-        .append(Event::RunStarted { experiment: "kube-test".into(), pid: std::process::id() })
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
         .unwrap();
     journal
         .append(Event::Intent {
@@ -438,7 +549,10 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
         .unwrap();
     let record = fault.inject().unwrap();
     journal
-        .append(Event::Injected { fault: spec.name.clone(), record })
+        .append(Event::Injected {
+            fault: spec.name.clone(),
+            record,
+        })
         .unwrap();
     // The runner "dies": nothing is reverted. A second policy of the same run and fault
     // (say, from a retried create) carries the same labels under another name.
@@ -447,7 +561,10 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
     let policies = fake.policies("games");
     assert_eq!(policies.len(), 1);
     let egress = &policies[0]["spec"]["egress"];
-    assert_eq!(egress[0]["to"][0]["ipBlock"]["except"], serde_json::json!(["10.20.0.0/16"]));
+    assert_eq!(
+        egress[0]["to"][0]["ipBlock"]["except"],
+        serde_json::json!(["10.20.0.0/16"])
+    );
     let mut twin = policies[0].clone();
     twin["metadata"]["name"] = "chaos-cut-db-twin".into();
     fake.put_policy("games", twin);
@@ -455,7 +572,11 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
 
     let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
     assert_eq!(outcome, Outcome::Passed);
-    assert!(fake.policies("games").is_empty(), "{:#?}", fake.policies("games"));
+    assert!(
+        fake.policies("games").is_empty(),
+        "{:#?}",
+        fake.policies("games")
+    );
     assert!(labelled(&fake).is_empty());
     assert!(journal::live_faults(&state).unwrap().is_empty());
 }
@@ -472,8 +593,13 @@ fn protected_namespace_and_empty_selector_are_refused_at_validation() {
       duration: 1s
 ";
     let path = experiment(&dir.0, fault, "");
-    let err = chaos_runner::spec::load_experiment(&path).unwrap_err().to_string();
-    assert!(err.contains("spec.faults[0].selector.pods.namespace"), "{err}");
+    let err = chaos_runner::spec::load_experiment(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.faults[0].selector.pods.namespace"),
+        "{err}"
+    );
     let allowed = fault.replace(
         "          labelSelector",
         "          allowProtectedNamespaces: [kube-system]\n          labelSelector",
@@ -488,17 +614,32 @@ fn protected_namespace_and_empty_selector_are_refused_at_validation() {
       duration: 1s
 ";
     let path = experiment(&dir.0, empty, "");
-    let err = chaos_runner::spec::load_experiment(&path).unwrap_err().to_string();
-    assert!(err.contains("spec.faults[0].selector.pods.labelSelector"), "{err}");
+    let err = chaos_runner::spec::load_experiment(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.faults[0].selector.pods.labelSelector"),
+        "{err}"
+    );
 }
 
 #[test]
 fn shipped_kubernetes_experiments_plan_against_the_fake() {
     let rt = runtime();
     let fake = cluster(Duration::from_millis(10));
-    fake.add_pod("games", "postgres-0", &[("app", "postgres")], Some("postgres-sts"));
+    fake.add_pod(
+        "games",
+        "postgres-0",
+        &[("app", "postgres")],
+        Some("postgres-sts"),
+    );
     for name in ["e", "f", "g", "h", "i", "j"] {
-        fake.add_pod("games", &format!("game-server-{name}"), &[("app", "game-server")], Some("game-server-rs"));
+        fake.add_pod(
+            "games",
+            &format!("game-server-{name}"),
+            &[("app", "game-server")],
+            Some("game-server-rs"),
+        );
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/kubernetes");
     let mut planned = 0;
@@ -511,9 +652,16 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
         assert_eq!(plan["backend"], "kubernetes");
-        assert_eq!(plan["warnings"], serde_json::json!([]), "{}: {plan:#}", path.display());
+        assert_eq!(
+            plan["warnings"],
+            serde_json::json!([]),
+            "{}: {plan:#}",
+            path.display()
+        );
         for fault in plan["faults"].as_array().unwrap() {
-            let targets = fault["targets"].as_array().unwrap_or_else(|| panic!("{}: {fault:#}", path.display()));
+            let targets = fault["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{}: {fault:#}", path.display()));
             assert!(!targets.is_empty());
             assert!(targets.iter().all(|t| t != "games/game-server-d"));
         }
@@ -539,7 +687,12 @@ fn deploy_configmap_matches_the_shipped_files() {
             root.join("../experiments/kubernetes").join(key)
         };
         let shipped = std::fs::read_to_string(&source).unwrap();
-        assert_eq!(value.as_str().unwrap(), shipped, "{key} differs from {}", source.display());
+        assert_eq!(
+            value.as_str().unwrap(),
+            shipped,
+            "{key} differs from {}",
+            source.display()
+        );
     }
 }
 
@@ -568,11 +721,19 @@ fn doctor_asks_one_access_review_per_permission_and_reports_denials() {
     let asked: Vec<(String, bool)> = answers
         .iter()
         .map(|a| {
-            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| format!("{}/{s}", a.need.resource));
+            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
+                format!("{}/{s}", a.need.resource)
+            });
             (format!("{} {r}", a.need.verb), a.allowed)
         })
         .collect();
-    assert_eq!(asked, vec![("list pods".to_owned(), true), ("create pods/eviction".to_owned(), false)]);
+    assert_eq!(
+        asked,
+        vec![
+            ("list pods".to_owned(), true),
+            ("create pods/eviction".to_owned(), false)
+        ]
+    );
     assert_eq!(
         fake.requests().iter().filter(|r| r.starts_with("POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews")).count(),
         2

@@ -133,12 +133,20 @@ fn field_match(obj: &Value, selector: Option<&String>) -> bool {
 }
 
 fn is_ready(pod: &Value) -> bool {
-    pod["status"]["conditions"]
-        .as_array()
-        .is_some_and(|c| c.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
 }
 
-fn pod_json(ns: &str, name: &str, uid: &str, labels: &BTreeMap<String, String>, owner: Option<&str>, ready: bool) -> Value {
+fn pod_json(
+    ns: &str,
+    name: &str,
+    uid: &str,
+    labels: &BTreeMap<String, String>,
+    owner: Option<&str>,
+    ready: bool,
+) -> Value {
     let owners: Vec<Value> = owner
         .map(|o| {
             vec![json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": o, "uid": format!("uid-{o}"), "controller": true})]
@@ -156,7 +164,8 @@ fn pod_json(ns: &str, name: &str, uid: &str, labels: &BTreeMap<String, String>, 
 }
 
 fn set_ready(pod: &mut Value) {
-    pod["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    pod["status"] =
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
 }
 
 impl FakeCluster {
@@ -172,8 +181,14 @@ impl FakeCluster {
         let mut s = self.state.lock().unwrap();
         s.next_id += 1;
         let uid = format!("uid-{}", s.next_id);
-        let labels = labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        s.pods.insert((ns.into(), name.into()), pod_json(ns, name, &uid, &labels, owner, true));
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.pods.insert(
+            (ns.into(), name.into()),
+            pod_json(ns, name, &uid, &labels, owner, true),
+        );
     }
 
     /// Annotates a pod `chaos.game-resilience.dev/protected: "true"`.
@@ -187,7 +202,10 @@ impl FakeCluster {
     pub fn add_pdb(&self, ns: &str, labels: &[(&str, &str)], min_available: usize) {
         self.state.lock().unwrap().pdbs.push(Pdb {
             namespace: ns.into(),
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             min_available,
         });
     }
@@ -199,31 +217,50 @@ impl FakeCluster {
 
     /// Denies `verb` on `resource` in SelfSubjectAccessReviews.
     pub fn deny(&self, verb: &str, resource: &str) {
-        self.state.lock().unwrap().denied.push((verb.into(), resource.into()));
+        self.state
+            .lock()
+            .unwrap()
+            .denied
+            .push((verb.into(), resource.into()));
     }
 
     /// The pods of `ns` now.
     pub fn pods(&self, ns: &str) -> Vec<Value> {
         let mut s = self.state.lock().unwrap();
         tick(&mut s);
-        s.pods.iter().filter(|((n, _), _)| n == ns).map(|(_, p)| p.clone()).collect()
+        s.pods
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// The names of the pods of `ns` now.
     pub fn pod_names(&self, ns: &str) -> Vec<String> {
-        self.pods(ns).iter().filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned)).collect()
+        self.pods(ns)
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// The NetworkPolicies of `ns` now.
     pub fn policies(&self, ns: &str) -> Vec<Value> {
         let s = self.state.lock().unwrap();
-        s.policies.iter().filter(|((n, _), _)| n == ns).map(|(_, p)| p.clone()).collect()
+        s.policies
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Stores a NetworkPolicy directly (a leftover of some crashed run).
     pub fn put_policy(&self, ns: &str, policy: Value) {
         let name = policy["metadata"]["name"].as_str().unwrap().to_owned();
-        self.state.lock().unwrap().policies.insert((ns.into(), name), policy);
+        self.state
+            .lock()
+            .unwrap()
+            .policies
+            .insert((ns.into(), name), policy);
     }
 
     /// Every request so far, as `METHOD path?query`.
@@ -238,7 +275,11 @@ impl FakeCluster {
             let fake = fake.clone();
             async move {
                 let (parts, body) = req.into_parts();
-                let bytes = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
                 Ok::<_, Infallible>(fake.handle(&parts.method, &parts.uri, &bytes))
             }
         });
@@ -248,7 +289,10 @@ impl FakeCluster {
     /// A connector handing out a client on this fake, running on `rt`.
     pub fn connector(&self, rt: &tokio::runtime::Runtime) -> Arc<KubeConnector> {
         let _guard = rt.enter();
-        Arc::new(KubeConnector::with(KubeEnv::new(self.client(), rt.handle().clone())))
+        Arc::new(KubeConnector::with(KubeEnv::new(
+            self.client(),
+            rt.handle().clone(),
+        )))
     }
 
     fn handle(&self, method: &Method, uri: &http::Uri, body: &[u8]) -> Response<Body> {
@@ -270,43 +314,62 @@ impl FakeCluster {
                 let items: Vec<Value> = s
                     .pods
                     .iter()
-                    .filter(|((n, _), p)| n == ns && label_match(p, q.get("labelSelector")) && field_match(p, q.get("fieldSelector")))
+                    .filter(|((n, _), p)| {
+                        n == ns
+                            && label_match(p, q.get("labelSelector"))
+                            && field_match(p, q.get("fieldSelector"))
+                    })
                     .map(|(_, p)| p.clone())
                     .collect();
-                (200, json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}))
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
             }
             (Method::GET, ["api", "v1", "namespaces", ns, "pods", name]) => {
                 match s.pods.get(&(ns.to_string(), name.to_string())) {
                     Some(p) => (200, p.clone()),
-                    None => (404, status(404, "NotFound", &format!("pods \"{name}\" not found"))),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
                 }
             }
             (Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
                 match delete_pod(&mut s, ns, name) {
                     Some(p) => (200, p),
-                    None => (404, status(404, "NotFound", &format!("pods \"{name}\" not found"))),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
                 }
             }
             (Method::POST, ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
                 let key = (ns.to_string(), name.to_string());
                 match s.pods.get(&key).cloned() {
-                    None => (404, status(404, "NotFound", &format!("pods \"{name}\" not found"))),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
                     Some(pod) => {
                         let labels = labels_of(&pod);
                         let blocked = s.pdbs.iter().any(|pdb| {
                             pdb.namespace == *ns
                                 && pdb.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
                                 && {
-                                    let healthy = s
-                                        .pods
-                                        .iter()
-                                        .filter(|((n, _), p)| {
-                                            n == ns
-                                                && is_ready(p)
-                                                && pdb.labels.iter().all(|(k, v)| labels_of(p).get(k) == Some(v))
-                                        })
-                                        .count();
-                                    healthy.saturating_sub(usize::from(is_ready(&pod))) < pdb.min_available
+                                    let healthy =
+                                        s.pods
+                                            .iter()
+                                            .filter(|((n, _), p)| {
+                                                n == ns
+                                                    && is_ready(p)
+                                                    && pdb.labels.iter().all(|(k, v)| {
+                                                        labels_of(p).get(k) == Some(v)
+                                                    })
+                                            })
+                                            .count();
+                                    healthy.saturating_sub(usize::from(is_ready(&pod)))
+                                        < pdb.min_available
                                 }
                         });
                         if blocked {
@@ -320,7 +383,10 @@ impl FakeCluster {
             }
             (Method::PATCH, ["api", "v1", "namespaces", ns, "pods", name]) => {
                 match s.pods.get_mut(&(ns.to_string(), name.to_string())) {
-                    None => (404, status(404, "NotFound", &format!("pods \"{name}\" not found"))),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
                     Some(pod) => {
                         if let Some(labels) = body["metadata"]["labels"].as_object() {
                             for (k, v) in labels {
@@ -337,40 +403,81 @@ impl FakeCluster {
                     }
                 }
             }
-            (Method::GET, ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"]) => {
+            (
+                Method::GET,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"],
+            ) => {
                 let items: Vec<Value> = s
                     .policies
                     .iter()
                     .filter(|((n, _), p)| n == ns && label_match(p, q.get("labelSelector")))
                     .map(|(_, p)| p.clone())
                     .collect();
-                (200, json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {}, "items": items}))
+                (
+                    200,
+                    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {}, "items": items}),
+                )
             }
-            (Method::POST, ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"]) => {
-                let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            (
+                Method::POST,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"],
+            ) => {
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
                 let key = (ns.to_string(), name.clone());
-                if s.policies.contains_key(&key) {
-                    (409, status(409, "AlreadyExists", &format!("networkpolicies \"{name}\" already exists")))
-                } else {
-                    let mut stored = body.clone();
-                    stored["metadata"]["uid"] = json!(format!("np-{name}"));
-                    s.policies.insert(key, stored.clone());
-                    (201, stored)
+                match s.policies.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(_) => (
+                        409,
+                        status(
+                            409,
+                            "AlreadyExists",
+                            &format!("networkpolicies \"{name}\" already exists"),
+                        ),
+                    ),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let mut stored = body.clone();
+                        stored["metadata"]["uid"] = json!(format!("np-{name}"));
+                        slot.insert(stored.clone());
+                        (201, stored)
+                    }
                 }
             }
-            (Method::GET, ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name]) => {
-                match s.policies.get(&(ns.to_string(), name.to_string())) {
-                    Some(p) => (200, p.clone()),
-                    None => (404, status(404, "NotFound", &format!("networkpolicies \"{name}\" not found"))),
-                }
-            }
-            (Method::DELETE, ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name]) => {
+            (
+                Method::GET,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name],
+            ) => match s.policies.get(&(ns.to_string(), name.to_string())) {
+                Some(p) => (200, p.clone()),
+                None => (
+                    404,
+                    status(
+                        404,
+                        "NotFound",
+                        &format!("networkpolicies \"{name}\" not found"),
+                    ),
+                ),
+            },
+            (
+                Method::DELETE,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name],
+            ) => {
                 if s.fail_policy_delete {
-                    (500, status(500, "InternalError", "etcd is having a bad day"))
+                    (
+                        500,
+                        status(500, "InternalError", "etcd is having a bad day"),
+                    )
                 } else {
                     match s.policies.remove(&(ns.to_string(), name.to_string())) {
                         Some(p) => (200, p),
-                        None => (404, status(404, "NotFound", &format!("networkpolicies \"{name}\" not found"))),
+                        None => (
+                            404,
+                            status(
+                                404,
+                                "NotFound",
+                                &format!("networkpolicies \"{name}\" not found"),
+                            ),
+                        ),
                     }
                 }
             }
@@ -378,7 +485,9 @@ impl FakeCluster {
                 let attrs = &body["spec"]["resourceAttributes"];
                 let verb = attrs["verb"].as_str().unwrap_or_default().to_owned();
                 let resource = match attrs["subresource"].as_str() {
-                    Some(sub) if !sub.is_empty() => format!("{}/{sub}", attrs["resource"].as_str().unwrap_or_default()),
+                    Some(sub) if !sub.is_empty() => {
+                        format!("{}/{sub}", attrs["resource"].as_str().unwrap_or_default())
+                    }
                     _ => attrs["resource"].as_str().unwrap_or_default().to_owned(),
                 };
                 let allowed = !s.denied.iter().any(|(v, r)| *v == verb && *r == resource);
@@ -386,7 +495,14 @@ impl FakeCluster {
                 answer["status"] = json!({"allowed": allowed});
                 (201, answer)
             }
-            _ => (404, status(404, "NotFound", "the server could not find the requested resource")),
+            _ => (
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ),
         };
         Response::builder()
             .status(StatusCode::from_u16(code).unwrap())
@@ -399,7 +515,12 @@ impl FakeCluster {
 /// Turns replacements Ready once their time has come.
 fn tick(s: &mut State) {
     let now = Instant::now();
-    let due: Vec<(String, String)> = s.ready_at.iter().filter(|(_, t)| **t <= now).map(|(k, _)| k.clone()).collect();
+    let due: Vec<(String, String)> = s
+        .ready_at
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
     for key in due {
         s.ready_at.remove(&key);
         if let Some(p) = s.pods.get_mut(&key) {
@@ -412,16 +533,29 @@ fn tick(s: &mut State) {
 fn delete_pod(s: &mut State, ns: &str, name: &str) -> Option<Value> {
     let pod = s.pods.remove(&(ns.to_string(), name.to_string()))?;
     s.ready_at.remove(&(ns.to_string(), name.to_string()));
-    let owner = pod["metadata"]["ownerReferences"][0]["name"].as_str().map(str::to_owned);
+    let owner = pod["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .map(str::to_owned);
     if let Some(owner) = owner {
         s.next_id += 1;
         let id = s.next_id;
         let new_name = format!("{owner}-r{id}");
         let mut labels = labels_of(&pod);
         labels.remove("chaos.game-resilience.dev/policy");
-        let replacement = pod_json(ns, &new_name, &format!("uid-{id}"), &labels, Some(&owner), false);
-        s.pods.insert((ns.to_string(), new_name.clone()), replacement);
-        s.ready_at.insert((ns.to_string(), new_name), Instant::now() + s.replacement_delay);
+        let replacement = pod_json(
+            ns,
+            &new_name,
+            &format!("uid-{id}"),
+            &labels,
+            Some(&owner),
+            false,
+        );
+        s.pods
+            .insert((ns.to_string(), new_name.clone()), replacement);
+        s.ready_at.insert(
+            (ns.to_string(), new_name),
+            Instant::now() + s.replacement_delay,
+        );
     }
     Some(pod)
 }

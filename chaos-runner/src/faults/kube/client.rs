@@ -75,7 +75,9 @@ impl KubeEnv {
             .map(|rt| rt.handle().clone())
             .ok_or_else(|| "the Kubernetes client runtime is gone".to_owned())?;
         let client = spawn_and_wait(&handle, async { kube::Client::try_default().await })?
-            .map_err(|e| format!("cannot build a Kubernetes client (kubeconfig or in-cluster): {e}"))?;
+            .map_err(|e| {
+                format!("cannot build a Kubernetes client (kubeconfig or in-cluster): {e}")
+            })?;
         tracing::info!(
             namespace = client.default_namespace(),
             "connected a Kubernetes client"

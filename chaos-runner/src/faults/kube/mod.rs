@@ -28,7 +28,12 @@ pub(crate) fn resolve_targets(
     let selector = selector.clone();
     let client = env.client();
     env.block_on(async move { target::select(client, &selector, seed).await })?
-        .map(|s| s.picked.into_iter().map(|p| format!("{}/{}", p.namespace, p.name)).collect())
+        .map(|s| {
+            s.picked
+                .into_iter()
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect()
+        })
         .map_err(|e| e.to_string())
 }
 

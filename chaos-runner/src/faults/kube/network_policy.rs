@@ -60,9 +60,7 @@ pub fn policy(
                 other_tcp.push(json!({ "protocol": "TCP", "port": 1, "endPort": db.port - 1 }));
             }
             if db.port < u16::MAX {
-                other_tcp.push(
-                    json!({ "protocol": "TCP", "port": db.port + 1, "endPort": 65535 }),
-                );
+                other_tcp.push(json!({ "protocol": "TCP", "port": db.port + 1, "endPort": 65535 }));
             }
             let mut open_ports = other_tcp.clone();
             open_ports.push(json!({ "protocol": "UDP", "port": 1, "endPort": 65535 }));
@@ -70,7 +68,11 @@ pub fn policy(
                 // Everything but the database network, and that network on other ports.
                 Some(cidr) => {
                     let v6 = cidr.contains(':');
-                    let (same, other) = if v6 { ("::/0", "0.0.0.0/0") } else { ("0.0.0.0/0", "::/0") };
+                    let (same, other) = if v6 {
+                        ("::/0", "0.0.0.0/0")
+                    } else {
+                        ("0.0.0.0/0", "::/0")
+                    };
                     json!([
                         { "to": [
                             { "ipBlock": { "cidr": same, "except": [cidr] } },
@@ -178,11 +180,17 @@ pub async fn remove_policy(
         .await
         .map_err(|e| format!("cannot list NetworkPolicies of the run: {e}"))?;
     for p in leftovers.items {
-        let Some(other) = p.metadata.name else { continue };
+        let Some(other) = p.metadata.name else {
+            continue;
+        };
         match policies.delete(&other, &DeleteParams::default()).await {
             Ok(_) => tracing::info!(policy = %other, namespace, "deleted leftover NetworkPolicy"),
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(format!("cannot delete leftover NetworkPolicy `{other}`: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "cannot delete leftover NetworkPolicy `{other}`: {e}"
+                ))
+            }
         }
     }
     let pods: Api<Pod> = Api::namespaced(client, namespace);
@@ -192,11 +200,17 @@ pub async fn remove_policy(
         .await
         .map_err(|e| format!("cannot list pods labelled by the policy: {e}"))?;
     for pod in list.items {
-        let Some(pod_name) = pod.metadata.name else { continue };
+        let Some(pod_name) = pod.metadata.name else {
+            continue;
+        };
         match set_pod_label(&pods, &pod_name, None).await {
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(format!("cannot remove the policy label of `{pod_name}`: {e}")),
+            Err(e) => {
+                return Err(format!(
+                    "cannot remove the policy label of `{pod_name}`: {e}"
+                ))
+            }
         }
     }
     check_removed(policies, pods, name, &by_run, &labelled).await
@@ -222,14 +236,20 @@ async fn check_removed(
         .await
         .map_err(|e| format!("cannot list NetworkPolicies of the run: {e}"))?;
     if !left.items.is_empty() {
-        return Err(format!("{} NetworkPolicies of the run are still there", left.items.len()));
+        return Err(format!(
+            "{} NetworkPolicies of the run are still there",
+            left.items.len()
+        ));
     }
     let still = pods
         .list(labelled)
         .await
         .map_err(|e| format!("cannot list pods labelled by the policy: {e}"))?;
     if !still.items.is_empty() {
-        return Err(format!("{} pods still carry the policy label", still.items.len()));
+        return Err(format!(
+            "{} pods still carry the policy label",
+            still.items.len()
+        ));
     }
     Ok(())
 }
@@ -241,13 +261,19 @@ impl Fault for PolicyFault {
 
     fn describe(&self) -> String {
         let what = match &self.kind {
-            PolicyKind::Partition(d) => crate::spec::FaultParams::NetworkPartition(
-                crate::spec::NetworkPartitionParams { direction: *d },
-            )
-            .summary(),
+            PolicyKind::Partition(d) => {
+                crate::spec::FaultParams::NetworkPartition(crate::spec::NetworkPartitionParams {
+                    direction: *d,
+                })
+                .summary()
+            }
             PolicyKind::Database(db) => crate::spec::FaultParams::DbPartition(db.clone()).summary(),
         };
-        let mut text = format!("{what} `{}` on {}", self.policy_name, self.selector.summary());
+        let mut text = format!(
+            "{what} `{}` on {}",
+            self.policy_name,
+            self.selector.summary()
+        );
         if !self.picked.is_empty() {
             text.push_str(&format!(": {}", self.picked.join(", ")));
         }

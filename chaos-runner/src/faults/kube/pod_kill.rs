@@ -299,7 +299,8 @@ impl Fault for PodKill {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        self.measurements.retain(|(n, _)| n != "replacements_ready_ms");
+        self.measurements
+            .retain(|(n, _)| n != "replacements_ready_ms");
         match result {
             Ok(took) => {
                 self.measurements

@@ -43,8 +43,14 @@ pub fn label_value(text: &str) -> String {
         && text
             .bytes()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
-        && text.bytes().next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && text.bytes().last().is_some_and(|c| c.is_ascii_alphanumeric());
+        && text
+            .bytes()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && text
+            .bytes()
+            .last()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if valid {
         return text.to_owned();
     }
@@ -184,8 +190,7 @@ pub fn check_scope(sel: &PodSelector) -> Result<(), PickError> {
     {
         return Err(PickError::ProtectedNamespace(sel.namespace.clone()));
     }
-    if sel.label_selector.is_empty() && sel.field_selector.is_none() && !sel.allow_empty_selector
-    {
+    if sel.label_selector.is_empty() && sel.field_selector.is_none() && !sel.allow_empty_selector {
         return Err(PickError::EmptySelector);
     }
     Ok(())
@@ -237,7 +242,9 @@ pub fn pick(
     candidates.sort();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let eligible = candidates.len();
-    let count = count_for(sel.mode, sel.value, eligible, &mut |n| rng.random_range(0..n));
+    let count = count_for(sel.mode, sel.value, eligible, &mut |n| {
+        rng.random_range(0..n)
+    });
     if count == 0 {
         return Err(PickError::PicksNothing { eligible });
     }
@@ -390,18 +397,45 @@ mod tests {
 
     #[test]
     fn modes_pick_the_right_counts() {
-        assert_eq!(pick(&sel(PodMode::One, None, 100), names(5), 5, 1).unwrap().len(), 1);
-        assert_eq!(pick(&sel(PodMode::All, None, 100), names(5), 5, 1).unwrap().len(), 5);
-        assert_eq!(pick(&sel(PodMode::Fixed, Some(3), 100), names(5), 5, 1).unwrap().len(), 3);
-        assert_eq!(pick(&sel(PodMode::Fixed, Some(9), 100), names(5), 5, 1).unwrap().len(), 5);
         assert_eq!(
-            pick(&sel(PodMode::FixedPercent, Some(40), 100), names(10), 10, 1).unwrap().len(),
+            pick(&sel(PodMode::One, None, 100), names(5), 5, 1)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            pick(&sel(PodMode::All, None, 100), names(5), 5, 1)
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            pick(&sel(PodMode::Fixed, Some(3), 100), names(5), 5, 1)
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            pick(&sel(PodMode::Fixed, Some(9), 100), names(5), 5, 1)
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(
+            pick(&sel(PodMode::FixedPercent, Some(40), 100), names(10), 10, 1)
+                .unwrap()
+                .len(),
             4
         );
         for seed in 0..50 {
-            let n = pick(&sel(PodMode::RandomMaxPercent, Some(50), 100), names(10), 10, seed)
-                .unwrap()
-                .len();
+            let n = pick(
+                &sel(PodMode::RandomMaxPercent, Some(50), 100),
+                names(10),
+                10,
+                seed,
+            )
+            .unwrap()
+            .len();
             assert!((1..=5).contains(&n), "{n}");
         }
     }
@@ -441,7 +475,10 @@ mod tests {
         s.allow_empty_selector = true;
         assert_eq!(check_scope(&s), Ok(()));
         s.namespace = "kube-system".into();
-        assert!(matches!(check_scope(&s), Err(PickError::ProtectedNamespace(_))));
+        assert!(matches!(
+            check_scope(&s),
+            Err(PickError::ProtectedNamespace(_))
+        ));
         s.allow_protected_namespaces = vec!["kube-system".into()];
         assert_eq!(check_scope(&s), Ok(()));
     }

@@ -12,11 +12,11 @@ mod process;
 mod proxy;
 mod resource;
 
+pub use self::kube::{DbPartitionParams, NetworkPartitionParams, PodKillParams, PolicyDirection};
 pub use db::{
     DbParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
     PostgresResetParams, RedisErrorParams, RedisLatencyParams,
 };
-pub use self::kube::{DbPartitionParams, NetworkPartitionParams, PodKillParams, PolicyDirection};
 pub use network::{
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
 };
