@@ -78,7 +78,7 @@ async fn expect(
     let (parts, req_body) = request.into_parts();
     assert_eq!(parts.method.as_str(), method, "{}", parts.uri);
     assert_eq!(parts.uri.path(), path);
-    let got_query = parts.uri.query().map(|q| url_decode(q)).unwrap_or_default();
+    let got_query = parts.uri.query().map(url_decode).unwrap_or_default();
     assert_eq!(got_query, query, "query of {method} {path}");
     let bytes = req_body.collect().await.unwrap().to_bytes();
     match body {
