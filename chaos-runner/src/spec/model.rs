@@ -555,7 +555,7 @@ impl PodSelector {
     /// The selector in one line, for plans.
     ///
     /// ```
-    /// let s = chaos_runner::spec::PodSelector { namespace: "games".into(), ..Default::default() };
+    /// let s = chaos_runner::spec::PodSelector { namespace: "games".into(), max_percent: 100, ..Default::default() };
     /// assert_eq!(s.summary(), "pods in games (one)");
     /// ```
     pub fn summary(&self) -> String {
