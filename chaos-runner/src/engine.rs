@@ -4,7 +4,7 @@
 //! Faults are reverted on every exit path: the end of the hold, an abort condition, an
 //! error, SIGINT/SIGTERM (handled for the whole run, so a second signal cannot cut the
 //! revert short) and a panic (the live set reverts on drop). The runtime is single-threaded
-//! on the main thread, so the hog's parent-death signal is tied to the runner's life.
+//! on the main thread, so a stress child's parent-death signal is tied to the runner's life.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -55,7 +55,7 @@ impl LiveSet {
     /// Reverts one fault's current step, retrying, then verifies; journals the result.
     fn revert_one(&mut self, index: usize) {
         let fault = &mut self.faults[index];
-        let Some(mut hog) = fault.live.take() else {
+        let Some(mut live_fault) = fault.live.take() else {
             return;
         };
         let mut last_error = None;
@@ -63,7 +63,10 @@ impl LiveSet {
             if attempt > 0 {
                 std::thread::sleep(Duration::from_millis(200));
             }
-            match hog.revert().and_then(|()| hog.verify_reverted()) {
+            match live_fault
+                .revert()
+                .and_then(|()| live_fault.verify_reverted())
+            {
                 Ok(()) => {
                     last_error = None;
                     break;
@@ -72,7 +75,8 @@ impl LiveSet {
             }
         }
         fault.report.measurements.extend(
-            hog.measurements()
+            live_fault
+                .measurements()
                 .into_iter()
                 .map(|(name, value)| Measurement { name, value }),
         );
@@ -428,26 +432,27 @@ async fn lifecycle(
                 let Some(step) = wanted else { continue };
                 let f = &live.faults[i];
                 let remaining = f.duration.saturating_sub(elapsed);
-                let mut hog = faults::build(&context, &f.spec, &f.steps[step], remaining);
+                let mut injected_fault =
+                    faults::build(&context, &f.spec, &f.steps[step], remaining);
                 let intent = Event::Intent {
                     fault: f.name.clone(),
-                    description: hog.describe(),
-                    record: hog.planned_record(),
+                    description: injected_fault.describe(),
+                    record: injected_fault.planned_record(),
                 };
                 if let Err(e) = live.journal.append(intent) {
                     outcome = Outcome::Aborted;
                     reason = format!("journal: {e}");
                     break 'hold;
                 }
-                match hog.inject() {
+                match injected_fault.inject() {
                     Ok(record) => {
-                        let description = hog.describe();
+                        let description = injected_fault.describe();
                         let f = &mut live.faults[i];
-                        f.report.revertible &= hog.revertible();
+                        f.report.revertible &= injected_fault.revertible();
                         f.report
                             .steps
                             .push(format!("{description} (from {} ms)", elapsed.as_millis()));
-                        f.live = Some(hog);
+                        f.live = Some(injected_fault);
                         let injected = Event::Injected {
                             fault: f.name.clone(),
                             record,

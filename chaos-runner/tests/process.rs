@@ -457,6 +457,23 @@ fn recover_resumes_what_a_dead_run_paused_when_its_watchdog_died_too() {
     wait_for(Duration::from_secs(15), "the pause", || {
         is_stopped(target.pid())
     });
+    // The intent, journaled before SIGSTOP, already names the target: a runner that
+    // dies before its `injected` record still leaves `recover` what to resume.
+    let journal = std::fs::read_dir(state.join("runs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect::<String>();
+    let intent: serde_json::Value = journal
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["event"]["type"] == "intent")
+        .expect("an intent in the journal");
+    assert!(
+        intent
+            .to_string()
+            .contains(&format!("\"pid\":{}", target.pid())),
+        "intent without the target pid: {intent}"
+    );
     // Both the watchdog and the runner die without running any handler.
     let (watchdog, _) = watchdog_of("pause-recover").unwrap();
     proc::signal(watchdog, libc::SIGKILL);

@@ -48,7 +48,7 @@ pub struct PausedTarget {
     pub pid: u32,
     /// Its start ticks.
     pub start_ticks: u64,
-    /// The watchdog that resumes it.
+    /// The watchdog that resumes it (0 in the intent, journaled before it starts).
     pub watchdog_pid: u32,
     /// The watchdog's start ticks.
     pub watchdog_ticks: u64,
@@ -66,6 +66,8 @@ pub struct ProcessFault {
     duration: Duration,
     /// Processes hit (pid, start ticks).
     targets: Vec<(u32, u64)>,
+    /// Pause targets resolved when the intent was journaled; `inject` hits exactly these.
+    planned: std::sync::OnceLock<Vec<(u32, u64)>>,
     watchdogs: Vec<StressChild>,
     /// When a supervised target was killed and not yet seen ready again.
     down_since: Option<Instant>,
@@ -198,6 +200,7 @@ impl ProcessFault {
             supervisor,
             duration,
             targets: Vec::new(),
+            planned: std::sync::OnceLock::new(),
             watchdogs: Vec::new(),
             down_since: None,
             revertible: true,
@@ -365,6 +368,28 @@ impl Fault for ProcessFault {
         format!("{} `{}`: {what}", self.action.type_name(), self.name)
     }
 
+    /// A pause journals its targets with the intent (their watchdogs are not started
+    /// yet): if the runner and the watchdogs die between SIGSTOP and the journal's
+    /// `injected` record, `recover` still knows what to resume.
+    fn planned_record(&self) -> Option<FaultRecord> {
+        if !matches!(self.action, Action::Pause) {
+            return None;
+        }
+        let targets = self.targets_now().ok()?;
+        let targets = self.planned.get_or_init(|| targets);
+        Some(FaultRecord::ProcessPaused {
+            targets: targets
+                .iter()
+                .map(|&(pid, start_ticks)| PausedTarget {
+                    pid,
+                    start_ticks,
+                    watchdog_pid: 0,
+                    watchdog_ticks: 0,
+                })
+                .collect(),
+        })
+    }
+
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
         let supervised = self.selector.command.is_some();
         if let Action::Kill(p) = self.action {
@@ -378,7 +403,10 @@ impl Fault for ProcessFault {
         if matches!(self.action, Action::Restart(_)) && !supervised {
             return Err(self.error(false, "process-restart needs a supervised `command`"));
         }
-        self.targets = self.targets_now().map_err(|e| self.error(false, e))?;
+        self.targets = match self.planned.take() {
+            Some(planned) => planned,
+            None => self.targets_now().map_err(|e| self.error(false, e))?,
+        };
         let pids: Vec<u32> = self.targets.iter().map(|(p, _)| *p).collect();
         tracing::info!(fault = %self.name, ?pids, action = self.action.type_name(), "hitting process(es)");
         self.measurements.push((
@@ -489,6 +517,9 @@ pub fn resume_from_journal(targets: &[PausedTarget]) -> Result<(), String> {
     for t in targets {
         if proc::is_running(t.pid, t.start_ticks) {
             proc::signal(t.pid, libc::SIGCONT);
+        }
+        if t.watchdog_pid == 0 {
+            continue;
         }
         child::stop_if_ours(
             t.watchdog_pid,

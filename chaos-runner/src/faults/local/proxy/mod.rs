@@ -4,6 +4,7 @@
 //! - [`ProxyRegistry`]: the proxies and their toxics; every method is synchronous (short
 //!   lock, no await), so the engine's sync fault code and the async API both call it.
 //! - [`pipe`]: one direction of one connection applying the current toxics.
+//! - [`splice`]: the zero-copy pass-through used while no toxic is in effect.
 //! - [`toxics`]: toxic types and attribute checks.
 //! - [`api`]: the HTTP admin API and `/metrics`.
 //! - [`server`]: runs a registry (and optionally the API) on its own thread and runtime.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod metrics;
 mod pipe;
 pub mod server;
+mod splice;
 pub mod toxics;
 
 use serde::{Deserialize, Serialize};

@@ -2,8 +2,9 @@
 //! toxics of its direction, writes to the other.
 //!
 //! The toxic list arrives through a `watch` channel, so adding, changing or removing a toxic
-//! reaches open connections at once. With no toxic in effect the pipe copies straight from
-//! a 64 KiB buffer (no per-chunk allocation). With toxics it keeps a queue of chunks
+//! reaches open connections at once. With no toxic in effect the pipe relays with
+//! `splice(2)` through a kernel pipe (no copy through user space; see [`super::splice`]),
+//! or, where that is unavailable, copies from a 64 KiB buffer (no per-chunk allocation). With toxics it keeps a queue of chunks
 //! stamped with their arrival time and releases each when the toxics allow; a toxic that
 //! goes away only changes *when* queued bytes are written, never *whether*, so removing
 //! toxics loses nothing in flight (only `loss` drops data, by design).
@@ -20,6 +21,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::splice::KernelPipe;
 use super::toxics::{Stream, Toxic, ToxicKind};
 
 /// Read buffer size.
@@ -112,6 +114,7 @@ impl Pipe {
         let mut pace_at = Instant::now();
         let snapshot = self.toxics.borrow_and_update().clone();
         let mut effects = self.effects(&snapshot, &mut rolls, written);
+        let mut kernel = KernelPipe::new().ok();
         loop {
             if !effects.any && queue.is_empty() {
                 if eof_at.is_some() {
@@ -129,17 +132,39 @@ impl Pipe {
                         let snapshot = self.toxics.borrow_and_update().clone();
                         effects = self.effects(&snapshot, &mut rolls, written);
                     }
-                    read = self.src.read(&mut buf) => match read {
-                        Ok(0) => eof_at = Some(Instant::now()),
-                        Ok(n) => {
-                            if self.dst.write_all(&buf[..n]).await.is_err() {
-                                return self.fail();
-                            }
-                            self.bytes.inc_by(n as u64);
-                            written += n as u64;
+                    ready = self.src.as_ref().readable() => {
+                        if ready.is_err() {
+                            return self.fail();
                         }
-                        Err(_) => return self.fail(),
-                    },
+                        let moved = match kernel.as_ref() {
+                            Some(relay) => {
+                                match relay.relay_ready(self.src.as_ref(), self.dst.as_ref()).await {
+                                    // splice refused these descriptors before taking
+                                    // anything: copy through user space instead.
+                                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                                        kernel = None;
+                                        continue;
+                                    }
+                                    other => other,
+                                }
+                            }
+                            None => match self.src.try_read(&mut buf) {
+                                Ok(0) => Ok(Some(0)),
+                                Ok(n) => self.dst.write_all(&buf[..n]).await.map(|()| Some(n)),
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+                                Err(e) => Err(e),
+                            },
+                        };
+                        match moved {
+                            Ok(None) => {}
+                            Ok(Some(0)) => eof_at = Some(Instant::now()),
+                            Ok(Some(n)) => {
+                                self.bytes.inc_by(n as u64);
+                                written += n as u64;
+                            }
+                            Err(_) => return self.fail(),
+                        }
+                    }
                 }
                 continue;
             }

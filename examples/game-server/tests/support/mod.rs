@@ -1,0 +1,376 @@
+//! Test helpers: a real PostgreSQL 15 in a temp dir (started as the `postgres` user through
+//! setpriv when the test runs as root, as in chaos-runner's dbproto test), the real
+//! `game-server` binary on a free port, and small HTTP helpers.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A fresh temporary directory, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir = std::env::temp_dir().join(format!("game-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Whether a server binary is there; under CI=true its absence fails the test.
+pub fn have(binary: &Path, what: &str) -> bool {
+    if binary.exists() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{what} is not installed ({} missing; scripts/test installs it)",
+        binary.display()
+    );
+    eprintln!(
+        "\n\n*** SKIPPING: {what} is not installed ({} missing). Run scripts/test to install it. ***\n\n",
+        binary.display()
+    );
+    false
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// `program` run as the `postgres` user when we are root (initdb and postgres refuse root).
+fn as_postgres(program: &Path) -> Command {
+    if is_root() {
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            "--reuid=postgres",
+            "--regid=postgres",
+            "--init-groups",
+            "--",
+        ])
+        .arg(program);
+        cmd
+    } else {
+        Command::new(program)
+    }
+}
+
+/// A PostgreSQL 15 server in a temp dir; can be stopped and started again on the same
+/// port and data directory.
+pub struct Postgres {
+    child: Option<Child>,
+    pub port: u16,
+    data: PathBuf,
+    sockets: PathBuf,
+    _dir: TempDir,
+}
+
+impl Postgres {
+    /// initdb + start, or None (skip) when PostgreSQL 15 is not installed outside CI.
+    pub fn start() -> Option<Postgres> {
+        let bin = PathBuf::from(PG_BIN);
+        if !have(&bin.join("postgres"), "PostgreSQL 15") {
+            return None;
+        }
+        let dir = TempDir::new("pg");
+        let data = dir.path().join("data");
+        let sockets = dir.path().join("sock");
+        for d in [&data, &sockets] {
+            std::fs::create_dir(d).unwrap();
+        }
+        if is_root() {
+            let out = Command::new("chown")
+                .arg("-R")
+                .arg("postgres:postgres")
+                .arg(dir.path())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "chown: {out:?}");
+        }
+        let out = as_postgres(&bin.join("initdb"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut pg = Postgres {
+            child: None,
+            port: free_port(),
+            data,
+            sockets,
+            _dir: dir,
+        };
+        pg.run();
+        Some(pg)
+    }
+
+    fn run(&mut self) {
+        let child = as_postgres(&PathBuf::from(PG_BIN).join("postgres"))
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-p")
+            .arg(self.port.to_string())
+            .arg("-k")
+            .arg(&self.sockets)
+            .args([
+                "-c",
+                "listen_addresses=127.0.0.1",
+                "-c",
+                "fsync=off",
+                "-c",
+                "max_connections=40",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// Fast shutdown (SIGINT): clients are disconnected, the port closes.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // SAFETY: kill(2) on our own child's pid.
+            unsafe {
+                libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+            }
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(10) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the stopped server again (same port, same data).
+    pub async fn restart(&mut self) {
+        self.run();
+        self.ready().await;
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    pub fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    pub async fn client(&self) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+        let (client, conn) = tokio_postgres::connect(
+            &format!(
+                "host=127.0.0.1 port={} user=postgres dbname=postgres connect_timeout=5",
+                self.port
+            ),
+            tokio_postgres::NoTls,
+        )
+        .await?;
+        tokio::spawn(conn);
+        Ok(client)
+    }
+
+    /// Waits until the server answers a query.
+    pub async fn ready(&self) {
+        let start = Instant::now();
+        loop {
+            if let Ok(c) = self.client().await {
+                if c.simple_query("SELECT 1").await.is_ok() {
+                    return;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "postgres did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The real `game-server` binary on a free loopback port.
+pub struct GameServer {
+    child: Option<Child>,
+    pub base: String,
+    pub log: PathBuf,
+}
+
+/// Test settings: a breaker that opens after 3 calls and probes every 300 ms, short
+/// flush pauses and shutdown bounds. `extra` is appended (top-level keys).
+pub fn test_config(spool: &Path, extra: &str) -> String {
+    let policy = |name: &str| {
+        format!(
+            "  {name}:\n    name: {name}\n    timeout: {{ per_attempt: 200ms, overall: 400ms }}\n    retry: {{ max_attempts: 2, base_backoff: 10ms, max_backoff: 50ms }}\n    circuit_breaker:\n      window: {{ kind: count, size: 10 }}\n      failure_rate_threshold: 50\n      minimum_calls: 3\n      half_open_permits: 1\n      open_backoff: {{ kind: constant, duration: 300ms }}\n"
+        )
+    };
+    format!(
+        "spool_dir: {}\nwrite_behind: {{ max_queued: 1000, flush_batch: 64, retry_interval: 100ms }}\nshutdown: {{ drain_timeout: 2s, flush_timeout: 1s }}\npolicies:\n{}{}{}{extra}",
+        spool.display(),
+        policy("save_writes"),
+        policy("save_reads"),
+        policy("matchmaking"),
+    )
+}
+
+impl GameServer {
+    /// Writes `config` to `dir/game.yaml`, starts the binary with `GAME_LISTEN` on a free
+    /// port and `GAME_DATABASE_URL = database_url`, waits for `/healthz`.
+    pub async fn start(dir: &Path, config: &str, database_url: &str) -> GameServer {
+        let path = dir.join("game.yaml");
+        std::fs::write(&path, config).unwrap();
+        let port = free_port();
+        let log = dir.join(format!("game-server-{port}.log"));
+        let child = Command::new(env!("CARGO_BIN_EXE_game-server"))
+            .arg("--config")
+            .arg(&path)
+            .env("GAME_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GAME_DATABASE_URL", database_url)
+            .env("RUST_LOG", "info,game_server=debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let server = GameServer {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let start = Instant::now();
+        loop {
+            if let Ok(r) = client().get(server.url("/healthz")).send().await {
+                if r.status() == 200 {
+                    return server;
+                }
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "game-server did not start: {}",
+                server.log_text()
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends SIGTERM and waits (up to `limit`) for the exit status.
+    pub fn terminate(&mut self, limit: Duration) -> ExitStatus {
+        let mut child = self.child.take().expect("server running");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+        }
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "game-server did not exit within {limit:?}: {}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for GameServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Status, `Retry-After` and JSON body of a response.
+pub async fn parts(response: reqwest::Response) -> (u16, Option<String>, serde_json::Value) {
+    let status = response.status().as_u16();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    (status, retry_after, body)
+}
+
+/// Waits until `ok().await` or panics after `limit`.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut ok: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if ok().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out after {limit:?} waiting for {what}");
+}
+
+/// A loopback URL where nothing listens (a database that is down).
+pub fn closed_port_url() -> String {
+    format!("postgres://postgres@127.0.0.1:{}/postgres", free_port())
+}
