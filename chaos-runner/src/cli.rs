@@ -58,6 +58,12 @@ pub enum Command {
         /// The experiment.
         file: PathBuf,
     },
+    /// Check, with SelfSubjectAccessReviews, that the current Kubernetes identity may do
+    /// what each fault of an experiment needs. Changes nothing.
+    Doctor {
+        /// The experiment.
+        file: PathBuf,
+    },
     /// Revert every fault a crashed or killed run left live, as recorded in the journals.
     Recover {
         /// Where run journals live (default: $CHAOS_RUNNER_STATE_DIR, else
@@ -261,6 +267,7 @@ pub fn run(cli: Cli) -> Outcome {
             Outcome::Passed
         }
         Command::Plan { file } => crate::plan::print(&file, cli.output),
+        Command::Doctor { file } => crate::doctor::run(&file, cli.output),
         Command::Run {
             file,
             state_dir: dir,
@@ -271,6 +278,7 @@ pub fn run(cli: Cli) -> Outcome {
                 state_dir: state_dir(dir),
                 recover_first: recover,
                 output: cli.output,
+                kube: None,
             },
         ),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),

@@ -30,6 +30,8 @@ pub struct RunOptions {
     pub recover_first: bool,
     /// Text or JSON.
     pub output: Output,
+    /// The Kubernetes client for Kubernetes faults (connected on first use when `None`).
+    pub kube: Option<std::sync::Arc<faults::kube::KubeConnector>>,
 }
 
 /// A fault of the experiment while the run holds it.
@@ -131,7 +133,12 @@ pub fn run(file: &Path, options: RunOptions) -> Outcome {
     match journal::live_faults(&options.state_dir) {
         Ok(live) if !live.is_empty() => {
             if options.recover_first {
-                let recovered = crate::recover::run(&options.state_dir, Output::Text);
+                let lazy = faults::kube::KubeConnector::lazy();
+                let recovered = crate::recover::run_with(
+                    &options.state_dir,
+                    Output::Text,
+                    options.kube.as_deref().unwrap_or(&lazy),
+                );
                 if recovered != Outcome::Passed {
                     return recovered;
                 }
@@ -349,6 +356,10 @@ async fn lifecycle(
     }
     let mut context = FaultContext::new(run_id.clone(), exe);
     context.supervisors = std::sync::Arc::new(supervisors);
+    context.experiment = name.clone();
+    if let Some(kube) = &options.kube {
+        context.kube = kube.clone();
+    }
 
     // The load generator runs from here to the end of the steady state after, so the
     // preflight checks already see its SLIs.

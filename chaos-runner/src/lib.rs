@@ -1,10 +1,11 @@
 //! `chaos-runner`: runs YAML chaos experiments against game services, checks SLO abort
 //! conditions while faults are live, and always puts the system back.
 //!
-//! Commands: `validate`, `schema`, `plan`, `run`, `recover`. One fault type so far (the
-//! local CPU hog); the other fault backends come with their own work.
+//! Commands: `validate`, `schema`, `plan`, `run`, `recover`, `doctor`, `proxy`. Fault
+//! backends: `faults::local` (this machine) and `faults::kube` (a Kubernetes cluster).
 
 pub mod cli;
+pub mod doctor;
 pub mod engine;
 pub mod exit;
 pub mod faults;

@@ -2,6 +2,9 @@
 //! anything.
 
 use std::path::Path;
+use std::sync::Arc;
+
+use crate::faults::kube::KubeConnector;
 
 use crate::cli::Output;
 use crate::exit::Outcome;
@@ -77,20 +80,32 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
     }
 }
 
-/// Prints the plan of `file`.
-pub fn print(file: &Path, output: Output) -> Outcome {
-    let Some(exp) = crate::cli::load_or_report(file) else {
-        return Outcome::InvalidInput;
-    };
+/// The plan of a validated experiment as JSON: every fault with its steps and, for
+/// Kubernetes faults, the exact pods a run would hit now (`targets`); the checks; and
+/// warnings of what would stop a run in preflight. Injects nothing.
+pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_json::Value {
     let s = &exp.experiment.spec;
+    // What each fault can tell before a run (e.g. a kernel without netem); injects nothing.
+    let mut context =
+        crate::faults::FaultContext::new("plan", std::env::current_exe().unwrap_or_default());
+    context.experiment = exp.experiment.metadata.name.clone();
+    context.kube = kube;
     let faults: Vec<serde_json::Value> = s
         .faults
         .iter()
         .zip(&exp.steps)
         .map(|(fault, steps)| {
             let step_time = step_time(fault.duration, steps.len());
+            let targets = steps.first().and_then(|first| {
+                crate::faults::build(&context, fault, first, fault.duration).targets()
+            });
             serde_json::json!({
                 "name": fault.name,
+                "targets": targets.as_ref().and_then(|t| t.as_ref().ok()),
+                "targets_error": targets.as_ref().and_then(|t| t.as_ref().err()),
+                "targets_exact": fault.selector.pods.as_ref().map(|p| {
+                    p.seed.is_some() || p.mode == crate::spec::PodMode::All
+                }),
                 "type": fault.fault_type.name(),
                 "selector": fault.selector,
                 "duration": humantime::format_duration(fault.duration).to_string(),
@@ -102,9 +117,6 @@ pub fn print(file: &Path, output: Output) -> Outcome {
             })
         })
         .collect();
-    // What each fault can tell before a run (e.g. a kernel without netem); injects nothing.
-    let context =
-        crate::faults::FaultContext::new("plan", std::env::current_exe().unwrap_or_default());
     let warnings: Vec<String> = s
         .faults
         .iter()
@@ -120,22 +132,48 @@ pub fn print(file: &Path, output: Output) -> Outcome {
     let checks = |list: &[Check]| -> Vec<serde_json::Value> {
         list.iter()
             .map(|c| {
-                let (kind, what) = describe_check(c, &exp);
+                let (kind, what) = describe_check(c, exp);
                 serde_json::json!({ "name": c.name, "kind": kind, "check": what, "for": c.for_checks })
             })
             .collect()
     };
-    let plan = serde_json::json!({
+    serde_json::json!({
         "command": "plan",
         "experiment": exp.experiment.metadata.name,
-        "backend": "local",
+        "backend": match s.target.backend {
+            crate::spec::Backend::Local => "local",
+            crate::spec::Backend::Kubernetes => "kubernetes",
+        },
         "check_interval": humantime::format_duration(s.check_interval).to_string(),
         "prometheus": s.prometheus.as_ref().map(|p| p.url.clone()),
         "steady_state": checks(&s.steady_state),
         "faults": faults,
         "abort_when": checks(&s.abort_when),
         "warnings": warnings,
-    });
+    })
+}
+
+/// Prints the plan of `file`.
+pub fn print(file: &Path, output: Output) -> Outcome {
+    print_with(file, output, Arc::new(KubeConnector::lazy()))
+}
+
+/// [`print`] with a given Kubernetes client (used only by Kubernetes experiments, to list
+/// the pods a run would hit).
+pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outcome {
+    let Some(exp) = crate::cli::load_or_report(file) else {
+        return Outcome::InvalidInput;
+    };
+    let plan = plan_value(&exp, kube);
+    let s = &exp.experiment.spec;
+    let warnings: Vec<String> = plan["warnings"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     match output {
         Output::Json => println!("{plan}"),
         Output::Text => {
@@ -168,6 +206,22 @@ pub fn print(file: &Path, output: Output) -> Outcome {
                         fault.selector.summary(),
                         p.summary(),
                         humantime::format_duration(step_time)
+                    );
+                }
+                let entry = plan["faults"]
+                    .as_array()
+                    .and_then(|f| f.iter().find(|v| v["name"] == fault.name.as_str()));
+                if let Some(targets) = entry.and_then(|e| e["targets"].as_array()) {
+                    let names: Vec<&str> = targets.iter().filter_map(|t| t.as_str()).collect();
+                    let exact = entry.is_some_and(|e| e["targets_exact"] == true);
+                    println!(
+                        "      would hit now: {}{}",
+                        names.join(", "),
+                        if exact {
+                            ""
+                        } else {
+                            " (an example: without `seed` a run picks at random)"
+                        }
                     );
                 }
             }

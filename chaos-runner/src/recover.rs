@@ -4,12 +4,19 @@ use std::path::Path;
 
 use crate::cli::Output;
 use crate::exit::Outcome;
-use crate::faults::revert_from_journal;
+use crate::faults::kube::KubeConnector;
+use crate::faults::revert_from_journal_with;
 use crate::journal::{self, Event, Journal};
 
 /// Reverts every live fault in the journals under `state_dir`, journaling each revert.
 /// Exit: 0 when nothing is left live, 4 when a fault could not be reverted.
 pub fn run(state_dir: &Path, output: Output) -> Outcome {
+    run_with(state_dir, output, &KubeConnector::lazy())
+}
+
+/// [`run`] with a given Kubernetes client (used only for Kubernetes faults; a lazy one
+/// connects from the kubeconfig or in-cluster service account when first needed).
+pub fn run_with(state_dir: &Path, output: Output, kube: &KubeConnector) -> Outcome {
     let live = match journal::live_faults(state_dir) {
         Ok(live) => live,
         Err(e) => {
@@ -19,7 +26,8 @@ pub fn run(state_dir: &Path, output: Output) -> Outcome {
     };
     let mut results = Vec::new();
     for fault in &live {
-        let result = revert_from_journal(&fault.run_id, &fault.fault, fault.record.as_ref());
+        let result =
+            revert_from_journal_with(&fault.run_id, &fault.fault, fault.record.as_ref(), kube);
         let event = match &result {
             Ok(()) => Event::Reverted {
                 fault: fault.fault.clone(),

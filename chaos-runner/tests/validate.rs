@@ -51,7 +51,11 @@ fn every_invalid_fixture_is_refused_with_file_field_and_line() {
 #[test]
 fn shipped_experiments_and_slo_files_are_valid() {
     let mut files = Vec::new();
-    for dir in ["experiments/local", "experiments/slo"] {
+    for dir in [
+        "experiments/local",
+        "experiments/kubernetes",
+        "experiments/slo",
+    ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {

@@ -1,6 +1,7 @@
 //! Faults: what the engine injects, reverts and verifies. Each carries its own expiry, so a
 //! runner that dies cannot leave it live for ever.
 
+pub mod kube;
 pub mod local;
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +128,23 @@ pub enum FaultRecord {
         /// The proxy's name.
         proxy: String,
     },
+    /// Pods deleted or evicted on Kubernetes (their owners replace them; nothing for
+    /// `recover` to do).
+    KubePodsKilled {
+        /// The namespace.
+        namespace: String,
+        /// The pods killed.
+        pods: Vec<String>,
+    },
+    /// A NetworkPolicy on Kubernetes (`network-partition`, `db-partition`); `recover`
+    /// deletes it, any other policy labelled with the run and fault, and the policy
+    /// label of the pods it selected.
+    KubeNetworkPolicy {
+        /// The namespace.
+        namespace: String,
+        /// The policy's name.
+        name: String,
+    },
 }
 
 /// A fault the engine drives: inject, revert, verify.
@@ -163,6 +181,11 @@ pub trait Fault: Send {
     fn measurements(&self) -> Vec<(String, String)> {
         Vec::new()
     }
+    /// What the fault would hit if injected now (`namespace/pod`), resolved read-only;
+    /// `None` for faults whose target is fixed by the selector alone (local ones).
+    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+        None
+    }
 }
 
 /// What every fault of one run shares: the run id (which names everything a fault
@@ -178,6 +201,10 @@ pub struct FaultContext {
     pub supervisors: Arc<BTreeMap<String, Arc<Supervisor>>>,
     /// The run's own proxies (started on first use, stopped when the run ends).
     pub proxies: local::proxy_fault::ProxyPool,
+    /// The experiment's name (a label on every Kubernetes object the run creates).
+    pub experiment: String,
+    /// The Kubernetes client, connected on first use.
+    pub kube: Arc<kube::KubeConnector>,
 }
 
 impl FaultContext {
@@ -188,6 +215,8 @@ impl FaultContext {
             exe: exe.into(),
             proxies: Default::default(),
             supervisors: Default::default(),
+            experiment: String::new(),
+            kube: Arc::new(kube::KubeConnector::lazy()),
         }
     }
 }
@@ -299,6 +328,23 @@ pub fn build(
             qdisc(ctx, spec, local::tc::Shape::Bandwidth(*p), remaining)
         }
         FaultParams::NetDelay(p) => qdisc(ctx, spec, local::tc::Shape::Delay(*p), remaining),
+        FaultParams::PodKill(p) => Box::new(kube::pod_kill::PodKill::new(
+            &spec.name,
+            &ctx.run_id,
+            spec.selector.pods.clone().unwrap_or_default(),
+            *p,
+            ctx.kube.clone(),
+        )),
+        FaultParams::NetworkPartition(p) => policy_fault(
+            ctx,
+            spec,
+            kube::network_policy::PolicyKind::Partition(p.direction),
+        ),
+        FaultParams::DbPartition(p) => policy_fault(
+            ctx,
+            spec,
+            kube::network_policy::PolicyKind::Database(p.clone()),
+        ),
         FaultParams::Proxy(p) => Box::new(local::proxy_fault::ProxyFault::new(
             &spec.name,
             spec.fault_type.name(),
@@ -309,6 +355,21 @@ pub fn build(
             remaining,
         )),
     }
+}
+
+fn policy_fault(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    kind: kube::network_policy::PolicyKind,
+) -> Box<dyn Fault> {
+    Box::new(kube::network_policy::PolicyFault::new(
+        &spec.name,
+        &ctx.run_id,
+        &ctx.experiment,
+        spec.selector.pods.clone().unwrap_or_default(),
+        kind,
+        ctx.kube.clone(),
+    ))
 }
 
 fn net_filter(
@@ -373,6 +434,17 @@ pub fn revert_from_journal(
     name: &str,
     record: Option<&FaultRecord>,
 ) -> Result<(), FaultError> {
+    revert_from_journal_with(run_id, name, record, &kube::KubeConnector::lazy())
+}
+
+/// [`revert_from_journal`] with a given Kubernetes client (connected on first use when
+/// lazy; only Kubernetes records use it).
+pub fn revert_from_journal_with(
+    run_id: &str,
+    name: &str,
+    record: Option<&FaultRecord>,
+    kube_client: &kube::KubeConnector,
+) -> Result<(), FaultError> {
     let revert_error = |reason: String| FaultError::Revert {
         fault: name.to_owned(),
         reason,
@@ -426,6 +498,9 @@ pub fn revert_from_journal(
         Some(r @ (FaultRecord::ProxyToxic { .. } | FaultRecord::ProxyDown { .. })) => {
             local::proxy_fault::revert_record(name, r)
                 .and_then(|()| local::proxy_fault::verify_record(name, r))
+        }
+        Some(r @ (FaultRecord::KubePodsKilled { .. } | FaultRecord::KubeNetworkPolicy { .. })) => {
+            kube::revert_record(kube_client, run_id, name, r).map_err(revert_error)
         }
         None => revert_unknown(run_id, name),
     }

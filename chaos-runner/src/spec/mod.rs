@@ -9,11 +9,12 @@ mod yaml;
 
 pub use model::*;
 pub use params::{
-    CpuHogParams, DbParams, DiskFillParams, FaultParams, KillSignal, MemoryHogParams,
-    NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
-    PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
-    PostgresResetParams, Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams,
-    ProxyAction, ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,
+    CpuHogParams, DbParams, DbPartitionParams, DiskFillParams, FaultParams, KillSignal,
+    MemoryHogParams, NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams,
+    NetworkPartitionParams, PartitionAction, PgSeverity, PodKillParams, PolicyDirection,
+    PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams, PostgresResetParams,
+    Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams, ProxyAction,
+    ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

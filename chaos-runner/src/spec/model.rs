@@ -103,7 +103,7 @@ pub struct Target {
 pub enum Backend {
     /// This machine.
     Local,
-    /// A Kubernetes cluster (not available in this version of the runner).
+    /// A Kubernetes cluster (kubeconfig or in-cluster service account).
     Kubernetes,
 }
 
@@ -378,6 +378,12 @@ pub enum FaultType {
     RedisError,
     /// Redis: commands matching a pattern are delayed.
     RedisLatency,
+    /// Kubernetes: deletes (or evicts) the picked pods.
+    PodKill,
+    /// Kubernetes: a NetworkPolicy cutting the picked pods off (ingress, egress or both).
+    NetworkPartition,
+    /// Kubernetes: a NetworkPolicy denying the picked pods' egress to a database port.
+    DbPartition,
 }
 
 impl FaultType {
@@ -413,6 +419,25 @@ impl FaultType {
             FaultType::PostgresRefuse => "postgres-refuse",
             FaultType::RedisError => "redis-error",
             FaultType::RedisLatency => "redis-latency",
+            FaultType::PodKill => "pod-kill",
+            FaultType::NetworkPartition => "network-partition",
+            FaultType::DbPartition => "db-partition",
+        }
+    }
+
+    /// The backend that runs this fault type.
+    ///
+    /// ```
+    /// use chaos_runner::spec::{Backend, FaultType};
+    /// assert_eq!(FaultType::PodKill.backend(), Backend::Kubernetes);
+    /// assert_eq!(FaultType::CpuHog.backend(), Backend::Local);
+    /// ```
+    pub fn backend(self) -> Backend {
+        match self {
+            FaultType::PodKill | FaultType::NetworkPartition | FaultType::DbPartition => {
+                Backend::Kubernetes
+            }
+            _ => Backend::Local,
         }
     }
 }
@@ -465,6 +490,112 @@ pub struct Selector {
     /// running behind a toxiproxy-compatible API (`api` + `name`).
     #[serde(default)]
     pub proxy: Option<ProxySelector>,
+    /// Pods on a Kubernetes cluster (the `kubernetes` backend's faults).
+    #[serde(default)]
+    pub pods: Option<PodSelector>,
+}
+
+/// Which pods a Kubernetes fault hits: the pods of `namespace` matching `labelSelector`
+/// (and `fieldSelector`), of which `mode` picks some. Pods annotated
+/// `chaos.game-resilience.dev/protected: "true"` are never picked.
+///
+/// ```
+/// let s: chaos_runner::spec::PodSelector = serde_json::from_value(serde_json::json!({
+///     "namespace": "games", "labelSelector": {"app": "game-server"}, "mode": "fixed", "value": 2
+/// })).unwrap();
+/// assert_eq!(s.mode, chaos_runner::spec::PodMode::Fixed);
+/// assert_eq!(s.max_percent, 100);
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PodSelector {
+    /// The namespace (protected ones such as `kube-system` must be listed in
+    /// `allowProtectedNamespaces`).
+    pub namespace: String,
+    /// Labels the pods must carry (equality, ANDed).
+    #[serde(default)]
+    pub label_selector: BTreeMap<String, String>,
+    /// A field selector (`status.phase=Running`, `spec.nodeName=node-1`).
+    #[serde(default)]
+    pub field_selector: Option<String>,
+    /// How many of the matching pods are picked.
+    #[serde(default)]
+    pub mode: PodMode,
+    /// The count (`fixed`) or percentage (`fixed-percent`, `random-max-percent`).
+    #[serde(default)]
+    pub value: Option<u32>,
+    /// Seed of the random pick: the same seed and the same pods give the same pick.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Most pods one step may hit, in percent of the matching pods (1 to 100, default
+    /// 100); a pick above it is refused.
+    #[serde(default = "hundred")]
+    pub max_percent: u8,
+    /// Protected namespaces (`kube-system`, `kube-public`, `kube-node-lease`) this
+    /// experiment may touch.
+    #[serde(default)]
+    pub allow_protected_namespaces: Vec<String>,
+    /// Opt-in for an empty `labelSelector` with no `fieldSelector` (every pod of the
+    /// namespace).
+    #[serde(default)]
+    pub allow_empty_selector: bool,
+}
+
+fn hundred() -> u8 {
+    100
+}
+
+/// How many matching pods a Kubernetes fault picks (as Chaos Mesh's modes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PodMode {
+    /// One pod, picked at random (the default).
+    #[default]
+    One,
+    /// Every matching pod.
+    All,
+    /// `value` pods, picked at random.
+    Fixed,
+    /// `value` percent of the matching pods (rounded down), picked at random.
+    FixedPercent,
+    /// A random share between one pod and `value` percent of the matching pods.
+    RandomMaxPercent,
+}
+
+impl PodSelector {
+    /// The selector in one line, for plans.
+    ///
+    /// ```
+    /// let s = chaos_runner::spec::PodSelector { namespace: "games".into(), max_percent: 100, ..Default::default() };
+    /// assert_eq!(s.summary(), "pods in games (one)");
+    /// ```
+    pub fn summary(&self) -> String {
+        let mut text = format!("pods in {}", self.namespace);
+        if !self.label_selector.is_empty() {
+            let labels: Vec<String> = self
+                .label_selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            text.push_str(&format!(" with {}", labels.join(",")));
+        }
+        if let Some(f) = &self.field_selector {
+            text.push_str(&format!(" where {f}"));
+        }
+        let mode = match (self.mode, self.value) {
+            (PodMode::One, _) => "one".to_owned(),
+            (PodMode::All, _) => "all".to_owned(),
+            (PodMode::Fixed, v) => format!("fixed {}", v.unwrap_or(0)),
+            (PodMode::FixedPercent, v) => format!("fixed {}%", v.unwrap_or(0)),
+            (PodMode::RandomMaxPercent, v) => format!("random up to {}%", v.unwrap_or(0)),
+        };
+        text.push_str(&format!(" ({mode}"));
+        if self.max_percent < 100 {
+            text.push_str(&format!(", at most {}% of them", self.max_percent));
+        }
+        text.push(')');
+        text
+    }
 }
 
 /// Which traffic a `net-*` fault hits. Addresses and ports are checked strictly at
@@ -643,6 +774,7 @@ impl Selector {
             ("network", self.network.is_some()),
             ("process", self.process.is_some()),
             ("proxy", self.proxy.is_some()),
+            ("pods", self.pods.is_some()),
         ]
     }
 
@@ -683,6 +815,9 @@ impl Selector {
                 )),
                 _ => parts.push("proxy (incomplete)".to_owned()),
             }
+        }
+        if let Some(p) = &self.pods {
+            parts.push(p.summary());
         }
         if parts.is_empty() {
             "nothing".to_owned()

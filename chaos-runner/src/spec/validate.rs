@@ -62,6 +62,13 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
+fn backend_name(b: Backend) -> &'static str {
+    match b {
+        Backend::Local => "local",
+        Backend::Kubernetes => "kubernetes",
+    }
+}
+
 fn is_http_url(url: &str) -> bool {
     match reqwest::Url::parse(url) {
         Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
@@ -567,11 +574,6 @@ pub(crate) fn check_experiment(
         "must be 1-63 lowercase letters, digits or dashes",
     );
     c.check(
-        spec.target.backend == Backend::Local,
-        "spec.target.backend",
-        "only `local` is available in this version (the Kubernetes backend is not built yet)",
-    );
-    c.check(
         spec.check_interval >= Duration::from_millis(100)
             && spec.check_interval <= Duration::from_secs(60),
         "spec.checkInterval",
@@ -631,6 +633,16 @@ pub(crate) fn check_experiment(
             names.insert(fault.name.clone()),
             format!("{here}.name"),
             format!("duplicate fault `{}`", fault.name),
+        );
+        c.check(
+            fault.fault_type.backend() == spec.target.backend,
+            format!("{here}.type"),
+            format!(
+                "`{}` runs on the {} backend, but spec.target.backend is {}",
+                fault.fault_type.name(),
+                backend_name(fault.fault_type.backend()),
+                backend_name(spec.target.backend)
+            ),
         );
         let duration_ok = c.check(
             fault.duration >= Duration::from_secs(1)

@@ -6,11 +6,13 @@
 //! in [`parse`] and one in [`check_selector`].
 
 mod db;
+pub mod kube;
 pub mod network;
 mod process;
 mod proxy;
 mod resource;
 
+pub use self::kube::{DbPartitionParams, NetworkPartitionParams, PodKillParams, PolicyDirection};
 pub use db::{
     DbParams, PgSeverity, PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams,
     PostgresResetParams, RedisErrorParams, RedisLatencyParams,
@@ -106,6 +108,12 @@ pub enum FaultParams {
     /// `postgres-error`, `postgres-latency`, `postgres-reset`, `postgres-refuse`,
     /// `redis-error`, `redis-latency`.
     Db(DbParams),
+    /// `pod-kill`.
+    PodKill(PodKillParams),
+    /// `network-partition`.
+    NetworkPartition(NetworkPartitionParams),
+    /// `db-partition`.
+    DbPartition(DbPartitionParams),
 }
 
 impl FaultParams {
@@ -173,6 +181,39 @@ impl FaultParams {
             ),
             FaultParams::Proxy(p) => p.summary(),
             FaultParams::Db(p) => p.summary(),
+            FaultParams::PodKill(p) => {
+                let mut text = if p.evict {
+                    "evict (respecting PodDisruptionBudgets)".to_owned()
+                } else {
+                    "delete".to_owned()
+                };
+                if let Some(g) = p.grace_period {
+                    text.push_str(&format!(
+                        " with grace period {}",
+                        humantime::format_duration(g)
+                    ));
+                }
+                if p.wait_ready {
+                    text.push_str(&format!(
+                        ", then wait up to {} for Ready replacements",
+                        humantime::format_duration(p.ready_timeout)
+                    ));
+                }
+                text
+            }
+            FaultParams::NetworkPartition(p) => format!(
+                "NetworkPolicy denying {}",
+                match p.direction {
+                    PolicyDirection::Ingress => "all ingress",
+                    PolicyDirection::Egress => "all egress",
+                    PolicyDirection::Both => "all ingress and egress",
+                }
+            ),
+            FaultParams::DbPartition(p) => format!(
+                "NetworkPolicy denying egress to port {} on {}",
+                p.port,
+                p.cidr.as_deref().unwrap_or("any address")
+            ),
         }
     }
 }
@@ -225,6 +266,13 @@ pub fn parse(
         | FaultType::RedisLatency => {
             db::parse(fault_type, at, value, problems).map(FaultParams::Db)
         }
+        FaultType::PodKill => typed(fault_type, at, value, problems).map(FaultParams::PodKill),
+        FaultType::NetworkPartition => {
+            typed(fault_type, at, value, problems).map(FaultParams::NetworkPartition)
+        }
+        FaultType::DbPartition => {
+            typed(fault_type, at, value, problems).map(FaultParams::DbPartition)
+        }
     }
 }
 
@@ -264,6 +312,9 @@ pub fn check_selector(
         | FaultType::PostgresRefuse
         | FaultType::RedisError
         | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
+        FaultType::PodKill | FaultType::NetworkPartition | FaultType::DbPartition => {
+            self::kube::check_pod_selector(selector, at, problems)
+        }
     }
 }
 

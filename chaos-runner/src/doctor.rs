@@ -1,0 +1,202 @@
+//! `chaos-runner doctor FILE`: asks the API server, with one SelfSubjectAccessReview per
+//! permission, whether the current identity may do what each Kubernetes fault of an
+//! experiment needs. Changes nothing.
+
+use k8s_openapi::api::authorization::v1::SelfSubjectAccessReview;
+use kube::api::{Api, PostParams};
+use serde::Serialize;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::cli::Output;
+use crate::exit::Outcome;
+use crate::faults::kube::KubeConnector;
+use crate::spec::{FaultParams, ValidatedExperiment};
+
+/// One permission a fault needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Need {
+    /// API group (`""` for core).
+    pub group: &'static str,
+    /// Resource (`pods`).
+    pub resource: &'static str,
+    /// Subresource (`eviction`), if any.
+    pub subresource: Option<&'static str>,
+    /// Verb.
+    pub verb: &'static str,
+}
+
+const fn need(
+    group: &'static str,
+    resource: &'static str,
+    subresource: Option<&'static str>,
+    verb: &'static str,
+) -> Need {
+    Need {
+        group,
+        resource,
+        subresource,
+        verb,
+    }
+}
+
+/// The permissions a fault step with `params` needs (none for local faults).
+///
+/// ```
+/// use chaos_runner::doctor::needs;
+/// use chaos_runner::spec::{FaultParams, PodKillParams};
+/// let p: PodKillParams = serde_json::from_value(serde_json::json!({"evict": true})).unwrap();
+/// let n = needs(&FaultParams::PodKill(p));
+/// assert!(n.iter().any(|n| n.subresource == Some("eviction") && n.verb == "create"));
+/// ```
+pub fn needs(params: &FaultParams) -> Vec<Need> {
+    match params {
+        FaultParams::PodKill(p) => {
+            let mut n = vec![need("", "pods", None, "list")];
+            if p.evict {
+                n.push(need("", "pods", Some("eviction"), "create"));
+            } else {
+                n.push(need("", "pods", None, "delete"));
+            }
+            n
+        }
+        FaultParams::NetworkPartition(_) | FaultParams::DbPartition(_) => vec![
+            need("", "pods", None, "list"),
+            need("", "pods", None, "patch"),
+            need("networking.k8s.io", "networkpolicies", None, "create"),
+            need("networking.k8s.io", "networkpolicies", None, "delete"),
+            need("networking.k8s.io", "networkpolicies", None, "get"),
+            need("networking.k8s.io", "networkpolicies", None, "list"),
+        ],
+        _ => Vec::new(),
+    }
+}
+
+/// The answer for one permission of one fault.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Answer {
+    /// The fault.
+    pub fault: String,
+    /// The namespace asked about.
+    pub namespace: String,
+    /// The permission.
+    pub need: Need,
+    /// Whether it is granted.
+    pub allowed: bool,
+    /// The API server's reason, if it gave one.
+    pub reason: Option<String>,
+}
+
+/// Asks about every permission every Kubernetes fault of `exp` needs.
+pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answer>, String> {
+    let mut asks = Vec::new();
+    for (fault, steps) in exp.experiment.spec.faults.iter().zip(&exp.steps) {
+        let Some(pods) = &fault.selector.pods else {
+            continue;
+        };
+        let mut seen = Vec::new();
+        for step in steps {
+            for n in needs(step) {
+                if !seen.contains(&n) {
+                    seen.push(n);
+                    asks.push((fault.name.clone(), pods.namespace.clone(), n));
+                }
+            }
+        }
+    }
+    if asks.is_empty() {
+        return Ok(Vec::new());
+    }
+    let env = kube.get()?;
+    let client = env.client();
+    env.block_on(async move {
+        let api: Api<SelfSubjectAccessReview> = Api::all(client);
+        let mut answers = Vec::new();
+        for (fault, namespace, n) in asks {
+            let mut attrs = serde_json::json!({
+                "namespace": namespace,
+                "verb": n.verb,
+                "group": n.group,
+                "resource": n.resource,
+            });
+            if let Some(sub) = n.subresource {
+                attrs["subresource"] = sub.into();
+            }
+            let review: SelfSubjectAccessReview = serde_json::from_value(serde_json::json!({
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "metadata": {},
+                "spec": { "resourceAttributes": attrs },
+            }))
+            .map_err(|e| format!("cannot build the access review: {e}"))?;
+            let answer = api
+                .create(&PostParams::default(), &review)
+                .await
+                .map_err(|e| format!("cannot ask the API server: {e}"))?;
+            let status = answer.status.unwrap_or_default();
+            answers.push(Answer {
+                fault,
+                namespace,
+                need: n,
+                allowed: status.allowed,
+                reason: status.reason.filter(|r| !r.is_empty()),
+            });
+        }
+        Ok(answers)
+    })?
+}
+
+/// Prints what `file`'s faults need and whether it is granted. Exit 0 when everything is
+/// granted, 1 when something is denied, 3 for an invalid file or no cluster.
+pub fn run(file: &Path, output: Output) -> Outcome {
+    run_with(file, output, Arc::new(KubeConnector::lazy()))
+}
+
+/// [`run`] with a given Kubernetes client.
+pub fn run_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outcome {
+    let Some(exp) = crate::cli::load_or_report(file) else {
+        return Outcome::InvalidInput;
+    };
+    let answers = match check(&exp, &kube) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    let denied = answers.iter().filter(|a| !a.allowed).count();
+    match output {
+        Output::Json => println!(
+            "{}",
+            serde_json::json!({ "command": "doctor", "all_allowed": denied == 0, "checks": answers })
+        ),
+        Output::Text => {
+            if answers.is_empty() {
+                println!("no Kubernetes fault in {}", file.display());
+            }
+            for a in &answers {
+                let resource = match a.need.subresource {
+                    Some(s) => format!("{}/{s}", a.need.resource),
+                    None => a.need.resource.to_owned(),
+                };
+                println!(
+                    "{} {} {} {} in {}{}",
+                    if a.allowed { "ok    " } else { "DENIED" },
+                    a.fault,
+                    a.need.verb,
+                    resource,
+                    a.namespace,
+                    a.reason
+                        .as_ref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+    }
+    if denied == 0 {
+        Outcome::Passed
+    } else {
+        Outcome::Failed
+    }
+}

@@ -1,0 +1,65 @@
+//! Faults on a Kubernetes cluster, through the API server with kube-rs: pod kill (delete
+//! or evict), network partition and database partition (NetworkPolicy).
+//!
+//! Every object the runner creates carries the labels of [`target::object_labels`] (run,
+//! experiment, fault), so `recover` finds leftovers by label; pods annotated
+//! `chaos.game-resilience.dev/protected: "true"` are never picked.
+
+pub mod client;
+pub mod network_policy;
+pub mod pod_kill;
+pub mod target;
+
+pub use client::{KubeConnector, KubeEnv};
+
+use crate::spec::PodSelector;
+
+/// The pods a fault of `run_id` named `fault` would pick now (read-only): for `plan` and
+/// preflight.
+pub(crate) fn resolve_targets(
+    kube: &KubeConnector,
+    selector: &PodSelector,
+    run_id: &str,
+    fault: &str,
+) -> Result<Vec<String>, String> {
+    target::check_scope(selector).map_err(|e| e.to_string())?;
+    let env = kube.get()?;
+    let seed = target::seed_for(selector, run_id, fault);
+    let selector = selector.clone();
+    let client = env.client();
+    env.block_on(async move { target::select(client, &selector, seed).await })?
+        .map(|s| {
+            s.picked
+                .into_iter()
+                .map(|p| format!("{}/{}", p.namespace, p.name))
+                .collect()
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// Reverts a Kubernetes fault from its journal record (after a crash).
+pub(crate) fn revert_record(
+    kube: &KubeConnector,
+    run_id: &str,
+    fault: &str,
+    record: &crate::faults::FaultRecord,
+) -> Result<(), String> {
+    match record {
+        // Killed pods come back through their owners; nothing is left to remove.
+        crate::faults::FaultRecord::KubePodsKilled { .. } => Ok(()),
+        crate::faults::FaultRecord::KubeNetworkPolicy { namespace, name } => {
+            let env = kube.get()?;
+            let client = env.client();
+            let (ns, name, run, fault) = (
+                namespace.clone(),
+                name.clone(),
+                run_id.to_owned(),
+                fault.to_owned(),
+            );
+            env.block_on(async move {
+                network_policy::remove_policy(client, &ns, &name, &run, &fault).await
+            })?
+        }
+        _ => Err("not a Kubernetes record".to_owned()),
+    }
+}

@@ -1,0 +1,112 @@
+//! Against a real cluster, only when `KUBECONFIG` is set (no API server can run on this
+//! project's machines, so these never ran here). Creates a throw-away namespace with a
+//! two-replica Deployment of `pause` pods, runs a pod kill (waiting for Ready
+//! replacements) and a network partition through the engine, and deletes the namespace.
+
+use chaos_runner::cli::Output;
+use chaos_runner::engine::{self, RunOptions};
+use chaos_runner::exit::Outcome;
+use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn cluster_env() -> Option<(tokio::runtime::Runtime, KubeEnv)> {
+    std::env::var_os("KUBECONFIG")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = rt
+        .block_on(kube::Client::try_default())
+        .expect("KUBECONFIG is set but no client");
+    let env = KubeEnv::new(client, rt.handle().clone());
+    Some((rt, env))
+}
+
+#[test]
+fn pod_kill_and_partition_on_a_real_cluster() {
+    let Some((rt, env)) = cluster_env() else {
+        eprintln!("KUBECONFIG not set: real-cluster test not run");
+        return;
+    };
+    let ns = format!("chaos-runner-test-{:04x}", rand::random::<u16>());
+    let client = env.client();
+    rt.block_on(async {
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        let namespace: Namespace = serde_json::from_value(serde_json::json!({"metadata": {"name": ns}})).unwrap();
+        namespaces.create(&PostParams::default(), &namespace).await.unwrap();
+        let deployment: Deployment = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "pause", "namespace": ns},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "pause"}},
+                "template": {
+                    "metadata": {"labels": {"app": "pause"}},
+                    "spec": {"containers": [{"name": "pause", "image": "registry.k8s.io/pause:3.9"}]}
+                }
+            }
+        }))
+        .unwrap();
+        Api::<Deployment>::namespaced(client.clone(), &ns)
+            .create(&PostParams::default(), &deployment)
+            .await
+            .unwrap();
+        let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
+        let started = Instant::now();
+        loop {
+            let list = pods.list(&ListParams::default().labels("app=pause")).await.unwrap();
+            let ready = list.items.iter().filter(|p| chaos_runner::faults::kube::target::is_ready(p)).count();
+            if ready == 2 {
+                break;
+            }
+            assert!(started.elapsed() < Duration::from_secs(180), "pause pods not Ready");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    let dir = std::env::temp_dir().join(format!("{ns}-files"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let connector = Arc::new(KubeConnector::with(env.clone()));
+    for (name, fault) in [
+        ("kill", format!("    - name: kill\n      type: pod-kill\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n      parameters:\n        waitReady: true\n        readyTimeout: 3m\n      duration: 5s\n")),
+        ("cut", format!("    - name: cut\n      type: network-partition\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n          mode: all\n      duration: 5s\n")),
+    ] {
+        let path = dir.join(format!("{name}.yaml"));
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata:\n  name: real-{name}\nspec:\n  target:\n    backend: kubernetes\n  faults:\n{fault}  report:\n    dir: {}/reports\n    formats: [json]\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let outcome = engine::run(
+            &path,
+            RunOptions {
+                state_dir: dir.join("state"),
+                recover_first: false,
+                output: Output::Json,
+                kube: Some(connector.clone()),
+            },
+        );
+        assert_eq!(outcome, Outcome::Passed, "{name}");
+    }
+    let left = rt.block_on(async {
+        Api::<NetworkPolicy>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .len()
+    });
+    rt.block_on(async {
+        let _ = Api::<Namespace>::all(client.clone())
+            .delete(&ns, &DeleteParams::default())
+            .await;
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(left, 0, "NetworkPolicies left in {ns}");
+}

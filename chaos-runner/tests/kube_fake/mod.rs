@@ -1,0 +1,561 @@
+//! An in-memory fake Kubernetes API server behind a `kube::Client`: pods with owners and
+//! readiness (an owner replaces a deleted pod with one that turns Ready after a delay),
+//! evictions checked against PodDisruptionBudgets, NetworkPolicies, label and field
+//! selectors, and a log of every request. It speaks the API's JSON over the tower
+//! service kube's client uses, so everything above the wire is the real code.
+
+#![allow(dead_code)]
+
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
+
+/// A PodDisruptionBudget: at least `min_available` Ready pods with `labels` in `namespace`.
+#[derive(Clone)]
+struct Pdb {
+    namespace: String,
+    labels: BTreeMap<String, String>,
+    min_available: usize,
+}
+
+#[derive(Default)]
+struct State {
+    pods: BTreeMap<(String, String), Value>,
+    policies: BTreeMap<(String, String), Value>,
+    pdbs: Vec<Pdb>,
+    ready_at: BTreeMap<(String, String), Instant>,
+    log: Vec<String>,
+    next_id: u64,
+    replacement_delay: Duration,
+    fail_policy_delete: bool,
+    denied: Vec<(String, String)>,
+}
+
+/// The fake cluster; clones share state.
+#[derive(Clone, Default)]
+pub struct FakeCluster {
+    state: Arc<Mutex<State>>,
+}
+
+fn status(code: u16, reason: &str, message: &str) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Status", "metadata": {},
+        "status": if code < 300 { "Success" } else { "Failure" },
+        "reason": reason, "message": message, "code": code,
+    })
+}
+
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("00");
+                out.push(u8::from_str_radix(hex, 16).unwrap_or(b'?'));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query(uri: &http::Uri) -> BTreeMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|kv| !kv.is_empty())
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (decode(k), decode(v))))
+        .collect()
+}
+
+fn labels_of(obj: &Value) -> BTreeMap<String, String> {
+    obj["metadata"]["labels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `obj` matches a label selector (`k=v`, `k==v`, `k!=v`, `k`, `!k`).
+fn label_match(obj: &Value, selector: Option<&String>) -> bool {
+    let labels = labels_of(obj);
+    selector.is_none_or(|s| {
+        s.split(',').filter(|t| !t.is_empty()).all(|term| {
+            if let Some((k, v)) = term.split_once("!=") {
+                labels.get(k).map(String::as_str) != Some(v)
+            } else if let Some((k, v)) = term.split_once("==").or_else(|| term.split_once('=')) {
+                labels.get(k).map(String::as_str) == Some(v)
+            } else if let Some(k) = term.strip_prefix('!') {
+                !labels.contains_key(k)
+            } else {
+                labels.contains_key(term)
+            }
+        })
+    })
+}
+
+/// Whether a pod matches a field selector over name, namespace, node and phase.
+fn field_match(obj: &Value, selector: Option<&String>) -> bool {
+    selector.is_none_or(|s| {
+        s.split(',').filter(|t| !t.is_empty()).all(|term| {
+            let (path, value, equal) = match term.split_once("!=") {
+                Some((p, v)) => (p, v, false),
+                None => match term.split_once("==").or_else(|| term.split_once('=')) {
+                    Some((p, v)) => (p, v, true),
+                    None => return false,
+                },
+            };
+            let actual = match path {
+                "metadata.name" => obj["metadata"]["name"].as_str(),
+                "metadata.namespace" => obj["metadata"]["namespace"].as_str(),
+                "spec.nodeName" => obj["spec"]["nodeName"].as_str(),
+                "status.phase" => obj["status"]["phase"].as_str(),
+                _ => return false,
+            };
+            (actual == Some(value)) == equal
+        })
+    })
+}
+
+fn is_ready(pod: &Value) -> bool {
+    pod["status"]["conditions"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    })
+}
+
+fn pod_json(
+    ns: &str,
+    name: &str,
+    uid: &str,
+    labels: &BTreeMap<String, String>,
+    owner: Option<&str>,
+    ready: bool,
+) -> Value {
+    let owners: Vec<Value> = owner
+        .map(|o| {
+            vec![json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": o, "uid": format!("uid-{o}"), "controller": true})]
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": ns, "uid": uid, "labels": labels, "ownerReferences": owners, "annotations": {}},
+        "spec": {"containers": [{"name": "app", "image": "game:1"}], "nodeName": "node-1"},
+        "status": {
+            "phase": if ready { "Running" } else { "Pending" },
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+        }
+    })
+}
+
+fn set_ready(pod: &mut Value) {
+    pod["status"] =
+        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+}
+
+impl FakeCluster {
+    /// An empty cluster whose owners bring replacements Ready after `replacement_delay`.
+    pub fn new(replacement_delay: Duration) -> FakeCluster {
+        let fake = FakeCluster::default();
+        fake.state.lock().unwrap().replacement_delay = replacement_delay;
+        fake
+    }
+
+    /// Adds a Ready, Running pod.
+    pub fn add_pod(&self, ns: &str, name: &str, labels: &[(&str, &str)], owner: Option<&str>) {
+        let mut s = self.state.lock().unwrap();
+        s.next_id += 1;
+        let uid = format!("uid-{}", s.next_id);
+        let labels = labels
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        s.pods.insert(
+            (ns.into(), name.into()),
+            pod_json(ns, name, &uid, &labels, owner, true),
+        );
+    }
+
+    /// Annotates a pod `chaos.game-resilience.dev/protected: "true"`.
+    pub fn protect(&self, ns: &str, name: &str) {
+        let mut s = self.state.lock().unwrap();
+        let pod = s.pods.get_mut(&(ns.into(), name.into())).unwrap();
+        pod["metadata"]["annotations"]["chaos.game-resilience.dev/protected"] = json!("true");
+    }
+
+    /// Adds a PodDisruptionBudget.
+    pub fn add_pdb(&self, ns: &str, labels: &[(&str, &str)], min_available: usize) {
+        self.state.lock().unwrap().pdbs.push(Pdb {
+            namespace: ns.into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            min_available,
+        });
+    }
+
+    /// Makes NetworkPolicy deletes fail with 500 (a broken revert).
+    pub fn fail_policy_deletes(&self, fail: bool) {
+        self.state.lock().unwrap().fail_policy_delete = fail;
+    }
+
+    /// Denies `verb` on `resource` in SelfSubjectAccessReviews.
+    pub fn deny(&self, verb: &str, resource: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .denied
+            .push((verb.into(), resource.into()));
+    }
+
+    /// The pods of `ns` now.
+    pub fn pods(&self, ns: &str) -> Vec<Value> {
+        let mut s = self.state.lock().unwrap();
+        tick(&mut s);
+        s.pods
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// The names of the pods of `ns` now.
+    pub fn pod_names(&self, ns: &str) -> Vec<String> {
+        self.pods(ns)
+            .iter()
+            .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// The NetworkPolicies of `ns` now.
+    pub fn policies(&self, ns: &str) -> Vec<Value> {
+        let s = self.state.lock().unwrap();
+        s.policies
+            .iter()
+            .filter(|((n, _), _)| n == ns)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
+    /// Stores a NetworkPolicy directly (a leftover of some crashed run).
+    pub fn put_policy(&self, ns: &str, policy: Value) {
+        let name = policy["metadata"]["name"].as_str().unwrap().to_owned();
+        self.state
+            .lock()
+            .unwrap()
+            .policies
+            .insert((ns.into(), name), policy);
+    }
+
+    /// Every request so far, as `METHOD path?query`.
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().log.clone()
+    }
+
+    /// A kube client on this fake (call inside a runtime).
+    pub fn client(&self) -> kube::Client {
+        let fake = self.clone();
+        let svc = tower::service_fn(move |req: Request<Body>| {
+            let fake = fake.clone();
+            async move {
+                let (parts, body) = req.into_parts();
+                let bytes = body
+                    .collect()
+                    .await
+                    .map(|c| c.to_bytes())
+                    .unwrap_or_default();
+                Ok::<_, Infallible>(fake.handle(&parts.method, &parts.uri, &bytes))
+            }
+        });
+        kube::Client::new(svc, "default")
+    }
+
+    /// A connector handing out a client on this fake, running on `rt`.
+    pub fn connector(&self, rt: &tokio::runtime::Runtime) -> Arc<KubeConnector> {
+        let _guard = rt.enter();
+        Arc::new(KubeConnector::with(KubeEnv::new(
+            self.client(),
+            rt.handle().clone(),
+        )))
+    }
+
+    fn handle(&self, method: &Method, uri: &http::Uri, body: &[u8]) -> Response<Body> {
+        let mut s = self.state.lock().unwrap();
+        tick(&mut s);
+        s.log.push(format!(
+            "{method} {}{}",
+            uri.path(),
+            uri.query()
+                .filter(|q| !q.is_empty())
+                .map(|q| format!("?{}", decode(q).trim_start_matches('&')))
+                .unwrap_or_default()
+        ));
+        let q = query(uri);
+        let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
+        let path: Vec<&str> = uri.path().trim_matches('/').split('/').collect();
+        let (code, value) = match (method.clone(), path.as_slice()) {
+            (Method::GET, ["api", "v1", "namespaces", ns, "pods"]) => {
+                let items: Vec<Value> = s
+                    .pods
+                    .iter()
+                    .filter(|((n, _), p)| {
+                        n == ns
+                            && label_match(p, q.get("labelSelector"))
+                            && field_match(p, q.get("fieldSelector"))
+                    })
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "v1", "kind": "PodList", "metadata": {"resourceVersion": "1"}, "items": items}),
+                )
+            }
+            (Method::GET, ["api", "v1", "namespaces", ns, "pods", name]) => {
+                match s.pods.get(&(ns.to_string(), name.to_string())) {
+                    Some(p) => (200, p.clone()),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
+                }
+            }
+            (Method::DELETE, ["api", "v1", "namespaces", ns, "pods", name]) => {
+                match delete_pod(&mut s, ns, name) {
+                    Some(p) => (200, p),
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
+                }
+            }
+            (Method::POST, ["api", "v1", "namespaces", ns, "pods", name, "eviction"]) => {
+                let key = (ns.to_string(), name.to_string());
+                match s.pods.get(&key).cloned() {
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
+                    Some(pod) => {
+                        let labels = labels_of(&pod);
+                        let blocked = s.pdbs.iter().any(|pdb| {
+                            pdb.namespace == *ns
+                                && pdb.labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+                                && {
+                                    let healthy =
+                                        s.pods
+                                            .iter()
+                                            .filter(|((n, _), p)| {
+                                                n == ns
+                                                    && is_ready(p)
+                                                    && pdb.labels.iter().all(|(k, v)| {
+                                                        labels_of(p).get(k) == Some(v)
+                                                    })
+                                            })
+                                            .count();
+                                    healthy.saturating_sub(usize::from(is_ready(&pod)))
+                                        < pdb.min_available
+                                }
+                        });
+                        if blocked {
+                            (429, status(429, "TooManyRequests", "Cannot evict pod as it would violate the pod's disruption budget."))
+                        } else {
+                            delete_pod(&mut s, ns, name);
+                            (201, status(201, "", ""))
+                        }
+                    }
+                }
+            }
+            (Method::PATCH, ["api", "v1", "namespaces", ns, "pods", name]) => {
+                match s.pods.get_mut(&(ns.to_string(), name.to_string())) {
+                    None => (
+                        404,
+                        status(404, "NotFound", &format!("pods \"{name}\" not found")),
+                    ),
+                    Some(pod) => {
+                        if let Some(labels) = body["metadata"]["labels"].as_object() {
+                            for (k, v) in labels {
+                                if v.is_null() {
+                                    if let Some(m) = pod["metadata"]["labels"].as_object_mut() {
+                                        m.remove(k);
+                                    }
+                                } else {
+                                    pod["metadata"]["labels"][k] = v.clone();
+                                }
+                            }
+                        }
+                        (200, pod.clone())
+                    }
+                }
+            }
+            (
+                Method::GET,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"],
+            ) => {
+                let items: Vec<Value> = s
+                    .policies
+                    .iter()
+                    .filter(|((n, _), p)| n == ns && label_match(p, q.get("labelSelector")))
+                    .map(|(_, p)| p.clone())
+                    .collect();
+                (
+                    200,
+                    json!({"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicyList", "metadata": {}, "items": items}),
+                )
+            }
+            (
+                Method::POST,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies"],
+            ) => {
+                let name = body["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let key = (ns.to_string(), name.clone());
+                match s.policies.entry(key) {
+                    std::collections::btree_map::Entry::Occupied(_) => (
+                        409,
+                        status(
+                            409,
+                            "AlreadyExists",
+                            &format!("networkpolicies \"{name}\" already exists"),
+                        ),
+                    ),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let mut stored = body.clone();
+                        stored["metadata"]["uid"] = json!(format!("np-{name}"));
+                        slot.insert(stored.clone());
+                        (201, stored)
+                    }
+                }
+            }
+            (
+                Method::GET,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name],
+            ) => match s.policies.get(&(ns.to_string(), name.to_string())) {
+                Some(p) => (200, p.clone()),
+                None => (
+                    404,
+                    status(
+                        404,
+                        "NotFound",
+                        &format!("networkpolicies \"{name}\" not found"),
+                    ),
+                ),
+            },
+            (
+                Method::DELETE,
+                ["apis", "networking.k8s.io", "v1", "namespaces", ns, "networkpolicies", name],
+            ) => {
+                if s.fail_policy_delete {
+                    (
+                        500,
+                        status(500, "InternalError", "etcd is having a bad day"),
+                    )
+                } else {
+                    match s.policies.remove(&(ns.to_string(), name.to_string())) {
+                        Some(p) => (200, p),
+                        None => (
+                            404,
+                            status(
+                                404,
+                                "NotFound",
+                                &format!("networkpolicies \"{name}\" not found"),
+                            ),
+                        ),
+                    }
+                }
+            }
+            (Method::POST, ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
+                let attrs = &body["spec"]["resourceAttributes"];
+                let verb = attrs["verb"].as_str().unwrap_or_default().to_owned();
+                let resource = match attrs["subresource"].as_str() {
+                    Some(sub) if !sub.is_empty() => {
+                        format!("{}/{sub}", attrs["resource"].as_str().unwrap_or_default())
+                    }
+                    _ => attrs["resource"].as_str().unwrap_or_default().to_owned(),
+                };
+                let allowed = !s.denied.iter().any(|(v, r)| *v == verb && *r == resource);
+                let mut answer = body.clone();
+                answer["status"] = json!({"allowed": allowed});
+                (201, answer)
+            }
+            _ => (
+                404,
+                status(
+                    404,
+                    "NotFound",
+                    "the server could not find the requested resource",
+                ),
+            ),
+        };
+        Response::builder()
+            .status(StatusCode::from_u16(code).unwrap())
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&value).unwrap()))
+            .unwrap()
+    }
+}
+
+/// Turns replacements Ready once their time has come.
+fn tick(s: &mut State) {
+    let now = Instant::now();
+    let due: Vec<(String, String)> = s
+        .ready_at
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in due {
+        s.ready_at.remove(&key);
+        if let Some(p) = s.pods.get_mut(&key) {
+            set_ready(p);
+        }
+    }
+}
+
+/// Deletes a pod; its owner (if any) creates a replacement that turns Ready later.
+fn delete_pod(s: &mut State, ns: &str, name: &str) -> Option<Value> {
+    let pod = s.pods.remove(&(ns.to_string(), name.to_string()))?;
+    s.ready_at.remove(&(ns.to_string(), name.to_string()));
+    let owner = pod["metadata"]["ownerReferences"][0]["name"]
+        .as_str()
+        .map(str::to_owned);
+    if let Some(owner) = owner {
+        s.next_id += 1;
+        let id = s.next_id;
+        let new_name = format!("{owner}-r{id}");
+        let mut labels = labels_of(&pod);
+        labels.remove("chaos.game-resilience.dev/policy");
+        let replacement = pod_json(
+            ns,
+            &new_name,
+            &format!("uid-{id}"),
+            &labels,
+            Some(&owner),
+            false,
+        );
+        s.pods
+            .insert((ns.to_string(), new_name.clone()), replacement);
+        s.ready_at.insert(
+            (ns.to_string(), new_name),
+            Instant::now() + s.replacement_delay,
+        );
+    }
+    Some(pod)
+}

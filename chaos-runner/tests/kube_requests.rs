@@ -1,0 +1,462 @@
+//! The exact requests the Kubernetes backend sends, per fault and per revert: method,
+//! path, query and body, against a `tower-test` mock standing in for the API server.
+
+use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
+use chaos_runner::faults::{build, Fault, FaultContext, FaultRecord};
+use http::{Request, Response};
+use http_body_util::BodyExt;
+use kube::client::Body;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower_test::mock;
+
+type Handle = mock::Handle<Request<Body>, Response<Body>>;
+
+const POLICY_LABEL: &str = "chaos.game-resilience.dev/policy";
+
+/// A fault of `yaml` (one fault, Kubernetes backend) wired to a mock API server.
+fn fault_on_mock(fault_yaml: &str) -> (Box<dyn Fault>, Handle) {
+    let text = format!(
+        "apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: mock-test
+spec:
+  target:
+    backend: kubernetes
+  faults:
+{fault_yaml}"
+    );
+    static FILES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = FILES.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let path =
+        std::env::temp_dir().join(format!("chaos-kube-mock-{}-{n}.yaml", std::process::id()));
+    std::fs::write(&path, text).unwrap();
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let env = KubeEnv::new(client, tokio::runtime::Handle::current());
+    let mut ctx = FaultContext::new("run-1", "/bin/false");
+    ctx.experiment = "mock-test".into();
+    ctx.kube = Arc::new(KubeConnector::with(env));
+    let spec = &exp.experiment.spec.faults[0];
+    let fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    (fault, handle)
+}
+
+fn pod(name: &str, labels: Value) -> Value {
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "games", "uid": format!("uid-{name}"), "labels": labels,
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "rs-1", "controller": true}]},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}
+    })
+}
+
+fn list(kind: &str, items: Vec<Value>) -> Value {
+    json!({"apiVersion": "v1", "kind": kind, "metadata": {"resourceVersion": "1"}, "items": items})
+}
+
+fn not_found() -> (u16, Value) {
+    (
+        404,
+        json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure", "reason": "NotFound", "code": 404, "message": "not found"}),
+    )
+}
+
+/// Takes the next request, asserts it, answers it.
+async fn expect(
+    handle: &mut Handle,
+    method: &str,
+    path: &str,
+    query: &str,
+    body: Option<Value>,
+    reply: (u16, Value),
+) {
+    let (request, send) = handle.next_request().await.expect("no request came");
+    let (parts, req_body) = request.into_parts();
+    assert_eq!(parts.method.as_str(), method, "{}", parts.uri);
+    assert_eq!(parts.uri.path(), path);
+    let got_query = parts.uri.query().map(url_decode).unwrap_or_default();
+    assert_eq!(got_query, query, "query of {method} {path}");
+    let bytes = req_body.collect().await.unwrap().to_bytes();
+    match body {
+        Some(expected) => {
+            let got: Value = serde_json::from_slice(&bytes)
+                .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON ({e}): {bytes:?}"));
+            assert_eq!(got, expected, "body of {method} {path}");
+        }
+        None => assert!(bytes.is_empty(), "{method} {path} sent a body: {bytes:?}"),
+    }
+    send.send_response(
+        Response::builder()
+            .status(reply.0)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&reply.1).unwrap()))
+            .unwrap(),
+    );
+}
+
+fn url_decode(text: &str) -> String {
+    let mut out = Vec::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            out.push(
+                u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap(), 16).unwrap(),
+            );
+            i += 3;
+        } else {
+            out.push(if bytes[i] == b'+' { b' ' } else { bytes[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8(out).unwrap()
+}
+
+const KILL: &str = "    - name: kill
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+          fieldSelector: status.phase=Running
+          seed: 1
+      parameters:
+        gracePeriod: 5s
+      duration: 10s
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_kill_lists_then_deletes_with_the_grace_period() {
+    let (mut fault, mut handle) = fault_on_mock(KILL);
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let pods = list(
+        "PodList",
+        vec![pod("game-server-a", json!({"app": "game-server"}))],
+    );
+    let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        "/api/v1/namespaces/games/pods/game-server-a",
+        "",
+        Some(json!({"gracePeriodSeconds": 5})),
+        (200, pod("game-server-a", json!({}))),
+    )
+    .await;
+    let (mut fault, record) = task.await.unwrap();
+    assert_eq!(
+        record.unwrap(),
+        FaultRecord::KubePodsKilled {
+            namespace: "games".into(),
+            pods: vec!["game-server-a".into()]
+        }
+    );
+    // The revert of a kill without waitReady sends nothing: the owner replaces the pod.
+    fault.revert().unwrap();
+    fault.verify_reverted().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_kill_with_evict_posts_an_eviction() {
+    let (mut fault, mut handle) =
+        fault_on_mock(&KILL.replace("gracePeriod: 5s", "gracePeriod: 5s\n        evict: true"));
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let pods = list(
+        "PodList",
+        vec![pod("game-server-a", json!({"app": "game-server"}))],
+    );
+    let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, pods),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "POST",
+        "/api/v1/namespaces/games/pods/game-server-a/eviction",
+        "",
+        Some(json!({
+            "apiVersion": "policy/v1",
+            "kind": "Eviction",
+            "metadata": {"name": "game-server-a", "namespace": "games"},
+            "deleteOptions": {"gracePeriodSeconds": 5}
+        })),
+        (201, json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 201})),
+    )
+    .await;
+    let (_fault, record) = task.await.unwrap();
+    assert!(record.is_ok());
+}
+
+const PARTITION: &str = "    - name: cut
+      type: network-partition
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        direction: egress
+      duration: 10s
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading_back() {
+    let (mut fault, mut handle) = fault_on_mock(PARTITION);
+    let name = chaos_runner::faults::kube::target::object_name("run-1", "cut");
+    let labels = json!({
+        "chaos.game-resilience.dev/run-id": "run-1",
+        "chaos.game-resilience.dev/experiment": "mock-test",
+        "chaos.game-resilience.dev/fault": "cut",
+    });
+    assert_eq!(
+        fault.planned_record(),
+        Some(FaultRecord::KubeNetworkPolicy {
+            namespace: "games".into(),
+            name: name.clone()
+        })
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let pods = list("PodList", vec![pod("mm-a", json!({"app": "matchmaking"}))]);
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (200, pods),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "PATCH",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        Some(json!({"metadata": {"labels": {POLICY_LABEL: name}}})),
+        (
+            200,
+            pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name})),
+        ),
+    )
+    .await;
+    let policy = json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": name, "namespace": "games", "labels": labels},
+        "spec": {"podSelector": {"matchLabels": {POLICY_LABEL: name}}, "policyTypes": ["Egress"]}
+    });
+    expect(
+        &mut handle,
+        "POST",
+        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
+        "",
+        Some(policy.clone()),
+        (201, policy.clone()),
+    )
+    .await;
+    let (mut fault, record) = task.await.unwrap();
+    assert!(record.is_ok());
+
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.revert();
+        (fault, r)
+    });
+    let np_path = format!("/apis/networking.k8s.io/v1/namespaces/games/networkpolicies/{name}");
+    let by_run =
+        "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=cut";
+    let by_label = format!("&labelSelector={POLICY_LABEL}={name}");
+    expect(
+        &mut handle,
+        "DELETE",
+        &np_path,
+        "",
+        Some(json!({})),
+        (200, policy.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
+        by_run,
+        None,
+        (200, list("NetworkPolicyList", vec![])),
+    )
+    .await;
+    let still = list(
+        "PodList",
+        vec![pod(
+            "mm-a",
+            json!({"app": "matchmaking", POLICY_LABEL: name}),
+        )],
+    );
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        &by_label,
+        None,
+        (200, still),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "PATCH",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        Some(json!({"metadata": {"labels": {POLICY_LABEL: null}}})),
+        (200, pod("mm-a", json!({"app": "matchmaking"}))),
+    )
+    .await;
+    // Read back: the policy is gone, no policy of the run is left, no pod is labelled.
+    expect(&mut handle, "GET", &np_path, "", None, not_found()).await;
+    expect(
+        &mut handle,
+        "GET",
+        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
+        by_run,
+        None,
+        (200, list("NetworkPolicyList", vec![])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        &by_label,
+        None,
+        (200, list("PodList", vec![])),
+    )
+    .await;
+    let (_fault, reverted) = task.await.unwrap();
+    reverted.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_partition_policy_denies_only_the_database_port() {
+    let yaml = "    - name: cut-db
+      type: db-partition
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+      parameters:
+        port: 5432
+      duration: 10s
+";
+    let (mut fault, mut handle) = fault_on_mock(yaml);
+    let name = chaos_runner::faults::kube::target::object_name("run-1", "cut-db");
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let pods = list("PodList", vec![pod("gs-a", json!({"app": "game-server"}))]);
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=game-server",
+        None,
+        (200, pods),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "PATCH",
+        "/api/v1/namespaces/games/pods/gs-a",
+        "",
+        Some(json!({"metadata": {"labels": {POLICY_LABEL: name}}})),
+        (200, pod("gs-a", json!({}))),
+    )
+    .await;
+    let (request, send) = handle.next_request().await.unwrap();
+    assert_eq!(request.method(), "POST");
+    let body: Value =
+        serde_json::from_slice(&request.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["spec"]["policyTypes"], json!(["Egress"]));
+    assert_eq!(
+        body["spec"]["egress"],
+        json!([{ "ports": [
+            {"protocol": "TCP", "port": 1, "endPort": 5431},
+            {"protocol": "TCP", "port": 5433, "endPort": 65535},
+            {"protocol": "UDP", "port": 1, "endPort": 65535}
+        ]}])
+    );
+    send.send_response(
+        Response::builder()
+            .status(201)
+            .body(Body::from(serde_json::to_vec(&body).unwrap()))
+            .unwrap(),
+    );
+    let (_fault, record) = task.await.unwrap();
+    assert!(record.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_pods_are_never_picked_and_an_all_protected_set_fails() {
+    let (mut fault, mut handle) = fault_on_mock(KILL);
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let mut protected = pod("game-server-a", json!({"app": "game-server"}));
+    protected["metadata"]["annotations"] = json!({"chaos.game-resilience.dev/protected": "true"});
+    let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        q,
+        None,
+        (200, list("PodList", vec![protected])),
+    )
+    .await;
+    let (_fault, record) = task.await.unwrap();
+    let err = record.unwrap_err().to_string();
+    assert!(err.contains("1 protected"), "{err}");
+}

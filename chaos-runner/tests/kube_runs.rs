@@ -1,0 +1,745 @@
+//! Whole Kubernetes experiments through the engine, `plan` and `recover`, against an
+//! in-memory fake API server behind the real kube client (no API server can run on
+//! these machines; see tests/kube_requests.rs for the exact requests).
+
+mod kube_fake;
+
+use chaos_runner::cli::Output;
+use chaos_runner::engine::{self, RunOptions};
+use chaos_runner::exit::Outcome;
+use chaos_runner::faults::{build, FaultContext};
+use chaos_runner::journal::{self, Event, Journal};
+use kube_fake::FakeCluster;
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const POLICY_LABEL: &str = "chaos.game-resilience.dev/policy";
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(tag: &str) -> Dir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("chaos-kube-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// Four game servers (one protected), two matchmakers, a pod in kube-system.
+fn cluster(replacement_delay: Duration) -> FakeCluster {
+    let fake = FakeCluster::new(replacement_delay);
+    for name in [
+        "game-server-a",
+        "game-server-b",
+        "game-server-c",
+        "game-server-d",
+    ] {
+        fake.add_pod(
+            "games",
+            name,
+            &[("app", "game-server")],
+            Some("game-server-rs"),
+        );
+    }
+    fake.protect("games", "game-server-d");
+    for name in ["matchmaking-a", "matchmaking-b"] {
+        fake.add_pod(
+            "games",
+            name,
+            &[("app", "matchmaking")],
+            Some("matchmaking-rs"),
+        );
+    }
+    fake.add_pod(
+        "kube-system",
+        "coredns-a",
+        &[("app", "game-server")],
+        Some("coredns-rs"),
+    );
+    fake
+}
+
+/// Writes an experiment with one fault (`fault` is the YAML of the list item, indented
+/// for `faults:`), reporting JSON into `dir/reports`.
+fn experiment(dir: &Path, fault: &str, extra: &str) -> PathBuf {
+    let text = format!(
+        "apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: kube-test
+spec:
+  target:
+    backend: kubernetes
+  checkInterval: 100ms
+{extra}  faults:
+{fault}  report:
+    dir: {}/reports
+    formats: [json]
+",
+        dir.display()
+    );
+    let path = dir.join("experiment.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(
+    path: &Path,
+    state: &Path,
+    fake: &FakeCluster,
+    rt: &tokio::runtime::Runtime,
+) -> (Outcome, Value) {
+    let outcome = engine::run(
+        path,
+        RunOptions {
+            state_dir: state.to_path_buf(),
+            recover_first: false,
+            output: Output::Json,
+            kube: Some(fake.connector(rt)),
+        },
+    );
+    let reports = path.parent().unwrap().join("reports");
+    // Reports go to `reports/<run id>/report.json`; each test writes one run per dir
+    // (the newest is taken when a test runs twice).
+    let mut found: Vec<PathBuf> = std::fs::read_dir(&reports)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path().join("report.json")))
+        .filter(|p| p.exists())
+        .collect();
+    found.sort_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok());
+    let report = found
+        .pop()
+        .unwrap_or_else(|| panic!("no JSON report in {}", reports.display()));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    (outcome, report)
+}
+
+fn labelled(fake: &FakeCluster) -> Vec<String> {
+    fake.pods("games")
+        .iter()
+        .filter(|p| p["metadata"]["labels"].get(POLICY_LABEL).is_some())
+        .filter_map(|p| p["metadata"]["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn measurement(report: &Value, name: &str) -> Option<String> {
+    report["faults"][0]["measurements"]
+        .as_array()?
+        .iter()
+        .find(|m| m["name"] == name)
+        .and_then(|m| m["value"].as_str().map(str::to_owned))
+}
+
+const KILL_TWO: &str = "    - name: kill-game-servers
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+          mode: fixed
+          value: 2
+          seed: 11
+      parameters:
+        gracePeriod: 0s
+        waitReady: true
+        readyTimeout: 10s
+      duration: 1s
+";
+
+#[test]
+fn pod_kill_waits_for_ready_replacements_and_measures_it() {
+    let dir = Dir::new("kill");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(400));
+    let path = experiment(&dir.0, KILL_TWO, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed, "{report:#}");
+    let names = fake.pod_names("games");
+    // Two of the three unprotected game servers were replaced; the protected one stayed.
+    let originals = ["game-server-a", "game-server-b", "game-server-c"]
+        .iter()
+        .filter(|n| names.contains(&n.to_string()))
+        .count();
+    assert_eq!(originals, 1, "{names:?}");
+    assert!(names.contains(&"game-server-d".to_owned()));
+    assert_eq!(
+        names
+            .iter()
+            .filter(|n| n.starts_with("game-server-rs-r"))
+            .count(),
+        2
+    );
+    let ready_ms: u64 = measurement(&report, "replacements_ready_ms")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((400..5_000).contains(&ready_ms), "{ready_ms}");
+    assert_eq!(measurement(&report, "pods_killed").as_deref(), Some("2"));
+    // Nothing outside the namespace was touched, and deletes carried the grace period.
+    let requests = fake.requests();
+    assert!(
+        requests.iter().all(|r| !r.contains("kube-system")),
+        "{requests:#?}"
+    );
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|r| r.starts_with("DELETE /api/v1/namespaces/games/pods/"))
+            .count(),
+        2
+    );
+}
+
+#[test]
+fn same_seed_picks_the_same_pods_in_plan_and_run() {
+    let dir = Dir::new("seed");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let path = experiment(&dir.0, KILL_TWO, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
+    let targets: Vec<String> = plan["faults"][0]["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().trim_start_matches("games/").to_owned())
+        .collect();
+    assert_eq!(targets.len(), 2);
+    assert_eq!(plan["faults"][0]["targets_exact"], true);
+    assert!(
+        !targets.contains(&"game-server-d".to_owned()),
+        "protected pod planned"
+    );
+    let (outcome, _) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed);
+    let left = fake.pod_names("games");
+    for t in &targets {
+        assert!(
+            !left.contains(t),
+            "{t} was planned but not killed: {left:?}"
+        );
+    }
+}
+
+#[test]
+fn selection_modes_and_the_cap_through_plan() {
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    for i in 0..10 {
+        fake.add_pod(
+            "load",
+            &format!("bot-{i}"),
+            &[("app", "bot")],
+            Some("bots-rs"),
+        );
+    }
+    let dir = Dir::new("modes");
+    let count = |mode: &str| -> Result<usize, String> {
+        let fault = format!(
+            "    - name: kill
+      type: pod-kill
+      selector:
+        pods:
+          namespace: load
+          labelSelector: {{app: bot}}
+{mode}
+      duration: 1s
+"
+        );
+        let path = experiment(&dir.0, &fault, "");
+        let exp = chaos_runner::spec::load_experiment(&path).map_err(|e| e.to_string())?;
+        let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
+        match plan["faults"][0]["targets"].as_array() {
+            Some(t) => Ok(t.len()),
+            None => Err(plan["faults"][0]["targets_error"].to_string()),
+        }
+    };
+    assert_eq!(count("          mode: one"), Ok(1));
+    assert_eq!(count("          mode: all"), Ok(10));
+    assert_eq!(count("          mode: fixed\n          value: 3"), Ok(3));
+    assert_eq!(
+        count("          mode: fixed-percent\n          value: 30"),
+        Ok(3)
+    );
+    let random =
+        count("          mode: random-max-percent\n          value: 50\n          seed: 3")
+            .unwrap();
+    assert!((1..=5).contains(&random), "{random}");
+    let capped = count("          mode: all\n          maxPercent: 50").unwrap_err();
+    assert!(capped.contains("above maxPercent 50%"), "{capped}");
+}
+
+#[test]
+fn cap_refusal_stops_the_run_in_preflight_touching_nothing() {
+    let dir = Dir::new("cap");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let fault = "    - name: kill-all
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+          mode: all
+          maxPercent: 50
+      duration: 1s
+";
+    let path = experiment(&dir.0, fault, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted);
+    assert!(
+        report["reason"].as_str().unwrap().contains("maxPercent"),
+        "{report:#}"
+    );
+    assert!(
+        fake.requests().iter().all(|r| r.starts_with("GET ")),
+        "{:#?}",
+        fake.requests()
+    );
+    assert_eq!(fake.pod_names("games").len(), 6);
+}
+
+#[test]
+fn eviction_blocked_by_a_pdb_aborts_without_killing() {
+    let dir = Dir::new("pdb");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    // Three Ready game servers, at least three must stay: no eviction may pass.
+    fake.add_pdb("games", &[("app", "game-server")], 4);
+    let fault = "    - name: evict-one
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+      parameters:
+        evict: true
+      duration: 1s
+";
+    let path = experiment(&dir.0, fault, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted);
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("disruption budget"), "{reason}");
+    assert_eq!(fake.pod_names("games").len(), 6);
+    assert!(fake.requests().iter().any(|r| r.ends_with("/eviction")));
+    assert!(journal::live_faults(&dir.0.join("state"))
+        .unwrap()
+        .is_empty());
+}
+
+const PARTITION: &str = "    - name: cut-matchmaking
+      type: network-partition
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        direction: both
+      duration: 2s
+";
+
+#[test]
+fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
+    let dir = Dir::new("partition");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let path = experiment(&dir.0, PARTITION, "");
+    let state = dir.0.join("state");
+    let watcher = fake.clone();
+    let seen = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            let policies = watcher.policies("games");
+            if !policies.is_empty() {
+                return Some((policies, labelled(&watcher)));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    });
+    let (outcome, report) = run(&path, &state, &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed, "{report:#}");
+    let (policies, pods) = seen
+        .join()
+        .unwrap()
+        .expect("no NetworkPolicy during the hold");
+    assert_eq!(policies.len(), 1);
+    let labels = &policies[0]["metadata"]["labels"];
+    assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
+    assert_eq!(labels["chaos.game-resilience.dev/fault"], "cut-matchmaking");
+    assert!(labels["chaos.game-resilience.dev/run-id"]
+        .as_str()
+        .unwrap()
+        .starts_with("kube-test-"));
+    assert_eq!(
+        policies[0]["spec"]["policyTypes"],
+        serde_json::json!(["Ingress", "Egress"])
+    );
+    assert_eq!(
+        pods,
+        vec!["matchmaking-a".to_owned(), "matchmaking-b".to_owned()]
+    );
+    // Reverted and read back.
+    assert!(fake.policies("games").is_empty());
+    assert!(labelled(&fake).is_empty());
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+/// Answers `/health` with 200 for the first `healthy` requests, then 503.
+fn flipping_health(healthy: usize) -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/health", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 2048];
+            let _ = stream.read(&mut buf);
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            let status = if n < healthy {
+                "200 OK"
+            } else {
+                "503 Service Unavailable"
+            };
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, count)
+}
+
+#[test]
+fn abort_mid_fault_removes_the_partition_at_once() {
+    let dir = Dir::new("abort");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let (url, _count) = flipping_health(2);
+    let long = PARTITION.replace("duration: 2s", "duration: 60s");
+    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
+    let path = experiment(&dir.0, &long, &abort);
+    let started = Instant::now();
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("abort condition"),
+        "{report:#}"
+    );
+    assert!(
+        fake.requests()
+            .iter()
+            .any(|r| r
+                .starts_with("POST /apis/networking.k8s.io/v1/namespaces/games/networkpolicies"))
+    );
+    assert!(fake.policies("games").is_empty());
+    assert!(labelled(&fake).is_empty());
+}
+
+#[test]
+fn failed_policy_delete_is_reported_as_not_reverted() {
+    let dir = Dir::new("stuck");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let path = experiment(
+        &dir.0,
+        &PARTITION.replace("duration: 2s", "duration: 1s"),
+        "",
+    );
+    let breaker = fake.clone();
+    let flip = std::thread::spawn(move || {
+        while breaker.policies("games").is_empty() {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        breaker.fail_policy_deletes(true);
+    });
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    flip.join().unwrap();
+    assert_eq!(outcome, Outcome::NotReverted, "{report:#}");
+    assert_eq!(report["faults"][0]["reverted"], false);
+    assert_eq!(fake.policies("games").len(), 1);
+    // The journal still shows it live, so `recover` can finish the job later.
+    let state = dir.0.join("state");
+    assert_eq!(journal::live_faults(&state).unwrap().len(), 1);
+    fake.fail_policy_deletes(false);
+    let conn = fake.connector(&rt);
+    assert_eq!(
+        chaos_runner::recover::run_with(&state, Output::Json, &conn),
+        Outcome::Passed
+    );
+    assert!(fake.policies("games").is_empty());
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn recover_after_a_crash_deletes_leftover_policies_by_label() {
+    let dir = Dir::new("crash");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let conn = fake.connector(&rt);
+    let db = "    - name: cut-db
+      type: db-partition
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+          mode: all
+      parameters:
+        port: 5432
+        cidr: 10.20.0.0/16
+      duration: 60s
+";
+    let path = experiment(&dir.0, db, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let state = dir.0.join("state");
+    let run_id = "kube-test-crashed";
+    let mut ctx = FaultContext::new(run_id, "/bin/false");
+    ctx.kube = conn.clone();
+    ctx.experiment = "kube-test".into();
+    let spec = &exp.experiment.spec.faults[0];
+    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut journal = Journal::create(&state, run_id).unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: spec.name.clone(),
+            description: fault.describe(),
+            record: fault.planned_record(),
+        })
+        .unwrap();
+    let record = fault.inject().unwrap();
+    journal
+        .append(Event::Injected {
+            fault: spec.name.clone(),
+            record,
+        })
+        .unwrap();
+    // The runner "dies": nothing is reverted. A second policy of the same run and fault
+    // (say, from a retried create) carries the same labels under another name.
+    drop(fault);
+    drop(journal);
+    let policies = fake.policies("games");
+    assert_eq!(policies.len(), 1);
+    let egress = &policies[0]["spec"]["egress"];
+    assert_eq!(
+        egress[0]["to"][0]["ipBlock"]["except"],
+        serde_json::json!(["10.20.0.0/16"])
+    );
+    let mut twin = policies[0].clone();
+    twin["metadata"]["name"] = "chaos-cut-db-twin".into();
+    fake.put_policy("games", twin);
+    assert_eq!(labelled(&fake).len(), 3);
+
+    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+    assert_eq!(outcome, Outcome::Passed);
+    assert!(
+        fake.policies("games").is_empty(),
+        "{:#?}",
+        fake.policies("games")
+    );
+    assert!(labelled(&fake).is_empty());
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn protected_namespace_and_empty_selector_are_refused_at_validation() {
+    let dir = Dir::new("refuse");
+    let fault = "    - name: kill
+      type: pod-kill
+      selector:
+        pods:
+          namespace: kube-system
+          labelSelector: {app: game-server}
+      duration: 1s
+";
+    let path = experiment(&dir.0, fault, "");
+    let err = chaos_runner::spec::load_experiment(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.faults[0].selector.pods.namespace"),
+        "{err}"
+    );
+    let allowed = fault.replace(
+        "          labelSelector",
+        "          allowProtectedNamespaces: [kube-system]\n          labelSelector",
+    );
+    let path = experiment(&dir.0, &allowed, "");
+    assert!(chaos_runner::spec::load_experiment(&path).is_ok());
+    let empty = "    - name: kill
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+      duration: 1s
+";
+    let path = experiment(&dir.0, empty, "");
+    let err = chaos_runner::spec::load_experiment(&path)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("spec.faults[0].selector.pods.labelSelector"),
+        "{err}"
+    );
+}
+
+#[test]
+fn shipped_kubernetes_experiments_plan_against_the_fake() {
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.add_pod(
+        "games",
+        "postgres-0",
+        &[("app", "postgres")],
+        Some("postgres-sts"),
+    );
+    for name in ["e", "f", "g", "h", "i", "j"] {
+        fake.add_pod(
+            "games",
+            &format!("game-server-{name}"),
+            &[("app", "game-server")],
+            Some("game-server-rs"),
+        );
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/kubernetes");
+    let mut planned = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let exp = chaos_runner::spec::load_experiment(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
+        assert_eq!(plan["backend"], "kubernetes");
+        assert_eq!(
+            plan["warnings"],
+            serde_json::json!([]),
+            "{}: {plan:#}",
+            path.display()
+        );
+        for fault in plan["faults"].as_array().unwrap() {
+            let targets = fault["targets"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{}: {fault:#}", path.display()));
+            assert!(!targets.is_empty());
+            assert!(targets.iter().all(|t| t != "games/game-server-d"));
+        }
+        planned += 1;
+    }
+    assert!(planned >= 3, "only {planned} experiments");
+    // Planning touched nothing.
+    assert!(fake.requests().iter().all(|r| r.starts_with("GET ")));
+}
+
+#[test]
+fn deploy_configmap_matches_the_shipped_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(root.join("deploy/configmap-experiments.yaml")).unwrap();
+    let map: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let data = map["data"].as_mapping().unwrap();
+    assert!(data.len() >= 2);
+    for (key, value) in data {
+        let key = key.as_str().unwrap();
+        let source = if key == "game-services.yaml" {
+            root.join("../experiments/slo").join(key)
+        } else {
+            root.join("../experiments/kubernetes").join(key)
+        };
+        let shipped = std::fs::read_to_string(&source).unwrap();
+        assert_eq!(
+            value.as_str().unwrap(),
+            shipped,
+            "{key} differs from {}",
+            source.display()
+        );
+    }
+}
+
+#[test]
+fn doctor_asks_one_access_review_per_permission_and_reports_denials() {
+    let dir = Dir::new("doctor");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.deny("create", "pods/eviction");
+    let path = experiment(
+        &dir.0,
+        "    - name: evict
+      type: pod-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: game-server}
+      parameters:
+        evict: true
+      duration: 1s
+",
+        "",
+    );
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
+    let asked: Vec<(String, bool)> = answers
+        .iter()
+        .map(|a| {
+            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
+                format!("{}/{s}", a.need.resource)
+            });
+            (format!("{} {r}", a.need.verb), a.allowed)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            ("list pods".to_owned(), true),
+            ("create pods/eviction".to_owned(), false)
+        ]
+    );
+    assert_eq!(
+        fake.requests().iter().filter(|r| r.starts_with("POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews")).count(),
+        2
+    );
+    assert_eq!(
+        chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
+        Outcome::Failed
+    );
+}
