@@ -361,6 +361,25 @@ async fn lifecycle(
         context.kube = kube.clone();
     }
 
+    // The run's own proxies (`proxy: { listen, upstream }`) open before the load and the
+    // steady state, so the service behind them sees a clean pass-through until a fault.
+    for f in &spec.faults {
+        if outcome != Outcome::Passed {
+            break;
+        }
+        let Some(p) = &f.selector.proxy else { continue };
+        let (Some(listen), Some(upstream)) = (&p.listen, &p.upstream) else {
+            continue;
+        };
+        if let Err(e) = context
+            .proxies
+            .ensure(listen, upstream, p.protocol.unwrap_or_default())
+        {
+            outcome = Outcome::Aborted;
+            reason = format!("preflight: fault `{}`: proxy on {listen}: {e}", f.name);
+        }
+    }
+
     // The load generator runs from here to the end of the steady state after, so the
     // preflight checks already see its SLIs.
     let mut load = None;

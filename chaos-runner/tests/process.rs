@@ -180,6 +180,24 @@ fn refuses_init_the_runner_its_ancestors_and_kernel_threads() {
     }
 }
 
+/// Starts `sleep 300` from a binary this test just wrote. Another test thread forking at
+/// that moment briefly holds the file open for writing (until its child execs), and
+/// exec then fails with ETXTBSY: retry for a while instead of failing on the race.
+fn spawn_fresh_copy(bin: &Path) -> Child {
+    let start = Instant::now();
+    loop {
+        match Command::new(bin).arg("300").spawn() {
+            Err(e)
+                if e.raw_os_error() == Some(libc::ETXTBSY)
+                    && start.elapsed() < Duration::from_secs(5) =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other.unwrap(),
+        }
+    }
+}
+
 #[test]
 fn a_name_matching_more_than_max_targets_is_refused_unless_raised() {
     let dir = TempDir::new("names");
@@ -187,8 +205,8 @@ fn a_name_matching_more_than_max_targets_is_refused_unless_raised() {
     let name = format!("chsl{}", std::process::id());
     let bin = dir.path().join(&name);
     std::fs::copy("/bin/sleep", &bin).unwrap();
-    let mut a = Command::new(&bin).arg("300").spawn().unwrap();
-    let mut b = Command::new(&bin).arg("300").spawn().unwrap();
+    let mut a = spawn_fresh_copy(&bin);
+    let mut b = spawn_fresh_copy(&bin);
     let selector = |max: Option<u32>| ProcessSelector {
         name: Some(name.clone()),
         max_targets: max,
