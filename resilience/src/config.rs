@@ -119,8 +119,15 @@ pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T,
 /// Finds the line and column of a dotted field path in YAML text, for semantic errors found
 /// after parsing. Best effort: follows block-style keys line by line, then flow-style keys
 /// (`{ a: 1 }`) on the parent's line; when a key cannot be found it answers with its nearest
-/// ancestor's position, which still points the reader at the right place.
-pub(crate) fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
+/// ancestor's position, which still points the reader at the right place. Answers 1-based
+/// (line, column). Services that load their own YAML configuration use it to name the line
+/// of a field their own checks reject.
+///
+/// ```
+/// let yaml = "retry:\n  max_attempts: 0\n";
+/// assert_eq!(resilience::config::locate(yaml, "retry.max_attempts"), Some((2, 3)));
+/// ```
+pub fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
     let lines: Vec<&str> = text.lines().collect();
     let mut found: Option<(usize, usize)> = None; // 0-based line, 0-based column
     let mut from_line = 0;

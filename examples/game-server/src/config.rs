@@ -338,7 +338,7 @@ impl ConfigError {
 }
 
 fn invalid(source: &str, text: &str, field: &str, message: impl Into<String>) -> ConfigError {
-    let location = locate(text, field);
+    let location = resilience::config::locate(text, field);
     ConfigError::Invalid {
         origin: source.to_owned(),
         field: field.to_owned(),
@@ -521,53 +521,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Finds the 1-based line and column of a dotted field path in YAML text (block keys line by
-/// line, then flow keys on the parent's line); answers the nearest ancestor found.
-fn locate(text: &str, field: &str) -> Option<(usize, usize)> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut found: Option<(usize, usize)> = None;
-    let mut from_line = 0;
-    let mut min_indent = 0;
-    for key in field.split('.') {
-        let block = lines
-            .iter()
-            .enumerate()
-            .skip(from_line)
-            .take_while(|(number, line)| {
-                let indent = line.len() - line.trim_start().len();
-                *number == from_line || line.trim().is_empty() || indent >= min_indent
-            })
-            .find_map(|(number, line)| {
-                let trimmed = line.trim_start();
-                let indent = line.len() - trimmed.len();
-                let rest = trimmed.strip_prefix(key)?;
-                rest.trim_start()
-                    .starts_with(':')
-                    .then_some((number, indent))
-            });
-        let flow = || {
-            let (number, column) = found?;
-            let line = lines.get(number)?;
-            let pattern = format!("{key}:");
-            let at = line.get(column..)?.find(&pattern).map(|at| at + column)?;
-            let starts_word = line[..at]
-                .chars()
-                .last()
-                .is_none_or(|c| !c.is_alphanumeric() && c != '_');
-            starts_word.then_some((number, at))
-        };
-        match block.or_else(flow) {
-            Some((number, column)) => {
-                found = Some((number, column));
-                from_line = number + 1;
-                min_indent = column + 1;
-            }
-            None => break,
-        }
-    }
-    found.map(|(line, column)| (line + 1, column + 1))
 }
 
 #[cfg(test)]
