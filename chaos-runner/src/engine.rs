@@ -18,6 +18,7 @@ use crate::journal::{self, Event, Journal};
 use crate::load::LoadGenerator;
 use crate::report::{FaultReport, FaultWindow, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
+use crate::watch::indicator::Indicators;
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
 
@@ -198,13 +199,30 @@ pub fn run(file: &Path, options: RunOptions) -> Outcome {
 }
 
 struct Progress {
+    /// Rewrite one status line (stderr is a terminal and the output is text).
     enabled: bool,
+    /// Print events (indicator changes) as lines of their own (text output).
+    events: bool,
+    /// Colour events (a terminal, and `NO_COLOR` unset).
+    color: bool,
 }
 
 impl Progress {
     fn line(&self, text: &str) {
         if self.enabled {
             eprint!("\r\x1b[2K{text}");
+        }
+    }
+    /// A line that stays on screen: clears the status line first when there is one.
+    fn event(&self, text: &str) {
+        if !self.events {
+            return;
+        }
+        let clear = if self.enabled { "\r\x1b[2K" } else { "" };
+        if self.color {
+            eprintln!("{clear}\x1b[33m{text}\x1b[0m");
+        } else {
+            eprintln!("{clear}{text}");
         }
     }
     fn done(&self) {
@@ -258,9 +276,13 @@ async fn lifecycle(
         .map(|c| Watch::new(c, slos, fail_after))
         .collect();
     let mut timeline = Vec::new();
+    let terminal = std::io::stderr().is_terminal();
     let progress = Progress {
-        enabled: options.output == Output::Text && std::io::stderr().is_terminal(),
+        enabled: options.output == Output::Text && terminal,
+        events: options.output == Output::Text,
+        color: terminal && std::env::var_os("NO_COLOR").is_none(),
     };
+    let mut indicators = Indicators::new(&spec.indicators);
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -498,6 +520,11 @@ async fn lifecycle(
         }
     }
 
+    if outcome == Outcome::Passed {
+        for change in indicators.sample(prometheus.as_ref(), started).await {
+            progress.event(&format!("[preflight] {change}"));
+        }
+    }
     let mut faults_report = Vec::new();
     let mut aborted_at_ms = None;
     if let (Outcome::Passed, Some(journal)) = (outcome, journal.take()) {
@@ -621,8 +648,13 @@ async fn lifecycle(
                 .as_ref()
                 .map(|l| format!(" | {}", l.progress()))
                 .unwrap_or_default();
+            let indicator_line = if indicators.is_empty() {
+                String::new()
+            } else {
+                format!(" | {}", indicators.summary())
+            };
             progress.line(&format!(
-                "[hold] {} | {:.0}s left | {}{load_line}",
+                "[hold] {} | {:.0}s left | {}{load_line}{indicator_line}",
                 live.faults
                     .iter()
                     .filter_map(|f| f.current.map(|s| format!(
@@ -649,8 +681,20 @@ async fn lifecycle(
                 }
                 _ = tokio::time::sleep_until(hold_start + boundary) => {}
                 _ = ticker.tick() => {
+                    // Indicators are read alongside the abort conditions, so a slow
+                    // endpoint never delays an abort.
                     let bad = tokio::select! {
-                        bad = evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline) => bad,
+                        (bad, changes) = async {
+                            tokio::join!(
+                                evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline),
+                                indicators.sample(prometheus.as_ref(), started),
+                            )
+                        } => {
+                            for change in changes.iter().filter(|c| c.announce) {
+                                progress.event(&format!("[hold] {change}"));
+                            }
+                            bad
+                        }
                         _ = sigint.recv() => Some(Verdict::SourceDown("interrupted (SIGINT)".into())),
                         _ = sigterm.recv() => Some(Verdict::SourceDown("terminated (SIGTERM)".into())),
                     };
@@ -691,6 +735,9 @@ async fn lifecycle(
                 outcome = Outcome::Failed;
                 reason = format!("steady state after: {why}");
             }
+        }
+        for change in indicators.sample(prometheus.as_ref(), started).await.iter().filter(|c| c.announce) {
+            progress.event(&format!("[after] {change}"));
         }
         // `live` drops here with nothing left to revert.
     }
@@ -735,6 +782,7 @@ async fn lifecycle(
         timeline,
         load: load_report,
         aborted_at_ms,
+        indicators: indicators.into_changes(),
     };
     let written = report
         .write(Path::new(&spec.report.dir), &spec.report.formats)

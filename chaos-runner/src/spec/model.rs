@@ -83,6 +83,51 @@ pub struct ExperimentSpec {
     /// directory, in order) and stops after it, on every exit path.
     #[serde(default)]
     pub setup: Vec<SetupService>,
+    /// Live indicators: values read from the target while the run goes on (a circuit
+    /// breaker's state, a queue's depth), shown on the terminal and recorded in the report
+    /// each time they change. They never fail or abort a run.
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+}
+
+/// A value shown live during a run: either read straight from a metrics endpoint (the
+/// service's own `/metrics`, no Prometheus needed) or an instant PromQL query.
+///
+/// ```yaml
+/// indicators:
+///   - name: saves-breaker
+///     metricsUrl: http://127.0.0.1:18080/metrics
+///     metric: resilience_circuit_state
+///     labels: { policy: save_writes }
+///     stateLabel: state          # shows `closed`, `open` or `half_open`
+///   - name: save-queue
+///     metricsUrl: http://127.0.0.1:18080/metrics
+///     metric: game_save_queue_depth
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Indicator {
+    /// Name shown on the terminal and in reports.
+    pub name: String,
+    /// A Prometheus text or OpenMetrics endpoint to read (loopback unless `allowRemote`).
+    #[serde(default)]
+    pub metrics_url: Option<String>,
+    /// The metric (sample name) to read from `metricsUrl`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Label values a sample must carry to count.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Show this label of the matching sample whose value is 1 (a state-set gauge such as
+    /// `resilience_circuit_state`) instead of the sum of the matching samples.
+    #[serde(default)]
+    pub state_label: Option<String>,
+    /// Or: an instant PromQL query on `spec.prometheus`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Allow a `metricsUrl` that is not on a loopback address.
+    #[serde(default)]
+    pub allow_remote: bool,
 }
 
 fn default_interval() -> Duration {
