@@ -714,6 +714,9 @@ pub enum ProxyProtocol {
 /// let s: chaos_runner::spec::ProcessSelector =
 ///     serde_json::from_value(serde_json::json!({"port": 8080})).unwrap();
 /// assert_eq!(s.port, Some(8080));
+/// let s: chaos_runner::spec::ProcessSelector = serde_json::from_value(serde_json::json!({
+///     "command": ["game-server"], "env": {"GAME_LISTEN": "127.0.0.1:18080"}, "cwd": "."})).unwrap();
+/// assert_eq!(s.env["GAME_LISTEN"], "127.0.0.1:18080");
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -739,10 +742,24 @@ pub struct ProcessSelector {
     /// only; without it, ready means started).
     #[serde(default)]
     pub ready_port: Option<u16>,
-    /// How long the command may take to become ready (`command` only; default 10s).
+    /// The command is ready once a GET of this URL answers 2xx (`command` only; checked
+    /// after `readyPort`, if both are given).
+    #[serde(default)]
+    pub ready_http: Option<String>,
+    /// How long the command may take to become ready (`command` only; default 10s, at
+    /// most 30m: a first start may build the program).
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Duration>,
+    /// Extra environment variables of the supervised `command` (`command` only), as a
+    /// setup service's `env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the supervised `command` (`command` only), relative to the
+    /// runner's own; the runner's own when absent. A relative program path (one with a
+    /// `/`) is taken relative to the runner's working directory too, as in `setup`.
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// Most processes a `name` or `port` may match (default 1, at most 64); more matches
     /// are refused.
     #[serde(default)]
