@@ -10,8 +10,7 @@ use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessF
 use chaos_runner::faults::local::supervisor::{SupervisedCommand, Supervisor};
 use chaos_runner::faults::{supervised_command, supervised_launch, Fault, FaultRecord};
 use chaos_runner::spec::{
-    KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector, RestartPolicy,
-    Selector,
+    KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector, RestartPolicy, Selector,
 };
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -579,10 +578,17 @@ fn a_supervised_command_gets_its_env_cwd_and_ready_http() {
     let selector = Selector {
         process: Some(ProcessSelector {
             command: Some(
-                [python, "-m", "http.server", &port.to_string(), "--bind", "127.0.0.1"]
-                    .iter()
-                    .map(|s| s.to_string())
-                    .collect(),
+                [
+                    python,
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             ),
             env: [("CHAOS_TEST_MARK".to_owned(), "launch-42".to_owned())].into(),
             cwd: Some("www".into()),
@@ -611,7 +617,9 @@ fn a_supervised_command_gets_its_env_cwd_and_ready_http() {
         .split(|b| *b == 0)
         .any(|kv| kv == b"CHAOS_TEST_MARK=launch-42"));
     // The runner's own environment is inherited too (PATH found python3).
-    assert!(environ.split(|b| *b == 0).any(|kv| kv.starts_with(b"PATH=")));
+    assert!(environ
+        .split(|b| *b == 0)
+        .any(|kv| kv.starts_with(b"PATH=")));
     sup.stop();
     assert!(!answers(port));
 }

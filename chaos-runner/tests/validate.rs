@@ -102,7 +102,9 @@ fn every_seed_scenario_is_a_valid_self_contained_game_server_experiment() {
         String::from_utf8_lossy(&out.stderr)
     );
     for path in &files {
-        let exp = chaos_runner::spec::load_experiment(path).unwrap().experiment;
+        let exp = chaos_runner::spec::load_experiment(path)
+            .unwrap()
+            .experiment;
         let spec = &exp.spec;
         let file = path.display();
         assert!(
@@ -136,7 +138,10 @@ fn every_seed_scenario_is_a_valid_self_contained_game_server_experiment() {
                 })
             })
         };
-        assert!(slo("availability", 0.999), "{file}: no availability SLO abort");
+        assert!(
+            slo("availability", 0.999),
+            "{file}: no availability SLO abort"
+        );
         assert!(slo("latencyP95", 500.0), "{file}: no p95 latency SLO abort");
     }
 }

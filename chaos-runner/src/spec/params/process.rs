@@ -279,7 +279,9 @@ pub(super) fn check_process_selector(
 fn is_env_name(key: &str) -> bool {
     !key.is_empty()
         && !key.starts_with(|ch: char| ch.is_ascii_digit())
-        && key.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && key
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
 }
 
 /// A kill of a process nobody can restart needs `allowUnrevertable: true`.
