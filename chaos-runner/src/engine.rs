@@ -301,6 +301,11 @@ async fn lifecycle(
     // PostgreSQL is missing; started (and journaled) in order; torn down on every exit
     // path (the set tears down when dropped).
     let mut setup = None;
+    if let Err(e) = crate::setup::preflight_supervised(&spec.faults) {
+        eprintln!("error: {file}: {e}");
+        end_journal(Outcome::InvalidInput.code());
+        return Outcome::InvalidInput;
+    }
     if !spec.setup.is_empty() {
         if let Err(e) = crate::setup::preflight(&spec.setup) {
             eprintln!("error: {file}: {e}");

@@ -666,6 +666,37 @@ fn a_run_launches_its_supervised_command_with_env_and_cwd() {
 }
 
 #[test]
+fn a_run_refuses_a_supervised_command_whose_ready_port_is_taken() {
+    let Some(python) = python3() else { return };
+    let dir = TempDir::new("run-port-taken");
+    // Something else already listens there: it would pass for the command being ready.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let exp = dir.path().join("kill.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-port-taken }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          readyPort: {port}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let out = support::start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("spec.faults[0].selector.process.readyPort")
+            && stderr.contains(&format!("port {port} is already in use")),
+        "{stderr}"
+    );
+    // Nothing was started: no http.server on that port besides ours.
+    assert!(proc::listening_on(port).contains(&std::process::id()));
+    assert_eq!(proc::listening_on(port).len(), 1);
+}
+
+#[test]
 fn an_unrevertable_kill_in_a_run_says_not_revertible() {
     let dir = TempDir::new("run-unrevertable");
     let mut target = Sleeper::start();
