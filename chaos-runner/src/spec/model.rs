@@ -795,11 +795,23 @@ impl Selector {
         ]
     }
 
-    /// The selector in one line, for plans (`host localhost`).
+    /// The selector in one line, for plans (`host localhost`). A supervised command's
+    /// environment shows its names, never its values.
     ///
     /// ```
-    /// let s = chaos_runner::spec::Selector { host: Some("localhost".into()), ..Default::default() };
+    /// use chaos_runner::spec::{ProcessSelector, Selector};
+    /// let s = Selector { host: Some("localhost".into()), ..Default::default() };
     /// assert_eq!(s.summary(), "host localhost");
+    /// let s = Selector {
+    ///     process: Some(ProcessSelector {
+    ///         command: Some(vec!["game-server".into()]),
+    ///         cwd: Some(".".into()),
+    ///         env: [("GAME_DATABASE_URL".to_owned(), "postgres://u:secret@db/game".to_owned())].into(),
+    ///         ..Default::default()
+    ///     }),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(s.summary(), "supervised command `game-server` in . with GAME_DATABASE_URL");
     /// ```
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -820,7 +832,16 @@ impl Selector {
                 parts.push(format!("process listening on port {port}"));
             }
             if let Some(argv) = &p.command {
-                parts.push(format!("supervised command `{}`", argv.join(" ")));
+                let mut what = format!("supervised command `{}`", argv.join(" "));
+                if let Some(cwd) = &p.cwd {
+                    what.push_str(&format!(" in {cwd}"));
+                }
+                // Names only: values may hold credentials (a database URL).
+                if !p.env.is_empty() {
+                    let names: Vec<&str> = p.env.keys().map(String::as_str).collect();
+                    what.push_str(&format!(" with {}", names.join(", ")));
+                }
+                parts.push(what);
             }
         }
         if let Some(p) = &self.proxy {
