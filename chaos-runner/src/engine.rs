@@ -323,6 +323,11 @@ async fn lifecycle(
     // PostgreSQL is missing; started (and journaled) in order; torn down on every exit
     // path (the set tears down when dropped).
     let mut setup = None;
+    if let Err(e) = crate::setup::preflight_supervised(&spec.faults) {
+        eprintln!("error: {file}: {e}");
+        end_journal(Outcome::InvalidInput.code());
+        return Outcome::InvalidInput;
+    }
     if !spec.setup.is_empty() {
         if let Err(e) = crate::setup::preflight(&spec.setup) {
             eprintln!("error: {file}: {e}");
@@ -358,14 +363,26 @@ async fn lifecycle(
         if outcome != Outcome::Passed {
             break;
         }
-        let Some(command) = faults::supervised_command(&f.name, &f.selector) else {
+        let Some(mut command) = faults::supervised_command(&f.name, &f.selector) else {
             continue;
         };
+        let here = match std::env::current_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: fault `{}`: current directory: {e}", f.name);
+                break;
+            }
+        };
+        let (program, launch) = faults::supervised_launch(&f.selector, &here);
+        if let Some(program) = program {
+            command.argv[0] = program;
+        }
         progress.line(&format!(
             "[preflight] starting `{}`",
             command.argv.join(" ")
         ));
-        match faults::local::supervisor::Supervisor::start(command) {
+        match faults::local::supervisor::Supervisor::start_with(command, launch) {
             Ok(s) => {
                 supervisors.insert(f.name.clone(), std::sync::Arc::new(s));
             }

@@ -69,7 +69,7 @@ fn backend_name(b: Backend) -> &'static str {
     }
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(crate) fn is_http_url(url: &str) -> bool {
     match reqwest::Url::parse(url) {
         Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
         Err(_) => false,
