@@ -18,7 +18,7 @@ use crate::journal::{self, Event, Journal};
 use crate::load::LoadGenerator;
 use crate::report::{FaultReport, FaultWindow, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
-use crate::watch::indicator::Indicators;
+use crate::watch::indicator::IndicatorWatcher;
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
 
@@ -282,7 +282,6 @@ async fn lifecycle(
         events: options.output == Output::Text,
         color: terminal && std::env::var_os("NO_COLOR").is_none(),
     };
-    let mut indicators = Indicators::new(&spec.indicators);
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -537,11 +536,18 @@ async fn lifecycle(
         }
     }
 
-    if outcome == Outcome::Passed {
-        for change in indicators.sample(prometheus.as_ref(), started).await {
-            progress.event(&format!("[preflight] {change}"));
-        }
-    }
+    // Indicators are read on a task of their own: a slow endpoint never delays an abort.
+    let no_indicators = [];
+    let indicators = IndicatorWatcher::start(
+        if outcome == Outcome::Passed {
+            &spec.indicators
+        } else {
+            &no_indicators
+        },
+        prometheus.clone(),
+        started,
+        spec.check_interval,
+    );
     let mut faults_report = Vec::new();
     let mut aborted_at_ms = None;
     if let (Outcome::Passed, Some(journal)) = (outcome, journal.take()) {
@@ -665,10 +671,12 @@ async fn lifecycle(
                 .as_ref()
                 .map(|l| format!(" | {}", l.progress()))
                 .unwrap_or_default();
-            let indicator_line = if indicators.is_empty() {
-                String::new()
-            } else {
-                format!(" | {}", indicators.summary())
+            for change in indicators.take_fresh().iter().filter(|c| c.announce) {
+                progress.event(&format!("[hold] {change}"));
+            }
+            let indicator_line = match indicators.summary() {
+                summary if summary.is_empty() => String::new(),
+                summary => format!(" | {summary}"),
             };
             progress.line(&format!(
                 "[hold] {} | {:.0}s left | {}{load_line}{indicator_line}",
@@ -698,20 +706,8 @@ async fn lifecycle(
                 }
                 _ = tokio::time::sleep_until(hold_start + boundary) => {}
                 _ = ticker.tick() => {
-                    // Indicators are read alongside the abort conditions, so a slow
-                    // endpoint never delays an abort.
                     let bad = tokio::select! {
-                        (bad, changes) = async {
-                            tokio::join!(
-                                evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline),
-                                indicators.sample(prometheus.as_ref(), started),
-                            )
-                        } => {
-                            for change in changes.iter().filter(|c| c.announce) {
-                                progress.event(&format!("[hold] {change}"));
-                            }
-                            bad
-                        }
+                        bad = evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline) => bad,
                         _ = sigint.recv() => Some(Verdict::SourceDown("interrupted (SIGINT)".into())),
                         _ = sigterm.recv() => Some(Verdict::SourceDown("terminated (SIGTERM)".into())),
                     };
@@ -753,12 +749,7 @@ async fn lifecycle(
                 reason = format!("steady state after: {why}");
             }
         }
-        for change in indicators
-            .sample(prometheus.as_ref(), started)
-            .await
-            .iter()
-            .filter(|c| c.announce)
-        {
+        for change in indicators.take_fresh().iter().filter(|c| c.announce) {
             progress.event(&format!("[after] {change}"));
         }
         // `live` drops here with nothing left to revert.
@@ -785,6 +776,7 @@ async fn lifecycle(
     end_journal(outcome.code());
     progress.done();
 
+    let indicator_changes = indicators.stop().await;
     let report = RunReport {
         run_id: run_id.clone(),
         experiment: name,
@@ -804,7 +796,7 @@ async fn lifecycle(
         timeline,
         load: load_report,
         aborted_at_ms,
-        indicators: indicators.into_changes(),
+        indicators: indicator_changes,
     };
     let written = report
         .write(Path::new(&spec.report.dir), &spec.report.formats)

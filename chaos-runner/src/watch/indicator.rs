@@ -212,6 +212,92 @@ fn format_number(value: f64) -> String {
     }
 }
 
+/// What the reading task has published: the status-line summary, the changes not yet
+/// shown, and every change so far.
+#[derive(Debug, Default)]
+struct Board {
+    summary: String,
+    fresh: Vec<IndicatorChange>,
+    all: Vec<IndicatorChange>,
+}
+
+/// Reads the indicators on a task of their own, every check interval, so a slow or
+/// black-holed metrics endpoint never holds up the run's abort checks.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use chaos_runner::watch::indicator::IndicatorWatcher;
+/// let watcher = IndicatorWatcher::start(&[], None, std::time::Instant::now(), std::time::Duration::from_millis(500));
+/// assert!(watcher.take_fresh().is_empty());
+/// assert!(watcher.stop().await.is_empty());
+/// # });
+/// ```
+#[derive(Debug)]
+pub struct IndicatorWatcher {
+    board: std::sync::Arc<std::sync::Mutex<Board>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl IndicatorWatcher {
+    /// Starts reading `specs` now and then every `every` (no task when there are none).
+    pub fn start(
+        specs: &[Indicator],
+        prometheus: Option<Prometheus>,
+        started: Instant,
+        every: Duration,
+    ) -> IndicatorWatcher {
+        let board = std::sync::Arc::new(std::sync::Mutex::new(Board::default()));
+        let task = (!specs.is_empty()).then(|| {
+            let mut indicators = Indicators::new(specs);
+            let board = board.clone();
+            tokio::spawn(async move {
+                let mut ticker = tokio::time::interval(every);
+                ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    ticker.tick().await;
+                    let changes = indicators.sample(prometheus.as_ref(), started).await;
+                    let mut b = board.lock().unwrap_or_else(|e| e.into_inner());
+                    b.summary = indicators.summary();
+                    b.all.extend(changes.iter().cloned());
+                    b.fresh.extend(changes);
+                }
+            })
+        });
+        IndicatorWatcher { board, task }
+    }
+
+    fn board(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The changes published since the last call.
+    pub fn take_fresh(&self) -> Vec<IndicatorChange> {
+        std::mem::take(&mut self.board().fresh)
+    }
+
+    /// `name=value` for every indicator read so far (empty with no indicators).
+    pub fn summary(&self) -> String {
+        self.board().summary.clone()
+    }
+
+    /// Stops the task and returns every change seen, in order.
+    pub async fn stop(mut self) -> Vec<IndicatorChange> {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        std::mem::take(&mut self.board().all)
+    }
+}
+
+impl Drop for IndicatorWatcher {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
