@@ -11,10 +11,11 @@ pub use model::*;
 pub use params::{
     CpuHogParams, DbParams, DbPartitionParams, DiskFillParams, FaultParams, KillSignal,
     MemoryHogParams, NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams,
-    NetworkPartitionParams, PartitionAction, PgSeverity, PodKillParams, PolicyDirection,
-    PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams, PostgresResetParams,
-    Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams, ProxyAction,
-    ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,
+    NetworkPartitionParams, PartitionAction, PgSeverity, PodCpuHogParams, PodKillParams,
+    PodMemoryHogParams, PodNetDelayParams, PodNetLossParams, PolicyDirection, PostgresErrorParams,
+    PostgresLatencyParams, PostgresRefuseParams, PostgresResetParams, Problems, ProcessKillParams,
+    ProcessPauseParams, ProcessRestartParams, ProxyAction, ProxyParams, ProxyStream,
+    RedisErrorParams, RedisLatencyParams,
 };
 pub use slo::SloSet;
 pub use validate::{step_time, ValidatedExperiment};

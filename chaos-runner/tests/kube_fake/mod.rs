@@ -1,7 +1,9 @@
 //! An in-memory fake Kubernetes API server behind a `kube::Client`: pods with owners and
 //! readiness (an owner replaces a deleted pod with one that turns Ready after a delay),
 //! evictions checked against PodDisruptionBudgets, NetworkPolicies, label and field
-//! selectors, and a log of every request. It speaks the API's JSON over the tower
+//! selectors, ephemeral containers (the `ephemeralcontainers` subresource, with statuses:
+//! a helper runs until its `--duration`, a stopper ends the helpers of its run and fault
+//! that share its target container's process namespace), and a log of every request. It speaks the API's JSON over the tower
 //! service kube's client uses, so everything above the wire is the real code.
 
 #![allow(dead_code)]
@@ -36,6 +38,12 @@ struct State {
     replacement_delay: Duration,
     fail_policy_delete: bool,
     denied: Vec<(String, String)>,
+    /// Running ephemeral helpers: (namespace, pod, container) -> when they end by themselves.
+    helper_ends: BTreeMap<(String, String, String), Instant>,
+    /// Images whose pull fails (their containers stay waiting in `ErrImagePull`).
+    bad_images: Vec<String>,
+    /// Stoppers do nothing (a helper that ignores SIGTERM).
+    stoppers_ignored: bool,
 }
 
 /// The fake cluster; clones share state.
@@ -215,6 +223,16 @@ impl FakeCluster {
         self.state.lock().unwrap().fail_policy_delete = fail;
     }
 
+    /// Makes pulls of `image` fail (`ErrImagePull`).
+    pub fn bad_image(&self, image: &str) {
+        self.state.lock().unwrap().bad_images.push(image.into());
+    }
+
+    /// Makes stopper containers stop nothing.
+    pub fn ignore_stoppers(&self, ignore: bool) {
+        self.state.lock().unwrap().stoppers_ignored = ignore;
+    }
+
     /// Denies `verb` on `resource` in SelfSubjectAccessReviews.
     pub fn deny(&self, verb: &str, resource: &str) {
         self.state
@@ -381,6 +399,10 @@ impl FakeCluster {
                     }
                 }
             }
+            (
+                Method::PATCH,
+                ["api", "v1", "namespaces", ns, "pods", name, "ephemeralcontainers"],
+            ) => add_ephemeral(&mut s, ns, name, &body),
             (Method::PATCH, ["api", "v1", "namespaces", ns, "pods", name]) => {
                 match s.pods.get_mut(&(ns.to_string(), name.to_string())) {
                     None => (
@@ -512,9 +534,177 @@ impl FakeCluster {
     }
 }
 
-/// Turns replacements Ready once their time has come.
+fn arg_after<'a>(args: &'a [Value], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(Value::as_str)
+}
+
+fn terminate(pod: &mut Value, container: &str, code: i32, reason: &str, message: &str) {
+    if let Some(list) = pod["status"]["ephemeralContainerStatuses"].as_array_mut() {
+        for st in list.iter_mut().filter(|st| st["name"] == container) {
+            st["state"] =
+                json!({"terminated": {"exitCode": code, "reason": reason, "message": message}});
+        }
+    }
+}
+
+/// The `ephemeralcontainers` subresource: a strategic merge patch adding containers by
+/// name. Like the API server, refuses a name already used and a target that is not a
+/// regular container; like the kubelet, reports a status for each, and plays what the
+/// container runs (`chaos-runner stress ...`).
+fn add_ephemeral(s: &mut State, ns: &str, name: &str, body: &Value) -> (u16, Value) {
+    let key = (ns.to_string(), name.to_string());
+    let Some(pod) = s.pods.get(&key).cloned() else {
+        return (
+            404,
+            status(404, "NotFound", &format!("pods \"{name}\" not found")),
+        );
+    };
+    let Some(added) = body["spec"]["ephemeralContainers"].as_array() else {
+        return (
+            400,
+            status(400, "BadRequest", "no spec.ephemeralContainers"),
+        );
+    };
+    let mut pod = pod;
+    let regular: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in added {
+        let cname = c["name"].as_str().unwrap_or_default().to_owned();
+        let taken = regular.contains(&cname)
+            || pod["spec"]["ephemeralContainers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["name"] == cname.as_str()));
+        if cname.is_empty() || taken {
+            return (422, status(422, "Invalid", &format!("spec.ephemeralContainers: Forbidden: existing ephemeral containers \"{cname}\" may not be changed")));
+        }
+        if let Some(t) = c["targetContainerName"].as_str() {
+            if !regular.iter().any(|r| r == t) {
+                return (
+                    422,
+                    status(
+                        422,
+                        "Invalid",
+                        &format!(
+                            "spec.ephemeralContainers[0].targetContainerName: Not found: \"{t}\""
+                        ),
+                    ),
+                );
+            }
+        }
+        if pod["spec"]["ephemeralContainers"].is_null() {
+            pod["spec"]["ephemeralContainers"] = json!([]);
+        }
+        pod["spec"]["ephemeralContainers"]
+            .as_array_mut()
+            .unwrap()
+            .push(c.clone());
+        let image = c["image"].as_str().unwrap_or_default().to_owned();
+        let state = if s.bad_images.contains(&image) {
+            json!({"waiting": {"reason": "ErrImagePull", "message": format!("pull access denied for {image}")}})
+        } else {
+            json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}})
+        };
+        if pod["status"]["ephemeralContainerStatuses"].is_null() {
+            pod["status"]["ephemeralContainerStatuses"] = json!([]);
+        }
+        pod["status"]["ephemeralContainerStatuses"].as_array_mut().unwrap().push(json!({
+            "name": cname, "image": image, "imageID": "", "ready": false, "restartCount": 0, "state": state,
+        }));
+        if s.bad_images.contains(&image) {
+            continue;
+        }
+        let args = c["args"].as_array().cloned().unwrap_or_default();
+        let kind = args.get(1).and_then(Value::as_str).unwrap_or_default();
+        if c["command"] != json!(["chaos-runner"]) || args.first() != Some(&json!("stress")) {
+            continue; // some other program: runs until the pod goes
+        }
+        if kind == "stop" {
+            let (run, fault) = (arg_after(&args, "--run-id"), arg_after(&args, "--fault"));
+            let target = c["targetContainerName"].clone();
+            let victims: Vec<String> = if s.stoppers_ignored {
+                Vec::new()
+            } else {
+                pod["spec"]["ephemeralContainers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| {
+                        let a = e["args"].as_array().cloned().unwrap_or_default();
+                        // Same process namespace, a helper (not a stopper) of the run's fault.
+                        e["targetContainerName"] == target
+                            && a.first() == Some(&json!("stress"))
+                            && a.get(1) != Some(&json!("stop"))
+                            && arg_after(&a, "--run-id") == run
+                            && arg_after(&a, "--fault") == fault
+                    })
+                    .filter_map(|e| e["name"].as_str().map(str::to_owned))
+                    .collect()
+            };
+            for v in victims {
+                if s.helper_ends
+                    .remove(&(ns.to_string(), name.to_string(), v.clone()))
+                    .is_some()
+                {
+                    terminate(&mut pod, &v, 0, "Completed", "stopped by SIGTERM");
+                }
+            }
+            terminate(&mut pod, &cname, 0, "Completed", "");
+            continue;
+        }
+        if kind == "netem" {
+            let sc = &c["securityContext"];
+            let can = sc["runAsUser"] == 0
+                && sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("NET_ADMIN")));
+            if !can {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    2,
+                    "Error",
+                    "RTNETLINK answers: Operation not permitted",
+                );
+                continue;
+            }
+        }
+        let secs = arg_after(&args, "--duration")
+            .and_then(|d| d.strip_suffix('s'))
+            .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(0);
+        s.helper_ends.insert(
+            (ns.to_string(), name.to_string(), cname.clone()),
+            Instant::now() + Duration::from_secs(secs),
+        );
+    }
+    s.pods.insert(key, pod.clone());
+    (200, pod)
+}
+
+/// Turns replacements Ready once their time has come, and ends helpers whose time is up.
 fn tick(s: &mut State) {
     let now = Instant::now();
+    let ended: Vec<(String, String, String)> = s
+        .helper_ends
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in ended {
+        s.helper_ends.remove(&key);
+        if let Some(p) = s.pods.get_mut(&(key.0.clone(), key.1.clone())) {
+            terminate(p, &key.2, 0, "Completed", "duration over");
+        }
+    }
     let due: Vec<(String, String)> = s
         .ready_at
         .iter()

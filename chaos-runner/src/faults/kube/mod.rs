@@ -1,11 +1,13 @@
 //! Faults on a Kubernetes cluster, through the API server with kube-rs: pod kill (delete
-//! or evict), network partition and database partition (NetworkPolicy).
+//! or evict), network partition and database partition (NetworkPolicy), and in-pod CPU
+//! and memory hogs, network delay and loss (ephemeral helper containers).
 //!
 //! Every object the runner creates carries the labels of [`target::object_labels`] (run,
 //! experiment, fault), so `recover` finds leftovers by label; pods annotated
 //! `chaos.game-resilience.dev/protected: "true"` are never picked.
 
 pub mod client;
+pub mod ephemeral;
 pub mod network_policy;
 pub mod pod_kill;
 pub mod target;
@@ -58,6 +60,32 @@ pub(crate) fn revert_record(
             );
             env.block_on(async move {
                 network_policy::remove_policy(client, &ns, &name, &run, &fault).await
+            })?
+        }
+        crate::faults::FaultRecord::KubeEphemeral {
+            namespace,
+            container,
+            pods,
+            stopper,
+        } => {
+            let env = kube.get()?;
+            let client = env.client();
+            let (ns, name, pods, stopper) = (
+                namespace.clone(),
+                container.clone(),
+                pods.clone(),
+                stopper.clone(),
+            );
+            env.block_on(async move {
+                ephemeral::stop_helpers(
+                    client,
+                    &ns,
+                    &pods,
+                    &name,
+                    &stopper,
+                    ephemeral::STOP_TIMEOUT,
+                )
+                .await
             })?
         }
         _ => Err("not a Kubernetes record".to_owned()),
