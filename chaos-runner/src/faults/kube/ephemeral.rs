@@ -27,6 +27,15 @@ use crate::spec::PodSelector;
 
 /// How long a helper may take to start (image pull included) before inject gives up.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// Waiting reasons that will not fix themselves during a run: inject fails at once.
+pub const FATAL_WAITING: &[&str] = &[
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "InvalidImageName",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "CreateContainerError",
+];
 /// How long revert waits for the helpers to show as terminated.
 pub const STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -432,6 +441,12 @@ async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(
                         h.pod
                     ))
                 }
+                HelperState::Waiting(reason) if FATAL_WAITING.contains(&reason.as_str()) => {
+                    return Err(format!(
+                        "the helper in `{}` cannot start: {reason}",
+                        h.pod
+                    ))
+                }
                 HelperState::Waiting(reason) => pending.push(format!("{} ({reason})", h.pod)),
                 HelperState::Unknown => pending.push(format!("{} (no status yet)", h.pod)),
             }
@@ -470,8 +485,10 @@ pub async fn stop_helpers(
             Ok(None) => continue,
             Err(e) => return Err(format!("cannot read pod `{}`: {e}", h.pod)),
         };
-        if matches!(helper_state(&pod, name), HelperState::Terminated(..))
-            || has_ephemeral(&pod, &stop_name)
+        if matches!(
+            helper_state(&pod, name),
+            HelperState::Terminated(..) | HelperState::Waiting(_)
+        ) || has_ephemeral(&pod, &stop_name)
         {
             continue;
         }
@@ -487,39 +504,57 @@ pub async fn stop_helpers(
     }
     let started = Instant::now();
     loop {
-        let running = still_running(&api, pods, name).await?;
+        let left = still_running(&api, pods, name).await?;
+        let (waiting, running): (Vec<_>, Vec<_>) =
+            left.into_iter().partition(|(_, s)| matches!(s, HelperState::Waiting(_)));
         if running.is_empty() {
-            return Ok(());
+            if waiting.is_empty() {
+                return Ok(());
+            }
+            // A helper that never started cannot be signalled; it ends by itself at the
+            // fault's end (`--not-after`) if it ever starts.
+            return Err(format!(
+                "helper `{name}` never started in {} and may still start (it would end by itself at the fault's end)",
+                describe(&waiting)
+            ));
         }
         if started.elapsed() >= limit {
             return Err(format!(
                 "helper `{name}` still not terminated after {}s in {}",
                 limit.as_secs(),
-                running.join(", ")
+                describe(&running)
             ));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
-/// The pods (of `pods`) whose helper `name` has not terminated, read from the cluster.
+fn describe(pods: &[(String, HelperState)]) -> String {
+    pods.iter()
+        .map(|(pod, state)| format!("{pod} ({state:?})"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The pods (of `pods`) whose helper `name` has not terminated, with its state, read
+/// from the cluster (a deleted pod took its helper with it).
 pub async fn still_running(
     api: &Api<Pod>,
     pods: &[HelperPod],
     name: &str,
-) -> Result<Vec<String>, String> {
-    let mut running = Vec::new();
+) -> Result<Vec<(String, HelperState)>, String> {
+    let mut left = Vec::new();
     for h in pods {
         match api.get_opt(&h.pod).await {
             Ok(Some(pod)) => match helper_state(&pod, name) {
                 HelperState::Terminated(..) => {}
-                state => running.push(format!("{} ({state:?})", h.pod)),
+                state => left.push((h.pod.clone(), state)),
             },
             Ok(None) => {}
             Err(e) => return Err(format!("cannot read pod `{}` back: {e}", h.pod)),
         }
     }
-    Ok(running)
+    Ok(left)
 }
 
 /// An in-pod helper fault.
@@ -725,9 +760,9 @@ impl Fault for PodHelperFault {
             Ok(())
         } else {
             Err(self.revert_error(format!(
-                "helper `{}` still running in {}",
+                "helper `{}` not terminated in {}",
                 self.container_name,
-                running.join(", ")
+                describe(&running)
             )))
         }
     }
