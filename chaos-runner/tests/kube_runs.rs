@@ -643,11 +643,13 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/kubernetes");
     let mut planned = 0;
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
+        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
         let exp = chaos_runner::spec::load_experiment(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
@@ -668,6 +670,22 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
         planned += 1;
     }
     assert!(planned >= 3, "only {planned} experiments");
+    names.sort();
+    for scenario in [
+        "db-connection-failure",
+        "game-server-db-partition",
+        "game-server-memory-hog",
+        "game-server-pod-kill",
+        "matchmaking-cpu-hog",
+        "matchmaking-latency",
+        "matchmaking-loss",
+        "matchmaking-partition",
+    ] {
+        assert!(
+            names.iter().any(|n| n == scenario),
+            "no {scenario}.yaml in {names:?}"
+        );
+    }
     // Planning touched nothing.
     assert!(fake.requests().iter().all(|r| r.starts_with("GET ")));
 }
@@ -801,7 +819,11 @@ fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
     let started = Instant::now();
     let (outcome, report) = run(&path, &state, &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(report["faults"][0]["reverted"], true, "{report:#}");
     assert_eq!(measurement(&report, "pods_hit").as_deref(), Some("2"));
     let hit = helpers_of(&fake, "matchmaking");
@@ -814,7 +836,19 @@ fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
         assert_eq!(hog["image"], "registry.example/chaos-runner:1.0");
         assert_eq!(hog["targetContainerName"], "app");
         let args = args_of(hog);
-        assert_eq!(&args[..8], ["stress", "cpu", "--workers", "2", "--load", "60", "--duration", "60s"]);
+        assert_eq!(
+            &args[..8],
+            [
+                "stress",
+                "cpu",
+                "--workers",
+                "2",
+                "--load",
+                "60",
+                "--duration",
+                "60s"
+            ]
+        );
         assert!(args.ends_with(&["--exit-on-term".to_owned()]));
         let run_id = report["run_id"].as_str().unwrap();
         assert_eq!(
@@ -830,7 +864,10 @@ fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
         assert_eq!(&args_of(stop)[..2], ["stress", "stop"]);
         // Read back: both ended, the hog by the stopper's SIGTERM (not its duration).
         assert_eq!(statuses.len(), 2);
-        assert_eq!(statuses[0]["state"]["terminated"]["message"], "stopped by SIGTERM");
+        assert_eq!(
+            statuses[0]["state"]["terminated"]["message"],
+            "stopped by SIGTERM"
+        );
         assert!(statuses[1]["state"]["terminated"].is_object());
     }
     assert!(journal::live_faults(&state).unwrap().is_empty());
@@ -900,9 +937,12 @@ fn pod_memory_hog_and_net_loss_run_their_course_and_pass() {
             assert_eq!(&args[2..5], ["--bytes", "67108864", "--touch"]);
         }
         // Ended (by its duration or by the stopper), read back before the run passed.
-        assert!(statuses
-            .iter()
-            .all(|s| s["state"]["terminated"]["exitCode"] == 0), "{statuses:#?}");
+        assert!(
+            statuses
+                .iter()
+                .all(|s| s["state"]["terminated"]["exitCode"] == 0),
+            "{statuses:#?}"
+        );
         assert!(journal::live_faults(&state).unwrap().is_empty());
     }
 }
@@ -913,12 +953,19 @@ fn helper_image_that_cannot_be_pulled_fails_the_injection_at_once_and_says_so() 
     let rt = runtime();
     let fake = cluster(Duration::from_millis(10));
     fake.bad_image("registry.example/missing:1");
-    let fault = CPU_HOG.replace("registry.example/chaos-runner:1.0", "registry.example/missing:1");
+    let fault = CPU_HOG.replace(
+        "registry.example/chaos-runner:1.0",
+        "registry.example/missing:1",
+    );
     let path = experiment(&dir.0, &fault, "");
     let started = Instant::now();
     let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains("cannot start: ErrImagePull"), "{reason}");
     // The helpers that went in never started: nothing to signal, and the runner says so.
@@ -1007,4 +1054,44 @@ fn recover_after_a_crash_stops_running_helpers() {
         assert!(containers[1]["name"].as_str().unwrap().ends_with("-stop"));
     }
     assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn doctor_knows_what_in_pod_helpers_need() {
+    let dir = Dir::new("doctor-helpers");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.deny("patch", "pods/ephemeralcontainers");
+    let path = experiment(&dir.0, CPU_HOG, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
+    let asked: Vec<(String, bool)> = answers
+        .iter()
+        .map(|a| {
+            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
+                format!("{}/{s}", a.need.resource)
+            });
+            (format!("{} {r}", a.need.verb), a.allowed)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            ("list pods".to_owned(), true),
+            ("get pods".to_owned(), true),
+            ("patch pods/ephemeralcontainers".to_owned(), false),
+        ]
+    );
+    assert_eq!(
+        chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
+        Outcome::Failed
+    );
+    // Every verb the faults ask for is granted by the shipped Role.
+    let rbac =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml"))
+            .unwrap();
+    assert!(
+        rbac.contains("resources: [\"pods/ephemeralcontainers\"]\n    verbs: [\"patch\"]"),
+        "{rbac}"
+    );
 }

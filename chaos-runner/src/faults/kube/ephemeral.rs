@@ -442,10 +442,7 @@ async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(
                     ))
                 }
                 HelperState::Waiting(reason) if FATAL_WAITING.contains(&reason.as_str()) => {
-                    return Err(format!(
-                        "the helper in `{}` cannot start: {reason}",
-                        h.pod
-                    ))
+                    return Err(format!("the helper in `{}` cannot start: {reason}", h.pod))
                 }
                 HelperState::Waiting(reason) => pending.push(format!("{} ({reason})", h.pod)),
                 HelperState::Unknown => pending.push(format!("{} (no status yet)", h.pod)),
@@ -505,8 +502,9 @@ pub async fn stop_helpers(
     let started = Instant::now();
     loop {
         let left = still_running(&api, pods, name).await?;
-        let (waiting, running): (Vec<_>, Vec<_>) =
-            left.into_iter().partition(|(_, s)| matches!(s, HelperState::Waiting(_)));
+        let (waiting, running): (Vec<_>, Vec<_>) = left
+            .into_iter()
+            .partition(|(_, s)| matches!(s, HelperState::Waiting(_)));
         if running.is_empty() {
             if waiting.is_empty() {
                 return Ok(());
