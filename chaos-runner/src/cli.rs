@@ -215,6 +215,22 @@ pub enum StressKind {
         #[arg(long)]
         fault: String,
     },
+    /// In-pod helper of `container-kill`: sends a signal to PID 1 of its PID namespace
+    /// (the target container's main process), if PID 1 would take it.
+    SignalInit {
+        /// `TERM`, `INT`, `QUIT` or `HUP`.
+        #[arg(long, value_parser = signal_arg)]
+        signal: crate::spec::params::pod_helper::CatchableSignal,
+        /// Do nothing after this time (seconds since the Unix epoch): the fault is over.
+        #[arg(long)]
+        not_after: Option<u64>,
+        /// The run this helper belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this helper belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
     /// Stops the in-pod helpers of a run's fault visible in this PID namespace (SIGTERM),
     /// waiting until they are gone.
     Stop {
@@ -247,6 +263,11 @@ pub enum StressKind {
         #[arg(long)]
         handle: Option<u16>,
     },
+}
+
+fn signal_arg(text: &str) -> Result<crate::spec::params::pod_helper::CatchableSignal, String> {
+    crate::spec::params::pod_helper::CatchableSignal::parse(text)
+        .ok_or_else(|| "must be TERM, INT, QUIT or HUP".to_owned())
 }
 
 fn loss_arg(text: &str) -> Result<f64, String> {
@@ -390,6 +411,30 @@ pub fn run(cli: Cli) -> Outcome {
                 Err(e) => {
                     eprintln!("error: {e}");
                     Outcome::NotReverted
+                }
+            }
+        }
+        Command::Stress {
+            kind: StressKind::SignalInit {
+                signal, not_after, ..
+            },
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if not_after.is_some_and(|t| now > t) {
+                eprintln!("chaos-runner: the fault is over; not signalling");
+                return Outcome::Passed;
+            }
+            match crate::stress::signal_init(signal.number(), signal.name()) {
+                Ok(comm) => {
+                    eprintln!("chaos-runner: sent SIG{} to PID 1 ({comm})", signal.name());
+                    Outcome::Passed
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::InvalidInput
                 }
             }
         }

@@ -76,6 +76,11 @@ pub fn needs(params: &FaultParams) -> Vec<Need> {
             need("", "pods", None, "get"),
             need("", "pods", Some("ephemeralcontainers"), "patch"),
         ],
+        FaultParams::ContainerKill(_) => vec![
+            need("", "pods", None, "list"),
+            need("", "pods", None, "get"),
+            need("", "pods", Some("ephemeralcontainers"), "patch"),
+        ],
         _ => Vec::new(),
     }
 }

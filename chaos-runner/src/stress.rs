@@ -433,3 +433,59 @@ pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize,
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Whether signal `sig` reaches process `status` (the text of `/proc/<pid>/status`) when
+/// it is the init of its PID namespace and the sender is inside it: only if it catches
+/// the signal (`SigCgt`) or blocks it to wait for it (`SigBlk`); otherwise the kernel
+/// drops it.
+///
+/// ```
+/// let status = "Name:\tapp\nSigBlk:\t0000000000000000\nSigCgt:\t0000000000004000\n";
+/// assert!(chaos_runner::stress::init_takes(status, libc::SIGTERM));
+/// assert!(!chaos_runner::stress::init_takes(status, libc::SIGHUP));
+/// ```
+pub fn init_takes(status: &str, sig: libc::c_int) -> bool {
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = 1u64 << (sig - 1);
+    (mask("SigCgt:") | mask("SigBlk:")) & bit != 0
+}
+
+/// `chaos-runner stress signal-init`: sends `sig` (named `name`) to PID 1 of this PID
+/// namespace (the target container's main process, for a helper joining its process
+/// namespace), after checking it would not be dropped ([`init_takes`]) and that PID 1 is
+/// not a pod's `pause` process (a pod sharing one process namespace). Returns PID 1's name.
+pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
+    let comm = std::fs::read_to_string("/proc/1/comm")
+        .map_err(|e| format!("cannot read /proc/1/comm: {e}"))?
+        .trim()
+        .to_owned();
+    if comm == "pause" {
+        return Err(
+            "PID 1 here is the pod's `pause` process (the pod shares one process namespace): \
+             refusing to signal it, that would end the whole pod"
+                .to_owned(),
+        );
+    }
+    let status = std::fs::read_to_string("/proc/1/status")
+        .map_err(|e| format!("cannot read /proc/1/status: {e}"))?;
+    if !init_takes(&status, sig) {
+        return Err(format!(
+            "PID 1 (`{comm}`) neither catches nor waits for SIG{name}: the kernel drops such \
+             signals (and SIGKILL) sent to a namespace's init from inside it, so the container \
+             would not stop; use `pod-kill`, or a signal it handles"
+        ));
+    }
+    if !crate::faults::local::proc::signal(1, sig) {
+        return Err(format!(
+            "cannot send SIG{name} to PID 1 (`{comm}`): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(comm)
+}

@@ -838,3 +838,154 @@ async fn pod_net_delay_helper_runs_as_root_with_net_admin_only_in_the_named_cont
     assert!(err.contains("netem"), "{err}");
     assert!(err.contains("stopped again"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_back() {
+    let (mut fault, mut handle) = fault_on_mock(
+        "    - name: burn
+      type: container-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        container: sidecar
+        signal: HUP
+        restartTimeout: 5s
+      duration: 30s
+",
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let with_restarts = |restarts: i64,
+                         ready: bool,
+                         helpers: Vec<Value>,
+                         statuses: Vec<(&str, Value)>| {
+        let mut p = pod_with_helpers("mm-a", helpers, statuses);
+        p["status"]["containerStatuses"] = json!([
+            {"name": "app", "image": "mm:1", "imageID": "", "ready": true, "restartCount": 0, "state": running()},
+            {"name": "sidecar", "image": "envoy:1", "imageID": "", "ready": ready, "restartCount": restarts, "state": running()},
+        ]);
+        p
+    };
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![with_restarts(3, true, vec![], vec![])]),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_restarts(3, true, vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = body["spec"]["ephemeralContainers"][0].clone();
+    let name = helper["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("chaos-burn-"));
+    let not_after = helper["args"][5].as_str().unwrap().to_owned();
+    assert_eq!(
+        body,
+        json!({"spec": {"ephemeralContainers": [{
+            "name": name,
+            "image": "chaos-runner:latest",
+            "command": ["chaos-runner"],
+            "args": ["stress", "signal-init", "--signal", "HUP", "--not-after", not_after,
+                     "--run-id", "run-1", "--fault", "burn"],
+            "targetContainerName": "sidecar",
+            "env": run_env(),
+            "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"], "add": ["KILL"]}},
+        }]}})
+    );
+    reply(
+        send,
+        200,
+        &with_restarts(
+            3,
+            true,
+            vec![helper.clone()],
+            vec![(name.as_str(), running())],
+        ),
+    );
+    // Inject waits for the one-shot helper to exit.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(
+                4,
+                false,
+                vec![helper.clone()],
+                vec![(name.as_str(), terminated())],
+            ),
+        ),
+    )
+    .await;
+    let (mut fault, record) = task.await.unwrap();
+    assert_eq!(
+        record.unwrap(),
+        FaultRecord::KubeContainersKilled {
+            namespace: "games".into(),
+            container: "sidecar".into(),
+            pods: vec!["mm-a".into()]
+        }
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.revert();
+        (fault, r)
+    });
+    // Revert reads the pod until the container restarted (count above 3) and is Ready.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(
+                4,
+                false,
+                vec![helper.clone()],
+                vec![(name.as_str(), terminated())],
+            ),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(4, true, vec![helper], vec![(name.as_str(), terminated())]),
+        ),
+    )
+    .await;
+    let (fault, reverted) = task.await.unwrap();
+    reverted.unwrap();
+    assert!(fault
+        .measurements()
+        .iter()
+        .any(|(n, _)| n == "container_restarted_ms"));
+}

@@ -1095,3 +1095,105 @@ fn doctor_knows_what_in_pod_helpers_need() {
         "{rbac}"
     );
 }
+
+const CONTAINER_KILL: &str = "    - name: restart-app
+      type: container-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        container: app
+        restartTimeout: 10s
+      duration: 1s
+";
+
+#[test]
+fn container_kill_signals_the_main_process_and_reads_the_restart_back() {
+    let dir = Dir::new("container-kill");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(300));
+    let path = experiment(&dir.0, CONTAINER_KILL, "");
+    let state = dir.0.join("state");
+    let (outcome, report) = run(&path, &state, &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed, "{report:#}");
+    assert_eq!(
+        measurement(&report, "containers_killed").as_deref(),
+        Some("2")
+    );
+    let took: u64 = measurement(&report, "container_restarted_ms")
+        .expect("no restart time measured")
+        .parse()
+        .unwrap();
+    assert!(took >= 250, "{took} ms");
+    for pod in fake
+        .pods("games")
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
+    {
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["restartCount"], 1, "{pod:#}");
+        assert_eq!(status["ready"], true);
+        let helper = &pod["spec"]["ephemeralContainers"][0];
+        assert_eq!(helper["targetContainerName"], "app");
+        assert_eq!(
+            &args_of(helper)[..4],
+            ["stress", "signal-init", "--signal", "TERM"]
+        );
+        assert_eq!(
+            helper["securityContext"]["capabilities"]["add"],
+            serde_json::json!(["KILL"])
+        );
+    }
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn container_kill_of_a_process_that_would_drop_the_signal_fails_the_injection() {
+    let dir = Dir::new("container-kill-deaf");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.deaf("games", "matchmaking-a");
+    fake.deaf("games", "matchmaking-b");
+    let path = experiment(&dir.0, CONTAINER_KILL, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("neither catches nor waits for SIGTERM"),
+        "{reason}"
+    );
+    for pod in fake
+        .pods("games")
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
+    {
+        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    }
+}
+
+#[test]
+fn container_kill_of_a_missing_container_is_refused_before_any_helper() {
+    let dir = Dir::new("container-kill-missing");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let path = experiment(
+        &dir.0,
+        &CONTAINER_KILL.replace("container: app", "container: nope"),
+        "",
+    );
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no running container `nope`"),
+        "{report:#}"
+    );
+    assert!(!fake
+        .requests()
+        .iter()
+        .any(|r| r.contains("ephemeralcontainers")));
+}

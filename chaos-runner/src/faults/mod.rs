@@ -145,6 +145,16 @@ pub enum FaultRecord {
         /// The policy's name.
         name: String,
     },
+    /// Containers signalled to stop on Kubernetes (`container-kill`): the kubelet restarts
+    /// them; nothing for `recover` to do.
+    KubeContainersKilled {
+        /// The namespace.
+        namespace: String,
+        /// The container.
+        container: String,
+        /// The pods.
+        pods: Vec<String>,
+    },
     /// Ephemeral helper containers in pods (`pod-cpu-hog`, `pod-memory-hog`,
     /// `pod-net-delay`, `pod-net-loss`); they end by themselves at the fault's end, and
     /// `recover` stops the ones still running with the stopper container.
@@ -396,6 +406,15 @@ pub fn build(
             (&p.image, &p.container),
             remaining,
         ),
+        FaultParams::ContainerKill(p) => Box::new(kube::container_kill::ContainerKill::new(
+            &spec.name,
+            &ctx.run_id,
+            &ctx.experiment,
+            spec.selector.pods.clone().unwrap_or_default(),
+            p.clone(),
+            remaining,
+            ctx.kube.clone(),
+        )),
         FaultParams::NetworkPartition(p) => policy_fault(
             ctx,
             spec,
@@ -583,7 +602,8 @@ pub fn revert_from_journal_with(
         Some(
             r @ (FaultRecord::KubePodsKilled { .. }
             | FaultRecord::KubeNetworkPolicy { .. }
-            | FaultRecord::KubeEphemeral { .. }),
+            | FaultRecord::KubeEphemeral { .. }
+            | FaultRecord::KubeContainersKilled { .. }),
         ) => kube::revert_record(kube_client, run_id, name, r).map_err(revert_error),
         None => revert_unknown(run_id, name),
     }

@@ -392,6 +392,8 @@ pub enum FaultType {
     PodNetDelay,
     /// Kubernetes: an ephemeral container (NET_ADMIN) adding netem packet loss in each picked pod.
     PodNetLoss,
+    /// Kubernetes: a container of each picked pod is sent a signal it catches, and restarts.
+    ContainerKill,
 }
 
 impl FaultType {
@@ -434,6 +436,7 @@ impl FaultType {
             FaultType::PodMemoryHog => "pod-memory-hog",
             FaultType::PodNetDelay => "pod-net-delay",
             FaultType::PodNetLoss => "pod-net-loss",
+            FaultType::ContainerKill => "container-kill",
         }
     }
 
@@ -452,7 +455,8 @@ impl FaultType {
             | FaultType::PodCpuHog
             | FaultType::PodMemoryHog
             | FaultType::PodNetDelay
-            | FaultType::PodNetLoss => Backend::Kubernetes,
+            | FaultType::PodNetLoss
+            | FaultType::ContainerKill => Backend::Kubernetes,
             _ => Backend::Local,
         }
     }

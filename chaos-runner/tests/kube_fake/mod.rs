@@ -44,6 +44,10 @@ struct State {
     bad_images: Vec<String>,
     /// Stoppers do nothing (a helper that ignores SIGTERM).
     stoppers_ignored: bool,
+    /// Pods whose containers' main process catches no signal.
+    deaf: Vec<(String, String)>,
+    /// Containers stopped by a signal: (namespace, pod, container) -> when they are Ready again.
+    restarting: BTreeMap<(String, String, String), Instant>,
 }
 
 /// The fake cluster; clones share state.
@@ -166,14 +170,22 @@ fn pod_json(
         "spec": {"containers": [{"name": "app", "image": "game:1"}], "nodeName": "node-1"},
         "status": {
             "phase": if ready { "Running" } else { "Pending" },
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{"name": "app", "image": "game:1", "imageID": "", "ready": ready, "restartCount": 0,
+                "state": if ready { json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) }}]
         }
     })
 }
 
 fn set_ready(pod: &mut Value) {
-    pod["status"] =
-        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    pod["status"]["phase"] = json!("Running");
+    pod["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+    if let Some(list) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in list {
+            c["ready"] = json!(true);
+            c["state"] = json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}});
+        }
+    }
 }
 
 impl FakeCluster {
@@ -226,6 +238,15 @@ impl FakeCluster {
     /// Makes pulls of `image` fail (`ErrImagePull`).
     pub fn bad_image(&self, image: &str) {
         self.state.lock().unwrap().bad_images.push(image.into());
+    }
+
+    /// Makes the main process of every container of pod `name` catch no signal.
+    pub fn deaf(&self, ns: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .deaf
+            .push((ns.into(), name.into()));
     }
 
     /// Makes stopper containers stop nothing.
@@ -627,6 +648,51 @@ fn add_ephemeral(s: &mut State, ns: &str, name: &str, body: &Value) -> (u16, Val
         if c["command"] != json!(["chaos-runner"]) || args.first() != Some(&json!("stress")) {
             continue; // some other program: runs until the pod goes
         }
+        if kind == "signal-init" {
+            let target = c["targetContainerName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let sc = &c["securityContext"];
+            let can_kill = sc["runAsUser"] == 0
+                && sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("KILL")));
+            if s.deaf.contains(&(ns.to_string(), name.to_string())) {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    3,
+                    "Error",
+                    "PID 1 (`app`) neither catches nor waits for SIGTERM",
+                );
+            } else if !can_kill {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    3,
+                    "Error",
+                    "cannot send SIGTERM to PID 1: Operation not permitted",
+                );
+            } else {
+                // The main process shuts down; the kubelet restarts the container, which
+                // turns Ready again after the replacement delay.
+                if let Some(list) = pod["status"]["containerStatuses"].as_array_mut() {
+                    for st in list.iter_mut().filter(|st| st["name"] == target.as_str()) {
+                        let n = st["restartCount"].as_i64().unwrap_or(0);
+                        st["restartCount"] = json!(n + 1);
+                        st["ready"] = json!(false);
+                        st["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+                    }
+                }
+                s.restarting.insert(
+                    (ns.to_string(), name.to_string(), target),
+                    Instant::now() + s.replacement_delay,
+                );
+                terminate(&mut pod, &cname, 0, "Completed", "");
+            }
+            continue;
+        }
         if kind == "stop" {
             let (run, fault) = (arg_after(&args, "--run-id"), arg_after(&args, "--fault"));
             let target = c["targetContainerName"].clone();
@@ -699,6 +765,23 @@ fn tick(s: &mut State) {
         .filter(|(_, t)| **t <= now)
         .map(|(k, _)| k.clone())
         .collect();
+    let restarted: Vec<(String, String, String)> = s
+        .restarting
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in restarted {
+        s.restarting.remove(&key);
+        if let Some(p) = s.pods.get_mut(&(key.0.clone(), key.1.clone())) {
+            if let Some(list) = p["status"]["containerStatuses"].as_array_mut() {
+                for st in list.iter_mut().filter(|st| st["name"] == key.2.as_str()) {
+                    st["ready"] = json!(true);
+                    st["state"] = json!({"running": {"startedAt": "2026-11-25T12:00:01Z"}});
+                }
+            }
+        }
+    }
     for key in ended {
         s.helper_ends.remove(&key);
         if let Some(p) = s.pods.get_mut(&(key.0.clone(), key.1.clone())) {

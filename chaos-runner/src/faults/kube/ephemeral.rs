@@ -200,7 +200,7 @@ pub fn helper_name(run_id: &str, fault: &str, step: &str) -> String {
 
 /// The environment naming the run, the experiment and the fault on every helper (an
 /// ephemeral container carries no labels of its own).
-fn run_env(run_id: &str, experiment: &str, fault: &str) -> Value {
+pub(crate) fn run_env(run_id: &str, experiment: &str, fault: &str) -> Value {
     json!([
         { "name": "CHAOS_RUN_ID", "value": run_id },
         { "name": "CHAOS_EXPERIMENT", "value": experiment },
@@ -327,11 +327,15 @@ fn has_ephemeral(pod: &Pod, name: &str) -> bool {
         .is_some_and(|list| list.iter().any(|c| c.name == name))
 }
 
-fn is_not_found(e: &kube::Error) -> bool {
+pub(crate) fn is_not_found(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == 404)
 }
 
-async fn patch_ephemeral(api: &Api<Pod>, pod: &str, container: Value) -> Result<(), kube::Error> {
+pub(crate) async fn patch_ephemeral(
+    api: &Api<Pod>,
+    pod: &str,
+    container: Value,
+) -> Result<(), kube::Error> {
     let patch = json!({ "spec": { "ephemeralContainers": [container] } });
     api.patch_ephemeral_containers(pod, &PatchParams::default(), &Patch::Strategic(&patch))
         .await

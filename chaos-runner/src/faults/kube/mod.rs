@@ -1,12 +1,14 @@
 //! Faults on a Kubernetes cluster, through the API server with kube-rs: pod kill (delete
-//! or evict), network partition and database partition (NetworkPolicy), and in-pod CPU
-//! and memory hogs, network delay and loss (ephemeral helper containers).
+//! or evict), network partition and database partition (NetworkPolicy), in-pod CPU
+//! and memory hogs, network delay and loss, and container kill (ephemeral helper
+//! containers).
 //!
 //! Every object the runner creates carries the labels of [`target::object_labels`] (run,
 //! experiment, fault), so `recover` finds leftovers by label; pods annotated
 //! `chaos.game-resilience.dev/protected: "true"` are never picked.
 
 pub mod client;
+pub mod container_kill;
 pub mod ephemeral;
 pub mod network_policy;
 pub mod pod_kill;
@@ -49,6 +51,8 @@ pub(crate) fn revert_record(
     match record {
         // Killed pods come back through their owners; nothing is left to remove.
         crate::faults::FaultRecord::KubePodsKilled { .. } => Ok(()),
+        // The kubelet restarts a stopped container; nothing is left to remove.
+        crate::faults::FaultRecord::KubeContainersKilled { .. } => Ok(()),
         crate::faults::FaultRecord::KubeNetworkPolicy { namespace, name } => {
             let env = kube.get()?;
             let client = env.client();

@@ -21,7 +21,9 @@ pub use db::{
 pub use network::{
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
 };
-pub use pod_helper::{PodCpuHogParams, PodMemoryHogParams, PodNetDelayParams, PodNetLossParams};
+pub use pod_helper::{
+    ContainerKillParams, PodCpuHogParams, PodMemoryHogParams, PodNetDelayParams, PodNetLossParams,
+};
 pub use process::{KillSignal, ProcessKillParams, ProcessPauseParams, ProcessRestartParams};
 pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
 pub use resource::{CpuHogParams, DiskFillParams, MemoryHogParams};
@@ -124,6 +126,8 @@ pub enum FaultParams {
     PodNetDelay(PodNetDelayParams),
     /// `pod-net-loss`.
     PodNetLoss(PodNetLossParams),
+    /// `container-kill`.
+    ContainerKill(ContainerKillParams),
 }
 
 impl FaultParams {
@@ -241,6 +245,13 @@ impl FaultParams {
                 "ephemeral container ({}, NET_ADMIN) dropping {}% of {} egress",
                 p.image, p.loss_percent, p.interface
             ),
+            FaultParams::ContainerKill(p) => format!(
+                "SIG{} to the main process of container `{}` (ephemeral container, {}), then wait up to {} for its restart",
+                p.signal.name(),
+                p.container,
+                p.image,
+                humantime::format_duration(p.restart_timeout)
+            ),
             FaultParams::DbPartition(p) => format!(
                 "NetworkPolicy denying egress to port {} on {}",
                 p.port,
@@ -315,6 +326,9 @@ pub fn parse(
         FaultType::PodNetLoss => {
             typed(fault_type, at, value, problems).map(FaultParams::PodNetLoss)
         }
+        FaultType::ContainerKill => {
+            typed(fault_type, at, value, problems).map(FaultParams::ContainerKill)
+        }
     }
 }
 
@@ -360,7 +374,8 @@ pub fn check_selector(
         | FaultType::PodCpuHog
         | FaultType::PodMemoryHog
         | FaultType::PodNetDelay
-        | FaultType::PodNetLoss => self::kube::check_pod_selector(selector, at, problems),
+        | FaultType::PodNetLoss
+        | FaultType::ContainerKill => self::kube::check_pod_selector(selector, at, problems),
     }
 }
 

@@ -231,6 +231,111 @@ impl CheckParams for PodNetLossParams {
     }
 }
 
+/// A signal a PID namespace's init can be sent from inside its namespace: one it may
+/// catch. (SIGKILL and SIGSTOP from inside are dropped by the kernel, always.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum CatchableSignal {
+    /// SIGTERM (the default): the usual "shut down".
+    #[default]
+    #[serde(rename = "TERM")]
+    Term,
+    /// SIGINT.
+    #[serde(rename = "INT")]
+    Int,
+    /// SIGQUIT.
+    #[serde(rename = "QUIT")]
+    Quit,
+    /// SIGHUP.
+    #[serde(rename = "HUP")]
+    Hup,
+}
+
+impl CatchableSignal {
+    /// The name as written and as `chaos-runner stress signal-init --signal` takes it.
+    ///
+    /// ```
+    /// assert_eq!(chaos_runner::spec::params::pod_helper::CatchableSignal::Term.name(), "TERM");
+    /// ```
+    pub fn name(self) -> &'static str {
+        match self {
+            CatchableSignal::Term => "TERM",
+            CatchableSignal::Int => "INT",
+            CatchableSignal::Quit => "QUIT",
+            CatchableSignal::Hup => "HUP",
+        }
+    }
+
+    /// The signal number.
+    ///
+    /// ```
+    /// use chaos_runner::spec::params::pod_helper::CatchableSignal;
+    /// assert_eq!(CatchableSignal::Hup.number(), libc::SIGHUP);
+    /// ```
+    pub fn number(self) -> libc::c_int {
+        match self {
+            CatchableSignal::Term => libc::SIGTERM,
+            CatchableSignal::Int => libc::SIGINT,
+            CatchableSignal::Quit => libc::SIGQUIT,
+            CatchableSignal::Hup => libc::SIGHUP,
+        }
+    }
+
+    /// Parses a name (`TERM`, `INT`, `QUIT`, `HUP`).
+    pub fn parse(name: &str) -> Option<CatchableSignal> {
+        [
+            CatchableSignal::Term,
+            CatchableSignal::Int,
+            CatchableSignal::Quit,
+            CatchableSignal::Hup,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
+}
+
+fn two_minutes() -> Duration {
+    Duration::from_secs(120)
+}
+
+/// `container-kill` parameters: a one-shot ephemeral container joins `container`'s process
+/// namespace and sends its main process (the namespace's PID 1) `signal`, after checking
+/// that the process catches it (the kernel drops uncaught signals sent to an init from
+/// inside its namespace, SIGKILL included). The kubelet then restarts the container.
+///
+/// ```
+/// let p: chaos_runner::spec::ContainerKillParams =
+///     serde_json::from_value(serde_json::json!({"container": "app"})).unwrap();
+/// assert_eq!(p.signal.name(), "TERM");
+/// assert_eq!(p.restart_timeout, std::time::Duration::from_secs(120));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ContainerKillParams {
+    /// The container to kill.
+    pub container: String,
+    /// `TERM` (default), `INT`, `QUIT` or `HUP`.
+    #[serde(default)]
+    pub signal: CatchableSignal,
+    /// How long the container may take to be restarted and Ready (1s to 1h, default 2m).
+    #[serde(default = "two_minutes", with = "humantime_serde")]
+    pub restart_timeout: Duration,
+    /// The image holding `chaos-runner` (default: the runner's own image).
+    #[serde(default = "default_image")]
+    pub image: String,
+}
+
+impl CheckParams for ContainerKillParams {
+    fn check(&self, at: &str, problems: &mut Problems) {
+        problems.check(
+            self.restart_timeout >= Duration::from_secs(1)
+                && self.restart_timeout <= Duration::from_secs(3600),
+            format!("{at}.restartTimeout"),
+            "must be between 1s and 1h",
+        );
+        check_helper(&self.image, Some(&self.container), at, problems);
+    }
+}
+
 fn check_loss(loss: f64, zero_ok: bool, at: &str, problems: &mut Problems) {
     let ok = loss.is_finite() && loss <= 100.0 && (loss > 0.0 || (zero_ok && loss == 0.0));
     problems.check(
