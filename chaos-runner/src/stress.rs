@@ -474,7 +474,12 @@ pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
     }
     let status = std::fs::read_to_string("/proc/1/status")
         .map_err(|e| format!("cannot read /proc/1/status: {e}"))?;
-    if !init_takes(&status, sig) {
+    // While a process waits in sigtimedwait(2) the kernel shows the waited signals as
+    // unblocked (it keeps the blocked set aside), and they are delivered: a process
+    // waiting there is taken to wait for this signal.
+    let in_sigwait =
+        std::fs::read_to_string("/proc/1/wchan").is_ok_and(|w| w.starts_with("do_sigtimedwait"));
+    if !init_takes(&status, sig) && !in_sigwait {
         return Err(format!(
             "PID 1 (`{comm}`) neither catches nor waits for SIG{name}: the kernel drops such \
              signals (and SIGKILL) sent to a namespace's init from inside it, so the container \

@@ -215,3 +215,104 @@ fn netem_helper_in_a_network_namespace_adds_and_removes_or_reports_a_missing_net
         assert!(stderr.contains("sch_netem"), "{stderr}");
     }
 }
+
+/// The host pid of the only child of `parent` (the init of the PID namespace `unshare -f`
+/// made), once it exists.
+fn only_child(parent: u32) -> u32 {
+    let started = Instant::now();
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children"))
+            .unwrap_or_default();
+        if let Some(pid) = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
+            return pid;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "unshare started no child"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `stress signal-init` run inside another process's PID (and mount) namespace, as the
+/// `container-kill` helper is with `targetContainerName`.
+fn signal_init_in(init: u32, signal: &str) -> std::process::Output {
+    Command::new("nsenter")
+        .args([
+            "-t",
+            &init.to_string(),
+            "-U",
+            "-m",
+            "-p",
+            "--preserve-credentials",
+        ])
+        .arg(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args([
+            "stress",
+            "signal-init",
+            "--signal",
+            signal,
+            "--run-id",
+            "r",
+            "--fault",
+            "k",
+        ])
+        .output()
+        .expect("cannot run nsenter")
+}
+
+/// A namespace's init takes a signal from inside only if it catches or waits for it: the
+/// helper signals an init that waits for SIGTERM (a helper with `--exit-on-term`, which
+/// then ends) and refuses, saying why, for one with no handler (`sleep`).
+#[test]
+fn signal_init_stops_an_init_that_takes_the_signal_and_refuses_one_that_would_drop_it() {
+    let exe = env!("CARGO_BIN_EXE_chaos-runner");
+    let mut taker = Command::new("unshare")
+        .args(["-Urpf", "--mount-proc", exe])
+        .args([
+            "stress",
+            "cpu",
+            "--workers",
+            "1",
+            "--load",
+            "5",
+            "--duration",
+            "60s",
+        ])
+        .args(["--run-id", "r", "--fault", "init", "--exit-on-term"])
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cannot run unshare");
+    let init = only_child(taker.id());
+    std::thread::sleep(Duration::from_millis(300));
+    let out = signal_init_in(init, "TERM");
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("sent SIGTERM to PID 1 (chaos-runner)"),
+        "{out:?}"
+    );
+    let status = wait(&mut taker, Duration::from_secs(3)).expect("the init did not end");
+    assert!(status.success(), "{status:?}");
+
+    let mut deaf = Command::new("unshare")
+        .args(["-Urpf", "--mount-proc", "sleep", "30"])
+        .spawn()
+        .expect("cannot run unshare");
+    let init = only_child(deaf.id());
+    std::thread::sleep(Duration::from_millis(200));
+    let out = signal_init_in(init, "TERM");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PID 1 (`sleep`) neither catches nor waits for SIGTERM"),
+        "{stderr}"
+    );
+    // It really would have been dropped: the init is still there.
+    assert!(deaf.try_wait().unwrap().is_none());
+    deaf.kill().unwrap();
+    deaf.wait().unwrap();
+}

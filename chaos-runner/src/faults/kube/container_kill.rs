@@ -248,7 +248,9 @@ impl Fault for ContainerKill {
                             }
                         };
                         match ephemeral::helper_state(&pod, &helper_name) {
-                            HelperState::Terminated(0, _) => {}
+                            // 137: SIGKILLed with its namespace when the signalled
+                            // main process ended before the helper did.
+                            HelperState::Terminated(0 | 137, _) => {}
                             HelperState::Terminated(code, text) => {
                                 return Err((
                                     format!("the signal helper in `{}` failed (exit {code}): {text}", h.pod),
