@@ -18,6 +18,7 @@ use crate::journal::{self, Event, Journal};
 use crate::load::LoadGenerator;
 use crate::report::{FaultReport, FaultWindow, Measurement, RunReport};
 use crate::spec::{self, FaultParams, FaultSpec, ValidatedExperiment};
+use crate::watch::indicator::Indicators;
 use crate::watch::prometheus::Prometheus;
 use crate::watch::{Observation, Verdict, Watch};
 
@@ -198,13 +199,30 @@ pub fn run(file: &Path, options: RunOptions) -> Outcome {
 }
 
 struct Progress {
+    /// Rewrite one status line (stderr is a terminal and the output is text).
     enabled: bool,
+    /// Print events (indicator changes) as lines of their own (text output).
+    events: bool,
+    /// Colour events (a terminal, and `NO_COLOR` unset).
+    color: bool,
 }
 
 impl Progress {
     fn line(&self, text: &str) {
         if self.enabled {
             eprint!("\r\x1b[2K{text}");
+        }
+    }
+    /// A line that stays on screen: clears the status line first when there is one.
+    fn event(&self, text: &str) {
+        if !self.events {
+            return;
+        }
+        let clear = if self.enabled { "\r\x1b[2K" } else { "" };
+        if self.color {
+            eprintln!("{clear}\x1b[33m{text}\x1b[0m");
+        } else {
+            eprintln!("{clear}{text}");
         }
     }
     fn done(&self) {
@@ -258,9 +276,13 @@ async fn lifecycle(
         .map(|c| Watch::new(c, slos, fail_after))
         .collect();
     let mut timeline = Vec::new();
+    let terminal = std::io::stderr().is_terminal();
     let progress = Progress {
-        enabled: options.output == Output::Text && std::io::stderr().is_terminal(),
+        enabled: options.output == Output::Text && terminal,
+        events: options.output == Output::Text,
+        color: terminal && std::env::var_os("NO_COLOR").is_none(),
     };
+    let mut indicators = Indicators::new(&spec.indicators);
     let (mut sigint, mut sigterm) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
@@ -301,6 +323,11 @@ async fn lifecycle(
     // PostgreSQL is missing; started (and journaled) in order; torn down on every exit
     // path (the set tears down when dropped).
     let mut setup = None;
+    if let Err(e) = crate::setup::preflight_supervised(&spec.faults) {
+        eprintln!("error: {file}: {e}");
+        end_journal(Outcome::InvalidInput.code());
+        return Outcome::InvalidInput;
+    }
     if !spec.setup.is_empty() {
         if let Err(e) = crate::setup::preflight(&spec.setup) {
             eprintln!("error: {file}: {e}");
@@ -336,14 +363,26 @@ async fn lifecycle(
         if outcome != Outcome::Passed {
             break;
         }
-        let Some(command) = faults::supervised_command(&f.name, &f.selector) else {
+        let Some(mut command) = faults::supervised_command(&f.name, &f.selector) else {
             continue;
         };
+        let here = match std::env::current_dir() {
+            Ok(dir) => dir,
+            Err(e) => {
+                outcome = Outcome::Aborted;
+                reason = format!("preflight: fault `{}`: current directory: {e}", f.name);
+                break;
+            }
+        };
+        let (program, launch) = faults::supervised_launch(&f.selector, &here);
+        if let Some(program) = program {
+            command.argv[0] = program;
+        }
         progress.line(&format!(
             "[preflight] starting `{}`",
             command.argv.join(" ")
         ));
-        match faults::local::supervisor::Supervisor::start(command) {
+        match faults::local::supervisor::Supervisor::start_with(command, launch) {
             Ok(s) => {
                 supervisors.insert(f.name.clone(), std::sync::Arc::new(s));
             }
@@ -498,6 +537,11 @@ async fn lifecycle(
         }
     }
 
+    if outcome == Outcome::Passed {
+        for change in indicators.sample(prometheus.as_ref(), started).await {
+            progress.event(&format!("[preflight] {change}"));
+        }
+    }
     let mut faults_report = Vec::new();
     let mut aborted_at_ms = None;
     if let (Outcome::Passed, Some(journal)) = (outcome, journal.take()) {
@@ -621,8 +665,13 @@ async fn lifecycle(
                 .as_ref()
                 .map(|l| format!(" | {}", l.progress()))
                 .unwrap_or_default();
+            let indicator_line = if indicators.is_empty() {
+                String::new()
+            } else {
+                format!(" | {}", indicators.summary())
+            };
             progress.line(&format!(
-                "[hold] {} | {:.0}s left | {}{load_line}",
+                "[hold] {} | {:.0}s left | {}{load_line}{indicator_line}",
                 live.faults
                     .iter()
                     .filter_map(|f| f.current.map(|s| format!(
@@ -649,8 +698,20 @@ async fn lifecycle(
                 }
                 _ = tokio::time::sleep_until(hold_start + boundary) => {}
                 _ = ticker.tick() => {
+                    // Indicators are read alongside the abort conditions, so a slow
+                    // endpoint never delays an abort.
                     let bad = tokio::select! {
-                        bad = evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline) => bad,
+                        (bad, changes) = async {
+                            tokio::join!(
+                                evaluate_all(&mut abort, prometheus.as_ref(), &http, "hold", started, &mut timeline),
+                                indicators.sample(prometheus.as_ref(), started),
+                            )
+                        } => {
+                            for change in changes.iter().filter(|c| c.announce) {
+                                progress.event(&format!("[hold] {change}"));
+                            }
+                            bad
+                        }
                         _ = sigint.recv() => Some(Verdict::SourceDown("interrupted (SIGINT)".into())),
                         _ = sigterm.recv() => Some(Verdict::SourceDown("terminated (SIGTERM)".into())),
                     };
@@ -691,6 +752,9 @@ async fn lifecycle(
                 outcome = Outcome::Failed;
                 reason = format!("steady state after: {why}");
             }
+        }
+        for change in indicators.sample(prometheus.as_ref(), started).await.iter().filter(|c| c.announce) {
+            progress.event(&format!("[after] {change}"));
         }
         // `live` drops here with nothing left to revert.
     }
@@ -735,6 +799,7 @@ async fn lifecycle(
         timeline,
         load: load_report,
         aborted_at_ms,
+        indicators: indicators.into_changes(),
     };
     let written = report
         .write(Path::new(&spec.report.dir), &spec.report.formats)

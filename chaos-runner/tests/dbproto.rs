@@ -721,5 +721,22 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
         .unwrap();
     // After a crash, the record needs nothing more: the proxy died with its runner.
     chaos_runner::faults::revert_from_journal("r1", "conflicts", Some(&record)).unwrap();
+    // A TCP toxic on this protocol proxy would be ignored by its relay: it is refused
+    // rather than reported as injected.
+    let mut timeout_spec = spec.clone();
+    timeout_spec.fault_type = FaultType::ProxyTimeout;
+    timeout_spec.name = "black-hole".into();
+    let mut problems = Problems::default();
+    let p = params::parse(
+        FaultType::ProxyTimeout,
+        "p",
+        serde_json::json!({ "timeout": "0s" }),
+        &mut problems,
+    )
+    .unwrap_or_else(|| panic!("{:?}", problems.found()));
+    let mut toxic = build(&ctx, &timeout_spec, &p, Duration::from_secs(30));
+    let refused = toxic.inject().unwrap_err().to_string();
+    assert!(refused.contains("toxics need a tcp proxy"), "{refused}");
+    client.query("SELECT 1 AS after", &[]).await.unwrap();
     ctx.proxies.shutdown();
 }

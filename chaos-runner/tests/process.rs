@@ -8,9 +8,9 @@ mod support;
 use chaos_runner::faults::local::proc;
 use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessFault};
 use chaos_runner::faults::local::supervisor::{SupervisedCommand, Supervisor};
-use chaos_runner::faults::{Fault, FaultRecord};
+use chaos_runner::faults::{supervised_command, supervised_launch, Fault, FaultRecord};
 use chaos_runner::spec::{
-    KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector, RestartPolicy,
+    KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector, RestartPolicy, Selector,
 };
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -558,6 +558,142 @@ fn a_run_with_a_supervised_command_kills_restarts_and_reports_the_outage() {
     assert!(outage["value"].as_str().unwrap().parse::<u64>().unwrap() > 0);
     // The run stopped its supervised command at the end.
     assert!(!answers(port));
+}
+
+/// A directory `www` under `dir` holding `ready.txt`: served only by an HTTP server whose
+/// working directory is `www`.
+fn www(dir: &Path) -> PathBuf {
+    let www = dir.join("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("ready.txt"), "cwd-ok").unwrap();
+    www
+}
+
+#[test]
+fn a_supervised_command_gets_its_env_cwd_and_ready_http() {
+    let Some(python) = python3() else { return };
+    let dir = TempDir::new("launch");
+    let www = www(dir.path());
+    let port = free_port();
+    let selector = Selector {
+        process: Some(ProcessSelector {
+            command: Some(
+                [
+                    python,
+                    "-m",
+                    "http.server",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            ),
+            env: [("CHAOS_TEST_MARK".to_owned(), "launch-42".to_owned())].into(),
+            cwd: Some("www".into()),
+            ready_http: Some(format!("http://127.0.0.1:{port}/ready.txt")),
+            ready_timeout: Some(Duration::from_secs(15)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let command = supervised_command("web", &selector).unwrap();
+    let (program, launch) = supervised_launch(&selector, dir.path());
+    assert_eq!(program, None, "`python3` has no `/`: found on PATH");
+    let sup = Supervisor::start_with(command, launch).unwrap();
+    let (pid, _) = sup.current().unwrap();
+    // Ready means the URL answers: the server serves `www`, its working directory.
+    assert_eq!(
+        support::http_get(&format!("http://127.0.0.1:{port}/ready.txt")).as_deref(),
+        Some("cwd-ok")
+    );
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap(),
+        www.canonicalize().unwrap()
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(environ
+        .split(|b| *b == 0)
+        .any(|kv| kv == b"CHAOS_TEST_MARK=launch-42"));
+    // The runner's own environment is inherited too (PATH found python3).
+    assert!(environ
+        .split(|b| *b == 0)
+        .any(|kv| kv.starts_with(b"PATH=")));
+    sup.stop();
+    assert!(!answers(port));
+}
+
+#[test]
+fn a_run_launches_its_supervised_command_with_env_and_cwd() {
+    let Some(python) = python3() else { return };
+    let dir = TempDir::new("run-launch");
+    let www = www(dir.path());
+    let port = free_port();
+    let exp = dir.path().join("kill.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-launch }}\nspec:\n  target: {{ backend: local }}\n  steadyState:\n    - name: serves-its-cwd\n      http: {{ url: \"http://127.0.0.1:{port}/ready.txt\", bodyContains: cwd-ok, timeout: 1s }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          cwd: {}\n          env: {{ CHAOS_TEST_MARK: run-7 }}\n          readyHttp: http://127.0.0.1:{port}/ready.txt\n      duration: 1s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  checkInterval: 500ms\n  report: {{ dir: {}, formats: [json] }}\n",
+            www.display(),
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let out = support::start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    // The steady state (before and after the kill) reads `ready.txt`, which only a server
+    // started in `www` has.
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert!(report["faults"][0]["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|m| m["name"] == "outage_ms"));
+    assert!(!answers(port));
+}
+
+#[test]
+fn a_run_refuses_a_supervised_command_whose_ready_port_is_taken() {
+    let Some(python) = python3() else { return };
+    let dir = TempDir::new("run-port-taken");
+    // Something else already listens there: it would pass for the command being ready.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let exp = dir.path().join("kill.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-port-taken }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          readyPort: {port}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let out = support::start_run(&exp, &dir.path().join("state"))
+        .wait_with_output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("spec.faults[0].selector.process.readyPort")
+            && stderr.contains(&format!("port {port} is already in use")),
+        "{stderr}"
+    );
+    // Nothing was started: no http.server on that port besides ours.
+    assert!(proc::listening_on(port).contains(&std::process::id()));
+    assert_eq!(proc::listening_on(port).len(), 1);
 }
 
 #[test]

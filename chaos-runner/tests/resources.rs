@@ -1,8 +1,9 @@
 //! Resource faults against the real kernel: the memory hog's resident memory, its cgroup
 //! v1 limit enforced (peak usage <= limit), the CPU hog's cgroup quota measured, the disk
-//! fill's file and safety floor (on a tmpfs of known size), revert removing everything,
-//! the stress children ending by themselves (expiry, parent death), and `recover`
-//! deleting a fill file and removing cgroups after runner and children were SIGKILLed.
+//! fill's file, its `bytes` or `percentOfFree` share (checked against statvfs before) and
+//! safety floor (on a tmpfs of known size), revert removing everything, the stress
+//! children ending by themselves (expiry, parent death), and `recover` deleting a fill
+//! file and removing cgroups after runner and children were SIGKILLed.
 //!
 //! Needs root (cgroups, tmpfs mounts) and the cgroup v1 cpu, cpuacct and memory
 //! controllers.
@@ -229,6 +230,104 @@ fn disk_fill_allocates_its_file_and_revert_deletes_it() {
     fill.verify_reverted().unwrap();
     assert!(!file.exists());
     assert!(space(fs.path()).unwrap().0 >= 63 * MIB);
+}
+
+fn disk_percent(path: &Path, percent: u8, min_free: u64, pct: f64) -> DiskFillParams {
+    DiskFillParams {
+        bytes: None,
+        percent_of_free: Some(percent),
+        ..disk(path, None, min_free, pct)
+    }
+}
+
+/// `|a - b|` is within `tolerance`.
+fn near(a: u64, b: u64, tolerance: u64) -> bool {
+    a.abs_diff(b) <= tolerance
+}
+
+#[test]
+fn disk_fill_by_percent_of_free_takes_that_share_and_revert_gives_it_back() {
+    let fs = Tmpfs::mount(64 * MIB);
+    // A file already there: free space is not the filesystem's size.
+    std::fs::write(fs.path().join("existing"), vec![1u8; (8 * MIB) as usize]).unwrap();
+    let (free_before, total) = space(fs.path()).unwrap();
+    assert!(free_before < total);
+    let mut fill = DiskFill::new(
+        "percent",
+        "run-percent",
+        disk_percent(fs.path(), 50, 4 * MIB, 0.0),
+        Duration::from_secs(60),
+        exe(),
+    );
+    let FaultRecord::DiskFill { file, .. } = fill.inject().unwrap() else {
+        panic!("not a disk fill record")
+    };
+    let wanted = free_before / 2;
+    let tolerance = 64 << 10; // a few pages of rounding
+    let m = fill.measurements();
+    assert_eq!(measured(&m, "free_bytes_before"), Some(free_before));
+    assert!(near(
+        measured(&m, "requested_bytes").unwrap(),
+        wanted,
+        tolerance
+    ));
+    assert!(near(measured(&m, "fill_bytes").unwrap(), wanted, tolerance));
+    assert!(!m.iter().any(|(k, _)| k == "clamped"), "{m:?}");
+    // What the file really takes, and what statvfs sees gone, is that half.
+    let allocated = allocated_bytes(&file).unwrap();
+    assert!(
+        near(allocated, wanted, tolerance),
+        "allocated {allocated}, wanted {wanted}"
+    );
+    let (free_during, _) = space(fs.path()).unwrap();
+    assert!(
+        near(free_before - free_during, wanted, tolerance),
+        "free {free_before} -> {free_during}, wanted {wanted} taken"
+    );
+    assert!(free_during >= 4 * MIB);
+    fill.revert().unwrap();
+    fill.verify_reverted().unwrap();
+    assert!(!file.exists());
+    assert!(near(space(fs.path()).unwrap().0, free_before, tolerance));
+}
+
+#[test]
+fn disk_fill_by_percent_of_free_stops_at_the_safety_floor() {
+    let fs = Tmpfs::mount(64 * MIB);
+    let (free_before, total) = space(fs.path()).unwrap();
+    // 90% of ~64 MiB would leave ~6.4 MiB; the floor is the larger of 20 MiB and 25% of
+    // the filesystem (16 MiB): the fill stops at 20 MiB free.
+    let floor = 20 * MIB;
+    assert!(total / 4 < floor);
+    let mut fill = DiskFill::new(
+        "percent-floor",
+        "run-percent",
+        disk_percent(fs.path(), 90, floor, 25.0),
+        Duration::from_secs(60),
+        exe(),
+    );
+    let FaultRecord::DiskFill { file, .. } = fill.inject().unwrap() else {
+        panic!("not a disk fill record")
+    };
+    let m = fill.measurements();
+    assert_eq!(measured(&m, "floor_bytes"), Some(floor));
+    assert!(near(
+        measured(&m, "requested_bytes").unwrap(),
+        free_before / 10 * 9,
+        64 << 10
+    ));
+    assert_eq!(measured(&m, "fill_bytes"), Some(free_before - floor));
+    assert!(m.iter().any(|(k, _)| k == "clamped"), "{m:?}");
+    let (free, _) = space(fs.path()).unwrap();
+    assert!(free >= floor, "free {free} below the floor {floor}");
+    assert!(
+        free <= floor + MIB,
+        "free {free}: clamped far more than needed"
+    );
+    fill.revert().unwrap();
+    fill.verify_reverted().unwrap();
+    assert!(!file.exists());
+    assert_eq!(std::fs::read_dir(fs.path()).unwrap().count(), 0);
 }
 
 #[test]

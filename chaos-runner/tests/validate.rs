@@ -73,6 +73,79 @@ fn shipped_experiments_and_slo_files_are_valid() {
     );
 }
 
+/// Issue 5's seed scenarios, each a self-contained experiment against the example game
+/// server.
+const SEED_SCENARIOS: [&str; 10] = [
+    "game-server-kill.yaml",
+    "matchmaking-cpu-hog.yaml",
+    "game-server-memory-hog.yaml",
+    "game-server-disk-fill.yaml",
+    "matchmaking-latency.yaml",
+    "matchmaking-packet-loss.yaml",
+    "game-server-db-partition.yaml",
+    "db-connection-failure.yaml",
+    "db-latency.yaml",
+    "db-error.yaml",
+];
+
+#[test]
+fn every_seed_scenario_is_a_valid_self_contained_game_server_experiment() {
+    let files: Vec<PathBuf> = SEED_SCENARIOS
+        .iter()
+        .map(|f| repo().join("experiments/local").join(f))
+        .collect();
+    let out = runner().arg("validate").args(&files).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for path in &files {
+        let exp = chaos_runner::spec::load_experiment(path)
+            .unwrap()
+            .experiment;
+        let spec = &exp.spec;
+        let file = path.display();
+        assert!(
+            !exp.metadata.description.trim().is_empty(),
+            "{file}: no hypothesis"
+        );
+        // Its own PostgreSQL, and the game server from `setup` or a supervised command.
+        assert!(
+            spec.setup.iter().any(|s| s.postgres.is_some()),
+            "{file}: no PostgreSQL in setup"
+        );
+        let runs_game_server = |argv: &Option<Vec<String>>| {
+            argv.as_ref()
+                .is_some_and(|a| a.iter().any(|x| x == "game-server"))
+        };
+        assert!(
+            spec.setup.iter().any(|s| runs_game_server(&s.command))
+                || spec.faults.iter().any(|f| f
+                    .selector
+                    .process
+                    .as_ref()
+                    .is_some_and(|p| runs_game_server(&p.command))),
+            "{file}: does not start the game server"
+        );
+        assert!(spec.load.is_some(), "{file}: no load");
+        // The SLO abort conditions on the load's SLIs, at the SLOs' thresholds.
+        let slo = |sli: &str, threshold: f64| {
+            spec.abort_when.iter().any(|c| {
+                c.load.as_ref().is_some_and(|l| {
+                    serde_json::to_value(l.sli).unwrap() == sli && l.threshold == threshold
+                })
+            })
+        };
+        assert!(
+            slo("availability", 0.999),
+            "{file}: no availability SLO abort"
+        );
+        assert!(slo("latencyP95", 500.0), "{file}: no p95 latency SLO abort");
+    }
+}
+
 #[test]
 fn json_output_is_stable_and_lists_every_error() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/invalid");

@@ -264,6 +264,47 @@ pub fn supervised_command(
     })
 }
 
+/// How the supervised command of `selector` is launched: its `env`, its `cwd` and a
+/// relative program path (one with a `/`) both taken relative to `here` (the runner's
+/// working directory), and its `readyHttp`; its output is discarded. The defaults when
+/// the selector names no command.
+///
+/// ```
+/// use chaos_runner::spec::{ProcessSelector, Selector};
+/// let s = Selector {
+///     process: Some(ProcessSelector {
+///         command: Some(vec!["bin/game".into()]),
+///         cwd: Some("srv".into()),
+///         env: [("GAME_LISTEN".to_owned(), "127.0.0.1:18080".to_owned())].into(),
+///         ..Default::default()
+///     }),
+///     ..Default::default()
+/// };
+/// let (argv0, launch) = chaos_runner::faults::supervised_launch(&s, std::path::Path::new("/repo"));
+/// assert_eq!(argv0.as_deref(), Some("/repo/bin/game"));
+/// assert_eq!(launch.cwd, Some(std::path::PathBuf::from("/repo/srv")));
+/// assert_eq!(launch.env, vec![("GAME_LISTEN".to_owned(), "127.0.0.1:18080".to_owned())]);
+/// ```
+pub fn supervised_launch(
+    selector: &crate::spec::Selector,
+    here: &std::path::Path,
+) -> (Option<String>, local::supervisor::Launch) {
+    let mut launch = local::supervisor::Launch::default();
+    let Some(p) = selector.process.as_ref().filter(|p| p.command.is_some()) else {
+        return (None, launch);
+    };
+    launch.env = p.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    launch.cwd = p.cwd.as_ref().map(|c| here.join(c));
+    launch.ready_http = p.ready_http.clone();
+    let program = p
+        .command
+        .as_ref()
+        .and_then(|argv| argv.first())
+        .filter(|a| a.contains('/') && std::path::Path::new(a).is_relative())
+        .map(|a| here.join(a).display().to_string());
+    (program, launch)
+}
+
 /// Builds the fault for one step of `spec` with `params`, to hold for at most
 /// `remaining` (its own expiry). Nothing is injected until [`Fault::inject`].
 ///

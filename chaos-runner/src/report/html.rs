@@ -203,6 +203,18 @@ pub fn render(report: &RunReport) -> String {
             }
         ));
     }
+    if !report.indicators.is_empty() {
+        body.push_str("</table>\n<h2>Indicators</h2>\n<table><tr><th>at s</th><th>indicator</th><th>from</th><th>to</th></tr>\n");
+        for c in &report.indicators {
+            body.push_str(&format!(
+                "<tr><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                c.at_ms as f64 / 1000.0,
+                escape(&c.indicator),
+                escape(c.from.as_deref().unwrap_or("-")),
+                escape(&c.to)
+            ));
+        }
+    }
     body.push_str("</table>\n<h2>Checks</h2>\n<p>Shaded: faults live. Dashed red: threshold. Red dots: not ok.</p>\n");
     for (name, obs) in check_series(report) {
         let threshold = obs.iter().find_map(|o| o.threshold_value);

@@ -80,6 +80,9 @@ pub struct RunReport {
     /// started.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub aborted_at_ms: Option<u64>,
+    /// Every change of a live indicator (`spec.indicators`), in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub indicators: Vec<crate::watch::indicator::IndicatorChange>,
 }
 
 fn xml_escape(text: &str) -> String {
@@ -202,6 +205,18 @@ impl RunReport {
                     opt_ms(t.p50_ms),
                     opt_ms(t.p95_ms),
                     opt_ms(t.p99_ms)
+                ));
+            }
+        }
+        if !self.indicators.is_empty() {
+            md.push_str("\n## Indicators\n\n| at s | indicator | from | to |\n|---:|---|---|---|\n");
+            for c in &self.indicators {
+                md.push_str(&format!(
+                    "| {:.1} | {} | {} | {} |\n",
+                    c.at_ms as f64 / 1000.0,
+                    c.indicator,
+                    c.from.as_deref().unwrap_or("-"),
+                    c.to
                 ));
             }
         }

@@ -62,10 +62,36 @@ pub fn journal_name(name: &str) -> String {
     format!("setup/{name}")
 }
 
-fn port_in_use(port: u16) -> bool {
+/// Whether something listens on (or holds) `127.0.0.1:port`.
+///
+/// ```
+/// let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// assert!(chaos_runner::setup::port_in_use(l.local_addr().unwrap().port()));
+/// ```
+pub fn port_in_use(port: u16) -> bool {
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     TcpListener::bind(addr).is_err()
         || TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+}
+
+/// Checks, before anything starts, that the `readyPort` of every fault's supervised
+/// `command` is free: a port already taken would pass for the command being ready.
+pub fn preflight_supervised(faults: &[crate::spec::FaultSpec]) -> Result<(), SetupError> {
+    for (i, f) in faults.iter().enumerate() {
+        let port = f
+            .selector
+            .process
+            .as_ref()
+            .filter(|p| p.command.is_some())
+            .and_then(|p| p.ready_port);
+        if let Some(port) = port.filter(|p| port_in_use(*p)) {
+            return Err(SetupError::PortInUse {
+                field: format!("spec.faults[{i}].selector.process.readyPort"),
+                port,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks, before anything starts, that every declared port is free and that PostgreSQL

@@ -181,8 +181,36 @@ pub fn prepare(
     ))
 }
 
-/// Creates the service's database once the server is ready.
+/// How long a server whose port is open may take to finish starting up (recovery).
+const ACCEPTING_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Waits until the server accepts connections (`pg_isready`): its port opens before it
+/// does, and a client connecting in between gets "the database system is starting up".
+pub fn wait_accepting(pg: &PostgresSetup, timeout: Duration) -> Result<(), String> {
+    let bin = bin_dir(pg.version)?;
+    let deadline = std::time::Instant::now() + timeout;
+    let port = pg.port.to_string();
+    loop {
+        let status = Command::new(bin.join("pg_isready"))
+            .args(["-q", "-h", "127.0.0.1", "-p", &port, "-t", "1"])
+            .status()
+            .map_err(|e| format!("cannot run pg_isready: {e}"))?;
+        if status.success() {
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(format!(
+                "PostgreSQL on port {port} did not accept connections within {}",
+                humantime::format_duration(timeout)
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Creates the service's database once the server accepts connections.
 pub fn create_database(pg: &PostgresSetup) -> Result<(), String> {
+    wait_accepting(pg, ACCEPTING_TIMEOUT)?;
     if pg.database == "postgres" {
         return Ok(());
     }

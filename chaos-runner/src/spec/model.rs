@@ -83,6 +83,51 @@ pub struct ExperimentSpec {
     /// directory, in order) and stops after it, on every exit path.
     #[serde(default)]
     pub setup: Vec<SetupService>,
+    /// Live indicators: values read from the target while the run goes on (a circuit
+    /// breaker's state, a queue's depth), shown on the terminal and recorded in the report
+    /// each time they change. They never fail or abort a run.
+    #[serde(default)]
+    pub indicators: Vec<Indicator>,
+}
+
+/// A value shown live during a run: either read straight from a metrics endpoint (the
+/// service's own `/metrics`, no Prometheus needed) or an instant PromQL query.
+///
+/// ```yaml
+/// indicators:
+///   - name: saves-breaker
+///     metricsUrl: http://127.0.0.1:18080/metrics
+///     metric: resilience_circuit_state
+///     labels: { policy: save_writes }
+///     stateLabel: state          # shows `closed`, `open` or `half_open`
+///   - name: save-queue
+///     metricsUrl: http://127.0.0.1:18080/metrics
+///     metric: game_save_queue_depth
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Indicator {
+    /// Name shown on the terminal and in reports.
+    pub name: String,
+    /// A Prometheus text or OpenMetrics endpoint to read (loopback unless `allowRemote`).
+    #[serde(default)]
+    pub metrics_url: Option<String>,
+    /// The metric (sample name) to read from `metricsUrl`.
+    #[serde(default)]
+    pub metric: Option<String>,
+    /// Label values a sample must carry to count.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Show this label of the matching sample whose value is 1 (a state-set gauge such as
+    /// `resilience_circuit_state`) instead of the sum of the matching samples.
+    #[serde(default)]
+    pub state_label: Option<String>,
+    /// Or: an instant PromQL query on `spec.prometheus`.
+    #[serde(default)]
+    pub query: Option<String>,
+    /// Allow a `metricsUrl` that is not on a loopback address.
+    #[serde(default)]
+    pub allow_remote: bool,
 }
 
 fn default_interval() -> Duration {
@@ -734,6 +779,9 @@ pub enum ProxyProtocol {
 /// let s: chaos_runner::spec::ProcessSelector =
 ///     serde_json::from_value(serde_json::json!({"port": 8080})).unwrap();
 /// assert_eq!(s.port, Some(8080));
+/// let s: chaos_runner::spec::ProcessSelector = serde_json::from_value(serde_json::json!({
+///     "command": ["game-server"], "env": {"GAME_LISTEN": "127.0.0.1:18080"}, "cwd": "."})).unwrap();
+/// assert_eq!(s.env["GAME_LISTEN"], "127.0.0.1:18080");
 /// ```
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -759,10 +807,24 @@ pub struct ProcessSelector {
     /// only; without it, ready means started).
     #[serde(default)]
     pub ready_port: Option<u16>,
-    /// How long the command may take to become ready (`command` only; default 10s).
+    /// The command is ready once a GET of this URL answers 2xx (`command` only; checked
+    /// after `readyPort`, if both are given).
+    #[serde(default)]
+    pub ready_http: Option<String>,
+    /// How long the command may take to become ready (`command` only; default 10s, at
+    /// most 30m: a first start may build the program).
     #[serde(default, with = "humantime_serde")]
     #[schemars(with = "Option<String>")]
     pub ready_timeout: Option<Duration>,
+    /// Extra environment variables of the supervised `command` (`command` only), as a
+    /// setup service's `env`.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the supervised `command` (`command` only), relative to the
+    /// runner's own; the runner's own when absent. A relative program path (one with a
+    /// `/`) is taken relative to the runner's working directory too, as in `setup`.
+    #[serde(default)]
+    pub cwd: Option<String>,
     /// Most processes a `name` or `port` may match (default 1, at most 64); more matches
     /// are refused.
     #[serde(default)]
@@ -798,11 +860,23 @@ impl Selector {
         ]
     }
 
-    /// The selector in one line, for plans (`host localhost`).
+    /// The selector in one line, for plans (`host localhost`). A supervised command's
+    /// environment shows its names, never its values.
     ///
     /// ```
-    /// let s = chaos_runner::spec::Selector { host: Some("localhost".into()), ..Default::default() };
+    /// use chaos_runner::spec::{ProcessSelector, Selector};
+    /// let s = Selector { host: Some("localhost".into()), ..Default::default() };
     /// assert_eq!(s.summary(), "host localhost");
+    /// let s = Selector {
+    ///     process: Some(ProcessSelector {
+    ///         command: Some(vec!["game-server".into()]),
+    ///         cwd: Some(".".into()),
+    ///         env: [("GAME_DATABASE_URL".to_owned(), "postgres://u:secret@db/game".to_owned())].into(),
+    ///         ..Default::default()
+    ///     }),
+    ///     ..Default::default()
+    /// };
+    /// assert_eq!(s.summary(), "supervised command `game-server` in . with GAME_DATABASE_URL");
     /// ```
     pub fn summary(&self) -> String {
         let mut parts = Vec::new();
@@ -823,7 +897,16 @@ impl Selector {
                 parts.push(format!("process listening on port {port}"));
             }
             if let Some(argv) = &p.command {
-                parts.push(format!("supervised command `{}`", argv.join(" ")));
+                let mut what = format!("supervised command `{}`", argv.join(" "));
+                if let Some(cwd) = &p.cwd {
+                    what.push_str(&format!(" in {cwd}"));
+                }
+                // Names only: values may hold credentials (a database URL).
+                if !p.env.is_empty() {
+                    let names: Vec<&str> = p.env.keys().map(String::as_str).collect();
+                    what.push_str(&format!(" with {}", names.join(", ")));
+                }
+                parts.push(what);
             }
         }
         if let Some(p) = &self.proxy {

@@ -69,7 +69,7 @@ fn backend_name(b: Backend) -> &'static str {
     }
 }
 
-fn is_http_url(url: &str) -> bool {
+pub(crate) fn is_http_url(url: &str) -> bool {
     match reqwest::Url::parse(url) {
         Ok(u) => matches!(u.scheme(), "http" | "https") && u.host().is_some(),
         Err(_) => false,
@@ -280,6 +280,85 @@ fn is_loopback_host(url: &reqwest::Url) -> bool {
         || bare
             .parse::<std::net::IpAddr>()
             .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Most indicators a run reads (each tick reads them all).
+const MAX_INDICATORS: usize = 16;
+
+fn check_indicators(c: &mut Collector<'_>, spec: &ExperimentSpec) {
+    c.check(
+        spec.indicators.len() <= MAX_INDICATORS,
+        "spec.indicators",
+        format!("at most {MAX_INDICATORS} indicators"),
+    );
+    let mut names = HashSet::new();
+    for (i, ind) in spec.indicators.iter().enumerate() {
+        let here = format!("spec.indicators[{i}]");
+        c.check(
+            !ind.name.trim().is_empty(),
+            format!("{here}.name"),
+            "must not be empty",
+        );
+        c.check(
+            names.insert(ind.name.clone()),
+            format!("{here}.name"),
+            format!("duplicate indicator `{}`", ind.name),
+        );
+        match (&ind.metrics_url, &ind.query) {
+            (Some(url), None) => {
+                match reqwest::Url::parse(url) {
+                    Ok(parsed) if is_http_url(url) => {
+                        c.check(
+                            ind.allow_remote || is_loopback_host(&parsed),
+                            format!("{here}.metricsUrl"),
+                            "is not a loopback address; set `allowRemote: true` to read it",
+                        );
+                    }
+                    _ => {
+                        c.check(
+                            false,
+                            format!("{here}.metricsUrl"),
+                            "must be an http:// or https:// URL with a host",
+                        );
+                    }
+                }
+                let metric_ok = ind.metric.as_deref().is_some_and(|m| {
+                    !m.is_empty()
+                        && m.chars()
+                            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+                });
+                c.check(
+                    metric_ok,
+                    format!("{here}.metric"),
+                    "needs a metric name (letters, digits, `_`, `:`) to read from metricsUrl",
+                );
+            }
+            (None, Some(query)) => {
+                c.check(
+                    !query.trim().is_empty(),
+                    format!("{here}.query"),
+                    "must not be empty",
+                );
+                c.check(
+                    spec.prometheus.is_some(),
+                    format!("{here}.query"),
+                    "needs `spec.prometheus` to run the query on",
+                );
+                c.check(
+                    ind.metric.is_none() && ind.labels.is_empty() && ind.state_label.is_none(),
+                    here.clone(),
+                    "`metric`, `labels` and `stateLabel` go with `metricsUrl`, not `query`",
+                );
+            }
+            _ => {
+                c.check(
+                    false,
+                    here.clone(),
+                    "needs exactly one of `metricsUrl` (with `metric`) or `query`",
+                );
+            }
+        }
+    }
 }
 
 fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
@@ -615,6 +694,7 @@ pub(crate) fn check_experiment(
         check_load_spec(&mut c, load);
     }
     check_setup(&mut c, &spec.setup);
+    check_indicators(&mut c, spec);
     c.check(
         !spec.faults.is_empty(),
         "spec.faults",

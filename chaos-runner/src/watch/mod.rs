@@ -4,6 +4,7 @@
 //! (fail closed).
 
 pub mod host;
+pub mod indicator;
 pub mod prometheus;
 
 use serde::Serialize;

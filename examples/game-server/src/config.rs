@@ -87,6 +87,9 @@ impl Default for DatabaseConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WriteBehindConfig {
+    /// The fallback itself: when false, a save the database does not take within the
+    /// policy is refused with 503 instead of being queued.
+    pub enabled: bool,
     /// Saves queued at most; beyond it a save is refused with 503.
     pub max_queued: usize,
     /// Saves written per flush round.
@@ -99,6 +102,7 @@ pub struct WriteBehindConfig {
 impl Default for WriteBehindConfig {
     fn default() -> Self {
         WriteBehindConfig {
+            enabled: true,
             max_queued: 10_000,
             flush_batch: 64,
             retry_interval: Duration::from_millis(250),

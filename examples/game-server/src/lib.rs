@@ -128,6 +128,7 @@ pub async fn serve(
         &write_policy,
         &read_policy,
         write_behind.clone(),
+        config.write_behind.enabled,
         cache,
         metrics.clone(),
     ));

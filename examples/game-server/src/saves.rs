@@ -56,7 +56,8 @@ pub enum SaveError {
     /// The player never saved.
     #[error("no save for this player")]
     NotFound,
-    /// The database is unavailable and nothing is cached for this player.
+    /// The database is unavailable: for a read, nothing is cached for this player; for a
+    /// write, the write-behind fallback is off.
     #[error("save unavailable: {reason}")]
     Unavailable {
         /// Why (the policy's error).
@@ -72,6 +73,8 @@ pub struct Saves {
     writer: Guarded<SaveWrite, i64>,
     reader: Guarded<String, Option<(String, i64)>>,
     write_behind: WriteBehind,
+    /// Queue saves the database does not take (the write-behind fallback).
+    fallback: bool,
     cache: SaveCache,
     metrics: Metrics,
 }
@@ -102,6 +105,7 @@ impl Saves {
         write_policy: &resilience::ResiliencePolicy,
         read_policy: &resilience::ResiliencePolicy,
         write_behind: WriteBehind,
+        fallback: bool,
         cache: SaveCache,
         metrics: Metrics,
     ) -> Saves {
@@ -114,6 +118,7 @@ impl Saves {
             writer: writer(write_policy, db),
             reader,
             write_behind,
+            fallback,
             cache,
             metrics,
         }
@@ -140,6 +145,13 @@ impl Saves {
                     );
                     self.metrics.count_save(SaveResult::Stored);
                     return Ok(Stored::Database(version));
+                }
+                Err(e) if !self.fallback => {
+                    self.metrics.count_save(SaveResult::Failed);
+                    return Err(SaveError::Unavailable {
+                        reason: e.to_string(),
+                        retry_after: e.retry_after(),
+                    });
                 }
                 Err(e) => tracing::debug!(player, error = %e, "save write falls back to the queue"),
             }

@@ -360,8 +360,11 @@ pub fn check_selector(
         | FaultType::ProxyResetPeer
         | FaultType::ProxySlicer
         | FaultType::ProxyLimitData
-        | FaultType::ProxyLoss
-        | FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
+        | FaultType::ProxyLoss => {
+            proxy::check_proxy_selector(selector, at, problems);
+            proxy::check_toxic_protocol(selector, at, problems);
+        }
+        FaultType::ProxyDown => proxy::check_proxy_selector(selector, at, problems),
         FaultType::PostgresError
         | FaultType::PostgresLatency
         | FaultType::PostgresReset

@@ -159,7 +159,10 @@ pub(super) fn check_process_selector(
         command,
         restart,
         ready_port,
+        ready_http,
         ready_timeout,
+        env,
+        cwd,
         max_targets,
     } = p;
     let given = [
@@ -204,7 +207,10 @@ pub(super) fn check_process_selector(
     for (field, present) in [
         ("restart", restart.is_some()),
         ("readyPort", ready_port.is_some()),
+        ("readyHttp", ready_http.is_some()),
         ("readyTimeout", ready_timeout.is_some()),
+        ("env", !env.is_empty()),
+        ("cwd", cwd.is_some()),
     ] {
         problems.check(
             supervised || !present,
@@ -221,9 +227,30 @@ pub(super) fn check_process_selector(
     }
     if let Some(t) = ready_timeout {
         problems.check(
-            *t >= Duration::from_millis(100) && *t <= Duration::from_secs(600),
+            *t >= Duration::from_millis(100) && *t <= Duration::from_secs(1800),
             format!("{here}.readyTimeout"),
-            "must be between 100ms and 10m",
+            "must be between 100ms and 30m",
+        );
+    }
+    if let Some(url) = ready_http {
+        problems.check(
+            crate::spec::validate::is_http_url(url),
+            format!("{here}.readyHttp"),
+            "must be an http:// or https:// URL with a host",
+        );
+    }
+    for key in env.keys() {
+        problems.check(
+            is_env_name(key),
+            format!("{here}.env.{key}"),
+            "must be a variable name (letters, digits, underscores, not starting with a digit)",
+        );
+    }
+    if let Some(dir) = cwd {
+        problems.check(
+            !dir.trim().is_empty(),
+            format!("{here}.cwd"),
+            "must not be empty",
         );
     }
     if let Some(max) = max_targets {
@@ -247,6 +274,16 @@ pub(super) fn check_process_selector(
     }
 }
 
+/// Whether `key` can name an environment variable: letters, digits and underscores, not
+/// starting with a digit.
+fn is_env_name(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with(|ch: char| ch.is_ascii_digit())
+        && key
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
 /// A kill of a process nobody can restart needs `allowUnrevertable: true`.
 pub(super) fn check_kill_with_selector(
     params: &ProcessKillParams,
@@ -259,4 +296,82 @@ pub(super) fn check_kill_with_selector(
         format!("{at}.allowUnrevertable"),
         "killing a process the runner did not start cannot be reverted: set `allowUnrevertable: true` to allow it",
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(process: ProcessSelector) -> Vec<String> {
+        let selector = Selector {
+            process: Some(process),
+            ..Default::default()
+        };
+        let mut problems = Problems::default();
+        check_process_selector(
+            FaultType::ProcessKill,
+            &selector,
+            "spec.faults[0].selector",
+            &mut problems,
+        );
+        problems.found().iter().map(|(f, _)| f.clone()).collect()
+    }
+
+    fn command(argv: &[&str]) -> Option<Vec<String>> {
+        Some(argv.iter().map(|a| a.to_string()).collect())
+    }
+
+    #[test]
+    fn a_command_takes_env_cwd_and_ready_http() {
+        let fields = problems_of(ProcessSelector {
+            command: command(&["game-server"]),
+            env: [("GAME_LISTEN".to_owned(), "127.0.0.1:1".to_owned())].into(),
+            cwd: Some(".".into()),
+            ready_http: Some("http://127.0.0.1:18080/healthz".into()),
+            ready_timeout: Some(Duration::from_secs(1200)),
+            ..Default::default()
+        });
+        assert!(fields.is_empty(), "{fields:?}");
+    }
+
+    #[test]
+    fn env_cwd_and_ready_http_need_a_command() {
+        let fields = problems_of(ProcessSelector {
+            port: Some(8080),
+            env: [("A".to_owned(), "1".to_owned())].into(),
+            cwd: Some("/tmp".into()),
+            ready_http: Some("http://127.0.0.1:8080/".into()),
+            ..Default::default()
+        });
+        for field in ["env", "cwd", "readyHttp"] {
+            let want = format!("spec.faults[0].selector.process.{field}");
+            assert!(fields.contains(&want), "{want} not in {fields:?}");
+        }
+    }
+
+    #[test]
+    fn bad_env_names_cwd_and_urls_are_refused_by_field() {
+        let fields = problems_of(ProcessSelector {
+            command: command(&["game-server"]),
+            env: [
+                ("1ST".to_owned(), "x".to_owned()),
+                ("A-B".to_owned(), "x".to_owned()),
+                ("OK_1".to_owned(), "x".to_owned()),
+            ]
+            .into(),
+            cwd: Some("  ".into()),
+            ready_http: Some("ftp://127.0.0.1/".into()),
+            ready_timeout: Some(Duration::from_secs(1801)),
+            ..Default::default()
+        });
+        let here = "spec.faults[0].selector.process";
+        let mut want: Vec<String> = ["env.1ST", "env.A-B", "cwd", "readyHttp", "readyTimeout"]
+            .iter()
+            .map(|f| format!("{here}.{f}"))
+            .collect();
+        want.sort();
+        let mut got = fields.clone();
+        got.sort();
+        assert_eq!(got, want);
+    }
 }

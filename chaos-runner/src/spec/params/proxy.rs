@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use super::{only, typed, CheckParams, Problems};
-use crate::spec::model::{FaultType, Selector};
+use crate::spec::model::{FaultType, ProxyProtocol, Selector};
 
 /// Which way a proxy toxic acts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -440,6 +440,20 @@ pub(super) fn parse(
             .map(|_| p(ProxyAction::Down, ProxyStream::Downstream, 1.0)),
         _ => None,
     }
+}
+
+/// TCP toxics (every proxy fault but `proxy-down`) act on the bytes of a plain TCP proxy;
+/// a `protocol: postgres|redis` proxy hands its connections to the protocol relay, which
+/// applies the `postgres-*`/`redis-*` rules and no toxic, so such a fault is refused.
+pub(super) fn check_toxic_protocol(selector: &Selector, at: &str, problems: &mut Problems) {
+    let protocol = selector.proxy.as_ref().and_then(|p| p.protocol);
+    problems.check(
+        matches!(protocol, None | Some(ProxyProtocol::Tcp)),
+        format!("{at}.proxy.protocol"),
+        "TCP toxics act only on a `protocol: tcp` proxy (a postgres/redis proxy relays \
+         through its protocol rules and would ignore the toxic); drop `protocol`, or use \
+         a postgres-*/redis-* fault",
+    );
 }
 
 /// Proxy faults need `proxy:` with either `listen` + `upstream` (+ `protocol`) or `name`

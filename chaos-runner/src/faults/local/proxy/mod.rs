@@ -426,13 +426,20 @@ impl ProxyRegistry {
     }
 
     /// Adds a toxic to proxy `name`; open connections feel it at once (409 if a toxic of
-    /// that name exists).
+    /// that name exists; 400 on a `postgres`/`redis` proxy, whose protocol relay applies
+    /// no toxic).
     pub fn add_toxic(&self, name: &str, json: &ToxicJson) -> Result<serde_json::Value, ApiError> {
         let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
         let mut proxies = self.lock();
         let entry = proxies
             .get_mut(name)
             .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        if entry.protocol != Protocol::Tcp {
+            return Err(ApiError::bad_request(format!(
+                "proxy `{name}` relays the {} protocol, which applies no toxic: toxics need a tcp proxy",
+                entry.protocol.as_str()
+            )));
+        }
         if entry.toxics.iter().any(|t| t.name == toxic.name) {
             return Err(ApiError::conflict("toxic already exists"));
         }
