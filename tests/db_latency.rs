@@ -95,8 +95,7 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
                 seq += 1;
                 let player = format!("p9000{}", seq % 10);
                 let body = serde_json::json!({ "seq": seq, "level": seq % 60 });
-                let answer =
-                    support::put_json(&format!("{base}/v1/players/{player}/save"), &body);
+                let answer = support::put_json(&format!("{base}/v1/players/{player}/save"), &body);
                 let mut w = writes.lock().unwrap();
                 match answer {
                     Some((200, _, took)) | Some((202, _, took)) => {
@@ -165,14 +164,22 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
         "saves were refused while the fallback was on: {:?}",
         w.refused
     );
-    assert!(w.queued > 0 && w.stored > 0, "stored {} queued {}", w.stored, w.queued);
+    assert!(
+        w.queued > 0 && w.stored > 0,
+        "stored {} queued {}",
+        w.stored,
+        w.queued
+    );
     assert!(
         w.slowest < Duration::from_millis(500),
         "a save took {:?}, over the 500 ms latency SLO",
         w.slowest
     );
     // The availability SLO held: client side (the runner's load) and server side.
-    let totals = report["load"]["totals"].as_array().cloned().unwrap_or_default();
+    let totals = report["load"]["totals"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let all = totals
         .iter()
         .find(|t| t["operation"] == "all")

@@ -102,7 +102,11 @@ fn db_partition_without_fallback_aborts_on_burn_rate_and_heals_within_one_check_
         "aborted for another reason: {reason}"
     );
     assert_eq!(report["faults"][0]["reverted"], true, "{report}");
-    assert_eq!(proxy.toxics(), Some(Vec::new()), "the partition was left behind");
+    assert_eq!(
+        proxy.toxics(),
+        Some(Vec::new()),
+        "the partition was left behind"
+    );
 
     let partitioned_at = partitioned_at.expect("the partition never went in");
     let first_failure_at = first_failure_at.expect("no save failed during the partition");

@@ -753,7 +753,12 @@ async fn lifecycle(
                 reason = format!("steady state after: {why}");
             }
         }
-        for change in indicators.sample(prometheus.as_ref(), started).await.iter().filter(|c| c.announce) {
+        for change in indicators
+            .sample(prometheus.as_ref(), started)
+            .await
+            .iter()
+            .filter(|c| c.announce)
+        {
             progress.event(&format!("[after] {change}"));
         }
         // `live` drops here with nothing left to revert.

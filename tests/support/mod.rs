@@ -88,11 +88,9 @@ pub fn put_json(url: &str, body: &serde_json::Value) -> Option<(u16, String, Dur
             r.into_string().unwrap_or_default(),
             start.elapsed(),
         )),
-        Err(ureq::Error::Status(code, r)) => Some((
-            code,
-            r.into_string().unwrap_or_default(),
-            start.elapsed(),
-        )),
+        Err(ureq::Error::Status(code, r)) => {
+            Some((code, r.into_string().unwrap_or_default(), start.elapsed()))
+        }
         Err(_) => None,
     }
 }
@@ -435,10 +433,7 @@ impl Prometheus {
             .ok()?
             .into_json()
             .ok()?;
-        body["data"]["result"][0]["value"][1]
-            .as_str()?
-            .parse()
-            .ok()
+        body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     }
 }
 
@@ -548,10 +543,14 @@ impl Run {
             .prefix("e2e-run-")
             .tempdir()
             .expect("a temp dir");
-        let slo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
+        let slo =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
         std::fs::copy(&slo, dir.path().join("slo.yaml")).expect("copy the SLO file");
         let text = experiment
-            .replace("@REPORT_DIR@", &dir.path().join("reports").display().to_string())
+            .replace(
+                "@REPORT_DIR@",
+                &dir.path().join("reports").display().to_string(),
+            )
             .replace("@SLO_FILE@", "slo.yaml");
         let file = dir.path().join("experiment.yaml");
         std::fs::write(&file, text).expect("write the experiment");
@@ -613,7 +612,10 @@ impl Run {
             .and_then(Result::ok)
             .map(|e| e.path())
             .unwrap_or_else(|| {
-                panic!("no report under {}; stdout:\n{stdout}\nstderr:\n{stderr}", reports.display())
+                panic!(
+                    "no report under {}; stdout:\n{stdout}\nstderr:\n{stderr}",
+                    reports.display()
+                )
             });
         let report: serde_json::Value = serde_json::from_str(
             &std::fs::read_to_string(report_dir.join("report.json")).expect("report.json"),

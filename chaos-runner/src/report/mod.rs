@@ -209,7 +209,9 @@ impl RunReport {
             }
         }
         if !self.indicators.is_empty() {
-            md.push_str("\n## Indicators\n\n| at s | indicator | from | to |\n|---:|---|---|---|\n");
+            md.push_str(
+                "\n## Indicators\n\n| at s | indicator | from | to |\n|---:|---|---|---|\n",
+            );
             for c in &self.indicators {
                 md.push_str(&format!(
                     "| {:.1} | {} | {} | {} |\n",

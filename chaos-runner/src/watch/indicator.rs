@@ -89,9 +89,9 @@ impl Indicators {
         }
         let mut pages: BTreeMap<String, Option<String>> = BTreeMap::new();
         for url in self.items.iter().filter_map(|(s, _)| s.metrics_url.clone()) {
-            if !pages.contains_key(&url) {
-                let page = self.read_page(&url).await;
-                pages.insert(url, page);
+            if let std::collections::btree_map::Entry::Vacant(slot) = pages.entry(url) {
+                let page = self.read_page(slot.key()).await;
+                slot.insert(page);
             }
         }
         let at_ms = started.elapsed().as_millis() as u64;
@@ -249,7 +249,11 @@ mod tests {
             Some("state"),
         );
         assert_eq!(read_metric(PAGE, &breaker).as_deref(), Some("closed"));
-        let reads = spec("resilience_circuit_state", &[("policy", "reads")], Some("state"));
+        let reads = spec(
+            "resilience_circuit_state",
+            &[("policy", "reads")],
+            Some("state"),
+        );
         assert_eq!(read_metric(PAGE, &reads).as_deref(), Some("half_open"));
     }
 
@@ -266,9 +270,16 @@ mod tests {
     #[test]
     fn nothing_matching_reads_as_none() {
         assert_eq!(read_metric(PAGE, &spec("missing", &[], None)), None);
-        let wrong = spec("resilience_circuit_state", &[("policy", "nope")], Some("state"));
+        let wrong = spec(
+            "resilience_circuit_state",
+            &[("policy", "nope")],
+            Some("state"),
+        );
         assert_eq!(read_metric(PAGE, &wrong), None);
-        assert_eq!(read_metric("not a metrics page {", &spec("x", &[], None)), None);
+        assert_eq!(
+            read_metric("not a metrics page {", &spec("x", &[], None)),
+            None
+        );
     }
 
     #[tokio::test]
