@@ -1197,3 +1197,50 @@ fn container_kill_of_a_missing_container_is_refused_before_any_helper() {
         .iter()
         .any(|r| r.contains("ephemeralcontainers")));
 }
+
+#[test]
+fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
+    let dir = Dir::new("hog-intent");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let conn = fake.connector(&rt);
+    let path = experiment(&dir.0, CPU_HOG, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let state = dir.0.join("state");
+    let run_id = "kube-test-died-injecting";
+    let mut ctx = FaultContext::new(run_id, "/bin/false");
+    ctx.kube = conn.clone();
+    ctx.experiment = "kube-test".into();
+    let spec = &exp.experiment.spec.faults[0];
+    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut journal = Journal::create(&state, run_id).unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: spec.name.clone(),
+            description: fault.describe(),
+            record: fault.planned_record(),
+        })
+        .unwrap();
+    // The helpers go in, but the runner dies before journaling which pods it hit.
+    fault.inject().unwrap();
+    drop(fault);
+    drop(journal);
+    let running = || {
+        helpers_of(&fake, "matchmaking")
+            .iter()
+            .flat_map(|(_, _, s)| s.clone())
+            .filter(|s| s["state"]["running"].is_object())
+            .count()
+    };
+    assert_eq!(running(), 2);
+    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(running(), 0);
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}

@@ -538,6 +538,37 @@ fn describe(pods: &[(String, HelperState)]) -> String {
         .join(", ")
 }
 
+/// Every pod of `namespace` holding ephemeral container `name`, with the container it
+/// targets (what `recover` stops when the journal lacks the pods).
+pub async fn pods_holding(
+    client: kube::Client,
+    namespace: &str,
+    name: &str,
+) -> Result<Vec<HelperPod>, String> {
+    let api: Api<Pod> = Api::namespaced(client, namespace);
+    let list = api
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|e| format!("cannot list the pods of `{namespace}`: {e}"))?;
+    Ok(list
+        .items
+        .iter()
+        .filter_map(|pod| {
+            let helper = pod
+                .spec
+                .as_ref()?
+                .ephemeral_containers
+                .as_ref()?
+                .iter()
+                .find(|c| c.name == name)?;
+            Some(HelperPod {
+                pod: pod.metadata.name.clone()?,
+                target: helper.target_container_name.clone()?,
+            })
+        })
+        .collect())
+}
+
 /// The pods (of `pods`) whose helper `name` has not terminated, with its state, read
 /// from the cluster (a deleted pod took its helper with it).
 pub async fn still_running(

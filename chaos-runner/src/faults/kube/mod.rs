@@ -81,15 +81,17 @@ pub(crate) fn revert_record(
                 stopper.clone(),
             );
             env.block_on(async move {
-                ephemeral::stop_helpers(
-                    client,
-                    &ns,
-                    &pods,
-                    &name,
-                    &stopper,
-                    ephemeral::STOP_TIMEOUT,
-                )
-                .await
+                // The journal may hold only the intent (the runner died while adding
+                // helpers): find every pod holding the helper, not just the recorded ones.
+                let found = ephemeral::pods_holding(client.clone(), &ns, &name).await?;
+                let mut all = pods;
+                for h in found {
+                    if !all.iter().any(|p| p.pod == h.pod) {
+                        all.push(h);
+                    }
+                }
+                ephemeral::stop_helpers(client, &ns, &all, &name, &stopper, ephemeral::STOP_TIMEOUT)
+                    .await
             })?
         }
         _ => Err("not a Kubernetes record".to_owned()),
