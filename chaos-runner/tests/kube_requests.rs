@@ -989,3 +989,124 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
         .iter()
         .any(|(n, _)| n == "container_restarted_ms"));
 }
+
+/// Injects the one-fault `yaml` against the mock up to its helper PATCH, answers that the
+/// helper runs, and returns the PATCH body.
+async fn helper_patch_of(yaml: &str) -> Value {
+    let (mut fault, mut handle) = fault_on_mock(yaml);
+    let task = tokio::task::spawn_blocking(move || fault.inject().map(|_| ()));
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, pod_with_helpers("mm-a", vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = body["spec"]["ephemeralContainers"][0].clone();
+    let name = helper["name"].as_str().unwrap().to_owned();
+    let up = pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), running())]);
+    reply(send, 200, &up);
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, up),
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_memory_hog_and_pod_net_loss_send_exactly_these_helpers() {
+    let fault = |kind: &str, params: &str| {
+        format!(
+            "    - name: burn
+      type: {kind}
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {{app: matchmaking}}
+          mode: all
+      parameters:
+{params}      duration: 90s
+"
+        )
+    };
+    let body = helper_patch_of(&fault(
+        "pod-memory-hog",
+        "        bytes: 256 MiB\n        touch: false\n",
+    ))
+    .await;
+    let c = &body["spec"]["ephemeralContainers"][0];
+    let not_after = c["args"][7].as_str().unwrap();
+    assert_eq!(
+        c["args"],
+        json!([
+            "stress",
+            "memory",
+            "--bytes",
+            "268435456",
+            "--duration",
+            "90s",
+            "--not-after",
+            not_after,
+            "--run-id",
+            "run-1",
+            "--fault",
+            "burn",
+            "--exit-on-term"
+        ])
+    );
+    assert_eq!(c["targetContainerName"], "app");
+    assert_eq!(c["env"], run_env());
+    assert_eq!(
+        c["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+
+    let body = helper_patch_of(&fault("pod-net-loss", "        lossPercent: 7.5\n")).await;
+    let c = &body["spec"]["ephemeralContainers"][0];
+    let not_after = c["args"][9].as_str().unwrap();
+    assert_eq!(
+        c["args"],
+        json!([
+            "stress",
+            "netem",
+            "--interface",
+            "eth0",
+            "--loss",
+            "7.5",
+            "--duration",
+            "90s",
+            "--not-after",
+            not_after,
+            "--run-id",
+            "run-1",
+            "--fault",
+            "burn"
+        ])
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+               "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}})
+    );
+}
