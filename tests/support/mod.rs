@@ -375,6 +375,18 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` (`host:port`); `None` (skip) when it is not
     /// installed. Returns once it has scraped the target successfully.
     pub fn start(target: &str) -> Option<Prometheus> {
+        let prometheus = Prometheus::start_unchecked(target)?;
+        wait_for(
+            Duration::from_secs(60),
+            "prometheus scraping the game server",
+            || prometheus.query("up{job=\"game-server\"}") == Some(1.0),
+        );
+        Some(prometheus)
+    }
+
+    /// Starts Prometheus scraping `target` without waiting for the target to be up (for
+    /// a target the runner starts); returns once it has tried a first scrape.
+    pub fn start_unchecked(target: &str) -> Option<Prometheus> {
         let installed = Command::new("prometheus")
             .arg("--version")
             .stdout(Stdio::null())
@@ -413,11 +425,11 @@ impl Prometheus {
             _service: service,
             _dir: dir,
         };
-        wait_for(
-            Duration::from_secs(60),
-            "prometheus scraping the game server",
-            || prometheus.query("up{job=\"game-server\"}") == Some(1.0),
-        );
+        // Prometheus answers queries seconds before it scrapes anything (its target
+        // discovery is throttled): wait for the first scrape, up or down.
+        wait_for(Duration::from_secs(60), "prometheus's first scrape", || {
+            prometheus.query("up{job=\"game-server\"}").is_some()
+        });
         Some(prometheus)
     }
 
