@@ -689,7 +689,9 @@ fn add_ephemeral(s: &mut State, ns: &str, name: &str, body: &Value) -> (u16, Val
                     (ns.to_string(), name.to_string(), target),
                     Instant::now() + s.replacement_delay,
                 );
-                terminate(&mut pod, &cname, 0, "Completed", "");
+                // The main process ended before the helper did: the helper went down
+                // with the namespace (SIGKILL, exit code 137).
+                terminate(&mut pod, &cname, 137, "Error", "");
             }
             continue;
         }
