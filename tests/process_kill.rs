@@ -91,11 +91,13 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
     let done = run.finish(Duration::from_secs(60));
     let report = &done.report;
     assert!(up_once, "the runner never had the game server up");
-    // The run may pass or abort on the SLO (the server keeps tickets in memory, so players
-    // see 404s after a crash); what this test proves is the restart and its measurement.
-    assert!(
-        matches!(done.status.code(), Some(0 | 1 | 2)),
-        "the run did not complete; stderr:\n{}\nreport: {report}",
+    // The run passes: its only abort condition is the server staying down for 10 s. (The
+    // load's SLOs are not checked here: the server keeps tickets in memory, so players see
+    // 404s after a crash; experiments/local/game-server-kill.yaml shows that breach.)
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "the run did not pass; stderr:\n{}\nreport: {report}",
         done.stderr
     );
     let fault = &report["faults"][0];

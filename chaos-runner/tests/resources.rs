@@ -599,3 +599,37 @@ fn a_torn_journal_is_swept_by_run_and_fault_name() {
     fill.verify_reverted().unwrap();
     hog.verify_reverted().unwrap();
 }
+
+#[test]
+fn a_fill_file_journaled_with_the_intent_is_deleted_after_runner_and_filler_both_die() {
+    // The intent carries the planned record (the file's path, no child yet). The filler is
+    // SIGKILLed, so no handler deletes its file, and the runner never wrote the `injected`
+    // record: recover reverts from the planned record alone.
+    let fs = Tmpfs::mount(32 * MIB);
+    let mut fill = DiskFill::new(
+        "planned",
+        "run-planned",
+        disk(fs.path(), Some(4 * MIB), MIB, 0.0),
+        Duration::from_secs(60),
+        exe(),
+    );
+    let planned = fill
+        .planned_record()
+        .expect("a disk fill journals its file first");
+    let FaultRecord::DiskFill { pid: 0, file, .. } = &planned else {
+        panic!("the planned record has no child yet: {planned:?}")
+    };
+    let FaultRecord::DiskFill { pid, .. } = fill.inject().unwrap() else {
+        panic!("not a disk fill record")
+    };
+    assert!(file.exists());
+    proc::signal(pid, libc::SIGKILL);
+    assert!(proc::wait_until(Duration::from_secs(5), || {
+        proc::stress_children("run-planned", "planned").is_empty()
+    }));
+    assert!(file.exists(), "a SIGKILLed filler cannot delete its file");
+    chaos_runner::faults::revert_from_journal("run-planned", "planned", Some(&planned)).unwrap();
+    assert!(!file.exists(), "recover left the fill file");
+    fill.revert().unwrap();
+    fill.verify_reverted().unwrap();
+}

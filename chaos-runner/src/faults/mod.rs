@@ -615,8 +615,19 @@ pub fn revert_from_journal_with(
             start_ticks,
             file,
         }) => {
-            local::child::stop_if_ours(*pid, *start_ticks, libc::SIGTERM, Duration::from_secs(3))
+            if *pid == 0 {
+                // Journaled with the intent, before the child started: stop whatever
+                // child of this fault may have started since.
+                local::sweep(run_id, name).map_err(revert_error)?;
+            } else {
+                local::child::stop_if_ours(
+                    *pid,
+                    *start_ticks,
+                    libc::SIGTERM,
+                    Duration::from_secs(3),
+                )
                 .map_err(revert_error)?;
+            }
             local::disk_fill::remove_fill(file).map_err(revert_error)
         }
         Some(FaultRecord::ProcessPaused { targets }) => {

@@ -7,7 +7,7 @@
 //! PromQL query. Endpoints shared by several indicators are read once per tick.
 
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::prometheus::Prometheus;
@@ -87,12 +87,15 @@ impl Indicators {
         if self.items.is_empty() {
             return Vec::new();
         }
+        let urls: BTreeSet<String> = self
+            .items
+            .iter()
+            .filter_map(|(s, _)| s.metrics_url.clone())
+            .collect();
         let mut pages: BTreeMap<String, Option<String>> = BTreeMap::new();
-        for url in self.items.iter().filter_map(|(s, _)| s.metrics_url.clone()) {
-            if let std::collections::btree_map::Entry::Vacant(slot) = pages.entry(url) {
-                let page = self.read_page(slot.key()).await;
-                slot.insert(page);
-            }
+        for url in urls {
+            let page = self.read_page(&url).await;
+            pages.insert(url, page);
         }
         let at_ms = started.elapsed().as_millis() as u64;
         let mut fresh = Vec::new();

@@ -3,8 +3,8 @@
 //! parent (the runner) dies (parent-death signal SIGTERM, which it handles by deleting
 //! the file). The size is clamped so free space never goes below the safety floor (the
 //! larger of `minFreeBytes` and `safetyFloorPercent` of the filesystem); the journal
-//! keeps the file's path, so `recover` deletes it even if runner and child were both
-//! SIGKILLed.
+//! keeps the file's path from the intent on (before the child starts), so `recover`
+//! deletes it even if runner and child were both SIGKILLed at any point.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -112,6 +112,17 @@ impl Fault for DiskFill {
             self.params.safety_floor_percent,
             humantime::format_duration(Duration::from_millis(self.duration.as_millis() as u64))
         )
+    }
+
+    /// The fill file's path is known before anything starts: journaled with the intent
+    /// (no child yet, pid 0), it lets `recover` delete the file even when the runner and
+    /// the child were both SIGKILLed before the `injected` record.
+    fn planned_record(&self) -> Option<FaultRecord> {
+        Some(FaultRecord::DiskFill {
+            pid: 0,
+            start_ticks: 0,
+            file: self.file.clone(),
+        })
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
