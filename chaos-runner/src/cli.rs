@@ -115,6 +115,13 @@ pub enum StressKind {
         /// The fault this worker belongs to.
         #[arg(long, default_value = "")]
         fault: String,
+        /// End at once, exit status 0, on SIGTERM/SIGINT/SIGHUP (in-pod helpers, which
+        /// may be the init of their PID namespace).
+        #[arg(long)]
+        exit_on_term: bool,
+        /// Never run past this time (seconds since the Unix epoch): the fault's end.
+        #[arg(long)]
+        not_after: Option<u64>,
     },
     /// Hold memory.
     Memory {
@@ -133,6 +140,13 @@ pub enum StressKind {
         /// The fault this worker belongs to.
         #[arg(long, default_value = "")]
         fault: String,
+        /// End at once, exit status 0, on SIGTERM/SIGINT/SIGHUP (in-pod helpers, which
+        /// may be the init of their PID namespace).
+        #[arg(long)]
+        exit_on_term: bool,
+        /// Never run past this time (seconds since the Unix epoch): the fault's end.
+        #[arg(long)]
+        not_after: Option<u64>,
     },
     /// Fill a filesystem with one file, deleted at the end.
     Disk {
@@ -173,6 +187,63 @@ pub enum StressKind {
         #[arg(long, default_value = "")]
         fault: String,
     },
+    /// In-pod network helper: adds a netem root qdisc to an interface of its network
+    /// namespace, holds it for `--duration` (or until SIGTERM), then removes it.
+    Netem {
+        /// The interface (e.g. `eth0`).
+        #[arg(long, value_parser = interface_arg)]
+        interface: String,
+        /// Added delay (e.g. `100ms`).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        delay: Option<std::time::Duration>,
+        /// Random variation around the delay.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        jitter: Option<std::time::Duration>,
+        /// Share of packets dropped, in percent.
+        #[arg(long, value_parser = loss_arg)]
+        loss: Option<f64>,
+        /// Remove the qdisc after this long; at most 24h.
+        #[arg(long, value_parser = parse_duration)]
+        duration: std::time::Duration,
+        /// Never hold it past this time (seconds since the Unix epoch).
+        #[arg(long)]
+        not_after: Option<u64>,
+        /// The run this helper belongs to (names the qdisc's handle).
+        #[arg(long)]
+        run_id: String,
+        /// The fault this helper belongs to.
+        #[arg(long)]
+        fault: String,
+    },
+    /// In-pod helper of `container-kill`: sends a signal to PID 1 of its PID namespace
+    /// (the target container's main process), if PID 1 would take it.
+    SignalInit {
+        /// `TERM`, `INT`, `QUIT` or `HUP`.
+        #[arg(long, value_parser = signal_arg)]
+        signal: crate::spec::params::pod_helper::CatchableSignal,
+        /// Do nothing after this time (seconds since the Unix epoch): the fault is over.
+        #[arg(long)]
+        not_after: Option<u64>,
+        /// The run this helper belongs to.
+        #[arg(long, default_value = "")]
+        run_id: String,
+        /// The fault this helper belongs to.
+        #[arg(long, default_value = "")]
+        fault: String,
+    },
+    /// Stops the in-pod helpers of a run's fault visible in this PID namespace (SIGTERM),
+    /// waiting until they are gone.
+    Stop {
+        /// The run.
+        #[arg(long)]
+        run_id: String,
+        /// The fault.
+        #[arg(long)]
+        fault: String,
+        /// How long the helpers may take to end.
+        #[arg(long, value_parser = parse_duration, default_value = "10s")]
+        grace: std::time::Duration,
+    },
     /// Watchdog of a kernel network fault: removes an nftables table or a root qdisc after
     /// `--after`, on SIGTERM, or when the runner dies.
     ExpireNet {
@@ -192,6 +263,18 @@ pub enum StressKind {
         #[arg(long)]
         handle: Option<u16>,
     },
+}
+
+fn signal_arg(text: &str) -> Result<crate::spec::params::pod_helper::CatchableSignal, String> {
+    crate::spec::params::pod_helper::CatchableSignal::parse(text)
+        .ok_or_else(|| "must be TERM, INT, QUIT or HUP".to_owned())
+}
+
+fn loss_arg(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|l| l.is_finite() && *l > 0.0 && *l <= 100.0)
+        .ok_or_else(|| "must be a percentage above 0, at most 100".to_owned())
 }
 
 fn netns_arg(text: &str) -> Result<String, String> {
@@ -293,12 +376,85 @@ pub fn run(cli: Cli) -> Outcome {
                     workers,
                     load,
                     duration,
+                    exit_on_term,
+                    not_after,
                     ..
                 },
         } => {
-            crate::stress::cpu(workers, load, duration);
+            let deadline = crate::stress::helper_deadline(duration, not_after);
+            crate::stress::cpu_until(workers, load, deadline, exit_on_term);
             Outcome::Passed
         }
+        Command::Stress {
+            kind:
+                StressKind::Netem {
+                    interface,
+                    delay,
+                    jitter,
+                    loss,
+                    duration,
+                    not_after,
+                    run_id,
+                    fault,
+                },
+        } => {
+            let (delay, jitter) = (delay.unwrap_or_default(), jitter.unwrap_or_default());
+            if delay.is_zero() && loss.is_none() {
+                eprintln!("error: give --delay, --loss or both");
+                return Outcome::InvalidInput;
+            }
+            let args = crate::faults::local::tc::netem_args(delay, jitter, loss.unwrap_or(0.0));
+            let handle = crate::faults::local::tc::handle_for(&run_id, &fault);
+            let deadline = crate::stress::helper_deadline(duration, not_after);
+            match crate::stress::netem(&interface, handle, &args, deadline) {
+                Ok(()) => Outcome::Passed,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::NotReverted
+                }
+            }
+        }
+        Command::Stress {
+            kind: StressKind::SignalInit {
+                signal, not_after, ..
+            },
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if not_after.is_some_and(|t| now > t) {
+                eprintln!("chaos-runner: the fault is over; not signalling");
+                return Outcome::Passed;
+            }
+            match crate::stress::signal_init(signal.number(), signal.name()) {
+                Ok(comm) => {
+                    eprintln!("chaos-runner: sent SIG{} to PID 1 ({comm})", signal.name());
+                    Outcome::Passed
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::InvalidInput
+                }
+            }
+        }
+        Command::Stress {
+            kind:
+                StressKind::Stop {
+                    run_id,
+                    fault,
+                    grace,
+                },
+        } => match crate::stress::stop_helpers(&run_id, &fault, grace) {
+            Ok(n) => {
+                eprintln!("chaos-runner: stopped {n} helper(s) of {fault}");
+                Outcome::Passed
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::NotReverted
+            }
+        },
         Command::Stress {
             kind:
                 StressKind::ExpireNet {
@@ -327,9 +483,16 @@ pub fn run(cli: Cli) -> Outcome {
                     bytes,
                     touch,
                     duration,
+                    exit_on_term,
+                    not_after,
                     ..
                 },
-        } => stress_outcome(crate::stress::memory(bytes, touch, duration)),
+        } => stress_outcome(crate::stress::memory_until(
+            bytes,
+            touch,
+            crate::stress::helper_deadline(duration, not_after),
+            exit_on_term,
+        )),
         Command::Stress {
             kind:
                 StressKind::Disk {

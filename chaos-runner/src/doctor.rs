@@ -68,6 +68,19 @@ pub fn needs(params: &FaultParams) -> Vec<Need> {
             need("networking.k8s.io", "networkpolicies", None, "get"),
             need("networking.k8s.io", "networkpolicies", None, "list"),
         ],
+        FaultParams::PodCpuHog(_)
+        | FaultParams::PodMemoryHog(_)
+        | FaultParams::PodNetDelay(_)
+        | FaultParams::PodNetLoss(_) => vec![
+            need("", "pods", None, "list"),
+            need("", "pods", None, "get"),
+            need("", "pods", Some("ephemeralcontainers"), "patch"),
+        ],
+        FaultParams::ContainerKill(_) => vec![
+            need("", "pods", None, "list"),
+            need("", "pods", None, "get"),
+            need("", "pods", Some("ephemeralcontainers"), "patch"),
+        ],
         _ => Vec::new(),
     }
 }

@@ -8,8 +8,17 @@ use std::time::{Duration, Instant};
 /// Burns CPU: `workers` threads, each busy `load` percent of every 100 ms, for `duration`.
 /// Returns when the time is up.
 pub fn cpu(workers: u32, load: u8, duration: Duration) {
+    cpu_until(workers, load, Instant::now() + duration, false);
+}
+
+/// [`cpu`] until `deadline`; with `exit_on_term`, SIGTERM/SIGINT/SIGHUP end it at once
+/// (exit status 0), even as the init of a PID namespace, which only takes signals it
+/// waits for.
+pub fn cpu_until(workers: u32, load: u8, deadline: Instant, exit_on_term: bool) {
     die_with_parent();
-    let deadline = Instant::now() + duration;
+    if exit_on_term {
+        block_term();
+    }
     let slice = Duration::from_millis(100);
     let busy = slice * u32::from(load.min(100)) / 100;
     for _ in 0..workers {
@@ -31,7 +40,50 @@ pub fn cpu(workers: u32, load: u8, duration: Duration) {
             }
         });
     }
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    if exit_on_term {
+        wait_for_signal(deadline);
+    } else {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// Blocks SIGTERM, SIGINT and SIGHUP in this thread (and the threads it starts later), so
+/// [`wait_for_signal`] takes them.
+fn block_term() {
+    // SAFETY: sigset manipulation on a local, zeroed set.
+    unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for sig in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
+            libc::sigaddset(&mut set, sig);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+    }
+}
+
+/// The deadline of an in-pod helper: `duration` from now, and never after `not_after`
+/// (seconds since the Unix epoch, the runner's end of the fault), so a helper that
+/// starts late still ends with the fault.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// let d = chaos_runner::stress::helper_deadline(Duration::from_secs(60), Some(0));
+/// assert!(d <= Instant::now());
+/// let d = chaos_runner::stress::helper_deadline(Duration::from_secs(60), None);
+/// assert!(d > Instant::now() + Duration::from_secs(59));
+/// ```
+pub fn helper_deadline(duration: Duration, not_after: Option<u64>) -> Instant {
+    let now = Instant::now();
+    let by_duration = now + duration;
+    let Some(not_after) = not_after else {
+        return by_duration;
+    };
+    let epoch_now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let left = Duration::from_secs(not_after.saturating_sub(epoch_now));
+    by_duration.min(now + left)
 }
 
 /// Parent-death signal: SIGKILL this process when the thread that started it exits. If
@@ -95,8 +147,21 @@ fn wait_for_signal(deadline: Instant) {
 /// chaos_runner::stress::memory(64 << 20, true, std::time::Duration::from_secs(5)).unwrap();
 /// ```
 pub fn memory(bytes: u64, touch: bool, duration: Duration) -> Result<(), String> {
+    memory_until(bytes, touch, Instant::now() + duration, false)
+}
+
+/// [`memory`] until `deadline`; with `exit_on_term`, SIGTERM/SIGINT/SIGHUP end it at once
+/// (as for [`cpu_until`]).
+pub fn memory_until(
+    bytes: u64,
+    touch: bool,
+    deadline: Instant,
+    exit_on_term: bool,
+) -> Result<(), String> {
     die_with_parent();
-    let deadline = Instant::now() + duration;
+    if exit_on_term {
+        block_term();
+    }
     let len = usize::try_from(bytes).map_err(|_| format!("{bytes} bytes do not fit in memory"))?;
     // SAFETY: a fresh private anonymous mapping of `len` bytes; we only write inside it.
     unsafe {
@@ -124,7 +189,11 @@ pub fn memory(bytes: u64, touch: bool, duration: Duration) -> Result<(), String>
             }
         }
     }
-    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    if exit_on_term {
+        wait_for_signal(deadline);
+    } else {
+        std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+    }
     Ok(())
 }
 
@@ -241,4 +310,187 @@ pub fn expire_net(
         }
     }
     false
+}
+
+/// `chaos-runner stress netem`, the in-pod network helper: adds a netem root qdisc
+/// (handle `handle`) to `interface` in its own network namespace (the pod's), holds it
+/// until `deadline` or SIGTERM/SIGINT/SIGHUP, then deletes it (only if it is still ours).
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// let netem = chaos_runner::faults::local::tc::netem_args(Duration::from_millis(50), Duration::ZERO, 0.0);
+/// chaos_runner::stress::netem("eth0", 0xc001, &netem, Instant::now() + Duration::from_secs(30)).unwrap();
+/// ```
+pub fn netem(
+    interface: &str,
+    handle: u16,
+    netem: &[String],
+    deadline: Instant,
+) -> Result<(), String> {
+    use crate::faults::local::tc;
+    block_term();
+    tc::add_netem(None, interface, handle, netem).map_err(|e| {
+        let text = e.to_string();
+        if text.contains("Specified qdisc kind is unknown") {
+            format!("{} ({text})", tc::netem_missing_message())
+        } else {
+            format!("cannot add netem to {interface}: {text}")
+        }
+    })?;
+    eprintln!(
+        "chaos-runner: netem {} on {interface} until the fault ends",
+        netem.join(" ")
+    );
+    wait_for_signal(deadline);
+    let mut last = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        match tc::delete_qdisc(None, interface, handle) {
+            Ok(()) => return Ok(()),
+            Err(e) => last = e.to_string(),
+        }
+    }
+    Err(format!("cannot remove netem from {interface}: {last}"))
+}
+
+/// Whether `argv` is a helper (`chaos-runner stress <kind> ...`, not `stop`) of
+/// `run_id`'s fault `fault`.
+///
+/// ```
+/// let argv: Vec<String> = ["chaos-runner", "stress", "cpu", "--run-id", "r1", "--fault", "burn"]
+///     .iter().map(|s| s.to_string()).collect();
+/// assert!(chaos_runner::stress::is_helper_of(&argv, "r1", "burn"));
+/// assert!(!chaos_runner::stress::is_helper_of(&argv, "r1", "other"));
+/// ```
+pub fn is_helper_of(argv: &[String], run_id: &str, fault: &str) -> bool {
+    let value = |flag: &str| {
+        argv.iter()
+            .position(|a| a == flag)
+            .and_then(|i| argv.get(i + 1))
+            .map(String::as_str)
+    };
+    argv.get(1).is_some_and(|a| a == "stress")
+        && argv.get(2).is_some_and(|a| a != "stop")
+        && value("--run-id") == Some(run_id)
+        && value("--fault") == Some(fault)
+}
+
+/// `chaos-runner stress stop`: sends SIGTERM to every helper of `run_id`'s fault `fault`
+/// visible in this PID namespace (see [`is_helper_of`]), waits up to `grace` for them to
+/// end, and returns how many it stopped. An error names the helpers still running.
+pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize, String> {
+    let me = std::process::id();
+    let mut found = Vec::new();
+    let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let argv: Vec<String> = raw
+            .split(|b| *b == 0)
+            .filter(|a| !a.is_empty())
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if is_helper_of(&argv, run_id, fault) {
+            crate::faults::local::proc::signal(pid, libc::SIGTERM);
+            found.push(pid);
+        }
+    }
+    let deadline = Instant::now() + grace;
+    loop {
+        let left: Vec<u32> = found
+            .iter()
+            .copied()
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                    !stat
+                        .rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                })
+            })
+            .collect();
+        if left.is_empty() {
+            return Ok(found.len());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "helpers still running after SIGTERM: pids {left:?}"
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Whether signal `sig` reaches process `status` (the text of `/proc/<pid>/status`) when
+/// it is the init of its PID namespace and the sender is inside it: only if it catches
+/// the signal (`SigCgt`) or blocks it to wait for it (`SigBlk`); otherwise the kernel
+/// drops it.
+///
+/// ```
+/// let status = "Name:\tapp\nSigBlk:\t0000000000000000\nSigCgt:\t0000000000004000\n";
+/// assert!(chaos_runner::stress::init_takes(status, libc::SIGTERM));
+/// assert!(!chaos_runner::stress::init_takes(status, libc::SIGHUP));
+/// ```
+pub fn init_takes(status: &str, sig: libc::c_int) -> bool {
+    let mask = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+            .unwrap_or(0)
+    };
+    let bit = 1u64 << (sig - 1);
+    (mask("SigCgt:") | mask("SigBlk:")) & bit != 0
+}
+
+/// `chaos-runner stress signal-init`: sends `sig` (named `name`) to PID 1 of this PID
+/// namespace (the target container's main process, for a helper joining its process
+/// namespace), after checking it would not be dropped ([`init_takes`]) and that PID 1 is
+/// not a pod's `pause` process (a pod sharing one process namespace). Returns PID 1's name.
+pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
+    let comm = std::fs::read_to_string("/proc/1/comm")
+        .map_err(|e| format!("cannot read /proc/1/comm: {e}"))?
+        .trim()
+        .to_owned();
+    if comm == "pause" {
+        return Err(
+            "PID 1 here is the pod's `pause` process (the pod shares one process namespace): \
+             refusing to signal it, that would end the whole pod"
+                .to_owned(),
+        );
+    }
+    let status = std::fs::read_to_string("/proc/1/status")
+        .map_err(|e| format!("cannot read /proc/1/status: {e}"))?;
+    // While a process waits in sigtimedwait(2) the kernel shows the waited signals as
+    // unblocked (it keeps the blocked set aside), and they are delivered: a process
+    // waiting there is taken to wait for this signal.
+    let in_sigwait =
+        std::fs::read_to_string("/proc/1/wchan").is_ok_and(|w| w.starts_with("do_sigtimedwait"));
+    if !init_takes(&status, sig) && !in_sigwait {
+        return Err(format!(
+            "PID 1 (`{comm}`) neither catches nor waits for SIG{name}: the kernel drops such \
+             signals (and SIGKILL) sent to a namespace's init from inside it, so the container \
+             would not stop; use `pod-kill`, or a signal it handles"
+        ));
+    }
+    if !crate::faults::local::proc::signal(1, sig) {
+        return Err(format!(
+            "cannot send SIG{name} to PID 1 (`{comm}`): {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(comm)
 }

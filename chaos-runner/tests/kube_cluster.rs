@@ -1,7 +1,10 @@
 //! Against a real cluster, only when `KUBECONFIG` is set (no API server can run on this
 //! project's machines, so these never ran here). Creates a throw-away namespace with a
 //! two-replica Deployment of `pause` pods, runs a pod kill (waiting for Ready
-//! replacements) and a network partition through the engine, and deletes the namespace.
+//! replacements) and a network partition through the engine, and, when
+//! `CHAOS_RUNNER_IMAGE` names the runner's image pullable by the nodes, a `pod-cpu-hog`
+//! (checking every helper is read back terminated) and a `container-kill` of `pause`; then
+//! deletes the namespace.
 
 use chaos_runner::cli::Output;
 use chaos_runner::engine::{self, RunOptions};
@@ -70,10 +73,20 @@ fn pod_kill_and_partition_on_a_real_cluster() {
     let dir = std::env::temp_dir().join(format!("{ns}-files"));
     std::fs::create_dir_all(&dir).unwrap();
     let connector = Arc::new(KubeConnector::with(env.clone()));
-    for (name, fault) in [
+    let mut faults = vec![
         ("kill", format!("    - name: kill\n      type: pod-kill\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n      parameters:\n        waitReady: true\n        readyTimeout: 3m\n      duration: 5s\n")),
         ("cut", format!("    - name: cut\n      type: network-partition\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n          mode: all\n      duration: 5s\n")),
-    ] {
+    ];
+    // The in-pod helpers need the runner's image where the nodes can pull it.
+    let image = std::env::var("CHAOS_RUNNER_IMAGE").ok();
+    if let Some(image) = &image {
+        faults.push(("hog", format!("    - name: hog\n      type: pod-cpu-hog\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n          mode: all\n      parameters:\n        workers: 1\n        load: 20\n        image: {image}\n      duration: 10s\n")));
+        // `pause` catches SIGTERM (and exits): the container restarts.
+        faults.push(("restart", format!("    - name: restart\n      type: container-kill\n      selector:\n        pods:\n          namespace: {ns}\n          labelSelector: {{app: pause}}\n      parameters:\n        container: pause\n        image: {image}\n      duration: 5s\n")));
+    } else {
+        eprintln!("CHAOS_RUNNER_IMAGE not set: in-pod helper faults not run on the cluster");
+    }
+    for (name, fault) in faults {
         let path = dir.join(format!("{name}.yaml"));
         std::fs::write(
             &path,
@@ -102,6 +115,22 @@ fn pod_kill_and_partition_on_a_real_cluster() {
             .items
             .len()
     });
+    let helpers_running = rt.block_on(async {
+        Api::<Pod>::namespaced(client.clone(), &ns)
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .iter()
+            .flat_map(|p| {
+                p.status
+                    .as_ref()
+                    .and_then(|s| s.ephemeral_container_statuses.clone())
+                    .unwrap_or_default()
+            })
+            .filter(|c| c.state.as_ref().is_some_and(|s| s.terminated.is_none()))
+            .count()
+    });
     rt.block_on(async {
         let _ = Api::<Namespace>::all(client.clone())
             .delete(&ns, &DeleteParams::default())
@@ -109,4 +138,8 @@ fn pod_kill_and_partition_on_a_real_cluster() {
     });
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(left, 0, "NetworkPolicies left in {ns}");
+    assert_eq!(
+        helpers_running, 0,
+        "ephemeral helpers still running in {ns}"
+    );
 }

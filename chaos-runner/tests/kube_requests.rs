@@ -460,3 +460,653 @@ async fn protected_pods_are_never_picked_and_an_all_protected_set_fails() {
     let err = record.unwrap_err().to_string();
     assert!(err.contains("1 protected"), "{err}");
 }
+
+/// A running pod with one container `app` and the given ephemeral containers and
+/// statuses (`(name, state)`).
+fn pod_with_helpers(name: &str, ephemeral: Vec<Value>, statuses: Vec<(&str, Value)>) -> Value {
+    let statuses: Vec<Value> = statuses
+        .into_iter()
+        .map(|(n, state)| json!({"name": n, "image": "x", "imageID": "", "ready": false, "restartCount": 0, "state": state}))
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": name, "namespace": "games", "uid": format!("uid-{name}"), "labels": {"app": "matchmaking"}},
+        "spec": {"containers": [{"name": "app", "image": "mm:1"}, {"name": "sidecar", "image": "envoy:1"}], "ephemeralContainers": ephemeral},
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "ephemeralContainerStatuses": statuses}
+    })
+}
+
+fn running() -> Value {
+    json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}})
+}
+
+fn terminated() -> Value {
+    json!({"terminated": {"exitCode": 0, "reason": "Completed"}})
+}
+
+/// Takes the next request, asserts it is a strategic merge PATCH of the pod's
+/// `ephemeralcontainers` subresource with no query, and returns its body.
+async fn take_ephemeral_patch(
+    handle: &mut Handle,
+    pod: &str,
+) -> (Value, tower_test::mock::SendResponse<Response<Body>>) {
+    let (request, send) = handle.next_request().await.expect("no request came");
+    let (parts, body) = request.into_parts();
+    assert_eq!(parts.method.as_str(), "PATCH");
+    assert_eq!(
+        parts.uri.path(),
+        format!("/api/v1/namespaces/games/pods/{pod}/ephemeralcontainers")
+    );
+    assert_eq!(parts.uri.query().unwrap_or(""), "");
+    assert_eq!(
+        parts.headers["content-type"],
+        "application/strategic-merge-patch+json"
+    );
+    let bytes = body.collect().await.unwrap().to_bytes();
+    (serde_json::from_slice(&bytes).unwrap(), send)
+}
+
+fn reply(send: tower_test::mock::SendResponse<Response<Body>>, code: u16, value: &Value) {
+    send.send_response(
+        Response::builder()
+            .status(code)
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(value).unwrap()))
+            .unwrap(),
+    );
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn run_env() -> Value {
+    json!([
+        {"name": "CHAOS_RUN_ID", "value": "run-1"},
+        {"name": "CHAOS_EXPERIMENT", "value": "mock-test"},
+        {"name": "CHAOS_FAULT", "value": "burn"},
+    ])
+}
+
+const CPU_HOG: &str = "    - name: burn
+      type: pod-cpu-hog
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        workers: 2
+        load: 50
+      duration: 20s
+";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_cpu_hog_adds_a_helper_then_stops_it_with_a_stopper_and_reads_back() {
+    let (mut fault, mut handle) = fault_on_mock(CPU_HOG);
+    let Some(FaultRecord::KubeEphemeral { container, .. }) = fault.planned_record() else {
+        panic!("no ephemeral record planned");
+    };
+    assert!(container.starts_with("chaos-burn-"), "{container}");
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let before = now_secs();
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
+        ),
+    )
+    .await;
+    // The pod is read for its containers (the helper joins the first one, `app`).
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, pod_with_helpers("mm-a", vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = &body["spec"]["ephemeralContainers"][0];
+    let not_after: u64 = helper["args"][9].as_str().unwrap().parse().unwrap();
+    assert!(
+        (before + 20..=now_secs() + 20).contains(&not_after),
+        "{not_after}"
+    );
+    let expected_helper = json!({
+        "name": container,
+        "image": "chaos-runner:latest",
+        "command": ["chaos-runner"],
+        "args": ["stress", "cpu", "--workers", "2", "--load", "50",
+                 "--duration", "20s", "--not-after", not_after.to_string(),
+                 "--run-id", "run-1", "--fault", "burn", "--exit-on-term"],
+        "targetContainerName": "app",
+        "env": run_env(),
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+    });
+    assert_eq!(
+        body,
+        json!({"spec": {"ephemeralContainers": [expected_helper.clone()]}})
+    );
+    let with_helper = |state: Value| {
+        pod_with_helpers(
+            "mm-a",
+            vec![expected_helper.clone()],
+            vec![(container.as_str(), state)],
+        )
+    };
+    reply(
+        send,
+        200,
+        &with_helper(json!({"waiting": {"reason": "ContainerCreating"}})),
+    );
+    // Inject reads the pod back until the helper runs.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_helper(json!({"waiting": {"reason": "ContainerCreating"}})),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_helper(running())),
+    )
+    .await;
+    let (mut fault, record) = task.await.unwrap();
+    let record = record.unwrap();
+    let FaultRecord::KubeEphemeral {
+        namespace,
+        pods,
+        stopper,
+        ..
+    } = &record
+    else {
+        panic!("{record:?}");
+    };
+    assert_eq!(namespace, "games");
+    assert_eq!(
+        pods,
+        &vec![chaos_runner::faults::kube::ephemeral::HelperPod {
+            pod: "mm-a".into(),
+            target: "app".into()
+        }]
+    );
+    let expected_stopper = json!({
+        "name": format!("{container}-stop"),
+        "image": "chaos-runner:latest",
+        "command": ["chaos-runner"],
+        "args": ["stress", "stop", "--run-id", "run-1", "--fault", "burn"],
+        "env": run_env(),
+        "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}},
+    });
+    assert_eq!(stopper, &expected_stopper);
+
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.revert();
+        (fault, r)
+    });
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_helper(running())),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let mut stopper_in_pod = expected_stopper.clone();
+    stopper_in_pod["targetContainerName"] = json!("app");
+    assert_eq!(
+        body,
+        json!({"spec": {"ephemeralContainers": [stopper_in_pod]}})
+    );
+    reply(send, 200, &with_helper(running()));
+    // Revert reads the pod back until the helper shows as terminated.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_helper(terminated())),
+    )
+    .await;
+    let (fault, reverted) = task.await.unwrap();
+    reverted.unwrap();
+    let task = tokio::task::spawn_blocking(move || fault.verify_reverted());
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_helper(terminated())),
+    )
+    .await;
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_net_delay_helper_runs_as_root_with_net_admin_only_in_the_named_container() {
+    let (mut fault, mut handle) = fault_on_mock(
+        "    - name: burn
+      type: pod-net-delay
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        delay: 150ms
+        jitter: 20ms
+        lossPercent: 1.5
+        interface: eth1
+        image: registry.example/chaos-runner:1.2
+        container: sidecar
+      duration: 1m
+",
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, pod_with_helpers("mm-a", vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = body["spec"]["ephemeralContainers"][0].clone();
+    let name = helper["name"].as_str().unwrap().to_owned();
+    let not_after = helper["args"][13].as_str().unwrap().to_owned();
+    assert_eq!(
+        body,
+        json!({"spec": {"ephemeralContainers": [{
+            "name": name,
+            "image": "registry.example/chaos-runner:1.2",
+            "command": ["chaos-runner"],
+            "args": ["stress", "netem", "--interface", "eth1", "--delay", "150ms", "--jitter", "20ms",
+                     "--loss", "1.5", "--duration", "60s", "--not-after", not_after,
+                     "--run-id", "run-1", "--fault", "burn"],
+            "targetContainerName": "sidecar",
+            "env": run_env(),
+            "securityContext": {
+                "runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}
+            },
+        }]}})
+    );
+    // The helper failed (no netem in the node's kernel): inject fails, and the helper,
+    // having ended, needs no stopper.
+    let failed = json!({"terminated": {"exitCode": 4, "reason": "Error", "message": "the kernel has no `netem` qdisc"}});
+    reply(
+        send,
+        200,
+        &pod_with_helpers(
+            "mm-a",
+            vec![helper.clone()],
+            vec![(name.as_str(), failed.clone())],
+        ),
+    );
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            pod_with_helpers(
+                "mm-a",
+                vec![helper.clone()],
+                vec![(name.as_str(), failed.clone())],
+            ),
+        ),
+    )
+    .await;
+    // Cleanup of the pods hit: read, helper already terminated, nothing added.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            pod_with_helpers(
+                "mm-a",
+                vec![helper.clone()],
+                vec![(name.as_str(), failed.clone())],
+            ),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), failed)]),
+        ),
+    )
+    .await;
+    let (_fault, result) = task.await.unwrap();
+    let err = result.unwrap_err().to_string();
+    assert!(err.contains("failed (exit 4)"), "{err}");
+    assert!(err.contains("netem"), "{err}");
+    assert!(err.contains("stopped again"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_back() {
+    let (mut fault, mut handle) = fault_on_mock(
+        "    - name: burn
+      type: container-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        container: sidecar
+        signal: HUP
+        restartTimeout: 5s
+      duration: 30s
+",
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.inject();
+        (fault, r)
+    });
+    let with_restarts = |restarts: i64,
+                         ready: bool,
+                         helpers: Vec<Value>,
+                         statuses: Vec<(&str, Value)>| {
+        let mut p = pod_with_helpers("mm-a", helpers, statuses);
+        p["status"]["containerStatuses"] = json!([
+            {"name": "app", "image": "mm:1", "imageID": "", "ready": true, "restartCount": 0, "state": running()},
+            {"name": "sidecar", "image": "envoy:1", "imageID": "", "ready": ready, "restartCount": restarts, "state": running()},
+        ]);
+        p
+    };
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![with_restarts(3, true, vec![], vec![])]),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, with_restarts(3, true, vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = body["spec"]["ephemeralContainers"][0].clone();
+    let name = helper["name"].as_str().unwrap().to_owned();
+    assert!(name.starts_with("chaos-burn-"));
+    let not_after = helper["args"][5].as_str().unwrap().to_owned();
+    assert_eq!(
+        body,
+        json!({"spec": {"ephemeralContainers": [{
+            "name": name,
+            "image": "chaos-runner:latest",
+            "command": ["chaos-runner"],
+            "args": ["stress", "signal-init", "--signal", "HUP", "--not-after", not_after,
+                     "--run-id", "run-1", "--fault", "burn"],
+            "targetContainerName": "sidecar",
+            "env": run_env(),
+            "securityContext": {"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+                                "capabilities": {"drop": ["ALL"], "add": ["KILL"]}},
+        }]}})
+    );
+    reply(
+        send,
+        200,
+        &with_restarts(
+            3,
+            true,
+            vec![helper.clone()],
+            vec![(name.as_str(), running())],
+        ),
+    );
+    // Inject waits for the one-shot helper to exit.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(
+                4,
+                false,
+                vec![helper.clone()],
+                vec![(name.as_str(), terminated())],
+            ),
+        ),
+    )
+    .await;
+    let (mut fault, record) = task.await.unwrap();
+    assert_eq!(
+        record.unwrap(),
+        FaultRecord::KubeContainersKilled {
+            namespace: "games".into(),
+            container: "sidecar".into(),
+            pods: vec!["mm-a".into()]
+        }
+    );
+    let task = tokio::task::spawn_blocking(move || {
+        let r = fault.revert();
+        (fault, r)
+    });
+    // Revert reads the pod until the container restarted (count above 3) and is Ready.
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(
+                4,
+                false,
+                vec![helper.clone()],
+                vec![(name.as_str(), terminated())],
+            ),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (
+            200,
+            with_restarts(4, true, vec![helper], vec![(name.as_str(), terminated())]),
+        ),
+    )
+    .await;
+    let (fault, reverted) = task.await.unwrap();
+    reverted.unwrap();
+    assert!(fault
+        .measurements()
+        .iter()
+        .any(|(n, _)| n == "container_restarted_ms"));
+}
+
+/// Injects the one-fault `yaml` against the mock up to its helper PATCH, answers that the
+/// helper runs, and returns the PATCH body.
+async fn helper_patch_of(yaml: &str) -> Value {
+    let (mut fault, mut handle) = fault_on_mock(yaml);
+    let task = tokio::task::spawn_blocking(move || fault.inject().map(|_| ()));
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods",
+        "&labelSelector=app=matchmaking",
+        None,
+        (
+            200,
+            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
+        ),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, pod_with_helpers("mm-a", vec![], vec![])),
+    )
+    .await;
+    let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
+    let helper = body["spec"]["ephemeralContainers"][0].clone();
+    let name = helper["name"].as_str().unwrap().to_owned();
+    let up = pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), running())]);
+    reply(send, 200, &up);
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/pods/mm-a",
+        "",
+        None,
+        (200, up),
+    )
+    .await;
+    task.await.unwrap().unwrap();
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_memory_hog_and_pod_net_loss_send_exactly_these_helpers() {
+    let fault = |kind: &str, params: &str| {
+        format!(
+            "    - name: burn
+      type: {kind}
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {{app: matchmaking}}
+          mode: all
+      parameters:
+{params}      duration: 90s
+"
+        )
+    };
+    let body = helper_patch_of(&fault(
+        "pod-memory-hog",
+        "        bytes: 256 MiB\n        touch: false\n",
+    ))
+    .await;
+    let c = &body["spec"]["ephemeralContainers"][0];
+    let not_after = c["args"][7].as_str().unwrap();
+    assert_eq!(
+        c["args"],
+        json!([
+            "stress",
+            "memory",
+            "--bytes",
+            "268435456",
+            "--duration",
+            "90s",
+            "--not-after",
+            not_after,
+            "--run-id",
+            "run-1",
+            "--fault",
+            "burn",
+            "--exit-on-term"
+        ])
+    );
+    assert_eq!(c["targetContainerName"], "app");
+    assert_eq!(c["env"], run_env());
+    assert_eq!(
+        c["securityContext"],
+        json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
+    );
+
+    let body = helper_patch_of(&fault("pod-net-loss", "        lossPercent: 7.5\n")).await;
+    let c = &body["spec"]["ephemeralContainers"][0];
+    let not_after = c["args"][9].as_str().unwrap();
+    assert_eq!(
+        c["args"],
+        json!([
+            "stress",
+            "netem",
+            "--interface",
+            "eth0",
+            "--loss",
+            "7.5",
+            "--duration",
+            "90s",
+            "--not-after",
+            not_after,
+            "--run-id",
+            "run-1",
+            "--fault",
+            "burn"
+        ])
+    );
+    assert_eq!(
+        c["securityContext"],
+        json!({"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
+               "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}})
+    );
+}

@@ -643,11 +643,13 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
     }
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/kubernetes");
     let mut planned = 0;
+    let mut names = Vec::new();
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
+        names.push(path.file_stem().unwrap().to_string_lossy().into_owned());
         let exp = chaos_runner::spec::load_experiment(&path)
             .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
@@ -668,6 +670,22 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
         planned += 1;
     }
     assert!(planned >= 3, "only {planned} experiments");
+    names.sort();
+    for scenario in [
+        "db-connection-failure",
+        "game-server-db-partition",
+        "game-server-memory-hog",
+        "game-server-pod-kill",
+        "matchmaking-cpu-hog",
+        "matchmaking-latency",
+        "matchmaking-loss",
+        "matchmaking-partition",
+    ] {
+        assert!(
+            names.iter().any(|n| n == scenario),
+            "no {scenario}.yaml in {names:?}"
+        );
+    }
     // Planning touched nothing.
     assert!(fake.requests().iter().all(|r| r.starts_with("GET ")));
 }
@@ -742,4 +760,487 @@ fn doctor_asks_one_access_review_per_permission_and_reports_denials() {
         chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
         Outcome::Failed
     );
+}
+
+/// The ephemeral containers of the pods of `ns` labelled `app=<app>`, with their states.
+fn helpers_of(fake: &FakeCluster, app: &str) -> Vec<(String, Vec<Value>, Vec<Value>)> {
+    fake.pods("games")
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == app)
+        .map(|p| {
+            (
+                p["metadata"]["name"].as_str().unwrap().to_owned(),
+                p["spec"]["ephemeralContainers"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+                p["status"]["ephemeralContainerStatuses"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+fn args_of(container: &Value) -> Vec<String> {
+    container["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect()
+}
+
+const CPU_HOG: &str = "    - name: burn
+      type: pod-cpu-hog
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        workers: 2
+        load: 60
+        image: registry.example/chaos-runner:1.0
+        container: app
+      duration: 60s
+";
+
+#[test]
+fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
+    let dir = Dir::new("hog-abort");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let (url, _count) = flipping_health(2);
+    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
+    let path = experiment(&dir.0, CPU_HOG, &abort);
+    let state = dir.0.join("state");
+    let started = Instant::now();
+    let (outcome, report) = run(&path, &state, &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(report["faults"][0]["reverted"], true, "{report:#}");
+    assert_eq!(measurement(&report, "pods_hit").as_deref(), Some("2"));
+    let hit = helpers_of(&fake, "matchmaking");
+    assert_eq!(hit.len(), 2);
+    for (pod, containers, statuses) in hit {
+        assert_eq!(containers.len(), 2, "{pod}: {containers:#?}");
+        let (hog, stop) = (&containers[0], &containers[1]);
+        let name = hog["name"].as_str().unwrap();
+        assert!(name.starts_with("chaos-burn-"), "{name}");
+        assert_eq!(hog["image"], "registry.example/chaos-runner:1.0");
+        assert_eq!(hog["targetContainerName"], "app");
+        let args = args_of(hog);
+        assert_eq!(
+            &args[..8],
+            [
+                "stress",
+                "cpu",
+                "--workers",
+                "2",
+                "--load",
+                "60",
+                "--duration",
+                "60s"
+            ]
+        );
+        assert!(args.ends_with(&["--exit-on-term".to_owned()]));
+        let run_id = report["run_id"].as_str().unwrap();
+        assert_eq!(
+            hog["env"],
+            serde_json::json!([
+                {"name": "CHAOS_RUN_ID", "value": run_id},
+                {"name": "CHAOS_EXPERIMENT", "value": "kube-test"},
+                {"name": "CHAOS_FAULT", "value": "burn"},
+            ])
+        );
+        assert_eq!(stop["name"], format!("{name}-stop"));
+        assert_eq!(stop["targetContainerName"], "app");
+        assert_eq!(&args_of(stop)[..2], ["stress", "stop"]);
+        // Read back: both ended, the hog by the stopper's SIGTERM (not its duration).
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(
+            statuses[0]["state"]["terminated"]["message"],
+            "stopped by SIGTERM"
+        );
+        assert!(statuses[1]["state"]["terminated"].is_object());
+    }
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn pod_memory_hog_and_net_loss_run_their_course_and_pass() {
+    for (fault, helper, first_container_default) in [
+        (
+            "    - name: hold-memory
+      type: pod-memory-hog
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: one
+          seed: 4
+      parameters:
+        bytes: 64 MiB
+      duration: 1s
+",
+            "memory",
+            true,
+        ),
+        (
+            "    - name: lose-packets
+      type: pod-net-loss
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: one
+          seed: 4
+      parameters:
+        lossPercent: 10
+      duration: 1s
+",
+            "netem",
+            true,
+        ),
+    ] {
+        let dir = Dir::new(helper);
+        let rt = runtime();
+        let fake = cluster(Duration::from_millis(10));
+        let path = experiment(&dir.0, fault, "");
+        let state = dir.0.join("state");
+        let (outcome, report) = run(&path, &state, &fake, &rt);
+        assert_eq!(outcome, Outcome::Passed, "{helper}: {report:#}");
+        let hit: Vec<_> = helpers_of(&fake, "matchmaking")
+            .into_iter()
+            .filter(|(_, c, _)| !c.is_empty())
+            .collect();
+        assert_eq!(hit.len(), 1, "{helper}: mode one hits one pod");
+        let (_, containers, statuses) = &hit[0];
+        let args = args_of(&containers[0]);
+        assert_eq!(args[1], helper);
+        if first_container_default {
+            assert_eq!(containers[0]["targetContainerName"], "app");
+        }
+        if helper == "netem" {
+            assert_eq!(&args[2..6], ["--interface", "eth0", "--loss", "10"]);
+            assert_eq!(
+                containers[0]["securityContext"]["capabilities"]["add"],
+                serde_json::json!(["NET_ADMIN"])
+            );
+        } else {
+            assert_eq!(&args[2..5], ["--bytes", "67108864", "--touch"]);
+        }
+        // Ended (by its duration or by the stopper), read back before the run passed.
+        assert!(
+            statuses
+                .iter()
+                .all(|s| s["state"]["terminated"]["exitCode"] == 0),
+            "{statuses:#?}"
+        );
+        assert!(journal::live_faults(&state).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn helper_image_that_cannot_be_pulled_fails_the_injection_at_once_and_says_so() {
+    let dir = Dir::new("bad-image");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.bad_image("registry.example/missing:1");
+    let fault = CPU_HOG.replace(
+        "registry.example/chaos-runner:1.0",
+        "registry.example/missing:1",
+    );
+    let path = experiment(&dir.0, &fault, "");
+    let started = Instant::now();
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("cannot start: ErrImagePull"), "{reason}");
+    // The helpers that went in never started: nothing to signal, and the runner says so.
+    assert!(reason.contains("never started"), "{reason}");
+}
+
+#[test]
+fn pod_net_delay_without_a_target_container_in_the_pod_is_refused() {
+    let dir = Dir::new("no-container");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let fault = "    - name: slow
+      type: pod-net-delay
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        delay: 100ms
+        container: matchmaker
+      duration: 5s
+";
+    let path = experiment(&dir.0, fault, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("has no container `matchmaker`"), "{reason}");
+    assert!(helpers_of(&fake, "matchmaking")
+        .iter()
+        .all(|(_, c, _)| c.is_empty()));
+}
+
+#[test]
+fn recover_after_a_crash_stops_running_helpers() {
+    let dir = Dir::new("hog-crash");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let conn = fake.connector(&rt);
+    let path = experiment(&dir.0, CPU_HOG, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let state = dir.0.join("state");
+    let run_id = "kube-test-hog-crashed";
+    let mut ctx = FaultContext::new(run_id, "/bin/false");
+    ctx.kube = conn.clone();
+    ctx.experiment = "kube-test".into();
+    let spec = &exp.experiment.spec.faults[0];
+    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut journal = Journal::create(&state, run_id).unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: spec.name.clone(),
+            description: fault.describe(),
+            record: fault.planned_record(),
+        })
+        .unwrap();
+    let record = fault.inject().unwrap();
+    journal
+        .append(Event::Injected {
+            fault: spec.name.clone(),
+            record,
+        })
+        .unwrap();
+    drop(fault);
+    drop(journal);
+    let running = |fake: &FakeCluster| {
+        helpers_of(fake, "matchmaking")
+            .iter()
+            .flat_map(|(_, _, s)| s.clone())
+            .filter(|s| s["state"]["running"].is_object())
+            .count()
+    };
+    assert_eq!(running(&fake), 2);
+
+    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(running(&fake), 0);
+    for (_, containers, _) in helpers_of(&fake, "matchmaking") {
+        assert_eq!(containers.len(), 2);
+        assert!(containers[1]["name"].as_str().unwrap().ends_with("-stop"));
+    }
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn doctor_knows_what_in_pod_helpers_need() {
+    let dir = Dir::new("doctor-helpers");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.deny("patch", "pods/ephemeralcontainers");
+    let path = experiment(&dir.0, CPU_HOG, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
+    let asked: Vec<(String, bool)> = answers
+        .iter()
+        .map(|a| {
+            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
+                format!("{}/{s}", a.need.resource)
+            });
+            (format!("{} {r}", a.need.verb), a.allowed)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        vec![
+            ("list pods".to_owned(), true),
+            ("get pods".to_owned(), true),
+            ("patch pods/ephemeralcontainers".to_owned(), false),
+        ]
+    );
+    assert_eq!(
+        chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
+        Outcome::Failed
+    );
+    // Every verb the faults ask for is granted by the shipped Role.
+    let rbac =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac.yaml"))
+            .unwrap();
+    assert!(
+        rbac.contains("resources: [\"pods/ephemeralcontainers\"]\n    verbs: [\"patch\"]"),
+        "{rbac}"
+    );
+}
+
+const CONTAINER_KILL: &str = "    - name: restart-app
+      type: container-kill
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {app: matchmaking}
+          mode: all
+      parameters:
+        container: app
+        restartTimeout: 10s
+      duration: 1s
+";
+
+#[test]
+fn container_kill_signals_the_main_process_and_reads_the_restart_back() {
+    let dir = Dir::new("container-kill");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(300));
+    let path = experiment(&dir.0, CONTAINER_KILL, "");
+    let state = dir.0.join("state");
+    let (outcome, report) = run(&path, &state, &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed, "{report:#}");
+    assert_eq!(
+        measurement(&report, "containers_killed").as_deref(),
+        Some("2")
+    );
+    let took: u64 = measurement(&report, "container_restarted_ms")
+        .expect("no restart time measured")
+        .parse()
+        .unwrap();
+    assert!(took >= 250, "{took} ms");
+    for pod in fake
+        .pods("games")
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
+    {
+        let status = &pod["status"]["containerStatuses"][0];
+        assert_eq!(status["restartCount"], 1, "{pod:#}");
+        assert_eq!(status["ready"], true);
+        let helper = &pod["spec"]["ephemeralContainers"][0];
+        assert_eq!(helper["targetContainerName"], "app");
+        assert_eq!(
+            &args_of(helper)[..4],
+            ["stress", "signal-init", "--signal", "TERM"]
+        );
+        assert_eq!(
+            helper["securityContext"]["capabilities"]["add"],
+            serde_json::json!(["KILL"])
+        );
+    }
+    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn container_kill_of_a_process_that_would_drop_the_signal_fails_the_injection() {
+    let dir = Dir::new("container-kill-deaf");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.deaf("games", "matchmaking-a");
+    fake.deaf("games", "matchmaking-b");
+    let path = experiment(&dir.0, CONTAINER_KILL, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("neither catches nor waits for SIGTERM"),
+        "{reason}"
+    );
+    for pod in fake
+        .pods("games")
+        .iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
+    {
+        assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
+    }
+}
+
+#[test]
+fn container_kill_of_a_missing_container_is_refused_before_any_helper() {
+    let dir = Dir::new("container-kill-missing");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let path = experiment(
+        &dir.0,
+        &CONTAINER_KILL.replace("container: app", "container: nope"),
+        "",
+    );
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no running container `nope`"),
+        "{report:#}"
+    );
+    assert!(!fake
+        .requests()
+        .iter()
+        .any(|r| r.contains("ephemeralcontainers")));
+}
+
+#[test]
+fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
+    let dir = Dir::new("hog-intent");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    let conn = fake.connector(&rt);
+    let path = experiment(&dir.0, CPU_HOG, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let state = dir.0.join("state");
+    let run_id = "kube-test-died-injecting";
+    let mut ctx = FaultContext::new(run_id, "/bin/false");
+    ctx.kube = conn.clone();
+    ctx.experiment = "kube-test".into();
+    let spec = &exp.experiment.spec.faults[0];
+    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut journal = Journal::create(&state, run_id).unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: spec.name.clone(),
+            description: fault.describe(),
+            record: fault.planned_record(),
+        })
+        .unwrap();
+    // The helpers go in, but the runner dies before journaling which pods it hit.
+    fault.inject().unwrap();
+    drop(fault);
+    drop(journal);
+    let running = || {
+        helpers_of(&fake, "matchmaking")
+            .iter()
+            .flat_map(|(_, _, s)| s.clone())
+            .filter(|s| s["state"]["running"].is_object())
+            .count()
+    };
+    assert_eq!(running(), 2);
+    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+    assert_eq!(outcome, Outcome::Passed);
+    assert_eq!(running(), 0);
+    assert!(journal::live_faults(&state).unwrap().is_empty());
 }

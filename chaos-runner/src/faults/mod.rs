@@ -145,6 +145,29 @@ pub enum FaultRecord {
         /// The policy's name.
         name: String,
     },
+    /// Containers signalled to stop on Kubernetes (`container-kill`): the kubelet restarts
+    /// them; nothing for `recover` to do.
+    KubeContainersKilled {
+        /// The namespace.
+        namespace: String,
+        /// The container.
+        container: String,
+        /// The pods.
+        pods: Vec<String>,
+    },
+    /// Ephemeral helper containers in pods (`pod-cpu-hog`, `pod-memory-hog`,
+    /// `pod-net-delay`, `pod-net-loss`); they end by themselves at the fault's end, and
+    /// `recover` stops the ones still running with the stopper container.
+    KubeEphemeral {
+        /// The namespace.
+        namespace: String,
+        /// The helper container's name.
+        container: String,
+        /// The pods holding it, with the container each one's helper targets.
+        pods: Vec<kube::ephemeral::HelperPod>,
+        /// The stopper container's spec (its `targetContainerName` is set per pod).
+        stopper: serde_json::Value,
+    },
 }
 
 /// A fault the engine drives: inject, revert, verify.
@@ -376,6 +399,63 @@ pub fn build(
             *p,
             ctx.kube.clone(),
         )),
+        FaultParams::PodCpuHog(p) => pod_helper(
+            ctx,
+            spec,
+            params,
+            kube::ephemeral::Helper::Cpu {
+                workers: p.workers,
+                load: p.load,
+            },
+            (&p.image, &p.container),
+            remaining,
+        ),
+        FaultParams::PodMemoryHog(p) => pod_helper(
+            ctx,
+            spec,
+            params,
+            kube::ephemeral::Helper::Memory {
+                bytes: p.bytes.as_u64(),
+                touch: p.touch,
+            },
+            (&p.image, &p.container),
+            remaining,
+        ),
+        FaultParams::PodNetDelay(p) => pod_helper(
+            ctx,
+            spec,
+            params,
+            kube::ephemeral::Helper::Netem {
+                interface: p.interface.clone(),
+                delay: p.delay,
+                jitter: p.jitter,
+                loss_percent: p.loss_percent,
+            },
+            (&p.image, &p.container),
+            remaining,
+        ),
+        FaultParams::PodNetLoss(p) => pod_helper(
+            ctx,
+            spec,
+            params,
+            kube::ephemeral::Helper::Netem {
+                interface: p.interface.clone(),
+                delay: Duration::ZERO,
+                jitter: Duration::ZERO,
+                loss_percent: p.loss_percent,
+            },
+            (&p.image, &p.container),
+            remaining,
+        ),
+        FaultParams::ContainerKill(p) => Box::new(kube::container_kill::ContainerKill::new(
+            &spec.name,
+            &ctx.run_id,
+            &ctx.experiment,
+            spec.selector.pods.clone().unwrap_or_default(),
+            p.clone(),
+            remaining,
+            ctx.kube.clone(),
+        )),
         FaultParams::NetworkPartition(p) => policy_fault(
             ctx,
             spec,
@@ -396,6 +476,26 @@ pub fn build(
             remaining,
         )),
     }
+}
+
+fn pod_helper(
+    ctx: &FaultContext,
+    spec: &FaultSpec,
+    params: &FaultParams,
+    helper: kube::ephemeral::Helper,
+    (image, container): (&str, &Option<String>),
+    remaining: Duration,
+) -> Box<dyn Fault> {
+    Box::new(kube::ephemeral::PodHelperFault::new(
+        &spec.name,
+        &ctx.run_id,
+        &ctx.experiment,
+        spec.selector.pods.clone().unwrap_or_default(),
+        (helper, image, container.clone()),
+        params.summary(),
+        remaining,
+        ctx.kube.clone(),
+    ))
 }
 
 fn policy_fault(
@@ -551,9 +651,12 @@ pub fn revert_from_journal_with(
             local::proxy_fault::revert_record(name, r)
                 .and_then(|()| local::proxy_fault::verify_record(name, r))
         }
-        Some(r @ (FaultRecord::KubePodsKilled { .. } | FaultRecord::KubeNetworkPolicy { .. })) => {
-            kube::revert_record(kube_client, run_id, name, r).map_err(revert_error)
-        }
+        Some(
+            r @ (FaultRecord::KubePodsKilled { .. }
+            | FaultRecord::KubeNetworkPolicy { .. }
+            | FaultRecord::KubeEphemeral { .. }
+            | FaultRecord::KubeContainersKilled { .. }),
+        ) => kube::revert_record(kube_client, run_id, name, r).map_err(revert_error),
         None => revert_unknown(run_id, name),
     }
 }

@@ -9,9 +9,10 @@ mod yaml;
 
 pub use model::*;
 pub use params::{
-    CpuHogParams, DbParams, DbPartitionParams, DiskFillParams, FaultParams, KillSignal,
-    MemoryHogParams, NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams,
-    NetworkPartitionParams, PartitionAction, PgSeverity, PodKillParams, PolicyDirection,
+    ContainerKillParams, CpuHogParams, DbParams, DbPartitionParams, DiskFillParams, FaultParams,
+    KillSignal, MemoryHogParams, NetBandwidthParams, NetDelayParams, NetLossParams,
+    NetPartitionParams, NetworkPartitionParams, PartitionAction, PgSeverity, PodCpuHogParams,
+    PodKillParams, PodMemoryHogParams, PodNetDelayParams, PodNetLossParams, PolicyDirection,
     PostgresErrorParams, PostgresLatencyParams, PostgresRefuseParams, PostgresResetParams,
     Problems, ProcessKillParams, ProcessPauseParams, ProcessRestartParams, ProxyAction,
     ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,

@@ -429,6 +429,16 @@ pub enum FaultType {
     NetworkPartition,
     /// Kubernetes: a NetworkPolicy denying the picked pods' egress to a database port.
     DbPartition,
+    /// Kubernetes: an ephemeral container burning CPU in each picked pod.
+    PodCpuHog,
+    /// Kubernetes: an ephemeral container holding memory in each picked pod.
+    PodMemoryHog,
+    /// Kubernetes: an ephemeral container (NET_ADMIN) adding a netem delay in each picked pod.
+    PodNetDelay,
+    /// Kubernetes: an ephemeral container (NET_ADMIN) adding netem packet loss in each picked pod.
+    PodNetLoss,
+    /// Kubernetes: a container of each picked pod is sent a signal it catches, and restarts.
+    ContainerKill,
 }
 
 impl FaultType {
@@ -467,6 +477,11 @@ impl FaultType {
             FaultType::PodKill => "pod-kill",
             FaultType::NetworkPartition => "network-partition",
             FaultType::DbPartition => "db-partition",
+            FaultType::PodCpuHog => "pod-cpu-hog",
+            FaultType::PodMemoryHog => "pod-memory-hog",
+            FaultType::PodNetDelay => "pod-net-delay",
+            FaultType::PodNetLoss => "pod-net-loss",
+            FaultType::ContainerKill => "container-kill",
         }
     }
 
@@ -479,9 +494,14 @@ impl FaultType {
     /// ```
     pub fn backend(self) -> Backend {
         match self {
-            FaultType::PodKill | FaultType::NetworkPartition | FaultType::DbPartition => {
-                Backend::Kubernetes
-            }
+            FaultType::PodKill
+            | FaultType::NetworkPartition
+            | FaultType::DbPartition
+            | FaultType::PodCpuHog
+            | FaultType::PodMemoryHog
+            | FaultType::PodNetDelay
+            | FaultType::PodNetLoss
+            | FaultType::ContainerKill => Backend::Kubernetes,
             _ => Backend::Local,
         }
     }

@@ -1,7 +1,9 @@
 //! An in-memory fake Kubernetes API server behind a `kube::Client`: pods with owners and
 //! readiness (an owner replaces a deleted pod with one that turns Ready after a delay),
 //! evictions checked against PodDisruptionBudgets, NetworkPolicies, label and field
-//! selectors, and a log of every request. It speaks the API's JSON over the tower
+//! selectors, ephemeral containers (the `ephemeralcontainers` subresource, with statuses:
+//! a helper runs until its `--duration`, a stopper ends the helpers of its run and fault
+//! that share its target container's process namespace), and a log of every request. It speaks the API's JSON over the tower
 //! service kube's client uses, so everything above the wire is the real code.
 
 #![allow(dead_code)]
@@ -36,6 +38,16 @@ struct State {
     replacement_delay: Duration,
     fail_policy_delete: bool,
     denied: Vec<(String, String)>,
+    /// Running ephemeral helpers: (namespace, pod, container) -> when they end by themselves.
+    helper_ends: BTreeMap<(String, String, String), Instant>,
+    /// Images whose pull fails (their containers stay waiting in `ErrImagePull`).
+    bad_images: Vec<String>,
+    /// Stoppers do nothing (a helper that ignores SIGTERM).
+    stoppers_ignored: bool,
+    /// Pods whose containers' main process catches no signal.
+    deaf: Vec<(String, String)>,
+    /// Containers stopped by a signal: (namespace, pod, container) -> when they are Ready again.
+    restarting: BTreeMap<(String, String, String), Instant>,
 }
 
 /// The fake cluster; clones share state.
@@ -158,14 +170,22 @@ fn pod_json(
         "spec": {"containers": [{"name": "app", "image": "game:1"}], "nodeName": "node-1"},
         "status": {
             "phase": if ready { "Running" } else { "Pending" },
-            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]
+            "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}],
+            "containerStatuses": [{"name": "app", "image": "game:1", "imageID": "", "ready": ready, "restartCount": 0,
+                "state": if ready { json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}}) } else { json!({"waiting": {"reason": "ContainerCreating"}}) }}]
         }
     })
 }
 
 fn set_ready(pod: &mut Value) {
-    pod["status"] =
-        json!({"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]});
+    pod["status"]["phase"] = json!("Running");
+    pod["status"]["conditions"] = json!([{"type": "Ready", "status": "True"}]);
+    if let Some(list) = pod["status"]["containerStatuses"].as_array_mut() {
+        for c in list {
+            c["ready"] = json!(true);
+            c["state"] = json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}});
+        }
+    }
 }
 
 impl FakeCluster {
@@ -213,6 +233,25 @@ impl FakeCluster {
     /// Makes NetworkPolicy deletes fail with 500 (a broken revert).
     pub fn fail_policy_deletes(&self, fail: bool) {
         self.state.lock().unwrap().fail_policy_delete = fail;
+    }
+
+    /// Makes pulls of `image` fail (`ErrImagePull`).
+    pub fn bad_image(&self, image: &str) {
+        self.state.lock().unwrap().bad_images.push(image.into());
+    }
+
+    /// Makes the main process of every container of pod `name` catch no signal.
+    pub fn deaf(&self, ns: &str, name: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .deaf
+            .push((ns.into(), name.into()));
+    }
+
+    /// Makes stopper containers stop nothing.
+    pub fn ignore_stoppers(&self, ignore: bool) {
+        self.state.lock().unwrap().stoppers_ignored = ignore;
     }
 
     /// Denies `verb` on `resource` in SelfSubjectAccessReviews.
@@ -381,6 +420,10 @@ impl FakeCluster {
                     }
                 }
             }
+            (
+                Method::PATCH,
+                ["api", "v1", "namespaces", ns, "pods", name, "ephemeralcontainers"],
+            ) => add_ephemeral(&mut s, ns, name, &body),
             (Method::PATCH, ["api", "v1", "namespaces", ns, "pods", name]) => {
                 match s.pods.get_mut(&(ns.to_string(), name.to_string())) {
                     None => (
@@ -512,9 +555,241 @@ impl FakeCluster {
     }
 }
 
-/// Turns replacements Ready once their time has come.
+fn arg_after<'a>(args: &'a [Value], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(Value::as_str)
+}
+
+fn terminate(pod: &mut Value, container: &str, code: i32, reason: &str, message: &str) {
+    if let Some(list) = pod["status"]["ephemeralContainerStatuses"].as_array_mut() {
+        for st in list.iter_mut().filter(|st| st["name"] == container) {
+            st["state"] =
+                json!({"terminated": {"exitCode": code, "reason": reason, "message": message}});
+        }
+    }
+}
+
+/// The `ephemeralcontainers` subresource: a strategic merge patch adding containers by
+/// name. Like the API server, refuses a name already used and a target that is not a
+/// regular container; like the kubelet, reports a status for each, and plays what the
+/// container runs (`chaos-runner stress ...`).
+fn add_ephemeral(s: &mut State, ns: &str, name: &str, body: &Value) -> (u16, Value) {
+    let key = (ns.to_string(), name.to_string());
+    let Some(pod) = s.pods.get(&key).cloned() else {
+        return (
+            404,
+            status(404, "NotFound", &format!("pods \"{name}\" not found")),
+        );
+    };
+    let Some(added) = body["spec"]["ephemeralContainers"].as_array() else {
+        return (
+            400,
+            status(400, "BadRequest", "no spec.ephemeralContainers"),
+        );
+    };
+    let mut pod = pod;
+    let regular: Vec<String> = pod["spec"]["containers"]
+        .as_array()
+        .map(|l| {
+            l.iter()
+                .filter_map(|c| c["name"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    for c in added {
+        let cname = c["name"].as_str().unwrap_or_default().to_owned();
+        let taken = regular.contains(&cname)
+            || pod["spec"]["ephemeralContainers"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["name"] == cname.as_str()));
+        if cname.is_empty() || taken {
+            return (422, status(422, "Invalid", &format!("spec.ephemeralContainers: Forbidden: existing ephemeral containers \"{cname}\" may not be changed")));
+        }
+        if let Some(t) = c["targetContainerName"].as_str() {
+            if !regular.iter().any(|r| r == t) {
+                return (
+                    422,
+                    status(
+                        422,
+                        "Invalid",
+                        &format!(
+                            "spec.ephemeralContainers[0].targetContainerName: Not found: \"{t}\""
+                        ),
+                    ),
+                );
+            }
+        }
+        if pod["spec"]["ephemeralContainers"].is_null() {
+            pod["spec"]["ephemeralContainers"] = json!([]);
+        }
+        pod["spec"]["ephemeralContainers"]
+            .as_array_mut()
+            .unwrap()
+            .push(c.clone());
+        let image = c["image"].as_str().unwrap_or_default().to_owned();
+        let state = if s.bad_images.contains(&image) {
+            json!({"waiting": {"reason": "ErrImagePull", "message": format!("pull access denied for {image}")}})
+        } else {
+            json!({"running": {"startedAt": "2026-11-25T12:00:00Z"}})
+        };
+        if pod["status"]["ephemeralContainerStatuses"].is_null() {
+            pod["status"]["ephemeralContainerStatuses"] = json!([]);
+        }
+        pod["status"]["ephemeralContainerStatuses"].as_array_mut().unwrap().push(json!({
+            "name": cname, "image": image, "imageID": "", "ready": false, "restartCount": 0, "state": state,
+        }));
+        if s.bad_images.contains(&image) {
+            continue;
+        }
+        let args = c["args"].as_array().cloned().unwrap_or_default();
+        let kind = args.get(1).and_then(Value::as_str).unwrap_or_default();
+        if c["command"] != json!(["chaos-runner"]) || args.first() != Some(&json!("stress")) {
+            continue; // some other program: runs until the pod goes
+        }
+        if kind == "signal-init" {
+            let target = c["targetContainerName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let sc = &c["securityContext"];
+            let can_kill = sc["runAsUser"] == 0
+                && sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("KILL")));
+            if s.deaf.contains(&(ns.to_string(), name.to_string())) {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    3,
+                    "Error",
+                    "PID 1 (`app`) neither catches nor waits for SIGTERM",
+                );
+            } else if !can_kill {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    3,
+                    "Error",
+                    "cannot send SIGTERM to PID 1: Operation not permitted",
+                );
+            } else {
+                // The main process shuts down; the kubelet restarts the container, which
+                // turns Ready again after the replacement delay.
+                if let Some(list) = pod["status"]["containerStatuses"].as_array_mut() {
+                    for st in list.iter_mut().filter(|st| st["name"] == target.as_str()) {
+                        let n = st["restartCount"].as_i64().unwrap_or(0);
+                        st["restartCount"] = json!(n + 1);
+                        st["ready"] = json!(false);
+                        st["state"] = json!({"waiting": {"reason": "ContainerCreating"}});
+                    }
+                }
+                s.restarting.insert(
+                    (ns.to_string(), name.to_string(), target),
+                    Instant::now() + s.replacement_delay,
+                );
+                // The main process ended before the helper did: the helper went down
+                // with the namespace (SIGKILL, exit code 137).
+                terminate(&mut pod, &cname, 137, "Error", "");
+            }
+            continue;
+        }
+        if kind == "stop" {
+            let (run, fault) = (arg_after(&args, "--run-id"), arg_after(&args, "--fault"));
+            let target = c["targetContainerName"].clone();
+            let victims: Vec<String> = if s.stoppers_ignored {
+                Vec::new()
+            } else {
+                pod["spec"]["ephemeralContainers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|e| {
+                        let a = e["args"].as_array().cloned().unwrap_or_default();
+                        // Same process namespace, a helper (not a stopper) of the run's fault.
+                        e["targetContainerName"] == target
+                            && a.first() == Some(&json!("stress"))
+                            && a.get(1) != Some(&json!("stop"))
+                            && arg_after(&a, "--run-id") == run
+                            && arg_after(&a, "--fault") == fault
+                    })
+                    .filter_map(|e| e["name"].as_str().map(str::to_owned))
+                    .collect()
+            };
+            for v in victims {
+                if s.helper_ends
+                    .remove(&(ns.to_string(), name.to_string(), v.clone()))
+                    .is_some()
+                {
+                    terminate(&mut pod, &v, 0, "Completed", "stopped by SIGTERM");
+                }
+            }
+            terminate(&mut pod, &cname, 0, "Completed", "");
+            continue;
+        }
+        if kind == "netem" {
+            let sc = &c["securityContext"];
+            let can = sc["runAsUser"] == 0
+                && sc["capabilities"]["add"]
+                    .as_array()
+                    .is_some_and(|a| a.contains(&json!("NET_ADMIN")));
+            if !can {
+                terminate(
+                    &mut pod,
+                    &cname,
+                    2,
+                    "Error",
+                    "RTNETLINK answers: Operation not permitted",
+                );
+                continue;
+            }
+        }
+        let secs = arg_after(&args, "--duration")
+            .and_then(|d| d.strip_suffix('s'))
+            .and_then(|d| d.parse::<u64>().ok())
+            .unwrap_or(0);
+        s.helper_ends.insert(
+            (ns.to_string(), name.to_string(), cname.clone()),
+            Instant::now() + Duration::from_secs(secs),
+        );
+    }
+    s.pods.insert(key, pod.clone());
+    (200, pod)
+}
+
+/// Turns replacements Ready once their time has come, and ends helpers whose time is up.
 fn tick(s: &mut State) {
     let now = Instant::now();
+    let ended: Vec<(String, String, String)> = s
+        .helper_ends
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    let restarted: Vec<(String, String, String)> = s
+        .restarting
+        .iter()
+        .filter(|(_, t)| **t <= now)
+        .map(|(k, _)| k.clone())
+        .collect();
+    for key in restarted {
+        s.restarting.remove(&key);
+        if let Some(p) = s.pods.get_mut(&(key.0.clone(), key.1.clone())) {
+            if let Some(list) = p["status"]["containerStatuses"].as_array_mut() {
+                for st in list.iter_mut().filter(|st| st["name"] == key.2.as_str()) {
+                    st["ready"] = json!(true);
+                    st["state"] = json!({"running": {"startedAt": "2026-11-25T12:00:01Z"}});
+                }
+            }
+        }
+    }
+    for key in ended {
+        s.helper_ends.remove(&key);
+        if let Some(p) = s.pods.get_mut(&(key.0.clone(), key.1.clone())) {
+            terminate(p, &key.2, 0, "Completed", "duration over");
+        }
+    }
     let due: Vec<(String, String)> = s
         .ready_at
         .iter()

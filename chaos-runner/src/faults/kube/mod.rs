@@ -1,11 +1,15 @@
 //! Faults on a Kubernetes cluster, through the API server with kube-rs: pod kill (delete
-//! or evict), network partition and database partition (NetworkPolicy).
+//! or evict), network partition and database partition (NetworkPolicy), in-pod CPU
+//! and memory hogs, network delay and loss, and container kill (ephemeral helper
+//! containers).
 //!
 //! Every object the runner creates carries the labels of [`target::object_labels`] (run,
 //! experiment, fault), so `recover` finds leftovers by label; pods annotated
 //! `chaos.game-resilience.dev/protected: "true"` are never picked.
 
 pub mod client;
+pub mod container_kill;
+pub mod ephemeral;
 pub mod network_policy;
 pub mod pod_kill;
 pub mod target;
@@ -47,6 +51,8 @@ pub(crate) fn revert_record(
     match record {
         // Killed pods come back through their owners; nothing is left to remove.
         crate::faults::FaultRecord::KubePodsKilled { .. } => Ok(()),
+        // The kubelet restarts a stopped container; nothing is left to remove.
+        crate::faults::FaultRecord::KubeContainersKilled { .. } => Ok(()),
         crate::faults::FaultRecord::KubeNetworkPolicy { namespace, name } => {
             let env = kube.get()?;
             let client = env.client();
@@ -58,6 +64,34 @@ pub(crate) fn revert_record(
             );
             env.block_on(async move {
                 network_policy::remove_policy(client, &ns, &name, &run, &fault).await
+            })?
+        }
+        crate::faults::FaultRecord::KubeEphemeral {
+            namespace,
+            container,
+            pods,
+            stopper,
+        } => {
+            let env = kube.get()?;
+            let client = env.client();
+            let (ns, name, pods, stopper) = (
+                namespace.clone(),
+                container.clone(),
+                pods.clone(),
+                stopper.clone(),
+            );
+            env.block_on(async move {
+                // The journal may hold only the intent (the runner died while adding
+                // helpers): find every pod holding the helper, not just the recorded ones.
+                let found = ephemeral::pods_holding(client.clone(), &ns, &name).await?;
+                let mut all = pods;
+                for h in found {
+                    if !all.iter().any(|p| p.pod == h.pod) {
+                        all.push(h);
+                    }
+                }
+                ephemeral::stop_helpers(client, &ns, &all, &name, &stopper, ephemeral::STOP_TIMEOUT)
+                    .await
             })?
         }
         _ => Err("not a Kubernetes record".to_owned()),

@@ -75,6 +75,46 @@ pub fn handle_for(run_id: &str, name: &str) -> u16 {
     0xc000 | (hash & 0x0fff) as u16
 }
 
+/// The tc arguments of a netem qdisc (after `root handle X:`): `delay` (with `jitter`)
+/// when non-zero, `loss` when above zero.
+///
+/// ```
+/// use std::time::Duration;
+/// let a = chaos_runner::faults::local::tc::netem_args(Duration::from_millis(100), Duration::ZERO, 5.0);
+/// assert_eq!(a, ["netem", "delay", "100000us", "loss", "5%"]);
+/// let a = chaos_runner::faults::local::tc::netem_args(Duration::ZERO, Duration::ZERO, 2.5);
+/// assert_eq!(a, ["netem", "loss", "2.5%"]);
+/// ```
+pub fn netem_args(delay: Duration, jitter: Duration, loss_percent: f64) -> Vec<String> {
+    let mut a = vec!["netem".to_owned()];
+    if !delay.is_zero() {
+        a.push("delay".into());
+        a.push(format!("{}us", delay.as_micros()));
+        if !jitter.is_zero() {
+            a.push(format!("{}us", jitter.as_micros()));
+        }
+    }
+    if loss_percent > 0.0 {
+        a.push("loss".into());
+        a.push(format!("{loss_percent}%"));
+    }
+    a
+}
+
+/// Adds a netem root qdisc with handle `handle` to `interface` in `netns` (refused by
+/// the kernel when a root qdisc other than the default is there).
+pub fn add_netem(
+    netns: Option<&str>,
+    interface: &str,
+    handle: u16,
+    netem: &[String],
+) -> Result<(), NetCmdError> {
+    let handle = format!("{handle:x}:");
+    let mut args: Vec<&str> = vec!["qdisc", "add", "dev", interface, "root", "handle", &handle];
+    args.extend(netem.iter().map(String::as_str));
+    tc(netns, &args).map(|_| ())
+}
+
 /// The root qdisc of `interface` in `netns`: `(kind, handle major)`; the kernel's default
 /// root qdisc has handle 0.
 pub fn root_qdisc(netns: Option<&str>, interface: &str) -> Result<(String, u16), NetCmdError> {
@@ -212,21 +252,7 @@ impl Shape {
                 "latency".into(),
                 format!("{}us", p.latency.as_micros()),
             ],
-            Shape::Delay(p) => {
-                let mut a = vec![
-                    "netem".into(),
-                    "delay".into(),
-                    format!("{}us", p.delay.as_micros()),
-                ];
-                if !p.jitter.is_zero() {
-                    a.push(format!("{}us", p.jitter.as_micros()));
-                }
-                if p.loss_percent > 0.0 {
-                    a.push("loss".into());
-                    a.push(format!("{}%", p.loss_percent));
-                }
-                a
-            }
+            Shape::Delay(p) => netem_args(p.delay, p.jitter, p.loss_percent),
         }
     }
 }

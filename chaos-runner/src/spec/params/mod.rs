@@ -8,6 +8,7 @@
 mod db;
 pub mod kube;
 pub mod network;
+pub mod pod_helper;
 mod process;
 mod proxy;
 mod resource;
@@ -19,6 +20,9 @@ pub use db::{
 };
 pub use network::{
     NetBandwidthParams, NetDelayParams, NetLossParams, NetPartitionParams, PartitionAction,
+};
+pub use pod_helper::{
+    ContainerKillParams, PodCpuHogParams, PodMemoryHogParams, PodNetDelayParams, PodNetLossParams,
 };
 pub use process::{KillSignal, ProcessKillParams, ProcessPauseParams, ProcessRestartParams};
 pub use proxy::{ProxyAction, ProxyParams, ProxyStream};
@@ -114,6 +118,16 @@ pub enum FaultParams {
     NetworkPartition(NetworkPartitionParams),
     /// `db-partition`.
     DbPartition(DbPartitionParams),
+    /// `pod-cpu-hog`.
+    PodCpuHog(PodCpuHogParams),
+    /// `pod-memory-hog`.
+    PodMemoryHog(PodMemoryHogParams),
+    /// `pod-net-delay`.
+    PodNetDelay(PodNetDelayParams),
+    /// `pod-net-loss`.
+    PodNetLoss(PodNetLossParams),
+    /// `container-kill`.
+    ContainerKill(ContainerKillParams),
 }
 
 impl FaultParams {
@@ -209,6 +223,35 @@ impl FaultParams {
                     PolicyDirection::Both => "all ingress and egress",
                 }
             ),
+            FaultParams::PodCpuHog(p) => format!(
+                "ephemeral container ({}) with {} worker(s) at {}%",
+                p.image, p.workers, p.load
+            ),
+            FaultParams::PodMemoryHog(p) => format!(
+                "ephemeral container ({}) holding {}{}",
+                p.image,
+                p.bytes.display().iec(),
+                if p.touch { " touched" } else { " untouched" }
+            ),
+            FaultParams::PodNetDelay(p) => format!(
+                "ephemeral container ({}, NET_ADMIN) delaying {} egress {} (jitter {}), {}% lost",
+                p.image,
+                p.interface,
+                humantime::format_duration(p.delay),
+                humantime::format_duration(p.jitter),
+                p.loss_percent
+            ),
+            FaultParams::PodNetLoss(p) => format!(
+                "ephemeral container ({}, NET_ADMIN) dropping {}% of {} egress",
+                p.image, p.loss_percent, p.interface
+            ),
+            FaultParams::ContainerKill(p) => format!(
+                "SIG{} to the main process of container `{}` (ephemeral container, {}), then wait up to {} for its restart",
+                p.signal.name(),
+                p.container,
+                p.image,
+                humantime::format_duration(p.restart_timeout)
+            ),
             FaultParams::DbPartition(p) => format!(
                 "NetworkPolicy denying egress to port {} on {}",
                 p.port,
@@ -273,6 +316,19 @@ pub fn parse(
         FaultType::DbPartition => {
             typed(fault_type, at, value, problems).map(FaultParams::DbPartition)
         }
+        FaultType::PodCpuHog => typed(fault_type, at, value, problems).map(FaultParams::PodCpuHog),
+        FaultType::PodMemoryHog => {
+            typed(fault_type, at, value, problems).map(FaultParams::PodMemoryHog)
+        }
+        FaultType::PodNetDelay => {
+            typed(fault_type, at, value, problems).map(FaultParams::PodNetDelay)
+        }
+        FaultType::PodNetLoss => {
+            typed(fault_type, at, value, problems).map(FaultParams::PodNetLoss)
+        }
+        FaultType::ContainerKill => {
+            typed(fault_type, at, value, problems).map(FaultParams::ContainerKill)
+        }
     }
 }
 
@@ -315,9 +371,14 @@ pub fn check_selector(
         | FaultType::PostgresRefuse
         | FaultType::RedisError
         | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
-        FaultType::PodKill | FaultType::NetworkPartition | FaultType::DbPartition => {
-            self::kube::check_pod_selector(selector, at, problems)
-        }
+        FaultType::PodKill
+        | FaultType::NetworkPartition
+        | FaultType::DbPartition
+        | FaultType::PodCpuHog
+        | FaultType::PodMemoryHog
+        | FaultType::PodNetDelay
+        | FaultType::PodNetLoss
+        | FaultType::ContainerKill => self::kube::check_pod_selector(selector, at, problems),
     }
 }
 
