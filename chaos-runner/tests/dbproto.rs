@@ -713,6 +713,21 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
         .unwrap_err();
     assert_eq!(e.code(), Some(&SqlState::T_R_DEADLOCK_DETECTED));
     client.query("SELECT 1 AS other", &[]).await.unwrap();
+    // A second PostgreSQL proxy of the same run has rules of its own: the fault on the
+    // first leaves it alone.
+    let other_listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    ctx.proxies
+        .ensure(
+            &other_listen.to_string(),
+            &pg.addr().to_string(),
+            chaos_runner::spec::ProxyProtocol::Postgres,
+        )
+        .unwrap();
+    let other = pg_connect(other_listen).await.unwrap();
+    other
+        .query("SELECT 1 AS chaos_fault_type", &[])
+        .await
+        .expect("the other proxy has no rule");
     fault.revert().unwrap();
     fault.verify_reverted().unwrap();
     client

@@ -69,8 +69,9 @@ impl DbFault {
         }
     }
 
-    fn faults(&self) -> Arc<DbFaults> {
-        self.pool.db_faults(self.protocol())
+    /// The rule set of the run's proxy named `proxy`.
+    fn faults(&self, proxy: &str) -> Arc<DbFaults> {
+        self.pool.db_faults(self.protocol(), proxy)
     }
 
     fn record(&self, proxy: &str) -> FaultRecord {
@@ -114,7 +115,7 @@ impl Fault for DbFault {
             .pool
             .ensure(&self.listen, &self.upstream, self.params.protocol())
             .map_err(error)?;
-        let faults = self.faults();
+        let faults = self.faults(&proxy);
         let id = faults.set_rule(rule).map_err(|e| error(e.to_string()))?;
         let (rule_name, expiry) = (self.rule.clone(), self.expiry);
         let spawned = std::thread::Builder::new()
@@ -126,7 +127,7 @@ impl Fault for DbFault {
                 }
             });
         if let Err(e) = spawned {
-            self.faults().remove_rule_id(&self.rule, id);
+            self.faults(&proxy).remove_rule_id(&self.rule, id);
             return Err(error(format!("cannot arm the fault's expiry: {e}")));
         }
         tracing::info!(fault = %self.name, rule = %self.rule, proxy = %proxy, "db fault rule set");
@@ -136,20 +137,21 @@ impl Fault for DbFault {
     }
 
     fn revert(&mut self) -> Result<(), FaultError> {
-        if let Some((_, id)) = &self.injected {
-            self.faults().remove_rule_id(&self.rule, *id);
+        if let Some((proxy, id)) = &self.injected {
+            self.faults(proxy).remove_rule_id(&self.rule, *id);
         }
         Ok(())
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
-        let Some((_, id)) = &self.injected else {
+        let Some((proxy, id)) = &self.injected else {
             return Ok(());
         };
-        let still = self.faults().rules().iter().any(|r| r.name() == self.rule)
-            && self.faults().hits(&self.rule).is_some();
+        let faults = self.faults(proxy);
+        let still = faults.rules().iter().any(|r| r.name() == self.rule)
+            && faults.hits(&self.rule).is_some();
         // A later setting of the same name (a ramp's next step) is not ours to check.
-        let ours = still && self.faults().rule_id(&self.rule) == Some(*id);
+        let ours = still && faults.rule_id(&self.rule) == Some(*id);
         if ours {
             return Err(FaultError::Revert {
                 fault: self.name.clone(),

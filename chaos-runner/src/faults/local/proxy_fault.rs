@@ -97,9 +97,13 @@ impl ProxyPool {
         Ok(name)
     }
 
-    /// The rule set every `protocol` proxy of the pool relays through.
-    pub fn db_faults(&self, protocol: super::dbproto::Protocol) -> Arc<super::dbproto::DbFaults> {
-        self.db.get(protocol).clone()
+    /// The rule set of the pool's `protocol` proxy named `proxy`.
+    pub fn db_faults(
+        &self,
+        protocol: super::dbproto::Protocol,
+        proxy: &str,
+    ) -> Arc<super::dbproto::DbFaults> {
+        self.db.get(protocol, proxy)
     }
 
     /// Stops the pool's proxies now (they also stop when the last handle is dropped).

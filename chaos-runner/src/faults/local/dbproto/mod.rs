@@ -289,44 +289,63 @@ impl crate::faults::local::proxy::ProtocolRelay for DbFaults {
     }
 }
 
-/// The PostgreSQL and Redis rule sets of one proxy server: every `protocol: postgres`
-/// proxy of the server relays through `postgres`, every `protocol: redis` one through
-/// `redis`.
+/// The PostgreSQL and Redis rule sets of one proxy server, one per proxy: a rule set on
+/// one `protocol: postgres` proxy never touches another database's proxy.
 ///
 /// ```
 /// use chaos_runner::faults::local::dbproto::{DbRelays, Protocol};
 /// let relays = DbRelays::default();
-/// assert_eq!(relays.get(Protocol::Redis).protocol(), Protocol::Redis);
+/// let saves = relays.get(Protocol::Postgres, "saves-db");
+/// assert_eq!(saves.protocol(), Protocol::Postgres);
+/// assert!(std::sync::Arc::ptr_eq(&saves, &relays.get(Protocol::Postgres, "saves-db")));
+/// assert!(!std::sync::Arc::ptr_eq(&saves, &relays.get(Protocol::Postgres, "ratings-db")));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct DbRelays {
-    postgres: Arc<DbFaults>,
-    redis: Arc<DbFaults>,
+    sets: Arc<Mutex<RuleSets>>,
 }
 
-impl Default for DbRelays {
-    fn default() -> Self {
-        DbRelays {
-            postgres: DbFaults::new(Protocol::Postgres),
-            redis: DbFaults::new(Protocol::Redis),
-        }
-    }
-}
+/// The rule sets by protocol and proxy name.
+type RuleSets = HashMap<(Protocol, String), Arc<DbFaults>>;
 
 impl DbRelays {
-    /// The rule set of `protocol`.
-    pub fn get(&self, protocol: Protocol) -> &Arc<DbFaults> {
-        match protocol {
-            Protocol::Postgres => &self.postgres,
-            Protocol::Redis => &self.redis,
-        }
+    /// The rule set of the `protocol` proxy named `proxy` (created empty on first use).
+    pub fn get(&self, protocol: Protocol, proxy: &str) -> Arc<DbFaults> {
+        self.sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((protocol, proxy.to_owned()))
+            .or_insert_with(|| DbFaults::new(protocol))
+            .clone()
     }
 
-    /// Registers both relays with a proxy registry.
+    /// Registers the PostgreSQL and Redis relays with a proxy registry.
     pub fn register(&self, registry: &crate::faults::local::proxy::ProxyRegistry) {
         use crate::faults::local::proxy::Protocol as P;
-        registry.set_relay(P::Postgres, self.postgres.clone());
-        registry.set_relay(P::Redis, self.redis.clone());
+        for (wire, protocol) in [
+            (P::Postgres, Protocol::Postgres),
+            (P::Redis, Protocol::Redis),
+        ] {
+            registry.set_relay(
+                wire,
+                Arc::new(ProxyRelays {
+                    relays: self.clone(),
+                    protocol,
+                }),
+            );
+        }
+    }
+}
+
+/// The relays of one protocol, one per proxy name.
+struct ProxyRelays {
+    relays: DbRelays,
+    protocol: Protocol,
+}
+
+impl crate::faults::local::proxy::RelayProvider for ProxyRelays {
+    fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn crate::faults::local::proxy::ProtocolRelay> {
+        self.relays.get(self.protocol, proxy)
     }
 }
 

@@ -4,7 +4,7 @@ use regex::Regex;
 use std::time::Duration;
 
 /// The wire protocol a [`super::DbFaults`] speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
     /// PostgreSQL frontend/backend protocol 3.0.
     Postgres,

@@ -81,6 +81,12 @@ pub trait ProtocolRelay: Send + Sync + 'static {
     fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> RelayFuture;
 }
 
+/// Gives each proxy of a protocol its own relay (its own fault rules), by proxy name.
+pub trait RelayProvider: Send + Sync + 'static {
+    /// The relay of the proxy named `proxy` (the same one every time for that name).
+    fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn ProtocolRelay>;
+}
+
 /// A proxy as the API creates or updates it (toxiproxy's JSON; `protocol` is ours).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -153,7 +159,7 @@ impl Entry {
 /// The proxies of one proxy server, their toxics and metrics.
 pub struct ProxyRegistry {
     proxies: Mutex<BTreeMap<String, Entry>>,
-    relays: Mutex<HashMap<Protocol, Arc<dyn ProtocolRelay>>>,
+    relays: Mutex<HashMap<Protocol, Arc<dyn RelayProvider>>>,
     handle: Handle,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
@@ -190,15 +196,16 @@ impl ProxyRegistry {
         &self.metrics
     }
 
-    /// Registers the relay for proxies of `protocol` (e.g. the PostgreSQL fault relay).
-    pub fn set_relay(&self, protocol: Protocol, relay: Arc<dyn ProtocolRelay>) {
+    /// Registers the relays for proxies of `protocol` (e.g. the PostgreSQL fault relay):
+    /// each proxy gets its own from `provider`.
+    pub fn set_relay(&self, protocol: Protocol, provider: Arc<dyn RelayProvider>) {
         self.relays
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(protocol, relay);
+            .insert(protocol, provider);
     }
 
-    fn relay_for(&self, protocol: Protocol) -> Result<Option<Arc<dyn ProtocolRelay>>, ApiError> {
+    fn provider_for(&self, protocol: Protocol) -> Result<Option<Arc<dyn RelayProvider>>, ApiError> {
         if protocol == Protocol::Tcp {
             return Ok(None);
         }
@@ -214,6 +221,16 @@ impl ProxyRegistry {
                     protocol.as_str()
                 ))
             })
+    }
+
+    fn relay_for(
+        &self,
+        protocol: Protocol,
+        proxy: &str,
+    ) -> Result<Option<Arc<dyn ProtocolRelay>>, ApiError> {
+        Ok(self
+            .provider_for(protocol)?
+            .map(|provider| provider.relay_for_proxy(proxy)))
     }
 
     /// Every proxy, by name.
@@ -249,7 +266,7 @@ impl ProxyRegistry {
             .unwrap_or_else(|| "127.0.0.1:0".to_owned());
         let protocol = input.protocol.unwrap_or_default();
         let enabled = input.enabled.unwrap_or(true);
-        self.relay_for(protocol)?;
+        self.provider_for(protocol)?;
         let mut toxics = Vec::new();
         for json in input.toxics.iter().flatten() {
             let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
@@ -295,7 +312,7 @@ impl ProxyRegistry {
         let listen = input.listen.filter(|l| !l.is_empty());
         let upstream = input.upstream.filter(|u| !u.is_empty());
         let protocol = input.protocol.unwrap_or(entry.protocol);
-        self.relay_for(protocol)?;
+        self.provider_for(protocol)?;
         let enabled = input.enabled.unwrap_or(entry.enabled);
         let changed = listen.as_ref().is_some_and(|l| *l != entry.listen)
             || upstream.as_ref().is_some_and(|u| *u != entry.upstream)
@@ -556,7 +573,7 @@ impl ProxyRegistry {
 
     /// Binds the listen address and starts accepting.
     fn start(&self, name: &str, entry: &mut Entry) -> Result<(), ApiError> {
-        let relay = self.relay_for(entry.protocol)?;
+        let relay = self.relay_for(entry.protocol, name)?;
         let listener = std::net::TcpListener::bind(&entry.listen)
             .and_then(|l| l.set_nonblocking(true).map(|()| l))
             .map_err(|e| {
