@@ -189,10 +189,18 @@ pub trait Fault: Send {
     fn revert(&mut self) -> Result<(), FaultError>;
     /// Checks that nothing of the fault is left.
     fn verify_reverted(&self) -> Result<(), FaultError>;
-    /// Checks, before anything is touched, that the fault can run on this machine (e.g.
-    /// that the kernel has the qdisc it needs). The default checks nothing.
+    /// Checks, before anything is touched, that the fault can run here (e.g. that the
+    /// kernel has the qdisc it needs). The default resolves [`Fault::targets`], so a
+    /// Kubernetes fault with nothing to hit or a refused pick fails before anything
+    /// changes; faults without targets check nothing.
     fn preflight(&self) -> Result<(), FaultError> {
-        Ok(())
+        self.targets()
+            .unwrap_or(Ok(Vec::new()))
+            .map(|_| ())
+            .map_err(|reason| FaultError::Inject {
+                fault: self.name().to_owned(),
+                reason,
+            })
     }
     /// Whether revert puts the system back (false: e.g. a process the runner could not
     /// restart was killed by request); the report says so.

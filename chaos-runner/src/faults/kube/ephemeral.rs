@@ -687,16 +687,6 @@ impl Fault for PodHelperFault {
         text
     }
 
-    fn preflight(&self) -> Result<(), FaultError> {
-        self.targets()
-            .unwrap_or(Ok(Vec::new()))
-            .map(|_| ())
-            .map_err(|reason| FaultError::Inject {
-                fault: self.name.clone(),
-                reason,
-            })
-    }
-
     fn targets(&self) -> Option<Result<Vec<String>, String>> {
         Some(super::resolve_targets(
             &self.kube,

@@ -280,16 +280,6 @@ impl Fault for PolicyFault {
         text
     }
 
-    fn preflight(&self) -> Result<(), FaultError> {
-        self.targets()
-            .unwrap_or(Ok(Vec::new()))
-            .map(|_| ())
-            .map_err(|reason| FaultError::Inject {
-                fault: self.name.clone(),
-                reason,
-            })
-    }
-
     fn targets(&self) -> Option<Result<Vec<String>, String>> {
         Some(super::resolve_targets(
             &self.kube,

@@ -173,13 +173,6 @@ impl Fault for PodKill {
         text
     }
 
-    fn preflight(&self) -> Result<(), FaultError> {
-        self.targets()
-            .unwrap_or(Ok(Vec::new()))
-            .map(|_| ())
-            .map_err(|e| self.inject_error(e))
-    }
-
     fn targets(&self) -> Option<Result<Vec<String>, String>> {
         Some(super::resolve_targets(
             &self.kube,
