@@ -56,7 +56,6 @@ impl std::fmt::Display for IndicatorChange {
 #[derive(Debug)]
 pub struct Indicators {
     items: Vec<(Indicator, Option<String>)>,
-    changes: Vec<IndicatorChange>,
     http: reqwest::Client,
 }
 
@@ -65,17 +64,11 @@ impl Indicators {
     pub fn new(specs: &[Indicator]) -> Indicators {
         Indicators {
             items: specs.iter().map(|s| (s.clone(), None)).collect(),
-            changes: Vec::new(),
             http: reqwest::Client::builder()
                 .timeout(READ_TIMEOUT)
                 .build()
                 .unwrap_or_default(),
         }
-    }
-
-    /// True when the run has no indicators.
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
     }
 
     /// Reads every indicator once and returns the changes since the last reading.
@@ -128,7 +121,6 @@ impl Indicators {
                 *last = Some(value);
             }
         }
-        self.changes.extend(fresh.iter().cloned());
         fresh
     }
 
@@ -139,11 +131,6 @@ impl Indicators {
             .filter_map(|(s, v)| v.as_ref().map(|v| format!("{}={v}", s.name)))
             .collect::<Vec<_>>()
             .join(" ")
-    }
-
-    /// Every change seen, in order, for the report.
-    pub fn into_changes(self) -> Vec<IndicatorChange> {
-        self.changes
     }
 
     async fn read_page(&self, url: &str) -> Option<String> {
@@ -378,7 +365,7 @@ mod tests {
         drop(listener); // nothing listens there now
         let mut s = spec("game_save_queue_depth", &[], None);
         s.metrics_url = Some(format!("http://127.0.0.1:{port}/metrics"));
-        let mut indicators = Indicators::new(&[s]);
+        let mut indicators = Indicators::new(std::slice::from_ref(&s));
         let started = Instant::now();
         let first = indicators.sample(None, started).await;
         assert_eq!(first.len(), 1);
@@ -387,7 +374,11 @@ mod tests {
         assert!(first[0].announce, "the first reading is announced");
         assert!(indicators.sample(None, started).await.is_empty());
         assert_eq!(indicators.summary(), format!("x={UNREADABLE}"));
-        assert_eq!(indicators.into_changes().len(), 1);
+        // The watcher reads it many times and records the one change once.
+        let watcher = IndicatorWatcher::start(&[s], None, started, Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(watcher.summary(), format!("x={UNREADABLE}"));
+        assert_eq!(watcher.stop().await.len(), 1);
     }
 
     #[test]
