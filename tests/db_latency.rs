@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use support::{GameConfig, GameServer, Postgres, Prometheus, Proxy, Run};
+use support::Stack;
 
 const EXPERIMENT: &str = r#"
 apiVersion: chaos.game-resilience.dev/v1
@@ -72,16 +72,15 @@ struct Writes {
 
 #[test]
 fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save() {
-    let Some(pg) = Postgres::start() else { return };
-    let proxy = Proxy::start("postgres", pg.port);
-    let game = GameServer::start(&GameConfig {
-        port: support::free_port(),
-        database_url: pg.url_via(proxy.listen_port),
-        write_behind: true,
-    });
-    let Some(prometheus) = Prometheus::start(&format!("127.0.0.1:{}", game.port)) else {
+    let Some(stack) = Stack::start(true) else {
         return;
     };
+    let Stack {
+        prometheus,
+        game,
+        proxy,
+        pg,
+    } = &stack;
 
     // The test's own players write saves all through the run and remember what was
     // acknowledged (200 stored or 202 queued).
@@ -116,12 +115,7 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
         })
     };
 
-    let run = Run::start(
-        &EXPERIMENT
-            .replace("@PROM@", &prometheus.url)
-            .replace("@GAME@", &game.url)
-            .replace("@ADMIN@", &proxy.admin),
-    );
+    let run = stack.run(EXPERIMENT);
     let done = run.finish(Duration::from_secs(180));
     stop.store(true, Ordering::Relaxed);
     writer.join().expect("the writer thread");

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{GameConfig, GameServer, Postgres, Prometheus, Proxy, Run};
+use support::Stack;
 
 /// The experiment's check interval.
 const CHECK_INTERVAL: Duration = Duration::from_millis(500);
@@ -47,23 +47,17 @@ spec:
 
 #[test]
 fn db_partition_without_fallback_aborts_on_burn_rate_and_heals_within_one_check_and_scrape() {
-    let Some(pg) = Postgres::start() else { return };
-    let proxy = Proxy::start("postgres", pg.port);
-    let game = GameServer::start(&GameConfig {
-        port: support::free_port(),
-        database_url: pg.url_via(proxy.listen_port),
-        write_behind: false,
-    });
-    let Some(prometheus) = Prometheus::start(&format!("127.0.0.1:{}", game.port)) else {
+    let Some(stack) = Stack::start(false) else {
         return;
     };
+    let Stack {
+        prometheus,
+        game,
+        proxy,
+        ..
+    } = &stack;
 
-    let run = Run::start(
-        &EXPERIMENT
-            .replace("@PROM@", &prometheus.url)
-            .replace("@GAME@", &game.url)
-            .replace("@ADMIN@", &proxy.admin),
-    );
+    let run = stack.run(EXPERIMENT);
     // Watch from outside the runner, every 20 ms: when the partition goes in, when the
     // first save fails (the game server's own counter), and when the partition is gone.
     let mut partitioned_at = None::<Instant>;

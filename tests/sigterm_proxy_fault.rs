@@ -9,7 +9,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use support::{GameConfig, GameServer, Postgres, Prometheus, Proxy, Run};
+use support::{Postgres, Stack};
 
 const EXPERIMENT: &str = r#"
 apiVersion: chaos.game-resilience.dev/v1
@@ -57,29 +57,23 @@ fn query_through(pg: &Postgres, port: u16) -> Duration {
 
 #[test]
 fn sigterm_during_a_proxy_fault_restores_pass_through_exits_2_and_writes_the_report() {
-    let Some(pg) = Postgres::start() else { return };
-    let proxy = Proxy::start("postgres", pg.port);
-    let game = GameServer::start(&GameConfig {
-        port: support::free_port(),
-        database_url: pg.url_via(proxy.listen_port),
-        write_behind: true,
-    });
-    let Some(prometheus) = Prometheus::start(&format!("127.0.0.1:{}", game.port)) else {
+    let Some(stack) = Stack::start(true) else {
         return;
     };
+    let Stack {
+        prometheus,
+        game,
+        proxy,
+        pg,
+    } = &stack;
 
-    let run = Run::start(
-        &EXPERIMENT
-            .replace("@PROM@", &prometheus.url)
-            .replace("@GAME@", &game.url)
-            .replace("@ADMIN@", &proxy.admin),
-    );
+    let run = stack.run(EXPERIMENT);
     support::wait_for(
         Duration::from_secs(60),
         "the latency toxic to go in",
         || proxy.toxics().is_some_and(|t| !t.is_empty()),
     );
-    let slow = query_through(&pg, proxy.listen_port);
+    let slow = query_through(pg, proxy.listen_port);
     assert!(
         slow >= Duration::from_millis(380),
         "the fault is live, yet a query through the proxy took only {slow:?}"
@@ -122,7 +116,7 @@ fn sigterm_during_a_proxy_fault_restores_pass_through_exits_2_and_writes_the_rep
         Some(Vec::new()),
         "the toxic was left behind"
     );
-    let fast = query_through(&pg, proxy.listen_port);
+    let fast = query_through(pg, proxy.listen_port);
     assert!(
         fast < Duration::from_millis(100),
         "a query through the proxy still takes {fast:?} after the revert"

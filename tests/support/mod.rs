@@ -643,3 +643,44 @@ impl Run {
         }
     }
 }
+
+/// The stack most scenarios share: PostgreSQL, a standalone proxy `postgres` in front of
+/// it, the game server connected through the proxy, and Prometheus scraping the server.
+/// Fields drop in order: Prometheus and the server stop before the proxy and the database.
+pub struct Stack {
+    pub prometheus: Prometheus,
+    pub game: GameServer,
+    pub proxy: Proxy,
+    pub pg: Postgres,
+}
+
+impl Stack {
+    /// Starts everything; `None` (skip) when PostgreSQL or Prometheus is not installed.
+    pub fn start(write_behind: bool) -> Option<Stack> {
+        let pg = Postgres::start()?;
+        let proxy = Proxy::start("postgres", pg.port);
+        let game = GameServer::start(&GameConfig {
+            port: free_port(),
+            database_url: pg.url_via(proxy.listen_port),
+            write_behind,
+        });
+        let prometheus = Prometheus::start(&format!("127.0.0.1:{}", game.port))?;
+        Some(Stack {
+            prometheus,
+            game,
+            proxy,
+            pg,
+        })
+    }
+
+    /// Runs `experiment` with `@PROM@`, `@GAME@` and `@ADMIN@` (the proxy's admin API)
+    /// filled in (see [`Run::start`] for the rest).
+    pub fn run(&self, experiment: &str) -> Run {
+        Run::start(
+            &experiment
+                .replace("@PROM@", &self.prometheus.url)
+                .replace("@GAME@", &self.game.url)
+                .replace("@ADMIN@", &self.proxy.admin),
+        )
+    }
+}
