@@ -428,8 +428,9 @@ pub(super) fn parse(
     }
 }
 
-/// Database faults act on the run's own proxy, which must speak their protocol:
-/// `proxy: {listen, upstream, protocol: postgres|redis}`.
+/// Database faults act on the run's own proxy, which must speak their protocol
+/// (`proxy: {listen, upstream, protocol: postgres|redis}`), or on a proxy of a running
+/// `chaos-runner proxy` (`proxy: {name, api}`).
 pub(super) fn check_db_selector(
     fault_type: FaultType,
     selector: &Selector,
@@ -444,28 +445,25 @@ pub(super) fn check_db_selector(
         ProxyProtocol::Redis => "redis",
         _ => "postgres",
     };
-    only(selector, at, &["proxy"], problems);
     let Some(p) = &selector.proxy else {
+        only(selector, at, &["proxy"], problems);
         problems.check(
             false,
             at.to_owned(),
-            format!("needs `proxy: {{listen, upstream, protocol: {word}}}` (the run's own proxy)"),
-        );
-        return;
-    };
-    if p.name.is_some() || p.api.is_some() {
-        problems.check(
-            false,
-            format!("{at}.proxy"),
             format!(
-                "{} acts on the run's own proxy only: give `listen`, `upstream` and \
-                 `protocol: {word}` (not `name`/`api`)",
-                fault_type.name()
+                "needs `proxy: {{listen, upstream, protocol: {word}}}` (the run's own proxy) \
+                 or `proxy: {{name, api}}` (a `protocol: {word}` proxy of a running \
+                 `chaos-runner proxy`)"
             ),
         );
         return;
-    }
+    };
     super::proxy::check_proxy_selector(selector, at, problems);
+    if p.name.is_some() || p.api.is_some() {
+        // A running proxy server's proxy: its protocol is checked against the server
+        // before the run touches anything (preflight).
+        return;
+    }
     problems.check(
         p.protocol == Some(want),
         format!("{at}.proxy.protocol"),
