@@ -1,6 +1,6 @@
-//! Test helpers: a real PostgreSQL 15 in a temp dir (started as the `postgres` user through
-//! setpriv when the test runs as root, as in chaos-runner's dbproto test), the real
-//! `game-server` binary on a free port, and small HTTP helpers.
+//! Test helpers: a real PostgreSQL in a temp dir (started by the runner's own
+//! `setup::postgres`, as an experiment's `setup` starts it), the real `game-server`
+//! binary on a free port, and small HTTP helpers.
 
 #![allow(dead_code)]
 
@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+use chaos_runner::faults::local::supervisor::{Launch, SupervisedCommand, Supervisor};
+use chaos_runner::spec::PostgresSetup;
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
@@ -53,93 +54,58 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Whether a server binary is there; under CI=true its absence fails the test.
-pub fn have(binary: &Path, what: &str) -> bool {
-    if binary.exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is not installed ({} missing; scripts/test installs it)",
-        binary.display()
-    );
-    eprintln!(
-        "\n\n*** SKIPPING: {what} is not installed ({} missing). Run scripts/test to install it. ***\n\n",
-        binary.display()
-    );
-    false
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `program` run as the `postgres` user when we are root (initdb and postgres refuse root).
-fn as_postgres(program: &Path) -> Command {
-    if is_root() {
-        let mut cmd = Command::new("setpriv");
-        cmd.args([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-        ])
-        .arg(program);
-        cmd
-    } else {
-        Command::new(program)
+/// `false` (skip) when a server is missing outside CI; a failure under `CI=true`.
+pub fn require(found: Result<(), String>) -> bool {
+    match found {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why} (scripts/test installs it)"
+            );
+            eprintln!("\n\n*** SKIPPING: {why}. Run scripts/test to install it. ***\n\n");
+            false
+        }
     }
 }
 
-/// A PostgreSQL 15 server in a temp dir; can be stopped and started again on the same
-/// port and data directory.
+/// A PostgreSQL server in a temp dir, started with the runner's own `setup::postgres`
+/// code (initdb as the `postgres` user when root, trust authentication on 127.0.0.1);
+/// can be stopped (fast shutdown: clients are cut, the port closes) and started again on
+/// the same port and data directory.
 pub struct Postgres {
-    child: Option<Child>,
     pub port: u16,
-    data: PathBuf,
-    sockets: PathBuf,
+    command: SupervisedCommand,
+    launch: Launch,
+    supervisor: Option<Supervisor>,
     _dir: TempDir,
 }
 
 impl Postgres {
-    /// initdb + start, or None (skip) when PostgreSQL 15 is not installed outside CI.
+    /// initdb + start, or None (skip) when PostgreSQL is not installed outside CI.
     pub fn start() -> Option<Postgres> {
-        let bin = PathBuf::from(PG_BIN);
-        if !have(&bin.join("postgres"), "PostgreSQL 15") {
+        use chaos_runner::setup::postgres;
+        if !require(postgres::bin_dir(None).map(|_| ())) {
             return None;
         }
-        let dir = TempDir::new("pg");
-        let data = dir.path().join("data");
-        let sockets = dir.path().join("sock");
-        for d in [&data, &sockets] {
-            std::fs::create_dir(d).unwrap();
-        }
-        if is_root() {
-            let out = Command::new("chown")
-                .arg("-R")
-                .arg("postgres:postgres")
-                .arg(dir.path())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "chown: {out:?}");
-        }
-        let out = as_postgres(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut pg = Postgres {
-            child: None,
+        let setup = PostgresSetup {
             port: free_port(),
-            data,
-            sockets,
+            database: "postgres".into(),
+            version: None,
+        };
+        let dir = TempDir::new("pg");
+        let (command, launch) = postgres::prepare(
+            "game-test-postgres",
+            &setup,
+            dir.path(),
+            Duration::from_secs(60),
+        )
+        .expect("initdb");
+        let mut pg = Postgres {
+            port: setup.port,
+            command,
+            launch,
+            supervisor: None,
             _dir: dir,
         };
         pg.run();
@@ -147,44 +113,15 @@ impl Postgres {
     }
 
     fn run(&mut self) {
-        let child = as_postgres(&PathBuf::from(PG_BIN).join("postgres"))
-            .arg("-D")
-            .arg(&self.data)
-            .arg("-p")
-            .arg(self.port.to_string())
-            .arg("-k")
-            .arg(&self.sockets)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=40",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
+        let supervisor = Supervisor::start_with(self.command.clone(), self.launch.clone())
+            .expect("postgres starts");
+        self.supervisor = Some(supervisor);
     }
 
     /// Fast shutdown (SIGINT): clients are disconnected, the port closes.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            // SAFETY: kill(2) on our own child's pid.
-            unsafe {
-                libc::kill(child.id() as libc::pid_t, libc::SIGINT);
-            }
-            let start = Instant::now();
-            while start.elapsed() < Duration::from_secs(10) {
-                if let Ok(Some(_)) = child.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(supervisor) = self.supervisor.take() {
+            supervisor.stop();
         }
     }
 
