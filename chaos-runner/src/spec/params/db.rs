@@ -428,8 +428,8 @@ pub(super) fn parse(
     }
 }
 
-/// Database faults act on the run's own proxy, which must speak their protocol:
-/// `proxy: {listen, upstream, protocol: postgres|redis}`.
+/// Database faults on the local backend act on the run's own proxy, which must speak
+/// their protocol: `proxy: {listen, upstream, protocol: postgres|redis}`.
 pub(super) fn check_db_selector(
     fault_type: FaultType,
     selector: &Selector,
@@ -444,7 +444,15 @@ pub(super) fn check_db_selector(
         ProxyProtocol::Redis => "redis",
         _ => "postgres",
     };
-    only(selector, at, &["proxy"], problems);
+    problems.check(
+        selector.service.is_none(),
+        format!("{at}.service"),
+        format!(
+            "`service` is the kubernetes backend's; on the local backend give \
+             `proxy: {{listen, upstream, protocol: {word}}}`"
+        ),
+    );
+    only(selector, at, &["proxy", "service"], problems);
     let Some(p) = &selector.proxy else {
         problems.check(
             false,
