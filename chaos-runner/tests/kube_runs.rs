@@ -1243,7 +1243,10 @@ fn db_service(fake: &FakeCluster) -> (Value, Value) {
 fn assert_db_restored(fake: &FakeCluster) {
     let (selector, annotations) = db_service(fake);
     assert_eq!(selector, serde_json::json!({"app": "postgres"}));
-    assert!(annotations.get(ORIGINAL_SELECTOR).is_none(), "{annotations}");
+    assert!(
+        annotations.get(ORIGINAL_SELECTOR).is_none(),
+        "{annotations}"
+    );
     assert!(fake.objects("deployments", "games").is_empty());
     assert!(fake.objects("configmaps", "games").is_empty());
     let services: Vec<Value> = fake.objects("services", "games");
@@ -1276,8 +1279,10 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
     });
     let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
     assert_eq!(outcome, Outcome::Passed, "{report:#}");
-    let (selector, annotations, deployments, maps, services) =
-        seen.join().unwrap().expect("the selector was never swapped");
+    let (selector, annotations, deployments, maps, services) = seen
+        .join()
+        .unwrap()
+        .expect("the selector was never swapped");
     // During the hold: the Service selects the proxy pods, and says what to restore.
     assert_eq!(deployments.len(), 1);
     let proxy = deployments[0]["metadata"]["name"].as_str().unwrap();
@@ -1322,10 +1327,15 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
     assert_eq!(rule["expiresIn"], "12s");
     // The step says plainly that open connections are not hit.
     let step = report["faults"][0]["steps"][0].as_str().unwrap();
-    assert!(step.contains("connections opened before the swap"), "{step}");
+    assert!(
+        step.contains("connections opened before the swap"),
+        "{step}"
+    );
     // Reverted and read back.
     assert_db_restored(&fake);
-    assert!(journal::live_faults(&dir.0.join("state")).unwrap().is_empty());
+    assert!(journal::live_faults(&dir.0.join("state"))
+        .unwrap()
+        .is_empty());
 }
 
 #[test]
@@ -1404,11 +1414,8 @@ fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
         let (selector, _) = db_service(&fake);
         assert!(selector.get(PROXY_LABEL).is_some(), "{selector}");
         // A leftover of the same run and fault under another name (a retried create).
-        let labels = chaos_runner::faults::kube::target::object_labels(
-            run_id,
-            "kube-test",
-            "slow-saves",
-        );
+        let labels =
+            chaos_runner::faults::kube::target::object_labels(run_id, "kube-test", "slow-saves");
         fake.put_object(
             "configmaps",
             serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -1417,7 +1424,11 @@ fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
         assert_eq!(fake.objects("configmaps", "games").len(), 2);
 
         let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
-        assert_eq!(outcome, Outcome::Passed, "journal_injected={journal_injected}");
+        assert_eq!(
+            outcome,
+            Outcome::Passed,
+            "journal_injected={journal_injected}"
+        );
         assert_db_restored(&fake);
         assert!(journal::live_faults(&state).unwrap().is_empty());
     }

@@ -671,16 +671,31 @@ fn stored_object(
             let items: Vec<Value> = s
                 .objects
                 .iter()
-                .filter(|((r, n, _), o)| r == resource && n == ns && label_match(o, q.get("labelSelector")))
+                .filter(|((r, n, _), o)| {
+                    r == resource && n == ns && label_match(o, q.get("labelSelector"))
+                })
                 .map(|(_, o)| o.clone())
                 .collect();
-            (200, json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}))
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
         }
         (Method::POST, None) => {
-            let name = body["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
             let key = (resource.to_owned(), ns.to_owned(), name.clone());
             if s.objects.contains_key(&key) {
-                return (409, status(409, "AlreadyExists", &format!("{resource} \"{name}\" already exists")));
+                return (
+                    409,
+                    status(
+                        409,
+                        "AlreadyExists",
+                        &format!("{resource} \"{name}\" already exists"),
+                    ),
+                );
             }
             s.resource_version += 1;
             let mut stored = body.clone();
@@ -690,22 +705,31 @@ fn stored_object(
                 stored["status"] = json!({"replicas": 1, "availableReplicas": 0, "conditions": [
                     {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
                      "message": "Deployment does not have minimum availability."}]});
-                s.deployments_due.insert((ns.to_owned(), name), Instant::now() + s.replacement_delay);
+                s.deployments_due
+                    .insert((ns.to_owned(), name), Instant::now() + s.replacement_delay);
             }
             s.objects.insert(key, stored.clone());
             (201, stored)
         }
-        (Method::GET, Some(name)) => match s.objects.get(&(resource.into(), ns.into(), name.into())) {
-            Some(o) => (200, o.clone()),
-            None => missing(name),
-        },
+        (Method::GET, Some(name)) => {
+            match s.objects.get(&(resource.into(), ns.into(), name.into())) {
+                Some(o) => (200, o.clone()),
+                None => missing(name),
+            }
+        }
         (Method::PATCH, Some(name)) => {
             let next = s.resource_version + 1;
-            let Some(o) = s.objects.get_mut(&(resource.into(), ns.into(), name.into())) else {
+            let Some(o) = s
+                .objects
+                .get_mut(&(resource.into(), ns.into(), name.into()))
+            else {
                 return missing(name);
             };
             let mut patch = body.clone();
-            if let Some(rv) = patch["metadata"].as_object_mut().and_then(|m| m.remove("resourceVersion")) {
+            if let Some(rv) = patch["metadata"]
+                .as_object_mut()
+                .and_then(|m| m.remove("resourceVersion"))
+            {
                 if rv != o["metadata"]["resourceVersion"] {
                     return (409, status(409, "Conflict", &format!("Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified")));
                 }
@@ -723,7 +747,10 @@ fn stored_object(
                 None => missing(name),
             }
         }
-        _ => (405, status(405, "MethodNotAllowed", "not supported by the fake")),
+        _ => (
+            405,
+            status(405, "MethodNotAllowed", "not supported by the fake"),
+        ),
     }
 }
 
