@@ -103,9 +103,10 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
                 "name": fault.name,
                 "targets": targets.as_ref().and_then(|t| t.as_ref().ok()),
                 "targets_error": targets.as_ref().and_then(|t| t.as_ref().err()),
+                // A pod pick is exact with a seed or `all`; a Service is named outright.
                 "targets_exact": fault.selector.pods.as_ref().map(|p| {
                     p.seed.is_some() || p.mode == crate::spec::PodMode::All
-                }),
+                }).or(fault.selector.service.as_ref().map(|_| true)),
                 "type": fault.fault_type.name(),
                 "selector": fault.selector,
                 "duration": humantime::format_duration(fault.duration).to_string(),
