@@ -5,198 +5,16 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chaos_runner::faults::local::dbproto::{
     Action, DbFaults, PgError, Protocol, RelayEnd, Rule, Severity,
 };
-use support::TempDir;
+use support::servers::{free_port, Postgres, Redis};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether a server binary is there; under CI=true its absence fails the test.
-fn have(binary: &Path, what: &str) -> bool {
-    if binary.exists() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "{what} is not installed ({} missing; scripts/test installs it)",
-        binary.display()
-    );
-    eprintln!("\n\n*** SKIPPING: {what} is not installed ({} missing). Run scripts/test to install it. ***\n\n", binary.display());
-    false
-}
-
-/// A command that runs `program` as the `postgres` user when we are root (initdb and
-/// postgres refuse root), directly otherwise.
-fn as_postgres(program: &Path) -> Command {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        let mut cmd = Command::new("setpriv");
-        cmd.args([
-            "--reuid=postgres",
-            "--regid=postgres",
-            "--init-groups",
-            "--",
-        ])
-        .arg(program);
-        cmd
-    } else {
-        Command::new(program)
-    }
-}
-
-/// A PostgreSQL 15 server in a temp dir.
-struct Postgres {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Postgres {
-    fn start() -> Option<Postgres> {
-        let bin = PathBuf::from(PG_BIN);
-        if !have(&bin.join("postgres"), "PostgreSQL 15") {
-            return None;
-        }
-        let dir = TempDir::new("dbproto-pg");
-        let data = dir.path().join("data");
-        let sockets = dir.path().join("sock");
-        for d in [&data, &sockets] {
-            std::fs::create_dir(d).unwrap();
-        }
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } == 0 {
-            let out = Command::new("chown")
-                .arg("-R")
-                .arg("postgres:postgres")
-                .arg(dir.path())
-                .output()
-                .unwrap();
-            assert!(out.status.success(), "chown: {out:?}");
-        }
-        let out = as_postgres(&bin.join("initdb"))
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "--no-sync", "-E", "UTF8"])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let child = as_postgres(&bin.join("postgres"))
-            .arg("-D")
-            .arg(&data)
-            .arg("-p")
-            .arg(port.to_string())
-            .arg("-k")
-            .arg(&sockets)
-            .args([
-                "-c",
-                "listen_addresses=127.0.0.1",
-                "-c",
-                "fsync=off",
-                "-c",
-                "max_connections=30",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Some(Postgres {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // SIGINT: fast shutdown (backends end too).
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe {
-            libc::kill(self.child.id() as libc::pid_t, libc::SIGINT);
-        }
-        let start = Instant::now();
-        while start.elapsed() < Duration::from_secs(10) {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A redis-server in a temp dir.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: TempDir,
-}
-
-impl Redis {
-    fn start() -> Option<Redis> {
-        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists())
-            .unwrap_or_else(|| PathBuf::from("/usr/bin/redis-server"));
-        if !have(&binary, "redis-server") {
-            return None;
-        }
-        let dir = TempDir::new("dbproto-redis");
-        let port = free_port();
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        Some(Redis {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The tiny proxy: every accepted connection goes to `DbFaults::relay`; how each ended
 /// is sent on the returned channel.
@@ -754,4 +572,242 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
     assert!(refused.contains("toxics need a tcp proxy"), "{refused}");
     client.query("SELECT 1 AS after", &[]).await.unwrap();
     ctx.proxies.shutdown();
+}
+
+/// One admin API call from async test code (the HTTP client blocks).
+fn admin(
+    proxy: &support::proxy_process::ProxyProcess,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let body = body.map(|b| b.to_string());
+    let (code, text) = tokio::task::block_in_place(|| proxy.call(method, path, body.as_deref()));
+    let value = if text.trim().is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (code, value)
+}
+
+/// How long one query takes, and whether it failed with which SQLSTATE.
+async fn timed(client: &Client, sql: &str) -> (Duration, Option<SqlState>) {
+    let start = Instant::now();
+    let result = client.simple_query(sql).await;
+    (
+        start.elapsed(),
+        result.err().and_then(|e| e.code().cloned()),
+    )
+}
+
+/// `chaos-runner proxy` as a real process takes database fault rules at start (its
+/// config) and over its admin API (`/proxies/{p}/dbfaults`): they act on a real
+/// PostgreSQL client, bad rules get a 400 naming the field, rules expire by themselves,
+/// `DELETE` and `POST /reset` remove them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_proxy_takes_database_faults_in_its_config_and_over_its_api() {
+    let Some(pg) = Postgres::start() else { return };
+    let dir = support::TempDir::new("dbfaults-api");
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let plain = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.path().join("proxies.json");
+    let proxies = serde_json::json!([
+        { "name": "saves-db", "listen": listen.to_string(), "upstream": pg.addr().to_string(),
+          "protocol": "postgres",
+          "dbfaults": [{ "name": "boot-latency", "type": "postgres-latency",
+                         "attributes": { "pattern": "boot_marker", "delay": "200ms" },
+                         "expiresIn": "4s" }] },
+        { "name": "plain", "listen": plain.to_string(), "upstream": pg.addr().to_string() },
+    ]);
+    std::fs::write(&config, proxies.to_string()).unwrap();
+    let proxy = support::proxy_process::ProxyProcess::start(Some(&config));
+    let client = pg_connect(listen).await.unwrap();
+
+    // The rule from the config is in force from the first connection, until it expires.
+    let (took, failed) = timed(&client, "SELECT 1 AS boot_marker").await;
+    assert!(took >= Duration::from_millis(200), "{took:?}");
+    assert_eq!(failed, None);
+    let (code, list) = admin(&proxy, "GET", "/proxies/saves-db/dbfaults", None);
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(list[0]["name"], "boot-latency");
+    assert_eq!(list[0]["type"], "postgres-latency");
+    assert_eq!(list[0]["hits"], 1);
+    assert!(list[0]["expiresInMs"].as_u64().unwrap() <= 4000, "{list}");
+
+    // A rule over the API acts on the open connection's next statement.
+    let rule = serde_json::json!({
+        "name": "conflicts", "type": "postgres-error",
+        "attributes": { "pattern": "api_marker", "sqlstate": "40001" },
+    });
+    let (code, view) = admin(&proxy, "POST", "/proxies/saves-db/dbfaults", Some(rule));
+    assert_eq!(code, 200, "{view}");
+    assert_eq!(view["attributes"]["sqlstate"], "40001");
+    assert!(view.get("expiresInMs").is_none(), "no expiry asked: {view}");
+    let (_, failed) = timed(&client, "SELECT 1 AS api_marker").await;
+    assert_eq!(failed, Some(SqlState::T_R_SERIALIZATION_FAILURE));
+    let (_, failed) = timed(&client, "SELECT 1 AS other").await;
+    assert_eq!(failed, None, "only matching statements fail");
+
+    // Bad rules: 400 naming the field; unknown proxy 404; a tcp proxy takes none.
+    for (path, body, want) in [
+        (
+            "/proxies/saves-db/dbfaults",
+            serde_json::json!({"name": "x", "type": "redis-error", "attributes": {"pattern": "."}}),
+            "type: `redis-error` is not a fault type of this postgres proxy",
+        ),
+        (
+            "/proxies/saves-db/dbfaults",
+            serde_json::json!({"name": "x", "type": "postgres-error", "attributes": {"pattern": ".", "sqlstate": "4001"}}),
+            "attributes.sqlstate",
+        ),
+        (
+            "/proxies/saves-db/dbfaults",
+            serde_json::json!({"name": "x", "type": "postgres-latency", "attributes": {"pattern": "(", "delay": "1s"}}),
+            "attributes.pattern",
+        ),
+        (
+            "/proxies/saves-db/dbfaults",
+            serde_json::json!({"name": "x", "type": "postgres-reset", "attributes": {"pattern": "."}, "expiresIn": "0s"}),
+            "expiresIn",
+        ),
+        (
+            "/proxies/saves-db/dbfaults",
+            serde_json::json!({"name": "x", "type": "postgres-reset", "attributes": {"pattern": "."}, "toxicity": 1}),
+            "unknown field `toxicity`",
+        ),
+        (
+            "/proxies/plain/dbfaults",
+            serde_json::json!({"name": "x", "type": "postgres-reset", "attributes": {"pattern": "."}}),
+            "relays plain tcp",
+        ),
+    ] {
+        let (code, answer) = admin(&proxy, "POST", path, Some(body.clone()));
+        assert_eq!(code, 400, "{body} -> {answer}");
+        let message = answer["error"].as_str().unwrap_or_default();
+        assert!(message.contains(want), "{body} -> {message}");
+    }
+    let (code, _) = admin(&proxy, "GET", "/proxies/nope/dbfaults", None);
+    assert_eq!(code, 404);
+    assert_eq!(
+        proxy.names("/proxies/saves-db/dbfaults"),
+        ["boot-latency", "conflicts"],
+        "a refused rule changes nothing"
+    );
+
+    // DELETE removes it at once; a second DELETE is a 404.
+    let (code, _) = admin(
+        &proxy,
+        "DELETE",
+        "/proxies/saves-db/dbfaults/conflicts",
+        None,
+    );
+    assert_eq!(code, 204);
+    let (_, failed) = timed(&client, "SELECT 1 AS api_marker").await;
+    assert_eq!(failed, None);
+    let (code, _) = admin(
+        &proxy,
+        "DELETE",
+        "/proxies/saves-db/dbfaults/conflicts",
+        None,
+    );
+    assert_eq!(code, 404);
+
+    // The config's rule expired by itself (4 s after the start).
+    support::wait_for(Duration::from_secs(10), "the boot rule expires", || {
+        tokio::task::block_in_place(|| proxy.names("/proxies/saves-db/dbfaults").is_empty())
+    });
+    let (took, _) = timed(&client, "SELECT 1 AS boot_marker").await;
+    assert!(took < Duration::from_millis(150), "{took:?}");
+
+    // POST /reset removes database fault rules as it removes toxics.
+    let rule = serde_json::json!({"name": "r", "type": "postgres-reset", "attributes": {"pattern": "never_sent"}});
+    assert_eq!(
+        admin(&proxy, "POST", "/proxies/saves-db/dbfaults", Some(rule)).0,
+        200
+    );
+    assert_eq!(admin(&proxy, "POST", "/reset", None).0, 204);
+    assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
+}
+
+/// The `api` form of a database fault (`proxy: {name, api}`): preflight checks the
+/// server's proxy speaks the fault's protocol, the rule goes over the admin API with the
+/// fault's expiry, revert and `recover` (from the journal record) delete it there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_fault_on_a_running_proxy_server_over_its_api() {
+    use chaos_runner::faults::{build, FaultContext, FaultRecord};
+    use chaos_runner::spec::{params, FaultType, Problems};
+    let Some(pg) = Postgres::start() else { return };
+    let dir = support::TempDir::new("dbfaults-api-form");
+    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let config = dir.path().join("proxies.json");
+    let proxies = serde_json::json!([
+        { "name": "saves-db", "listen": listen.to_string(), "upstream": pg.addr().to_string(), "protocol": "postgres" },
+        { "name": "plain", "listen": format!("127.0.0.1:{}", free_port()), "upstream": pg.addr().to_string() },
+    ]);
+    std::fs::write(&config, proxies.to_string()).unwrap();
+    let proxy = support::proxy_process::ProxyProcess::start(Some(&config));
+    let client = pg_connect(listen).await.unwrap();
+    let experiment = |proxy_name: &str| {
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata:\n  name: db-api-test\nspec:\n  target:\n    backend: local\n  faults:\n    - name: api-errors\n      type: postgres-error\n      selector:\n        proxy: {{ name: {proxy_name}, api: \"{}\" }}\n      parameters: {{ pattern: \"api_form\", sqlstate: \"57P01\", severity: FATAL }}\n      duration: 30s\n",
+            proxy.api
+        )
+    };
+    let fault_for = |proxy_name: &str| {
+        let exp = chaos_runner::spec::parse_experiment("db-api-test.yaml", &experiment(proxy_name))
+            .unwrap();
+        let spec = exp.spec.faults[0].clone();
+        let mut problems = Problems::default();
+        let value = serde_json::to_value(&spec.parameters).unwrap();
+        let p = params::parse(FaultType::PostgresError, "p", value, &mut problems)
+            .unwrap_or_else(|| panic!("{:?}", problems.found()));
+        build(
+            &FaultContext::new("r2", "/bin/false"),
+            &spec,
+            &p,
+            Duration::from_secs(30),
+        )
+    };
+
+    // A tcp proxy is refused before anything is touched.
+    let wrong = fault_for("plain");
+    let refused = tokio::task::block_in_place(|| wrong.preflight())
+        .unwrap_err()
+        .to_string();
+    assert!(refused.contains("relays tcp"), "{refused}");
+
+    let mut fault = fault_for("saves-db");
+    tokio::task::block_in_place(|| fault.preflight()).unwrap();
+    let planned = fault.planned_record().expect("journaled with the intent");
+    let record = tokio::task::block_in_place(|| fault.inject()).unwrap();
+    assert_eq!(planned, record);
+    assert!(matches!(
+        &record,
+        FaultRecord::ProxyDbFault { proxy, rule, .. } if proxy == "saves-db" && rule == "chaos-r2-api-errors"
+    ));
+    let (code, list) = admin(&proxy, "GET", "/proxies/saves-db/dbfaults", None);
+    assert_eq!(code, 200);
+    assert_eq!(list[0]["name"], "chaos-r2-api-errors");
+    let expires = list[0]["expiresInMs"].as_u64().expect("the fault's expiry");
+    assert!((25_000..=30_000).contains(&expires), "{expires}");
+    let (_, failed) = timed(&client, "SELECT 1 AS api_form").await;
+    assert_eq!(failed, Some(SqlState::ADMIN_SHUTDOWN));
+    tokio::task::block_in_place(|| {
+        fault.revert().unwrap();
+        fault.verify_reverted().unwrap();
+    });
+    assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
+    let client = pg_connect(listen).await.unwrap();
+    assert_eq!(timed(&client, "SELECT 1 AS api_form").await.1, None);
+
+    // A runner that died with the rule set: `recover` deletes it from the record.
+    let mut again = fault_for("saves-db");
+    let record = tokio::task::block_in_place(|| again.inject()).unwrap();
+    assert_eq!(proxy.names("/proxies/saves-db/dbfaults").len(), 1);
+    tokio::task::block_in_place(|| {
+        chaos_runner::faults::revert_from_journal("r2", "api-errors", Some(&record)).unwrap()
+    });
+    assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
+    assert_eq!(timed(&client, "SELECT 1 AS api_form").await.1, None);
 }

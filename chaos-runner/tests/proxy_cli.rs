@@ -4,11 +4,12 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::proxy_process::ProxyProcess;
 use support::{wait_for, TempDir};
 
 fn exe() -> PathBuf {
@@ -55,61 +56,6 @@ fn rtt(addr: &str) -> Option<Duration> {
     (&buf == b"ping").then(|| start.elapsed())
 }
 
-/// A `chaos-runner proxy` process; killed on drop.
-struct ProxyProcess {
-    child: Child,
-    api: String,
-}
-
-impl ProxyProcess {
-    fn start(config: Option<&Path>) -> ProxyProcess {
-        let mut cmd = Command::new(exe());
-        cmd.args(["proxy", "--listen", "127.0.0.1:0"]);
-        if let Some(c) = config {
-            cmd.arg("--config").arg(c);
-        }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let api = line
-            .trim()
-            .strip_prefix("proxy admin API listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line: {line}"))
-            .to_owned();
-        ProxyProcess { child, api }
-    }
-
-    fn get(&self, path: &str) -> (u16, String) {
-        match ureq::get(&format!("{}{path}", self.api)).call() {
-            Ok(r) => (r.status(), r.into_string().unwrap()),
-            Err(ureq::Error::Status(c, r)) => (c, r.into_string().unwrap()),
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn toxic_names(&self, proxy: &str) -> Vec<String> {
-        let (code, body) = self.get(&format!("/proxies/{proxy}/toxics"));
-        assert_eq!(code, 200, "{body}");
-        let list: Vec<serde_json::Value> = serde_json::from_str(&body).unwrap();
-        list.iter()
-            .map(|t| t["name"].as_str().unwrap().to_owned())
-            .collect()
-    }
-}
-
-impl Drop for ProxyProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     let dir = TempDir::new("proxy-flags");
@@ -152,6 +98,36 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     ]);
     assert_eq!(code, Some(3));
     assert!(err.contains("proxies[0].upstream"), "{err}");
+    // A database fault rule in the config is checked like one sent to the API.
+    for (text, want) in [
+        (
+            r#"[{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "postgres",
+                "dbfaults": [{"name": "e", "type": "postgres-error", "attributes": {"pattern": ".", "sqlstate": "oops"}}]}]"#,
+            "proxies[0].dbfaults[0].attributes.sqlstate",
+        ),
+        (
+            r#"[{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
+                "dbfaults": [{"name": "e", "type": "postgres-reset", "attributes": {"pattern": "."}}]}]"#,
+            "proxies[0].dbfaults: database fault rules need `protocol: postgres`",
+        ),
+        (
+            r#"[{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "redis",
+                "dbfaults": [{"name": "e", "type": "redis-latency", "attributes": {"pattern": "."}, "expiresIn": "soon"}]}]"#,
+            "[0].dbfaults[0].expiresIn",
+        ),
+    ] {
+        let file = dir.path().join("dbfaults.json");
+        std::fs::write(&file, text).unwrap();
+        let (code, err) = run(&[
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            file.to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(3), "{text}: {err}");
+        assert!(err.contains(want), "{text}: {err}");
+    }
 }
 
 #[test]

@@ -110,6 +110,17 @@ pub enum FaultRecord {
         /// The toxic's name (`chaos-<run id>-<fault>`).
         toxic: String,
     },
+    /// A database fault rule on a proxy of a running `chaos-runner proxy`, set over its
+    /// admin API (`/proxies/{proxy}/dbfaults`); `recover` deletes it there. It also
+    /// expires by itself on the server at the fault's end.
+    ProxyDbFault {
+        /// The admin API.
+        api: String,
+        /// The proxy's name.
+        proxy: String,
+        /// The rule's name (`chaos-<run id>-<fault>`).
+        rule: String,
+    },
     /// A `spec.setup` service: its process (unknown while it starts) and its directory.
     SetupService {
         /// Its process id, once started.
@@ -680,10 +691,12 @@ pub fn revert_from_journal_with(
             interface,
             handle,
         }) => local::tc::revert_record(name, netns.as_deref(), interface, *handle),
-        Some(r @ (FaultRecord::ProxyToxic { .. } | FaultRecord::ProxyDown { .. })) => {
-            local::proxy_fault::revert_record(name, r)
-                .and_then(|()| local::proxy_fault::verify_record(name, r))
-        }
+        Some(
+            r @ (FaultRecord::ProxyToxic { .. }
+            | FaultRecord::ProxyDown { .. }
+            | FaultRecord::ProxyDbFault { .. }),
+        ) => local::proxy_fault::revert_record(name, r)
+            .and_then(|()| local::proxy_fault::verify_record(name, r)),
         Some(
             r @ (FaultRecord::KubePodsKilled { .. }
             | FaultRecord::KubeNetworkPolicy { .. }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod proxy_process;
+pub mod servers;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

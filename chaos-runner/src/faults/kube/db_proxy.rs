@@ -1138,4 +1138,65 @@ mod tests {
                    "spec": {"selector": {"app": "postgres", PROXY_LABEL: null}}})
         );
     }
+
+    /// The config is what `chaos-runner proxy --config` reads: it deserializes into the
+    /// proxy's own input type, and a real proxy server populated with it (as the proxy
+    /// pod's is at start) holds the rule with the fault's attributes and expiry.
+    #[test]
+    fn generated_config_populates_a_real_proxy_server() {
+        use crate::faults::local::proxy::{server::ProxyServer, ProxyInput};
+        let p = DbParams::PostgresLatency(PostgresLatencyParams {
+            pattern: "^UPDATE".into(),
+            delay: Duration::from_millis(300),
+            rate: 1.0,
+        });
+        let ports = vec![
+            PortPlan {
+                name: None,
+                port: 5432,
+                listen: 5432,
+                target_name: None,
+            },
+            PortPlan {
+                name: Some("metrics".into()),
+                port: 9187,
+                listen: 9187,
+                target_name: None,
+            },
+        ];
+        let config = proxy_config(
+            &ports,
+            0,
+            "chaos-slow-1-up.games.svc",
+            ("chaos-r1-slow", "postgres-latency", &p),
+            Duration::from_secs(95),
+        );
+        let text = serde_json::to_string_pretty(&config).unwrap();
+        let mut inputs: Vec<ProxyInput> = serde_json::from_str(&text).unwrap();
+        let rules = inputs[0].dbfaults.clone().unwrap();
+        assert_eq!(rules[0].expires_in, Some(Duration::from_secs(95)));
+        assert_eq!(rules[0].fault_type, "postgres-latency");
+        rules[0].check().unwrap();
+        assert!(inputs[1].dbfaults.is_none());
+        // The pod listens on 0.0.0.0:5432; here a free loopback port stands in.
+        for input in &mut inputs {
+            input.listen = Some("127.0.0.1:0".into());
+        }
+        let server = ProxyServer::start(None).unwrap();
+        crate::faults::local::dbproto::DbRelays::default().register(server.registry());
+        server.registry().populate(inputs).unwrap();
+        let set = server.registry().db_faults("db").unwrap();
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].name, "chaos-r1-slow");
+        assert_eq!(
+            set[0].attributes,
+            json!({"pattern": "^UPDATE", "delay": "300ms", "rate": 1.0})
+        );
+        let left = set[0].expires_in_ms.unwrap();
+        assert!((90_000..=95_000).contains(&left), "{left}");
+        assert_eq!(
+            server.registry().get("tcp-9187").unwrap().upstream,
+            "chaos-slow-1-up.games.svc:9187"
+        );
+    }
 }

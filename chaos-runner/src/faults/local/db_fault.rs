@@ -1,18 +1,40 @@
-//! The `postgres-*` and `redis-*` faults: a rule on the protocol relay of the run's own
-//! proxy (`proxy: {listen, upstream, protocol: postgres|redis}`).
+//! The `postgres-*` and `redis-*` faults: a rule on a protocol-aware proxy.
 //!
-//! The proxy lives in the runner (see [`super::proxy_fault::ProxyPool`]), so neither it
-//! nor the rule can outlive a runner that dies; the rule also removes itself when the
-//! fault's time is up. The journal keeps a [`FaultRecord::ProxyToxic`] with no API (the
-//! rule's name as the toxic), which `recover` knows needs nothing more.
+//! Two forms, by selector (as for the `proxy-*` faults):
+//! - `proxy: {listen, upstream, protocol: postgres|redis}`: the run's own proxy (see
+//!   [`super::proxy_fault::ProxyPool`]), so neither it nor the rule can outlive a runner
+//!   that dies. The journal keeps a [`FaultRecord::ProxyToxic`] with no API (the rule's
+//!   name as the toxic), which `recover` knows needs nothing more.
+//! - `proxy: {name, api}`: a `protocol: postgres|redis` proxy of a running
+//!   `chaos-runner proxy`, driven over its admin API (`/proxies/{name}/dbfaults`). The
+//!   journal keeps a [`FaultRecord::ProxyDbFault`] from the intent on, so `recover`
+//!   deletes the rule after a crash; preflight checks the proxy exists and speaks the
+//!   fault's protocol before anything is touched.
+//!
+//! Either way the rule carries the fault's expiry: once its time is up it never fires
+//! again, whether or not anything removes it.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dbproto::{DbFaults, Protocol};
-use super::proxy_fault::ProxyPool;
+use super::dbproto::{DbFaults, Protocol, RuleSetting};
+use super::proxy::db_rules::DbFaultInput;
+use super::proxy_fault::{http, ProxyPool, DEFAULT_API};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{DbParams, ProxyProtocol, ProxySelector};
+
+/// Where the rule goes.
+#[derive(Debug, Clone)]
+enum Target {
+    /// The run's own proxy.
+    InRun {
+        pool: ProxyPool,
+        listen: String,
+        upstream: String,
+    },
+    /// A proxy of a running proxy server.
+    Api { api: String, proxy: String },
+}
 
 /// A protocol-aware database fault.
 #[derive(Debug)]
@@ -21,24 +43,27 @@ pub struct DbFault {
     type_name: &'static str,
     rule: String,
     params: DbParams,
-    pool: ProxyPool,
-    listen: String,
-    upstream: String,
+    target: Target,
     expiry: Duration,
-    /// The proxy's name and the rule setting's id, once injected.
+    /// In-run: the proxy's name and the rule setting's id, once injected.
     injected: Option<(String, u64)>,
+    /// API form: the rule was (possibly) set.
+    sent: bool,
 }
 
 impl DbFault {
-    /// A fault of `params` on the run's proxy that `selector` names, for at most `expiry`.
+    /// A fault of `params` on the proxy that `selector` names, for at most `expiry`.
     ///
     /// ```
     /// use chaos_runner::faults::{local::{db_fault::DbFault, proxy_fault::ProxyPool}, Fault};
     /// use chaos_runner::spec::{DbParams, PostgresResetParams, ProxySelector};
     /// let sel = ProxySelector { listen: Some("127.0.0.1:15432".into()), upstream: Some("127.0.0.1:5432".into()), ..Default::default() };
     /// let p = DbParams::PostgresReset(PostgresResetParams { pattern: "^UPDATE".into(), rate: 1.0 });
-    /// let f = DbFault::new("cut", "postgres-reset", "r1", p, &sel, &ProxyPool::default(), std::time::Duration::from_secs(5));
+    /// let f = DbFault::new("cut", "postgres-reset", "r1", p.clone(), &sel, &ProxyPool::default(), std::time::Duration::from_secs(5));
     /// assert!(f.describe().contains("rule chaos-r1-cut"));
+    /// let remote = ProxySelector { name: Some("saves-db".into()), api: Some("http://127.0.0.1:8474".into()), ..Default::default() };
+    /// let f = DbFault::new("cut", "postgres-reset", "r1", p, &remote, &ProxyPool::default(), std::time::Duration::from_secs(5));
+    /// assert!(f.describe().contains("proxy `saves-db` at http://127.0.0.1:8474"));
     /// ```
     pub fn new(
         name: &str,
@@ -49,16 +74,31 @@ impl DbFault {
         pool: &ProxyPool,
         expiry: Duration,
     ) -> DbFault {
+        let target = match (&selector.listen, &selector.upstream) {
+            (Some(listen), Some(upstream)) => Target::InRun {
+                pool: pool.clone(),
+                listen: listen.clone(),
+                upstream: upstream.clone(),
+            },
+            _ => Target::Api {
+                api: selector
+                    .api
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API.to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                proxy: selector.name.clone().unwrap_or_default(),
+            },
+        };
         DbFault {
             name: name.to_owned(),
             type_name,
             rule: super::proxy_fault::toxic_name(run_id, name),
             params,
-            pool: pool.clone(),
-            listen: selector.listen.clone().unwrap_or_default(),
-            upstream: selector.upstream.clone().unwrap_or_default(),
+            target,
             expiry,
             injected: None,
+            sent: false,
         }
     }
 
@@ -69,16 +109,87 @@ impl DbFault {
         }
     }
 
-    /// The rule set of the run's proxy named `proxy`.
-    fn faults(&self, proxy: &str) -> Arc<DbFaults> {
-        self.pool.db_faults(self.protocol(), proxy)
+    fn inject_error(&self, reason: impl Into<String>) -> FaultError {
+        FaultError::Inject {
+            fault: self.name.clone(),
+            reason: reason.into(),
+        }
     }
 
-    fn record(&self, proxy: &str) -> FaultRecord {
-        FaultRecord::ProxyToxic {
-            api: None,
+    fn revert_error(&self, reason: impl Into<String>) -> FaultError {
+        FaultError::Revert {
+            fault: self.name.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The record of the API form.
+    fn api_record(api: &str, proxy: &str, rule: &str) -> FaultRecord {
+        FaultRecord::ProxyDbFault {
+            api: api.to_owned(),
             proxy: proxy.to_owned(),
+            rule: rule.to_owned(),
+        }
+    }
+
+    /// The rule as the admin API takes it: the fault's type, its parameters as
+    /// attributes, and its expiry.
+    fn api_input(&self) -> Result<DbFaultInput, FaultError> {
+        let attributes = serde_json::to_value(&self.params)
+            .map_err(|e| self.inject_error(format!("cannot encode the parameters: {e}")))?;
+        Ok(DbFaultInput {
+            name: self.rule.clone(),
+            fault_type: self.type_name.to_owned(),
+            attributes,
+            expires_in: Some(self.expiry.max(Duration::from_millis(1))),
+        })
+    }
+
+    fn inject_in_run(
+        &mut self,
+        pool: &ProxyPool,
+        listen: &str,
+        upstream: &str,
+    ) -> Result<FaultRecord, FaultError> {
+        let rule = self
+            .params
+            .rule(&self.rule)
+            .map_err(|e| self.inject_error(e.to_string()))?;
+        let proxy = pool
+            .ensure(listen, upstream, self.params.protocol())
+            .map_err(|e| self.inject_error(e))?;
+        let faults = pool.db_faults(self.protocol(), &proxy);
+        let id = faults
+            .set_rule_with(rule, RuleSetting::expiring_in(self.expiry))
+            .map_err(|e| self.inject_error(e.to_string()))?;
+        tracing::info!(fault = %self.name, rule = %self.rule, proxy = %proxy, "db fault rule set");
+        let record = FaultRecord::ProxyToxic {
+            api: None,
+            proxy: proxy.clone(),
             toxic: self.rule.clone(),
+        };
+        self.injected = Some((proxy, id));
+        Ok(record)
+    }
+
+    fn inject_api(&mut self, api: &str, proxy: &str) -> Result<FaultRecord, FaultError> {
+        let body = serde_json::to_string(&self.api_input()?)
+            .map_err(|e| self.inject_error(e.to_string()))?;
+        let url = format!("{api}/proxies/{proxy}/dbfaults");
+        self.sent = true;
+        let (code, text) = http("POST", &url, Some(&body)).map_err(|e| self.inject_error(e))?;
+        if code != 200 && code != 201 {
+            return Err(self.inject_error(format!("POST {url} answered {code}: {text}")));
+        }
+        tracing::info!(fault = %self.name, rule = %self.rule, %proxy, %api, "db fault rule set over the admin API");
+        Ok(Self::api_record(api, proxy, &self.rule))
+    }
+
+    /// The in-run rule set a fault injected into.
+    fn in_run_faults(&self, proxy: &str) -> Option<Arc<DbFaults>> {
+        match &self.target {
+            Target::InRun { pool, .. } => Some(pool.db_faults(self.protocol(), proxy)),
+            Target::Api { .. } => None,
         }
     }
 }
@@ -89,75 +200,108 @@ impl Fault for DbFault {
     }
 
     fn describe(&self) -> String {
+        let place = match &self.target {
+            Target::InRun {
+                listen, upstream, ..
+            } => format!(
+                "the run's {} proxy {listen} -> {upstream}",
+                self.protocol().name()
+            ),
+            Target::Api { api, proxy } => format!("proxy `{proxy}` at {api}"),
+        };
         format!(
-            "{} `{}`: {} on the run's {} proxy {} -> {} (rule {}) for at most {}",
+            "{} `{}`: {} on {place} (rule {}) for at most {}",
             self.type_name,
             self.name,
             self.params.summary(),
-            self.protocol().name(),
-            self.listen,
-            self.upstream,
             self.rule,
             humantime::format_duration(Duration::from_millis(self.expiry.as_millis() as u64))
         )
     }
 
-    fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let error = |reason: String| FaultError::Inject {
-            fault: self.name.clone(),
-            reason,
-        };
-        let rule = self
-            .params
-            .rule(&self.rule)
-            .map_err(|e| error(e.to_string()))?;
-        let proxy = self
-            .pool
-            .ensure(&self.listen, &self.upstream, self.params.protocol())
-            .map_err(error)?;
-        let faults = self.faults(&proxy);
-        let id = faults.set_rule(rule).map_err(|e| error(e.to_string()))?;
-        let (rule_name, expiry) = (self.rule.clone(), self.expiry);
-        let spawned = std::thread::Builder::new()
-            .name("chaos-db-expiry".into())
-            .spawn(move || {
-                std::thread::sleep(expiry);
-                if faults.remove_rule_id(&rule_name, id) {
-                    tracing::warn!(rule = %rule_name, "db fault expired; rule removed");
-                }
-            });
-        if let Err(e) = spawned {
-            self.faults(&proxy).remove_rule_id(&self.rule, id);
-            return Err(error(format!("cannot arm the fault's expiry: {e}")));
+    fn planned_record(&self) -> Option<FaultRecord> {
+        match &self.target {
+            Target::Api { api, proxy } => Some(Self::api_record(api, proxy, &self.rule)),
+            Target::InRun { .. } => None,
         }
-        tracing::info!(fault = %self.name, rule = %self.rule, proxy = %proxy, "db fault rule set");
-        let record = self.record(&proxy);
-        self.injected = Some((proxy, id));
-        Ok(record)
+    }
+
+    /// The API form checks that the proxy exists on the server and speaks the fault's
+    /// protocol, so a wrong name or protocol fails before anything is injected.
+    fn preflight(&self) -> Result<(), FaultError> {
+        let Target::Api { api, proxy } = &self.target else {
+            return Ok(());
+        };
+        let url = format!("{api}/proxies/{proxy}");
+        let (code, text) = http("GET", &url, None).map_err(|e| self.inject_error(e))?;
+        if code != 200 {
+            return Err(self.inject_error(format!("GET {url} answered {code}: {text}")));
+        }
+        let protocol = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v["protocol"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "tcp".to_owned());
+        if protocol != self.protocol().name() {
+            return Err(self.inject_error(format!(
+                "proxy `{proxy}` at {api} relays {protocol}, but {} needs a `protocol: {}` proxy",
+                self.type_name,
+                self.protocol().name()
+            )));
+        }
+        Ok(())
+    }
+
+    fn inject(&mut self) -> Result<FaultRecord, FaultError> {
+        match self.target.clone() {
+            Target::InRun {
+                pool,
+                listen,
+                upstream,
+            } => self.inject_in_run(&pool, &listen, &upstream),
+            Target::Api { api, proxy } => self.inject_api(&api, &proxy),
+        }
     }
 
     fn revert(&mut self) -> Result<(), FaultError> {
-        if let Some((proxy, id)) = &self.injected {
-            self.faults(proxy).remove_rule_id(&self.rule, *id);
+        match &self.target {
+            Target::InRun { .. } => {
+                if let Some((proxy, id)) = &self.injected {
+                    if let Some(faults) = self.in_run_faults(proxy) {
+                        faults.remove_rule_id(&self.rule, *id);
+                    }
+                }
+                Ok(())
+            }
+            Target::Api { api, proxy } if self.sent => super::proxy_fault::revert_record(
+                &self.name,
+                &Self::api_record(api, proxy, &self.rule),
+            ),
+            Target::Api { .. } => Ok(()),
         }
-        Ok(())
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
-        let Some((proxy, id)) = &self.injected else {
-            return Ok(());
-        };
-        let faults = self.faults(proxy);
-        let still = faults.rules().iter().any(|r| r.name() == self.rule)
-            && faults.hits(&self.rule).is_some();
-        // A later setting of the same name (a ramp's next step) is not ours to check.
-        let ours = still && faults.rule_id(&self.rule) == Some(*id);
-        if ours {
-            return Err(FaultError::Revert {
-                fault: self.name.clone(),
-                reason: format!("rule {} is still set on the relay", self.rule),
-            });
+        match &self.target {
+            Target::InRun { .. } => {
+                let Some((proxy, id)) = &self.injected else {
+                    return Ok(());
+                };
+                let Some(faults) = self.in_run_faults(proxy) else {
+                    return Ok(());
+                };
+                // A later setting of the same name (a ramp's next step) is not ours.
+                if faults.rule_id(&self.rule) == Some(*id) {
+                    return Err(
+                        self.revert_error(format!("rule {} is still set on the relay", self.rule))
+                    );
+                }
+                Ok(())
+            }
+            Target::Api { api, proxy } if self.sent => super::proxy_fault::verify_record(
+                &self.name,
+                &Self::api_record(api, proxy, &self.rule),
+            ),
+            Target::Api { .. } => Ok(()),
         }
-        Ok(())
     }
 }

@@ -436,7 +436,9 @@ impl Fault for ProxyFault {
     }
 }
 
-fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+/// One call to a proxy server's admin API: its status and body (a transport failure is
+/// an error naming the method and URL).
+pub(crate) fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .build();
@@ -457,59 +459,96 @@ fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), St
     }
 }
 
-/// Reverts a proxy fault from its journal record (used by `recover` and by the API form's
-/// own revert): deletes the toxic, or re-enables the proxy, over the admin API. A record
-/// without an API was an in-run proxy: it lived in the runner's process and went with it.
+/// What a record of a fault on a running proxy server names.
+struct Remote<'a> {
+    api: &'a str,
+    proxy: &'a str,
+    /// The toxic or database rule, with the collection it sits in (`toxics`,
+    /// `dbfaults`); `None` for a proxy taken down.
+    item: Option<(&'static str, &'a str)>,
+}
+
+/// The remote part of `record`; `None` for a record of the run's own proxy (it lived in
+/// the runner's process and went with it) or of anything else.
+fn remote(record: &FaultRecord) -> Option<Remote<'_>> {
+    match record {
+        FaultRecord::ProxyToxic {
+            api: Some(api),
+            proxy,
+            toxic,
+        } => Some(Remote {
+            api,
+            proxy,
+            item: Some(("toxics", toxic)),
+        }),
+        FaultRecord::ProxyDown {
+            api: Some(api),
+            proxy,
+        } => Some(Remote {
+            api,
+            proxy,
+            item: None,
+        }),
+        FaultRecord::ProxyDbFault { api, proxy, rule } => Some(Remote {
+            api,
+            proxy,
+            item: Some(("dbfaults", rule)),
+        }),
+        _ => None,
+    }
+}
+
+/// Reverts a fault on a proxy from its journal record (used by `recover` and by the API
+/// forms' own revert): deletes the toxic or database rule, or re-enables the proxy, over
+/// the admin API. A record of the run's own proxy needs nothing: it went with the runner.
 pub fn revert_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError> {
     let error = |reason: String| FaultError::Revert {
         fault: fault.to_owned(),
         reason,
     };
-    let (api, proxy, toxic) = match record {
-        FaultRecord::ProxyToxic { api, proxy, toxic } => (api, proxy, Some(toxic)),
-        FaultRecord::ProxyDown { api, proxy } => (api, proxy, None),
-        _ => return Ok(()),
+    let Some(Remote { api, proxy, item }) = remote(record) else {
+        return Ok(());
     };
-    let Some(api) = api else { return Ok(()) };
     let base = format!("{api}/proxies/{proxy}");
-    let (method, url, body) = match toxic {
-        Some(t) => ("DELETE", format!("{base}/toxics/{t}"), None),
+    let (method, url, body) = match item {
+        Some((collection, name)) => ("DELETE", format!("{base}/{collection}/{name}"), None),
         None => ("POST", base.clone(), Some(r#"{"enabled":true}"#)),
     };
     let (code, text) = http(method, &url, body).map_err(error)?;
     match code {
         200 | 204 => Ok(()),
-        // The toxic (or the whole proxy) is already gone.
-        404 if toxic.is_some() => Ok(()),
+        // The toxic or rule (or the whole proxy) is already gone.
+        404 if item.is_some() => Ok(()),
         _ => Err(error(format!("{method} {url} answered {code}: {text}"))),
     }
 }
 
-/// Checks over the admin API that a proxy fault's record is reverted: its toxic is not
-/// listed (or the proxy is gone), or the proxy is enabled.
+/// Checks over the admin API that a proxy fault's record is reverted: its toxic or rule
+/// is not listed (or the proxy is gone), or the proxy is enabled.
 pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError> {
     let error = |reason: String| FaultError::Revert {
         fault: fault.to_owned(),
         reason,
     };
-    let (api, proxy, toxic) = match record {
-        FaultRecord::ProxyToxic { api, proxy, toxic } => (api, proxy, Some(toxic)),
-        FaultRecord::ProxyDown { api, proxy } => (api, proxy, None),
-        _ => return Ok(()),
+    let Some(Remote { api, proxy, item }) = remote(record) else {
+        return Ok(());
     };
-    let Some(api) = api else { return Ok(()) };
     let base = format!("{api}/proxies/{proxy}");
-    match toxic {
-        Some(t) => {
-            let (code, text) = http("GET", &format!("{base}/toxics"), None).map_err(error)?;
+    match item {
+        Some((collection, name)) => {
+            let url = format!("{base}/{collection}");
+            let (code, text) = http("GET", &url, None).map_err(error)?;
             if code == 404 {
                 return Ok(());
             }
+            if code != 200 {
+                return Err(error(format!("GET {url} answered {code}: {text}")));
+            }
             let list: Vec<serde_json::Value> = serde_json::from_str(&text)
-                .map_err(|e| error(format!("GET {base}/toxics: not a toxic list: {e}")))?;
-            if list.iter().any(|x| x["name"] == t.as_str()) {
+                .map_err(|e| error(format!("GET {url}: not a list: {e}")))?;
+            if list.iter().any(|x| x["name"] == name) {
                 return Err(error(format!(
-                    "toxic {t} is still on proxy `{proxy}` at {api}"
+                    "{name} is still on proxy `{proxy}` at {api}"
                 )));
             }
             Ok(())

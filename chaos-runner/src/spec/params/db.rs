@@ -429,7 +429,8 @@ pub(super) fn parse(
 }
 
 /// Database faults on the local backend act on the run's own proxy, which must speak
-/// their protocol: `proxy: {listen, upstream, protocol: postgres|redis}`.
+/// their protocol (`proxy: {listen, upstream, protocol: postgres|redis}`), or on a proxy
+/// of a running `chaos-runner proxy` (`proxy: {name, api}`).
 pub(super) fn check_db_selector(
     fault_type: FaultType,
     selector: &Selector,
@@ -452,28 +453,25 @@ pub(super) fn check_db_selector(
              `proxy: {{listen, upstream, protocol: {word}}}`"
         ),
     );
-    only(selector, at, &["proxy", "service"], problems);
     let Some(p) = &selector.proxy else {
+        only(selector, at, &["proxy", "service"], problems);
         problems.check(
             false,
             at.to_owned(),
-            format!("needs `proxy: {{listen, upstream, protocol: {word}}}` (the run's own proxy)"),
-        );
-        return;
-    };
-    if p.name.is_some() || p.api.is_some() {
-        problems.check(
-            false,
-            format!("{at}.proxy"),
             format!(
-                "{} acts on the run's own proxy only: give `listen`, `upstream` and \
-                 `protocol: {word}` (not `name`/`api`)",
-                fault_type.name()
+                "needs `proxy: {{listen, upstream, protocol: {word}}}` (the run's own proxy) \
+                 or `proxy: {{name, api}}` (a `protocol: {word}` proxy of a running \
+                 `chaos-runner proxy`)"
             ),
         );
         return;
-    }
+    };
     super::proxy::check_proxy_selector(selector, at, problems);
+    if p.name.is_some() || p.api.is_some() {
+        // A running proxy server's proxy: its protocol is checked against the server
+        // before the run touches anything (preflight).
+        return;
+    }
     problems.check(
         p.protocol == Some(want),
         format!("{at}.proxy.protocol"),

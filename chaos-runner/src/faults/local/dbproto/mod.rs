@@ -16,6 +16,7 @@
 //! transaction state stays right: inside `BEGIN` the server's transaction is failed just
 //! as the client is told, outside it the implicit transaction is rolled back.
 
+pub mod admin;
 mod postgres;
 mod redis;
 mod rules;
@@ -31,8 +32,12 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+
+use crate::faults::local::proxy::db_rules::{DbFaultInput, DbFaultView};
+use crate::faults::local::proxy::toxics::ApiError;
 
 /// The identifier a poison statement or command is named with.
 pub(crate) const MARKER: &[u8] = b"chaos_injected_fault_";
@@ -43,6 +48,64 @@ struct Entry {
     rule: Rule,
     id: u64,
     hits: AtomicU64,
+    setting: RuleSetting,
+}
+
+impl Entry {
+    /// Whether the rule is still in force at `now` (not past its expiry).
+    fn live(&self, now: Instant) -> bool {
+        self.setting.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// How a rule was set: when it stops by itself and, for rules set over the admin API,
+/// the fault type and attributes it was given as (shown back by the API).
+///
+/// ```
+/// use chaos_runner::faults::local::dbproto::RuleSetting;
+/// let s = RuleSetting::expiring_in(std::time::Duration::from_secs(30));
+/// assert!(s.expires_at.is_some());
+/// assert!(RuleSetting::default().expires_at.is_none());
+/// ```
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RuleSetting {
+    /// When the rule stops applying by itself (`None`: until removed). An expired rule
+    /// never fires again, whether or not anything removes it.
+    pub expires_at: Option<Instant>,
+    /// The fault type and attributes it was set from (admin API rules).
+    pub source: Option<RuleSource>,
+}
+
+impl RuleSetting {
+    /// A setting that expires `after` from now.
+    pub fn expiring_in(after: std::time::Duration) -> RuleSetting {
+        RuleSetting {
+            expires_at: Some(Instant::now() + after),
+            source: None,
+        }
+    }
+}
+
+/// The fault type and attributes an admin API rule was set from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleSource {
+    /// The fault type (`postgres-latency`, ...).
+    pub fault_type: String,
+    /// The attributes as given.
+    pub attributes: serde_json::Value,
+}
+
+/// A rule in force, as [`DbFaults::entries`] lists it.
+#[derive(Debug, Clone)]
+pub struct RuleEntry {
+    /// The rule.
+    pub rule: Rule,
+    /// The id of this setting (see [`DbFaults::remove_rule_id`]).
+    pub id: u64,
+    /// How many times it fired.
+    pub hits: u64,
+    /// How it was set.
+    pub setting: RuleSetting,
 }
 
 /// How a relayed connection ended.
@@ -115,14 +178,37 @@ impl DbFaults {
     /// looked at in the order they were first added; the first that fires wins.
     /// Returns the id of this setting, for [`DbFaults::remove_rule_id`].
     pub fn set_rule(&self, rule: Rule) -> Result<u64, RuleError> {
+        self.set_rule_with(rule, RuleSetting::default())
+    }
+
+    /// [`DbFaults::set_rule`] with a setting: an expiry after which the rule never fires
+    /// (a runner that dies cannot leave it in force), and where it came from.
+    ///
+    /// ```
+    /// use chaos_runner::faults::local::dbproto::{Action, DbFaults, Protocol, Rule, RuleSetting};
+    /// let faults = DbFaults::new(Protocol::Redis);
+    /// let gone = RuleSetting { expires_at: Some(std::time::Instant::now()), source: None };
+    /// faults.set_rule_with(Rule::new("d", None, Action::Drop, 1.0).unwrap(), gone).unwrap();
+    /// assert!(faults.rules().is_empty(), "an expired rule is not in force");
+    /// ```
+    pub fn set_rule_with(&self, rule: Rule, setting: RuleSetting) -> Result<u64, RuleError> {
         rule.fits(self.protocol)?;
         let _guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut next: Vec<Arc<Entry>> = self.rules.load().iter().cloned().collect();
+        let now = Instant::now();
+        // Expired rules are dropped whenever the set changes.
+        let mut next: Vec<Arc<Entry>> = self
+            .rules
+            .load()
+            .iter()
+            .filter(|e| e.live(now))
+            .cloned()
+            .collect();
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let entry = Arc::new(Entry {
             rule,
             id,
             hits: AtomicU64::new(0),
+            setting,
         });
         match next.iter().position(|e| e.rule.name == entry.rule.name) {
             Some(i) => next[i] = entry,
@@ -167,9 +253,30 @@ impl DbFaults {
         self.rules.store(Arc::new(Vec::new()));
     }
 
-    /// The rules, in order.
+    /// The rules in force, in order.
     pub fn rules(&self) -> Vec<Rule> {
-        self.rules.load().iter().map(|e| e.rule.clone()).collect()
+        self.entries().into_iter().map(|e| e.rule).collect()
+    }
+
+    /// The rules in force with their ids, hit counts and settings, in order.
+    pub fn entries(&self) -> Vec<RuleEntry> {
+        let now = Instant::now();
+        self.rules
+            .load()
+            .iter()
+            .filter(|e| e.live(now))
+            .map(|e| RuleEntry {
+                rule: e.rule.clone(),
+                id: e.id,
+                hits: e.hits.load(Ordering::Relaxed),
+                setting: e.setting.clone(),
+            })
+            .collect()
+    }
+
+    /// The rule in force named `name`.
+    pub fn entry(&self, name: &str) -> Option<RuleEntry> {
+        self.entries().into_iter().find(|e| e.rule.name == name)
     }
 
     /// How many times the rule named `name` fired (`None` if there is no such rule).
@@ -181,20 +288,12 @@ impl DbFaults {
     /// assert_eq!(faults.hits("d"), Some(0));
     /// ```
     pub fn hits(&self, name: &str) -> Option<u64> {
-        self.rules
-            .load()
-            .iter()
-            .find(|e| e.rule.name == name)
-            .map(|e| e.hits.load(Ordering::Relaxed))
+        self.entry(name).map(|e| e.hits)
     }
 
-    /// The id of the current setting of the rule named `name`.
+    /// The id of the current setting of the rule named `name` (in force).
     pub fn rule_id(&self, name: &str) -> Option<u64> {
-        self.rules
-            .load()
-            .iter()
-            .find(|e| e.rule.name == name)
-            .map(|e| e.id)
+        self.entry(name).map(|e| e.id)
     }
 
     /// Connection counters.
@@ -208,7 +307,10 @@ impl DbFaults {
     /// The action of the first rule firing for `text` in `phase`, with the rule's name.
     pub(crate) fn pick(&self, phase: Phase, text: &str) -> Option<(String, Action)> {
         let rules = self.rules.load();
-        let entry = rules.iter().find(|e| e.rule.fires(phase, text))?;
+        let now = Instant::now();
+        let entry = rules
+            .iter()
+            .find(|e| e.live(now) && e.rule.fires(phase, text))?;
         entry.hits.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(rule = %entry.rule.name, protocol = self.protocol.name(), "db fault fired");
         Some((entry.rule.name.clone(), entry.rule.action.clone()))
@@ -346,6 +448,38 @@ struct ProxyRelays {
 impl crate::faults::local::proxy::RelayProvider for ProxyRelays {
     fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn crate::faults::local::proxy::ProtocolRelay> {
         self.relays.get(self.protocol, proxy)
+    }
+
+    fn set_fault(&self, proxy: &str, fault: &DbFaultInput) -> Result<DbFaultView, ApiError> {
+        let (rule, setting) = admin::rule_from_input(self.protocol, fault)?;
+        let faults = self.relays.get(self.protocol, proxy);
+        faults
+            .set_rule_with(rule, setting)
+            .map_err(|e| ApiError::bad_request(format!("attributes: {e}")))?;
+        faults
+            .entry(&fault.name)
+            .map(|e| admin::view(&e))
+            .ok_or_else(|| ApiError::bad_request("the rule expired as it was set"))
+    }
+
+    fn faults(&self, proxy: &str) -> Vec<DbFaultView> {
+        self.relays
+            .get(self.protocol, proxy)
+            .entries()
+            .iter()
+            .map(admin::view)
+            .collect()
+    }
+
+    fn remove_fault(&self, proxy: &str, name: &str) -> bool {
+        let faults = self.relays.get(self.protocol, proxy);
+        // An expired rule is not in force: removing it is not "found".
+        let live = faults.entry(name).is_some();
+        faults.remove_rule(name) && live
+    }
+
+    fn clear_faults(&self, proxy: &str) {
+        self.relays.get(self.protocol, proxy).clear();
     }
 }
 

@@ -9,7 +9,9 @@
 //! | `GET/POST/DELETE /proxies/{p}` | 200 proxy / 200 updated / 204; 404 |
 //! | `GET/POST /proxies/{p}/toxics` | 200 list / 200 toxic; 409 exists |
 //! | `GET/POST/DELETE /proxies/{p}/toxics/{t}` | 200 / 200 updated / 204; 404 |
-//! | `POST /reset` | 204 |
+//! | `GET/POST /proxies/{p}/dbfaults` | 200 list / 200 rule set (replaces one of the same name); 400 on a tcp proxy or a bad rule |
+//! | `GET/DELETE /proxies/{p}/dbfaults/{r}` | 200 / 204; 404 |
+//! | `POST /reset` | 204 (toxics and database fault rules removed, proxies enabled) |
 //! | `GET /version` | 200, `{"version": ..}` |
 //! | `GET /metrics` | Prometheus text |
 //!
@@ -24,6 +26,7 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
+use super::db_rules::DbFaultInput;
 use super::toxics::{ApiError, ToxicJson};
 use super::{ProxyInput, ProxyRegistry};
 
@@ -45,6 +48,14 @@ pub fn router(registry: Arc<ProxyRegistry>) -> Router {
         .route(
             "/proxies/{proxy}/toxics/{toxic}",
             get(show_toxic).post(update_toxic).delete(remove_toxic),
+        )
+        .route(
+            "/proxies/{proxy}/dbfaults",
+            get(db_faults).post(set_db_fault),
+        )
+        .route(
+            "/proxies/{proxy}/dbfaults/{rule}",
+            get(show_db_fault).delete(remove_db_fault),
         )
         .with_state(registry)
 }
@@ -172,6 +183,29 @@ async fn update_toxic(
 
 async fn remove_toxic(State(r): Shared, Path((proxy, toxic)): Path<(String, String)>) -> Response {
     match r.remove_toxic(&proxy, &toxic) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => error(e),
+    }
+}
+
+async fn db_faults(State(r): Shared, Path(proxy): Path<String>) -> Response {
+    answer(StatusCode::OK, r.db_faults(&proxy))
+}
+
+async fn set_db_fault(State(r): Shared, Path(proxy): Path<String>, body: Bytes) -> Response {
+    let result = parse::<DbFaultInput>(&body).and_then(|f| r.set_db_fault(&proxy, &f));
+    answer(StatusCode::OK, result)
+}
+
+async fn show_db_fault(State(r): Shared, Path((proxy, rule)): Path<(String, String)>) -> Response {
+    answer(StatusCode::OK, r.db_fault(&proxy, &rule))
+}
+
+async fn remove_db_fault(
+    State(r): Shared,
+    Path((proxy, rule)): Path<(String, String)>,
+) -> Response {
+    match r.remove_db_fault(&proxy, &rule) {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => error(e),
     }

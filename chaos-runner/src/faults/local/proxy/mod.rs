@@ -6,6 +6,7 @@
 //! - [`pipe`]: one direction of one connection applying the current toxics.
 //! - [`splice`]: the zero-copy pass-through used while no toxic is in effect.
 //! - [`toxics`]: toxic types and attribute checks.
+//! - [`db_rules`]: database fault rules as the API takes and shows them.
 //! - [`api`]: the HTTP admin API and `/metrics`.
 //! - [`server`]: runs a registry (and optionally the API) on its own thread and runtime.
 //!
@@ -25,6 +26,7 @@
 //! ```
 
 pub mod api;
+pub mod db_rules;
 pub mod metrics;
 mod pipe;
 pub mod server;
@@ -43,6 +45,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use self::db_rules::{DbFaultInput, DbFaultView};
 use self::metrics::Metrics;
 use self::pipe::{Connection, Pipe};
 use self::toxics::{ApiError, Stream, Toxic, ToxicJson};
@@ -81,10 +84,20 @@ pub trait ProtocolRelay: Send + Sync + 'static {
     fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> RelayFuture;
 }
 
-/// Gives each proxy of a protocol its own relay (its own fault rules), by proxy name.
+/// Gives each proxy of a protocol its own relay (its own fault rules), by proxy name, and
+/// manages those rules for the admin API (`/proxies/{proxy}/dbfaults`).
 pub trait RelayProvider: Send + Sync + 'static {
     /// The relay of the proxy named `proxy` (the same one every time for that name).
     fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn ProtocolRelay>;
+    /// Sets (or replaces, by name) a fault rule on proxy `proxy`; 400 naming the field
+    /// when the rule is invalid or does not fit the protocol.
+    fn set_fault(&self, proxy: &str, fault: &DbFaultInput) -> Result<DbFaultView, ApiError>;
+    /// The rules in force on proxy `proxy`, in order.
+    fn faults(&self, proxy: &str) -> Vec<DbFaultView>;
+    /// Removes the rule named `name` of proxy `proxy`; whether it was in force.
+    fn remove_fault(&self, proxy: &str, name: &str) -> bool;
+    /// Removes every rule of proxy `proxy`.
+    fn clear_faults(&self, proxy: &str);
 }
 
 /// A proxy as the API creates or updates it (toxiproxy's JSON; `protocol` is ours).
@@ -109,6 +122,9 @@ pub struct ProxyInput {
     /// Toxics to add at once (toxiproxy's clients send the list back; ours applies it).
     #[serde(default)]
     pub toxics: Option<Vec<ToxicJson>>,
+    /// Database fault rules to set at once (`protocol: postgres|redis` only; ours).
+    #[serde(default)]
+    pub dbfaults: Option<Vec<DbFaultInput>>,
 }
 
 /// A proxy as the API shows it.
@@ -266,7 +282,13 @@ impl ProxyRegistry {
             .unwrap_or_else(|| "127.0.0.1:0".to_owned());
         let protocol = input.protocol.unwrap_or_default();
         let enabled = input.enabled.unwrap_or(true);
-        self.provider_for(protocol)?;
+        let provider = self.provider_for(protocol)?;
+        let dbfaults = input.dbfaults.unwrap_or_default();
+        if provider.is_none() && !dbfaults.is_empty() {
+            return Err(ApiError::bad_request(
+                "dbfaults: database fault rules need `protocol: postgres` or `protocol: redis`",
+            ));
+        }
         let mut toxics = Vec::new();
         for json in input.toxics.iter().flatten() {
             let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
@@ -289,8 +311,27 @@ impl ProxyRegistry {
             tx,
             listening: None,
         };
+        // The rules are in force before the first connection is accepted (a proxy of
+        // this name deleted earlier leaves none behind: start clean).
+        if let Some(provider) = &provider {
+            provider.clear_faults(&name);
+            for (i, fault) in dbfaults.iter().enumerate() {
+                if let Err(e) = provider.set_fault(&name, fault) {
+                    provider.clear_faults(&name);
+                    return Err(ApiError {
+                        status: e.status,
+                        message: format!("dbfaults[{i}].{}", e.message),
+                    });
+                }
+            }
+        }
         if enabled {
-            self.start(&name, &mut entry)?;
+            if let Err(e) = self.start(&name, &mut entry) {
+                if let Some(provider) = &provider {
+                    provider.clear_faults(&name);
+                }
+                return Err(e);
+            }
         }
         self.metrics
             .toxics
@@ -344,6 +385,9 @@ impl ProxyRegistry {
             .remove(name)
             .ok_or_else(|| ApiError::not_found("proxy not found"))?;
         Self::stop(&mut entry);
+        if let Ok(Some(provider)) = self.provider_for(entry.protocol) {
+            provider.clear_faults(name);
+        }
         self.metrics
             .toxics
             .get_or_create(&Metrics::labels(name))
@@ -352,11 +396,15 @@ impl ProxyRegistry {
         Ok(())
     }
 
-    /// Re-enables every proxy and removes every toxic (toxiproxy's `POST /reset`).
+    /// Re-enables every proxy and removes every toxic and database fault rule
+    /// (toxiproxy's `POST /reset`).
     pub fn reset(&self) -> Result<(), ApiError> {
         let mut proxies = self.lock();
         let mut first_error = None;
         for (name, entry) in proxies.iter_mut() {
+            if let Ok(Some(provider)) = self.provider_for(entry.protocol) {
+                provider.clear_faults(name);
+            }
             entry.toxics.clear();
             entry.tx.send_replace(Arc::new(Vec::new()));
             self.metrics
@@ -418,6 +466,53 @@ impl ProxyRegistry {
     /// The toxics of proxy `name`.
     pub fn toxics(&self, name: &str) -> Result<Vec<serde_json::Value>, ApiError> {
         self.get(name).map(|v| v.toxics)
+    }
+
+    /// The database fault provider of proxy `name` (404 if no such proxy, 400 if it
+    /// relays plain TCP).
+    fn db_provider(&self, name: &str) -> Result<Arc<dyn RelayProvider>, ApiError> {
+        let protocol = self
+            .lock()
+            .get(name)
+            .map(|e| e.protocol)
+            .ok_or_else(|| ApiError::not_found("proxy not found"))?;
+        self.provider_for(protocol)?.ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "proxy `{name}` relays plain tcp: database faults need a proxy with \
+                 `protocol: postgres` or `protocol: redis`"
+            ))
+        })
+    }
+
+    /// The database fault rules in force on proxy `name`.
+    pub fn db_faults(&self, name: &str) -> Result<Vec<DbFaultView>, ApiError> {
+        Ok(self.db_provider(name)?.faults(name))
+    }
+
+    /// One database fault rule of proxy `name` (404 if not in force).
+    pub fn db_fault(&self, name: &str, fault: &str) -> Result<DbFaultView, ApiError> {
+        self.db_faults(name)?
+            .into_iter()
+            .find(|f| f.name == fault)
+            .ok_or_else(|| ApiError::not_found("database fault not found"))
+    }
+
+    /// Sets (or replaces) a database fault rule on proxy `name`; open connections feel
+    /// it from their next statement or command.
+    pub fn set_db_fault(&self, name: &str, fault: &DbFaultInput) -> Result<DbFaultView, ApiError> {
+        let view = self.db_provider(name)?.set_fault(name, fault)?;
+        tracing::info!(proxy = %name, rule = %fault.name, kind = %fault.fault_type, "database fault set");
+        Ok(view)
+    }
+
+    /// Removes database fault rule `fault` of proxy `name` (404 if not in force).
+    pub fn remove_db_fault(&self, name: &str, fault: &str) -> Result<(), ApiError> {
+        if self.db_provider(name)?.remove_fault(name, fault) {
+            tracing::info!(proxy = %name, rule = %fault, "database fault removed");
+            Ok(())
+        } else {
+            Err(ApiError::not_found("database fault not found"))
+        }
     }
 
     /// One toxic of proxy `name`.

@@ -1,0 +1,132 @@
+//! Real database servers for tests, each in its own temp dir on a free port: PostgreSQL
+//! (started with the runner's own `setup::postgres` code, as `spec.setup` starts it) and
+//! redis-server. Under `CI=true` a missing server binary fails the test.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use chaos_runner::faults::local::supervisor::Supervisor;
+use chaos_runner::spec::PostgresSetup;
+
+use super::TempDir;
+
+/// A free TCP port on 127.0.0.1 (the listener is closed before the port is used).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// `false` (skip) when a server is missing outside CI; a failure under `CI=true`.
+pub fn require(found: Result<(), String>) -> bool {
+    match found {
+        Ok(()) => true,
+        Err(why) => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{why} (scripts/test installs it)"
+            );
+            eprintln!("\n\n*** SKIPPING: {why}. Run scripts/test to install it. ***\n\n");
+            false
+        }
+    }
+}
+
+/// A PostgreSQL server (the installed version, 15 on Debian 12) accepting connections as
+/// `postgres` with trust authentication on 127.0.0.1; stopped on drop.
+pub struct Postgres {
+    pub port: u16,
+    supervisor: Supervisor,
+    _dir: TempDir,
+}
+
+impl Postgres {
+    /// Starts it and waits until it accepts connections; `None` (skip) when PostgreSQL is
+    /// not installed outside CI.
+    pub fn start() -> Option<Postgres> {
+        use chaos_runner::setup::postgres;
+        if !require(postgres::bin_dir(None).map(|_| ())) {
+            return None;
+        }
+        let setup = PostgresSetup {
+            port: free_port(),
+            database: "postgres".into(),
+            version: None,
+        };
+        let dir = TempDir::new("test-pg");
+        let (command, launch) =
+            postgres::prepare("test-postgres", &setup, dir.path(), Duration::from_secs(60))
+                .expect("initdb");
+        let supervisor = Supervisor::start_with(command, launch).expect("postgres starts");
+        postgres::wait_accepting(&setup, Duration::from_secs(60)).expect("postgres accepts");
+        Some(Postgres {
+            port: setup.port,
+            supervisor,
+            _dir: dir,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        self.supervisor.stop();
+    }
+}
+
+/// A redis-server without persistence; killed on drop.
+pub struct Redis {
+    child: Child,
+    pub port: u16,
+    _dir: TempDir,
+}
+
+impl Redis {
+    /// Starts it; `None` (skip) when redis-server is not installed outside CI.
+    pub fn start() -> Option<Redis> {
+        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists());
+        let found = binary
+            .as_deref()
+            .map(|_| ())
+            .ok_or_else(|| "redis-server is not installed".to_owned());
+        if !require(found) {
+            return None;
+        }
+        let binary: &Path = binary.as_deref().expect("checked above");
+        let dir = TempDir::new("test-redis");
+        let port = free_port();
+        let child = Command::new(binary)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--dir"])
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        Some(Redis {
+            child,
+            port,
+            _dir: dir,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
