@@ -91,15 +91,34 @@ pub(crate) async fn read_request<R: AsyncBufRead + Unpin>(
     Ok(Some(args))
 }
 
-/// Reads one whole reply frame (nested aggregates, RESP3 maps, sets, pushes and
-/// attributes included) into `out`; false at a clean end of stream.
+/// Most levels of nesting in one reply (Redis' own replies stay far below).
+const MAX_DEPTH: usize = 1024;
+
+/// What the reply parser still expects at one level of nesting.
+enum Level {
+    /// This many more elements.
+    Count(i64),
+    /// Elements until an end marker (`.`): a RESP3 streamed aggregate (`*?`, `~?`, `%?`,
+    /// `>?`).
+    Streamed,
+}
+
+/// Reads one whole reply frame (nested aggregates, RESP3 maps, sets, pushes, attributes
+/// and streamed strings and aggregates included) into `out`; false at a clean end of
+/// stream.
 pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
     r: &mut R,
     out: &mut Vec<u8>,
 ) -> io::Result<bool> {
     out.clear();
-    let mut remaining: i64 = 1;
-    while remaining > 0 {
+    let mut levels = vec![Level::Count(1)];
+    loop {
+        while matches!(levels.last(), Some(Level::Count(n)) if *n <= 0) {
+            levels.pop();
+        }
+        if levels.is_empty() {
+            return Ok(true);
+        }
         let start = out.len();
         if !read_line(r, out).await? {
             if start == 0 {
@@ -110,8 +129,26 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
                 "RESP reply cut short",
             ));
         }
-        remaining -= 1;
-        match out[start] {
+        let kind = out[start];
+        let streamed = out.get(start + 1) == Some(&b'?');
+        if kind == b'.' {
+            // The end of a streamed aggregate, which was one element of its parent.
+            match levels.pop() {
+                Some(Level::Streamed) => continue,
+                _ => return Err(invalid("RESP end marker outside a streamed aggregate")),
+            }
+        }
+        // An attribute map annotates the element after it and fills no slot itself.
+        if kind != b'|' {
+            if let Some(Level::Count(n)) = levels.last_mut() {
+                *n -= 1;
+            }
+        }
+        let child = match kind {
+            b'$' if streamed => {
+                read_streamed_string(r, out).await?;
+                None
+            }
             b'$' | b'!' | b'=' => {
                 let len = header_int(&out[start..])?;
                 if len > MAX_BULK {
@@ -122,15 +159,50 @@ pub(crate) async fn read_reply<R: AsyncBufRead + Unpin>(
                     out.resize(at + len as usize + 2, 0);
                     r.read_exact(&mut out[at..]).await?;
                 }
+                None
             }
-            b'*' | b'~' | b'>' => remaining += header_int(&out[start..])?.clamp(0, MAX_ARGS),
-            b'%' => remaining += 2 * header_int(&out[start..])?.clamp(0, MAX_ARGS),
-            // An attribute map comes before the reply it annotates.
-            b'|' => remaining += 2 * header_int(&out[start..])?.clamp(0, MAX_ARGS) + 1,
-            _ => {}
+            b'*' | b'~' | b'>' | b'%' if streamed => Some(Level::Streamed),
+            b'*' | b'~' | b'>' => Some(Level::Count(header_int(&out[start..])?.clamp(0, MAX_ARGS))),
+            b'%' | b'|' => Some(Level::Count(
+                2 * header_int(&out[start..])?.clamp(0, MAX_ARGS),
+            )),
+            _ => None,
+        };
+        if let Some(level) = child {
+            if levels.len() >= MAX_DEPTH {
+                return Err(invalid("RESP reply nested too deep"));
+            }
+            levels.push(level);
         }
     }
-    Ok(true)
+}
+
+/// Reads the chunks of a RESP3 streamed string (`;<len>` and the bytes, until `;0`)
+/// into `out`, after its `$?` header.
+async fn read_streamed_string<R: AsyncBufRead + Unpin>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+) -> io::Result<()> {
+    let mut total: i64 = 0;
+    loop {
+        let start = out.len();
+        if !read_line(r, out).await? || out[start] != b';' {
+            return Err(invalid("RESP streamed string chunk expected"));
+        }
+        let len = header_int(&out[start..])?;
+        if len == 0 {
+            return Ok(());
+        }
+        total += len;
+        if len < 0 || total > MAX_BULK {
+            return Err(invalid(format!(
+                "RESP streamed string chunk of length {len}"
+            )));
+        }
+        let at = out.len();
+        out.resize(at + len as usize + 2, 0);
+        r.read_exact(&mut out[at..]).await?;
+    }
 }
 
 /// What a rule matches a command against: `NAME arg1 arg2 ...`, the name upper-cased.
@@ -307,6 +379,12 @@ mod tests {
                 b"|1\r\n+ttl\r\n:3\r\n$1\r\nv\r\n",
                 b"_\r\n",
                 b"*0\r\n",
+                // RESP3 streamed strings and aggregates, and an attribute inside an array.
+                b"$?\r\n;4\r\nHe\r\n\r\n;1\r\no\r\n;0\r\n",
+                b"*?\r\n:1\r\n$?\r\n;2\r\nab\r\n;0\r\n%1\r\n+k\r\n:2\r\n.\r\n",
+                b"%?\r\n+a\r\n:1\r\n+b\r\n*?\r\n.\r\n.\r\n",
+                b"~?\r\n>?\r\n+x\r\n.\r\n.\r\n",
+                b"*2\r\n|1\r\n+ttl\r\n:3\r\n:1\r\n:2\r\n",
             ];
             let bytes = frames.concat();
             let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
@@ -339,6 +417,12 @@ mod tests {
         let mut r = BufReader::new(&b"*1\r\n$5\r\nab"[..]);
         assert!(read_request(&mut r, &mut raw).await.is_err());
         assert_eq!(command_text(&[b"get".to_vec(), b"k".to_vec()]), "GET k");
+        // Replies: an end marker with no streamed aggregate open, a streamed string
+        // without its chunks, a stream cut before its end.
+        for bad in [&b".\r\n"[..], b"$?\r\n+x\r\n", b"*?\r\n:1\r\n"] {
+            let mut r = BufReader::new(bad);
+            assert!(read_reply(&mut r, &mut raw).await.is_err(), "{bad:?}");
+        }
     }
 
     /// Pipelined: the matching command is replaced by the poison in place, the others
@@ -382,5 +466,19 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(down, b"$1\r\nx\r\n-READONLY no\r\n$-1\r\n");
+        // RESP3 streamed replies around the poison's answer keep the order too: each
+        // streamed frame is passed whole, the error after it is still swapped.
+        let replies = b"$?\r\n;1\r\nx\r\n;0\r\n-ERR unknown command 'chaos_injected_fault_0'\r\n*?\r\n:1\r\n.\r\n";
+        let pending = Pending::default();
+        pending.add("ro".into(), "READONLY no".to_owned());
+        let mut ur = BufReader::new(Chunked::new(replies.to_vec(), vec![2, 5]));
+        let mut down = Vec::new();
+        server_to_client(&mut ur, &mut down, &pending)
+            .await
+            .unwrap();
+        assert_eq!(
+            down,
+            b"$?\r\n;1\r\nx\r\n;0\r\n-READONLY no\r\n*?\r\n:1\r\n.\r\n"
+        );
     }
 }
