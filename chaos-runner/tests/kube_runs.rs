@@ -672,6 +672,18 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
             path.display()
         );
         for fault in plan["faults"].as_array().unwrap() {
+            if fault["selector"]["service"].is_object() {
+                assert_eq!(
+                    fault["targets"],
+                    serde_json::json!(["games/service/postgres:5432"])
+                );
+                assert_eq!(fault["targets_exact"], true);
+                let note = fault["note"].as_str().unwrap();
+                assert!(
+                    note.contains("connections opened before the swap"),
+                    "{note}"
+                );
+            }
             let targets = fault["targets"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{}: {fault:#}", path.display()));

@@ -49,6 +49,11 @@ pub const CONFIG_DIR: &str = "/etc/chaos-proxy";
 pub const CONFIG_FILE: &str = "proxies.json";
 /// How long the proxy's rule outlives the fault's planned end.
 pub const EXPIRY_GRACE: Duration = Duration::from_secs(10);
+/// What a run of a database fault through the proxy does not reach, said in its
+/// description and in `plan`.
+pub const OPEN_CONNECTIONS_NOTE: &str = "connections opened before the swap keep going to \
+    the database directly (kube-proxy keeps established flows), so a pool meets the fault \
+    only once it reconnects (e.g. its max connection lifetime)";
 /// How often inject reads the Deployment while waiting for it.
 const POLL: Duration = Duration::from_millis(500);
 
@@ -906,10 +911,8 @@ impl Fault for DbProxyFault {
     fn describe(&self) -> String {
         format!(
             "{} `{}`: {} through a chaos-runner proxy Deployment `{}` in front of {} (its \
-             selector swapped to the proxy, restored on revert); connections opened before \
-             the swap keep going to the database directly (kube-proxy keeps established \
-             flows), so a pool meets the fault only once it reconnects (e.g. its max \
-             lifetime); the proxy passes everything through after {}",
+             selector swapped to the proxy, restored on revert); {OPEN_CONNECTIONS_NOTE}; \
+             the proxy passes everything through after {}",
             self.type_name,
             self.name,
             self.params.summary(),
