@@ -1224,7 +1224,7 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
                         "ports": [{"containerPort": 5432, "protocol": "TCP"}],
                         "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1, "failureThreshold": 3},
                         "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
-                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"drop": ["ALL"]}},
                         "volumeMounts": [{"name": "config", "mountPath": "/etc/chaos-proxy", "readOnly": true}]
                     }],
                     "volumes": [{"name": "config", "configMap": {"name": name}}]

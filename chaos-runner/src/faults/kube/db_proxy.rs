@@ -388,9 +388,13 @@ pub fn deployment(
                             "requests": { "cpu": "50m", "memory": "32Mi" },
                             "limits": { "cpu": "500m", "memory": "128Mi" },
                         },
+                        // Admitted under the `restricted` Pod Security level (the runner
+                        // image runs as user 10001).
                         "securityContext": {
                             "allowPrivilegeEscalation": false,
                             "readOnlyRootFilesystem": true,
+                            "runAsNonRoot": true,
+                            "seccompProfile": { "type": "RuntimeDefault" },
                             "capabilities": { "drop": ["ALL"] },
                         },
                         "volumeMounts": [{ "name": "config", "mountPath": CONFIG_DIR, "readOnly": true }],
