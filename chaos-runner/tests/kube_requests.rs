@@ -36,15 +36,22 @@ spec:
     std::fs::write(&path, text).unwrap();
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let _ = std::fs::remove_file(&path);
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let env = KubeEnv::new(client, tokio::runtime::Handle::current());
+    let (kube, handle) = connector_on_mock();
     let mut ctx = FaultContext::new("run-1", "/bin/false");
     ctx.experiment = "mock-test".into();
-    ctx.kube = Arc::new(KubeConnector::with(env));
+    ctx.kube = Arc::new(kube);
     let spec = &exp.experiment.spec.faults[0];
     let fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
     (fault, handle)
+}
+
+/// A Kubernetes connector whose client talks to a mock API server (call inside a
+/// runtime).
+fn connector_on_mock() -> (KubeConnector, Handle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let env = KubeEnv::new(client, tokio::runtime::Handle::current());
+    (KubeConnector::with(env), handle)
 }
 
 fn pod(name: &str, labels: Value) -> Value {
@@ -1386,4 +1393,124 @@ async fn db_proxy_verify_fails_while_the_service_still_names_the_proxy() {
     let (_fault, verified) = task.await.unwrap();
     let err = verified.unwrap_err().to_string();
     assert!(err.contains("still points at the proxy"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_of_a_db_proxy_restores_from_the_annotation_and_sweeps_by_label() {
+    let (kube, mut handle) = connector_on_mock();
+    let objects =
+        chaos_runner::faults::kube::db_proxy::DbProxyObjects::for_fault("run-1", "slow-saves");
+    let name = objects.deployment.clone();
+    // The intent only: the runner died before it read the original selector.
+    let record = FaultRecord::KubeDbProxy {
+        namespace: "games".into(),
+        service: "postgres".into(),
+        original_selector: Default::default(),
+        objects: objects.clone(),
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        chaos_runner::faults::revert_from_journal_with("run-1", "slow-saves", Some(&record), &kube)
+    });
+    let svc_path = "/api/v1/namespaces/games/services/postgres";
+    let db = kube_fake::service_json("games", "postgres", &[("app", "postgres")], &[5432]);
+    let mut swapped = db.clone();
+    swapped["spec"]["selector"] = json!({"chaos.game-resilience.dev/db-proxy": name});
+    swapped["metadata"]["annotations"] =
+        json!({"chaos.game-resilience.dev/original-selector": "{\"app\":\"postgres\"}"});
+    expect(&mut handle, "GET", svc_path, "", None, (200, swapped)).await;
+    // The original selector comes from the Service's own annotation.
+    let restore = json!({
+        "metadata": {"annotations": {"chaos.game-resilience.dev/original-selector": null}},
+        "spec": {"selector": {"app": "postgres", "chaos.game-resilience.dev/db-proxy": null}}
+    });
+    expect(
+        &mut handle,
+        "PATCH",
+        svc_path,
+        "",
+        Some(restore),
+        (200, db.clone()),
+    )
+    .await;
+    let deployments = "/apis/apps/v1/namespaces/games/deployments";
+    let dep_path = format!("{deployments}/{name}");
+    let up_path = format!(
+        "/api/v1/namespaces/games/services/{}",
+        objects.upstream_service
+    );
+    let cm_path = format!("/api/v1/namespaces/games/configmaps/{name}");
+    // The runner died before creating the Deployment: a 404 is fine.
+    let background = json!({"propagationPolicy": "Background"});
+    expect(
+        &mut handle,
+        "DELETE",
+        &dep_path,
+        "",
+        Some(background.clone()),
+        not_found(),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &up_path,
+        "",
+        Some(json!({})),
+        (200, db.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &cm_path,
+        "",
+        Some(json!({})),
+        (200, json!({})),
+    )
+    .await;
+    // Leftovers by label: one Deployment of the run and fault under another name.
+    let by_run = "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=slow-saves";
+    let twin = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chaos-slow-saves-twin", "namespace": "games"}});
+    expect(
+        &mut handle,
+        "GET",
+        deployments,
+        by_run,
+        None,
+        (200, list("DeploymentList", vec![twin.clone()])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &format!("{deployments}/chaos-slow-saves-twin"),
+        "",
+        Some(background),
+        (200, twin),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/services",
+        by_run,
+        None,
+        (200, list("ServiceList", vec![])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/configmaps",
+        by_run,
+        None,
+        (200, list("ConfigMapList", vec![])),
+    )
+    .await;
+    // Read back.
+    expect(&mut handle, "GET", svc_path, "", None, (200, db)).await;
+    expect(&mut handle, "GET", &dep_path, "", None, not_found()).await;
+    expect(&mut handle, "GET", &up_path, "", None, not_found()).await;
+    expect(&mut handle, "GET", &cm_path, "", None, not_found()).await;
+    task.await.unwrap().unwrap();
 }
