@@ -85,6 +85,29 @@ pub fn needs(params: &FaultParams) -> Vec<Need> {
     }
 }
 
+/// The permissions a database fault on Kubernetes (`postgres-*`, `redis-*` with a
+/// `service` selector) needs: read and patch the Service, create, read and delete the
+/// proxy's ConfigMap, upstream Service and Deployment, and list them by label (`recover`).
+///
+/// ```
+/// let n = chaos_runner::doctor::db_proxy_needs();
+/// assert!(n.iter().any(|n| n.resource == "services" && n.verb == "patch"));
+/// assert!(n.iter().any(|n| n.group == "apps" && n.resource == "deployments" && n.verb == "create"));
+/// ```
+pub fn db_proxy_needs() -> Vec<Need> {
+    let mut n = Vec::new();
+    for verb in ["get", "patch", "create", "delete", "list"] {
+        n.push(need("", "services", None, verb));
+    }
+    for verb in ["create", "get", "delete", "list"] {
+        n.push(need("", "configmaps", None, verb));
+    }
+    for verb in ["create", "get", "delete", "list"] {
+        n.push(need("apps", "deployments", None, verb));
+    }
+    n
+}
+
 /// The answer for one permission of one fault.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Answer {
@@ -104,15 +127,22 @@ pub struct Answer {
 pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answer>, String> {
     let mut asks = Vec::new();
     for (fault, steps) in exp.experiment.spec.faults.iter().zip(&exp.steps) {
-        let Some(pods) = &fault.selector.pods else {
-            continue;
+        let (namespace, proxied) = match (&fault.selector.pods, &fault.selector.service) {
+            (Some(pods), _) => (pods.namespace.clone(), false),
+            (None, Some(service)) => (service.namespace.clone(), true),
+            (None, None) => continue,
         };
         let mut seen = Vec::new();
         for step in steps {
-            for n in needs(step) {
+            let step_needs = if proxied {
+                db_proxy_needs()
+            } else {
+                needs(step)
+            };
+            for n in step_needs {
                 if !seen.contains(&n) {
                     seen.push(n);
-                    asks.push((fault.name.clone(), pods.namespace.clone(), n));
+                    asks.push((fault.name.clone(), namespace.clone(), n));
                 }
             }
         }

@@ -103,10 +103,14 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
                 "name": fault.name,
                 "targets": targets.as_ref().and_then(|t| t.as_ref().ok()),
                 "targets_error": targets.as_ref().and_then(|t| t.as_ref().err()),
+                // A pod pick is exact with a seed or `all`; a Service is named outright.
                 "targets_exact": fault.selector.pods.as_ref().map(|p| {
                     p.seed.is_some() || p.mode == crate::spec::PodMode::All
-                }),
+                }).or(fault.selector.service.as_ref().map(|_| true)),
                 "type": fault.fault_type.name(),
+                "note": fault.selector.service.as_ref().map(|_| {
+                    crate::faults::kube::db_proxy::OPEN_CONNECTIONS_NOTE
+                }),
                 "selector": fault.selector,
                 "duration": humantime::format_duration(fault.duration).to_string(),
                 "steps": steps.iter().map(|p| serde_json::json!({
@@ -211,6 +215,9 @@ pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outc
                 let entry = plan["faults"]
                     .as_array()
                     .and_then(|f| f.iter().find(|v| v["name"] == fault.name.as_str()));
+                if let Some(note) = entry.and_then(|e| e["note"].as_str()) {
+                    println!("      note: {note}");
+                }
                 if let Some(targets) = entry.and_then(|e| e["targets"].as_array()) {
                     let names: Vec<&str> = targets.iter().filter_map(|t| t.as_str()).collect();
                     let exact = entry.is_some_and(|e| e["targets_exact"] == true);

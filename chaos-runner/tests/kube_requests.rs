@@ -1,6 +1,8 @@
 //! The exact requests the Kubernetes backend sends, per fault and per revert: method,
 //! path, query and body, against a `tower-test` mock standing in for the API server.
 
+mod kube_fake;
+
 use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
 use chaos_runner::faults::{build, Fault, FaultContext, FaultRecord};
 use http::{Request, Response};
@@ -34,15 +36,22 @@ spec:
     std::fs::write(&path, text).unwrap();
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let _ = std::fs::remove_file(&path);
-    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
-    let client = kube::Client::new(service, "default");
-    let env = KubeEnv::new(client, tokio::runtime::Handle::current());
+    let (kube, handle) = connector_on_mock();
     let mut ctx = FaultContext::new("run-1", "/bin/false");
     ctx.experiment = "mock-test".into();
-    ctx.kube = Arc::new(KubeConnector::with(env));
+    ctx.kube = Arc::new(kube);
     let spec = &exp.experiment.spec.faults[0];
     let fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
     (fault, handle)
+}
+
+/// A Kubernetes connector whose client talks to a mock API server (call inside a
+/// runtime).
+fn connector_on_mock() -> (KubeConnector, Handle) {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let env = KubeEnv::new(client, tokio::runtime::Handle::current());
+    (KubeConnector::with(env), handle)
 }
 
 fn pod(name: &str, labels: Value) -> Value {
@@ -1109,4 +1118,399 @@ async fn pod_memory_hog_and_pod_net_loss_send_exactly_these_helpers() {
         json!({"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
                "capabilities": {"drop": ["ALL"], "add": ["NET_ADMIN"]}})
     );
+}
+
+const SLOW_SAVES: &str = "    - name: slow-saves
+      type: postgres-latency
+      selector:
+        service:
+          namespace: games
+          name: postgres
+      parameters:
+        pattern: ^UPDATE
+        delay: 300ms
+      duration: 10s
+";
+
+/// Runs `call` on `fault` on a blocking thread (the fault blocks on the client's
+/// runtime, which this test's mock answers), handing both back.
+fn in_background<T: Send + 'static>(
+    mut fault: Box<dyn Fault>,
+    call: impl FnOnce(&mut Box<dyn Fault>) -> T + Send + 'static,
+) -> tokio::task::JoinHandle<(Box<dyn Fault>, T)> {
+    tokio::task::spawn_blocking(move || {
+        let r = call(&mut fault);
+        (fault, r)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_back() {
+    let (fault, mut handle) = fault_on_mock(SLOW_SAVES);
+    let name = chaos_runner::faults::kube::target::object_name("run-1", "slow-saves");
+    let up = format!("{name}-up");
+    let labels = json!({
+        "chaos.game-resilience.dev/run-id": "run-1",
+        "chaos.game-resilience.dev/experiment": "mock-test",
+        "chaos.game-resilience.dev/fault": "slow-saves",
+    });
+    let mut pod_labels = labels.clone();
+    pod_labels["chaos.game-resilience.dev/db-proxy"] = json!(name);
+    let objects =
+        chaos_runner::faults::kube::db_proxy::DbProxyObjects::for_fault("run-1", "slow-saves");
+    // The intent names every object before anything exists.
+    assert_eq!(
+        fault.planned_record(),
+        Some(FaultRecord::KubeDbProxy {
+            namespace: "games".into(),
+            service: "postgres".into(),
+            original_selector: Default::default(),
+            objects: objects.clone(),
+        })
+    );
+    let task = in_background(fault, |f| f.inject());
+    let svc_path = "/api/v1/namespaces/games/services/postgres";
+    let db = kube_fake::service_json("games", "postgres", &[("app", "postgres")], &[5432]);
+    expect(&mut handle, "GET", svc_path, "", None, (200, db.clone())).await;
+
+    // The ConfigMap: the proxy config, the fault's parameters as the rule's attributes.
+    let (request, send) = handle.next_request().await.expect("no request came");
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        (parts.method.as_str(), parts.uri.path()),
+        ("POST", "/api/v1/namespaces/games/configmaps")
+    );
+    let cm: Value = serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        cm["metadata"],
+        json!({"name": name, "namespace": "games", "labels": labels})
+    );
+    let config: Value = serde_json::from_str(cm["data"]["proxies.json"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        config,
+        json!([{
+            "name": "db", "listen": "0.0.0.0:5432", "upstream": format!("{up}.games.svc:5432"),
+            "protocol": "postgres",
+            "dbfaults": [{"name": "chaos-run-1-slow-saves", "type": "postgres-latency",
+                "attributes": {"pattern": "^UPDATE", "delay": "300ms", "rate": 1.0},
+                "expiresIn": "20s"}]
+        }])
+    );
+    reply(send, 201, &cm);
+
+    let upstream = json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": up, "namespace": "games", "labels": labels},
+        "spec": {"type": "ClusterIP", "selector": {"app": "postgres"},
+            "ports": [{"name": "p5432", "port": 5432, "targetPort": 5432, "protocol": "TCP"}]}
+    });
+    expect(
+        &mut handle,
+        "POST",
+        "/api/v1/namespaces/games/services",
+        "",
+        Some(upstream.clone()),
+        (201, upstream),
+    )
+    .await;
+    let deployment = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "games", "labels": labels},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {"chaos.game-resilience.dev/db-proxy": name}},
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "automountServiceAccountToken": false,
+                    "containers": [{
+                        "name": "proxy",
+                        "image": "chaos-runner:latest",
+                        "command": ["chaos-runner"],
+                        "args": ["proxy", "--listen", "127.0.0.1:8474", "--config", "/etc/chaos-proxy/proxies.json"],
+                        "ports": [{"containerPort": 5432, "protocol": "TCP"}],
+                        "readinessProbe": {"tcpSocket": {"port": 5432}, "periodSeconds": 1, "failureThreshold": 3},
+                        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+                        "securityContext": {"allowPrivilegeEscalation": false, "readOnlyRootFilesystem": true, "runAsNonRoot": true, "seccompProfile": {"type": "RuntimeDefault"}, "capabilities": {"drop": ["ALL"]}},
+                        "volumeMounts": [{"name": "config", "mountPath": "/etc/chaos-proxy", "readOnly": true}]
+                    }],
+                    "volumes": [{"name": "config", "configMap": {"name": name}}]
+                }
+            }
+        }
+    });
+    let deployments = "/apis/apps/v1/namespaces/games/deployments";
+    expect(
+        &mut handle,
+        "POST",
+        deployments,
+        "",
+        Some(deployment.clone()),
+        (201, deployment.clone()),
+    )
+    .await;
+    // Not available yet, then available: the selector is swapped only then.
+    let dep_path = format!("{deployments}/{name}");
+    let mut waiting = deployment.clone();
+    waiting["status"] = json!({"replicas": 1, "availableReplicas": 0});
+    expect(&mut handle, "GET", &dep_path, "", None, (200, waiting)).await;
+    let mut available = deployment.clone();
+    available["status"] = json!({"replicas": 1, "availableReplicas": 1});
+    expect(&mut handle, "GET", &dep_path, "", None, (200, available)).await;
+    let (request, send) = handle.next_request().await.expect("no request came");
+    assert_eq!(
+        request.headers()["content-type"],
+        "application/merge-patch+json"
+    );
+    let (parts, body) = request.into_parts();
+    assert_eq!(
+        (
+            parts.method.as_str(),
+            parts.uri.path(),
+            parts.uri.query().unwrap_or("")
+        ),
+        ("PATCH", svc_path, "")
+    );
+    let patch: Value = serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(
+        patch,
+        json!({
+            "metadata": {"resourceVersion": "7", "annotations": {"chaos.game-resilience.dev/original-selector": "{\"app\":\"postgres\"}"}},
+            "spec": {"selector": {"app": null, "chaos.game-resilience.dev/db-proxy": name}}
+        })
+    );
+    let mut swapped = db.clone();
+    kube_fake::merge_patch(&mut swapped, &patch);
+    reply(send, 200, &swapped);
+    let (fault, record) = task.await.unwrap();
+    let original = std::collections::BTreeMap::from([("app".to_owned(), "postgres".to_owned())]);
+    assert_eq!(
+        record.unwrap(),
+        FaultRecord::KubeDbProxy {
+            namespace: "games".into(),
+            service: "postgres".into(),
+            original_selector: original,
+            objects,
+        }
+    );
+
+    // Revert: the selector back first (traffic to the database), then the proxy's objects.
+    let task = in_background(fault, |f| f.revert());
+    expect(
+        &mut handle,
+        "GET",
+        svc_path,
+        "",
+        None,
+        (200, swapped.clone()),
+    )
+    .await;
+    let restore = json!({
+        "metadata": {"annotations": {"chaos.game-resilience.dev/original-selector": null}},
+        "spec": {"selector": {"app": "postgres", "chaos.game-resilience.dev/db-proxy": null}}
+    });
+    expect(
+        &mut handle,
+        "PATCH",
+        svc_path,
+        "",
+        Some(restore),
+        (200, db.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &dep_path,
+        "",
+        Some(json!({"propagationPolicy": "Background"})),
+        (200, deployment),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &format!("/api/v1/namespaces/games/services/{up}"),
+        "",
+        Some(json!({})),
+        (200, db.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &format!("/api/v1/namespaces/games/configmaps/{name}"),
+        "",
+        Some(json!({})),
+        (200, cm),
+    )
+    .await;
+    let (fault, reverted) = task.await.unwrap();
+    reverted.unwrap();
+
+    // Verify: the Service reads back as before, and every object is gone.
+    let task = in_background(fault, |f| f.verify_reverted());
+    expect(&mut handle, "GET", svc_path, "", None, (200, db)).await;
+    expect(&mut handle, "GET", &dep_path, "", None, not_found()).await;
+    expect(
+        &mut handle,
+        "GET",
+        &format!("/api/v1/namespaces/games/services/{up}"),
+        "",
+        None,
+        not_found(),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        &format!("/api/v1/namespaces/games/configmaps/{name}"),
+        "",
+        None,
+        not_found(),
+    )
+    .await;
+    let (_fault, verified) = task.await.unwrap();
+    verified.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn db_proxy_verify_fails_while_the_service_still_names_the_proxy() {
+    let (fault, mut handle) = fault_on_mock(SLOW_SAVES);
+    let name = chaos_runner::faults::kube::target::object_name("run-1", "slow-saves");
+    let task = in_background(fault, |f| f.verify_reverted());
+    let mut svc = kube_fake::service_json("games", "postgres", &[], &[5432]);
+    svc["spec"]["selector"] = json!({"chaos.game-resilience.dev/db-proxy": name});
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/services/postgres",
+        "",
+        None,
+        (200, svc),
+    )
+    .await;
+    let (_fault, verified) = task.await.unwrap();
+    let err = verified.unwrap_err().to_string();
+    assert!(err.contains("still points at the proxy"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recover_of_a_db_proxy_restores_from_the_annotation_and_sweeps_by_label() {
+    let (kube, mut handle) = connector_on_mock();
+    let objects =
+        chaos_runner::faults::kube::db_proxy::DbProxyObjects::for_fault("run-1", "slow-saves");
+    let name = objects.deployment.clone();
+    // The intent only: the runner died before it read the original selector.
+    let record = FaultRecord::KubeDbProxy {
+        namespace: "games".into(),
+        service: "postgres".into(),
+        original_selector: Default::default(),
+        objects: objects.clone(),
+    };
+    let task = tokio::task::spawn_blocking(move || {
+        chaos_runner::faults::revert_from_journal_with("run-1", "slow-saves", Some(&record), &kube)
+    });
+    let svc_path = "/api/v1/namespaces/games/services/postgres";
+    let db = kube_fake::service_json("games", "postgres", &[("app", "postgres")], &[5432]);
+    let mut swapped = db.clone();
+    swapped["spec"]["selector"] = json!({"chaos.game-resilience.dev/db-proxy": name});
+    swapped["metadata"]["annotations"] =
+        json!({"chaos.game-resilience.dev/original-selector": "{\"app\":\"postgres\"}"});
+    expect(&mut handle, "GET", svc_path, "", None, (200, swapped)).await;
+    // The original selector comes from the Service's own annotation.
+    let restore = json!({
+        "metadata": {"annotations": {"chaos.game-resilience.dev/original-selector": null}},
+        "spec": {"selector": {"app": "postgres", "chaos.game-resilience.dev/db-proxy": null}}
+    });
+    expect(
+        &mut handle,
+        "PATCH",
+        svc_path,
+        "",
+        Some(restore),
+        (200, db.clone()),
+    )
+    .await;
+    let deployments = "/apis/apps/v1/namespaces/games/deployments";
+    let dep_path = format!("{deployments}/{name}");
+    let up_path = format!(
+        "/api/v1/namespaces/games/services/{}",
+        objects.upstream_service
+    );
+    let cm_path = format!("/api/v1/namespaces/games/configmaps/{name}");
+    // The runner died before creating the Deployment: a 404 is fine.
+    let background = json!({"propagationPolicy": "Background"});
+    expect(
+        &mut handle,
+        "DELETE",
+        &dep_path,
+        "",
+        Some(background.clone()),
+        not_found(),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &up_path,
+        "",
+        Some(json!({})),
+        (200, db.clone()),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &cm_path,
+        "",
+        Some(json!({})),
+        (200, json!({})),
+    )
+    .await;
+    // Leftovers by label: one Deployment of the run and fault under another name.
+    let by_run = "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=slow-saves";
+    let twin = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chaos-slow-saves-twin", "namespace": "games"}});
+    expect(
+        &mut handle,
+        "GET",
+        deployments,
+        by_run,
+        None,
+        (200, list("DeploymentList", vec![twin.clone()])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "DELETE",
+        &format!("{deployments}/chaos-slow-saves-twin"),
+        "",
+        Some(background),
+        (200, twin),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/services",
+        by_run,
+        None,
+        (200, list("ServiceList", vec![])),
+    )
+    .await;
+    expect(
+        &mut handle,
+        "GET",
+        "/api/v1/namespaces/games/configmaps",
+        by_run,
+        None,
+        (200, list("ConfigMapList", vec![])),
+    )
+    .await;
+    // Read back.
+    expect(&mut handle, "GET", svc_path, "", None, (200, db)).await;
+    expect(&mut handle, "GET", &dep_path, "", None, not_found()).await;
+    expect(&mut handle, "GET", &up_path, "", None, not_found()).await;
+    expect(&mut handle, "GET", &cm_path, "", None, not_found()).await;
+    task.await.unwrap().unwrap();
 }

@@ -154,6 +154,46 @@ fn measurement(report: &Value, name: &str) -> Option<String> {
         .and_then(|m| m["value"].as_str().map(str::to_owned))
 }
 
+/// Injects the one fault of `path` as run `run_id` and "dies": the journal keeps the
+/// intent and, with `journal_injected`, the injected record; nothing is reverted.
+fn crash_mid_fault(
+    path: &Path,
+    state: &Path,
+    run_id: &str,
+    conn: &Arc<chaos_runner::faults::kube::KubeConnector>,
+    journal_injected: bool,
+) {
+    let exp = chaos_runner::spec::load_experiment(path).unwrap();
+    let mut ctx = FaultContext::new(run_id, "/bin/false");
+    ctx.kube = conn.clone();
+    ctx.experiment = "kube-test".into();
+    let spec = &exp.experiment.spec.faults[0];
+    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut journal = Journal::create(state, run_id).unwrap();
+    journal
+        .append(Event::RunStarted {
+            experiment: "kube-test".into(),
+            pid: std::process::id(),
+        })
+        .unwrap();
+    journal
+        .append(Event::Intent {
+            fault: spec.name.clone(),
+            description: fault.describe(),
+            record: fault.planned_record(),
+        })
+        .unwrap();
+    let record = fault.inject().unwrap();
+    if journal_injected {
+        journal
+            .append(Event::Injected {
+                fault: spec.name.clone(),
+                record,
+            })
+            .unwrap();
+    }
+}
+
 const KILL_TWO: &str = "    - name: kill-game-servers
       type: pod-kill
       selector:
@@ -525,39 +565,10 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
       duration: 60s
 ";
     let path = experiment(&dir.0, db, "");
-    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let state = dir.0.join("state");
-    let run_id = "kube-test-crashed";
-    let mut ctx = FaultContext::new(run_id, "/bin/false");
-    ctx.kube = conn.clone();
-    ctx.experiment = "kube-test".into();
-    let spec = &exp.experiment.spec.faults[0];
-    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
-    let mut journal = Journal::create(&state, run_id).unwrap();
-    journal
-        .append(Event::RunStarted {
-            experiment: "kube-test".into(),
-            pid: std::process::id(),
-        })
-        .unwrap();
-    journal
-        .append(Event::Intent {
-            fault: spec.name.clone(),
-            description: fault.describe(),
-            record: fault.planned_record(),
-        })
-        .unwrap();
-    let record = fault.inject().unwrap();
-    journal
-        .append(Event::Injected {
-            fault: spec.name.clone(),
-            record,
-        })
-        .unwrap();
-    // The runner "dies": nothing is reverted. A second policy of the same run and fault
+    crash_mid_fault(&path, &state, "kube-test-crashed", &conn, true);
+    // The runner "died": nothing is reverted. A second policy of the same run and fault
     // (say, from a retried create) carries the same labels under another name.
-    drop(fault);
-    drop(journal);
     let policies = fake.policies("games");
     assert_eq!(policies.len(), 1);
     let egress = &policies[0]["spec"]["egress"];
@@ -626,7 +637,7 @@ fn protected_namespace_and_empty_selector_are_refused_at_validation() {
 #[test]
 fn shipped_kubernetes_experiments_plan_against_the_fake() {
     let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let fake = cluster_with_db();
     fake.add_pod(
         "games",
         "postgres-0",
@@ -661,6 +672,18 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
             path.display()
         );
         for fault in plan["faults"].as_array().unwrap() {
+            if fault["selector"]["service"].is_object() {
+                assert_eq!(
+                    fault["targets"],
+                    serde_json::json!(["games/service/postgres:5432"])
+                );
+                assert_eq!(fault["targets_exact"], true);
+                let note = fault["note"].as_str().unwrap();
+                assert!(
+                    note.contains("connections opened before the swap"),
+                    "{note}"
+                );
+            }
             let targets = fault["targets"]
                 .as_array()
                 .unwrap_or_else(|| panic!("{}: {fault:#}", path.display()));
@@ -673,6 +696,8 @@ fn shipped_kubernetes_experiments_plan_against_the_fake() {
     names.sort();
     for scenario in [
         "db-connection-failure",
+        "db-query-errors",
+        "db-query-latency",
         "game-server-db-partition",
         "game-server-memory-hog",
         "game-server-pod-kill",
@@ -1006,37 +1031,8 @@ fn recover_after_a_crash_stops_running_helpers() {
     let fake = cluster(Duration::from_millis(10));
     let conn = fake.connector(&rt);
     let path = experiment(&dir.0, CPU_HOG, "");
-    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let state = dir.0.join("state");
-    let run_id = "kube-test-hog-crashed";
-    let mut ctx = FaultContext::new(run_id, "/bin/false");
-    ctx.kube = conn.clone();
-    ctx.experiment = "kube-test".into();
-    let spec = &exp.experiment.spec.faults[0];
-    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
-    let mut journal = Journal::create(&state, run_id).unwrap();
-    journal
-        .append(Event::RunStarted {
-            experiment: "kube-test".into(),
-            pid: std::process::id(),
-        })
-        .unwrap();
-    journal
-        .append(Event::Intent {
-            fault: spec.name.clone(),
-            description: fault.describe(),
-            record: fault.planned_record(),
-        })
-        .unwrap();
-    let record = fault.inject().unwrap();
-    journal
-        .append(Event::Injected {
-            fault: spec.name.clone(),
-            record,
-        })
-        .unwrap();
-    drop(fault);
-    drop(journal);
+    crash_mid_fault(&path, &state, "kube-test-hog-crashed", &conn, true);
     let running = |fake: &FakeCluster| {
         helpers_of(fake, "matchmaking")
             .iter()
@@ -1205,32 +1201,9 @@ fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
     let fake = cluster(Duration::from_millis(10));
     let conn = fake.connector(&rt);
     let path = experiment(&dir.0, CPU_HOG, "");
-    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let state = dir.0.join("state");
-    let run_id = "kube-test-died-injecting";
-    let mut ctx = FaultContext::new(run_id, "/bin/false");
-    ctx.kube = conn.clone();
-    ctx.experiment = "kube-test".into();
-    let spec = &exp.experiment.spec.faults[0];
-    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
-    let mut journal = Journal::create(&state, run_id).unwrap();
-    journal
-        .append(Event::RunStarted {
-            experiment: "kube-test".into(),
-            pid: std::process::id(),
-        })
-        .unwrap();
-    journal
-        .append(Event::Intent {
-            fault: spec.name.clone(),
-            description: fault.describe(),
-            record: fault.planned_record(),
-        })
-        .unwrap();
     // The helpers go in, but the runner dies before journaling which pods it hit.
-    fault.inject().unwrap();
-    drop(fault);
-    drop(journal);
+    crash_mid_fault(&path, &state, "kube-test-died-injecting", &conn, false);
     let running = || {
         helpers_of(&fake, "matchmaking")
             .iter()
@@ -1243,4 +1216,262 @@ fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
     assert_eq!(outcome, Outcome::Passed);
     assert_eq!(running(), 0);
     assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+const PROXY_LABEL: &str = "chaos.game-resilience.dev/db-proxy";
+const ORIGINAL_SELECTOR: &str = "chaos.game-resilience.dev/original-selector";
+
+const SLOW_SAVES: &str = "    - name: slow-saves
+      type: postgres-latency
+      selector:
+        service:
+          namespace: games
+          name: postgres
+          port: 5432
+      parameters:
+        pattern: ^UPDATE
+        delay: 300ms
+      duration: 2s
+";
+
+/// The test cluster plus the database: a `postgres` Service selecting `app=postgres`.
+fn cluster_with_db() -> FakeCluster {
+    let fake = cluster(Duration::from_millis(10));
+    fake.add_service("games", "postgres", &[("app", "postgres")], &[5432]);
+    fake
+}
+
+/// The `postgres` Service's selector and annotations now.
+fn db_service(fake: &FakeCluster) -> (Value, Value) {
+    let svc = fake.object("services", "games", "postgres").unwrap();
+    (
+        svc["spec"]["selector"].clone(),
+        svc["metadata"]["annotations"].clone(),
+    )
+}
+
+/// Asserts the Service selects the database again, without the annotation, and nothing
+/// the proxy fault created is left.
+fn assert_db_restored(fake: &FakeCluster) {
+    let (selector, annotations) = db_service(fake);
+    assert_eq!(selector, serde_json::json!({"app": "postgres"}));
+    assert!(
+        annotations.get(ORIGINAL_SELECTOR).is_none(),
+        "{annotations}"
+    );
+    assert!(fake.objects("deployments", "games").is_empty());
+    assert!(fake.objects("configmaps", "games").is_empty());
+    let services: Vec<Value> = fake.objects("services", "games");
+    assert_eq!(services.len(), 1, "{services:#?}");
+}
+
+#[test]
+fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
+    let dir = Dir::new("db-proxy");
+    let rt = runtime();
+    let fake = cluster_with_db();
+    let path = experiment(&dir.0, SLOW_SAVES, "");
+    let watcher = fake.clone();
+    let seen = std::thread::spawn(move || {
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(5) {
+            let (selector, annotations) = db_service(&watcher);
+            if selector.get(PROXY_LABEL).is_some() {
+                return Some((
+                    selector,
+                    annotations,
+                    watcher.objects("deployments", "games"),
+                    watcher.objects("configmaps", "games"),
+                    watcher.objects("services", "games"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    });
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Passed, "{report:#}");
+    let (selector, annotations, deployments, maps, services) = seen
+        .join()
+        .unwrap()
+        .expect("the selector was never swapped");
+    // During the hold: the Service selects the proxy pods, and says what to restore.
+    assert_eq!(deployments.len(), 1);
+    let proxy = deployments[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(selector, serde_json::json!({ PROXY_LABEL: proxy }));
+    assert_eq!(annotations[ORIGINAL_SELECTOR], "{\"app\":\"postgres\"}");
+    assert_eq!(
+        deployments[0]["spec"]["template"]["metadata"]["labels"][PROXY_LABEL],
+        proxy
+    );
+    // Every object created carries the run, experiment and fault labels.
+    let upstream = services
+        .iter()
+        .find(|s| s["metadata"]["name"] != "postgres")
+        .unwrap();
+    for object in [&deployments[0], &maps[0], upstream] {
+        let labels = &object["metadata"]["labels"];
+        assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
+        assert_eq!(labels["chaos.game-resilience.dev/fault"], "slow-saves");
+        assert!(labels["chaos.game-resilience.dev/run-id"]
+            .as_str()
+            .unwrap()
+            .starts_with("kube-test-"));
+    }
+    // The upstream Service reaches the database pods with the original selector.
+    assert_eq!(
+        upstream["spec"]["selector"],
+        serde_json::json!({"app": "postgres"})
+    );
+    let up_name = upstream["metadata"]["name"].as_str().unwrap();
+    // The proxy config: the fault's parameters as the rule's attributes, to the upstream.
+    let config: Value =
+        serde_json::from_str(maps[0]["data"]["proxies.json"].as_str().unwrap()).unwrap();
+    assert_eq!(config[0]["listen"], "0.0.0.0:5432");
+    assert_eq!(config[0]["upstream"], format!("{up_name}.games.svc:5432"));
+    assert_eq!(config[0]["protocol"], "postgres");
+    let rule = &config[0]["dbfaults"][0];
+    assert_eq!(rule["type"], "postgres-latency");
+    assert_eq!(
+        rule["attributes"],
+        serde_json::json!({"pattern": "^UPDATE", "delay": "300ms", "rate": 1.0})
+    );
+    assert_eq!(rule["expiresIn"], "12s");
+    // The step says plainly that open connections are not hit.
+    let step = report["faults"][0]["steps"][0].as_str().unwrap();
+    assert!(
+        step.contains("connections opened before the swap"),
+        "{step}"
+    );
+    // Reverted and read back.
+    assert_db_restored(&fake);
+    assert!(journal::live_faults(&dir.0.join("state"))
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn db_proxy_abort_mid_fault_restores_the_service_at_once() {
+    let dir = Dir::new("db-abort");
+    let rt = runtime();
+    let fake = cluster_with_db();
+    let (url, _count) = flipping_health(2);
+    let long = SLOW_SAVES.replace("duration: 2s", "duration: 60s");
+    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
+    let path = experiment(&dir.0, &long, &abort);
+    let started = Instant::now();
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert!(fake
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("PATCH /api/v1/namespaces/games/services/postgres")));
+    assert_db_restored(&fake);
+}
+
+#[test]
+fn db_proxy_that_never_becomes_available_fails_the_injection_touching_nothing() {
+    let dir = Dir::new("db-stall");
+    let rt = runtime();
+    let fake = cluster_with_db();
+    fake.stall_deployments(true);
+    let fault = SLOW_SAVES.replace("port: 5432", "port: 5432\n          readyTimeout: 1s");
+    let path = experiment(&dir.0, &fault, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("proxy Deployment `chaos-slow-saves-") && reason.contains("not available"),
+        "{reason}"
+    );
+    // The Service was never patched, and what was created is gone.
+    assert!(!fake
+        .requests()
+        .iter()
+        .any(|r| r.starts_with("PATCH /api/v1/namespaces/games/services/postgres")));
+    assert_db_restored(&fake);
+}
+
+#[test]
+fn db_proxy_refuses_a_service_without_a_selector() {
+    let dir = Dir::new("db-external");
+    let rt = runtime();
+    let fake = cluster(Duration::from_millis(10));
+    fake.add_service("games", "postgres", &[], &[5432]);
+    let path = experiment(&dir.0, SLOW_SAVES, "");
+    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    let reason = report["reason"].as_str().unwrap();
+    assert!(reason.contains("has no selector"), "{reason}");
+    // Refused in preflight: only reads were sent.
+    assert!(fake.requests().iter().all(|r| r.starts_with("GET ")));
+}
+
+#[test]
+fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
+    for journal_injected in [true, false] {
+        let dir = Dir::new("db-crash");
+        let rt = runtime();
+        let fake = cluster_with_db();
+        let conn = fake.connector(&rt);
+        let path = experiment(
+            &dir.0,
+            &SLOW_SAVES.replace("duration: 2s", "duration: 60s"),
+            "",
+        );
+        let state = dir.0.join("state");
+        let run_id = "kube-test-db-crashed";
+        crash_mid_fault(&path, &state, run_id, &conn, journal_injected);
+        let (selector, _) = db_service(&fake);
+        assert!(selector.get(PROXY_LABEL).is_some(), "{selector}");
+        // A leftover of the same run and fault under another name (a retried create).
+        let labels =
+            chaos_runner::faults::kube::target::object_labels(run_id, "kube-test", "slow-saves");
+        fake.put_object(
+            "configmaps",
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": "chaos-slow-saves-twin", "namespace": "games", "labels": labels}}),
+        );
+        assert_eq!(fake.objects("configmaps", "games").len(), 2);
+
+        let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+        assert_eq!(
+            outcome,
+            Outcome::Passed,
+            "journal_injected={journal_injected}"
+        );
+        assert_db_restored(&fake);
+        assert!(journal::live_faults(&state).unwrap().is_empty());
+    }
+}
+
+#[test]
+fn doctor_knows_what_the_db_proxy_needs() {
+    let dir = Dir::new("db-doctor");
+    let rt = runtime();
+    let fake = cluster_with_db();
+    fake.deny("patch", "services");
+    let path = experiment(&dir.0, SLOW_SAVES, "");
+    let exp = chaos_runner::spec::load_experiment(&path).unwrap();
+    let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
+    let asked: Vec<String> = answers
+        .iter()
+        .map(|a| format!("{} {} {}", a.need.verb, a.need.resource, a.namespace))
+        .collect();
+    for want in [
+        "get services games",
+        "patch services games",
+        "create configmaps games",
+        "create deployments games",
+        "delete deployments games",
+    ] {
+        assert!(asked.iter().any(|a| a == want), "{want} not in {asked:?}");
+    }
+    let denied: Vec<&str> = answers
+        .iter()
+        .filter(|a| !a.allowed)
+        .map(|a| a.need.verb)
+        .collect();
+    assert_eq!(denied, vec!["patch"]);
 }

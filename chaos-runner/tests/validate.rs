@@ -264,3 +264,60 @@ fn the_readme_example_experiment_is_valid() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The same database fault types run locally (`proxy`) and on Kubernetes (`service`);
+/// each backend refuses the other's selector, naming the field and its line.
+#[test]
+fn db_faults_take_a_proxy_locally_and_a_service_on_kubernetes() {
+    let dir = std::env::temp_dir().join(format!("chaos-db-backends-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let doc = |backend: &str, selector: &str| {
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata:
+  name: db-backends
+spec:
+  target:
+    backend: {backend}
+  faults:
+    - name: slow
+      type: redis-latency
+      selector:
+{selector}      parameters: {{ pattern: \"^GET \", delay: 100ms }}
+      duration: 10s
+"
+        )
+    };
+    let service = "        service: { namespace: games, name: redis }\n";
+    let protected = "        service: { namespace: kube-system, name: redis, allowProtectedNamespaces: [kube-system] }\n";
+    let proxy =
+        "        proxy: { listen: 127.0.0.1:16379, upstream: 127.0.0.1:6379, protocol: redis }\n";
+    for (i, (backend, selector, refused)) in [
+        ("kubernetes", service, None),
+        ("kubernetes", protected, None),
+        ("local", proxy, None),
+        ("kubernetes", proxy, Some("spec.faults[0].selector.proxy")),
+        ("local", service, Some("spec.faults[0].selector.service")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let path = dir.join(format!("case-{i}.yaml"));
+        std::fs::write(&path, doc(backend, selector)).unwrap();
+        let out = runner().arg("validate").arg(&path).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match refused {
+            None => assert_eq!(out.status.code(), Some(0), "{backend}: {stderr}"),
+            Some(field) => {
+                assert_eq!(out.status.code(), Some(3), "{backend}: {stderr}");
+                let located = format!("{}:12:", path.display());
+                assert!(
+                    stderr.contains(&located) && stderr.contains(&format!(": {field}: ")),
+                    "{backend}: expected {located} {field} in: {stderr}"
+                );
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

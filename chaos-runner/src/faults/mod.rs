@@ -179,6 +179,21 @@ pub enum FaultRecord {
         /// The stopper container's spec (its `targetContainerName` is set per pod).
         stopper: serde_json::Value,
     },
+    /// A database Service fronted by a proxy Deployment on Kubernetes (`postgres-*`,
+    /// `redis-*` with a `service` selector); `recover` restores the Service's selector
+    /// (from its annotation, else from here) and deletes the objects, and any other
+    /// object labelled with the run and fault.
+    KubeDbProxy {
+        /// The namespace.
+        namespace: String,
+        /// The database Service.
+        service: String,
+        /// Its selector before the swap (empty in the intent, before it was read).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        original_selector: BTreeMap<String, String>,
+        /// The objects the fault creates.
+        objects: kube::db_proxy::DbProxyObjects,
+    },
 }
 
 /// A fault the engine drives: inject, revert, verify.
@@ -351,15 +366,25 @@ pub fn build(
             remaining,
             ctx.exe.clone(),
         )),
-        FaultParams::Db(p) => Box::new(local::db_fault::DbFault::new(
-            &spec.name,
-            spec.fault_type.name(),
-            &ctx.run_id,
-            p.clone(),
-            &spec.selector.proxy.clone().unwrap_or_default(),
-            &ctx.proxies,
-            remaining,
-        )),
+        FaultParams::Db(p) => match &spec.selector.service {
+            Some(service) => Box::new(kube::db_proxy::DbProxyFault::new(
+                (&spec.name, spec.fault_type.name()),
+                (&ctx.run_id, &ctx.experiment),
+                p.clone(),
+                service.clone(),
+                remaining,
+                ctx.kube.clone(),
+            )),
+            None => Box::new(local::db_fault::DbFault::new(
+                &spec.name,
+                spec.fault_type.name(),
+                &ctx.run_id,
+                p.clone(),
+                &spec.selector.proxy.clone().unwrap_or_default(),
+                &ctx.proxies,
+                remaining,
+            )),
+        },
         FaultParams::MemoryHog(p) => Box::new(local::memory_hog::MemoryHog::new(
             &spec.name,
             &ctx.run_id,
@@ -676,7 +701,8 @@ pub fn revert_from_journal_with(
             r @ (FaultRecord::KubePodsKilled { .. }
             | FaultRecord::KubeNetworkPolicy { .. }
             | FaultRecord::KubeEphemeral { .. }
-            | FaultRecord::KubeContainersKilled { .. }),
+            | FaultRecord::KubeContainersKilled { .. }
+            | FaultRecord::KubeDbProxy { .. }),
         ) => kube::revert_record(kube_client, run_id, name, r).map_err(revert_error),
         None => revert_unknown(run_id, name),
     }

@@ -505,6 +505,37 @@ impl FaultType {
             _ => Backend::Local,
         }
     }
+
+    /// Whether this fault type runs on `backend`: its own [`FaultType::backend`], and
+    /// for the database faults (`postgres-*`, `redis-*`) Kubernetes too (through a proxy
+    /// Deployment in front of the database's Service).
+    ///
+    /// ```
+    /// use chaos_runner::spec::{Backend, FaultType};
+    /// assert!(FaultType::PostgresLatency.runs_on(Backend::Kubernetes));
+    /// assert!(FaultType::PostgresLatency.runs_on(Backend::Local));
+    /// assert!(!FaultType::CpuHog.runs_on(Backend::Kubernetes));
+    /// ```
+    pub fn runs_on(self, backend: Backend) -> bool {
+        self.backend() == backend || (backend == Backend::Kubernetes && self.is_db())
+    }
+
+    /// Whether this is a protocol-aware database fault (`postgres-*`, `redis-*`).
+    ///
+    /// ```
+    /// assert!(chaos_runner::spec::FaultType::RedisError.is_db());
+    /// ```
+    pub fn is_db(self) -> bool {
+        matches!(
+            self,
+            FaultType::PostgresError
+                | FaultType::PostgresLatency
+                | FaultType::PostgresReset
+                | FaultType::PostgresRefuse
+                | FaultType::RedisError
+                | FaultType::RedisLatency
+        )
+    }
 }
 
 /// One fault.
@@ -558,6 +589,72 @@ pub struct Selector {
     /// Pods on a Kubernetes cluster (the `kubernetes` backend's faults).
     #[serde(default)]
     pub pods: Option<PodSelector>,
+    /// A database's Service on a Kubernetes cluster (the `postgres-*` and `redis-*`
+    /// faults on the `kubernetes` backend): the runner puts a proxy in front of it.
+    #[serde(default)]
+    pub service: Option<ServiceSelector>,
+}
+
+/// The database Service a Kubernetes `postgres-*` / `redis-*` fault intercepts: for the
+/// run, its selector points at a `chaos-runner proxy` Deployment that relays to the
+/// database pods through an "upstream" Service.
+///
+/// ```
+/// let s: chaos_runner::spec::ServiceSelector = serde_json::from_value(serde_json::json!({
+///     "namespace": "games", "name": "postgres", "port": 5432
+/// })).unwrap();
+/// assert_eq!(s.port, Some(5432));
+/// assert_eq!(s.proxy_image, chaos_runner::spec::params::pod_helper::DEFAULT_IMAGE);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ServiceSelector {
+    /// The Service's namespace (protected ones must be listed in
+    /// `allowProtectedNamespaces`).
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// The Service port to intercept; default: the Service's only port.
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// The image holding `chaos-runner` that the proxy Deployment runs (default: the
+    /// runner's own image, as the in-pod helpers).
+    #[serde(default = "default_proxy_image")]
+    pub proxy_image: String,
+    /// How long the proxy Deployment may take to become available (1s to 10m, default
+    /// 2m).
+    #[serde(default = "default_proxy_ready_timeout", with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub ready_timeout: Duration,
+    /// Protected namespaces (`kube-system`, `kube-public`, `kube-node-lease`) this
+    /// experiment may touch.
+    #[serde(default)]
+    pub allow_protected_namespaces: Vec<String>,
+}
+
+fn default_proxy_image() -> String {
+    crate::spec::params::pod_helper::DEFAULT_IMAGE.to_owned()
+}
+
+fn default_proxy_ready_timeout() -> Duration {
+    Duration::from_secs(120)
+}
+
+impl ServiceSelector {
+    /// The selector in one line, for plans.
+    ///
+    /// ```
+    /// let s: chaos_runner::spec::ServiceSelector = serde_json::from_value(serde_json::json!({
+    ///     "namespace": "games", "name": "postgres"
+    /// })).unwrap();
+    /// assert_eq!(s.summary(), "Service games/postgres (its only port)");
+    /// ```
+    pub fn summary(&self) -> String {
+        match self.port {
+            Some(p) => format!("Service {}/{} port {p}", self.namespace, self.name),
+            None => format!("Service {}/{} (its only port)", self.namespace, self.name),
+        }
+    }
 }
 
 /// Which pods a Kubernetes fault hits: the pods of `namespace` matching `labelSelector`
@@ -857,6 +954,7 @@ impl Selector {
             ("process", self.process.is_some()),
             ("proxy", self.proxy.is_some()),
             ("pods", self.pods.is_some()),
+            ("service", self.service.is_some()),
         ]
     }
 
@@ -921,6 +1019,9 @@ impl Selector {
         }
         if let Some(p) = &self.pods {
             parts.push(p.summary());
+        }
+        if let Some(s) = &self.service {
+            parts.push(s.summary());
         }
         if parts.is_empty() {
             "nothing".to_owned()

@@ -715,7 +715,7 @@ pub(crate) fn check_experiment(
             format!("duplicate fault `{}`", fault.name),
         );
         c.check(
-            fault.fault_type.backend() == spec.target.backend,
+            fault.fault_type.runs_on(spec.target.backend),
             format!("{here}.type"),
             format!(
                 "`{}` runs on the {} backend, but spec.target.backend is {}",
@@ -733,6 +733,7 @@ pub(crate) fn check_experiment(
         let mut problems = Problems::default();
         params::check_selector(
             fault.fault_type,
+            spec.target.backend,
             &fault.selector,
             &format!("{here}.selector"),
             &mut problems,

@@ -3,7 +3,10 @@
 //! evictions checked against PodDisruptionBudgets, NetworkPolicies, label and field
 //! selectors, ephemeral containers (the `ephemeralcontainers` subresource, with statuses:
 //! a helper runs until its `--duration`, a stopper ends the helpers of its run and fault
-//! that share its target container's process namespace), and a log of every request. It speaks the API's JSON over the tower
+//! that share its target container's process namespace), Services, ConfigMaps and
+//! Deployments (create, get, list by label, JSON merge patch with a `resourceVersion`
+//! precondition, delete; a Deployment turns available after the replacement delay unless
+//! stalled), and a log of every request. It speaks the API's JSON over the tower
 //! service kube's client uses, so everything above the wire is the real code.
 
 #![allow(dead_code)]
@@ -48,6 +51,52 @@ struct State {
     deaf: Vec<(String, String)>,
     /// Containers stopped by a signal: (namespace, pod, container) -> when they are Ready again.
     restarting: BTreeMap<(String, String, String), Instant>,
+    /// Services, ConfigMaps and Deployments: (resource, namespace, name) -> object.
+    objects: BTreeMap<(String, String, String), Value>,
+    /// Deployments not yet available: (namespace, name) -> when they are.
+    deployments_due: BTreeMap<(String, String), Instant>,
+    /// Deployments never become available (an image that cannot be pulled).
+    deployments_stalled: bool,
+    /// The last resourceVersion handed out.
+    resource_version: u64,
+}
+
+/// The resources kept in the generic object store, by their path segment.
+const STORED: &[&str] = &["services", "configmaps", "deployments"];
+
+/// A ClusterIP Service `name` in `ns` selecting `selector`, with one TCP port per entry
+/// of `ports` (named `p<port>`, targetPort the same number), as the API server returns it.
+pub fn service_json(ns: &str, name: &str, selector: &[(&str, &str)], ports: &[u16]) -> Value {
+    let selector: BTreeMap<&str, &str> = selector.iter().copied().collect();
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|p| json!({"name": format!("p{p}"), "port": p, "targetPort": p, "protocol": "TCP"}))
+        .collect();
+    json!({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns, "uid": format!("uid-svc-{name}"), "resourceVersion": "7"},
+        "spec": {"type": "ClusterIP", "clusterIP": "10.96.0.20", "selector": selector, "ports": ports}
+    })
+}
+
+/// RFC 7386 JSON merge patch: objects merge key by key, `null` removes, anything else
+/// replaces.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Some(fields) = patch.as_object() else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = json!({});
+    }
+    let map = target.as_object_mut().unwrap();
+    for (k, v) in fields {
+        if v.is_null() {
+            map.remove(k);
+        } else {
+            merge_patch(map.entry(k.clone()).or_insert(Value::Null), v);
+        }
+    }
 }
 
 /// The fake cluster; clones share state.
@@ -302,6 +351,47 @@ impl FakeCluster {
             .insert((ns.into(), name), policy);
     }
 
+    /// Adds a Service selecting `selector` with TCP `ports`.
+    pub fn add_service(&self, ns: &str, name: &str, selector: &[(&str, &str)], ports: &[u16]) {
+        self.put_object("services", service_json(ns, name, selector, ports));
+    }
+
+    /// Stores a Service, ConfigMap or Deployment (`resource` as in its path) directly.
+    pub fn put_object(&self, resource: &str, object: Value) {
+        let ns = object["metadata"]["namespace"].as_str().unwrap().to_owned();
+        let name = object["metadata"]["name"].as_str().unwrap().to_owned();
+        self.state
+            .lock()
+            .unwrap()
+            .objects
+            .insert((resource.into(), ns, name), object);
+    }
+
+    /// The stored object, if any.
+    pub fn object(&self, resource: &str, ns: &str, name: &str) -> Option<Value> {
+        let mut s = self.state.lock().unwrap();
+        tick(&mut s);
+        s.objects
+            .get(&(resource.into(), ns.into(), name.into()))
+            .cloned()
+    }
+
+    /// The stored objects of `resource` in `ns`.
+    pub fn objects(&self, resource: &str, ns: &str) -> Vec<Value> {
+        let mut s = self.state.lock().unwrap();
+        tick(&mut s);
+        s.objects
+            .iter()
+            .filter(|((r, n, _), _)| r == resource && n == ns)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// Makes Deployments never become available.
+    pub fn stall_deployments(&self, stall: bool) {
+        self.state.lock().unwrap().deployments_stalled = stall;
+    }
+
     /// Every request so far, as `METHOD path?query`.
     pub fn requests(&self) -> Vec<String> {
         self.state.lock().unwrap().log.clone()
@@ -524,6 +614,12 @@ impl FakeCluster {
                     }
                 }
             }
+            (m, ["api", "v1", "namespaces", ns, resource, rest @ ..])
+            | (m, ["apis", "apps", "v1", "namespaces", ns, resource, rest @ ..])
+                if STORED.contains(resource) && rest.len() <= 1 =>
+            {
+                stored_object(&mut s, &m, (resource, ns, rest.first().copied()), &q, &body)
+            }
             (Method::POST, ["apis", "authorization.k8s.io", "v1", "selfsubjectaccessreviews"]) => {
                 let attrs = &body["spec"]["resourceAttributes"];
                 let verb = attrs["verb"].as_str().unwrap_or_default().to_owned();
@@ -552,6 +648,109 @@ impl FakeCluster {
             .header("content-type", "application/json")
             .body(Body::from(serde_json::to_vec(&value).unwrap()))
             .unwrap()
+    }
+}
+
+/// Services, ConfigMaps and Deployments: list (by label), create (409 when taken), get,
+/// merge patch (409 when the patch's `resourceVersion` is stale), delete.
+fn stored_object(
+    s: &mut State,
+    method: &Method,
+    (resource, ns, name): (&str, &str, Option<&str>),
+    q: &BTreeMap<String, String>,
+    body: &Value,
+) -> (u16, Value) {
+    let missing = |name: &str| {
+        (
+            404,
+            status(404, "NotFound", &format!("{resource} \"{name}\" not found")),
+        )
+    };
+    match (method.clone(), name) {
+        (Method::GET, None) => {
+            let items: Vec<Value> = s
+                .objects
+                .iter()
+                .filter(|((r, n, _), o)| {
+                    r == resource && n == ns && label_match(o, q.get("labelSelector"))
+                })
+                .map(|(_, o)| o.clone())
+                .collect();
+            (
+                200,
+                json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": "1"}, "items": items}),
+            )
+        }
+        (Method::POST, None) => {
+            let name = body["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let key = (resource.to_owned(), ns.to_owned(), name.clone());
+            if s.objects.contains_key(&key) {
+                return (
+                    409,
+                    status(
+                        409,
+                        "AlreadyExists",
+                        &format!("{resource} \"{name}\" already exists"),
+                    ),
+                );
+            }
+            s.resource_version += 1;
+            let mut stored = body.clone();
+            stored["metadata"]["uid"] = json!(format!("uid-{resource}-{name}"));
+            stored["metadata"]["resourceVersion"] = json!(s.resource_version.to_string());
+            if resource == "deployments" {
+                stored["status"] = json!({"replicas": 1, "availableReplicas": 0, "conditions": [
+                    {"type": "Available", "status": "False", "reason": "MinimumReplicasUnavailable",
+                     "message": "Deployment does not have minimum availability."}]});
+                s.deployments_due
+                    .insert((ns.to_owned(), name), Instant::now() + s.replacement_delay);
+            }
+            s.objects.insert(key, stored.clone());
+            (201, stored)
+        }
+        (Method::GET, Some(name)) => {
+            match s.objects.get(&(resource.into(), ns.into(), name.into())) {
+                Some(o) => (200, o.clone()),
+                None => missing(name),
+            }
+        }
+        (Method::PATCH, Some(name)) => {
+            let next = s.resource_version + 1;
+            let Some(o) = s
+                .objects
+                .get_mut(&(resource.into(), ns.into(), name.into()))
+            else {
+                return missing(name);
+            };
+            let mut patch = body.clone();
+            if let Some(rv) = patch["metadata"]
+                .as_object_mut()
+                .and_then(|m| m.remove("resourceVersion"))
+            {
+                if rv != o["metadata"]["resourceVersion"] {
+                    return (409, status(409, "Conflict", &format!("Operation cannot be fulfilled on {resource} \"{name}\": the object has been modified")));
+                }
+            }
+            merge_patch(o, &patch);
+            o["metadata"]["resourceVersion"] = json!(next.to_string());
+            let answer = o.clone();
+            s.resource_version = next;
+            (200, answer)
+        }
+        (Method::DELETE, Some(name)) => {
+            s.deployments_due.remove(&(ns.to_owned(), name.to_owned()));
+            match s.objects.remove(&(resource.into(), ns.into(), name.into())) {
+                Some(o) => (200, o),
+                None => missing(name),
+            }
+        }
+        _ => (
+            405,
+            status(405, "MethodNotAllowed", "not supported by the fake"),
+        ),
     }
 }
 
@@ -761,6 +960,21 @@ fn add_ephemeral(s: &mut State, ns: &str, name: &str, body: &Value) -> (u16, Val
 /// Turns replacements Ready once their time has come, and ends helpers whose time is up.
 fn tick(s: &mut State) {
     let now = Instant::now();
+    if !s.deployments_stalled {
+        let available: Vec<(String, String)> = s
+            .deployments_due
+            .iter()
+            .filter(|(_, t)| **t <= now)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (ns, name) in available {
+            s.deployments_due.remove(&(ns.clone(), name.clone()));
+            if let Some(d) = s.objects.get_mut(&("deployments".to_owned(), ns, name)) {
+                d["status"] = json!({"replicas": 1, "readyReplicas": 1, "availableReplicas": 1,
+                    "conditions": [{"type": "Available", "status": "True", "reason": "MinimumReplicasAvailable"}]});
+            }
+        }
+    }
     let ended: Vec<(String, String, String)> = s
         .helper_ends
         .iter()

@@ -1,7 +1,7 @@
 //! Faults on a Kubernetes cluster, through the API server with kube-rs: pod kill (delete
 //! or evict), network partition and database partition (NetworkPolicy), in-pod CPU
-//! and memory hogs, network delay and loss, and container kill (ephemeral helper
-//! containers).
+//! and memory hogs, network delay and loss, container kill (ephemeral helper
+//! containers), and database query faults (a proxy Deployment in front of a Service).
 //!
 //! Every object the runner creates carries the labels of [`target::object_labels`] (run,
 //! experiment, fault), so `recover` finds leftovers by label; pods annotated
@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod container_kill;
+pub mod db_proxy;
 pub mod ephemeral;
 pub mod network_policy;
 pub mod pod_kill;
@@ -92,6 +93,27 @@ pub(crate) fn revert_record(
                 }
                 ephemeral::stop_helpers(client, &ns, &all, &name, &stopper, ephemeral::STOP_TIMEOUT)
                     .await
+            })?
+        }
+        crate::faults::FaultRecord::KubeDbProxy {
+            namespace,
+            service,
+            original_selector,
+            objects,
+        } => {
+            let env = kube.get()?;
+            let client = env.client();
+            let (ns, svc, original, objects) = (
+                namespace.clone(),
+                service.clone(),
+                original_selector.clone(),
+                objects.clone(),
+            );
+            let sweep = target::run_selector(run_id, fault);
+            env.block_on(async move {
+                db_proxy::remove(client.clone(), &ns, &svc, &objects, &original, Some(&sweep))
+                    .await?;
+                db_proxy::check_removed(client, &ns, &svc, &objects, &original).await
             })?
         }
         _ => Err("not a Kubernetes record".to_owned()),

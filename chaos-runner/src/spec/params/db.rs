@@ -428,9 +428,9 @@ pub(super) fn parse(
     }
 }
 
-/// Database faults act on the run's own proxy, which must speak their protocol
-/// (`proxy: {listen, upstream, protocol: postgres|redis}`), or on a proxy of a running
-/// `chaos-runner proxy` (`proxy: {name, api}`).
+/// Database faults on the local backend act on the run's own proxy, which must speak
+/// their protocol (`proxy: {listen, upstream, protocol: postgres|redis}`), or on a proxy
+/// of a running `chaos-runner proxy` (`proxy: {name, api}`).
 pub(super) fn check_db_selector(
     fault_type: FaultType,
     selector: &Selector,
@@ -445,8 +445,16 @@ pub(super) fn check_db_selector(
         ProxyProtocol::Redis => "redis",
         _ => "postgres",
     };
+    problems.check(
+        selector.service.is_none(),
+        format!("{at}.service"),
+        format!(
+            "`service` is the kubernetes backend's; on the local backend give \
+             `proxy: {{listen, upstream, protocol: {word}}}`"
+        ),
+    );
     let Some(p) = &selector.proxy else {
-        only(selector, at, &["proxy"], problems);
+        only(selector, at, &["proxy", "service"], problems);
         problems.check(
             false,
             at.to_owned(),

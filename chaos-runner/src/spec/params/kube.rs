@@ -196,27 +196,7 @@ pub(super) fn check_pod_selector(selector: &Selector, at: &str, problems: &mut P
         return;
     };
     let here = format!("{at}.pods");
-    problems.check(
-        is_dns_label(&p.namespace),
-        format!("{here}.namespace"),
-        "must be a namespace name (1-63 lowercase letters, digits or dashes)",
-    );
-    problems.check(
-        !PROTECTED_NAMESPACES.contains(&p.namespace.as_str())
-            || p.allow_protected_namespaces.contains(&p.namespace),
-        format!("{here}.namespace"),
-        format!(
-            "`{}` is protected; list it in `allowProtectedNamespaces` to target it",
-            p.namespace
-        ),
-    );
-    for (i, ns) in p.allow_protected_namespaces.iter().enumerate() {
-        problems.check(
-            is_dns_label(ns),
-            format!("{here}.allowProtectedNamespaces[{i}]"),
-            "must be a namespace name",
-        );
-    }
+    check_namespace(&p.namespace, &p.allow_protected_namespaces, &here, problems);
     problems.check(
         !p.label_selector.is_empty() || p.field_selector.is_some() || p.allow_empty_selector,
         format!("{here}.labelSelector"),
@@ -268,6 +248,76 @@ pub(super) fn check_pod_selector(selector: &Selector, at: &str, problems: &mut P
         (1..=100).contains(&p.max_percent),
         format!("{here}.maxPercent"),
         "must be a percentage from 1 to 100",
+    );
+}
+
+/// A namespace name, not protected unless listed in `allowed`.
+fn check_namespace(namespace: &str, allowed: &[String], here: &str, problems: &mut Problems) {
+    problems.check(
+        is_dns_label(namespace),
+        format!("{here}.namespace"),
+        "must be a namespace name (1-63 lowercase letters, digits or dashes)",
+    );
+    problems.check(
+        !PROTECTED_NAMESPACES.contains(&namespace) || allowed.iter().any(|a| a == namespace),
+        format!("{here}.namespace"),
+        format!("`{namespace}` is protected; list it in `allowProtectedNamespaces` to target it"),
+    );
+    for (i, ns) in allowed.iter().enumerate() {
+        problems.check(
+            is_dns_label(ns),
+            format!("{here}.allowProtectedNamespaces[{i}]"),
+            "must be a namespace name",
+        );
+    }
+}
+
+/// The database faults (`postgres-*`, `redis-*`) on Kubernetes need a `service` selector
+/// (the database's Service) and nothing else; `proxy` is the local backend's.
+pub(super) fn check_service_selector(selector: &Selector, at: &str, problems: &mut Problems) {
+    problems.check(
+        selector.proxy.is_none(),
+        format!("{at}.proxy"),
+        "`proxy` is the local backend's; on Kubernetes give `service: {namespace, name, port}` \
+         (the database's Service, which the runner fronts with a proxy Deployment)",
+    );
+    for (part, present) in selector.parts() {
+        problems.check(
+            !present || matches!(part, "service" | "proxy"),
+            format!("{at}.{part}"),
+            "not used by this fault type (it takes: service)",
+        );
+    }
+    let Some(s) = &selector.service else {
+        problems.check(
+            false,
+            format!("{at}.service"),
+            "database faults on Kubernetes need `service: {namespace, name, port}` (the \
+             database's Service)",
+        );
+        return;
+    };
+    let here = format!("{at}.service");
+    check_namespace(&s.namespace, &s.allow_protected_namespaces, &here, problems);
+    problems.check(
+        is_dns_label(&s.name) && s.name.starts_with(|c: char| c.is_ascii_lowercase()),
+        format!("{here}.name"),
+        "must be a Service name (1-63 lowercase letters, digits or dashes, starting with a letter)",
+    );
+    problems.check(
+        s.port != Some(0),
+        format!("{here}.port"),
+        "must be 1 to 65535",
+    );
+    problems.check(
+        super::pod_helper::is_image(&s.proxy_image),
+        format!("{here}.proxyImage"),
+        "must be an image reference (`registry/name:tag` or `name@sha256:...`)",
+    );
+    problems.check(
+        s.ready_timeout >= Duration::from_secs(1) && s.ready_timeout <= Duration::from_secs(600),
+        format!("{here}.readyTimeout"),
+        "must be between 1s and 10m",
     );
 }
 

@@ -31,7 +31,7 @@ pub use resource::{CpuHogParams, DiskFillParams, MemoryHogParams};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::model::{FaultType, Selector};
+use super::model::{Backend, FaultType, Selector};
 
 /// Problems found in one fault's parameters or selector, each with its field path.
 ///
@@ -332,10 +332,11 @@ pub fn parse(
     }
 }
 
-/// Checks that `selector` (at `at`) says what a fault of `fault_type` needs, and nothing
-/// it would ignore.
+/// Checks that `selector` (at `at`) says what a fault of `fault_type` on `backend` needs,
+/// and nothing it would ignore.
 pub fn check_selector(
     fault_type: FaultType,
+    backend: Backend,
     selector: &Selector,
     at: &str,
     problems: &mut Problems,
@@ -370,7 +371,10 @@ pub fn check_selector(
         | FaultType::PostgresReset
         | FaultType::PostgresRefuse
         | FaultType::RedisError
-        | FaultType::RedisLatency => db::check_db_selector(fault_type, selector, at, problems),
+        | FaultType::RedisLatency => match backend {
+            Backend::Kubernetes => self::kube::check_service_selector(selector, at, problems),
+            Backend::Local => db::check_db_selector(fault_type, selector, at, problems),
+        },
         FaultType::PodKill
         | FaultType::NetworkPartition
         | FaultType::DbPartition
