@@ -69,11 +69,7 @@ impl ProxyPool {
     ) -> Result<String, String> {
         let registry = self.registry()?;
         let name = format!("run-{listen}");
-        let protocol = match protocol {
-            ProxyProtocol::Tcp => Protocol::Tcp,
-            ProxyProtocol::Postgres => Protocol::Postgres,
-            ProxyProtocol::Redis => Protocol::Redis,
-        };
+        let protocol = Protocol::from(protocol);
         if let Ok(existing) = registry.get(&name) {
             if existing.upstream != upstream || existing.protocol != protocol {
                 return Err(format!(

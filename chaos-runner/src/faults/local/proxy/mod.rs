@@ -74,6 +74,16 @@ impl Protocol {
     }
 }
 
+impl From<crate::spec::ProxyProtocol> for Protocol {
+    fn from(protocol: crate::spec::ProxyProtocol) -> Protocol {
+        match protocol {
+            crate::spec::ProxyProtocol::Tcp => Protocol::Tcp,
+            crate::spec::ProxyProtocol::Postgres => Protocol::Postgres,
+            crate::spec::ProxyProtocol::Redis => Protocol::Redis,
+        }
+    }
+}
+
 /// A boxed relay future.
 pub type RelayFuture = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
@@ -105,25 +115,25 @@ pub trait RelayProvider: Send + Sync + 'static {
 #[serde(deny_unknown_fields)]
 pub struct ProxyInput {
     /// Unique name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Listen address (`127.0.0.1:0` picks a free port).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen: Option<String>,
     /// Upstream `host:port`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// Accepting connections (default true).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enabled: Option<bool>,
     /// `tcp` (default), `postgres` or `redis`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub protocol: Option<Protocol>,
     /// Toxics to add at once (toxiproxy's clients send the list back; ours applies it).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub toxics: Option<Vec<ToxicJson>>,
     /// Database fault rules to set at once (`protocol: postgres|redis` only; ours).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dbfaults: Option<Vec<DbFaultInput>>,
 }
 
