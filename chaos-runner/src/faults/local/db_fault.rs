@@ -19,22 +19,9 @@ use std::time::Duration;
 
 use super::dbproto::{DbFaults, Protocol, RuleSetting};
 use super::proxy::db_rules::DbFaultInput;
-use super::proxy_fault::{http, ProxyPool, DEFAULT_API};
+use super::proxy_fault::{http, ProxyPool, ProxyTarget};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{DbParams, ProxyProtocol, ProxySelector};
-
-/// Where the rule goes.
-#[derive(Debug, Clone)]
-enum Target {
-    /// The run's own proxy.
-    InRun {
-        pool: ProxyPool,
-        listen: String,
-        upstream: String,
-    },
-    /// A proxy of a running proxy server.
-    Api { api: String, proxy: String },
-}
 
 /// A protocol-aware database fault.
 #[derive(Debug)]
@@ -43,7 +30,7 @@ pub struct DbFault {
     type_name: &'static str,
     rule: String,
     params: DbParams,
-    target: Target,
+    target: ProxyTarget,
     expiry: Duration,
     /// In-run: the proxy's name and the rule setting's id, once injected.
     injected: Option<(String, u64)>,
@@ -74,22 +61,7 @@ impl DbFault {
         pool: &ProxyPool,
         expiry: Duration,
     ) -> DbFault {
-        let target = match (&selector.listen, &selector.upstream) {
-            (Some(listen), Some(upstream)) => Target::InRun {
-                pool: pool.clone(),
-                listen: listen.clone(),
-                upstream: upstream.clone(),
-            },
-            _ => Target::Api {
-                api: selector
-                    .api
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_API.to_owned())
-                    .trim_end_matches('/')
-                    .to_owned(),
-                proxy: selector.name.clone().unwrap_or_default(),
-            },
-        };
+        let target = ProxyTarget::from_selector(selector, pool);
         DbFault {
             name: name.to_owned(),
             type_name,
@@ -188,8 +160,8 @@ impl DbFault {
     /// The in-run rule set a fault injected into.
     fn in_run_faults(&self, proxy: &str) -> Option<Arc<DbFaults>> {
         match &self.target {
-            Target::InRun { pool, .. } => Some(pool.db_faults(self.protocol(), proxy)),
-            Target::Api { .. } => None,
+            ProxyTarget::InRun { pool, .. } => Some(pool.db_faults(self.protocol(), proxy)),
+            ProxyTarget::Api { .. } => None,
         }
     }
 }
@@ -200,15 +172,7 @@ impl Fault for DbFault {
     }
 
     fn describe(&self) -> String {
-        let place = match &self.target {
-            Target::InRun {
-                listen, upstream, ..
-            } => format!(
-                "the run's {} proxy {listen} -> {upstream}",
-                self.protocol().name()
-            ),
-            Target::Api { api, proxy } => format!("proxy `{proxy}` at {api}"),
-        };
+        let place = self.target.place();
         format!(
             "{} `{}`: {} on {place} (rule {}) for at most {}",
             self.type_name,
@@ -221,15 +185,15 @@ impl Fault for DbFault {
 
     fn planned_record(&self) -> Option<FaultRecord> {
         match &self.target {
-            Target::Api { api, proxy } => Some(Self::api_record(api, proxy, &self.rule)),
-            Target::InRun { .. } => None,
+            ProxyTarget::Api { api, proxy } => Some(Self::api_record(api, proxy, &self.rule)),
+            ProxyTarget::InRun { .. } => None,
         }
     }
 
     /// The API form checks that the proxy exists on the server and speaks the fault's
     /// protocol, so a wrong name or protocol fails before anything is injected.
     fn preflight(&self) -> Result<(), FaultError> {
-        let Target::Api { api, proxy } = &self.target else {
+        let ProxyTarget::Api { api, proxy } = &self.target else {
             return Ok(());
         };
         let url = format!("{api}/proxies/{proxy}");
@@ -253,18 +217,19 @@ impl Fault for DbFault {
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
         match self.target.clone() {
-            Target::InRun {
+            ProxyTarget::InRun {
                 pool,
                 listen,
                 upstream,
+                ..
             } => self.inject_in_run(&pool, &listen, &upstream),
-            Target::Api { api, proxy } => self.inject_api(&api, &proxy),
+            ProxyTarget::Api { api, proxy } => self.inject_api(&api, &proxy),
         }
     }
 
     fn revert(&mut self) -> Result<(), FaultError> {
         match &self.target {
-            Target::InRun { .. } => {
+            ProxyTarget::InRun { .. } => {
                 if let Some((proxy, id)) = &self.injected {
                     if let Some(faults) = self.in_run_faults(proxy) {
                         faults.remove_rule_id(&self.rule, *id);
@@ -272,17 +237,17 @@ impl Fault for DbFault {
                 }
                 Ok(())
             }
-            Target::Api { api, proxy } if self.sent => super::proxy_fault::revert_record(
+            ProxyTarget::Api { api, proxy } if self.sent => super::proxy_fault::revert_record(
                 &self.name,
                 &Self::api_record(api, proxy, &self.rule),
             ),
-            Target::Api { .. } => Ok(()),
+            ProxyTarget::Api { .. } => Ok(()),
         }
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
         match &self.target {
-            Target::InRun { .. } => {
+            ProxyTarget::InRun { .. } => {
                 let Some((proxy, id)) = &self.injected else {
                     return Ok(());
                 };
@@ -297,11 +262,11 @@ impl Fault for DbFault {
                 }
                 Ok(())
             }
-            Target::Api { api, proxy } if self.sent => super::proxy_fault::verify_record(
+            ProxyTarget::Api { api, proxy } if self.sent => super::proxy_fault::verify_record(
                 &self.name,
                 &Self::api_record(api, proxy, &self.rule),
             ),
-            Target::Api { .. } => Ok(()),
+            ProxyTarget::Api { .. } => Ok(()),
         }
     }
 }

@@ -109,19 +109,59 @@ impl ProxyPool {
     }
 }
 
-/// Where the fault acts.
+/// Where a proxy or database fault acts, as its `proxy:` selector says.
 #[derive(Debug, Clone)]
-enum Target {
+pub(crate) enum ProxyTarget {
+    /// The run's own proxy on `listen` (started on first use, see [`ProxyPool`]).
     InRun {
         pool: ProxyPool,
         listen: String,
         upstream: String,
         protocol: ProxyProtocol,
     },
-    Api {
-        api: String,
-        proxy: String,
-    },
+    /// Proxy `proxy` of a running proxy server whose admin API is `api`.
+    Api { api: String, proxy: String },
+}
+
+impl ProxyTarget {
+    /// `{listen, upstream[, protocol]}`: the run's own proxy; otherwise `{name[, api]}` of
+    /// a running server (the API defaults to [`DEFAULT_API`]).
+    pub(crate) fn from_selector(selector: &ProxySelector, pool: &ProxyPool) -> ProxyTarget {
+        match (&selector.listen, &selector.upstream) {
+            (Some(listen), Some(upstream)) => ProxyTarget::InRun {
+                pool: pool.clone(),
+                listen: listen.clone(),
+                upstream: upstream.clone(),
+                protocol: selector.protocol.unwrap_or_default(),
+            },
+            _ => ProxyTarget::Api {
+                api: selector
+                    .api
+                    .clone()
+                    .unwrap_or_else(|| DEFAULT_API.to_owned())
+                    .trim_end_matches('/')
+                    .to_owned(),
+                proxy: selector.name.clone().unwrap_or_default(),
+            },
+        }
+    }
+
+    /// Where, in words: `the run's postgres proxy 127.0.0.1:15433 -> 127.0.0.1:15432` or
+    /// ``proxy `saves-db` at http://127.0.0.1:8474``.
+    pub(crate) fn place(&self) -> String {
+        match self {
+            ProxyTarget::InRun {
+                listen,
+                upstream,
+                protocol,
+                ..
+            } => format!(
+                "the run's {} proxy {listen} -> {upstream}",
+                Protocol::from(*protocol).as_str()
+            ),
+            ProxyTarget::Api { api, proxy } => format!("proxy `{proxy}` at {api}"),
+        }
+    }
 }
 
 /// A `proxy-*` fault.
@@ -131,7 +171,7 @@ pub struct ProxyFault {
     type_name: &'static str,
     toxic: String,
     params: ProxyParams,
-    target: Target,
+    target: ProxyTarget,
     expiry: Duration,
     /// The in-run proxy's name once injected.
     proxy: Option<String>,
@@ -148,23 +188,7 @@ impl ProxyFault {
         pool: &ProxyPool,
         expiry: Duration,
     ) -> ProxyFault {
-        let target = match (&selector.listen, &selector.upstream) {
-            (Some(listen), Some(upstream)) => Target::InRun {
-                pool: pool.clone(),
-                listen: listen.clone(),
-                upstream: upstream.clone(),
-                protocol: selector.protocol.unwrap_or_default(),
-            },
-            _ => Target::Api {
-                api: selector
-                    .api
-                    .clone()
-                    .unwrap_or_else(|| DEFAULT_API.to_owned())
-                    .trim_end_matches('/')
-                    .to_owned(),
-                proxy: selector.name.clone().unwrap_or_default(),
-            },
-        };
+        let target = ProxyTarget::from_selector(selector, pool);
         ProxyFault {
             name: name.to_owned(),
             type_name,
@@ -228,13 +252,13 @@ impl ProxyFault {
 
     fn record(&self) -> FaultRecord {
         let (api, proxy) = match &self.target {
-            Target::InRun { listen, .. } => (
+            ProxyTarget::InRun { listen, .. } => (
                 None,
                 self.proxy
                     .clone()
                     .unwrap_or_else(|| format!("run-{listen}")),
             ),
-            Target::Api { api, proxy } => (Some(api.clone()), proxy.clone()),
+            ProxyTarget::Api { api, proxy } => (Some(api.clone()), proxy.clone()),
         };
         if self.params.action == ProxyAction::Down {
             FaultRecord::ProxyDown { api, proxy }
@@ -273,15 +297,7 @@ impl Fault for ProxyFault {
     }
 
     fn describe(&self) -> String {
-        let place = match &self.target {
-            Target::InRun {
-                listen,
-                upstream,
-                protocol,
-                ..
-            } => format!("run's proxy {listen} -> {upstream} ({protocol:?})").to_lowercase(),
-            Target::Api { api, proxy } => format!("proxy `{proxy}` at {api}"),
-        };
+        let place = self.target.place();
         format!(
             "{} `{}`: {} on {place} (toxic {}) for at most {}",
             self.type_name,
@@ -293,13 +309,13 @@ impl Fault for ProxyFault {
     }
 
     fn planned_record(&self) -> Option<FaultRecord> {
-        matches!(self.target, Target::Api { .. }).then(|| self.record())
+        matches!(self.target, ProxyTarget::Api { .. }).then(|| self.record())
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
         let toxic = self.toxic_json();
         match self.target.clone() {
-            Target::InRun {
+            ProxyTarget::InRun {
                 pool,
                 listen,
                 upstream,
@@ -331,7 +347,7 @@ impl Fault for ProxyFault {
                 }
                 self.proxy = Some(proxy);
             }
-            Target::Api { api, proxy } => {
+            ProxyTarget::Api { api, proxy } => {
                 let base = format!("{api}/proxies/{proxy}");
                 match &toxic {
                     Some(json) => {
@@ -382,7 +398,7 @@ impl Fault for ProxyFault {
             return Ok(());
         }
         match &self.target {
-            Target::InRun { pool, .. } => {
+            ProxyTarget::InRun { pool, .. } => {
                 let registry = pool.registry().map_err(|e| self.revert_error(e))?;
                 let proxy = self.proxy.clone().unwrap_or_default();
                 let result = if self.params.action == ProxyAction::Down {
@@ -404,7 +420,7 @@ impl Fault for ProxyFault {
                     Err(e) => Err(self.revert_error(e.message)),
                 }
             }
-            Target::Api { .. } => revert_record(&self.name, &self.record()),
+            ProxyTarget::Api { .. } => revert_record(&self.name, &self.record()),
         }
     }
 
@@ -413,7 +429,7 @@ impl Fault for ProxyFault {
             return Ok(());
         };
         match &self.target {
-            Target::InRun { pool, .. } => {
+            ProxyTarget::InRun { pool, .. } => {
                 let registry = pool.registry().map_err(|e| self.revert_error(e))?;
                 let view = registry
                     .get(proxy)
@@ -427,7 +443,7 @@ impl Fault for ProxyFault {
                 }
                 Ok(())
             }
-            Target::Api { .. } => verify_record(&self.name, &self.record()),
+            ProxyTarget::Api { .. } => verify_record(&self.name, &self.record()),
         }
     }
 }
