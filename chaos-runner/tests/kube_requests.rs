@@ -1032,12 +1032,12 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
                 (200, deployment),
             ),
             delete(
-                &format!("/api/v1/namespaces/games/services/{up}"),
+                format!("/api/v1/namespaces/games/services/{up}"),
                 json!({}),
                 (200, db.clone()),
             ),
             delete(
-                &format!("/api/v1/namespaces/games/configmaps/{name}"),
+                format!("/api/v1/namespaces/games/configmaps/{name}"),
                 json!({}),
                 (200, cm),
             ),
@@ -1055,12 +1055,12 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
             get(svc_path, "", (200, db)),
             get(&dep_path, "", not_found()),
             get(
-                &format!("/api/v1/namespaces/games/services/{up}"),
+                format!("/api/v1/namespaces/games/services/{up}"),
                 "",
                 not_found(),
             ),
             get(
-                &format!("/api/v1/namespaces/games/configmaps/{name}"),
+                format!("/api/v1/namespaces/games/configmaps/{name}"),
                 "",
                 not_found(),
             ),
@@ -1147,7 +1147,7 @@ async fn recover_of_a_db_proxy_restores_from_the_annotation_and_sweeps_by_label(
                 (200, list("DeploymentList", vec![twin.clone()])),
             ),
             delete(
-                &format!("{deployments}/chaos-slow-saves-twin"),
+                format!("{deployments}/chaos-slow-saves-twin"),
                 background,
                 (200, twin),
             ),

@@ -44,20 +44,19 @@ fn python3() -> Option<&'static str> {
     None
 }
 
+/// `python -m http.server <port> --bind 127.0.0.1`, serving its working directory.
+fn http_server_here_argv(python: &str, port: u16) -> Vec<String> {
+    let port = port.to_string();
+    [python, "-m", "http.server", &port, "--bind", "127.0.0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 fn http_server_argv(python: &str, port: u16) -> Vec<String> {
-    [
-        python,
-        "-m",
-        "http.server",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        "/tmp",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut argv = http_server_here_argv(python, port);
+    argv.extend(["--directory".to_owned(), "/tmp".to_owned()]);
+    argv
 }
 
 fn answers(port: u16) -> bool {
@@ -563,19 +562,7 @@ fn a_supervised_command_gets_its_env_cwd_and_ready_http() {
     let port = free_port();
     let selector = Selector {
         process: Some(ProcessSelector {
-            command: Some(
-                [
-                    python,
-                    "-m",
-                    "http.server",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ),
+            command: Some(http_server_here_argv(python, port)),
             env: [("CHAOS_TEST_MARK".to_owned(), "launch-42".to_owned())].into(),
             cwd: Some("www".into()),
             ready_http: Some(format!("http://127.0.0.1:{port}/ready.txt")),

@@ -14,6 +14,23 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// Starts a run of `experiment` (a CPU hog named `fault`, `duration`, checked every
+/// `interval`) in a temp dir named after `tag`, its state in `dir/state`, and waits for
+/// the hog.
+fn start_hog_run(
+    prom: &PrometheusServer,
+    tag: &str,
+    fault: &str,
+    duration: &str,
+    interval: &str,
+) -> (TempDir, std::path::PathBuf, std::process::Child) {
+    let dir = TempDir::new(tag);
+    let exp = experiment(dir.path(), &prom.url, fault, duration, interval);
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for_hog(fault);
+    (dir, exp, runner)
+}
+
 #[test]
 fn passing_run_reverts_and_writes_every_report() {
     let Some((_metrics, prom)) = metrics_and_prometheus() else {
@@ -58,10 +75,7 @@ fn abort_condition_stops_the_hog_within_interval_plus_scrape_plus_500ms() {
     let Some((metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("abort");
-    let exp = experiment(dir.path(), &prom.url, "hog-abort", "60s", "500ms");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for_hog("hog-abort");
+    let (_dir, _exp, runner) = start_hog_run(&prom, "abort", "hog-abort", "60s", "500ms");
     std::thread::sleep(Duration::from_secs(1));
     metrics.set(1.0);
     let visible = prom.wait_until(Duration::from_secs(10), |p| {
@@ -87,10 +101,7 @@ fn sigterm_mid_hold_reverts_and_exits_2() {
     let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("sigterm");
-    let exp = experiment(dir.path(), &prom.url, "hog-sigterm", "60s", "1s");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for_hog("hog-sigterm");
+    let (_dir, _exp, runner) = start_hog_run(&prom, "sigterm", "hog-sigterm", "60s", "1s");
     signal(runner.id(), libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(50));
     signal(runner.id(), libc::SIGTERM); // a second signal must not skip the revert
@@ -106,10 +117,7 @@ fn prometheus_dying_mid_run_aborts_fail_closed() {
     let Some((_metrics, mut prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("failclosed");
-    let exp = experiment(dir.path(), &prom.url, "hog-failclosed", "60s", "500ms");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for_hog("hog-failclosed");
+    let (_dir, _exp, runner) = start_hog_run(&prom, "failclosed", "hog-failclosed", "60s", "500ms");
     prom.kill();
     let out = runner.wait_with_output().unwrap();
     assert_exit(&out, 2);
@@ -123,11 +131,8 @@ fn sigkill_then_recover_leaves_nothing_live() {
     let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("sigkill");
+    let (dir, exp, mut runner) = start_hog_run(&prom, "sigkill", "hog-sigkill", "60s", "1s");
     let state = dir.path().join("state");
-    let exp = experiment(dir.path(), &prom.url, "hog-sigkill", "60s", "1s");
-    let mut runner = start_run(&exp, &state);
-    wait_for_hog("hog-sigkill");
     runner.kill().unwrap(); // SIGKILL: no handler runs
     runner.wait().unwrap();
     // The journal still lists the fault as live; a new run refuses to start.
