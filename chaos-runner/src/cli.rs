@@ -548,6 +548,7 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
         );
         return Outcome::InvalidInput;
     }
+    let mut lines = Vec::new();
     let proxies: Vec<ProxyInput> = match config {
         None => Vec::new(),
         Some(path) => {
@@ -558,6 +559,7 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
                     return Outcome::InvalidInput;
                 }
             };
+            lines = element_lines(&text);
             let mut de = serde_json::Deserializer::from_str(&text);
             match serde_path_to_error::deserialize(&mut de) {
                 Ok(p) => p,
@@ -585,7 +587,16 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
     crate::faults::local::dbproto::DbRelays::default().register(server.registry());
     if let Err(e) = server.registry().populate(proxies) {
         let file = config.map(|p| p.display().to_string()).unwrap_or_default();
-        eprintln!("error: {file}: {}", e.message);
+        // `proxies[i].<field>: ...`: point at the line where that proxy's entry starts.
+        let line = e
+            .message
+            .strip_prefix("proxies[")
+            .and_then(|rest| rest.split(']').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .and_then(|i| lines.get(i))
+            .map(|line| format!(":{line}"))
+            .unwrap_or_default();
+        eprintln!("error: {file}{line}: {}", e.message);
         return Outcome::InvalidInput;
     }
     let api = server.api_addr().unwrap_or(addr);
@@ -631,6 +642,24 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
             Outcome::InvalidInput
         }
     }
+}
+
+/// The line (1-based) on which each element of the JSON list `text` starts; empty when
+/// `text` is not a JSON list.
+fn element_lines(text: &str) -> Vec<usize> {
+    let Ok(items) = serde_json::from_str::<Vec<&serde_json::value::RawValue>>(text) else {
+        return Vec::new();
+    };
+    let base = text.as_ptr() as usize;
+    items
+        .iter()
+        .map(|raw| {
+            let offset = (raw.get().as_ptr() as usize).saturating_sub(base);
+            text.get(..offset)
+                .map_or(0, |before| before.matches('\n').count())
+                + 1
+        })
+        .collect()
 }
 
 fn validate(files: &[PathBuf], output: Output) -> Outcome {

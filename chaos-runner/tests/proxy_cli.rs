@@ -101,9 +101,11 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     // A database fault rule in the config is checked like one sent to the API.
     for (text, want) in [
         (
-            r#"[{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "postgres",
-                "dbfaults": [{"name": "e", "type": "postgres-error", "attributes": {"pattern": ".", "sqlstate": "oops"}}]}]"#,
-            "proxies[0].dbfaults[0].attributes.sqlstate",
+            r#"[
+  {"name": "plain", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1"},
+  {"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1", "protocol": "postgres",
+   "dbfaults": [{"name": "e", "type": "postgres-error", "attributes": {"pattern": ".", "sqlstate": "oops"}}]}]"#,
+            "dbfaults.json:3: proxies[1].dbfaults[0].attributes.sqlstate",
         ),
         (
             r#"[{"name": "db", "listen": "127.0.0.1:0", "upstream": "127.0.0.1:1",
