@@ -54,6 +54,18 @@ fn connector_on_mock() -> (KubeConnector, Handle) {
     (KubeConnector::with(env), handle)
 }
 
+/// Runs `call` on `fault` on a blocking thread (the fault blocks on the client's
+/// runtime, which this test's mock answers), handing both back.
+fn in_background<T: Send + 'static>(
+    mut fault: Box<dyn Fault>,
+    call: impl FnOnce(&mut Box<dyn Fault>) -> T + Send + 'static,
+) -> tokio::task::JoinHandle<(Box<dyn Fault>, T)> {
+    tokio::task::spawn_blocking(move || {
+        let r = call(&mut fault);
+        (fault, r)
+    })
+}
+
 fn pod(name: &str, labels: Value) -> Value {
     json!({
         "apiVersion": "v1", "kind": "Pod",
@@ -74,15 +86,92 @@ fn not_found() -> (u16, Value) {
     )
 }
 
-/// Takes the next request, asserts it, answers it.
-async fn expect(
-    handle: &mut Handle,
-    method: &str,
-    path: &str,
-    query: &str,
+/// The labels the backend puts on every object it creates for the fault `fault` of
+/// run `run-1` of the experiment `mock-test`.
+fn run_labels(fault: &str) -> Value {
+    json!({
+        "chaos.game-resilience.dev/run-id": "run-1",
+        "chaos.game-resilience.dev/experiment": "mock-test",
+        "chaos.game-resilience.dev/fault": fault,
+    })
+}
+
+/// The pods of namespace `games`.
+const PODS: &str = "/api/v1/namespaces/games/pods";
+
+/// The network policies of namespace `games`.
+const POLICIES: &str = "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies";
+
+/// The pod `name` of namespace `games`.
+fn pod_path(name: &str) -> String {
+    format!("{PODS}/{name}")
+}
+
+/// One request the backend must send next (method, path, decoded query, JSON body or
+/// none) and the mock's answer to it.
+struct Req {
+    method: &'static str,
+    path: String,
+    query: String,
     body: Option<Value>,
     reply: (u16, Value),
-) {
+}
+
+impl Req {
+    fn new(
+        method: &'static str,
+        path: impl Into<String>,
+        query: impl Into<String>,
+        body: Option<Value>,
+        reply: (u16, Value),
+    ) -> Self {
+        Req {
+            method,
+            path: path.into(),
+            query: query.into(),
+            body,
+            reply,
+        }
+    }
+}
+
+/// A `GET` of `path` with `query` and no body.
+fn get(path: impl Into<String>, query: impl Into<String>, reply: (u16, Value)) -> Req {
+    Req::new("GET", path, query, None, reply)
+}
+
+/// A `POST` of `body` to `path`, no query.
+fn post(path: impl Into<String>, body: Value, reply: (u16, Value)) -> Req {
+    Req::new("POST", path, "", Some(body), reply)
+}
+
+/// A `PATCH` of `path` with `body`, no query.
+fn patch(path: impl Into<String>, body: Value, reply: (u16, Value)) -> Req {
+    Req::new("PATCH", path, "", Some(body), reply)
+}
+
+/// A `DELETE` of `path` with `body` (delete options), no query.
+fn delete(path: impl Into<String>, body: Value, reply: (u16, Value)) -> Req {
+    Req::new("DELETE", path, "", Some(body), reply)
+}
+
+/// Takes the next requests, in order, asserting and answering each.
+async fn expect_all(handle: &mut Handle, requests: impl IntoIterator<Item = Req>) {
+    for request in requests {
+        expect(handle, request).await;
+    }
+}
+
+/// Takes the next request, asserts it, answers it.
+async fn expect(handle: &mut Handle, expected: Req) {
+    let Req {
+        method,
+        path,
+        query,
+        body,
+        reply: answer,
+    } = expected;
+    let path = path.as_str();
     let (request, send) = handle.next_request().await.expect("no request came");
     let (parts, req_body) = request.into_parts();
     assert_eq!(parts.method.as_str(), method, "{}", parts.uri);
@@ -98,13 +187,7 @@ async fn expect(
         }
         None => assert!(bytes.is_empty(), "{method} {path} sent a body: {bytes:?}"),
     }
-    send.send_response(
-        Response::builder()
-            .status(reply.0)
-            .header("content-type", "application/json")
-            .body(Body::from(serde_json::to_vec(&reply.1).unwrap()))
-            .unwrap(),
-    );
+    reply(send, answer.0, &answer.1);
 }
 
 fn url_decode(text: &str) -> String {
@@ -138,43 +221,29 @@ const KILL: &str = "    - name: kill
       duration: 10s
 ";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pod_kill_lists_then_deletes_with_the_grace_period() {
-    let (mut fault, mut handle) = fault_on_mock(KILL);
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
+/// The two listings a pod kill of `KILL` sends (the pick, then the re-read of the
+/// picked pods), each answered with the one pod `game-server-a`.
+fn kill_listings() -> [Req; 2] {
     let pods = list(
         "PodList",
         vec![pod("game-server-a", json!({"app": "game-server"}))],
     );
     let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
+    [get(PODS, q, (200, pods.clone())), get(PODS, q, (200, pods))]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pod_kill_lists_then_deletes_with_the_grace_period() {
+    let (fault, mut handle) = fault_on_mock(KILL);
+    let task = in_background(fault, |f| f.inject());
+    expect_all(&mut handle, kill_listings()).await;
     expect(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        q,
-        None,
-        (200, pods.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        q,
-        None,
-        (200, pods),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        "/api/v1/namespaces/games/pods/game-server-a",
-        "",
-        Some(json!({"gracePeriodSeconds": 5})),
-        (200, pod("game-server-a", json!({}))),
+        delete(
+            pod_path("game-server-a"),
+            json!({"gracePeriodSeconds": 5}),
+            (200, pod("game-server-a", json!({}))),
+        ),
     )
     .await;
     let (mut fault, record) = task.await.unwrap();
@@ -192,74 +261,72 @@ async fn pod_kill_lists_then_deletes_with_the_grace_period() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_kill_with_evict_posts_an_eviction() {
-    let (mut fault, mut handle) =
+    let (fault, mut handle) =
         fault_on_mock(&KILL.replace("gracePeriod: 5s", "gracePeriod: 5s\n        evict: true"));
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
+    let task = in_background(fault, |f| f.inject());
+    expect_all(&mut handle, kill_listings()).await;
+    let eviction = json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": "game-server-a", "namespace": "games"},
+        "deleteOptions": {"gracePeriodSeconds": 5}
     });
-    let pods = list(
-        "PodList",
-        vec![pod("game-server-a", json!({"app": "game-server"}))],
-    );
-    let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
+    let success = json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 201});
     expect(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        q,
-        None,
-        (200, pods.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        q,
-        None,
-        (200, pods),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "POST",
-        "/api/v1/namespaces/games/pods/game-server-a/eviction",
-        "",
-        Some(json!({
-            "apiVersion": "policy/v1",
-            "kind": "Eviction",
-            "metadata": {"name": "game-server-a", "namespace": "games"},
-            "deleteOptions": {"gracePeriodSeconds": 5}
-        })),
-        (201, json!({"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Success", "code": 201})),
+        post(
+            format!("{}/eviction", pod_path("game-server-a")),
+            eviction,
+            (201, success),
+        ),
     )
     .await;
     let (_fault, record) = task.await.unwrap();
     assert!(record.is_ok());
 }
 
-const PARTITION: &str = "    - name: cut
-      type: network-partition
+/// One fault `name` of type `kind` on all the `app=matchmaking` pods of `games`, with
+/// the parameters `params` (`key: value` lines) and `duration`: an entry of `faults:`.
+fn matchmaking_fault(name: &str, kind: &str, params: &[&str], duration: &str) -> String {
+    let params: String = params.iter().map(|p| format!("        {p}\n")).collect();
+    format!(
+        "    - name: {name}
+      type: {kind}
       selector:
         pods:
           namespace: games
-          labelSelector: {app: matchmaking}
+          labelSelector: {{app: matchmaking}}
           mode: all
       parameters:
-        direction: egress
-      duration: 10s
-";
+{params}      duration: {duration}
+"
+    )
+}
+
+/// The listing of the `app=<app>` pods, answered with the one pod `pod_name`, then the
+/// PATCH labelling that pod for the policy `policy`, answered with `labelled`.
+fn pick_and_label(app: &str, pod_name: &str, policy: &str, labelled: Value) -> [Req; 2] {
+    let pods = list("PodList", vec![pod(pod_name, json!({"app": app}))]);
+    [
+        get(PODS, format!("&labelSelector=app={app}"), (200, pods)),
+        patch(
+            pod_path(pod_name),
+            json!({"metadata": {"labels": {POLICY_LABEL: policy}}}),
+            (200, labelled),
+        ),
+    ]
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading_back() {
-    let (mut fault, mut handle) = fault_on_mock(PARTITION);
+    let (fault, mut handle) = fault_on_mock(&matchmaking_fault(
+        "cut",
+        "network-partition",
+        &["direction: egress"],
+        "10s",
+    ));
     let name = chaos_runner::faults::kube::target::object_name("run-1", "cut");
-    let labels = json!({
-        "chaos.game-resilience.dev/run-id": "run-1",
-        "chaos.game-resilience.dev/experiment": "mock-test",
-        "chaos.game-resilience.dev/fault": "cut",
-    });
+    let labels = run_labels("cut");
     assert_eq!(
         fault.planned_record(),
         Some(FaultRecord::KubeNetworkPolicy {
@@ -267,30 +334,11 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
             name: name.clone()
         })
     );
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
-    let pods = list("PodList", vec![pod("mm-a", json!({"app": "matchmaking"}))]);
-    expect(
+    let task = in_background(fault, |f| f.inject());
+    let labelled = pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name}));
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=matchmaking",
-        None,
-        (200, pods),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "PATCH",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        Some(json!({"metadata": {"labels": {POLICY_LABEL: name}}})),
-        (
-            200,
-            pod("mm-a", json!({"app": "matchmaking", POLICY_LABEL: name})),
-        ),
+        pick_and_label("matchmaking", "mm-a", &name, labelled),
     )
     .await;
     let policy = json!({
@@ -301,40 +349,23 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
     });
     expect(
         &mut handle,
-        "POST",
-        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
-        "",
-        Some(policy.clone()),
-        (201, policy.clone()),
+        post(POLICIES, policy.clone(), (201, policy.clone())),
     )
     .await;
-    let (mut fault, record) = task.await.unwrap();
+    let (fault, record) = task.await.unwrap();
     assert!(record.is_ok());
 
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.revert();
-        (fault, r)
-    });
+    let task = in_background(fault, |f| f.revert());
     let np_path = format!("/apis/networking.k8s.io/v1/namespaces/games/networkpolicies/{name}");
     let by_run =
         "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=cut";
     let by_label = format!("&labelSelector={POLICY_LABEL}={name}");
-    expect(
+    expect_all(
         &mut handle,
-        "DELETE",
-        &np_path,
-        "",
-        Some(json!({})),
-        (200, policy.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
-        by_run,
-        None,
-        (200, list("NetworkPolicyList", vec![])),
+        [
+            delete(&np_path, json!({}), (200, policy.clone())),
+            get(POLICIES, by_run, (200, list("NetworkPolicyList", vec![]))),
+        ],
     )
     .await;
     let still = list(
@@ -344,42 +375,20 @@ async fn network_partition_labels_pods_creates_the_policy_and_reverts_by_reading
             json!({"app": "matchmaking", POLICY_LABEL: name}),
         )],
     );
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        &by_label,
-        None,
-        (200, still),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "PATCH",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        Some(json!({"metadata": {"labels": {POLICY_LABEL: null}}})),
-        (200, pod("mm-a", json!({"app": "matchmaking"}))),
-    )
-    .await;
-    // Read back: the policy is gone, no policy of the run is left, no pod is labelled.
-    expect(&mut handle, "GET", &np_path, "", None, not_found()).await;
-    expect(
-        &mut handle,
-        "GET",
-        "/apis/networking.k8s.io/v1/namespaces/games/networkpolicies",
-        by_run,
-        None,
-        (200, list("NetworkPolicyList", vec![])),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        &by_label,
-        None,
-        (200, list("PodList", vec![])),
+        [
+            get(PODS, &by_label, (200, still)),
+            patch(
+                pod_path("mm-a"),
+                json!({"metadata": {"labels": {POLICY_LABEL: null}}}),
+                (200, pod("mm-a", json!({"app": "matchmaking"}))),
+            ),
+            // Read back: the policy is gone, no policy of the run is left, no pod is labelled.
+            get(&np_path, "", not_found()),
+            get(POLICIES, by_run, (200, list("NetworkPolicyList", vec![]))),
+            get(PODS, &by_label, (200, list("PodList", vec![]))),
+        ],
     )
     .await;
     let (_fault, reverted) = task.await.unwrap();
@@ -398,29 +407,12 @@ async fn db_partition_policy_denies_only_the_database_port() {
         port: 5432
       duration: 10s
 ";
-    let (mut fault, mut handle) = fault_on_mock(yaml);
+    let (fault, mut handle) = fault_on_mock(yaml);
     let name = chaos_runner::faults::kube::target::object_name("run-1", "cut-db");
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
-    let pods = list("PodList", vec![pod("gs-a", json!({"app": "game-server"}))]);
-    expect(
+    let task = in_background(fault, |f| f.inject());
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=game-server",
-        None,
-        (200, pods),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "PATCH",
-        "/api/v1/namespaces/games/pods/gs-a",
-        "",
-        Some(json!({"metadata": {"labels": {POLICY_LABEL: name}}})),
-        (200, pod("gs-a", json!({}))),
+        pick_and_label("game-server", "gs-a", &name, pod("gs-a", json!({}))),
     )
     .await;
     let (request, send) = handle.next_request().await.unwrap();
@@ -448,21 +440,14 @@ async fn db_partition_policy_denies_only_the_database_port() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn protected_pods_are_never_picked_and_an_all_protected_set_fails() {
-    let (mut fault, mut handle) = fault_on_mock(KILL);
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
+    let (fault, mut handle) = fault_on_mock(KILL);
+    let task = in_background(fault, |f| f.inject());
     let mut protected = pod("game-server-a", json!({"app": "game-server"}));
     protected["metadata"]["annotations"] = json!({"chaos.game-resilience.dev/protected": "true"});
     let q = "&fieldSelector=status.phase=Running&labelSelector=app=game-server";
     expect(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        q,
-        None,
-        (200, list("PodList", vec![protected])),
+        get(PODS, q, (200, list("PodList", vec![protected]))),
     )
     .await;
     let (_fault, record) = task.await.unwrap();
@@ -483,6 +468,29 @@ fn pod_with_helpers(name: &str, ephemeral: Vec<Value>, statuses: Vec<(&str, Valu
         "spec": {"containers": [{"name": "app", "image": "mm:1"}, {"name": "sidecar", "image": "envoy:1"}], "ephemeralContainers": ephemeral},
         "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}], "ephemeralContainerStatuses": statuses}
     })
+}
+
+/// The listing of the `app=matchmaking` pods, then the read of the picked pod `mm-a`
+/// (a helper fault reads the pod for its containers), each answered with `pod`.
+fn pick_and_read(pod: Value) -> [Req; 2] {
+    [
+        get(
+            PODS,
+            "&labelSelector=app=matchmaking",
+            (200, list("PodList", vec![pod.clone()])),
+        ),
+        read_mm_a(pod),
+    ]
+}
+
+/// The pod `mm-a` before any helper was added.
+fn bare_mm_a() -> Value {
+    pod_with_helpers("mm-a", vec![], vec![])
+}
+
+/// A read of the pod `mm-a`, answered with `pod`.
+fn read_mm_a(pod: Value) -> Req {
+    get(pod_path("mm-a"), "", (200, pod))
 }
 
 fn running() -> Value {
@@ -532,6 +540,12 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
+/// The words of `line` (split at white space) as a JSON array of strings: a helper's
+/// expected `args`.
+fn words(line: &str) -> Value {
+    json!(line.split_whitespace().collect::<Vec<_>>())
+}
+
 fn run_env() -> Value {
     json!([
         {"name": "CHAOS_RUN_ID", "value": "run-1"},
@@ -540,53 +554,22 @@ fn run_env() -> Value {
     ])
 }
 
-const CPU_HOG: &str = "    - name: burn
-      type: pod-cpu-hog
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        workers: 2
-        load: 50
-      duration: 20s
-";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_cpu_hog_adds_a_helper_then_stops_it_with_a_stopper_and_reads_back() {
-    let (mut fault, mut handle) = fault_on_mock(CPU_HOG);
+    let (fault, mut handle) = fault_on_mock(&matchmaking_fault(
+        "burn",
+        "pod-cpu-hog",
+        &["workers: 2", "load: 50"],
+        "20s",
+    ));
     let Some(FaultRecord::KubeEphemeral { container, .. }) = fault.planned_record() else {
         panic!("no ephemeral record planned");
     };
     assert!(container.starts_with("chaos-burn-"), "{container}");
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
+    let task = in_background(fault, |f| f.inject());
     let before = now_secs();
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=matchmaking",
-        None,
-        (
-            200,
-            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
-        ),
-    )
-    .await;
     // The pod is read for its containers (the helper joins the first one, `app`).
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, pod_with_helpers("mm-a", vec![], vec![])),
-    )
-    .await;
+    expect_all(&mut handle, pick_and_read(bare_mm_a())).await;
     let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
     let helper = &body["spec"]["ephemeralContainers"][0];
     let not_after: u64 = helper["args"][9].as_str().unwrap().parse().unwrap();
@@ -622,28 +605,17 @@ async fn pod_cpu_hog_adds_a_helper_then_stops_it_with_a_stopper_and_reads_back()
         &with_helper(json!({"waiting": {"reason": "ContainerCreating"}})),
     );
     // Inject reads the pod back until the helper runs.
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            with_helper(json!({"waiting": {"reason": "ContainerCreating"}})),
-        ),
+        [
+            read_mm_a(with_helper(
+                json!({"waiting": {"reason": "ContainerCreating"}}),
+            )),
+            read_mm_a(with_helper(running())),
+        ],
     )
     .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, with_helper(running())),
-    )
-    .await;
-    let (mut fault, record) = task.await.unwrap();
+    let (fault, record) = task.await.unwrap();
     let record = record.unwrap();
     let FaultRecord::KubeEphemeral {
         namespace,
@@ -672,19 +644,8 @@ async fn pod_cpu_hog_adds_a_helper_then_stops_it_with_a_stopper_and_reads_back()
     });
     assert_eq!(stopper, &expected_stopper);
 
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.revert();
-        (fault, r)
-    });
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, with_helper(running())),
-    )
-    .await;
+    let task = in_background(fault, |f| f.revert());
+    expect(&mut handle, read_mm_a(with_helper(running()))).await;
     let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
     let mut stopper_in_pod = expected_stopper.clone();
     stopper_in_pod["targetContainerName"] = json!("app");
@@ -694,75 +655,32 @@ async fn pod_cpu_hog_adds_a_helper_then_stops_it_with_a_stopper_and_reads_back()
     );
     reply(send, 200, &with_helper(running()));
     // Revert reads the pod back until the helper shows as terminated.
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, with_helper(terminated())),
-    )
-    .await;
+    expect(&mut handle, read_mm_a(with_helper(terminated()))).await;
     let (fault, reverted) = task.await.unwrap();
     reverted.unwrap();
-    let task = tokio::task::spawn_blocking(move || fault.verify_reverted());
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, with_helper(terminated())),
-    )
-    .await;
-    task.await.unwrap().unwrap();
+    let task = in_background(fault, |f| f.verify_reverted());
+    expect(&mut handle, read_mm_a(with_helper(terminated()))).await;
+    let (_fault, verified) = task.await.unwrap();
+    verified.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_net_delay_helper_runs_as_root_with_net_admin_only_in_the_named_container() {
-    let (mut fault, mut handle) = fault_on_mock(
-        "    - name: burn
-      type: pod-net-delay
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        delay: 150ms
-        jitter: 20ms
-        lossPercent: 1.5
-        interface: eth1
-        image: registry.example/chaos-runner:1.2
-        container: sidecar
-      duration: 1m
-",
-    );
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=matchmaking",
-        None,
-        (
-            200,
-            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
-        ),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, pod_with_helpers("mm-a", vec![], vec![])),
-    )
-    .await;
+    let (fault, mut handle) = fault_on_mock(&matchmaking_fault(
+        "burn",
+        "pod-net-delay",
+        &[
+            "delay: 150ms",
+            "jitter: 20ms",
+            "lossPercent: 1.5",
+            "interface: eth1",
+            "image: registry.example/chaos-runner:1.2",
+            "container: sidecar",
+        ],
+        "1m",
+    ));
+    let task = in_background(fault, |f| f.inject());
+    expect_all(&mut handle, pick_and_read(bare_mm_a())).await;
     let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
     let helper = body["spec"]["ephemeralContainers"][0].clone();
     let name = helper["name"].as_str().unwrap().to_owned();
@@ -787,58 +705,16 @@ async fn pod_net_delay_helper_runs_as_root_with_net_admin_only_in_the_named_cont
     // The helper failed (no netem in the node's kernel): inject fails, and the helper,
     // having ended, needs no stopper.
     let failed = json!({"terminated": {"exitCode": 4, "reason": "Error", "message": "the kernel has no `netem` qdisc"}});
-    reply(
-        send,
-        200,
-        &pod_with_helpers(
-            "mm-a",
-            vec![helper.clone()],
-            vec![(name.as_str(), failed.clone())],
-        ),
-    );
-    expect(
+    let ended = pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), failed)]);
+    reply(send, 200, &ended);
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            pod_with_helpers(
-                "mm-a",
-                vec![helper.clone()],
-                vec![(name.as_str(), failed.clone())],
-            ),
-        ),
-    )
-    .await;
-    // Cleanup of the pods hit: read, helper already terminated, nothing added.
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            pod_with_helpers(
-                "mm-a",
-                vec![helper.clone()],
-                vec![(name.as_str(), failed.clone())],
-            ),
-        ),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), failed)]),
-        ),
+        [
+            read_mm_a(ended.clone()),
+            // Cleanup of the pods hit: read, helper already terminated, nothing added.
+            read_mm_a(ended.clone()),
+            read_mm_a(ended),
+        ],
     )
     .await;
     let (_fault, result) = task.await.unwrap();
@@ -850,25 +726,13 @@ async fn pod_net_delay_helper_runs_as_root_with_net_admin_only_in_the_named_cont
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_back() {
-    let (mut fault, mut handle) = fault_on_mock(
-        "    - name: burn
-      type: container-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        container: sidecar
-        signal: HUP
-        restartTimeout: 5s
-      duration: 30s
-",
-    );
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.inject();
-        (fault, r)
-    });
+    let (fault, mut handle) = fault_on_mock(&matchmaking_fault(
+        "burn",
+        "container-kill",
+        &["container: sidecar", "signal: HUP", "restartTimeout: 5s"],
+        "30s",
+    ));
+    let task = in_background(fault, |f| f.inject());
     let with_restarts = |restarts: i64,
                          ready: bool,
                          helpers: Vec<Value>,
@@ -880,25 +744,9 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
         ]);
         p
     };
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=matchmaking",
-        None,
-        (
-            200,
-            list("PodList", vec![with_restarts(3, true, vec![], vec![])]),
-        ),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, with_restarts(3, true, vec![], vec![])),
+        pick_and_read(with_restarts(3, true, vec![], vec![])),
     )
     .await;
     let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
@@ -906,6 +754,15 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
     let name = helper["name"].as_str().unwrap().to_owned();
     assert!(name.starts_with("chaos-burn-"));
     let not_after = helper["args"][5].as_str().unwrap().to_owned();
+    // The pod with the helper in `state`, its `sidecar` restarted `restarts` times.
+    let with_helper = |restarts: i64, ready: bool, state: Value| {
+        with_restarts(
+            restarts,
+            ready,
+            vec![helper.clone()],
+            vec![(name.as_str(), state)],
+        )
+    };
     assert_eq!(
         body,
         json!({"spec": {"ephemeralContainers": [{
@@ -920,35 +777,10 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
                                 "capabilities": {"drop": ["ALL"], "add": ["KILL"]}},
         }]}})
     );
-    reply(
-        send,
-        200,
-        &with_restarts(
-            3,
-            true,
-            vec![helper.clone()],
-            vec![(name.as_str(), running())],
-        ),
-    );
+    reply(send, 200, &with_helper(3, true, running()));
     // Inject waits for the one-shot helper to exit.
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            with_restarts(
-                4,
-                false,
-                vec![helper.clone()],
-                vec![(name.as_str(), terminated())],
-            ),
-        ),
-    )
-    .await;
-    let (mut fault, record) = task.await.unwrap();
+    expect(&mut handle, read_mm_a(with_helper(4, false, terminated()))).await;
+    let (fault, record) = task.await.unwrap();
     assert_eq!(
         record.unwrap(),
         FaultRecord::KubeContainersKilled {
@@ -957,38 +789,14 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
             pods: vec!["mm-a".into()]
         }
     );
-    let task = tokio::task::spawn_blocking(move || {
-        let r = fault.revert();
-        (fault, r)
-    });
+    let task = in_background(fault, |f| f.revert());
     // Revert reads the pod until the container restarted (count above 3) and is Ready.
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            with_restarts(
-                4,
-                false,
-                vec![helper.clone()],
-                vec![(name.as_str(), terminated())],
-            ),
-        ),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (
-            200,
-            with_restarts(4, true, vec![helper], vec![(name.as_str(), terminated())]),
-        ),
+        [
+            read_mm_a(with_helper(4, false, terminated())),
+            read_mm_a(with_helper(4, true, terminated())),
+        ],
     )
     .await;
     let (fault, reverted) = task.await.unwrap();
@@ -1004,86 +812,32 @@ async fn container_kill_sends_a_one_shot_signal_helper_and_reads_the_restart_bac
 async fn helper_patch_of(yaml: &str) -> Value {
     let (mut fault, mut handle) = fault_on_mock(yaml);
     let task = tokio::task::spawn_blocking(move || fault.inject().map(|_| ()));
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods",
-        "&labelSelector=app=matchmaking",
-        None,
-        (
-            200,
-            list("PodList", vec![pod_with_helpers("mm-a", vec![], vec![])]),
-        ),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, pod_with_helpers("mm-a", vec![], vec![])),
-    )
-    .await;
+    expect_all(&mut handle, pick_and_read(bare_mm_a())).await;
     let (body, send) = take_ephemeral_patch(&mut handle, "mm-a").await;
     let helper = body["spec"]["ephemeralContainers"][0].clone();
     let name = helper["name"].as_str().unwrap().to_owned();
     let up = pod_with_helpers("mm-a", vec![helper], vec![(name.as_str(), running())]);
     reply(send, 200, &up);
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/pods/mm-a",
-        "",
-        None,
-        (200, up),
-    )
-    .await;
+    expect(&mut handle, read_mm_a(up)).await;
     task.await.unwrap().unwrap();
     body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pod_memory_hog_and_pod_net_loss_send_exactly_these_helpers() {
-    let fault = |kind: &str, params: &str| {
-        format!(
-            "    - name: burn
-      type: {kind}
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {{app: matchmaking}}
-          mode: all
-      parameters:
-{params}      duration: 90s
-"
-        )
-    };
+    let fault = |kind: &str, params: &[&str]| matchmaking_fault("burn", kind, params, "90s");
     let body = helper_patch_of(&fault(
         "pod-memory-hog",
-        "        bytes: 256 MiB\n        touch: false\n",
+        &["bytes: 256 MiB", "touch: false"],
     ))
     .await;
     let c = &body["spec"]["ephemeralContainers"][0];
     let not_after = c["args"][7].as_str().unwrap();
-    assert_eq!(
-        c["args"],
-        json!([
-            "stress",
-            "memory",
-            "--bytes",
-            "268435456",
-            "--duration",
-            "90s",
-            "--not-after",
-            not_after,
-            "--run-id",
-            "run-1",
-            "--fault",
-            "burn",
-            "--exit-on-term"
-        ])
+    let expected = format!(
+        "stress memory --bytes 268435456 --duration 90s --not-after {not_after} \
+         --run-id run-1 --fault burn --exit-on-term"
     );
+    assert_eq!(c["args"], words(&expected));
     assert_eq!(c["targetContainerName"], "app");
     assert_eq!(c["env"], run_env());
     assert_eq!(
@@ -1091,28 +845,14 @@ async fn pod_memory_hog_and_pod_net_loss_send_exactly_these_helpers() {
         json!({"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]}})
     );
 
-    let body = helper_patch_of(&fault("pod-net-loss", "        lossPercent: 7.5\n")).await;
+    let body = helper_patch_of(&fault("pod-net-loss", &["lossPercent: 7.5"])).await;
     let c = &body["spec"]["ephemeralContainers"][0];
     let not_after = c["args"][9].as_str().unwrap();
-    assert_eq!(
-        c["args"],
-        json!([
-            "stress",
-            "netem",
-            "--interface",
-            "eth0",
-            "--loss",
-            "7.5",
-            "--duration",
-            "90s",
-            "--not-after",
-            not_after,
-            "--run-id",
-            "run-1",
-            "--fault",
-            "burn"
-        ])
+    let expected = format!(
+        "stress netem --interface eth0 --loss 7.5 --duration 90s --not-after {not_after} \
+         --run-id run-1 --fault burn"
     );
+    assert_eq!(c["args"], words(&expected));
     assert_eq!(
         c["securityContext"],
         json!({"runAsUser": 0, "runAsNonRoot": false, "allowPrivilegeEscalation": false,
@@ -1132,28 +872,12 @@ const SLOW_SAVES: &str = "    - name: slow-saves
       duration: 10s
 ";
 
-/// Runs `call` on `fault` on a blocking thread (the fault blocks on the client's
-/// runtime, which this test's mock answers), handing both back.
-fn in_background<T: Send + 'static>(
-    mut fault: Box<dyn Fault>,
-    call: impl FnOnce(&mut Box<dyn Fault>) -> T + Send + 'static,
-) -> tokio::task::JoinHandle<(Box<dyn Fault>, T)> {
-    tokio::task::spawn_blocking(move || {
-        let r = call(&mut fault);
-        (fault, r)
-    })
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_back() {
     let (fault, mut handle) = fault_on_mock(SLOW_SAVES);
     let name = chaos_runner::faults::kube::target::object_name("run-1", "slow-saves");
     let up = format!("{name}-up");
-    let labels = json!({
-        "chaos.game-resilience.dev/run-id": "run-1",
-        "chaos.game-resilience.dev/experiment": "mock-test",
-        "chaos.game-resilience.dev/fault": "slow-saves",
-    });
+    let labels = run_labels("slow-saves");
     let mut pod_labels = labels.clone();
     pod_labels["chaos.game-resilience.dev/db-proxy"] = json!(name);
     let objects =
@@ -1171,7 +895,7 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
     let task = in_background(fault, |f| f.inject());
     let svc_path = "/api/v1/namespaces/games/services/postgres";
     let db = kube_fake::service_json("games", "postgres", &[("app", "postgres")], &[5432]);
-    expect(&mut handle, "GET", svc_path, "", None, (200, db.clone())).await;
+    expect(&mut handle, get(svc_path, "", (200, db.clone()))).await;
 
     // The ConfigMap: the proxy config, the fault's parameters as the rule's attributes.
     let (request, send) = handle.next_request().await.expect("no request came");
@@ -1206,11 +930,11 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
     });
     expect(
         &mut handle,
-        "POST",
-        "/api/v1/namespaces/games/services",
-        "",
-        Some(upstream.clone()),
-        (201, upstream),
+        post(
+            "/api/v1/namespaces/games/services",
+            upstream.clone(),
+            (201, upstream),
+        ),
     )
     .await;
     let deployment = json!({
@@ -1242,21 +966,17 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
     let deployments = "/apis/apps/v1/namespaces/games/deployments";
     expect(
         &mut handle,
-        "POST",
-        deployments,
-        "",
-        Some(deployment.clone()),
-        (201, deployment.clone()),
+        post(deployments, deployment.clone(), (201, deployment.clone())),
     )
     .await;
     // Not available yet, then available: the selector is swapped only then.
     let dep_path = format!("{deployments}/{name}");
     let mut waiting = deployment.clone();
     waiting["status"] = json!({"replicas": 1, "availableReplicas": 0});
-    expect(&mut handle, "GET", &dep_path, "", None, (200, waiting)).await;
+    expect(&mut handle, get(&dep_path, "", (200, waiting))).await;
     let mut available = deployment.clone();
     available["status"] = json!({"replicas": 1, "availableReplicas": 1});
-    expect(&mut handle, "GET", &dep_path, "", None, (200, available)).await;
+    expect(&mut handle, get(&dep_path, "", (200, available))).await;
     let (request, send) = handle.next_request().await.expect("no request came");
     assert_eq!(
         request.headers()["content-type"],
@@ -1271,16 +991,17 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
         ),
         ("PATCH", svc_path, "")
     );
-    let patch: Value = serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
+    let selector_patch: Value =
+        serde_json::from_slice(&body.collect().await.unwrap().to_bytes()).unwrap();
     assert_eq!(
-        patch,
+        selector_patch,
         json!({
             "metadata": {"resourceVersion": "7", "annotations": {"chaos.game-resilience.dev/original-selector": "{\"app\":\"postgres\"}"}},
             "spec": {"selector": {"app": null, "chaos.game-resilience.dev/db-proxy": name}}
         })
     );
     let mut swapped = db.clone();
-    kube_fake::merge_patch(&mut swapped, &patch);
+    kube_fake::merge_patch(&mut swapped, &selector_patch);
     reply(send, 200, &swapped);
     let (fault, record) = task.await.unwrap();
     let original = std::collections::BTreeMap::from([("app".to_owned(), "postgres".to_owned())]);
@@ -1296,53 +1017,31 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
 
     // Revert: the selector back first (traffic to the database), then the proxy's objects.
     let task = in_background(fault, |f| f.revert());
-    expect(
-        &mut handle,
-        "GET",
-        svc_path,
-        "",
-        None,
-        (200, swapped.clone()),
-    )
-    .await;
+    expect(&mut handle, get(svc_path, "", (200, swapped.clone()))).await;
     let restore = json!({
         "metadata": {"annotations": {"chaos.game-resilience.dev/original-selector": null}},
         "spec": {"selector": {"app": "postgres", "chaos.game-resilience.dev/db-proxy": null}}
     });
-    expect(
+    expect_all(
         &mut handle,
-        "PATCH",
-        svc_path,
-        "",
-        Some(restore),
-        (200, db.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &dep_path,
-        "",
-        Some(json!({"propagationPolicy": "Background"})),
-        (200, deployment),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &format!("/api/v1/namespaces/games/services/{up}"),
-        "",
-        Some(json!({})),
-        (200, db.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &format!("/api/v1/namespaces/games/configmaps/{name}"),
-        "",
-        Some(json!({})),
-        (200, cm),
+        [
+            patch(svc_path, restore, (200, db.clone())),
+            delete(
+                &dep_path,
+                json!({"propagationPolicy": "Background"}),
+                (200, deployment),
+            ),
+            delete(
+                format!("/api/v1/namespaces/games/services/{up}"),
+                json!({}),
+                (200, db.clone()),
+            ),
+            delete(
+                format!("/api/v1/namespaces/games/configmaps/{name}"),
+                json!({}),
+                (200, cm),
+            ),
+        ],
     )
     .await;
     let (fault, reverted) = task.await.unwrap();
@@ -1350,24 +1049,22 @@ async fn db_proxy_creates_the_proxy_swaps_the_selector_and_reverts_by_reading_ba
 
     // Verify: the Service reads back as before, and every object is gone.
     let task = in_background(fault, |f| f.verify_reverted());
-    expect(&mut handle, "GET", svc_path, "", None, (200, db)).await;
-    expect(&mut handle, "GET", &dep_path, "", None, not_found()).await;
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        &format!("/api/v1/namespaces/games/services/{up}"),
-        "",
-        None,
-        not_found(),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        &format!("/api/v1/namespaces/games/configmaps/{name}"),
-        "",
-        None,
-        not_found(),
+        [
+            get(svc_path, "", (200, db)),
+            get(&dep_path, "", not_found()),
+            get(
+                format!("/api/v1/namespaces/games/services/{up}"),
+                "",
+                not_found(),
+            ),
+            get(
+                format!("/api/v1/namespaces/games/configmaps/{name}"),
+                "",
+                not_found(),
+            ),
+        ],
     )
     .await;
     let (_fault, verified) = task.await.unwrap();
@@ -1383,11 +1080,7 @@ async fn db_proxy_verify_fails_while_the_service_still_names_the_proxy() {
     svc["spec"]["selector"] = json!({"chaos.game-resilience.dev/db-proxy": name});
     expect(
         &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/services/postgres",
-        "",
-        None,
-        (200, svc),
+        get("/api/v1/namespaces/games/services/postgres", "", (200, svc)),
     )
     .await;
     let (_fault, verified) = task.await.unwrap();
@@ -1417,21 +1110,13 @@ async fn recover_of_a_db_proxy_restores_from_the_annotation_and_sweeps_by_label(
     swapped["spec"]["selector"] = json!({"chaos.game-resilience.dev/db-proxy": name});
     swapped["metadata"]["annotations"] =
         json!({"chaos.game-resilience.dev/original-selector": "{\"app\":\"postgres\"}"});
-    expect(&mut handle, "GET", svc_path, "", None, (200, swapped)).await;
+    expect(&mut handle, get(svc_path, "", (200, swapped))).await;
     // The original selector comes from the Service's own annotation.
     let restore = json!({
         "metadata": {"annotations": {"chaos.game-resilience.dev/original-selector": null}},
         "spec": {"selector": {"app": "postgres", "chaos.game-resilience.dev/db-proxy": null}}
     });
-    expect(
-        &mut handle,
-        "PATCH",
-        svc_path,
-        "",
-        Some(restore),
-        (200, db.clone()),
-    )
-    .await;
+    expect(&mut handle, patch(svc_path, restore, (200, db.clone()))).await;
     let deployments = "/apis/apps/v1/namespaces/games/deployments";
     let dep_path = format!("{deployments}/{name}");
     let up_path = format!(
@@ -1441,76 +1126,48 @@ async fn recover_of_a_db_proxy_restores_from_the_annotation_and_sweeps_by_label(
     let cm_path = format!("/api/v1/namespaces/games/configmaps/{name}");
     // The runner died before creating the Deployment: a 404 is fine.
     let background = json!({"propagationPolicy": "Background"});
-    expect(
+    expect_all(
         &mut handle,
-        "DELETE",
-        &dep_path,
-        "",
-        Some(background.clone()),
-        not_found(),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &up_path,
-        "",
-        Some(json!({})),
-        (200, db.clone()),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &cm_path,
-        "",
-        Some(json!({})),
-        (200, json!({})),
+        [
+            delete(&dep_path, background.clone(), not_found()),
+            delete(&up_path, json!({}), (200, db.clone())),
+            delete(&cm_path, json!({}), (200, json!({}))),
+        ],
     )
     .await;
     // Leftovers by label: one Deployment of the run and fault under another name.
     let by_run = "&labelSelector=chaos.game-resilience.dev/run-id=run-1,chaos.game-resilience.dev/fault=slow-saves";
     let twin = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chaos-slow-saves-twin", "namespace": "games"}});
-    expect(
+    expect_all(
         &mut handle,
-        "GET",
-        deployments,
-        by_run,
-        None,
-        (200, list("DeploymentList", vec![twin.clone()])),
+        [
+            get(
+                deployments,
+                by_run,
+                (200, list("DeploymentList", vec![twin.clone()])),
+            ),
+            delete(
+                format!("{deployments}/chaos-slow-saves-twin"),
+                background,
+                (200, twin),
+            ),
+            get(
+                "/api/v1/namespaces/games/services",
+                by_run,
+                (200, list("ServiceList", vec![])),
+            ),
+            get(
+                "/api/v1/namespaces/games/configmaps",
+                by_run,
+                (200, list("ConfigMapList", vec![])),
+            ),
+            // Read back.
+            get(svc_path, "", (200, db)),
+            get(&dep_path, "", not_found()),
+            get(&up_path, "", not_found()),
+            get(&cm_path, "", not_found()),
+        ],
     )
     .await;
-    expect(
-        &mut handle,
-        "DELETE",
-        &format!("{deployments}/chaos-slow-saves-twin"),
-        "",
-        Some(background),
-        (200, twin),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/services",
-        by_run,
-        None,
-        (200, list("ServiceList", vec![])),
-    )
-    .await;
-    expect(
-        &mut handle,
-        "GET",
-        "/api/v1/namespaces/games/configmaps",
-        by_run,
-        None,
-        (200, list("ConfigMapList", vec![])),
-    )
-    .await;
-    // Read back.
-    expect(&mut handle, "GET", svc_path, "", None, (200, db)).await;
-    expect(&mut handle, "GET", &dep_path, "", None, not_found()).await;
-    expect(&mut handle, "GET", &up_path, "", None, not_found()).await;
-    expect(&mut handle, "GET", &cm_path, "", None, not_found()).await;
     task.await.unwrap().unwrap();
 }

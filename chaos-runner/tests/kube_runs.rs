@@ -35,6 +35,13 @@ impl Dir {
     }
 }
 
+impl Dir {
+    /// The run's state directory (journals) inside this directory.
+    fn state(&self) -> PathBuf {
+        self.0.join("state")
+    }
+}
+
 impl Drop for Dir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
@@ -107,6 +114,39 @@ spec:
     path
 }
 
+/// One fault `name` of type `kind` on the `app=<app>` pods of `games`, with more
+/// `selector` lines, the `params` lines (`key: value`) and `duration`: an entry of
+/// `faults:`.
+fn games_fault(
+    name: &str,
+    kind: &str,
+    app: &str,
+    selector: &[&str],
+    params: &[&str],
+    duration: &str,
+) -> String {
+    let selector: String = selector
+        .iter()
+        .map(|l| format!("          {l}\n"))
+        .collect();
+    let params = if params.is_empty() {
+        String::new()
+    } else {
+        let lines: String = params.iter().map(|l| format!("        {l}\n")).collect();
+        format!("      parameters:\n{lines}")
+    };
+    format!(
+        "    - name: {name}
+      type: {kind}
+      selector:
+        pods:
+          namespace: games
+          labelSelector: {{app: {app}}}
+{selector}{params}      duration: {duration}
+"
+    )
+}
+
 fn run(
     path: &Path,
     state: &Path,
@@ -136,6 +176,85 @@ fn run(
         .unwrap_or_else(|| panic!("no JSON report in {}", reports.display()));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
     (outcome, report)
+}
+
+/// The fixture of one test: a temp dir named after `tag`, a runtime, and `fake`.
+fn setup(tag: &str, fake: FakeCluster) -> (Dir, tokio::runtime::Runtime, FakeCluster) {
+    (Dir::new(tag), runtime(), fake)
+}
+
+/// The `abortWhen:` block (indented for `spec:`) of a health check that passes
+/// `healthy` times, then fails.
+fn abort_when_health_fails_after(healthy: usize) -> String {
+    let (url, _count) = flipping_health(healthy);
+    format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n")
+}
+
+/// Asserts the run aborted and returns the report's reason.
+fn aborted_reason(outcome: Outcome, report: &Value) -> &str {
+    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
+    report["reason"].as_str().unwrap()
+}
+
+/// Asserts less than `secs` seconds have passed since `started`.
+fn assert_within(started: Instant, secs: u64) {
+    assert!(
+        started.elapsed() < Duration::from_secs(secs),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Asserts the journals in `state` hold no live fault.
+fn assert_no_live_faults(state: &Path) {
+    assert!(journal::live_faults(state).unwrap().is_empty());
+}
+
+/// Asserts `object` carries the labels of a run of `kube-test` and of its fault `fault`.
+fn assert_run_labels(object: &Value, fault: &str) {
+    let labels = &object["metadata"]["labels"];
+    assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
+    assert_eq!(labels["chaos.game-resilience.dev/fault"], fault);
+    assert!(labels["chaos.game-resilience.dev/run-id"]
+        .as_str()
+        .unwrap()
+        .starts_with("kube-test-"));
+}
+
+/// `doctor`'s answers as (`verb resource[/subresource]`, allowed).
+fn verbs_and_answers(answers: &[chaos_runner::doctor::Answer]) -> Vec<(String, bool)> {
+    answers
+        .iter()
+        .map(|a| {
+            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
+                format!("{}/{s}", a.need.resource)
+            });
+            (format!("{} {r}", a.need.verb), a.allowed)
+        })
+        .collect()
+}
+
+/// Runs `recover` over `state` and asserts it passes.
+fn assert_recovers(state: &Path, conn: &chaos_runner::faults::kube::KubeConnector) {
+    let outcome = chaos_runner::recover::run_with(state, Output::Json, conn);
+    assert_eq!(outcome, Outcome::Passed);
+}
+
+/// How many in-pod helpers run in the `app=matchmaking` pods now.
+fn running_helpers(fake: &FakeCluster) -> usize {
+    helpers_of(fake, "matchmaking")
+        .iter()
+        .flat_map(|(_, _, s)| s.clone())
+        .filter(|s| s["state"]["running"].is_object())
+        .count()
+}
+
+/// The pods of `games` labelled `app=matchmaking`.
+fn matchmaking_pods(fake: &FakeCluster) -> Vec<Value> {
+    fake.pods("games")
+        .into_iter()
+        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
+        .collect()
 }
 
 fn labelled(fake: &FakeCluster) -> Vec<String> {
@@ -194,29 +313,22 @@ fn crash_mid_fault(
     }
 }
 
-const KILL_TWO: &str = "    - name: kill-game-servers
-      type: pod-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: game-server}
-          mode: fixed
-          value: 2
-          seed: 11
-      parameters:
-        gracePeriod: 0s
-        waitReady: true
-        readyTimeout: 10s
-      duration: 1s
-";
+fn kill_two() -> String {
+    games_fault(
+        "kill-game-servers",
+        "pod-kill",
+        "game-server",
+        &["mode: fixed", "value: 2", "seed: 11"],
+        &["gracePeriod: 0s", "waitReady: true", "readyTimeout: 10s"],
+        "1s",
+    )
+}
 
 #[test]
 fn pod_kill_waits_for_ready_replacements_and_measures_it() {
-    let dir = Dir::new("kill");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(400));
-    let path = experiment(&dir.0, KILL_TWO, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (dir, rt, fake) = setup("kill", cluster(Duration::from_millis(400)));
+    let path = experiment(&dir.0, &kill_two(), "");
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Passed, "{report:#}");
     let names = fake.pod_names("games");
     // Two of the three unprotected game servers were replaced; the protected one stayed.
@@ -256,10 +368,8 @@ fn pod_kill_waits_for_ready_replacements_and_measures_it() {
 
 #[test]
 fn same_seed_picks_the_same_pods_in_plan_and_run() {
-    let dir = Dir::new("seed");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let path = experiment(&dir.0, KILL_TWO, "");
+    let (dir, rt, fake) = setup("seed", cluster(Duration::from_millis(10)));
+    let path = experiment(&dir.0, &kill_two(), "");
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let plan = chaos_runner::plan::plan_value(&exp, fake.connector(&rt));
     let targets: Vec<String> = plan["faults"][0]["targets"]
@@ -274,7 +384,7 @@ fn same_seed_picks_the_same_pods_in_plan_and_run() {
         !targets.contains(&"game-server-d".to_owned()),
         "protected pod planned"
     );
-    let (outcome, _) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, _) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Passed);
     let left = fake.pod_names("games");
     for t in &targets {
@@ -335,21 +445,17 @@ fn selection_modes_and_the_cap_through_plan() {
 
 #[test]
 fn cap_refusal_stops_the_run_in_preflight_touching_nothing() {
-    let dir = Dir::new("cap");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let fault = "    - name: kill-all
-      type: pod-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: game-server}
-          mode: all
-          maxPercent: 50
-      duration: 1s
-";
+    let (dir, rt, fake) = setup("cap", cluster(Duration::from_millis(10)));
+    let fault = &games_fault(
+        "kill-all",
+        "pod-kill",
+        "game-server",
+        &["mode: all", "maxPercent: 50"],
+        &[],
+        "1s",
+    );
     let path = experiment(&dir.0, fault, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted);
     assert!(
         report["reason"].as_str().unwrap().contains("maxPercent"),
@@ -365,52 +471,43 @@ fn cap_refusal_stops_the_run_in_preflight_touching_nothing() {
 
 #[test]
 fn eviction_blocked_by_a_pdb_aborts_without_killing() {
-    let dir = Dir::new("pdb");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("pdb", cluster(Duration::from_millis(10)));
     // Three Ready game servers, at least three must stay: no eviction may pass.
     fake.add_pdb("games", &[("app", "game-server")], 4);
-    let fault = "    - name: evict-one
-      type: pod-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: game-server}
-      parameters:
-        evict: true
-      duration: 1s
-";
+    let fault = &games_fault(
+        "evict-one",
+        "pod-kill",
+        "game-server",
+        &[],
+        &["evict: true"],
+        "1s",
+    );
     let path = experiment(&dir.0, fault, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted);
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains("disruption budget"), "{reason}");
     assert_eq!(fake.pod_names("games").len(), 6);
     assert!(fake.requests().iter().any(|r| r.ends_with("/eviction")));
-    assert!(journal::live_faults(&dir.0.join("state"))
-        .unwrap()
-        .is_empty());
+    assert_no_live_faults(&dir.state());
 }
 
-const PARTITION: &str = "    - name: cut-matchmaking
-      type: network-partition
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        direction: both
-      duration: 2s
-";
+fn partition() -> String {
+    games_fault(
+        "cut-matchmaking",
+        "network-partition",
+        "matchmaking",
+        &["mode: all"],
+        &["direction: both"],
+        "2s",
+    )
+}
 
 #[test]
 fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
-    let dir = Dir::new("partition");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let path = experiment(&dir.0, PARTITION, "");
-    let state = dir.0.join("state");
+    let (dir, rt, fake) = setup("partition", cluster(Duration::from_millis(10)));
+    let path = experiment(&dir.0, &partition(), "");
+    let state = dir.state();
     let watcher = fake.clone();
     let seen = std::thread::spawn(move || {
         let started = Instant::now();
@@ -430,13 +527,7 @@ fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
         .unwrap()
         .expect("no NetworkPolicy during the hold");
     assert_eq!(policies.len(), 1);
-    let labels = &policies[0]["metadata"]["labels"];
-    assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
-    assert_eq!(labels["chaos.game-resilience.dev/fault"], "cut-matchmaking");
-    assert!(labels["chaos.game-resilience.dev/run-id"]
-        .as_str()
-        .unwrap()
-        .starts_with("kube-test-"));
+    assert_run_labels(&policies[0], "cut-matchmaking");
     assert_eq!(
         policies[0]["spec"]["policyTypes"],
         serde_json::json!(["Ingress", "Egress"])
@@ -448,7 +539,7 @@ fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
     // Reverted and read back.
     assert!(fake.policies("games").is_empty());
     assert!(labelled(&fake).is_empty());
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+    assert_no_live_faults(&state);
 }
 
 /// Answers `/health` with 200 for the first `healthy` requests, then 503.
@@ -479,21 +570,14 @@ fn flipping_health(healthy: usize) -> (String, Arc<AtomicUsize>) {
 
 #[test]
 fn abort_mid_fault_removes_the_partition_at_once() {
-    let dir = Dir::new("abort");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let (url, _count) = flipping_health(2);
-    let long = PARTITION.replace("duration: 2s", "duration: 60s");
-    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
+    let (dir, rt, fake) = setup("abort", cluster(Duration::from_millis(10)));
+    let long = partition().replace("duration: 2s", "duration: 60s");
+    let abort = abort_when_health_fails_after(2);
     let path = experiment(&dir.0, &long, &abort);
     let started = Instant::now();
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(
-        started.elapsed() < Duration::from_secs(10),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, 10);
     assert!(
         report["reason"]
             .as_str()
@@ -513,12 +597,10 @@ fn abort_mid_fault_removes_the_partition_at_once() {
 
 #[test]
 fn failed_policy_delete_is_reported_as_not_reverted() {
-    let dir = Dir::new("stuck");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("stuck", cluster(Duration::from_millis(10)));
     let path = experiment(
         &dir.0,
-        &PARTITION.replace("duration: 2s", "duration: 1s"),
+        &partition().replace("duration: 2s", "duration: 1s"),
         "",
     );
     let breaker = fake.clone();
@@ -528,13 +610,13 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
         }
         breaker.fail_policy_deletes(true);
     });
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     flip.join().unwrap();
     assert_eq!(outcome, Outcome::NotReverted, "{report:#}");
     assert_eq!(report["faults"][0]["reverted"], false);
     assert_eq!(fake.policies("games").len(), 1);
     // The journal still shows it live, so `recover` can finish the job later.
-    let state = dir.0.join("state");
+    let state = dir.state();
     assert_eq!(journal::live_faults(&state).unwrap().len(), 1);
     fake.fail_policy_deletes(false);
     let conn = fake.connector(&rt);
@@ -543,29 +625,23 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
         Outcome::Passed
     );
     assert!(fake.policies("games").is_empty());
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+    assert_no_live_faults(&state);
 }
 
 #[test]
 fn recover_after_a_crash_deletes_leftover_policies_by_label() {
-    let dir = Dir::new("crash");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("crash", cluster(Duration::from_millis(10)));
     let conn = fake.connector(&rt);
-    let db = "    - name: cut-db
-      type: db-partition
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: game-server}
-          mode: all
-      parameters:
-        port: 5432
-        cidr: 10.20.0.0/16
-      duration: 60s
-";
+    let db = &games_fault(
+        "cut-db",
+        "db-partition",
+        "game-server",
+        &["mode: all"],
+        &["port: 5432", "cidr: 10.20.0.0/16"],
+        "60s",
+    );
     let path = experiment(&dir.0, db, "");
-    let state = dir.0.join("state");
+    let state = dir.state();
     crash_mid_fault(&path, &state, "kube-test-crashed", &conn, true);
     // The runner "died": nothing is reverted. A second policy of the same run and fault
     // (say, from a retried create) carries the same labels under another name.
@@ -581,15 +657,14 @@ fn recover_after_a_crash_deletes_leftover_policies_by_label() {
     fake.put_policy("games", twin);
     assert_eq!(labelled(&fake).len(), 3);
 
-    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
-    assert_eq!(outcome, Outcome::Passed);
+    assert_recovers(&state, &conn);
     assert!(
         fake.policies("games").is_empty(),
         "{:#?}",
         fake.policies("games")
     );
     assert!(labelled(&fake).is_empty());
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+    assert_no_live_faults(&state);
 }
 
 #[test]
@@ -741,35 +816,23 @@ fn deploy_configmap_matches_the_shipped_files() {
 
 #[test]
 fn doctor_asks_one_access_review_per_permission_and_reports_denials() {
-    let dir = Dir::new("doctor");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("doctor", cluster(Duration::from_millis(10)));
     fake.deny("create", "pods/eviction");
     let path = experiment(
         &dir.0,
-        "    - name: evict
-      type: pod-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: game-server}
-      parameters:
-        evict: true
-      duration: 1s
-",
+        &games_fault(
+            "evict",
+            "pod-kill",
+            "game-server",
+            &[],
+            &["evict: true"],
+            "1s",
+        ),
         "",
     );
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
-    let asked: Vec<(String, bool)> = answers
-        .iter()
-        .map(|a| {
-            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
-                format!("{}/{s}", a.need.resource)
-            });
-            (format!("{} {r}", a.need.verb), a.allowed)
-        })
-        .collect();
+    let asked = verbs_and_answers(&answers);
     assert_eq!(
         asked,
         vec![
@@ -817,38 +880,32 @@ fn args_of(container: &Value) -> Vec<String> {
         .collect()
 }
 
-const CPU_HOG: &str = "    - name: burn
-      type: pod-cpu-hog
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        workers: 2
-        load: 60
-        image: registry.example/chaos-runner:1.0
-        container: app
-      duration: 60s
-";
+fn cpu_hog() -> String {
+    games_fault(
+        "burn",
+        "pod-cpu-hog",
+        "matchmaking",
+        &["mode: all"],
+        &[
+            "workers: 2",
+            "load: 60",
+            "image: registry.example/chaos-runner:1.0",
+            "container: app",
+        ],
+        "60s",
+    )
+}
 
 #[test]
 fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
-    let dir = Dir::new("hog-abort");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let (url, _count) = flipping_health(2);
-    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
-    let path = experiment(&dir.0, CPU_HOG, &abort);
-    let state = dir.0.join("state");
+    let (dir, rt, fake) = setup("hog-abort", cluster(Duration::from_millis(10)));
+    let abort = abort_when_health_fails_after(2);
+    let path = experiment(&dir.0, &cpu_hog(), &abort);
+    let state = dir.state();
     let started = Instant::now();
     let (outcome, report) = run(&path, &state, &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, 15);
     assert_eq!(report["faults"][0]["reverted"], true, "{report:#}");
     assert_eq!(measurement(&report, "pods_hit").as_deref(), Some("2"));
     let hit = helpers_of(&fake, "matchmaking");
@@ -895,50 +952,40 @@ fn pod_cpu_hog_abort_mid_fault_stops_the_helpers_and_reads_them_back() {
         );
         assert!(statuses[1]["state"]["terminated"].is_object());
     }
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+    assert_no_live_faults(&state);
 }
 
 #[test]
 fn pod_memory_hog_and_net_loss_run_their_course_and_pass() {
     for (fault, helper, first_container_default) in [
         (
-            "    - name: hold-memory
-      type: pod-memory-hog
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: one
-          seed: 4
-      parameters:
-        bytes: 64 MiB
-      duration: 1s
-",
+            &games_fault(
+                "hold-memory",
+                "pod-memory-hog",
+                "matchmaking",
+                &["mode: one", "seed: 4"],
+                &["bytes: 64 MiB"],
+                "1s",
+            ),
             "memory",
             true,
         ),
         (
-            "    - name: lose-packets
-      type: pod-net-loss
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: one
-          seed: 4
-      parameters:
-        lossPercent: 10
-      duration: 1s
-",
+            &games_fault(
+                "lose-packets",
+                "pod-net-loss",
+                "matchmaking",
+                &["mode: one", "seed: 4"],
+                &["lossPercent: 10"],
+                "1s",
+            ),
             "netem",
             true,
         ),
     ] {
-        let dir = Dir::new(helper);
-        let rt = runtime();
-        let fake = cluster(Duration::from_millis(10));
+        let (dir, rt, fake) = setup(helper, cluster(Duration::from_millis(10)));
         let path = experiment(&dir.0, fault, "");
-        let state = dir.0.join("state");
+        let state = dir.state();
         let (outcome, report) = run(&path, &state, &fake, &rt);
         assert_eq!(outcome, Outcome::Passed, "{helper}: {report:#}");
         let hit: Vec<_> = helpers_of(&fake, "matchmaking")
@@ -968,29 +1015,23 @@ fn pod_memory_hog_and_net_loss_run_their_course_and_pass() {
                 .all(|s| s["state"]["terminated"]["exitCode"] == 0),
             "{statuses:#?}"
         );
-        assert!(journal::live_faults(&state).unwrap().is_empty());
+        assert_no_live_faults(&state);
     }
 }
 
 #[test]
 fn helper_image_that_cannot_be_pulled_fails_the_injection_at_once_and_says_so() {
-    let dir = Dir::new("bad-image");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("bad-image", cluster(Duration::from_millis(10)));
     fake.bad_image("registry.example/missing:1");
-    let fault = CPU_HOG.replace(
+    let fault = cpu_hog().replace(
         "registry.example/chaos-runner:1.0",
         "registry.example/missing:1",
     );
     let path = experiment(&dir.0, &fault, "");
     let started = Instant::now();
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_within(started, 15);
     let reason = report["reason"].as_str().unwrap();
     assert!(reason.contains("cannot start: ErrImagePull"), "{reason}");
     // The helpers that went in never started: nothing to signal, and the runner says so.
@@ -999,77 +1040,62 @@ fn helper_image_that_cannot_be_pulled_fails_the_injection_at_once_and_says_so() 
 
 #[test]
 fn pod_net_delay_without_a_target_container_in_the_pod_is_refused() {
-    let dir = Dir::new("no-container");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let fault = "    - name: slow
-      type: pod-net-delay
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        delay: 100ms
-        container: matchmaker
-      duration: 5s
-";
+    let (dir, rt, fake) = setup("no-container", cluster(Duration::from_millis(10)));
+    let fault = &games_fault(
+        "slow",
+        "pod-net-delay",
+        "matchmaking",
+        &["mode: all"],
+        &["delay: 100ms", "container: matchmaker"],
+        "5s",
+    );
     let path = experiment(&dir.0, fault, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
-    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    let reason = report["reason"].as_str().unwrap();
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
+    let reason = aborted_reason(outcome, &report);
     assert!(reason.contains("has no container `matchmaker`"), "{reason}");
     assert!(helpers_of(&fake, "matchmaking")
         .iter()
         .all(|(_, c, _)| c.is_empty()));
 }
 
+/// Crashes a run `run_id` of `cpu_hog()` mid-fault (`crash_mid_fault`), asserts both its
+/// helpers run, recovers, and asserts they stopped and no fault is live.
+fn crash_hog_then_recover(tag: &str, run_id: &str, journal_injected: bool) -> FakeCluster {
+    let (dir, rt, fake) = setup(tag, cluster(Duration::from_millis(10)));
+    let conn = fake.connector(&rt);
+    let path = experiment(&dir.0, &cpu_hog(), "");
+    let state = dir.state();
+    crash_mid_fault(&path, &state, run_id, &conn, journal_injected);
+    assert_eq!(running_helpers(&fake), 2);
+    assert_recovers(&state, &conn);
+    assert_eq!(running_helpers(&fake), 0);
+    assert_no_live_faults(&state);
+    fake
+}
+
 #[test]
 fn recover_after_a_crash_stops_running_helpers() {
-    let dir = Dir::new("hog-crash");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let conn = fake.connector(&rt);
-    let path = experiment(&dir.0, CPU_HOG, "");
-    let state = dir.0.join("state");
-    crash_mid_fault(&path, &state, "kube-test-hog-crashed", &conn, true);
-    let running = |fake: &FakeCluster| {
-        helpers_of(fake, "matchmaking")
-            .iter()
-            .flat_map(|(_, _, s)| s.clone())
-            .filter(|s| s["state"]["running"].is_object())
-            .count()
-    };
-    assert_eq!(running(&fake), 2);
-
-    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
-    assert_eq!(outcome, Outcome::Passed);
-    assert_eq!(running(&fake), 0);
+    let fake = crash_hog_then_recover("hog-crash", "kube-test-hog-crashed", true);
     for (_, containers, _) in helpers_of(&fake, "matchmaking") {
         assert_eq!(containers.len(), 2);
         assert!(containers[1]["name"].as_str().unwrap().ends_with("-stop"));
     }
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+}
+
+#[test]
+fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
+    // The helpers go in, but the runner dies before journaling which pods it hit.
+    crash_hog_then_recover("hog-intent", "kube-test-died-injecting", false);
 }
 
 #[test]
 fn doctor_knows_what_in_pod_helpers_need() {
-    let dir = Dir::new("doctor-helpers");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("doctor-helpers", cluster(Duration::from_millis(10)));
     fake.deny("patch", "pods/ephemeralcontainers");
-    let path = experiment(&dir.0, CPU_HOG, "");
+    let path = experiment(&dir.0, &cpu_hog(), "");
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();
     let answers = chaos_runner::doctor::check(&exp, &fake.connector(&rt)).unwrap();
-    let asked: Vec<(String, bool)> = answers
-        .iter()
-        .map(|a| {
-            let r = a.need.subresource.map_or(a.need.resource.to_owned(), |s| {
-                format!("{}/{s}", a.need.resource)
-            });
-            (format!("{} {r}", a.need.verb), a.allowed)
-        })
-        .collect();
+    let asked = verbs_and_answers(&answers);
     assert_eq!(
         asked,
         vec![
@@ -1092,26 +1118,22 @@ fn doctor_knows_what_in_pod_helpers_need() {
     );
 }
 
-const CONTAINER_KILL: &str = "    - name: restart-app
-      type: container-kill
-      selector:
-        pods:
-          namespace: games
-          labelSelector: {app: matchmaking}
-          mode: all
-      parameters:
-        container: app
-        restartTimeout: 10s
-      duration: 1s
-";
+fn container_kill() -> String {
+    games_fault(
+        "restart-app",
+        "container-kill",
+        "matchmaking",
+        &["mode: all"],
+        &["container: app", "restartTimeout: 10s"],
+        "1s",
+    )
+}
 
 #[test]
 fn container_kill_signals_the_main_process_and_reads_the_restart_back() {
-    let dir = Dir::new("container-kill");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(300));
-    let path = experiment(&dir.0, CONTAINER_KILL, "");
-    let state = dir.0.join("state");
+    let (dir, rt, fake) = setup("container-kill", cluster(Duration::from_millis(300)));
+    let path = experiment(&dir.0, &container_kill(), "");
+    let state = dir.state();
     let (outcome, report) = run(&path, &state, &fake, &rt);
     assert_eq!(outcome, Outcome::Passed, "{report:#}");
     assert_eq!(
@@ -1123,11 +1145,7 @@ fn container_kill_signals_the_main_process_and_reads_the_restart_back() {
         .parse()
         .unwrap();
     assert!(took >= 250, "{took} ms");
-    for pod in fake
-        .pods("games")
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
-    {
+    for pod in &matchmaking_pods(&fake) {
         let status = &pod["status"]["containerStatuses"][0];
         assert_eq!(status["restartCount"], 1, "{pod:#}");
         assert_eq!(status["ready"], true);
@@ -1142,44 +1160,35 @@ fn container_kill_signals_the_main_process_and_reads_the_restart_back() {
             serde_json::json!(["KILL"])
         );
     }
-    assert!(journal::live_faults(&state).unwrap().is_empty());
+    assert_no_live_faults(&state);
 }
 
 #[test]
 fn container_kill_of_a_process_that_would_drop_the_signal_fails_the_injection() {
-    let dir = Dir::new("container-kill-deaf");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("container-kill-deaf", cluster(Duration::from_millis(10)));
     fake.deaf("games", "matchmaking-a");
     fake.deaf("games", "matchmaking-b");
-    let path = experiment(&dir.0, CONTAINER_KILL, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
-    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    let reason = report["reason"].as_str().unwrap();
+    let path = experiment(&dir.0, &container_kill(), "");
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
+    let reason = aborted_reason(outcome, &report);
     assert!(
         reason.contains("neither catches nor waits for SIGTERM"),
         "{reason}"
     );
-    for pod in fake
-        .pods("games")
-        .iter()
-        .filter(|p| p["metadata"]["labels"]["app"] == "matchmaking")
-    {
+    for pod in &matchmaking_pods(&fake) {
         assert_eq!(pod["status"]["containerStatuses"][0]["restartCount"], 0);
     }
 }
 
 #[test]
 fn container_kill_of_a_missing_container_is_refused_before_any_helper() {
-    let dir = Dir::new("container-kill-missing");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("container-kill-missing", cluster(Duration::from_millis(10)));
     let path = experiment(
         &dir.0,
-        &CONTAINER_KILL.replace("container: app", "container: nope"),
+        &container_kill().replace("container: app", "container: nope"),
         "",
     );
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
     assert!(
         report["reason"]
@@ -1192,30 +1201,6 @@ fn container_kill_of_a_missing_container_is_refused_before_any_helper() {
         .requests()
         .iter()
         .any(|r| r.contains("ephemeralcontainers")));
-}
-
-#[test]
-fn recover_finds_helpers_when_the_journal_holds_only_the_intent() {
-    let dir = Dir::new("hog-intent");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
-    let conn = fake.connector(&rt);
-    let path = experiment(&dir.0, CPU_HOG, "");
-    let state = dir.0.join("state");
-    // The helpers go in, but the runner dies before journaling which pods it hit.
-    crash_mid_fault(&path, &state, "kube-test-died-injecting", &conn, false);
-    let running = || {
-        helpers_of(&fake, "matchmaking")
-            .iter()
-            .flat_map(|(_, _, s)| s.clone())
-            .filter(|s| s["state"]["running"].is_object())
-            .count()
-    };
-    assert_eq!(running(), 2);
-    let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
-    assert_eq!(outcome, Outcome::Passed);
-    assert_eq!(running(), 0);
-    assert!(journal::live_faults(&state).unwrap().is_empty());
 }
 
 const PROXY_LABEL: &str = "chaos.game-resilience.dev/db-proxy";
@@ -1267,9 +1252,7 @@ fn assert_db_restored(fake: &FakeCluster) {
 
 #[test]
 fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
-    let dir = Dir::new("db-proxy");
-    let rt = runtime();
-    let fake = cluster_with_db();
+    let (dir, rt, fake) = setup("db-proxy", cluster_with_db());
     let path = experiment(&dir.0, SLOW_SAVES, "");
     let watcher = fake.clone();
     let seen = std::thread::spawn(move || {
@@ -1289,7 +1272,7 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
         }
         None
     });
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Passed, "{report:#}");
     let (selector, annotations, deployments, maps, services) = seen
         .join()
@@ -1310,13 +1293,7 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
         .find(|s| s["metadata"]["name"] != "postgres")
         .unwrap();
     for object in [&deployments[0], &maps[0], upstream] {
-        let labels = &object["metadata"]["labels"];
-        assert_eq!(labels["chaos.game-resilience.dev/experiment"], "kube-test");
-        assert_eq!(labels["chaos.game-resilience.dev/fault"], "slow-saves");
-        assert!(labels["chaos.game-resilience.dev/run-id"]
-            .as_str()
-            .unwrap()
-            .starts_with("kube-test-"));
+        assert_run_labels(object, "slow-saves");
     }
     // The upstream Service reaches the database pods with the original selector.
     assert_eq!(
@@ -1345,24 +1322,19 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
     );
     // Reverted and read back.
     assert_db_restored(&fake);
-    assert!(journal::live_faults(&dir.0.join("state"))
-        .unwrap()
-        .is_empty());
+    assert_no_live_faults(&dir.state());
 }
 
 #[test]
 fn db_proxy_abort_mid_fault_restores_the_service_at_once() {
-    let dir = Dir::new("db-abort");
-    let rt = runtime();
-    let fake = cluster_with_db();
-    let (url, _count) = flipping_health(2);
+    let (dir, rt, fake) = setup("db-abort", cluster_with_db());
     let long = SLOW_SAVES.replace("duration: 2s", "duration: 60s");
-    let abort = format!("  abortWhen:\n    - name: game-health\n      http:\n        url: {url}\n");
+    let abort = abort_when_health_fails_after(2);
     let path = experiment(&dir.0, &long, &abort);
     let started = Instant::now();
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
     assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_within(started, 10);
     assert!(fake
         .requests()
         .iter()
@@ -1372,15 +1344,12 @@ fn db_proxy_abort_mid_fault_restores_the_service_at_once() {
 
 #[test]
 fn db_proxy_that_never_becomes_available_fails_the_injection_touching_nothing() {
-    let dir = Dir::new("db-stall");
-    let rt = runtime();
-    let fake = cluster_with_db();
+    let (dir, rt, fake) = setup("db-stall", cluster_with_db());
     fake.stall_deployments(true);
     let fault = SLOW_SAVES.replace("port: 5432", "port: 5432\n          readyTimeout: 1s");
     let path = experiment(&dir.0, &fault, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
-    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    let reason = report["reason"].as_str().unwrap();
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
+    let reason = aborted_reason(outcome, &report);
     assert!(
         reason.contains("proxy Deployment `chaos-slow-saves-") && reason.contains("not available"),
         "{reason}"
@@ -1395,14 +1364,11 @@ fn db_proxy_that_never_becomes_available_fails_the_injection_touching_nothing() 
 
 #[test]
 fn db_proxy_refuses_a_service_without_a_selector() {
-    let dir = Dir::new("db-external");
-    let rt = runtime();
-    let fake = cluster(Duration::from_millis(10));
+    let (dir, rt, fake) = setup("db-external", cluster(Duration::from_millis(10)));
     fake.add_service("games", "postgres", &[], &[5432]);
     let path = experiment(&dir.0, SLOW_SAVES, "");
-    let (outcome, report) = run(&path, &dir.0.join("state"), &fake, &rt);
-    assert_eq!(outcome, Outcome::Aborted, "{report:#}");
-    let reason = report["reason"].as_str().unwrap();
+    let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
+    let reason = aborted_reason(outcome, &report);
     assert!(reason.contains("has no selector"), "{reason}");
     // Refused in preflight: only reads were sent.
     assert!(fake.requests().iter().all(|r| r.starts_with("GET ")));
@@ -1411,16 +1377,14 @@ fn db_proxy_refuses_a_service_without_a_selector() {
 #[test]
 fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
     for journal_injected in [true, false] {
-        let dir = Dir::new("db-crash");
-        let rt = runtime();
-        let fake = cluster_with_db();
+        let (dir, rt, fake) = setup("db-crash", cluster_with_db());
         let conn = fake.connector(&rt);
         let path = experiment(
             &dir.0,
             &SLOW_SAVES.replace("duration: 2s", "duration: 60s"),
             "",
         );
-        let state = dir.0.join("state");
+        let state = dir.state();
         let run_id = "kube-test-db-crashed";
         crash_mid_fault(&path, &state, run_id, &conn, journal_injected);
         let (selector, _) = db_service(&fake);
@@ -1442,15 +1406,13 @@ fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
             "journal_injected={journal_injected}"
         );
         assert_db_restored(&fake);
-        assert!(journal::live_faults(&state).unwrap().is_empty());
+        assert_no_live_faults(&state);
     }
 }
 
 #[test]
 fn doctor_knows_what_the_db_proxy_needs() {
-    let dir = Dir::new("db-doctor");
-    let rt = runtime();
-    let fake = cluster_with_db();
+    let (dir, rt, fake) = setup("db-doctor", cluster_with_db());
     fake.deny("patch", "services");
     let path = experiment(&dir.0, SLOW_SAVES, "");
     let exp = chaos_runner::spec::load_experiment(&path).unwrap();

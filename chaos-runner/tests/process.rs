@@ -44,20 +44,19 @@ fn python3() -> Option<&'static str> {
     None
 }
 
+/// `python -m http.server <port> --bind 127.0.0.1`, serving its working directory.
+fn http_server_here_argv(python: &str, port: u16) -> Vec<String> {
+    let port = port.to_string();
+    [python, "-m", "http.server", &port, "--bind", "127.0.0.1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
 fn http_server_argv(python: &str, port: u16) -> Vec<String> {
-    [
-        python,
-        "-m",
-        "http.server",
-        &port.to_string(),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        "/tmp",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    let mut argv = http_server_here_argv(python, port);
+    argv.extend(["--directory".to_owned(), "/tmp".to_owned()]);
+    argv
 }
 
 fn answers(port: u16) -> bool {
@@ -425,6 +424,22 @@ fn pause_experiment(dir: &Path, pid_file: &Path, fault: &str) -> PathBuf {
     path
 }
 
+/// Starts a run of `pause_experiment` (fault `fault`) on `target`, its state in
+/// `dir/state`, and waits until the target is paused.
+fn start_pausing_run(dir: &TempDir, target: &Sleeper, fault: &str) -> Child {
+    let selector = pid_file(dir.path(), target.pid());
+    let exp = pause_experiment(
+        dir.path(),
+        Path::new(selector.pid_file.as_deref().unwrap()),
+        fault,
+    );
+    let runner = support::start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(15), "the pause", || {
+        is_stopped(target.pid())
+    });
+    runner
+}
+
 fn watchdog_of(fault: &str) -> Option<(u32, u64)> {
     proc::pids().into_iter().find_map(|pid| {
         let args = proc::cmdline(pid)?;
@@ -439,16 +454,7 @@ fn watchdog_of(fault: &str) -> Option<(u32, u64)> {
 fn a_sigkilled_runner_leaves_no_paused_process_behind() {
     let dir = TempDir::new("pause-runner-dies");
     let target = Sleeper::start();
-    let selector = pid_file(dir.path(), target.pid());
-    let exp = pause_experiment(
-        dir.path(),
-        Path::new(selector.pid_file.as_deref().unwrap()),
-        "pause-dies",
-    );
-    let mut runner = support::start_run(&exp, &dir.path().join("state"));
-    wait_for(Duration::from_secs(15), "the pause", || {
-        is_stopped(target.pid())
-    });
+    let mut runner = start_pausing_run(&dir, &target, "pause-dies");
     runner.kill().unwrap(); // SIGKILL: no handler runs
     runner.wait().unwrap();
     // The watchdog's parent-death signal resumes the target at once.
@@ -464,17 +470,8 @@ fn a_sigkilled_runner_leaves_no_paused_process_behind() {
 fn recover_resumes_what_a_dead_run_paused_when_its_watchdog_died_too() {
     let dir = TempDir::new("pause-recover");
     let target = Sleeper::start();
-    let selector = pid_file(dir.path(), target.pid());
-    let exp = pause_experiment(
-        dir.path(),
-        Path::new(selector.pid_file.as_deref().unwrap()),
-        "pause-recover",
-    );
+    let mut runner = start_pausing_run(&dir, &target, "pause-recover");
     let state = dir.path().join("state");
-    let mut runner = support::start_run(&exp, &state);
-    wait_for(Duration::from_secs(15), "the pause", || {
-        is_stopped(target.pid())
-    });
     // The intent, journaled before SIGSTOP, already names the target: a runner that
     // dies before its `injected` record still leaves `recover` what to resume.
     let journal = std::fs::read_dir(state.join("runs"))
@@ -509,12 +506,7 @@ fn recover_resumes_what_a_dead_run_paused_when_its_watchdog_died_too() {
         .arg(&state)
         .output()
         .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    support::assert_exit(&out, 0);
     assert!(!is_stopped(target.pid()));
 }
 
@@ -523,30 +515,16 @@ fn a_run_with_a_supervised_command_kills_restarts_and_reports_the_outage() {
     let Some(python) = python3() else { return };
     let dir = TempDir::new("run-kill");
     let port = free_port();
-    let exp = dir.path().join("kill.yaml");
-    std::fs::write(
-        &exp,
-        format!(
-            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-run }}\nspec:\n  target: {{ backend: local }}\n  steadyState:\n    - name: up\n      http: {{ url: \"http://127.0.0.1:{port}/\", timeout: 1s }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1, --directory, /tmp]\n          readyPort: {port}\n      duration: 2s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  checkInterval: 500ms\n  report: {{ dir: {}, formats: [json] }}\n",
-            dir.path().join("reports").display()
-        ),
-    )
-    .unwrap();
-    let out = support::start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = run_experiment(
+        &dir,
+        &format!(
+        "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-run }}\nspec:\n  target: {{ backend: local }}\n  steadyState:\n    - name: up\n      http: {{ url: \"http://127.0.0.1:{port}/\", timeout: 1s }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1, --directory, /tmp]\n          readyPort: {port}\n      duration: 2s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  checkInterval: 500ms\n  report: {{ dir: {}, formats: [json] }}\n",
+        dir.path().join("reports").display()
+    ),
     );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    support::assert_exit(&out, 0);
+    let summary = support::summary_of(&out);
+    let report = support::first_report(&summary);
     let fault = &report["faults"][0];
     assert_eq!(fault["revertible"], true);
     let outage = fault["measurements"]
@@ -558,6 +536,13 @@ fn a_run_with_a_supervised_command_kills_restarts_and_reports_the_outage() {
     assert!(outage["value"].as_str().unwrap().parse::<u64>().unwrap() > 0);
     // The run stopped its supervised command at the end.
     assert!(!answers(port));
+}
+
+/// Writes `yaml` as `kill.yaml` in `dir` and runs it (state in `dir/state`) to its end.
+fn run_experiment(dir: &TempDir, yaml: &str) -> std::process::Output {
+    let exp = dir.path().join("kill.yaml");
+    std::fs::write(&exp, yaml).unwrap();
+    support::run_to_end(&exp, &dir.path().join("state"))
 }
 
 /// A directory `www` under `dir` holding `ready.txt`: served only by an HTTP server whose
@@ -577,19 +562,7 @@ fn a_supervised_command_gets_its_env_cwd_and_ready_http() {
     let port = free_port();
     let selector = Selector {
         process: Some(ProcessSelector {
-            command: Some(
-                [
-                    python,
-                    "-m",
-                    "http.server",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                ]
-                .iter()
-                .map(|s| s.to_string())
-                .collect(),
-            ),
+            command: Some(http_server_here_argv(python, port)),
             env: [("CHAOS_TEST_MARK".to_owned(), "launch-42".to_owned())].into(),
             cwd: Some("www".into()),
             ready_http: Some(format!("http://127.0.0.1:{port}/ready.txt")),
@@ -630,33 +603,19 @@ fn a_run_launches_its_supervised_command_with_env_and_cwd() {
     let dir = TempDir::new("run-launch");
     let www = www(dir.path());
     let port = free_port();
-    let exp = dir.path().join("kill.yaml");
-    std::fs::write(
-        &exp,
-        format!(
-            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-launch }}\nspec:\n  target: {{ backend: local }}\n  steadyState:\n    - name: serves-its-cwd\n      http: {{ url: \"http://127.0.0.1:{port}/ready.txt\", bodyContains: cwd-ok, timeout: 1s }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          cwd: {}\n          env: {{ CHAOS_TEST_MARK: run-7 }}\n          readyHttp: http://127.0.0.1:{port}/ready.txt\n      duration: 1s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  checkInterval: 500ms\n  report: {{ dir: {}, formats: [json] }}\n",
-            www.display(),
-            dir.path().join("reports").display()
-        ),
-    )
-    .unwrap();
-    let out = support::start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = run_experiment(
+        &dir,
+        &format!(
+        "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-launch }}\nspec:\n  target: {{ backend: local }}\n  steadyState:\n    - name: serves-its-cwd\n      http: {{ url: \"http://127.0.0.1:{port}/ready.txt\", bodyContains: cwd-ok, timeout: 1s }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          cwd: {}\n          env: {{ CHAOS_TEST_MARK: run-7 }}\n          readyHttp: http://127.0.0.1:{port}/ready.txt\n      duration: 1s\n  abortWhen:\n    - name: never\n      host: {{ metric: load1, breachWhen: \">\", threshold: 100000 }}\n  checkInterval: 500ms\n  report: {{ dir: {}, formats: [json] }}\n",
+        www.display(),
+        dir.path().join("reports").display()
+    ),
+    );
     // The steady state (before and after the kill) reads `ready.txt`, which only a server
     // started in `www` has.
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    support::assert_exit(&out, 0);
+    let summary = support::summary_of(&out);
+    let report = support::first_report(&summary);
     assert!(report["faults"][0]["measurements"]
         .as_array()
         .unwrap()
@@ -672,18 +631,13 @@ fn a_run_refuses_a_supervised_command_whose_ready_port_is_taken() {
     // Something else already listens there: it would pass for the command being ready.
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let exp = dir.path().join("kill.yaml");
-    std::fs::write(
-        &exp,
-        format!(
-            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-port-taken }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          readyPort: {port}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
-            dir.path().join("reports").display()
-        ),
-    )
-    .unwrap();
-    let out = support::start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
+    let out = run_experiment(
+        &dir,
+        &format!(
+        "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-port-taken }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: web-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -m, http.server, \"{port}\", --bind, 127.0.0.1]\n          readyPort: {port}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+        dir.path().join("reports").display()
+    ),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(
@@ -719,21 +673,10 @@ fn an_unrevertable_kill_in_a_run_says_not_revertible() {
     assert_eq!(refused.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("allowUnrevertable"));
     std::fs::write(&exp, body(true)).unwrap();
-    let out = support::start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    let out = support::run_to_end(&exp, &dir.path().join("state"));
+    support::assert_exit(&out, 0);
+    let summary = support::summary_of(&out);
+    let report = support::first_report(&summary);
     assert_eq!(report["faults"][0]["revertible"], false);
     let md = std::fs::read_to_string(summary["reports"][1].as_str().unwrap()).unwrap();
     assert!(md.contains("not revertible"), "{md}");

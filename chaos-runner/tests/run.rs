@@ -14,25 +14,33 @@ fn signal(pid: u32, sig: i32) {
     }
 }
 
+/// Starts a run of `experiment` (a CPU hog named `fault`, `duration`, checked every
+/// `interval`) in a temp dir named after `tag`, its state in `dir/state`, and waits for
+/// the hog.
+fn start_hog_run(
+    prom: &PrometheusServer,
+    tag: &str,
+    fault: &str,
+    duration: &str,
+    interval: &str,
+) -> (TempDir, std::path::PathBuf, std::process::Child) {
+    let dir = TempDir::new(tag);
+    let exp = experiment(dir.path(), &prom.url, fault, duration, interval);
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for_hog(fault);
+    (dir, exp, runner)
+}
+
 #[test]
 fn passing_run_reverts_and_writes_every_report() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
     let dir = TempDir::new("pass");
     let exp = experiment(dir.path(), &prom.url, "hog-pass", "3s", "500ms");
-    let out = start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let out = run_to_end(&exp, &dir.path().join("state"));
+    assert_exit(&out, 0);
+    let summary = summary_of(&out);
     assert_eq!(summary["outcome"], "passed");
     let reports: Vec<String> = summary["reports"]
         .as_array()
@@ -64,16 +72,10 @@ fn passing_run_reverts_and_writes_every_report() {
 
 #[test]
 fn abort_condition_stops_the_hog_within_interval_plus_scrape_plus_500ms() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("abort");
-    let exp = experiment(dir.path(), &prom.url, "hog-abort", "60s", "500ms");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for(Duration::from_secs(10), "the hog to start", || {
-        !hogs("hog-abort").is_empty()
-    });
+    let (_dir, _exp, runner) = start_hog_run(&prom, "abort", "hog-abort", "60s", "500ms");
     std::thread::sleep(Duration::from_secs(1));
     metrics.set(1.0);
     let visible = prom.wait_until(Duration::from_secs(10), |p| {
@@ -89,93 +91,48 @@ fn abort_condition_stops_the_hog_within_interval_plus_scrape_plus_500ms() {
         "hog stopped {lag:?} after the breach was visible"
     );
     let out = runner.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("signal-raised"),
-        "{summary}"
-    );
+    assert_exit(&out, 2);
+    let summary = summary_of(&out);
+    assert_reason_contains(&summary, "signal-raised");
 }
 
 #[test]
 fn sigterm_mid_hold_reverts_and_exits_2() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("sigterm");
-    let exp = experiment(dir.path(), &prom.url, "hog-sigterm", "60s", "1s");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for(Duration::from_secs(10), "the hog to start", || {
-        !hogs("hog-sigterm").is_empty()
-    });
+    let (_dir, _exp, runner) = start_hog_run(&prom, "sigterm", "hog-sigterm", "60s", "1s");
     signal(runner.id(), libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(50));
     signal(runner.id(), libc::SIGTERM); // a second signal must not skip the revert
     let out = runner.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 2);
     assert!(hogs("hog-sigterm").is_empty());
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let summary = summary_of(&out);
     assert!(summary["reason"].as_str().unwrap().contains("SIGTERM"));
 }
 
 #[test]
 fn prometheus_dying_mid_run_aborts_fail_closed() {
-    let metrics = MetricsServer::start();
-    let Some(mut prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((_metrics, mut prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("failclosed");
-    let exp = experiment(dir.path(), &prom.url, "hog-failclosed", "60s", "500ms");
-    let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for(Duration::from_secs(10), "the hog to start", || {
-        !hogs("hog-failclosed").is_empty()
-    });
+    let (_dir, _exp, runner) = start_hog_run(&prom, "failclosed", "hog-failclosed", "60s", "500ms");
     prom.kill();
     let out = runner.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("failed 3 checks in a row"),
-        "{summary}"
-    );
+    assert_exit(&out, 2);
+    let summary = summary_of(&out);
+    assert_reason_contains(&summary, "failed 3 checks in a row");
     assert!(hogs("hog-failclosed").is_empty());
 }
 
 #[test]
 fn sigkill_then_recover_leaves_nothing_live() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
-    let dir = TempDir::new("sigkill");
+    let (dir, exp, mut runner) = start_hog_run(&prom, "sigkill", "hog-sigkill", "60s", "1s");
     let state = dir.path().join("state");
-    let exp = experiment(dir.path(), &prom.url, "hog-sigkill", "60s", "1s");
-    let mut runner = start_run(&exp, &state);
-    wait_for(Duration::from_secs(10), "the hog to start", || {
-        !hogs("hog-sigkill").is_empty()
-    });
     runner.kill().unwrap(); // SIGKILL: no handler runs
     runner.wait().unwrap();
     // The journal still lists the fault as live; a new run refuses to start.
@@ -209,25 +166,14 @@ fn sigkill_then_recover_leaves_nothing_live() {
 
 #[test]
 fn failing_steady_state_injects_nothing_and_exits_1() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((_metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
     let dir = TempDir::new("steady");
     let exp = experiment(dir.path(), &prom.url, "hog-steady", "5s", "1s");
-    let text = std::fs::read_to_string(&exp)
-        .unwrap()
-        .replace("threshold: 1 }", "threshold: 2 }");
-    std::fs::write(&exp, text).unwrap();
-    let out = start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    edit_file(&exp, "threshold: 1 }", "threshold: 2 }");
+    let out = run_to_end(&exp, &dir.path().join("state"));
+    assert_exit(&out, 1);
     assert!(hogs("hog-steady").is_empty());
 }
 

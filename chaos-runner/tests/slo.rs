@@ -78,8 +78,7 @@ spec:
 
 #[test]
 fn burn_rate_written_from_the_slo_aborts_the_run() {
-    let metrics = MetricsServer::start();
-    let Some(prom) = PrometheusServer::start(&metrics.addr) else {
+    let Some((metrics, prom)) = metrics_and_prometheus() else {
         return;
     };
     // A few clean scrapes first, so the window has a healthy baseline.
@@ -90,30 +89,14 @@ fn burn_rate_written_from_the_slo_aborts_the_run() {
     let dir = TempDir::new("burn");
     let exp = slo_experiment(dir.path(), &prom.url, &metrics.addr, "hog-burn", false);
     let runner = start_run(&exp, &dir.path().join("state"));
-    wait_for(Duration::from_secs(10), "the hog to start", || {
-        !hogs("hog-burn").is_empty()
-    });
+    wait_for_hog("hog-burn");
     metrics.set_error_share(1.0);
     let out = runner.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("availability-burn"),
-        "{summary}"
-    );
+    assert_exit(&out, 2);
+    let summary = summary_of(&out);
+    assert_reason_contains(&summary, "availability-burn");
     assert!(hogs("hog-burn").is_empty());
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(summary["reports"][0].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    let report = first_report(&summary);
     let probe = report["timeline"]
         .as_array()
         .unwrap()
@@ -141,26 +124,10 @@ fn error_budget_gate_refuses_to_start_when_the_budget_is_spent() {
     let exp = slo_experiment(dir.path(), &prom.url, &metrics.addr, "hog-gate", true);
     // The burn-rate condition would breach in preflight too; the gate is checked after the
     // steady state, so relax the condition to see the gate itself refuse.
-    let text = std::fs::read_to_string(&exp)
-        .unwrap()
-        .replace("maxBurnRate: 14.4", "maxBurnRate: 1000");
-    std::fs::write(&exp, text).unwrap();
-    let out = start_run(&exp, &dir.path().join("state"))
-        .wait_with_output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(
-        summary["reason"]
-            .as_str()
-            .unwrap()
-            .contains("error-budget gate"),
-        "{summary}"
-    );
+    edit_file(&exp, "maxBurnRate: 14.4", "maxBurnRate: 1000");
+    let out = run_to_end(&exp, &dir.path().join("state"));
+    assert_exit(&out, 1);
+    let summary = summary_of(&out);
+    assert_reason_contains(&summary, "error-budget gate");
     assert!(hogs("hog-gate").is_empty(), "nothing was injected");
 }

@@ -17,6 +17,25 @@ fn start(args: &[&str]) -> Child {
         .expect("cannot start chaos-runner")
 }
 
+/// Starts `chaos-runner` with the white-space separated words of `line`.
+fn start_words(line: &str) -> Child {
+    start(&line.split_whitespace().collect::<Vec<_>>())
+}
+
+/// A `stress cpu` helper (one worker at 5 % for 60 s) of run `run`'s fault `fault`,
+/// ending at once on SIGTERM.
+fn cpu_helper(run: &str, fault: &str) -> Child {
+    start_words(&format!(
+        "stress cpu --workers 1 --load 5 --duration 60s \
+         --run-id {run} --fault {fault} --exit-on-term"
+    ))
+}
+
+/// Runs `chaos-runner` with the white-space separated words of `line` to its end.
+fn output_of(line: &str) -> std::process::Output {
+    runner().args(line.split_whitespace()).output().unwrap()
+}
+
 /// Waits up to `limit` for `child` to end.
 fn wait(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
     let started = Instant::now();
@@ -41,50 +60,12 @@ fn stop(run_id: &str, fault: &str) -> std::process::Output {
 #[test]
 fn stop_ends_the_helpers_of_its_fault_only() {
     let run = format!("run-{}", std::process::id());
-    let mut cpu = start(&[
-        "stress",
-        "cpu",
-        "--workers",
-        "1",
-        "--load",
-        "5",
-        "--duration",
-        "60s",
-        "--run-id",
-        &run,
-        "--fault",
-        "burn",
-        "--exit-on-term",
-    ]);
-    let mut memory = start(&[
-        "stress",
-        "memory",
-        "--bytes",
-        "1048576",
-        "--touch",
-        "--duration",
-        "60s",
-        "--run-id",
-        &run,
-        "--fault",
-        "burn",
-        "--exit-on-term",
-    ]);
-    let mut other = start(&[
-        "stress",
-        "cpu",
-        "--workers",
-        "1",
-        "--load",
-        "5",
-        "--duration",
-        "60s",
-        "--run-id",
-        &run,
-        "--fault",
-        "other",
-        "--exit-on-term",
-    ]);
+    let mut cpu = cpu_helper(&run, "burn");
+    let mut memory = start_words(&format!(
+        "stress memory --bytes 1048576 --touch --duration 60s \
+         --run-id {run} --fault burn --exit-on-term"
+    ));
+    let mut other = cpu_helper(&run, "other");
     std::thread::sleep(Duration::from_millis(300));
     let sent = Instant::now();
     let out = stop(&run, "burn");
@@ -118,23 +99,10 @@ fn stop_ends_the_helpers_of_its_fault_only() {
 #[test]
 fn not_after_in_the_past_ends_a_helper_at_once() {
     let started = Instant::now();
-    let mut hog = start(&[
-        "stress",
-        "cpu",
-        "--workers",
-        "1",
-        "--load",
-        "5",
-        "--duration",
-        "60s",
-        "--not-after",
-        "1",
-        "--run-id",
-        "r",
-        "--fault",
-        "late",
-        "--exit-on-term",
-    ]);
+    let mut hog = start_words(
+        "stress cpu --workers 1 --load 5 --duration 60s --not-after 1 \
+         --run-id r --fault late --exit-on-term",
+    );
     let status = wait(&mut hog, Duration::from_secs(5)).expect("a late helper kept running");
     assert!(status.success());
     assert!(
@@ -146,39 +114,10 @@ fn not_after_in_the_past_ends_a_helper_at_once() {
 
 #[test]
 fn netem_needs_a_delay_or_a_loss() {
-    let out = runner()
-        .args([
-            "stress",
-            "netem",
-            "--interface",
-            "eth0",
-            "--duration",
-            "1s",
-            "--run-id",
-            "r",
-            "--fault",
-            "f",
-        ])
-        .output()
-        .unwrap();
+    let out = output_of("stress netem --interface eth0 --duration 1s --run-id r --fault f");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
-    let out = runner()
-        .args([
-            "stress",
-            "netem",
-            "--interface",
-            "eth0",
-            "--loss",
-            "0",
-            "--duration",
-            "1s",
-            "--run-id",
-            "r",
-            "--fault",
-            "f",
-        ])
-        .output()
-        .unwrap();
+    let out =
+        output_of("stress netem --interface eth0 --loss 0 --duration 1s --run-id r --fault f");
     assert_ne!(out.status.code(), Some(0));
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("above 0"),

@@ -324,3 +324,59 @@ pub fn wait_for(limit: Duration, what: &str, mut ok: impl FnMut() -> bool) -> In
     }
     panic!("timed out waiting for {what}");
 }
+
+/// Waits (10 s at most) until a hog of fault `fault` runs.
+pub fn wait_for_hog(fault: &str) -> Instant {
+    wait_for(Duration::from_secs(10), "the hog to start", || {
+        !hogs(fault).is_empty()
+    })
+}
+
+/// Runs `chaos-runner run` on `experiment` (state in `state`) to its end.
+pub fn run_to_end(experiment: &Path, state: &Path) -> std::process::Output {
+    start_run(experiment, state).wait_with_output().unwrap()
+}
+
+/// Asserts the runner exited with `code`, showing its output otherwise.
+pub fn assert_exit(out: &std::process::Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The JSON summary the runner printed on stdout.
+pub fn summary_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Asserts the summary's `reason` contains `text`.
+pub fn assert_reason_contains(summary: &serde_json::Value, text: &str) {
+    assert!(
+        summary["reason"].as_str().unwrap().contains(text),
+        "{summary}"
+    );
+}
+
+/// Replaces `from` with `to` in the file at `path`.
+pub fn edit_file(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap().replace(from, to);
+    std::fs::write(path, text).unwrap();
+}
+
+/// A metrics server and a real Prometheus scraping it, or `None` where Prometheus is
+/// missing (and not required: see `PrometheusServer::start`).
+pub fn metrics_and_prometheus() -> Option<(MetricsServer, PrometheusServer)> {
+    let metrics = MetricsServer::start();
+    let prom = PrometheusServer::start(&metrics.addr)?;
+    Some((metrics, prom))
+}
+
+/// The first report the summary names (the JSON one), parsed.
+pub fn first_report(summary: &serde_json::Value) -> serde_json::Value {
+    let path = summary["reports"][0].as_str().unwrap();
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
