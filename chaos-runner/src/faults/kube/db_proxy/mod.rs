@@ -364,50 +364,35 @@ pub async fn remove(
     delete_objects(client.clone(), ns, objects).await?;
     let Some(labels) = sweep else { return Ok(()) };
     let by_run = ListParams::default().labels(labels);
-    let names = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<Vec<_>>();
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let found = deployments
-        .list(&by_run)
+    let background = DeleteParams::background();
+    let plain = DeleteParams::default();
+    let deployments = Api::<Deployment>::namespaced(client.clone(), ns);
+    delete_listed(&deployments, &by_run, &background, "Deployment").await?;
+    let services = Api::<Service>::namespaced(client.clone(), ns);
+    delete_listed(&services, &by_run, &plain, "Service").await?;
+    let maps = Api::<ConfigMap>::namespaced(client, ns);
+    delete_listed(&maps, &by_run, &plain, "ConfigMap").await
+}
+
+/// Deletes every object of `api` that `by_run` lists (absent ones are fine).
+async fn delete_listed<K>(
+    api: &Api<K>,
+    by_run: &ListParams,
+    how: &DeleteParams,
+    kind: &str,
+) -> Result<(), String>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let found = api
+        .list(by_run)
         .await
-        .map_err(|e| format!("cannot list Deployments of the run: {e}"))?;
-    for name in names(found.items.into_iter().map(|d| d.metadata.name).collect()) {
-        absent_ok(
-            deployments
-                .delete(&name, &DeleteParams::background())
-                .await
-                .map(|_| ()),
-            "Deployment",
-            &name,
-        )?;
-    }
-    let services: Api<Service> = Api::namespaced(client.clone(), ns);
-    let found = services
-        .list(&by_run)
-        .await
-        .map_err(|e| format!("cannot list Services of the run: {e}"))?;
-    for name in names(found.items.into_iter().map(|d| d.metadata.name).collect()) {
-        absent_ok(
-            services
-                .delete(&name, &DeleteParams::default())
-                .await
-                .map(|_| ()),
-            "Service",
-            &name,
-        )?;
-    }
-    let maps: Api<ConfigMap> = Api::namespaced(client, ns);
-    let found = maps
-        .list(&by_run)
-        .await
-        .map_err(|e| format!("cannot list ConfigMaps of the run: {e}"))?;
-    for name in names(found.items.into_iter().map(|d| d.metadata.name).collect()) {
-        absent_ok(
-            maps.delete(&name, &DeleteParams::default())
-                .await
-                .map(|_| ()),
-            "ConfigMap",
-            &name,
-        )?;
+        .map_err(|e| format!("cannot list {kind}s of the run: {e}"))?;
+    for item in found.items {
+        let Some(name) = item.meta().name.clone() else {
+            continue;
+        };
+        absent_ok(api.delete(&name, how).await.map(|_| ()), kind, &name)?;
     }
     Ok(())
 }
