@@ -728,6 +728,19 @@ async fn standalone_proxy_takes_database_faults_in_its_config_and_over_its_api()
     );
     assert_eq!(admin(&proxy, "POST", "/reset", None).0, 204);
     assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
+
+    // Switching the proxy to plain TCP drops its rules: switching back does not revive them.
+    let rule = serde_json::json!({"name": "r", "type": "postgres-reset", "attributes": {"pattern": "never_sent"}});
+    assert_eq!(
+        admin(&proxy, "POST", "/proxies/saves-db/dbfaults", Some(rule)).0,
+        200
+    );
+    for protocol in ["tcp", "postgres"] {
+        let body = serde_json::json!({ "protocol": protocol });
+        let (code, view) = admin(&proxy, "POST", "/proxies/saves-db", Some(body));
+        assert_eq!(code, 200, "{view}");
+    }
+    assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
 }
 
 /// The `api` form of a database fault (`proxy: {name, api}`): preflight checks the

@@ -371,6 +371,12 @@ impl ProxyRegistry {
         if changed || !enabled {
             Self::stop(entry);
         }
+        if protocol != entry.protocol {
+            // Rules of the old protocol do not carry over (nor come back later).
+            if let Ok(Some(provider)) = self.provider_for(entry.protocol) {
+                provider.clear_faults(name);
+            }
+        }
         if let Some(l) = listen {
             entry.listen = l;
         }
