@@ -36,6 +36,34 @@ pub enum FaultError {
     },
 }
 
+impl FaultError {
+    /// The fault `fault` could not be started, because `reason`.
+    ///
+    /// ```
+    /// let e = chaos_runner::faults::FaultError::inject("slow-saves", "proxy not found");
+    /// assert_eq!(e.to_string(), "cannot inject slow-saves: proxy not found");
+    /// ```
+    pub fn inject(fault: &str, reason: impl Into<String>) -> FaultError {
+        FaultError::Inject {
+            fault: fault.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The fault `fault` could not be removed, because `reason`.
+    ///
+    /// ```
+    /// let e = chaos_runner::faults::FaultError::revert("slow-saves", "API down");
+    /// assert_eq!(e.to_string(), "cannot revert slow-saves: API down");
+    /// ```
+    pub fn revert(fault: &str, reason: impl Into<String>) -> FaultError {
+        FaultError::Revert {
+            fault: fault.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
 /// What the journal keeps about a live fault so that any later process can revert it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]

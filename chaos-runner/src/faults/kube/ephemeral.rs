@@ -661,10 +661,7 @@ impl PodHelperFault {
     }
 
     fn revert_error(&self, reason: String) -> FaultError {
-        FaultError::Revert {
-            fault: self.name.clone(),
-            reason,
-        }
+        FaultError::revert(&self.name, reason)
     }
 }
 

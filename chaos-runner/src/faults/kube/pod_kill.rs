@@ -49,10 +49,7 @@ impl PodKill {
     }
 
     fn inject_error(&self, reason: impl Into<String>) -> FaultError {
-        FaultError::Inject {
-            fault: self.name.clone(),
-            reason: reason.into(),
-        }
+        FaultError::inject(&self.name, reason)
     }
 
     /// The pods killed so far.

@@ -67,17 +67,11 @@ impl CpuHog {
     }
 
     fn revert_error(&self, reason: impl Into<String>) -> FaultError {
-        FaultError::Revert {
-            fault: self.name.clone(),
-            reason: reason.into(),
-        }
+        FaultError::revert(&self.name, reason)
     }
 
     fn inject_error(&self, reason: impl Into<String>) -> FaultError {
-        FaultError::Inject {
-            fault: self.name.clone(),
-            reason: reason.into(),
-        }
+        FaultError::inject(&self.name, reason)
     }
 
     fn make_cgroup(&self) -> Result<Cgroup, String> {

@@ -272,17 +272,11 @@ impl ProxyFault {
     }
 
     fn inject_error(&self, reason: impl Into<String>) -> FaultError {
-        FaultError::Inject {
-            fault: self.name.clone(),
-            reason: reason.into(),
-        }
+        FaultError::inject(&self.name, reason)
     }
 
     fn revert_error(&self, reason: impl Into<String>) -> FaultError {
-        FaultError::Revert {
-            fault: self.name.clone(),
-            reason: reason.into(),
-        }
+        FaultError::revert(&self.name, reason)
     }
 }
 
