@@ -591,6 +591,14 @@ fn admin(
     (code, value)
 }
 
+/// The address proxy `name` of a running proxy server bound.
+fn bound(proxy: &support::proxy_process::ProxyProcess, name: &str) -> SocketAddr {
+    let (code, body) = proxy.get(&format!("/proxies/{name}"));
+    assert_eq!(code, 200, "{body}");
+    let view: serde_json::Value = serde_json::from_str(&body).unwrap();
+    view["listen"].as_str().unwrap().parse().unwrap()
+}
+
 /// How long one query takes, and whether it failed with which SQLSTATE.
 async fn timed(client: &Client, sql: &str) -> (Duration, Option<SqlState>) {
     let start = Instant::now();
@@ -609,19 +617,20 @@ async fn timed(client: &Client, sql: &str) -> (Duration, Option<SqlState>) {
 async fn standalone_proxy_takes_database_faults_in_its_config_and_over_its_api() {
     let Some(pg) = Postgres::start() else { return };
     let dir = support::TempDir::new("dbfaults-api");
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
-    let plain = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = dir.path().join("proxies.json");
+    // Port 0: the proxy binds a free port itself (no race with parallel tests); the
+    // address is read back from its API.
     let proxies = serde_json::json!([
-        { "name": "saves-db", "listen": listen.to_string(), "upstream": pg.addr().to_string(),
+        { "name": "saves-db", "listen": "127.0.0.1:0", "upstream": pg.addr().to_string(),
           "protocol": "postgres",
           "dbfaults": [{ "name": "boot-latency", "type": "postgres-latency",
                          "attributes": { "pattern": "boot_marker", "delay": "200ms" },
                          "expiresIn": "4s" }] },
-        { "name": "plain", "listen": plain.to_string(), "upstream": pg.addr().to_string() },
+        { "name": "plain", "listen": "127.0.0.1:0", "upstream": pg.addr().to_string() },
     ]);
     std::fs::write(&config, proxies.to_string()).unwrap();
     let proxy = support::proxy_process::ProxyProcess::start(Some(&config));
+    let listen = bound(&proxy, "saves-db");
     let client = pg_connect(listen).await.unwrap();
 
     // The rule from the config is in force from the first connection, until it expires.
@@ -752,14 +761,14 @@ async fn database_fault_on_a_running_proxy_server_over_its_api() {
     use chaos_runner::spec::{params, FaultType, Problems};
     let Some(pg) = Postgres::start() else { return };
     let dir = support::TempDir::new("dbfaults-api-form");
-    let listen = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let config = dir.path().join("proxies.json");
     let proxies = serde_json::json!([
-        { "name": "saves-db", "listen": listen.to_string(), "upstream": pg.addr().to_string(), "protocol": "postgres" },
-        { "name": "plain", "listen": format!("127.0.0.1:{}", free_port()), "upstream": pg.addr().to_string() },
+        { "name": "saves-db", "listen": "127.0.0.1:0", "upstream": pg.addr().to_string(), "protocol": "postgres" },
+        { "name": "plain", "listen": "127.0.0.1:0", "upstream": pg.addr().to_string() },
     ]);
     std::fs::write(&config, proxies.to_string()).unwrap();
     let proxy = support::proxy_process::ProxyProcess::start(Some(&config));
+    let listen = bound(&proxy, "saves-db");
     let client = pg_connect(listen).await.unwrap();
     let experiment = |proxy_name: &str| {
         format!(
