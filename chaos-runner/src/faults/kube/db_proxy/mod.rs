@@ -504,6 +504,16 @@ impl DbProxyFault {
         }
     }
 
+    /// The namespace, Service, objects and original selector, owned for an async block.
+    fn owned_parts(&self) -> (String, String, DbProxyObjects, BTreeMap<String, String>) {
+        (
+            self.service.namespace.clone(),
+            self.service.name.clone(),
+            self.objects.clone(),
+            self.original.clone(),
+        )
+    }
+
     fn record(&self) -> FaultRecord {
         FaultRecord::KubeDbProxy {
             namespace: self.service.namespace.clone(),
@@ -608,12 +618,7 @@ impl Fault for DbProxyFault {
 
     fn revert(&mut self) -> Result<(), FaultError> {
         let env = self.env().map_err(self.error(false))?;
-        let (ns, svc, objects, original) = (
-            self.service.namespace.clone(),
-            self.service.name.clone(),
-            self.objects.clone(),
-            self.original.clone(),
-        );
+        let (ns, svc, objects, original) = self.owned_parts();
         let client = env.client();
         env.block_on(async move { remove(client, &ns, &svc, &objects, &original, None).await })
             .map_err(self.error(false))?
@@ -622,12 +627,7 @@ impl Fault for DbProxyFault {
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
         let env = self.env().map_err(self.error(false))?;
-        let (ns, svc, objects, original) = (
-            self.service.namespace.clone(),
-            self.service.name.clone(),
-            self.objects.clone(),
-            self.original.clone(),
-        );
+        let (ns, svc, objects, original) = self.owned_parts();
         let client = env.client();
         env.block_on(async move { check_removed(client, &ns, &svc, &objects, &original).await })
             .map_err(self.error(false))?
