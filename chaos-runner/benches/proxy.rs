@@ -3,7 +3,10 @@
 //! user-space relay can do (blocking read/write, one thread per direction, no toxics, no
 //! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
 //! messages and bulk throughput of one connection, reported as ratios. Then the accuracy
-//! of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms).
+//! of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms). A fifth path forwards inside
+//! the kernel (an eBPF sockmap redirect, see [`kernel_relay`]): the ceiling of a proxy that
+//! never wakes up, so the 0.8x-of-direct target can be judged against what is possible
+//! here. It needs root; without it its row is marked missing.
 //!
 //! Run: `cargo bench -p chaos-runner --bench proxy`. `fault` is looked up in `PATH`,
 //! `FAULT_CLI`, or `/work/tools/bin/fault` (install it with
@@ -19,6 +22,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
+
+#[path = "proxy/kernel_relay.rs"]
+mod kernel_relay;
 
 /// Size of one round-trip message.
 const MESSAGE: usize = 64;
@@ -112,16 +118,23 @@ fn echo_server() -> SocketAddr {
     addr
 }
 
-/// Reads until EOF, then answers one byte, so the sender knows every byte arrived.
+/// Reads an 8-byte length, then that many bytes, then answers the count it read, so the
+/// sender knows every byte arrived. (A length rather than the sender's half-close: the
+/// kernel relay forwards no FIN.)
 fn sink_server() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind sink");
     let addr = listener.local_addr().expect("sink addr");
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
             std::thread::spawn(move || {
+                let mut length = [0u8; 8];
+                if stream.read_exact(&mut length).is_err() {
+                    return;
+                }
+                let expected = u64::from_le_bytes(length);
                 let mut buf = vec![0u8; 256 * 1024];
                 let mut total = 0u64;
-                loop {
+                while total < expected {
                     match stream.read(&mut buf) {
                         Ok(0) | Err(_) => break,
                         Ok(n) => total += n as u64,
@@ -176,13 +189,14 @@ fn bulk(addr: SocketAddr, bytes: u64) -> f64 {
         .set_read_timeout(Some(Duration::from_secs(60)))
         .expect("read timeout");
     let chunk = vec![0xA5u8; 256 * 1024];
+    let bytes = bytes.div_ceil(chunk.len() as u64) * chunk.len() as u64;
     let start = Instant::now();
+    stream.write_all(&bytes.to_le_bytes()).expect("bulk length");
     let mut sent = 0u64;
     while sent < bytes {
         stream.write_all(&chunk).expect("bulk write");
         sent += chunk.len() as u64;
     }
-    stream.shutdown(Shutdown::Write).expect("half-close");
     let mut total = [0u8; 8];
     stream.read_exact(&mut total).expect("sink total");
     let elapsed = start.elapsed().as_secs_f64();
@@ -387,6 +401,18 @@ fn main() {
         _processes: Vec::new(),
     };
     let mut targets = vec![direct, ours, reference];
+    match (kernel_relay::start(echo), kernel_relay::start(sink)) {
+        (Ok(echo), Ok(sink)) => targets.push(Target {
+            name: "kernel relay (eBPF)",
+            echo,
+            sink,
+            _processes: Vec::new(),
+        }),
+        (Err(why), _) | (_, Err(why)) => {
+            assert!(!(benching && ci), "kernel relay: {why}");
+            eprintln!("kernel relay (eBPF): missing: {why}");
+        }
+    }
     targets.extend(fault_cli(echo, sink, &dir, benching && ci));
 
     let mut samples: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
@@ -440,10 +466,21 @@ fn main() {
     }
     let ours_f = figures[1];
     let reference_f = figures[2];
-    let fault_f = targets
-        .iter()
-        .position(|t| t.name.starts_with("fault-cli"))
-        .map(|i| figures[i]);
+    let figure_of = |prefix: &str| {
+        targets
+            .iter()
+            .position(|t| t.name.starts_with(prefix))
+            .map(|i| figures[i])
+    };
+    let fault_f = figure_of("fault-cli");
+    if let Some(kernel) = figure_of("kernel relay") {
+        println!(
+            "\nkernel relay / direct: throughput {:.2}x; ours / kernel relay: RTT p50 {:.2}x, throughput {:.2}x",
+            kernel.mib_per_s / direct.mib_per_s,
+            ours_f.p50_us / kernel.p50_us,
+            ours_f.mib_per_s / kernel.mib_per_s
+        );
+    }
     println!(
         "\nours / reference relay: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x",
         ours_f.p50_us / reference_f.p50_us,
@@ -464,7 +501,9 @@ fn main() {
     );
     let targets_met = serde_json::json!({
         "throughput_at_least_0_8x_direct": ours_f.mib_per_s >= 0.8 * direct.mib_per_s,
-        "ahead_of_fault_cli_latency": fault_f.map(|p| ours_f.p50_us <= p.p50_us && ours_f.p99_us <= p.p99_us),
+        // Ahead means at least 5% lower on both figures: less is inside the round-to-round
+        // spread of this machine, a tie.
+        "ahead_of_fault_cli_latency": fault_f.map(|p| ours_f.p50_us <= 0.95 * p.p50_us && ours_f.p99_us <= 0.95 * p.p99_us),
         "ahead_of_fault_cli_throughput": fault_f.map(|p| ours_f.mib_per_s >= p.mib_per_s),
         "latency_toxic_p99_within_2ms": (toxic_p99 - 100.0).abs() <= 2.0,
         // Not a target of the issue: how close the proxy is to the least a relay costs.
@@ -474,6 +513,7 @@ fn main() {
     println!("targets: {targets_met}");
     let summary = serde_json::json!({
         "reference_relay": "blocking read/write, 64 KiB buffer, one thread per direction",
+        "kernel_relay": "eBPF sk_skb verdict redirect between the sockets of a SOCKHASH",
         "rounds": scale.rounds,
         "round_trips": scale.round_trips,
         "message_bytes": MESSAGE,

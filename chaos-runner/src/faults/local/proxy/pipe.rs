@@ -26,6 +26,8 @@ use super::toxics::{Stream, Toxic, ToxicKind};
 
 /// Read buffer size.
 const BUFFER: usize = 64 * 1024;
+/// What the pass-through reads before deciding between copying and `splice`.
+const PROBE: usize = 4 * 1024;
 /// The last stretch before a deadline that is waited by yielding instead of the timer.
 const SPIN: Duration = Duration::from_micros(1500);
 /// Most bytes a pipe holds back before it stops reading (back-pressure on the sender).
@@ -137,17 +139,29 @@ impl Pipe {
                             return self.fail();
                         }
                         let moved = match kernel.as_ref() {
-                            Some(relay) => {
-                                match relay.relay_ready(self.src.as_ref(), self.dst.as_ref()).await {
-                                    // splice refused these descriptors before taking
-                                    // anything: copy through user space instead.
-                                    Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                                        kernel = None;
-                                        continue;
-                                    }
-                                    other => other,
-                                }
-                            }
+                            // A small message is read and written in two calls (splice
+                            // would pay three); only a full probe, the start of a bulk
+                            // transfer, goes on to splice the rest.
+                            Some(relay) => match self.src.try_read(&mut buf[..PROBE]) {
+                                Ok(0) => Ok(Some(0)),
+                                Ok(n) => match self.dst.write_all(&buf[..n]).await {
+                                    Err(e) => Err(e),
+                                    Ok(()) if n < PROBE => Ok(Some(n)),
+                                    Ok(()) => match relay.relay_ready(self.src.as_ref(), self.dst.as_ref()).await {
+                                        // splice refused these descriptors before taking
+                                        // anything: copy through user space from now on.
+                                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                                            kernel = None;
+                                            Ok(Some(n))
+                                        }
+                                        // The end, if it came, is read again next time.
+                                        Ok(more) => Ok(Some(n + more.unwrap_or(0))),
+                                        Err(e) => Err(e),
+                                    },
+                                },
+                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+                                Err(e) => Err(e),
+                            },
                             None => match self.src.try_read(&mut buf) {
                                 Ok(0) => Ok(Some(0)),
                                 Ok(n) => self.dst.write_all(&buf[..n]).await.map(|()| Some(n)),
