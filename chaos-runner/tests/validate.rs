@@ -73,6 +73,55 @@ fn shipped_experiments_and_slo_files_are_valid() {
     );
 }
 
+/// Every fault type of the local backend (issue 4), read from the experiment schema so a
+/// new fault type cannot be added without a shipped experiment.
+fn local_fault_types() -> Vec<&'static str> {
+    let schema = serde_json::to_value(schemars::schema_for!(chaos_runner::spec::FaultType))
+        .expect("the fault type schema is JSON");
+    // schemars lists the variants as `oneOf` consts (one per documented variant).
+    let names = schema["oneOf"]
+        .as_array()
+        .expect("the fault type schema lists its variants");
+    let types: Vec<&'static str> = names
+        .iter()
+        .map(|variant| {
+            let name = &variant["const"];
+            serde_json::from_value::<chaos_runner::spec::FaultType>(name.clone())
+                .unwrap_or_else(|e| panic!("{name}: {e}"))
+        })
+        .filter(|t| t.backend() == chaos_runner::spec::Backend::Local)
+        .map(|t| t.name())
+        .collect();
+    assert!(
+        types.len() >= 25,
+        "only {} local fault types: {types:?}",
+        types.len()
+    );
+    types
+}
+
+#[test]
+fn every_local_fault_type_has_a_shipped_experiment() {
+    let mut used = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(repo().join("experiments/local")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let exp = chaos_runner::spec::load_experiment(&path)
+            .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+            .experiment;
+        for fault in &exp.spec.faults {
+            used.insert(fault.fault_type.name());
+        }
+    }
+    let local = local_fault_types();
+    let missing: Vec<_> = local.iter().filter(|t| !used.contains(*t)).collect();
+    assert!(missing.is_empty(), "no local experiment uses {missing:?}");
+    let unknown: Vec<_> = used.iter().filter(|t| !local.contains(t)).collect();
+    assert!(unknown.is_empty(), "not a local fault type: {unknown:?}");
+}
+
 /// Issue 5's seed scenarios, each a self-contained experiment against the example game
 /// server.
 const SEED_SCENARIOS: [&str; 10] = [
