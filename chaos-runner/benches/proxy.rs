@@ -1,5 +1,5 @@
-//! The TCP fault proxy with no toxics, side by side in one run with a direct loopback
-//! connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least a
+//! The TCP fault proxy with no toxics (at its default busy-poll window and with busy
+//! polling off), side by side in one run with a direct loopback connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least a
 //! user-space relay can do (blocking read/write, one thread per direction, no toxics, no
 //! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
 //! messages and bulk throughput of one connection, reported as ratios. Then the accuracy
@@ -13,7 +13,10 @@
 //! `cargo install fault-cli --version 1.2.1`); without it its rows are marked missing,
 //! and under `CI=true` the bench fails instead. Targets are measured in interleaved
 //! rounds so a busy moment of the machine hits every target alike; each figure is the
-//! median over rounds. A JSON summary goes to `target/proxy-bench.json`.
+//! median over rounds. For the paths that are processes of their own (our proxy and
+//! fault-cli) the CPU time the process used per round trip is measured too, so what busy
+//! polling costs is shown beside what it buys. A JSON summary goes to
+//! `target/proxy-bench.json`.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -76,9 +79,30 @@ struct Target {
     _processes: Vec<ChildGuard>,
 }
 
+impl Target {
+    /// CPU time the target's own process has used so far (none for the in-bench paths).
+    fn cpu(&self) -> Option<Duration> {
+        self._processes.first().map(|p| process_cpu(p.0.id()))
+    }
+}
+
+/// CPU time used by every thread of process `pid` (`/proc/<pid>/task/*/schedstat`, in
+/// nanoseconds, so a busy-polling proxy's spin is counted to the nanosecond).
+fn process_cpu(pid: u32) -> Duration {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the proxy's threads");
+    let nanos: u64 = tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("schedstat")).ok())
+        .filter_map(|stat| stat.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    Duration::from_nanos(nanos)
+}
+
 /// Per-target medians.
 #[derive(Default, Clone, Copy)]
 struct Figures {
+    /// Proxy process CPU time per round trip (none for the in-bench paths).
+    cpu_us_per_rt: Option<f64>,
     p50_us: f64,
     p99_us: f64,
     mib_per_s: f64,
@@ -212,12 +236,19 @@ fn runner_binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"))
 }
 
-/// Our proxy as a real `chaos-runner proxy` process, set up from a populate file.
-fn ours(echo: SocketAddr, sink: SocketAddr, dir: &std::path::Path) -> (Target, SocketAddr) {
+/// Our proxy as a real `chaos-runner proxy` process, set up from a populate file, with
+/// `extra` flags.
+fn ours(
+    name: &'static str,
+    extra: &[&str],
+    echo: SocketAddr,
+    sink: SocketAddr,
+    dir: &std::path::Path,
+) -> (Target, SocketAddr) {
     let api: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let echo_proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let sink_proxy: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let config = dir.join("proxies.json");
+    let config = dir.join(format!("proxies-{}.json", api.port()));
     let proxies = serde_json::json!([
         { "name": "echo", "listen": echo_proxy.to_string(), "upstream": echo.to_string(), "enabled": true },
         { "name": "sink", "listen": sink_proxy.to_string(), "upstream": sink.to_string(), "enabled": true },
@@ -226,6 +257,7 @@ fn ours(echo: SocketAddr, sink: SocketAddr, dir: &std::path::Path) -> (Target, S
     let child = Command::new(runner_binary())
         .args(["proxy", "--listen", &api.to_string(), "--config"])
         .arg(&config)
+        .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -237,7 +269,7 @@ fn ours(echo: SocketAddr, sink: SocketAddr, dir: &std::path::Path) -> (Target, S
     wait_listening(sink_proxy);
     (
         Target {
-            name: "chaos-runner proxy",
+            name,
             echo: echo_proxy,
             sink: sink_proxy,
             _processes: vec![guard],
@@ -352,6 +384,11 @@ fn fault_cli(
     })
 }
 
+/// A CPU-per-round-trip figure, or `-` for a path with no process of its own.
+fn cpu_text(us: Option<f64>) -> String {
+    us.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} us"))
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -392,15 +429,23 @@ fn main() {
         sink,
         _processes: Vec::new(),
     };
-    let (ours, api) = ours(echo, sink, &dir);
-    let ours_echo = ours.echo;
+    let (ours_default, api) = ours("chaos-runner proxy", &[], echo, sink, &dir);
+    let ours_echo = ours_default.echo;
+    // The same proxy without busy polling: what the default's spin buys, and costs.
+    let (ours_sleeping, _) = ours(
+        "chaos-runner, no busy-poll",
+        &["--busy-poll", "0"],
+        echo,
+        sink,
+        &dir,
+    );
     let reference = Target {
         name: "reference relay",
         echo: reference_relay(echo),
         sink: reference_relay(sink),
         _processes: Vec::new(),
     };
-    let mut targets = vec![direct, ours, reference];
+    let mut targets = vec![direct, ours_default, ours_sleeping, reference];
     match (kernel_relay::start(echo), kernel_relay::start(sink)) {
         (Ok(echo), Ok(sink)) => targets.push(Target {
             name: "kernel relay (eBPF)",
@@ -418,27 +463,40 @@ fn main() {
     let mut samples: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
     for round in 0..scale.rounds {
         for (i, target) in targets.iter().enumerate() {
+            let cpu_before = target.cpu();
             let histogram = round_trips(target.echo, scale.round_trips);
+            let cpu_us_per_rt = cpu_before.zip(target.cpu()).map(|(before, after)| {
+                // Warm-up round trips run too (see `round_trips`).
+                let trips = scale.round_trips + scale.round_trips / 10;
+                (after - before).as_secs_f64() * 1e6 / trips as f64
+            });
             let mib_per_s = bulk(target.sink, scale.bulk_bytes);
             samples[i].push(Figures {
+                cpu_us_per_rt,
                 p50_us: histogram.value_at_quantile(0.5) as f64 / 1e3,
                 p99_us: histogram.value_at_quantile(0.99) as f64 / 1e3,
                 mib_per_s,
             });
             eprintln!(
-                "round {}/{} {:<20} p50 {:>7.1} us  p99 {:>7.1} us  {:>8.0} MiB/s",
+                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  {:>8.0} MiB/s  proxy CPU {}",
                 round + 1,
                 scale.rounds,
                 target.name,
                 samples[i][round].p50_us,
                 samples[i][round].p99_us,
-                mib_per_s
+                mib_per_s,
+                cpu_text(cpu_us_per_rt)
             );
         }
     }
     let figures: Vec<Figures> = samples
         .iter()
         .map(|s| Figures {
+            cpu_us_per_rt: s
+                .iter()
+                .map(|f| f.cpu_us_per_rt)
+                .collect::<Option<Vec<_>>>()
+                .map(|mut v| median(&mut v)),
             p50_us: median(&mut s.iter().map(|f| f.p50_us).collect::<Vec<_>>()),
             p99_us: median(&mut s.iter().map(|f| f.p99_us).collect::<Vec<_>>()),
             mib_per_s: median(&mut s.iter().map(|f| f.mib_per_s).collect::<Vec<_>>()),
@@ -452,26 +510,28 @@ fn main() {
     }
 
     let direct = figures[0];
-    println!("\n| path | RTT p50 | RTT p99 | throughput | throughput vs direct |");
-    println!("|---|---|---|---|---|");
+    println!("\n| path | RTT p50 | RTT p99 | proxy CPU per round trip | throughput | throughput vs direct |");
+    println!("|---|---:|---:|---:|---:|---:|");
     for (target, f) in targets.iter().zip(&figures) {
         println!(
-            "| {} | {:.1} us | {:.1} us | {:.0} MiB/s | {:.2}x |",
+            "| {} | {:.1} us | {:.1} us | {} | {:.0} MiB/s | {:.2}x |",
             target.name,
             f.p50_us,
             f.p99_us,
+            cpu_text(f.cpu_us_per_rt),
             f.mib_per_s,
             f.mib_per_s / direct.mib_per_s
         );
     }
-    let ours_f = figures[1];
-    let reference_f = figures[2];
     let figure_of = |prefix: &str| {
         targets
             .iter()
             .position(|t| t.name.starts_with(prefix))
             .map(|i| figures[i])
     };
+    let ours_f = figures[1];
+    let sleeping_f = figures[2];
+    let reference_f = figures[3];
     let fault_f = figure_of("fault-cli");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
@@ -487,13 +547,21 @@ fn main() {
         ours_f.p99_us / reference_f.p99_us,
         ours_f.mib_per_s / reference_f.mib_per_s
     );
+    println!(
+        "ours / ours without busy-poll: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x",
+        ours_f.p50_us / sleeping_f.p50_us,
+        ours_f.p99_us / sleeping_f.p99_us,
+        ours_f.mib_per_s / sleeping_f.mib_per_s
+    );
     if let Some(peer) = fault_f {
-        println!(
-            "\nours / fault-cli: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x",
-            ours_f.p50_us / peer.p50_us,
-            ours_f.p99_us / peer.p99_us,
-            ours_f.mib_per_s / peer.mib_per_s
-        );
+        for (name, f) in [("ours", ours_f), ("ours without busy-poll", sleeping_f)] {
+            println!(
+                "{name} / fault-cli: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x",
+                f.p50_us / peer.p50_us,
+                f.p99_us / peer.p99_us,
+                f.mib_per_s / peer.mib_per_s
+            );
+        }
     }
     println!(
         "100 ms latency toxic: p50 {toxic_p50:.2} ms, p99 {toxic_p99:.2} ms ({} round trips)",
@@ -520,6 +588,7 @@ fn main() {
         "bulk_bytes": scale.bulk_bytes,
         "targets": targets.iter().zip(&figures).map(|(t, f)| serde_json::json!({
             "name": t.name, "rtt_p50_us": f.p50_us, "rtt_p99_us": f.p99_us, "mib_per_s": f.mib_per_s,
+            "proxy_cpu_us_per_round_trip": f.cpu_us_per_rt,
         })).collect::<Vec<_>>(),
         "latency_toxic_100ms": { "p50_ms": toxic_p50, "p99_ms": toxic_p99 },
         "targets_met": targets_met,

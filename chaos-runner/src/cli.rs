@@ -85,6 +85,11 @@ pub enum Command {
         /// (`[{"name", "listen", "upstream", "enabled", "protocol", "toxics"}]`).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// How long a connection's pass-through keeps polling for the next bytes after
+        /// each exchange instead of sleeping (no wake-up per hop; costs CPU while traffic
+        /// flows). 0 turns it off; at most 10ms.
+        #[arg(long, default_value = "200us", value_parser = busy_poll_window)]
+        busy_poll: std::time::Duration,
     },
     /// Stress workers run by faults (internal; started by the runner itself).
     #[command(hide = true)]
@@ -305,6 +310,16 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
+/// `--busy-poll`: a duration from 0 to 10ms (longer would burn a core on every idle
+/// gap of a chatty connection).
+fn busy_poll_window(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    if d > std::time::Duration::from_millis(10) {
+        return Err("must be at most 10ms (0 turns busy polling off)".to_owned());
+    }
+    Ok(d)
+}
+
 /// The state directory: the flag, else `$CHAOS_RUNNER_STATE_DIR`, else
 /// `$XDG_STATE_HOME/chaos-runner`, else `~/.local/state/chaos-runner`.
 pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
@@ -369,7 +384,8 @@ pub fn run(cli: Cli) -> Outcome {
             listen,
             allow_remote_admin,
             config,
-        } => proxy(&listen, allow_remote_admin, config.as_deref()),
+            busy_poll,
+        } => proxy(&listen, allow_remote_admin, config.as_deref(), busy_poll),
         Command::Stress {
             kind:
                 StressKind::Cpu {
@@ -530,7 +546,12 @@ fn stress_outcome(result: Result<(), String>) -> Outcome {
 
 /// `chaos-runner proxy`: checks the flags and the config (exit 3 naming the field),
 /// serves until SIGINT/SIGTERM, then closes every proxy.
-fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path>) -> Outcome {
+fn proxy(
+    listen: &str,
+    allow_remote_admin: bool,
+    config: Option<&std::path::Path>,
+    busy_poll: std::time::Duration,
+) -> Outcome {
     use crate::faults::local::proxy::{server::ProxyServer, ProxyInput};
     use std::io::Write;
 
@@ -585,6 +606,7 @@ fn proxy(listen: &str, allow_remote_admin: bool, config: Option<&std::path::Path
     // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no
     // rules set: they pass everything until a run's faults add some).
     crate::faults::local::dbproto::DbRelays::default().register(server.registry());
+    server.registry().set_busy_poll(busy_poll);
     if let Err(e) = server.registry().populate(proxies) {
         let file = config.map(|p| p.display().to_string()).unwrap_or_default();
         // `proxies[i].<field>: ...`: point at the line where that proxy's entry starts.

@@ -4,6 +4,7 @@
 
 mod support;
 
+use chaos_runner::faults::local::proxy::busy_poll;
 use chaos_runner::faults::local::proxy::server::ProxyServer;
 use chaos_runner::faults::local::proxy::toxics::ToxicJson;
 use chaos_runner::faults::local::proxy::ProxyInput;
@@ -44,7 +45,13 @@ struct Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
+    fixture_polling(name, busy_poll::DEFAULT_WINDOW)
+}
+
+/// A proxy `name` whose connections busy-poll for `window` after each exchange.
+fn fixture_polling(name: &str, window: Duration) -> Fixture {
     let server = ProxyServer::start(None).unwrap();
+    server.registry().set_busy_poll(window);
     let view = server
         .registry()
         .create(ProxyInput {
@@ -125,6 +132,44 @@ fn passes_bytes_through_unchanged() {
     let mut s = f.connect();
     let data = pseudo_random(4 * 1024 * 1024, 7);
     assert!(echo_through(&mut s, &data) == data);
+}
+
+/// One connection going from round trips to bulk transfers and back (the pass-through's
+/// small-message path, its switch to splice at a full 4 KiB probe and back after a short
+/// fill), with busy polling off, at its default and with a long window: every byte
+/// arrives, in order.
+#[test]
+fn pass_through_switches_between_messages_and_bulk_without_loss() {
+    for window in [
+        Duration::ZERO,
+        Duration::from_micros(200),
+        Duration::from_millis(10),
+    ] {
+        let f = fixture_polling("switch", window);
+        let mut s = f.connect();
+        for (i, size) in [
+            1,
+            4096,
+            4095,
+            4097,
+            3 * 1024 * 1024 + 5,
+            64,
+            2 * 1024 * 1024,
+            1,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for byte in 0..5 {
+                round_trip(&mut s, byte);
+            }
+            let data = pseudo_random(size, i as u64 + 11);
+            assert!(
+                echo_through(&mut s, &data) == data,
+                "busy-poll {window:?}: {size} bytes came back changed"
+            );
+        }
+    }
 }
 
 #[test]

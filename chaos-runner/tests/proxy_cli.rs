@@ -72,6 +72,11 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
     let (code, err) = run(&["proxy", "--listen", "nonsense"]);
     assert_eq!(code, Some(3));
     assert!(err.contains("--listen"), "{err}");
+    for window in ["1s", "soon", "11ms"] {
+        let (code, err) = run(&["proxy", "--listen", "127.0.0.1:0", "--busy-poll", window]);
+        assert_eq!(code, Some(3), "--busy-poll {window}: {err}");
+        assert!(err.contains("--busy-poll"), "{err}");
+    }
     let bad = dir.path().join("bad.json");
     std::fs::write(
         &bad,

@@ -5,6 +5,7 @@
 //!   lock, no await), so the engine's sync fault code and the async API both call it.
 //! - [`pipe`]: one direction of one connection applying the current toxics.
 //! - [`splice`]: the zero-copy pass-through used while no toxic is in effect.
+//! - [`busy_poll`]: the pass-through's short spin after each exchange (no wake-up per hop).
 //! - [`toxics`]: toxic types and attribute checks.
 //! - [`db_rules`]: database fault rules as the API takes and shows them.
 //! - [`api`]: the HTTP admin API and `/metrics`.
@@ -26,6 +27,7 @@
 //! ```
 
 pub mod api;
+pub mod busy_poll;
 pub mod db_rules;
 pub mod metrics;
 mod pipe;
@@ -189,6 +191,8 @@ pub struct ProxyRegistry {
     handle: Handle,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
+    /// The pass-through's busy-poll window in nanoseconds (see [`busy_poll`]).
+    busy_poll_ns: AtomicU64,
 }
 
 impl std::fmt::Debug for ProxyRegistry {
@@ -210,7 +214,29 @@ impl ProxyRegistry {
             handle,
             metrics: Arc::new(Metrics::new()),
             next_id: AtomicU64::new(1),
+            busy_poll_ns: AtomicU64::new(busy_poll::DEFAULT_WINDOW.as_nanos() as u64),
         }
+    }
+
+    /// Sets how long the pass-through of connections accepted from now on busy-polls after
+    /// each exchange (default [`busy_poll::DEFAULT_WINDOW`]; zero turns it off). A longer
+    /// window catches slower replies without a wake-up and costs more CPU while traffic
+    /// flows.
+    ///
+    /// ```
+    /// use chaos_runner::faults::local::proxy::server::ProxyServer;
+    /// let server = ProxyServer::start(None).unwrap();
+    /// server.registry().set_busy_poll(std::time::Duration::ZERO);
+    /// assert!(server.registry().busy_poll().is_zero());
+    /// ```
+    pub fn set_busy_poll(&self, window: Duration) {
+        let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_poll_ns.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The busy-poll window (see [`ProxyRegistry::set_busy_poll`]).
+    pub fn busy_poll(&self) -> Duration {
+        Duration::from_nanos(self.busy_poll_ns.load(Ordering::Relaxed))
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -702,6 +728,7 @@ impl ProxyRegistry {
             toxics: entry.tx.subscribe(),
             stop: stop.clone(),
             metrics: self.metrics.clone(),
+            busy_poll: self.busy_poll(),
         };
         let done = closed.clone();
         self.handle.spawn(async move {
@@ -733,6 +760,8 @@ struct Accept {
     toxics: watch::Receiver<Arc<Vec<Toxic>>>,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
+    /// The pass-through's busy-poll window for this proxy's connections.
+    busy_poll: Duration,
 }
 
 impl Accept {
@@ -800,7 +829,7 @@ async fn hand_off(accept: &Accept, client: TcpStream, upstream: TcpStream, cut: 
         }
         return;
     }
-    let conn = Connection::new(cut);
+    let conn = Connection::new(cut, accept.busy_poll);
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
     let up = Pipe {

@@ -21,12 +21,14 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::busy_poll::{self, Activity};
 use super::splice::KernelPipe;
 use super::toxics::{Stream, Toxic, ToxicKind};
 
 /// Read buffer size.
 const BUFFER: usize = 64 * 1024;
-/// What the pass-through reads before deciding between copying and `splice`.
+/// What the pass-through reads before deciding between copying and `splice` (and the
+/// least a `splice` fill must take to stay on it).
 const PROBE: usize = 4 * 1024;
 /// The last stretch before a deadline that is waited by yielding instead of the timer.
 const SPIN: Duration = Duration::from_micros(1500);
@@ -40,13 +42,19 @@ pub(crate) struct Connection {
     pub cut: CancellationToken,
     /// The close is a TCP reset (`reset_peer`).
     pub reset: AtomicBool,
+    /// When bytes last moved in either direction.
+    pub activity: Activity,
+    /// How long after that the pass-through busy-polls (see [`busy_poll`]).
+    pub busy_poll: Duration,
 }
 
 impl Connection {
-    pub(crate) fn new(cut: CancellationToken) -> Arc<Connection> {
+    pub(crate) fn new(cut: CancellationToken, busy_poll: Duration) -> Arc<Connection> {
         Arc::new(Connection {
             cut,
             reset: AtomicBool::new(false),
+            activity: Activity::default(),
+            busy_poll,
         })
     }
 }
@@ -117,6 +125,11 @@ impl Pipe {
         let snapshot = self.toxics.borrow_and_update().clone();
         let mut effects = self.effects(&snapshot, &mut rolls, written);
         let mut kernel = KernelPipe::new().ok();
+        // What the pass-through reads into `buf`: a probe when splice can take over a bulk
+        // transfer, else the whole buffer; `bulk` once a full probe came (splice from then
+        // on, until a short fill).
+        let mut first = if kernel.is_some() { PROBE } else { BUFFER };
+        let mut bulk = false;
         loop {
             if !effects.any && queue.is_empty() {
                 if eof_at.is_some() {
@@ -134,45 +147,37 @@ impl Pipe {
                         let snapshot = self.toxics.borrow_and_update().clone();
                         effects = self.effects(&snapshot, &mut rolls, written);
                     }
-                    ready = self.src.as_ref().readable() => {
-                        if ready.is_err() {
-                            return self.fail();
-                        }
-                        let moved = match kernel.as_ref() {
-                            // A small message is read and written in two calls (splice
-                            // would pay three); only a full probe, the start of a bulk
-                            // transfer, goes on to splice the rest.
-                            Some(relay) => match self.src.try_read(&mut buf[..PROBE]) {
-                                Ok(0) => Ok(Some(0)),
-                                Ok(n) => match self.dst.write_all(&buf[..n]).await {
-                                    Err(e) => Err(e),
-                                    Ok(()) if n < PROBE => Ok(Some(n)),
-                                    Ok(()) => match relay.relay_ready(self.src.as_ref(), self.dst.as_ref()).await {
-                                        // splice refused these descriptors before taking
-                                        // anything: copy through user space from now on.
-                                        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                                            kernel = None;
-                                            Ok(Some(n))
-                                        }
-                                        // The end, if it came, is read again next time.
-                                        Ok(more) => Ok(Some(n + more.unwrap_or(0))),
-                                        Err(e) => Err(e),
-                                    },
-                                },
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-                                Err(e) => Err(e),
-                            },
-                            None => match self.src.try_read(&mut buf) {
-                                Ok(0) => Ok(Some(0)),
-                                Ok(n) => self.dst.write_all(&buf[..n]).await.map(|()| Some(n)),
-                                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
-                                Err(e) => Err(e),
-                            },
+                    read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.busy_poll, |fd| match (&kernel, bulk) {
+                        (Some(relay), true) => relay.fill(fd),
+                        _ => busy_poll::recv(fd, &mut buf[..first]),
+                    }) => {
+                        let moved = match (read, kernel.as_ref()) {
+                            (Ok(0), _) => Ok(0),
+                            // splice refused these descriptors before taking anything:
+                            // copy through user space from now on.
+                            (Err(e), Some(_)) if bulk && e.raw_os_error() == Some(libc::EINVAL) => {
+                                (kernel, bulk, first) = (None, false, BUFFER);
+                                continue;
+                            }
+                            (Err(e), _) => Err(e),
+                            (Ok(n), Some(relay)) if bulk => {
+                                // A short fill is the end of a bulk transfer: the next read
+                                // is a probe again.
+                                bulk = n >= PROBE;
+                                relay.drain(self.dst.as_ref(), n).await.map(|()| n)
+                            }
+                            (Ok(n), relay) => {
+                                // A small message takes one read and one write (splice
+                                // would pay three calls); a full probe is the start of a
+                                // bulk transfer, which goes on with splice.
+                                bulk = relay.is_some() && n == PROBE;
+                                self.dst.write_all(&buf[..n]).await.map(|()| n)
+                            }
                         };
                         match moved {
-                            Ok(None) => {}
-                            Ok(Some(0)) => eof_at = Some(Instant::now()),
-                            Ok(Some(n)) => {
+                            Ok(0) => eof_at = Some(Instant::now()),
+                            Ok(n) => {
+                                self.conn.activity.touch();
                                 self.bytes.inc_by(n as u64);
                                 written += n as u64;
                             }

@@ -3,19 +3,18 @@
 //! data never crosses into this process (the pass-through costs two system calls per
 //! chunk and no copy through user space).
 //!
-//! Every chunk taken from the source is written to the destination before the next read,
-//! so the kernel pipe is empty whenever the caller looks at its toxics again: switching to
-//! the toxic path never strands bytes in the kernel.
+//! Every chunk taken from the source ([`KernelPipe::fill`]) is written to the destination
+//! ([`KernelPipe::drain`]) before the next read, so the kernel pipe is empty whenever the
+//! caller looks at its toxics again: switching to the toxic path never strands bytes in
+//! the kernel.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Most bytes moved per `splice` call (also the kernel pipe's requested capacity).
 const CHUNK: usize = 1024 * 1024;
-/// Most bytes moved per readiness event before the caller gets control back.
-const BURST: usize = 8 * CHUNK;
 
 /// A kernel pipe used as the relay's buffer.
 #[derive(Debug)]
@@ -40,47 +39,31 @@ impl KernelPipe {
         Ok(KernelPipe { read, write })
     }
 
-    /// Moves what `src` has into the pipe and all of it out to `dst`, chunk after chunk
-    /// (up to [`BURST`] bytes, so a fast sender cannot keep the caller from looking at
-    /// its toxics). Call it once `src` reported readable. Returns `None` when the
-    /// readiness was spurious (nothing taken), `Some(0)` at the end of `src`, else the
-    /// bytes moved.
+    /// Takes what `src` (a socket descriptor) has, up to [`CHUNK`] bytes, into the pipe
+    /// with one non-blocking `splice`: the bytes taken, 0 at the end of `src`, or
+    /// `WouldBlock`. Follow every successful fill with [`KernelPipe::drain`] of what it
+    /// took, so the pipe is empty between calls.
+    pub(crate) fn fill(&self, src: RawFd) -> io::Result<usize> {
+        splice(src, self.write.as_raw_fd(), CHUNK)
+    }
+
+    /// Writes the `len` bytes the last [`KernelPipe::fill`] took out to `dst`.
     ///
-    /// Not cancel-safe once bytes are taken: await it outside `select!` (the readiness
-    /// wait before it is the cancel-safe part).
-    pub(crate) async fn relay_ready(
-        &self,
-        src: &TcpStream,
-        dst: &TcpStream,
-    ) -> io::Result<Option<usize>> {
-        let mut moved = 0;
-        while moved < BURST {
-            let taken = match src.try_io(Interest::READABLE, || {
-                splice(src.as_raw_fd(), self.write.as_raw_fd(), CHUNK)
+    /// Not cancel-safe: await it outside `select!`.
+    pub(crate) async fn drain(&self, dst: &TcpStream, len: usize) -> io::Result<()> {
+        let mut left = len;
+        while left > 0 {
+            dst.writable().await?;
+            match dst.try_io(Interest::WRITABLE, || {
+                splice(self.read.as_raw_fd(), dst.as_raw_fd(), left)
             }) {
-                Ok(0) if moved > 0 => break, // the end: reported on the next call
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => left -= n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e),
-            };
-            if taken == 0 {
-                return Ok(Some(0));
             }
-            let mut left = taken;
-            while left > 0 {
-                dst.writable().await?;
-                match dst.try_io(Interest::WRITABLE, || {
-                    splice(self.read.as_raw_fd(), dst.as_raw_fd(), left)
-                }) {
-                    Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                    Ok(n) => left -= n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            moved += taken;
         }
-        Ok((moved > 0).then_some(moved))
+        Ok(())
     }
 }
 
