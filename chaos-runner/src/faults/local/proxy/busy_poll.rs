@@ -7,7 +7,8 @@
 //! cached readiness, which only the reactor updates; a reactor held by another worker
 //! would otherwise hide the bytes until it wakes. Once the window has passed with nothing
 //! to read, the pipe waits on the reactor as usual, so an idle connection costs nothing.
-//! The window is the proxy's `busyPoll` setting (0 turns it off); what it costs is CPU: a
+//! The window is set per registry ([`super::ProxyRegistry::set_busy_poll`], the
+//! `--busy-poll` flag of `chaos-runner proxy`; 0 turns it off); what it costs is CPU: a
 //! connection keeps one worker busy for up to the window after each exchange.
 
 use std::io;
