@@ -125,10 +125,7 @@ impl Pipe {
         let snapshot = self.toxics.borrow_and_update().clone();
         let mut effects = self.effects(&snapshot, &mut rolls, written);
         let mut kernel = KernelPipe::new().ok();
-        // What the pass-through reads into `buf`: a probe when splice can take over a bulk
-        // transfer, else the whole buffer; `bulk` once a full probe came (splice from then
-        // on, until a short fill).
-        let mut first = if kernel.is_some() { PROBE } else { BUFFER };
+        // Once a full probe came: splice from then on, until a short fill.
         let mut bulk = false;
         loop {
             if !effects.any && queue.is_empty() {
@@ -149,14 +146,17 @@ impl Pipe {
                     }
                     read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.busy_poll, |fd| match (&kernel, bulk) {
                         (Some(relay), true) => relay.fill(fd),
-                        _ => busy_poll::recv(fd, &mut buf[..first]),
+                        // A probe when splice can take over a bulk transfer, else the
+                        // whole buffer.
+                        (Some(_), false) => busy_poll::recv(fd, &mut buf[..PROBE]),
+                        (None, _) => busy_poll::recv(fd, &mut buf),
                     }) => {
                         let moved = match (read, kernel.as_ref()) {
                             (Ok(0), _) => Ok(0),
                             // splice refused these descriptors before taking anything:
                             // copy through user space from now on.
                             (Err(e), Some(_)) if bulk && e.raw_os_error() == Some(libc::EINVAL) => {
-                                (kernel, bulk, first) = (None, false, BUFFER);
+                                (kernel, bulk) = (None, false);
                                 continue;
                             }
                             (Err(e), _) => Err(e),
