@@ -1,7 +1,8 @@
 //! The TCP fault proxy with no toxics (at its default busy-poll window and with busy
-//! polling off), side by side in one run with a direct loopback connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least a
-//! user-space relay can do (blocking read/write, one thread per direction, no toxics, no
-//! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
+//! polling off), side by side in one run with a direct loopback connection, with
+//! `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least a user-space relay can
+//! do (blocking read/write, one thread per direction, no toxics, no API: the floor any
+//! proxy in a process pays): round-trip latency p50/p99 of small
 //! messages and bulk throughput of one connection, reported as ratios. Then the accuracy
 //! of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms). A fifth path forwards inside
 //! the kernel (an eBPF sockmap redirect, see [`kernel_relay`]): the ceiling of a proxy that
@@ -76,13 +77,13 @@ struct Target {
     name: &'static str,
     echo: SocketAddr,
     sink: SocketAddr,
-    _processes: Vec<ChildGuard>,
+    processes: Vec<ChildGuard>,
 }
 
 impl Target {
     /// CPU time the target's own process has used so far (none for the in-bench paths).
     fn cpu(&self) -> Option<Duration> {
-        self._processes.first().map(|p| process_cpu(p.0.id()))
+        self.processes.first().map(|p| process_cpu(p.0.id()))
     }
 }
 
@@ -272,7 +273,7 @@ fn ours(
             name,
             echo: echo_proxy,
             sink: sink_proxy,
-            _processes: vec![guard],
+            processes: vec![guard],
         },
         api,
     )
@@ -380,7 +381,7 @@ fn fault_cli(
         name: "fault-cli 1.2.1",
         echo: echo_addr,
         sink: sink_addr,
-        _processes: vec![guard],
+        processes: vec![guard],
     })
 }
 
@@ -427,7 +428,7 @@ fn main() {
         name: "direct loopback",
         echo,
         sink,
-        _processes: Vec::new(),
+        processes: Vec::new(),
     };
     let (ours_default, api) = ours("chaos-runner proxy", &[], echo, sink, &dir);
     let ours_echo = ours_default.echo;
@@ -443,7 +444,7 @@ fn main() {
         name: "reference relay",
         echo: reference_relay(echo),
         sink: reference_relay(sink),
-        _processes: Vec::new(),
+        processes: Vec::new(),
     };
     let mut targets = vec![direct, ours_default, ours_sleeping, reference];
     match (kernel_relay::start(echo), kernel_relay::start(sink)) {
@@ -451,7 +452,7 @@ fn main() {
             name: "kernel relay (eBPF)",
             echo,
             sink,
-            _processes: Vec::new(),
+            processes: Vec::new(),
         }),
         (Err(why), _) | (_, Err(why)) => {
             assert!(!(benching && ci), "kernel relay: {why}");
@@ -529,9 +530,7 @@ fn main() {
             .position(|t| t.name.starts_with(prefix))
             .map(|i| figures[i])
     };
-    let ours_f = figures[1];
-    let sleeping_f = figures[2];
-    let reference_f = figures[3];
+    let (ours_f, sleeping_f, reference_f) = (figures[1], figures[2], figures[3]);
     let fault_f = figure_of("fault-cli");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
