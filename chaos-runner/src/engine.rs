@@ -14,6 +14,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::{self, Fault, FaultContext};
+use crate::interrupt::Interrupt;
 use crate::journal::{self, Event, Journal};
 use crate::load::LoadGenerator;
 use crate::report::{FaultReport, FaultWindow, Measurement, RunReport};
@@ -282,11 +283,14 @@ async fn lifecycle(
         events: options.output == Output::Text,
         color: terminal && std::env::var_os("NO_COLOR").is_none(),
     };
-    let (mut sigint, mut sigterm) = match (
+    // Tokio's streams serve the awaits; `interrupt` serves the blocking waits (setup and
+    // supervised commands becoming ready), where tokio's driver does not run.
+    let (mut sigint, mut sigterm, interrupt) = match (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
+        Interrupt::install(),
     ) {
-        (Ok(i), Ok(t)) => (i, t),
+        (Ok(i), Ok(t), Ok(flag)) => (i, t, flag),
         _ => {
             eprintln!("error: cannot install signal handlers; refusing to inject");
             return Outcome::InvalidInput;
@@ -334,25 +338,17 @@ async fn lifecycle(
             return Outcome::InvalidInput;
         }
         progress.line("[setup] starting services");
-        match crate::setup::SetupSet::start(&spec.setup, &run_id, Some(journal_path.as_path())) {
+        match crate::setup::SetupSet::start(
+            &spec.setup,
+            &run_id,
+            Some(journal_path.as_path()),
+            &interrupt,
+        ) {
             Ok(set) => setup = Some(set),
             Err(e) => {
                 outcome = Outcome::Aborted;
                 reason = format!("setup: {e}");
             }
-        }
-        // A signal that came while the services started ends the run now.
-        tokio::select! {
-            biased;
-            _ = sigint.recv() => {
-                outcome = Outcome::Aborted;
-                reason = "interrupted (SIGINT)".into();
-            }
-            _ = sigterm.recv() => {
-                outcome = Outcome::Aborted;
-                reason = "terminated (SIGTERM)".into();
-            }
-            _ = std::future::ready(()) => {}
         }
     }
     // Supervised commands (`process: { command: ... }`) start before the preflight, so the
@@ -373,7 +369,8 @@ async fn lifecycle(
                 break;
             }
         };
-        let (program, launch) = faults::supervised_launch(&f.selector, &here);
+        let (program, mut launch) = faults::supervised_launch(&f.selector, &here);
+        launch.interrupt = interrupt.clone();
         if let Some(program) = program {
             command.argv[0] = program;
         }
@@ -391,6 +388,12 @@ async fn lifecycle(
                 break;
             }
         }
+    }
+    // A signal that came while services or supervised commands started (the waits above
+    // block the runtime) ends the run now, whatever those waits returned.
+    if let Some(why) = interrupt.reason() {
+        outcome = Outcome::Aborted;
+        reason = why;
     }
     let mut context = FaultContext::new(run_id.clone(), exe);
     context.supervisors = std::sync::Arc::new(supervisors);

@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod engine;
 pub mod exit;
 pub mod faults;
+pub mod interrupt;
 pub mod journal;
 pub mod load;
 pub mod plan;

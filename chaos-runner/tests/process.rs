@@ -625,6 +625,52 @@ fn a_run_launches_its_supervised_command_with_env_and_cwd() {
 }
 
 #[test]
+fn sigint_while_a_supervised_command_starts_ends_the_run_at_once() {
+    // A first start may build the program (`readyTimeout` up to 30m): Ctrl-C then must
+    // not wait for it.
+    let Some(python) = python3() else { return };
+    let dir = TempDir::new("run-start-sigint");
+    let marker = dir.path().join("started");
+    let exp = dir.path().join("kill.yaml");
+    std::fs::write(
+        &exp,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: kill-start-sigint }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: slow-kill\n      type: process-kill\n      selector:\n        process:\n          command: [{python}, -c, \"import sys, time; open(sys.argv[1], 'w').close(); time.sleep(600)\", {}]\n          readyPort: {}\n          readyTimeout: 30m\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+            marker.display(),
+            free_port(),
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let runner = support::start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(30), "the command to start", || {
+        marker.exists()
+    });
+    let mark = marker.display().to_string();
+    let command: Vec<u32> = proc::pids()
+        .into_iter()
+        .filter(|pid| proc::cmdline(*pid).is_some_and(|argv| argv.contains(&mark)))
+        .collect();
+    assert_eq!(command.len(), 1, "{command:?}");
+    let signalled = Instant::now();
+    proc::signal(runner.id(), libc::SIGINT);
+    let out = runner.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    support::assert_exit(&out, 2);
+    // Stopping the command (SIGTERM, SIGKILL after 3 s) is the only wait left.
+    assert!(
+        took < Duration::from_secs(4),
+        "the run took {took:?} to end"
+    );
+    let summary = support::summary_of(&out);
+    assert_eq!(summary["reason"], "interrupted (SIGINT)", "{summary}");
+    assert!(
+        !Path::new(&format!("/proc/{}", command[0])).exists(),
+        "the supervised command outlived the run"
+    );
+}
+
+#[test]
 fn a_run_refuses_a_supervised_command_whose_ready_port_is_taken() {
     let Some(python) = python3() else { return };
     let dir = TempDir::new("run-port-taken");

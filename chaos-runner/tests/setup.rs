@@ -1,7 +1,7 @@
 //! `spec.setup` through the real `chaos-runner run`: a `command` service (python3's
 //! http.server) started, ready, used by an http steady-state check and gone after the
 //! run; a declared port already in use refused; a built-in PostgreSQL with its database;
-//! a SIGKILLed run's services left for `recover`.
+//! a SIGKILLed run's services left for `recover`; a SIGTERM while a service starts.
 
 mod support;
 
@@ -188,6 +188,69 @@ fn a_sigkilled_runs_services_are_stopped_by_recover() {
     });
     let run_id = &live[0].run_id;
     assert!(!setup_dir(run_id, "web").exists());
+    assert!(chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .is_empty());
+}
+
+/// A service that starts but never becomes ready (its port never opens) within a long
+/// `readyTimeout`.
+fn never_ready_service(port: u16) -> String {
+    format!(
+        r#"    - name: slow
+      command: ["python3", "-c", "import time; open('started', 'w').close(); time.sleep(600)"]
+      readyPort: {port}
+      readyTimeout: 10m"#
+    )
+}
+
+#[test]
+fn sigterm_while_a_service_starts_ends_the_run_at_once_and_stops_it() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-sigterm");
+    let exp = experiment(
+        dir.path(),
+        "hog-setup-sigterm",
+        &never_ready_service(free_port()),
+        "",
+        "2s",
+    );
+    let state = dir.path().join("state");
+    let runner = start_run(&exp, &state);
+    // The journal names the service's directory before it starts; the service marks
+    // that it runs.
+    let mut started = None;
+    wait_for(Duration::from_secs(30), "the service to start", || {
+        let live = chaos_runner::journal::live_faults(&state).unwrap_or_default();
+        started = live
+            .iter()
+            .find(|f| f.fault == "setup/slow")
+            .map(|f| setup_dir(&f.run_id, "slow"));
+        started.as_ref().is_some_and(|d| d.join("started").exists())
+    });
+    let service_dir = started.unwrap();
+    let signalled = std::time::Instant::now();
+    // SAFETY: kill with a pid we own and a valid signal.
+    assert_eq!(unsafe { libc::kill(runner.id() as i32, libc::SIGTERM) }, 0);
+    let out = runner.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // Stopping the service (SIGTERM, SIGKILL after 3 s) is the only wait left.
+    assert!(
+        took < Duration::from_secs(4),
+        "the run took {took:?} to end"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = summary["reason"].as_str().unwrap_or_default();
+    assert_eq!(reason, "terminated (SIGTERM)", "{summary}");
+    assert!(
+        support::hogs("hog-setup-sigterm").is_empty(),
+        "a fault was injected"
+    );
+    assert!(!service_dir.exists(), "{} is left", service_dir.display());
     assert!(chaos_runner::journal::live_faults(&state)
         .unwrap()
         .is_empty());

@@ -149,7 +149,7 @@ impl Postgres {
             postgres::prepare("e2e-postgres", &setup, dir.path(), Duration::from_secs(60))
                 .expect("initdb");
         let supervisor = Supervisor::start_with(command, launch).expect("postgres starts");
-        postgres::create_database(&setup).expect("createdb game");
+        postgres::create_database(&setup, &Default::default()).expect("createdb game");
         Some(Postgres {
             port: setup.port,
             database: setup.database,

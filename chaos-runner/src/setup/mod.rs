@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use crate::faults::local::supervisor::{Launch, SupervisedCommand, Supervisor};
 use crate::faults::FaultRecord;
+use crate::interrupt::Interrupt;
 use crate::journal::{Event, Journal};
 use crate::spec::{RestartPolicy, SetupService};
 
@@ -182,11 +183,13 @@ impl SetupSet {
     }
 
     /// Starts `services` in order, each ready before the next; on a failure stops the
-    /// ones already started. `journal` is the run's journal file.
+    /// ones already started. `journal` is the run's journal file. A stop signal seen by
+    /// `interrupt` ends the waits at once (an error naming the signal).
     pub fn start(
         services: &[SetupService],
         run_id: &str,
         journal: Option<&Path>,
+        interrupt: &Interrupt,
     ) -> Result<SetupSet, SetupError> {
         let journal = match journal.map(Journal::open).transpose() {
             Ok(j) => j,
@@ -199,12 +202,23 @@ impl SetupSet {
         };
         let mut set = SetupSet::new(journal);
         for svc in services {
-            set.start_one(svc, run_id)?;
+            if let Some(reason) = interrupt.reason() {
+                return Err(SetupError::Start {
+                    name: svc.name.clone(),
+                    reason: format!("not started: {reason}"),
+                });
+            }
+            set.start_one(svc, run_id, interrupt)?;
         }
         Ok(set)
     }
 
-    fn start_one(&mut self, svc: &SetupService, run_id: &str) -> Result<(), SetupError> {
+    fn start_one(
+        &mut self,
+        svc: &SetupService,
+        run_id: &str,
+        interrupt: &Interrupt,
+    ) -> Result<(), SetupError> {
         let fail = |reason: String| SetupError::Start {
             name: svc.name.clone(),
             reason,
@@ -221,7 +235,7 @@ impl SetupSet {
             }),
         })
         .map_err(fail)?;
-        let started = self.launch(svc, &dir);
+        let started = self.launch(svc, &dir, interrupt);
         let supervisor = match started {
             Ok(s) => s,
             Err(reason) => {
@@ -253,13 +267,19 @@ impl SetupSet {
 
     /// Starts one service and waits until it is ready (and, for PostgreSQL, has its
     /// database).
-    fn launch(&self, svc: &SetupService, dir: &Path) -> Result<Supervisor, String> {
+    fn launch(
+        &self,
+        svc: &SetupService,
+        dir: &Path,
+        interrupt: &Interrupt,
+    ) -> Result<Supervisor, String> {
         remove_dir(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         if let Some(pg) = &svc.postgres {
-            let (command, launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
+            let (command, mut launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
+            launch.interrupt = interrupt.clone();
             let supervisor = Supervisor::start_with(command, launch).map_err(|e| e.to_string())?;
-            postgres::create_database(pg)?;
+            postgres::create_database(pg, interrupt)?;
             return Ok(supervisor);
         }
         let mut argv = svc.command.clone().unwrap_or_default();
@@ -295,6 +315,7 @@ impl SetupSet {
             log: Some(dir.join("output.log")),
             ready_http: svc.ready_http.clone(),
             stop_signal: libc::SIGTERM,
+            interrupt: interrupt.clone(),
         };
         Supervisor::start_with(command, launch).map_err(|e| e.to_string())
     }

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::faults::local::supervisor::{Launch, SupervisedCommand};
+use crate::interrupt::Interrupt;
 use crate::spec::{PostgresSetup, RestartPolicy};
 
 /// Where the PostgreSQL packages put their programs.
@@ -186,7 +187,12 @@ const ACCEPTING_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Waits until the server accepts connections (`pg_isready`): its port opens before it
 /// does, and a client connecting in between gets "the database system is starting up".
-pub fn wait_accepting(pg: &PostgresSetup, timeout: Duration) -> Result<(), String> {
+/// Ends early, with the signal's reason, when `interrupt` fires.
+pub fn wait_accepting(
+    pg: &PostgresSetup,
+    timeout: Duration,
+    interrupt: &Interrupt,
+) -> Result<(), String> {
     let bin = bin_dir(pg.version)?;
     let deadline = std::time::Instant::now() + timeout;
     let port = pg.port.to_string();
@@ -198,6 +204,9 @@ pub fn wait_accepting(pg: &PostgresSetup, timeout: Duration) -> Result<(), Strin
         if status.success() {
             return Ok(());
         }
+        if let Some(reason) = interrupt.reason() {
+            return Err(reason);
+        }
         if std::time::Instant::now() >= deadline {
             return Err(format!(
                 "PostgreSQL on port {port} did not accept connections within {}",
@@ -208,9 +217,10 @@ pub fn wait_accepting(pg: &PostgresSetup, timeout: Duration) -> Result<(), Strin
     }
 }
 
-/// Creates the service's database once the server accepts connections.
-pub fn create_database(pg: &PostgresSetup) -> Result<(), String> {
-    wait_accepting(pg, ACCEPTING_TIMEOUT)?;
+/// Creates the service's database once the server accepts connections (the wait ends
+/// when `interrupt` fires).
+pub fn create_database(pg: &PostgresSetup, interrupt: &Interrupt) -> Result<(), String> {
+    wait_accepting(pg, ACCEPTING_TIMEOUT, interrupt)?;
     if pg.database == "postgres" {
         return Ok(());
     }

@@ -61,7 +61,8 @@ impl Postgres {
             postgres::prepare("test-postgres", &setup, dir.path(), Duration::from_secs(60))
                 .expect("initdb");
         let supervisor = Supervisor::start_with(command, launch).expect("postgres starts");
-        postgres::wait_accepting(&setup, Duration::from_secs(60)).expect("postgres accepts");
+        postgres::wait_accepting(&setup, Duration::from_secs(60), &Default::default())
+            .expect("postgres accepts");
         Some(Postgres {
             port: setup.port,
             supervisor,

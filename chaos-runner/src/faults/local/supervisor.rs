@@ -15,6 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::proc;
+use crate::interrupt::Interrupt;
 use crate::spec::RestartPolicy;
 
 /// What the supervisor runs and how.
@@ -46,6 +47,9 @@ pub struct Launch {
     pub ready_http: Option<String>,
     /// The signal asking the command to stop (SIGKILL follows after 3 s).
     pub stop_signal: libc::c_int,
+    /// Ends the wait for the first start's readiness when SIGINT or SIGTERM comes (the
+    /// command is then stopped); the default never fires.
+    pub interrupt: Interrupt,
 }
 
 impl Default for Launch {
@@ -56,6 +60,7 @@ impl Default for Launch {
             log: None,
             ready_http: None,
             stop_signal: libc::SIGTERM,
+            interrupt: Interrupt::default(),
         }
     }
 }
@@ -76,6 +81,14 @@ pub enum SupervisorError {
     /// The supervisor has been stopped.
     #[error("the supervisor of `{0}` is stopped")]
     Stopped(String),
+    /// A stop signal came while the command was starting; it has been stopped.
+    #[error("supervised command `{command}` was stopped while starting: {reason}")]
+    Interrupted {
+        /// The command.
+        command: String,
+        /// `interrupted (SIGINT)` or `terminated (SIGTERM)`.
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -267,7 +280,8 @@ impl Supervisor {
             shared,
             thread: Mutex::new(Some(thread)),
         };
-        supervisor.wait_ready(None, supervisor.shared.spec.ready_timeout)?;
+        let interrupt = supervisor.shared.launch.interrupt.clone();
+        supervisor.wait(None, supervisor.shared.spec.ready_timeout, &interrupt)?;
         Ok(supervisor)
     }
 
@@ -301,11 +315,28 @@ impl Supervisor {
         not: Option<(u32, u64)>,
         timeout: Duration,
     ) -> Result<Instant, SupervisorError> {
+        self.wait(not, timeout, &Interrupt::default())
+    }
+
+    /// [`Supervisor::wait_ready`] that also ends when `interrupt` fires (checked at least
+    /// every 50 ms).
+    fn wait(
+        &self,
+        not: Option<(u32, u64)>,
+        timeout: Duration,
+        interrupt: &Interrupt,
+    ) -> Result<Instant, SupervisorError> {
         let deadline = Instant::now() + timeout;
         let mut state = lock(&self.shared);
         loop {
             if state.stopping {
                 return Err(SupervisorError::Stopped(self.shared.spec.name.clone()));
+            }
+            if let Some(reason) = interrupt.reason() {
+                return Err(SupervisorError::Interrupted {
+                    command: self.shared.spec.argv.join(" "),
+                    reason,
+                });
             }
             if state.ready && state.current.is_some() && state.current != not {
                 if let Some(at) = state.ready_at {
