@@ -15,8 +15,10 @@
 //! and under `CI=true` the bench fails instead. Targets are measured in interleaved
 //! rounds so a busy moment of the machine hits every target alike; each figure is the
 //! median over rounds. For the paths that are processes of their own (our proxy and
-//! fault-cli) the CPU time the process used per round trip is measured too, so what busy
-//! polling costs is shown beside what it buys. A JSON summary goes to
+//! fault-cli) the CPU time the process used per round trip and per MiB of bulk is measured
+//! too, so what busy polling costs is shown beside what it buys; and for every path the
+//! cores kept busy during the bulk transfer (sender, sink, relay), which says whether a
+//! path was held back by the machine's two cores. A JSON summary goes to
 //! `target/proxy-bench.json`.
 
 use std::io::{Read, Write};
@@ -50,7 +52,7 @@ struct Scale {
 
 const FULL: Scale = Scale {
     round_trips: 5_000,
-    bulk_bytes: 512 * 1024 * 1024,
+    bulk_bytes: 2048 * 1024 * 1024,
     rounds: 5,
     toxic_round_trips: 200,
 };
@@ -99,6 +101,19 @@ fn process_cpu(pid: u32) -> Duration {
     Duration::from_nanos(nanos)
 }
 
+/// CPU time this process has used, its finished threads included (`getrusage`: a sink
+/// thread is gone by the time its transfer is measured).
+fn own_cpu() -> Duration {
+    // SAFETY: getrusage fills the zeroed struct it is given and keeps no pointer to it.
+    let usage = unsafe {
+        let mut usage: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
+        usage
+    };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
 /// Per-target medians.
 #[derive(Default, Clone, Copy)]
 struct Figures {
@@ -107,6 +122,12 @@ struct Figures {
     p50_us: f64,
     p99_us: f64,
     mib_per_s: f64,
+    /// Proxy process CPU time per MiB of the bulk transfer (none for the in-bench paths).
+    cpu_ms_per_mib: Option<f64>,
+    /// Cores kept busy during the bulk transfer: the bench's sender and sink (and an
+    /// in-bench relay's threads) plus the proxy process, over the transfer's time. Two
+    /// is all this machine has.
+    cores: f64,
 }
 
 fn free_port() -> u16 {
@@ -390,6 +411,11 @@ fn cpu_text(us: Option<f64>) -> String {
     us.map_or_else(|| "-".to_owned(), |us| format!("{us:.1} us"))
 }
 
+/// A CPU-per-MiB figure, or `-` for a path with no process of its own.
+fn ms_text(ms: Option<f64>) -> String {
+    ms.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.3} ms"))
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(|a, b| a.total_cmp(b));
     values[values.len() / 2]
@@ -471,22 +497,31 @@ fn main() {
                 let trips = scale.round_trips + scale.round_trips / 10;
                 (after - before).as_secs_f64() * 1e6 / trips as f64
             });
+            let (proxy_before, bench_before) = (target.cpu(), own_cpu());
             let mib_per_s = bulk(target.sink, scale.bulk_bytes);
+            let mib = scale.bulk_bytes as f64 / (1024.0 * 1024.0);
+            let proxy_used = proxy_before.zip(target.cpu()).map(|(b, a)| a - b);
+            let used = own_cpu() - bench_before + proxy_used.unwrap_or_default();
             samples[i].push(Figures {
                 cpu_us_per_rt,
                 p50_us: histogram.value_at_quantile(0.5) as f64 / 1e3,
                 p99_us: histogram.value_at_quantile(0.99) as f64 / 1e3,
                 mib_per_s,
+                cpu_ms_per_mib: proxy_used.map(|d| d.as_secs_f64() * 1e3 / mib),
+                cores: used.as_secs_f64() / (mib / mib_per_s),
             });
+            let f = samples[i][round];
             eprintln!(
-                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  {:>8.0} MiB/s  proxy CPU {}",
+                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores",
                 round + 1,
                 scale.rounds,
                 target.name,
-                samples[i][round].p50_us,
-                samples[i][round].p99_us,
+                f.p50_us,
+                f.p99_us,
+                cpu_text(cpu_us_per_rt),
                 mib_per_s,
-                cpu_text(cpu_us_per_rt)
+                ms_text(f.cpu_ms_per_mib),
+                f.cores,
             );
         }
     }
@@ -501,6 +536,12 @@ fn main() {
             p50_us: median(&mut s.iter().map(|f| f.p50_us).collect::<Vec<_>>()),
             p99_us: median(&mut s.iter().map(|f| f.p99_us).collect::<Vec<_>>()),
             mib_per_s: median(&mut s.iter().map(|f| f.mib_per_s).collect::<Vec<_>>()),
+            cpu_ms_per_mib: s
+                .iter()
+                .map(|f| f.cpu_ms_per_mib)
+                .collect::<Option<Vec<_>>>()
+                .map(|mut v| median(&mut v)),
+            cores: median(&mut s.iter().map(|f| f.cores).collect::<Vec<_>>()),
         })
         .collect();
     let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
@@ -511,17 +552,19 @@ fn main() {
     }
 
     let direct = figures[0];
-    println!("\n| path | RTT p50 | RTT p99 | proxy CPU per round trip | throughput | throughput vs direct |");
-    println!("|---|---:|---:|---:|---:|---:|");
+    println!("\n| path | RTT p50 | RTT p99 | proxy CPU per round trip | throughput | throughput vs direct | proxy CPU per MiB | cores busy in bulk |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (target, f) in targets.iter().zip(&figures) {
         println!(
-            "| {} | {:.1} us | {:.1} us | {} | {:.0} MiB/s | {:.2}x |",
+            "| {} | {:.1} us | {:.1} us | {} | {:.0} MiB/s | {:.2}x | {} | {:.2} |",
             target.name,
             f.p50_us,
             f.p99_us,
             cpu_text(f.cpu_us_per_rt),
             f.mib_per_s,
-            f.mib_per_s / direct.mib_per_s
+            f.mib_per_s / direct.mib_per_s,
+            ms_text(f.cpu_ms_per_mib),
+            f.cores,
         );
     }
     let figure_of = |prefix: &str| {
@@ -588,6 +631,7 @@ fn main() {
         "targets": targets.iter().zip(&figures).map(|(t, f)| serde_json::json!({
             "name": t.name, "rtt_p50_us": f.p50_us, "rtt_p99_us": f.p99_us, "mib_per_s": f.mib_per_s,
             "proxy_cpu_us_per_round_trip": f.cpu_us_per_rt,
+            "proxy_cpu_ms_per_mib": f.cpu_ms_per_mib, "cores_busy_in_bulk": f.cores,
         })).collect::<Vec<_>>(),
         "latency_toxic_100ms": { "p50_ms": toxic_p50, "p99_ms": toxic_p99 },
         "targets_met": targets_met,

@@ -7,6 +7,9 @@
 //! cached readiness, which only the reactor updates; a reactor held by another worker
 //! would otherwise hide the bytes until it wakes. Once the window has passed with nothing
 //! to read, the pipe waits on the reactor as usual, so an idle connection costs nothing.
+//! A bulk transfer (spliced in full chunks) neither spins nor counts as an exchange, so
+//! neither direction polls while one streams: on a small machine the sender and the
+//! receiver need those cores.
 //! The window is set per registry ([`super::ProxyRegistry::set_busy_poll`], the
 //! `--busy-poll` flag of `chaos-runner proxy`; 0 turns it off); what it costs is CPU: a
 //! connection keeps one worker busy for up to the window after each exchange.

@@ -144,7 +144,9 @@ impl Pipe {
                         let snapshot = self.toxics.borrow_and_update().clone();
                         effects = self.effects(&snapshot, &mut rolls, written);
                     }
-                    read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.busy_poll, |fd| match (&kernel, bulk) {
+                    // In a bulk transfer the next bytes come from a sender that is
+                    // busy anyway: wait on the reactor and leave the cores to it.
+                    read = busy_poll::read_with(&self.src, &self.conn.activity, if bulk { Duration::ZERO } else { self.conn.busy_poll }, |fd| match (&kernel, bulk) {
                         (Some(relay), true) => relay.fill(fd),
                         // A probe when splice can take over a bulk transfer, else the
                         // whole buffer.
@@ -177,7 +179,13 @@ impl Pipe {
                         match moved {
                             Ok(0) => eof_at = Some(Instant::now()),
                             Ok(n) => {
-                                self.conn.activity.touch();
+                                // Only a message (or the short fill that ends a bulk
+                                // transfer) is an exchange worth spinning for: bytes of
+                                // a transfer still going on must not keep the other
+                                // direction polling its idle socket.
+                                if !bulk {
+                                    self.conn.activity.touch();
+                                }
                                 self.bytes.inc_by(n as u64);
                                 written += n as u64;
                             }
