@@ -15,7 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -248,7 +248,10 @@ impl Pipe {
                         Step::Cut => return self.cut(),
                     }
                 }
-                read = self.src.read(&mut buf), if can_read => match read {
+                // While the connection is in conversation (the other direction just
+                // moved bytes), look for the answer on the socket itself, as the
+                // pass-through does: the reactor may be held by a worker that is polling.
+                read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.busy_poll, |fd| busy_poll::recv(fd, &mut buf)), if can_read => match read {
                     Ok(0) => eof_at = Some(Instant::now()),
                     Ok(n) => {
                         let mut rng = rand::rng();
@@ -326,6 +329,8 @@ impl Pipe {
                 if front.written == front.data.len() {
                     *queued -= front.data.len();
                     queue.pop_front();
+                    // A delivered message is an exchange: its answer may come at once.
+                    self.conn.activity.touch();
                 }
                 let now = Instant::now();
                 if let Some((_, _, delay)) = effects.slicer {
