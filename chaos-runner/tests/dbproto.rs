@@ -548,6 +548,11 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
         .expect("the other proxy has no rule");
     fault.revert().unwrap();
     fault.verify_reverted().unwrap();
+    // It fired once (the other query and the other proxy did not match).
+    assert_eq!(
+        fault.measurements(),
+        vec![("rule_hits".to_owned(), "1".to_owned())]
+    );
     client
         .query("SELECT 1 AS chaos_fault_type", &[])
         .await
@@ -819,6 +824,10 @@ async fn database_fault_on_a_running_proxy_server_over_its_api() {
         fault.revert().unwrap();
         fault.verify_reverted().unwrap();
     });
+    assert_eq!(
+        fault.measurements(),
+        vec![("rule_hits".to_owned(), "1".to_owned())]
+    );
     assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
     let client = pg_connect(listen).await.unwrap();
     assert_eq!(timed(&client, "SELECT 1 AS api_form").await.1, None);

@@ -36,6 +36,8 @@ pub struct DbFault {
     injected: Option<(String, u64)>,
     /// API form: the rule was (possibly) set.
     sent: bool,
+    /// How many times the rule fired, read just before it was removed.
+    hits: Option<u64>,
 }
 
 impl DbFault {
@@ -71,6 +73,7 @@ impl DbFault {
             expiry,
             injected: None,
             sent: false,
+            hits: None,
         }
     }
 
@@ -151,6 +154,21 @@ impl DbFault {
         Ok(Self::api_record(api, proxy, &self.rule))
     }
 
+    /// How many times the rule fired, as the server's admin API shows it (`None` when it
+    /// cannot be read: the figure is then left out of the report, never guessed).
+    fn api_hits(api: &str, proxy: &str, rule: &str) -> Option<u64> {
+        let (code, text) = http(
+            "GET",
+            &format!("{api}/proxies/{proxy}/dbfaults/{rule}"),
+            None,
+        )
+        .ok()?;
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(&text).ok()?["hits"].as_u64()
+    }
+
     /// The in-run rule set a fault injected into.
     fn in_run_faults(&self, proxy: &str) -> Option<Arc<DbFaults>> {
         match &self.target {
@@ -226,15 +244,24 @@ impl Fault for DbFault {
             ProxyTarget::InRun { .. } => {
                 if let Some((proxy, id)) = &self.injected {
                     if let Some(faults) = self.in_run_faults(proxy) {
+                        // Only while the setting is ours (a ramp's next step replaces it).
+                        if faults.rule_id(&self.rule) == Some(*id) {
+                            self.hits = faults.hits(&self.rule).or(self.hits);
+                        }
                         faults.remove_rule_id(&self.rule, *id);
                     }
                 }
                 Ok(())
             }
-            ProxyTarget::Api { api, proxy } if self.sent => super::proxy_fault::revert_record(
-                &self.name,
-                &Self::api_record(api, proxy, &self.rule),
-            ),
+            ProxyTarget::Api { api, proxy } if self.sent => {
+                if let Some(hits) = Self::api_hits(api, proxy, &self.rule) {
+                    self.hits = Some(hits);
+                }
+                super::proxy_fault::revert_record(
+                    &self.name,
+                    &Self::api_record(api, proxy, &self.rule),
+                )
+            }
             ProxyTarget::Api { .. } => Ok(()),
         }
     }
@@ -262,5 +289,13 @@ impl Fault for DbFault {
             ),
             ProxyTarget::Api { .. } => Ok(()),
         }
+    }
+
+    /// `rule_hits`: how many statements or commands the rule answered with its fault
+    /// (read when it was removed), so a passing run shows the fault really fired.
+    fn measurements(&self) -> Vec<(String, String)> {
+        self.hits
+            .map(|hits| vec![("rule_hits".to_owned(), hits.to_string())])
+            .unwrap_or_default()
     }
 }
