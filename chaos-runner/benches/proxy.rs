@@ -421,6 +421,27 @@ fn median(values: &mut [f64]) -> f64 {
     values[values.len() / 2]
 }
 
+/// Each figure's median over one target's rounds (a per-process figure only when every
+/// round has it).
+fn medians(rounds: &[Figures]) -> Figures {
+    let of = |get: fn(&Figures) -> f64| median(&mut rounds.iter().map(get).collect::<Vec<_>>());
+    let of_some = |get: fn(&Figures) -> Option<f64>| {
+        rounds
+            .iter()
+            .map(get)
+            .collect::<Option<Vec<_>>>()
+            .map(|mut v| median(&mut v))
+    };
+    Figures {
+        cpu_us_per_rt: of_some(|f| f.cpu_us_per_rt),
+        p50_us: of(|f| f.p50_us),
+        p99_us: of(|f| f.p99_us),
+        mib_per_s: of(|f| f.mib_per_s),
+        cpu_ms_per_mib: of_some(|f| f.cpu_ms_per_mib),
+        cores: of(|f| f.cores),
+    }
+}
+
 /// The 100 ms latency toxic: p50 and p99 of round trips through it, in ms.
 fn latency_toxic(api: SocketAddr, echo_proxy: SocketAddr, count: usize) -> (f64, f64) {
     let base = format!("http://{api}/proxies/echo/toxics");
@@ -525,25 +546,7 @@ fn main() {
             );
         }
     }
-    let figures: Vec<Figures> = samples
-        .iter()
-        .map(|s| Figures {
-            cpu_us_per_rt: s
-                .iter()
-                .map(|f| f.cpu_us_per_rt)
-                .collect::<Option<Vec<_>>>()
-                .map(|mut v| median(&mut v)),
-            p50_us: median(&mut s.iter().map(|f| f.p50_us).collect::<Vec<_>>()),
-            p99_us: median(&mut s.iter().map(|f| f.p99_us).collect::<Vec<_>>()),
-            mib_per_s: median(&mut s.iter().map(|f| f.mib_per_s).collect::<Vec<_>>()),
-            cpu_ms_per_mib: s
-                .iter()
-                .map(|f| f.cpu_ms_per_mib)
-                .collect::<Option<Vec<_>>>()
-                .map(|mut v| median(&mut v)),
-            cores: median(&mut s.iter().map(|f| f.cores).collect::<Vec<_>>()),
-        })
-        .collect();
+    let figures: Vec<Figures> = samples.iter().map(|s| medians(s)).collect();
     let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
     if !benching {
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench proxy` to measure)");
