@@ -17,18 +17,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{wait_for, TempDir};
+use support::{free_port, wait_for, TempDir};
 
 fn exe() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"))
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `python3` serves HTTP in these tests; under CI=true a missing one fails the test.
@@ -728,4 +720,41 @@ fn an_unrevertable_kill_in_a_run_says_not_revertible() {
     assert!(md.contains("not revertible"), "{md}");
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(target.0.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn a_supervised_command_that_exits_while_starting_is_named_with_its_exit_status() {
+    use chaos_runner::faults::local::supervisor::SupervisorError;
+    let Some(python) = python3() else { return };
+    let exits = |restart, ready_timeout| SupervisedCommand {
+        name: "exits".into(),
+        argv: vec![python.into(), "-c".into(), "import sys; sys.exit(4)".into()],
+        restart,
+        ready_port: Some(free_port()),
+        ready_timeout,
+    };
+    // `never`: nothing will start it again, so the wait ends as it exits.
+    let started = Instant::now();
+    let err = Supervisor::start(exits(RestartPolicy::Never, Duration::from_secs(600))).unwrap_err();
+    assert!(
+        matches!(&err, SupervisorError::Exited { status, .. } if status.code() == Some(4)),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(err
+        .to_string()
+        .contains("exited before it was ready (exit status: 4)"));
+    // `always`: started again until `readyTimeout`, and the error says how it ended.
+    let err = Supervisor::start(exits(RestartPolicy::Always, Duration::from_secs(2))).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, SupervisorError::NotReady { .. }), "{err:?}");
+    assert!(
+        message.contains("not ready within 2s: it exited")
+            && message.ends_with("time(s), last with exit status: 4"),
+        "{message}"
+    );
 }

@@ -1,7 +1,8 @@
 //! `spec.setup` through the real `chaos-runner run`: a `command` service (python3's
 //! http.server) started, ready, used by an http steady-state check and gone after the
 //! run; a declared port already in use refused; a built-in PostgreSQL with its database;
-//! a SIGKILLed run's services left for `recover`; a SIGTERM while a service starts.
+//! a SIGKILLed run's services left for `recover`; a SIGTERM while a service starts; a
+//! service that exits while starting.
 
 mod support;
 
@@ -10,15 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use support::{start_run, wait_for, TempDir};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use support::{free_port, start_run, wait_for, TempDir};
 
 fn port_open(port: u16) -> bool {
     TcpStream::connect_timeout(
@@ -251,6 +244,48 @@ fn sigterm_while_a_service_starts_ends_the_run_at_once_and_stops_it() {
         "a fault was injected"
     );
     assert!(!service_dir.exists(), "{} is left", service_dir.display());
+    assert!(chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn a_service_that_exits_while_starting_fails_the_run_at_once_with_its_output() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-exits");
+    let port = free_port();
+    let service = format!(
+        r#"    - name: broken
+      command: ["python3", "-c", "import sys; print('boot: no such table: players', file=sys.stderr); sys.exit(3)"]
+      readyPort: {port}
+      readyTimeout: 10m"#
+    );
+    let exp = experiment(dir.path(), "hog-setup-exits", &service, "", "2s");
+    let state = dir.path().join("state");
+    let started = std::time::Instant::now();
+    let out = start_run(&exp, &state).wait_with_output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    // Not the 10-minute readyTimeout: the exit is seen as it happens.
+    assert!(
+        took < Duration::from_secs(30),
+        "the run took {took:?} to fail"
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["outcome"], "aborted", "{summary}");
+    let reason = summary["reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("exited before it was ready (exit status: 3)")
+            && reason.ends_with("; its output ends: boot: no such table: players"),
+        "{reason}"
+    );
+    assert!(
+        support::hogs("hog-setup-exits").is_empty(),
+        "a fault was injected"
+    );
     assert!(chaos_runner::journal::live_faults(&state)
         .unwrap()
         .is_empty());

@@ -6,6 +6,8 @@
 pub mod proxy_process;
 pub mod servers;
 
+pub use servers::free_port;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -130,14 +132,6 @@ pub struct PrometheusServer {
     pub url: String,
     child: Child,
     _dir: TempDir,
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 impl PrometheusServer {

@@ -12,8 +12,28 @@ use chaos_runner::spec::PostgresSetup;
 
 use super::TempDir;
 
-/// A free TCP port on 127.0.0.1 (the listener is closed before the port is used).
+/// A free TCP port on 127.0.0.1 for a server a test starts later (the probe listener is
+/// closed before the server binds it).
+///
+/// It is taken below the kernel's ephemeral range (`ip_local_port_range`): a port the
+/// kernel hands out (`bind :0`) is also what other tests' client connections get while
+/// the server is still starting (initdb takes seconds), and a server that loses its port
+/// to one of them cannot start. Falls back to a kernel-chosen port when there is no
+/// room below the range.
 pub fn free_port() -> u16 {
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOWEST + 1_000 {
+        for _ in 0..200 {
+            let port = rand::random_range(LOWEST..ephemeral_low);
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return port;
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -46,28 +66,49 @@ pub struct Postgres {
 impl Postgres {
     /// Starts it and waits until it accepts connections; `None` (skip) when PostgreSQL is
     /// not installed outside CI.
+    ///
+    /// The port is free when chosen, but initdb runs before the server binds it, and
+    /// other tests' clients take ephemeral ports meanwhile: a start that loses its port
+    /// ("Address already in use") is tried again on another one, up to three times.
     pub fn start() -> Option<Postgres> {
+        use chaos_runner::faults::local::supervisor::SupervisorError;
         use chaos_runner::setup::postgres;
         if !require(postgres::bin_dir(None).map(|_| ())) {
             return None;
         }
-        let setup = PostgresSetup {
-            port: free_port(),
-            database: "postgres".into(),
-            version: None,
-        };
-        let dir = TempDir::new("test-pg");
-        let (command, launch) =
-            postgres::prepare("test-postgres", &setup, dir.path(), Duration::from_secs(60))
-                .expect("initdb");
-        let supervisor = Supervisor::start_with(command, launch).expect("postgres starts");
-        postgres::wait_accepting(&setup, Duration::from_secs(60), &Default::default())
-            .expect("postgres accepts");
-        Some(Postgres {
-            port: setup.port,
-            supervisor,
-            _dir: dir,
-        })
+        for attempt in 1.. {
+            let setup = PostgresSetup {
+                port: free_port(),
+                database: "postgres".into(),
+                version: None,
+            };
+            let dir = TempDir::new("test-pg");
+            let (command, launch) =
+                postgres::prepare("test-postgres", &setup, dir.path(), Duration::from_secs(60))
+                    .expect("initdb");
+            let supervisor = match Supervisor::start_with(command, launch) {
+                Ok(supervisor) => supervisor,
+                Err(e) => {
+                    let log = dir.path().join("output.log");
+                    let output = std::fs::read_to_string(&log).unwrap_or_default();
+                    let lost_port = matches!(e, SupervisorError::Exited { .. })
+                        && output.contains("Address already in use");
+                    if lost_port && attempt < 3 {
+                        eprintln!("postgres lost its port {}, trying another", setup.port);
+                        continue;
+                    }
+                    panic!("postgres starts: {e}; its output:\n{output}");
+                }
+            };
+            postgres::wait_accepting(&setup, Duration::from_secs(60), &Default::default())
+                .expect("postgres accepts");
+            return Some(Postgres {
+                port: setup.port,
+                supervisor,
+                _dir: dir,
+            });
+        }
+        unreachable!("the loop returns or panics by its third attempt")
     }
 
     pub fn addr(&self) -> SocketAddr {

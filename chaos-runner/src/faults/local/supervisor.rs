@@ -9,7 +9,7 @@
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -78,6 +78,14 @@ pub enum SupervisorError {
         /// The last start error, if any.
         last: String,
     },
+    /// It exited before it was ready and its policy does not restart it.
+    #[error("supervised command `{command}` exited before it was ready ({status})")]
+    Exited {
+        /// The command.
+        command: String,
+        /// How it ended, e.g. `exit status: 1`.
+        status: ExitStatus,
+    },
     /// The supervisor has been stopped.
     #[error("the supervisor of `{0}` is stopped")]
     Stopped(String),
@@ -104,6 +112,10 @@ struct State {
     stopping: bool,
     starts: u32,
     last_error: Option<String>,
+    /// How the last process that ended ended.
+    last_exit: Option<ExitStatus>,
+    /// How many processes have ended.
+    exits: u32,
 }
 
 #[derive(Debug)]
@@ -204,6 +216,8 @@ fn run(shared: Arc<Shared>) {
                 state.current = None;
                 state.ready = false;
                 state.ready_at = None;
+                state.last_exit = Some(status);
+                state.exits += 1;
                 shared.changed.notify_all();
             }
         }
@@ -343,16 +357,31 @@ impl Supervisor {
                     return Ok(at);
                 }
             }
+            let restarts = self.shared.spec.restart == RestartPolicy::Always;
+            if let (None, false, false, Some(status)) = (
+                &state.child,
+                state.start_requested,
+                restarts,
+                state.last_exit,
+            ) {
+                return Err(SupervisorError::Exited {
+                    command: self.shared.spec.argv.join(" "),
+                    status,
+                });
+            }
             let now = Instant::now();
             if now >= deadline {
+                let last = match (&state.last_error, state.last_exit) {
+                    (Some(e), _) => format!(": {e}"),
+                    (None, Some(status)) => {
+                        format!(": it exited {} time(s), last with {status}", state.exits)
+                    }
+                    (None, None) => String::new(),
+                };
                 return Err(SupervisorError::NotReady {
                     command: self.shared.spec.argv.join(" "),
                     timeout,
-                    last: state
-                        .last_error
-                        .as_ref()
-                        .map(|e| format!(": {e}"))
-                        .unwrap_or_default(),
+                    last,
                 });
             }
             let wait = (deadline - now).min(Duration::from_millis(50));
