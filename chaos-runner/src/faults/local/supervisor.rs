@@ -323,7 +323,8 @@ impl Supervisor {
     }
 
     /// Waits until a process other than `not` is running and ready; returns when it
-    /// became ready.
+    /// became ready. Fails at once with [`SupervisorError::Exited`] when the command has
+    /// exited and nothing will start it again (policy `never`, no start requested).
     pub fn wait_ready(
         &self,
         not: Option<(u32, u64)>,
