@@ -749,11 +749,11 @@ fn a_supervised_command_that_exits_while_starting_is_named_with_its_exit_status(
         .to_string()
         .contains("exited before it was ready (exit status: 4)"));
     // `always`: started again until `readyTimeout`, and the error says how it ended.
-    let err = Supervisor::start(exits(RestartPolicy::Always, Duration::from_secs(2))).unwrap_err();
+    let err = Supervisor::start(exits(RestartPolicy::Always, Duration::from_secs(5))).unwrap_err();
     let message = err.to_string();
     assert!(matches!(err, SupervisorError::NotReady { .. }), "{err:?}");
     assert!(
-        message.contains("not ready within 2s: it exited")
+        message.contains("not ready within 5s: it exited")
             && message.ends_with("time(s), last with exit status: 4"),
         "{message}"
     );
