@@ -68,8 +68,8 @@ impl Postgres {
     /// not installed outside CI.
     ///
     /// The port is free when chosen, but initdb runs before the server binds it, and
-    /// other tests' clients take ephemeral ports meanwhile: a start that loses its port
-    /// ("Address already in use") is tried again on another one, up to three times.
+    /// something else may take it meanwhile: a start that loses its port ("Address
+    /// already in use") is tried again on another one, up to three times.
     pub fn start() -> Option<Postgres> {
         use chaos_runner::faults::local::supervisor::SupervisorError;
         use chaos_runner::setup::postgres;
