@@ -228,30 +228,39 @@ fn round_trips(addr: SocketAddr, count: usize) -> Histogram<u64> {
     histogram
 }
 
-/// MiB/s of `bytes` pushed through one connection to the sink.
-fn bulk(addr: SocketAddr, bytes: u64) -> f64 {
-    let mut stream = TcpStream::connect(addr).expect("connect for bulk");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("read timeout");
+/// MiB/s of `bytes` pushed through one connection to the sink; an error when the path
+/// stalls (a write or the sink's answer takes over 60 s) or fails.
+fn bulk(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
+    let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
+    for timeout in [TcpStream::set_read_timeout, TcpStream::set_write_timeout] {
+        timeout(&stream, Some(Duration::from_secs(60))).map_err(|e| format!("timeout: {e}"))?;
+    }
     let chunk = vec![0xA5u8; 256 * 1024];
     let bytes = bytes.div_ceil(chunk.len() as u64) * chunk.len() as u64;
     let start = Instant::now();
-    stream.write_all(&bytes.to_le_bytes()).expect("bulk length");
+    let stalled =
+        |what: &str, e: std::io::Error| format!("{what} after {:?}: {e}", start.elapsed());
+    stream
+        .write_all(&bytes.to_le_bytes())
+        .map_err(|e| stalled("bulk length", e))?;
     let mut sent = 0u64;
     while sent < bytes {
-        stream.write_all(&chunk).expect("bulk write");
+        stream
+            .write_all(&chunk)
+            .map_err(|e| stalled("bulk write", e))?;
         sent += chunk.len() as u64;
     }
     let mut total = [0u8; 8];
-    stream.read_exact(&mut total).expect("sink total");
+    stream
+        .read_exact(&mut total)
+        .map_err(|e| stalled("sink total", e))?;
     let elapsed = start.elapsed().as_secs_f64();
     assert_eq!(
         u64::from_le_bytes(total),
         sent,
         "bytes lost in the bulk transfer"
     );
-    sent as f64 / (1024.0 * 1024.0) / elapsed
+    Ok(sent as f64 / (1024.0 * 1024.0) / elapsed)
 }
 
 fn runner_binary() -> PathBuf {
@@ -509,8 +518,14 @@ fn main() {
     targets.extend(fault_cli(echo, sink, &dir, benching && ci));
 
     let mut samples: Vec<Vec<Figures>> = vec![Vec::new(); targets.len()];
+    // A reference path (the kernel relay) that stalls is dropped from the table; any
+    // other path that stalls fails the bench.
+    let mut dropped = vec![false; targets.len()];
     for round in 0..scale.rounds {
         for (i, target) in targets.iter().enumerate() {
+            if dropped[i] {
+                continue;
+            }
             let cpu_before = target.cpu();
             let histogram = round_trips(target.echo, scale.round_trips);
             let cpu_us_per_rt = cpu_before.zip(target.cpu()).map(|(before, after)| {
@@ -519,7 +534,20 @@ fn main() {
                 (after - before).as_secs_f64() * 1e6 / trips as f64
             });
             let (proxy_before, bench_before) = (target.cpu(), own_cpu());
-            let mib_per_s = bulk(target.sink, scale.bulk_bytes);
+            let mib_per_s = match bulk(target.sink, scale.bulk_bytes) {
+                Ok(rate) => rate,
+                Err(why) if target.name.starts_with("kernel relay") => {
+                    eprintln!(
+                        "round {}/{} {}: bulk transfer failed ({why}); its row is dropped",
+                        round + 1,
+                        scale.rounds,
+                        target.name
+                    );
+                    dropped[i] = true;
+                    continue;
+                }
+                Err(why) => panic!("{}: bulk transfer failed: {why}", target.name),
+            };
             let mib = scale.bulk_bytes as f64 / (1024.0 * 1024.0);
             let proxy_used = proxy_before.zip(target.cpu()).map(|(b, a)| a - b);
             let used = own_cpu() - bench_before + proxy_used.unwrap_or_default();
@@ -531,7 +559,7 @@ fn main() {
                 cpu_ms_per_mib: proxy_used.map(|d| d.as_secs_f64() * 1e3 / mib),
                 cores: used.as_secs_f64() / (mib / mib_per_s),
             });
-            let f = samples[i][round];
+            let f = samples[i][samples[i].len() - 1];
             eprintln!(
                 "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores",
                 round + 1,
@@ -546,7 +574,14 @@ fn main() {
             );
         }
     }
-    let figures: Vec<Figures> = samples.iter().map(|s| medians(s)).collect();
+    let mut kept = dropped.iter().map(|d| !d);
+    targets.retain(|_| kept.next().unwrap_or(true));
+    let figures: Vec<Figures> = samples
+        .iter()
+        .zip(&dropped)
+        .filter(|(_, d)| !**d)
+        .map(|(s, _)| medians(s))
+        .collect();
     let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
     if !benching {
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench proxy` to measure)");
