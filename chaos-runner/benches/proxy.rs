@@ -7,7 +7,8 @@
 //! of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms). A fifth path forwards inside
 //! the kernel (an eBPF sockmap redirect, see [`kernel_relay`]): the ceiling of a proxy that
 //! never wakes up, so the 0.8x-of-direct target can be judged against what is possible
-//! here. It needs root; without it its row is marked missing.
+//! here. It needs root; without it its row is marked missing, and a bulk transfer that
+//! stalls through it (60 s without progress) drops its row.
 //!
 //! Run: `cargo bench -p chaos-runner --bench proxy`. `fault` is looked up in `PATH`,
 //! `FAULT_CLI`, or `/work/tools/bin/fault` (install it with
