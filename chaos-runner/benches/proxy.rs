@@ -575,14 +575,12 @@ fn main() {
             );
         }
     }
-    let mut kept = dropped.iter().map(|d| !d);
-    targets.retain(|_| kept.next().unwrap_or(true));
-    let figures: Vec<Figures> = samples
-        .iter()
-        .zip(&dropped)
-        .filter(|(_, d)| !**d)
-        .map(|(s, _)| medians(s))
-        .collect();
+    let (targets, figures): (Vec<Target>, Vec<Figures>) = targets
+        .into_iter()
+        .zip(samples.iter().zip(dropped))
+        .filter(|(_, (_, dropped))| !dropped)
+        .map(|(target, (rounds, _))| (target, medians(rounds)))
+        .unzip();
     let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
     if !benching {
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench proxy` to measure)");

@@ -228,25 +228,34 @@ fn sigterm_while_a_service_starts_ends_the_run_at_once_and_stops_it() {
     // SAFETY: kill with a pid we own and a valid signal.
     assert_eq!(unsafe { libc::kill(runner.id() as i32, libc::SIGTERM) }, 0);
     let out = runner.wait_with_output().unwrap();
-    let took = signalled.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
     // Stopping the service (SIGTERM, SIGKILL after 3 s) is the only wait left.
-    assert!(
-        took < Duration::from_secs(4),
-        "the run took {took:?} to end"
+    let summary = ended_before_any_fault(
+        &out,
+        signalled.elapsed(),
+        Duration::from_secs(4),
+        "hog-setup-sigterm",
+        &state,
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let reason = summary["reason"].as_str().unwrap_or_default();
-    assert_eq!(reason, "terminated (SIGTERM)", "{summary}");
-    assert!(
-        support::hogs("hog-setup-sigterm").is_empty(),
-        "a fault was injected"
-    );
+    assert_eq!(summary["reason"], "terminated (SIGTERM)", "{summary}");
     assert!(!service_dir.exists(), "{} is left", service_dir.display());
-    assert!(chaos_runner::journal::live_faults(&state)
+}
+
+/// Checks a run that ended during setup: exit 2 within `limit`, no hog named `hog`
+/// started, nothing left live in the journal under `state`; returns its JSON summary.
+fn ended_before_any_fault(
+    out: &std::process::Output,
+    took: Duration,
+    limit: Duration,
+    hog: &str,
+    state: &Path,
+) -> serde_json::Value {
+    support::assert_exit(out, 2);
+    assert!(took < limit, "the run took {took:?} to end");
+    assert!(support::hogs(hog).is_empty(), "a fault was injected");
+    assert!(chaos_runner::journal::live_faults(state)
         .unwrap()
         .is_empty());
+    support::summary_of(out)
 }
 
 #[test]
@@ -266,15 +275,14 @@ fn a_service_that_exits_while_starting_fails_the_run_at_once_with_its_output() {
     let state = dir.path().join("state");
     let started = std::time::Instant::now();
     let out = start_run(&exp, &state).wait_with_output().unwrap();
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
     // Not the 10-minute readyTimeout: the exit is seen as it happens.
-    assert!(
-        took < Duration::from_secs(30),
-        "the run took {took:?} to fail"
+    let summary = ended_before_any_fault(
+        &out,
+        started.elapsed(),
+        Duration::from_secs(30),
+        "hog-setup-exits",
+        &state,
     );
-    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["outcome"], "aborted", "{summary}");
     let reason = summary["reason"].as_str().unwrap_or_default();
     assert!(
@@ -282,13 +290,6 @@ fn a_service_that_exits_while_starting_fails_the_run_at_once_with_its_output() {
             && reason.ends_with("; its output ends: boot: no such table: players"),
         "{reason}"
     );
-    assert!(
-        support::hogs("hog-setup-exits").is_empty(),
-        "a fault was injected"
-    );
-    assert!(chaos_runner::journal::live_faults(&state)
-        .unwrap()
-        .is_empty());
 }
 
 #[test]

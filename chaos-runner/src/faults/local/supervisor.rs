@@ -358,13 +358,10 @@ impl Supervisor {
                     return Ok(at);
                 }
             }
-            let restarts = self.shared.spec.restart == RestartPolicy::Always;
-            if let (None, false, false, Some(status)) = (
-                &state.child,
-                state.start_requested,
-                restarts,
-                state.last_exit,
-            ) {
+            // Exited, and nothing will start it again.
+            let restarts =
+                state.start_requested || self.shared.spec.restart == RestartPolicy::Always;
+            if let (None, Some(status), false) = (&state.child, state.last_exit, restarts) {
                 return Err(SupervisorError::Exited {
                     command: self.shared.spec.argv.join(" "),
                     status,
