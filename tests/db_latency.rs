@@ -67,7 +67,18 @@ struct Writes {
     stored: u64,
     queued: u64,
     refused: Vec<String>,
-    slowest: Duration,
+    /// How long each acknowledged save took.
+    took: Vec<Duration>,
+}
+
+impl Writes {
+    /// The `q` quantile of the acknowledged saves' times (nearest rank).
+    fn quantile(&self, q: f64) -> Duration {
+        let mut took = self.took.clone();
+        took.sort();
+        let rank = ((took.len() as f64 * q).ceil() as usize).clamp(1, took.len().max(1));
+        took.get(rank - 1).copied().unwrap_or_default()
+    }
 }
 
 #[test]
@@ -104,7 +115,7 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
                         } else {
                             w.queued += 1;
                         }
-                        w.slowest = w.slowest.max(took);
+                        w.took.push(took);
                         w.acknowledged.insert(player, seq);
                     }
                     other => w.refused.push(format!("{player} seq {seq}: {other:?}")),
@@ -164,11 +175,14 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
         w.stored,
         w.queued
     );
+    // The latency SLO (p95 under 500 ms) held for the saves; and none hung: the save
+    // policy's overall timeout is 400 ms, so even the slowest answers well within 1 s.
+    let (p95, slowest) = (w.quantile(0.95), w.quantile(1.0));
     assert!(
-        w.slowest < Duration::from_millis(500),
-        "a save took {:?}, over the 500 ms latency SLO",
-        w.slowest
+        p95 < Duration::from_millis(500),
+        "saves took {p95:?} at p95, over the 500 ms latency SLO"
     );
+    assert!(slowest < Duration::from_secs(1), "a save took {slowest:?}");
     // The availability SLO held: client side (the runner's load) and server side.
     let totals = report["load"]["totals"]
         .as_array()
@@ -220,10 +234,11 @@ fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save
         );
     }
     eprintln!(
-        "db latency: {count} load calls, {errors} errors; writer: {} stored, {} queued, slowest {:?}; {} players' last saves all in PostgreSQL",
+        "db latency: {count} load calls, {errors} errors; writer: {} stored, {} queued, p95 {:?}, slowest {:?}; {} players' last saves all in PostgreSQL",
         w.stored,
         w.queued,
-        w.slowest,
+        w.quantile(0.95),
+        w.quantile(1.0),
         w.acknowledged.len()
     );
 }

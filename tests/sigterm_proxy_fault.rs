@@ -118,7 +118,8 @@ fn sigterm_during_a_proxy_fault_restores_pass_through_exits_2_and_writes_the_rep
     );
     let fast = query_through(pg, proxy.listen_port);
     assert!(
-        fast < Duration::from_millis(100),
+        // Well under the 400 ms toxic: the game server is busy catching up meanwhile.
+        fast < Duration::from_millis(250),
         "a query through the proxy still takes {fast:?} after the revert"
     );
     // The game server recovers: its saves reach PostgreSQL again (breaker closed, queue

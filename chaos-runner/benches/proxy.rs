@@ -1,14 +1,14 @@
-//! The TCP fault proxy with no toxics (at its default busy-poll window and with busy
-//! polling off), side by side in one run with a direct loopback connection, with
-//! `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least a user-space relay can
-//! do (blocking read/write, one thread per direction, no toxics, no API: the floor any
-//! proxy in a process pays): round-trip latency p50/p99 of small
-//! messages and bulk throughput of one connection, reported as ratios. Then the accuracy
-//! of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms). A fifth path forwards inside
-//! the kernel (an eBPF sockmap redirect, see [`kernel_relay`]): the ceiling of a proxy that
-//! never wakes up, so the 0.8x-of-direct target can be judged against what is possible
-//! here. It needs root; without it its row is marked missing, and a bulk transfer that
-//! stalls through it (60 s without progress) drops its row.
+//! The TCP fault proxy with no toxics (at its defaults, with busy polling off, and with
+//! two relay threads where the default gives one), side by side in one run with a direct
+//! loopback connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least
+//! a user-space relay can do (blocking read/write, one thread per direction, no toxics, no
+//! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
+//! messages and bulk throughput of one connection and of four at once, reported as ratios.
+//! Then the accuracy of a 100 ms latency toxic (p99 must be 100 ms +/- 2 ms). Another path
+//! forwards inside the kernel (an eBPF sockmap redirect, see [`kernel_relay`]): the
+//! ceiling of a proxy that never wakes up, so the 0.8x-of-direct target can be judged
+//! against what is possible here. It needs root; without it its row is marked missing,
+//! and a bulk transfer that stalls through it (60 s without progress) drops its row.
 //!
 //! Run: `cargo bench -p chaos-runner --bench proxy`. `fault` is looked up in `PATH`,
 //! `FAULT_CLI`, or `/work/tools/bin/fault` (install it with
@@ -35,6 +35,9 @@ mod kernel_relay;
 
 /// Size of one round-trip message.
 const MESSAGE: usize = 64;
+
+/// Connections of the parallel bulk transfer (a proxy's relay threads matter there).
+const PARALLEL: usize = 4;
 
 /// How much to measure: the full run under `cargo bench`, a quick pass that only proves
 /// the paths work under `cargo test --all-targets` (which runs this binary without
@@ -123,6 +126,8 @@ struct Figures {
     p50_us: f64,
     p99_us: f64,
     mib_per_s: f64,
+    /// MiB/s of [`PARALLEL`] connections moving the same total at once.
+    parallel_mib_per_s: f64,
     /// Proxy process CPU time per MiB of the bulk transfer (none for the in-bench paths).
     cpu_ms_per_mib: Option<f64>,
     /// Cores kept busy during the bulk transfer: the bench's sender and sink (and an
@@ -262,6 +267,24 @@ fn bulk(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
         "bytes lost in the bulk transfer"
     );
     Ok(sent as f64 / (1024.0 * 1024.0) / elapsed)
+}
+
+/// MiB/s of `bytes` pushed through [`PARALLEL`] connections at once, each moving its
+/// share; an error when one of them fails (see [`bulk`]).
+fn bulk_parallel(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
+    let share = bytes / PARALLEL as u64;
+    let start = Instant::now();
+    let senders: Vec<_> = (0..PARALLEL)
+        .map(|_| std::thread::spawn(move || bulk(addr, share)))
+        .collect();
+    let mut sent = 0u64;
+    for sender in senders {
+        sender
+            .join()
+            .map_err(|_| "a parallel sender panicked".to_owned())??;
+        sent += share.div_ceil(256 * 1024) * 256 * 1024;
+    }
+    Ok(sent as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64())
 }
 
 fn runner_binary() -> PathBuf {
@@ -447,6 +470,7 @@ fn medians(rounds: &[Figures]) -> Figures {
         p50_us: of(|f| f.p50_us),
         p99_us: of(|f| f.p99_us),
         mib_per_s: of(|f| f.mib_per_s),
+        parallel_mib_per_s: of(|f| f.parallel_mib_per_s),
         cpu_ms_per_mib: of_some(|f| f.cpu_ms_per_mib),
         cores: of(|f| f.cores),
     }
@@ -503,7 +527,22 @@ fn main() {
         sink: reference_relay(sink),
         processes: Vec::new(),
     };
-    let mut targets = vec![direct, ours_default, ours_sleeping, reference];
+    // Two relay threads: the default on a machine of four cores or more (see
+    // `default_workers`); on this two-core machine the default is one.
+    let (ours_two_workers, _) = ours(
+        "chaos-runner, --workers 2",
+        &["--workers", "2"],
+        echo,
+        sink,
+        &dir,
+    );
+    let mut targets = vec![
+        direct,
+        ours_default,
+        ours_sleeping,
+        reference,
+        ours_two_workers,
+    ];
     match (kernel_relay::start(echo), kernel_relay::start(sink)) {
         (Ok(echo), Ok(sink)) => targets.push(Target {
             name: "kernel relay (eBPF)",
@@ -535,8 +574,16 @@ fn main() {
                 (after - before).as_secs_f64() * 1e6 / trips as f64
             });
             let (proxy_before, bench_before) = (target.cpu(), own_cpu());
-            let mib_per_s = match bulk(target.sink, scale.bulk_bytes) {
-                Ok(rate) => rate,
+            let measured = bulk(target.sink, scale.bulk_bytes).and_then(|one| {
+                let (proxy_used, bench_used) = (
+                    proxy_before.zip(target.cpu()).map(|(b, a)| a - b),
+                    own_cpu() - bench_before,
+                );
+                bulk_parallel(target.sink, scale.bulk_bytes)
+                    .map(|parallel| (one, parallel, proxy_used, bench_used))
+            });
+            let (mib_per_s, parallel_mib_per_s, proxy_used, bench_used) = match measured {
+                Ok(figures) => figures,
                 Err(why) if target.name.starts_with("kernel relay") => {
                     eprintln!(
                         "round {}/{} {}: bulk transfer failed ({why}); its row is dropped",
@@ -550,19 +597,19 @@ fn main() {
                 Err(why) => panic!("{}: bulk transfer failed: {why}", target.name),
             };
             let mib = scale.bulk_bytes as f64 / (1024.0 * 1024.0);
-            let proxy_used = proxy_before.zip(target.cpu()).map(|(b, a)| a - b);
-            let used = own_cpu() - bench_before + proxy_used.unwrap_or_default();
+            let used = bench_used + proxy_used.unwrap_or_default();
             samples[i].push(Figures {
                 cpu_us_per_rt,
                 p50_us: histogram.value_at_quantile(0.5) as f64 / 1e3,
                 p99_us: histogram.value_at_quantile(0.99) as f64 / 1e3,
                 mib_per_s,
+                parallel_mib_per_s,
                 cpu_ms_per_mib: proxy_used.map(|d| d.as_secs_f64() * 1e3 / mib),
                 cores: used.as_secs_f64() / (mib / mib_per_s),
             });
             let f = samples[i][samples[i].len() - 1];
             eprintln!(
-                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores",
+                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores  {PARALLEL} conns {:>5.0} MiB/s",
                 round + 1,
                 scale.rounds,
                 target.name,
@@ -572,6 +619,7 @@ fn main() {
                 mib_per_s,
                 ms_text(f.cpu_ms_per_mib),
                 f.cores,
+                f.parallel_mib_per_s,
             );
         }
     }
@@ -589,11 +637,11 @@ fn main() {
     }
 
     let direct = figures[0];
-    println!("\n| path | RTT p50 | RTT p99 | proxy CPU per round trip | throughput | throughput vs direct | proxy CPU per MiB | cores busy in bulk |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    println!("\n| path | RTT p50 | RTT p99 | proxy CPU per round trip | throughput | throughput vs direct | proxy CPU per MiB | cores busy in bulk | {PARALLEL} connections vs direct |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (target, f) in targets.iter().zip(&figures) {
         println!(
-            "| {} | {:.1} us | {:.1} us | {} | {:.0} MiB/s | {:.2}x | {} | {:.2} |",
+            "| {} | {:.1} us | {:.1} us | {} | {:.0} MiB/s | {:.2}x | {} | {:.2} | {:.0} MiB/s, {:.2}x |",
             target.name,
             f.p50_us,
             f.p99_us,
@@ -602,6 +650,8 @@ fn main() {
             f.mib_per_s / direct.mib_per_s,
             ms_text(f.cpu_ms_per_mib),
             f.cores,
+            f.parallel_mib_per_s,
+            f.parallel_mib_per_s / direct.parallel_mib_per_s,
         );
     }
     let figure_of = |prefix: &str| {
@@ -612,6 +662,7 @@ fn main() {
     };
     let (ours_f, sleeping_f, reference_f) = (figures[1], figures[2], figures[3]);
     let fault_f = figure_of("fault-cli");
+    let two_workers_f = figure_of("chaos-runner, --workers 2");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
             "\nkernel relay / direct: throughput {:.2}x; ours / kernel relay: RTT p50 {:.2}x, throughput {:.2}x",
@@ -632,6 +683,16 @@ fn main() {
         ours_f.p99_us / sleeping_f.p99_us,
         ours_f.mib_per_s / sleeping_f.mib_per_s
     );
+    if let Some(two) = two_workers_f {
+        println!(
+            "ours ({} relay thread(s)) / ours with 2: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x, {PARALLEL} connections {:.2}x",
+            chaos_runner::faults::local::proxy::server::default_workers(),
+            ours_f.p50_us / two.p50_us,
+            ours_f.p99_us / two.p99_us,
+            ours_f.mib_per_s / two.mib_per_s,
+            ours_f.parallel_mib_per_s / two.parallel_mib_per_s
+        );
+    }
     if let Some(peer) = fault_f {
         for (name, f) in [("ours", ours_f), ("ours without busy-poll", sleeping_f)] {
             println!(
@@ -665,8 +726,10 @@ fn main() {
         "round_trips": scale.round_trips,
         "message_bytes": MESSAGE,
         "bulk_bytes": scale.bulk_bytes,
+        "parallel_connections": PARALLEL,
         "targets": targets.iter().zip(&figures).map(|(t, f)| serde_json::json!({
             "name": t.name, "rtt_p50_us": f.p50_us, "rtt_p99_us": f.p99_us, "mib_per_s": f.mib_per_s,
+            "parallel_mib_per_s": f.parallel_mib_per_s,
             "proxy_cpu_us_per_round_trip": f.cpu_us_per_rt,
             "proxy_cpu_ms_per_mib": f.cpu_ms_per_mib, "cores_busy_in_bulk": f.cores,
         })).collect::<Vec<_>>(),

@@ -90,6 +90,10 @@ pub enum Command {
         /// flows). 0 turns it off; at most 10ms.
         #[arg(long, default_value = "200us", value_parser = busy_poll_window)]
         busy_poll: std::time::Duration,
+        /// Threads relaying connections, 1 to 256 (default: half the machine's cores, at
+        /// least one; the client and the service behind the proxy need cores too).
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
+        workers: Option<u16>,
     },
     /// Stress workers run by faults (internal; started by the runner itself).
     #[command(hide = true)]
@@ -385,7 +389,14 @@ pub fn run(cli: Cli) -> Outcome {
             allow_remote_admin,
             config,
             busy_poll,
-        } => proxy(&listen, allow_remote_admin, config.as_deref(), busy_poll),
+            workers,
+        } => proxy(
+            &listen,
+            allow_remote_admin,
+            config.as_deref(),
+            busy_poll,
+            workers,
+        ),
         Command::Stress {
             kind:
                 StressKind::Cpu {
@@ -551,8 +562,10 @@ fn proxy(
     allow_remote_admin: bool,
     config: Option<&std::path::Path>,
     busy_poll: std::time::Duration,
+    workers: Option<u16>,
 ) -> Outcome {
-    use crate::faults::local::proxy::{server::ProxyServer, ProxyInput};
+    use crate::faults::local::proxy::server::{default_workers, ProxyServer, ServerOptions};
+    use crate::faults::local::proxy::ProxyInput;
     use std::io::Write;
 
     let addr: std::net::SocketAddr = match listen.parse() {
@@ -596,7 +609,10 @@ fn proxy(
             }
         }
     };
-    let server = match ProxyServer::start(Some(addr)) {
+    let server = match ProxyServer::start_with(ServerOptions {
+        api: Some(addr),
+        workers: workers.map_or_else(default_workers, usize::from),
+    }) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: --listen: {e}");

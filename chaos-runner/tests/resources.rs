@@ -386,6 +386,8 @@ fn stress_children_stop_by_themselves_when_their_time_is_up() {
     else {
         panic!("not a disk fill record")
     };
+    // Looked at before the memory hog starts: the fill's one second is already running.
+    assert!(file.exists());
     let mut hog = MemoryHog::new(
         "expire",
         "run-expire-mem",
@@ -401,7 +403,6 @@ fn stress_children_stop_by_themselves_when_their_time_is_up() {
     else {
         panic!("not a memory hog record")
     };
-    assert!(file.exists());
     let start = Instant::now();
     // Not reaped by us: exited children are zombies, which `is_running` does not count.
     wait_for(Duration::from_secs(5), "both children to end", || {

@@ -31,6 +31,58 @@ fn cpu_helper(run: &str, fault: &str) -> Child {
     ))
 }
 
+/// Waits (10 s at most) until process `pid` runs `chaos-runner` and takes SIGTERM itself,
+/// so a SIGTERM sent from then on cannot kill it by the default action: one of its threads
+/// catches or blocks it, or one waits for it in `sigtimedwait` (which unblocks it for the
+/// wait, so the status shows no mask then). Before its `exec` a child may still carry its
+/// launcher's mask (`unshare` blocks SIGTERM while it waits), which says nothing.
+fn wait_taking_term(pid: u32) {
+    wait_running(pid, "chaos-runner");
+    let started = Instant::now();
+    let term = 1u64 << (libc::SIGTERM - 1);
+    let takes = |task: &std::path::Path| {
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        let mask = |field: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+                .unwrap_or(0)
+        };
+        (mask("SigBlk:") | mask("SigCgt:")) & term != 0
+            || std::fs::read_to_string(task.join("wchan")).is_ok_and(|w| w.contains("sigtimedwait"))
+    };
+    loop {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|dir| dir.flatten().map(|t| t.path()).collect::<Vec<_>>())
+            .unwrap_or_default();
+        if tasks.iter().any(|t| takes(t)) {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "process {pid} never took SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits (10 s at most) until process `pid` runs `command` (its `exec` is done).
+fn wait_running(pid: u32, command: &str) {
+    let started = Instant::now();
+    while std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        != command
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "process {pid} never ran {command}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// Runs `chaos-runner` with the white-space separated words of `line` to its end.
 fn output_of(line: &str) -> std::process::Output {
     runner().args(line.split_whitespace()).output().unwrap()
@@ -66,7 +118,9 @@ fn stop_ends_the_helpers_of_its_fault_only() {
          --run-id {run} --fault burn --exit-on-term"
     ));
     let mut other = cpu_helper(&run, "other");
-    std::thread::sleep(Duration::from_millis(300));
+    for helper in [&cpu, &memory, &other] {
+        wait_taking_term(helper.id());
+    }
     let sent = Instant::now();
     let out = stop(&run, "burn");
     assert!(out.status.success(), "{out:?}");
@@ -227,7 +281,7 @@ fn signal_init_stops_an_init_that_takes_the_signal_and_refuses_one_that_would_dr
         .spawn()
         .expect("cannot run unshare");
     let init = only_child(taker.id());
-    std::thread::sleep(Duration::from_millis(300));
+    wait_taking_term(init);
     let out = signal_init_in(init, "TERM");
     // The helper either ends first (status 0, saying what it did) or, when the init ends
     // first, is SIGKILLed with the rest of the namespace (a pod reports exit code 137,
@@ -249,7 +303,7 @@ fn signal_init_stops_an_init_that_takes_the_signal_and_refuses_one_that_would_dr
         .spawn()
         .expect("cannot run unshare");
     let init = only_child(deaf.id());
-    std::thread::sleep(Duration::from_millis(200));
+    wait_running(init, "sleep");
     let out = signal_init_in(init, "TERM");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -51,7 +51,7 @@ def main():
     except ProxyExists:
         pass
 
-    assert round_trip(proxy.listen) < 0.05
+    assert round_trip(proxy.listen) < 0.1  # well under the 150 ms toxic
 
     proxy.add_toxic(type="latency", attributes={"latency": 150, "jitter": 0})
     toxic = proxy.get_toxic("latency_downstream")
@@ -67,7 +67,7 @@ def main():
     proxy.destroy_toxic("cut_up")
     proxy.destroy_toxic("latency_downstream")
     assert proxy.toxics() == {}
-    assert round_trip(proxy.listen) < 0.05
+    assert round_trip(proxy.listen) < 0.1  # well under the 150 ms toxic
 
     with proxy.down():
         assert server.get_proxy("echo").enabled is False
@@ -77,7 +77,7 @@ def main():
         except (ConnectionRefusedError, ConnectionResetError):
             pass
     assert server.get_proxy("echo").enabled is True
-    assert round_trip(proxy.listen) < 0.05
+    assert round_trip(proxy.listen) < 0.1  # well under the 150 ms toxic
 
     proxy.add_toxic(type="bandwidth", attributes={"rate": 1})
     proxy.disable()

@@ -14,11 +14,17 @@ pub struct ProxyProcess {
 impl ProxyProcess {
     /// Starts it (with `--config` when given) and reads the API address it prints.
     pub fn start(config: Option<&Path>) -> ProxyProcess {
+        ProxyProcess::start_with(config, &[])
+    }
+
+    /// [`ProxyProcess::start`] with more flags.
+    pub fn start_with(config: Option<&Path>, flags: &[&str]) -> ProxyProcess {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_chaos-runner"));
         cmd.args(["proxy", "--listen", "127.0.0.1:0"]);
         if let Some(c) = config {
             cmd.arg("--config").arg(c);
         }
+        cmd.args(flags);
         let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

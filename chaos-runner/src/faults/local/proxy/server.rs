@@ -36,9 +36,41 @@ pub struct ProxyServer {
     thread: Option<JoinHandle<()>>,
 }
 
+/// How many runtime threads relay connections when nothing says otherwise: half the
+/// machine's cores, at least one. The proxy shares its host with the client and the
+/// service it sits between, which need cores of their own to send and receive: on two
+/// cores, one relay thread moves a bulk transfer faster than two (see the README's
+/// benchmark section), since a second worker only adds wake-ups between threads.
+///
+/// ```
+/// assert!(chaos_runner::faults::local::proxy::server::default_workers() >= 1);
+/// ```
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+}
+
+/// How to start a [`ProxyServer`].
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Serve the admin API on this address (port 0 picks one).
+    pub api: Option<SocketAddr>,
+    /// Runtime threads relaying connections (see [`default_workers`]).
+    pub workers: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            api: None,
+            workers: default_workers(),
+        }
+    }
+}
+
 impl ProxyServer {
-    /// Starts the proxy thread; with `api`, also serves the admin API on that address
-    /// (port 0 picks one; see [`ProxyServer::api_addr`]).
+    /// Starts the proxy thread with [`default_workers`] relay threads; with `api`, also
+    /// serves the admin API on that address (port 0 picks one; see
+    /// [`ProxyServer::api_addr`]).
     ///
     /// ```
     /// let server = chaos_runner::faults::local::proxy::server::ProxyServer::start(
@@ -46,6 +78,21 @@ impl ProxyServer {
     /// assert!(server.api_addr().unwrap().port() > 0);
     /// ```
     pub fn start(api: Option<SocketAddr>) -> Result<ProxyServer, ServerError> {
+        ProxyServer::start_with(ServerOptions {
+            api,
+            ..ServerOptions::default()
+        })
+    }
+
+    /// Starts the proxy thread as `options` say.
+    ///
+    /// ```
+    /// use chaos_runner::faults::local::proxy::server::{ProxyServer, ServerOptions};
+    /// let server = ProxyServer::start_with(ServerOptions { api: None, workers: 1 }).unwrap();
+    /// assert!(server.api_addr().is_none());
+    /// ```
+    pub fn start_with(options: ServerOptions) -> Result<ProxyServer, ServerError> {
+        let ServerOptions { api, workers } = options;
         let listener = match api {
             Some(addr) => Some(
                 std::net::TcpListener::bind(addr)
@@ -59,7 +106,7 @@ impl ProxyServer {
             None => None,
         };
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers.max(1))
             .thread_name("chaos-proxy")
             .enable_all()
             .build()
