@@ -1,5 +1,5 @@
 //! The TCP fault proxy with no toxics (at its defaults, with busy polling off, and with
-//! two relay threads where the default gives one), side by side in one run with a direct
+//! one relay thread instead of one per core), side by side in one run with a direct
 //! loopback connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least
 //! a user-space relay can do (blocking read/write, one thread per direction, no toxics, no
 //! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
@@ -527,11 +527,10 @@ fn main() {
         sink: reference_relay(sink),
         processes: Vec::new(),
     };
-    // Two relay threads: the default on a machine of four cores or more (see
-    // `default_workers`); on this two-core machine the default is one.
-    let (ours_two_workers, _) = ours(
-        "chaos-runner, --workers 2",
-        &["--workers", "2"],
+    // One relay thread, against the default of one per core (`default_workers`).
+    let (ours_one_worker, _) = ours(
+        "chaos-runner, --workers 1",
+        &["--workers", "1"],
         echo,
         sink,
         &dir,
@@ -541,7 +540,7 @@ fn main() {
         ours_default,
         ours_sleeping,
         reference,
-        ours_two_workers,
+        ours_one_worker,
     ];
     match (kernel_relay::start(echo), kernel_relay::start(sink)) {
         (Ok(echo), Ok(sink)) => targets.push(Target {
@@ -662,7 +661,7 @@ fn main() {
     };
     let (ours_f, sleeping_f, reference_f) = (figures[1], figures[2], figures[3]);
     let fault_f = figure_of("fault-cli");
-    let two_workers_f = figure_of("chaos-runner, --workers 2");
+    let one_worker_f = figure_of("chaos-runner, --workers 1");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
             "\nkernel relay / direct: throughput {:.2}x; ours / kernel relay: RTT p50 {:.2}x, throughput {:.2}x",
@@ -683,14 +682,14 @@ fn main() {
         ours_f.p99_us / sleeping_f.p99_us,
         ours_f.mib_per_s / sleeping_f.mib_per_s
     );
-    if let Some(two) = two_workers_f {
+    if let Some(one) = one_worker_f {
         println!(
-            "ours ({} relay thread(s)) / ours with 2: RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x, {PARALLEL} connections {:.2}x",
+            "ours with 1 relay thread / ours with {} (the default): RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x, {PARALLEL} connections {:.2}x",
             chaos_runner::faults::local::proxy::server::default_workers(),
-            ours_f.p50_us / two.p50_us,
-            ours_f.p99_us / two.p99_us,
-            ours_f.mib_per_s / two.mib_per_s,
-            ours_f.parallel_mib_per_s / two.parallel_mib_per_s
+            one.p50_us / ours_f.p50_us,
+            one.p99_us / ours_f.p99_us,
+            one.mib_per_s / ours_f.mib_per_s,
+            one.parallel_mib_per_s / ours_f.parallel_mib_per_s
         );
     }
     if let Some(peer) = fault_f {

@@ -90,8 +90,8 @@ pub enum Command {
         /// flows). 0 turns it off; at most 10ms.
         #[arg(long, default_value = "200us", value_parser = busy_poll_window)]
         busy_poll: std::time::Duration,
-        /// Threads relaying connections, 1 to 256 (default: half the machine's cores, at
-        /// least one; the client and the service behind the proxy need cores too).
+        /// Threads relaying connections, 1 to 256 (default: one per core). Fewer leave
+        /// cores to the client and the service behind the proxy.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: Option<u16>,
     },

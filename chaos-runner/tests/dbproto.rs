@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use chaos_runner::faults::local::dbproto::{
     Action, DbFaults, PgError, Protocol, RelayEnd, Rule, Severity,
 };
-use support::servers::{free_port, Postgres, Redis};
+use support::free_port;
+use support::servers::{Postgres, Redis};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};

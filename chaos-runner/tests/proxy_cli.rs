@@ -37,12 +37,9 @@ fn echo() -> String {
     addr
 }
 
+/// A free loopback address for a proxy that binds it later (see [`support::free_port`]).
 fn free_addr() -> String {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string()
+    format!("127.0.0.1:{}", support::free_port())
 }
 
 fn rtt(addr: &str) -> Option<Duration> {

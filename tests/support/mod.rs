@@ -15,13 +15,11 @@ use std::time::{Duration, Instant};
 use chaos_runner::faults::local::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
 
-/// A free TCP port on 127.0.0.1 (the listener is closed before the port is used).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
+// The runner's tests' port picker: below the kernel's ephemeral range, never the same
+// port twice in one process.
+#[path = "../../chaos-runner/tests/support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// `false` (skip) when a server binary is missing outside CI; a failure under CI.
 pub fn require(found: Result<(), String>) -> bool {

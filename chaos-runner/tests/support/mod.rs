@@ -3,10 +3,11 @@
 
 #![allow(dead_code)]
 
+pub mod ports;
 pub mod proxy_process;
 pub mod servers;
 
-pub use servers::free_port;
+pub use ports::free_port;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};

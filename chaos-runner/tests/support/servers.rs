@@ -10,35 +10,8 @@ use std::time::Duration;
 use chaos_runner::faults::local::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
 
+use super::ports::free_port;
 use super::TempDir;
-
-/// A free TCP port on 127.0.0.1 for a server a test starts later (the probe listener is
-/// closed before the server binds it).
-///
-/// It is taken below the kernel's ephemeral range (`ip_local_port_range`): a port the
-/// kernel hands out (`bind :0`) is also what other tests' client connections get while
-/// the server is still starting (initdb takes seconds), and a server that loses its port
-/// to one of them cannot start. Falls back to a kernel-chosen port when there is no
-/// room below the range.
-pub fn free_port() -> u16 {
-    const LOWEST: u16 = 10_000;
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    if ephemeral_low > LOWEST + 1_000 {
-        for _ in 0..200 {
-            let port = rand::random_range(LOWEST..ephemeral_low);
-            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
-                return port;
-            }
-        }
-    }
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port on 127.0.0.1")
-}
 
 /// `false` (skip) when a server is missing outside CI; a failure under `CI=true`.
 pub fn require(found: Result<(), String>) -> bool {

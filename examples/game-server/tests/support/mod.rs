@@ -46,13 +46,11 @@ impl Drop for TempDir {
     }
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+// The runner's tests' port picker: below the kernel's ephemeral range, never the same
+// port twice in one process.
+#[path = "../../../../chaos-runner/tests/support/ports.rs"]
+mod ports;
+pub use ports::free_port;
 
 /// `false` (skip) when a server is missing outside CI; a failure under `CI=true`.
 pub fn require(found: Result<(), String>) -> bool {
