@@ -37,9 +37,10 @@ pub struct ProxyServer {
 }
 
 /// How many runtime threads relay connections when nothing says otherwise: one per core
-/// (tokio's own default). Measured side by side on two cores, one thread moved a single
-/// bulk transfer no faster than two (0.94x) and four at once slower (0.84x); see the
-/// README's benchmark section. `--workers` confines the proxy to fewer.
+/// (tokio's own default). Measured side by side on two cores in two bench runs, one
+/// thread moved a single bulk transfer no faster than two (0.94x, 0.90x) and four at once
+/// slower (0.84x, 0.76x); see the README's benchmark section. `--workers` confines the
+/// proxy to fewer.
 ///
 /// ```
 /// assert!(chaos_runner::faults::local::proxy::server::default_workers() >= 1);
