@@ -604,14 +604,27 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
         "",
     );
     let breaker = fake.clone();
+    // Deletes fail from the moment the policy exists; the watcher gives up when the run
+    // has ended (had it missed the fault's second, the outcome below says so, rather
+    // than the test hanging).
+    let ended = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let run_ended = ended.clone();
     let flip = std::thread::spawn(move || {
         while breaker.policies("games").is_empty() {
+            if run_ended.load(std::sync::atomic::Ordering::SeqCst) {
+                return false;
+            }
             std::thread::sleep(Duration::from_millis(10));
         }
         breaker.fail_policy_deletes(true);
+        true
     });
     let (outcome, report) = run(&path, &dir.state(), &fake, &rt);
-    flip.join().unwrap();
+    ended.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        flip.join().unwrap(),
+        "the test never saw the policy while the fault held: {report:#}"
+    );
     assert_eq!(outcome, Outcome::NotReverted, "{report:#}");
     assert_eq!(report["faults"][0]["reverted"], false);
     assert_eq!(fake.policies("games").len(), 1);
