@@ -234,15 +234,23 @@ fn round_trips(addr: SocketAddr, count: usize) -> Histogram<u64> {
     histogram
 }
 
-/// MiB/s of `bytes` pushed through one connection to the sink; an error when the path
+/// Bytes per write of a bulk transfer.
+const BULK_WRITE: usize = 256 * 1024;
+
+/// What a bulk transfer of `bytes` sends: whole writes of [`BULK_WRITE`].
+fn bulk_size(bytes: u64) -> u64 {
+    bytes.div_ceil(BULK_WRITE as u64) * BULK_WRITE as u64
+}
+
+/// MiB/s of `bytes` (rounded up by [`bulk_size`]) pushed through one connection to the sink; an error when the path
 /// stalls (a write or the sink's answer takes over 60 s) or fails.
 fn bulk(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
     let mut stream = TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))?;
     for timeout in [TcpStream::set_read_timeout, TcpStream::set_write_timeout] {
         timeout(&stream, Some(Duration::from_secs(60))).map_err(|e| format!("timeout: {e}"))?;
     }
-    let chunk = vec![0xA5u8; 256 * 1024];
-    let bytes = bytes.div_ceil(chunk.len() as u64) * chunk.len() as u64;
+    let chunk = vec![0xA5u8; BULK_WRITE];
+    let bytes = bulk_size(bytes);
     let start = Instant::now();
     let stalled =
         |what: &str, e: std::io::Error| format!("{what} after {:?}: {e}", start.elapsed());
@@ -282,7 +290,7 @@ fn bulk_parallel(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
         sender
             .join()
             .map_err(|_| "a parallel sender panicked".to_owned())??;
-        sent += share.div_ceil(256 * 1024) * 256 * 1024;
+        sent += bulk_size(share);
     }
     Ok(sent as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64())
 }

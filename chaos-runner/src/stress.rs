@@ -456,9 +456,27 @@ pub fn init_takes(status: &str, sig: libc::c_int) -> bool {
     (mask("SigCgt:") | mask("SigBlk:")) & bit != 0
 }
 
+/// Whether process `pid` takes signal `sig` itself rather than leaving it to the default
+/// action: it catches or blocks it ([`init_takes`] on `/proc/<pid>/status`), or waits for
+/// it in sigtimedwait(2). While a process waits there the kernel shows the waited signals
+/// as unblocked (it keeps the blocked set aside) and delivers them, so its `wchan` is read
+/// too. An error names the file that could not be read.
+///
+/// ```
+/// // The test harness neither catches nor blocks SIGHUP.
+/// assert!(!chaos_runner::stress::process_takes(std::process::id(), libc::SIGHUP).unwrap());
+/// ```
+pub fn process_takes(pid: u32, sig: libc::c_int) -> Result<bool, String> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let in_sigwait = std::fs::read_to_string(format!("/proc/{pid}/wchan"))
+        .is_ok_and(|w| w.starts_with("do_sigtimedwait"));
+    Ok(init_takes(&status, sig) || in_sigwait)
+}
+
 /// `chaos-runner stress signal-init`: sends `sig` (named `name`) to PID 1 of this PID
 /// namespace (the target container's main process, for a helper joining its process
-/// namespace), after checking it would not be dropped ([`init_takes`]) and that PID 1 is
+/// namespace), after checking it would not be dropped ([`process_takes`]) and that PID 1 is
 /// not a pod's `pause` process (a pod sharing one process namespace). Returns PID 1's name.
 pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
     let comm = std::fs::read_to_string("/proc/1/comm")
@@ -472,14 +490,7 @@ pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
                 .to_owned(),
         );
     }
-    let status = std::fs::read_to_string("/proc/1/status")
-        .map_err(|e| format!("cannot read /proc/1/status: {e}"))?;
-    // While a process waits in sigtimedwait(2) the kernel shows the waited signals as
-    // unblocked (it keeps the blocked set aside), and they are delivered: a process
-    // waiting there is taken to wait for this signal.
-    let in_sigwait =
-        std::fs::read_to_string("/proc/1/wchan").is_ok_and(|w| w.starts_with("do_sigtimedwait"));
-    if !init_takes(&status, sig) && !in_sigwait {
+    if !process_takes(1, sig)? {
         return Err(format!(
             "PID 1 (`{comm}`) neither catches nor waits for SIG{name}: the kernel drops such \
              signals (and SIGKILL) sent to a namespace's init from inside it, so the container \

@@ -31,34 +31,15 @@ fn cpu_helper(run: &str, fault: &str) -> Child {
     ))
 }
 
-/// Waits (10 s at most) until process `pid` runs `chaos-runner` and takes SIGTERM itself,
-/// so a SIGTERM sent from then on cannot kill it by the default action: one of its threads
-/// catches or blocks it, or one waits for it in `sigtimedwait` (which unblocks it for the
-/// wait, so the status shows no mask then). Before its `exec` a child may still carry its
-/// launcher's mask (`unshare` blocks SIGTERM while it waits), which says nothing.
+/// Waits (10 s at most) until process `pid` runs `chaos-runner` and takes SIGTERM itself
+/// (as `stress signal-init` judges it, [`chaos_runner::stress::process_takes`]), so a
+/// SIGTERM sent from then on cannot kill it by the default action. Before its `exec` a
+/// child may still carry its launcher's mask (`unshare` blocks SIGTERM while it waits),
+/// which says nothing.
 fn wait_taking_term(pid: u32) {
     wait_running(pid, "chaos-runner");
     let started = Instant::now();
-    let term = 1u64 << (libc::SIGTERM - 1);
-    let takes = |task: &std::path::Path| {
-        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
-        let mask = |field: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(field))
-                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-                .unwrap_or(0)
-        };
-        (mask("SigBlk:") | mask("SigCgt:")) & term != 0
-            || std::fs::read_to_string(task.join("wchan")).is_ok_and(|w| w.contains("sigtimedwait"))
-    };
-    loop {
-        let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|dir| dir.flatten().map(|t| t.path()).collect::<Vec<_>>())
-            .unwrap_or_default();
-        if tasks.iter().any(|t| takes(t)) {
-            return;
-        }
+    while !chaos_runner::stress::process_takes(pid, libc::SIGTERM).unwrap_or(false) {
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "process {pid} never took SIGTERM"

@@ -2,7 +2,7 @@
 //! suites (`#[path]`-included by `tests/support` and the game server's tests), so it
 //! depends on nothing but `std`.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 
@@ -11,7 +11,7 @@ const LOWEST: u16 = 10_000;
 
 /// Ports this process has handed out: never twice, so two servers of one test (or of
 /// tests running in parallel) cannot be given the same port before either binds it.
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 
 /// A free TCP port on 127.0.0.1 for a server a test starts later (the probe listener is
 /// closed before the server binds it), never one this process handed out before.
@@ -27,7 +27,6 @@ pub fn free_port() -> u16 {
         .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
         .unwrap_or(32_768);
     let mut handed_out = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
     let bindable = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
     if ephemeral_low > LOWEST + 1_000 {
         let span = u64::from(ephemeral_low - LOWEST);
