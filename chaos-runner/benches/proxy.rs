@@ -543,12 +543,21 @@ fn main() {
         sink,
         &dir,
     );
+    // No yield after each bulk chunk, against the default that yields.
+    let (ours_no_yield, _) = ours(
+        "chaos-runner, --bulk-yield false",
+        &["--bulk-yield", "false"],
+        echo,
+        sink,
+        &dir,
+    );
     let mut targets = vec![
         direct,
         ours_default,
         ours_sleeping,
         reference,
         ours_one_worker,
+        ours_no_yield,
     ];
     match (kernel_relay::start(echo), kernel_relay::start(sink)) {
         (Ok(echo), Ok(sink)) => targets.push(Target {
@@ -616,7 +625,7 @@ fn main() {
             });
             let f = samples[i][samples[i].len() - 1];
             eprintln!(
-                "round {}/{} {:<26} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores  {PARALLEL} conns {:>5.0} MiB/s",
+                "round {}/{} {:<32} p50 {:>7.1} us  p99 {:>7.1} us  proxy CPU {:>9}/trip  {:>5.0} MiB/s  proxy CPU {:>9}/MiB  {:.2} cores  {PARALLEL} conns {:>5.0} MiB/s",
                 round + 1,
                 scale.rounds,
                 target.name,
@@ -670,6 +679,7 @@ fn main() {
     let (ours_f, sleeping_f, reference_f) = (figures[1], figures[2], figures[3]);
     let fault_f = figure_of("fault-cli");
     let one_worker_f = figure_of("chaos-runner, --workers 1");
+    let no_yield_f = figure_of("chaos-runner, --bulk-yield false");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
             "\nkernel relay / direct: throughput {:.2}x; ours / kernel relay: RTT p50 {:.2}x, throughput {:.2}x",
@@ -698,6 +708,15 @@ fn main() {
             one.p99_us / ours_f.p99_us,
             one.mib_per_s / ours_f.mib_per_s,
             one.parallel_mib_per_s / ours_f.parallel_mib_per_s
+        );
+    }
+    if let Some(still) = no_yield_f {
+        println!(
+            "ours / ours without the bulk yield: throughput {:.2}x, {PARALLEL} connections {:.2}x, RTT p50 {:.2}x, RTT p99 {:.2}x",
+            ours_f.mib_per_s / still.mib_per_s,
+            ours_f.parallel_mib_per_s / still.parallel_mib_per_s,
+            ours_f.p50_us / still.p50_us,
+            ours_f.p99_us / still.p99_us
         );
     }
     if let Some(peer) = fault_f {

@@ -94,6 +94,11 @@ pub enum Command {
         /// cores to the client and the service behind the proxy.
         #[arg(long, value_parser = clap::value_parser!(u16).range(1..=256))]
         workers: Option<u16>,
+        /// Whether a relay thread yields its core after each chunk of a bulk transfer, so
+        /// the sender and the receiver run before it takes the next (bigger) chunk:
+        /// `true` or `false`.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        bulk_yield: bool,
     },
     /// Stress workers run by faults (internal; started by the runner itself).
     #[command(hide = true)]
@@ -390,12 +395,16 @@ pub fn run(cli: Cli) -> Outcome {
             config,
             busy_poll,
             workers,
+            bulk_yield,
         } => proxy(
             &listen,
             allow_remote_admin,
             config.as_deref(),
-            busy_poll,
-            workers,
+            Relay {
+                busy_poll,
+                workers,
+                bulk_yield,
+            },
         ),
         Command::Stress {
             kind:
@@ -555,14 +564,20 @@ fn stress_outcome(result: Result<(), String>) -> Outcome {
     }
 }
 
+/// How `chaos-runner proxy` relays: its `--busy-poll`, `--workers` and `--bulk-yield`.
+struct Relay {
+    busy_poll: std::time::Duration,
+    workers: Option<u16>,
+    bulk_yield: bool,
+}
+
 /// `chaos-runner proxy`: checks the flags and the config (exit 3 naming the field),
 /// serves until SIGINT/SIGTERM, then closes every proxy.
 fn proxy(
     listen: &str,
     allow_remote_admin: bool,
     config: Option<&std::path::Path>,
-    busy_poll: std::time::Duration,
-    workers: Option<u16>,
+    relay: Relay,
 ) -> Outcome {
     use crate::faults::local::proxy::server::{default_workers, ProxyServer, ServerOptions};
     use crate::faults::local::proxy::ProxyInput;
@@ -611,7 +626,7 @@ fn proxy(
     };
     let server = match ProxyServer::start_with(ServerOptions {
         api: Some(addr),
-        workers: workers.map_or_else(default_workers, usize::from),
+        workers: relay.workers.map_or_else(default_workers, usize::from),
     }) {
         Ok(s) => s,
         Err(e) => {
@@ -622,7 +637,8 @@ fn proxy(
     // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no
     // rules set: they pass everything until a run's faults add some).
     crate::faults::local::dbproto::DbRelays::default().register(server.registry());
-    server.registry().set_busy_poll(busy_poll);
+    server.registry().set_busy_poll(relay.busy_poll);
+    server.registry().set_bulk_yield(relay.bulk_yield);
     if let Err(e) = server.registry().populate(proxies) {
         let file = config.map(|p| p.display().to_string()).unwrap_or_default();
         // `proxies[i].<field>: ...`: point at the line where that proxy's entry starts.

@@ -50,8 +50,15 @@ fn fixture(name: &str) -> Fixture {
 
 /// A proxy `name` whose connections busy-poll for `window` after each exchange.
 fn fixture_polling(name: &str, window: Duration) -> Fixture {
+    fixture_relaying(name, window, true)
+}
+
+/// A proxy whose pass-through busy-polls for `window` and yields the core after each bulk
+/// chunk when `bulk_yield`.
+fn fixture_relaying(name: &str, window: Duration, bulk_yield: bool) -> Fixture {
     let server = ProxyServer::start(None).unwrap();
     server.registry().set_busy_poll(window);
+    server.registry().set_bulk_yield(bulk_yield);
     let view = server
         .registry()
         .create(ProxyInput {
@@ -136,16 +143,17 @@ fn passes_bytes_through_unchanged() {
 
 /// One connection going from round trips to bulk transfers and back (the pass-through's
 /// small-message path, its switch to splice at a full 4 KiB probe and back after a short
-/// fill), with busy polling off, at its default and with a long window: every byte
-/// arrives, in order.
+/// fill), with busy polling off, at its default and with a long window, and with the bulk
+/// yield on and off: every byte arrives, in order.
 #[test]
 fn pass_through_switches_between_messages_and_bulk_without_loss() {
-    for window in [
-        Duration::ZERO,
-        Duration::from_micros(200),
-        Duration::from_millis(10),
+    for (window, bulk_yield) in [
+        (Duration::ZERO, true),
+        (Duration::from_micros(200), true),
+        (Duration::from_millis(10), true),
+        (Duration::from_micros(200), false),
     ] {
-        let f = fixture_polling("switch", window);
+        let f = fixture_relaying("switch", window, bulk_yield);
         let mut s = f.connect();
         for (i, size) in [
             1,
@@ -166,7 +174,7 @@ fn pass_through_switches_between_messages_and_bulk_without_loss() {
             let data = pseudo_random(size, i as u64 + 11);
             assert!(
                 echo_through(&mut s, &data) == data,
-                "busy-poll {window:?}: {size} bytes came back changed"
+                "busy-poll {window:?}, bulk yield {bulk_yield}: {size} bytes came back changed"
             );
         }
     }

@@ -79,6 +79,11 @@ fn proxy_command_refuses_bad_flags_and_config_with_exit_3() {
         assert_eq!(code, Some(3), "--workers {workers}: {err}");
         assert!(err.contains("--workers"), "{err}");
     }
+    for value in ["maybe", "1", ""] {
+        let (code, err) = run(&["proxy", "--listen", "127.0.0.1:0", "--bulk-yield", value]);
+        assert_eq!(code, Some(3), "--bulk-yield {value:?}: {err}");
+        assert!(err.contains("--bulk-yield"), "{err}");
+    }
     let bad = dir.path().join("bad.json");
     std::fs::write(
         &bad,
@@ -150,7 +155,8 @@ fn proxy_command_loads_its_config_and_stops_cleanly_on_sigterm() {
         format!(r#"[{{"name": "echo", "listen": "{listen}", "upstream": "{upstream}"}}]"#),
     )
     .unwrap();
-    let mut p = ProxyProcess::start_with(Some(&config), &["--workers", "3"]);
+    let mut p =
+        ProxyProcess::start_with(Some(&config), &["--workers", "3", "--bulk-yield", "false"]);
     assert!(rtt(&listen).is_some(), "configured proxy passes traffic");
     // `--workers 3`: three relay threads (the runtime's own; the main thread is not one).
     let relay_threads = std::fs::read_dir(format!("/proc/{}/task", p.child.id()))

@@ -49,7 +49,7 @@ use tokio_util::sync::CancellationToken;
 
 use self::db_rules::{DbFaultInput, DbFaultView};
 use self::metrics::Metrics;
-use self::pipe::{Connection, Pipe};
+use self::pipe::{Connection, Pipe, Relaying};
 use self::toxics::{ApiError, Stream, Toxic, ToxicJson};
 
 /// How a proxy relays its connections.
@@ -193,6 +193,8 @@ pub struct ProxyRegistry {
     next_id: AtomicU64,
     /// The pass-through's busy-poll window in nanoseconds (see [`busy_poll`]).
     busy_poll_ns: AtomicU64,
+    /// Whether the pass-through yields its core after each chunk of a bulk transfer.
+    bulk_yield: AtomicBool,
 }
 
 impl std::fmt::Debug for ProxyRegistry {
@@ -215,6 +217,7 @@ impl ProxyRegistry {
             metrics: Arc::new(Metrics::new()),
             next_id: AtomicU64::new(1),
             busy_poll_ns: AtomicU64::new(busy_poll::DEFAULT_WINDOW.as_nanos() as u64),
+            bulk_yield: AtomicBool::new(true),
         }
     }
 
@@ -237,6 +240,39 @@ impl ProxyRegistry {
     /// The busy-poll window (see [`ProxyRegistry::set_busy_poll`]).
     pub fn busy_poll(&self) -> Duration {
         Duration::from_nanos(self.busy_poll_ns.load(Ordering::Relaxed))
+    }
+
+    /// Sets whether the pass-through of connections accepted from now on yields its core
+    /// (`sched_yield`) after each spliced chunk of a bulk transfer (default on). The
+    /// yield lets the sender and the receiver, which on a small machine share the
+    /// proxy's cores, run before the next chunk is taken, so chunks are bigger and every
+    /// side makes fewer wake-ups and system calls per MiB. It never delays bytes already
+    /// taken (the chunk is written first) and costs one system call per chunk when no
+    /// other thread wants the core.
+    ///
+    /// ```
+    /// use chaos_runner::faults::local::proxy::server::ProxyServer;
+    /// let server = ProxyServer::start(None).unwrap();
+    /// assert!(server.registry().bulk_yield());
+    /// server.registry().set_bulk_yield(false);
+    /// assert!(!server.registry().bulk_yield());
+    /// ```
+    pub fn set_bulk_yield(&self, on: bool) {
+        self.bulk_yield.store(on, Ordering::Relaxed);
+    }
+
+    /// Whether bulk transfers yield the core after each chunk (see
+    /// [`ProxyRegistry::set_bulk_yield`]).
+    pub fn bulk_yield(&self) -> bool {
+        self.bulk_yield.load(Ordering::Relaxed)
+    }
+
+    /// The relaying settings a newly opened listener gives its connections.
+    fn relaying(&self) -> Relaying {
+        Relaying {
+            busy_poll: self.busy_poll(),
+            bulk_yield: self.bulk_yield(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -728,7 +764,7 @@ impl ProxyRegistry {
             toxics: entry.tx.subscribe(),
             stop: stop.clone(),
             metrics: self.metrics.clone(),
-            busy_poll: self.busy_poll(),
+            relaying: self.relaying(),
         };
         let done = closed.clone();
         self.handle.spawn(async move {
@@ -760,8 +796,8 @@ struct Accept {
     toxics: watch::Receiver<Arc<Vec<Toxic>>>,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
-    /// The pass-through's busy-poll window for this proxy's connections.
-    busy_poll: Duration,
+    /// How the pass-through relays this proxy's connections.
+    relaying: Relaying,
 }
 
 impl Accept {
@@ -829,7 +865,7 @@ async fn hand_off(accept: &Accept, client: TcpStream, upstream: TcpStream, cut: 
         }
         return;
     }
-    let conn = Connection::new(cut, accept.busy_poll);
+    let conn = Connection::new(cut, accept.relaying);
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
     let up = Pipe {

@@ -46,17 +46,30 @@ pub(crate) struct Connection {
     pub activity: Activity,
     /// How long after that the pass-through busy-polls (see [`busy_poll`]).
     pub busy_poll: Duration,
+    /// Whether the relay thread yields its core after each spliced chunk of a bulk
+    /// transfer (see [`super::ProxyRegistry::set_bulk_yield`]).
+    pub bulk_yield: bool,
 }
 
 impl Connection {
-    pub(crate) fn new(cut: CancellationToken, busy_poll: Duration) -> Arc<Connection> {
+    pub(crate) fn new(cut: CancellationToken, relaying: Relaying) -> Arc<Connection> {
         Arc::new(Connection {
             cut,
             reset: AtomicBool::new(false),
             activity: Activity::default(),
-            busy_poll,
+            busy_poll: relaying.busy_poll,
+            bulk_yield: relaying.bulk_yield,
         })
     }
+}
+
+/// How a proxy's pass-through relays, fixed for each connection when it is accepted.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Relaying {
+    /// The busy-poll window after each exchange.
+    pub busy_poll: Duration,
+    /// Yield the core after each spliced chunk of a bulk transfer.
+    pub bulk_yield: bool,
 }
 
 /// A chunk waiting in a toxic pipe.
@@ -166,7 +179,15 @@ impl Pipe {
                                 // A short fill is the end of a bulk transfer: the next read
                                 // is a probe again.
                                 bulk = n >= PROBE;
-                                relay.drain(self.dst.as_ref(), n).await.map(|()| n)
+                                let drained = relay.drain(self.dst.as_ref(), n).await.map(|()| n);
+                                if self.conn.bulk_yield {
+                                    // The chunk just woke the receiver, and the sender may
+                                    // be waiting for a core too: let them run before the
+                                    // next fill, which then takes a bigger chunk (fewer
+                                    // wake-ups and system calls per MiB on every side).
+                                    std::thread::yield_now();
+                                }
+                                drained
                             }
                             (Ok(n), relay) => {
                                 // A small message takes one read and one write (splice
