@@ -249,9 +249,9 @@ impl ProxyRegistry {
     /// side makes fewer wake-ups and system calls per MiB. It never delays bytes already
     /// taken (the chunk is written first) and costs one system call per chunk when no
     /// other thread wants the core. When one does, the relay thread's other connections
-    /// wait with it, until the scheduler gives the thread its core back (typically a
-    /// scheduler slice, a few milliseconds at most): turn it off where a latency-bound
-    /// connection shares a proxy with bulk transfers on a loaded host.
+    /// wait with it, until the scheduler gives the thread its core back: turn it off
+    /// where a latency-bound connection shares a proxy with bulk transfers on a loaded
+    /// host.
     ///
     /// ```
     /// use chaos_runner::faults::local::proxy::server::ProxyServer;
