@@ -44,11 +44,9 @@ pub(crate) struct Connection {
     pub reset: AtomicBool,
     /// When bytes last moved in either direction.
     pub activity: Activity,
-    /// How long after that the pass-through busy-polls (see [`busy_poll`]).
-    pub busy_poll: Duration,
-    /// Whether the relay thread yields its core after each spliced chunk of a bulk
-    /// transfer (see [`super::ProxyRegistry::set_bulk_yield`]).
-    pub bulk_yield: bool,
+    /// How the pass-through relays: its busy-poll window after bytes moved (see
+    /// [`busy_poll`]) and its bulk yield.
+    pub relaying: Relaying,
 }
 
 impl Connection {
@@ -57,8 +55,7 @@ impl Connection {
             cut,
             reset: AtomicBool::new(false),
             activity: Activity::default(),
-            busy_poll: relaying.busy_poll,
-            bulk_yield: relaying.bulk_yield,
+            relaying,
         })
     }
 }
@@ -68,7 +65,8 @@ impl Connection {
 pub(crate) struct Relaying {
     /// The busy-poll window after each exchange.
     pub busy_poll: Duration,
-    /// Yield the core after each spliced chunk of a bulk transfer.
+    /// Yield the core after each spliced chunk of a bulk transfer (see
+    /// [`super::ProxyRegistry::set_bulk_yield`]).
     pub bulk_yield: bool,
 }
 
@@ -159,7 +157,7 @@ impl Pipe {
                     }
                     // In a bulk transfer the next bytes come from a sender that is
                     // busy anyway: wait on the reactor and leave the cores to it.
-                    read = busy_poll::read_with(&self.src, &self.conn.activity, if bulk { Duration::ZERO } else { self.conn.busy_poll }, |fd| match (&kernel, bulk) {
+                    read = busy_poll::read_with(&self.src, &self.conn.activity, if bulk { Duration::ZERO } else { self.conn.relaying.busy_poll }, |fd| match (&kernel, bulk) {
                         (Some(relay), true) => relay.fill(fd),
                         // A probe when splice can take over a bulk transfer, else the
                         // whole buffer.
@@ -180,7 +178,7 @@ impl Pipe {
                                 // is a probe again.
                                 bulk = n >= PROBE;
                                 let drained = relay.drain(self.dst.as_ref(), n).await.map(|()| n);
-                                if self.conn.bulk_yield {
+                                if self.conn.relaying.bulk_yield {
                                     // The chunk just woke the receiver, and the sender may
                                     // be waiting for a core too: let them run before the
                                     // next fill, which then takes a bigger chunk (fewer
@@ -272,7 +270,7 @@ impl Pipe {
                 // While the connection is in conversation (the other direction just
                 // moved bytes), look for the answer on the socket itself, as the
                 // pass-through does: the reactor may be held by a worker that is polling.
-                read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.busy_poll, |fd| busy_poll::recv(fd, &mut buf)), if can_read => match read {
+                read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.relaying.busy_poll, |fd| busy_poll::recv(fd, &mut buf)), if can_read => match read {
                     Ok(0) => eof_at = Some(Instant::now()),
                     Ok(n) => {
                         let mut rng = rand::rng();
