@@ -624,6 +624,32 @@ fn proxy(
             }
         }
     };
+    // SIGINT/SIGTERM are taken from before the first socket opens: one that comes while
+    // the proxies start still stops them cleanly (tokio keeps it until it is awaited).
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
+    let signals = runtime.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok::<_, std::io::Error>((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    });
+    let (mut int, mut term) = match signals {
+        Ok(signals) => signals,
+        Err(e) => {
+            eprintln!("error: cannot install signal handlers: {e}");
+            return Outcome::InvalidInput;
+        }
+    };
     let server = match ProxyServer::start_with(ServerOptions {
         api: Some(addr),
         workers: relay.workers.map_or_else(default_workers, usize::from),
@@ -661,41 +687,15 @@ fn proxy(
         let _ = writeln!(out, "proxy {name}: {} -> {}", p.listen, p.upstream);
     }
     let _ = out.flush();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return Outcome::InvalidInput;
-        }
-    };
     let signal = runtime.block_on(async {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (mut int, mut term) = match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(i), Ok(t)) => (i, t),
-            _ => return None,
-        };
         tokio::select! {
-            _ = int.recv() => Some("SIGINT"),
-            _ = term.recv() => Some("SIGTERM"),
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
         }
     });
     server.shutdown();
-    match signal {
-        Some(sig) => {
-            let _ = writeln!(out, "proxy stopped ({sig})");
-            Outcome::Passed
-        }
-        None => {
-            eprintln!("error: cannot install signal handlers");
-            Outcome::InvalidInput
-        }
-    }
+    let _ = writeln!(out, "proxy stopped ({signal})");
+    Outcome::Passed
 }
 
 /// The line (1-based) on which each element of the JSON list `text` starts; empty when
