@@ -6,7 +6,7 @@
 //! availability SLO holds (the run passes), and after the revert the queue drains with every
 //! acknowledged save in PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -83,6 +83,7 @@ impl Writes {
 
 #[test]
 fn db_latency_opens_the_breaker_holds_the_slo_and_drains_every_acknowledged_save() {
+    let _alone = support::alone();
     let Some(stack) = Stack::start(true) else {
         return;
     };

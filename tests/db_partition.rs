@@ -6,7 +6,7 @@
 //! Prometheus, the runner exits 2, and the partition is gone within one check interval plus
 //! one scrape interval of the first failed save (measured here, from outside the runner).
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -47,6 +47,7 @@ spec:
 
 #[test]
 fn db_partition_without_fallback_aborts_on_burn_rate_and_heals_within_one_check_and_scrape() {
+    let _alone = support::alone();
     let Some(stack) = Stack::start(false) else {
         return;
     };

@@ -5,7 +5,7 @@
 //! the supervisor restarts the server, the report gives the outage length, and it matches
 //! the outage this test sees by probing `/healthz` every 2 ms from outside.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,7 @@ spec:
 
 #[test]
 fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
+    let _alone = support::alone();
     let Some(pg) = Postgres::start() else { return };
     // The runner starts (and restarts) the server; this only writes its configuration.
     let game = GameServer::configure(&GameConfig {

@@ -5,7 +5,7 @@
 //! runner removes the toxic before it exits, exits 2, writes its report, and the proxy is a
 //! clean pass-through again: a query through it is fast and saves reach PostgreSQL.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +57,7 @@ fn query_through(pg: &Postgres, port: u16) -> Duration {
 
 #[test]
 fn sigterm_during_a_proxy_fault_restores_pass_through_exits_2_and_writes_the_report() {
+    let _alone = support::alone();
     let Some(stack) = Stack::start(true) else {
         return;
     };

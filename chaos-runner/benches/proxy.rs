@@ -505,8 +505,17 @@ fn latency_toxic(api: SocketAddr, echo_proxy: SocketAddr, count: usize) -> (f64,
 }
 
 fn main() {
+    // cargo-nextest first lists a binary's tests (`--list --format terse`, and again with
+    // `--ignored`), then runs each by name: the smoke pass is this binary's one test.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("smoke: test");
+        }
+        return;
+    }
     // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this without it.
-    let benching = std::env::args().any(|a| a == "--bench");
+    let benching = args.iter().any(|a| a == "--bench");
     let scale = if benching { FULL } else { SMOKE };
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
     let dir = std::env::temp_dir().join(format!("proxy-bench-{}", std::process::id()));

@@ -1,4 +1,5 @@
-//! The command line: `validate`, `schema` (and, as they land, `plan`, `run`, `recover`).
+//! The command line: `validate`, `schema`, `plan`, `run`, `recover`, `doctor`, `proxy` and the
+//! helper `stress` commands. It parses, builds options and calls into the library.
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

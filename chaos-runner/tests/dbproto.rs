@@ -2,7 +2,7 @@
 //! each started by the test in a temp dir on a free port, driven by real clients
 //! (tokio-postgres, redis) through `DbFaults::relay`.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

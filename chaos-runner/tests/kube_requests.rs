@@ -1,7 +1,7 @@
 //! The exact requests the Kubernetes backend sends, per fault and per revert: method,
 //! path, query and body, against a `tower-test` mock standing in for the API server.
 
-mod kube_fake;
+use crate::kube_fake;
 
 use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
 use chaos_runner::faults::{build, Fault, FaultContext, FaultRecord};

@@ -2,7 +2,7 @@
 //! in-memory fake API server behind the real kube client (no API server can run on
 //! these machines; see tests/kube_requests.rs for the exact requests).
 
-mod kube_fake;
+use crate::kube_fake;
 
 use chaos_runner::cli::Output;
 use chaos_runner::engine::{self, RunOptions};

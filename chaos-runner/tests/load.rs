@@ -4,7 +4,7 @@
 
 #[path = "support/game.rs"]
 mod game;
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -5,7 +5,7 @@
 //!
 //! Needs root, `ip` (iproute2) and `nft` (nftables); under CI=true a missing one fails.
 
-mod support;
+use crate::support;
 
 use chaos_runner::faults::local::nftables::{self, Action, NetFilter};
 use chaos_runner::faults::local::tc::{self, Qdisc, Shape};

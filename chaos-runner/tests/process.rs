@@ -3,7 +3,7 @@
 //! threads, too many matches, an unrevertable kill without opt-in); the pause watchdog
 //! (expiry, runner death) and `recover` resuming what a SIGKILLed run paused.
 
-mod support;
+use crate::support;
 
 use chaos_runner::faults::local::proc;
 use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessFault};

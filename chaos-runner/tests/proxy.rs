@@ -2,8 +2,6 @@
 //! reaching open connections at once, nothing lost when toxics go, the toxiproxy-compatible
 //! API (status codes, JSON shapes, `/metrics`).
 
-mod support;
-
 use chaos_runner::faults::local::proxy::busy_poll;
 use chaos_runner::faults::local::proxy::server::ProxyServer;
 use chaos_runner::faults::local::proxy::toxics::ToxicJson;

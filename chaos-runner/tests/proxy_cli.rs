@@ -2,7 +2,7 @@
 //! Python client), and `proxy-*` faults run by the runner binary: in-run proxy, the `api`
 //! form against a proxy server, and `recover` deleting the toxic after a SIGKILL.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

@@ -8,7 +8,7 @@
 //! Needs root (cgroups, tmpfs mounts) and the cgroup v1 cpu, cpuacct and memory
 //! controllers.
 
-mod support;
+use crate::support;
 
 use bytesize::ByteSize;
 use chaos_runner::faults::local::cgroup;

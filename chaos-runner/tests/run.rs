@@ -1,7 +1,7 @@
 //! `chaos-runner run` end to end with a real Prometheus (scraping a metrics server the test
 //! controls at a 1 s scrape interval) and real hog processes.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;
@@ -179,7 +179,7 @@ fn failing_steady_state_injects_nothing_and_exits_1() {
 
 #[test]
 fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
-    // The README's main command, as a new user runs it (only the state and report dirs are
+    // A shipped experiment, as a new user runs it (only the state and report dirs are
     // moved into a temp dir). Its verdict depends on how busy this machine is (other tests
     // run beside it), so each outcome is checked for what it must mean: 0, all three ramp
     // steps ran; 1, the host was already too busy (nothing injected) or stayed busy after;

@@ -4,7 +4,7 @@
 //! a SIGKILLed run's services left for `recover`; a SIGTERM while a service starts; a
 //! service that exits while starting.
 
-mod support;
+use crate::support;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

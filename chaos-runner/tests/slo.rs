@@ -1,7 +1,7 @@
 //! SLO-driven conditions against a real Prometheus: the burn-rate abort written from the
 //! SLO file, the error-budget gate, and an HTTP steady-state probe.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::time::Duration;

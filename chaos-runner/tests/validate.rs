@@ -292,28 +292,6 @@ proptest! {
     }
 }
 
-#[test]
-fn the_readme_example_experiment_is_valid() {
-    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
-    let section = &readme[readme.find("### Writing an experiment").unwrap()..];
-    let start = section.find("```yaml\n").unwrap() + "```yaml\n".len();
-    let yaml = &section[start..start + section[start..].find("```").unwrap()];
-    let slo = repo().join("experiments/slo/game-services.yaml");
-    let yaml = yaml.replace("../slo/game-services.yaml", &slo.display().to_string());
-    let dir = std::env::temp_dir().join(format!("chaos-readme-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("readme-example.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let out = runner().arg("validate").arg(&path).output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::remove_dir_all(&dir).unwrap();
-}
-
 /// The same database fault types run locally (`proxy`) and on Kubernetes (`service`);
 /// each backend refuses the other's selector, naming the field and its line.
 #[test]

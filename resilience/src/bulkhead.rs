@@ -136,11 +136,7 @@ impl<S> Layer<S> for BulkheadLayer {
     type Service = Bulkhead<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Bulkhead {
-            inner,
-            shared: self.shared.clone(),
-            metrics: self.metrics.clone(),
-        }
+        Bulkhead::optional(Some(self), inner)
     }
 }
 
@@ -148,8 +144,21 @@ impl<S> Layer<S> for BulkheadLayer {
 #[derive(Debug, Clone)]
 pub struct Bulkhead<S> {
     inner: S,
-    shared: Arc<Shared>,
+    /// `None`: switched off (a policy without a bulkhead): calls pass straight through.
+    shared: Option<Arc<Shared>>,
     metrics: Option<PolicyMetrics>,
+}
+
+impl<S> Bulkhead<S> {
+    /// `layer`'s bulkhead around `inner`, or, without a layer, `inner` unchanged behind the
+    /// same type (see [`Timeout`](crate::timeout::Timeout)'s twin).
+    pub(crate) fn optional(layer: Option<&BulkheadLayer>, inner: S) -> Self {
+        Bulkhead {
+            inner,
+            shared: layer.map(|l| l.shared.clone()),
+            metrics: layer.and_then(|l| l.metrics.clone()),
+        }
+    }
 }
 
 /// Keeps the queue count right however a waiting call ends.
@@ -174,7 +183,7 @@ where
     type Error = ResilienceError<<S::Error as IntoResilienceError>::Inner>;
     type Future = GateFuture<
         S::Future,
-        OwnedSemaphorePermit,
+        Option<OwnedSemaphorePermit>,
         S::Response,
         <S::Error as IntoResilienceError>::Inner,
     >;
@@ -188,10 +197,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        if let Ok(permit) = self.shared.slots.clone().try_acquire_owned() {
-            return GateFuture::admitted(self.inner.call(req), permit);
+        let Some(shared) = &self.shared else {
+            return GateFuture::admitted(self.inner.call(req), None);
+        };
+        if let Ok(permit) = shared.slots.clone().try_acquire_owned() {
+            return GateFuture::admitted(self.inner.call(req), Some(permit));
         }
-        let shared = &self.shared;
         let queued = shared.queued.fetch_add(1, Ordering::AcqRel);
         let slot = QueueSlot(shared.clone());
         if queued >= shared.max_queue {

@@ -16,7 +16,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::util::Either;
-use tower::{Layer, Service, ServiceBuilder};
+use tower::{Layer, Service};
 
 use crate::bulkhead::{Bulkhead, BulkheadConfig, BulkheadLayer};
 use crate::circuit_breaker::{
@@ -511,13 +511,18 @@ impl<F, P> ResiliencePolicy<F, P> {
     }
 }
 
-type Lift<S> = LiftInner<S>;
-type AttemptTimeout<S> = Either<Timeout<Lift<S>>, Lift<S>>;
-type Bulk<S> = Either<Bulkhead<AttemptTimeout<S>>, AttemptTimeout<S>>;
+// The stack is one chain of types whatever the configuration: the timeouts, the bulkhead
+// and the rate limit are switched off at run time (a branch per call) rather than left out
+// with `Either`. Each `Either` holds its inner stack twice, and seven of them nested made
+// the compiler check 2^7 copies of the service: an 11-minute `cargo check` for one policy
+// (see docs/BENCHMARKS.md, "Compile time"). Two remain, where leaving the layer out saves
+// work on every call: the retry (which clones the stack below it per call) and the breaker.
+type Attempt<S> = Timeout<LiftInner<S>>;
+type Bulk<S> = Bulkhead<Attempt<S>>;
 type Breaker<S> = Either<CircuitBreaker<Bulk<S>>, Bulk<S>>;
 type Retried<S> = Either<tower::retry::Retry<RetryPolicy, Lifted<Breaker<S>>>, Breaker<S>>;
-type OverallTimeout<S> = Either<Timeout<Retried<S>>, Retried<S>>;
-type Limited<S> = Either<RateLimit<OverallTimeout<S>, Global>, OverallTimeout<S>>;
+type OverallTimeout<S> = Timeout<Retried<S>>;
+type Limited<S> = RateLimit<OverallTimeout<S>, Global>;
 type Stack<S, F, P> = Fallback<Limited<S>, F, P>;
 
 /// The service made by [`ResiliencePolicy`]: your service behind every configured layer.
@@ -544,16 +549,21 @@ impl<S, F: Clone, P: Clone> Layer<S> for ResiliencePolicy<F, P> {
     type Service = PolicyService<S, F, P>;
 
     fn layer(&self, service: S) -> Self::Service {
-        let inner = ServiceBuilder::new()
-            .layer(self.fallback.clone())
-            .option_layer(self.rate_limit.clone())
-            .option_layer(self.overall.clone())
-            .option_layer(self.retry.clone())
-            .option_layer(self.breaker.clone())
-            .option_layer(self.bulkhead.clone())
-            .option_layer(self.attempt.clone())
-            .service(LiftInner::new(service));
-        PolicyService { inner }
+        let attempt = Timeout::optional(self.attempt.as_ref(), LiftInner::new(service));
+        let bulk = Bulkhead::optional(self.bulkhead.as_ref(), attempt);
+        let breaker = match &self.breaker {
+            Some(layer) => Either::Left(layer.layer(bulk)),
+            None => Either::Right(bulk),
+        };
+        let retried = match &self.retry {
+            Some(layer) => Either::Left(layer.layer(breaker)),
+            None => Either::Right(breaker),
+        };
+        let overall = Timeout::optional(self.overall.as_ref(), retried);
+        let limited = RateLimit::optional(self.rate_limit.as_ref(), overall);
+        PolicyService {
+            inner: self.fallback.layer(limited),
+        }
     }
 }
 

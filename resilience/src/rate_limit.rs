@@ -484,17 +484,26 @@ impl<S, L, W> Layer<S> for RateLimitLayer<L, W> {
     type Service = RateLimit<S, L, W>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimit {
-            inner,
-            layer: self.clone(),
-        }
+        RateLimit::optional(Some(self), inner)
     }
 }
 
 /// The service made by [`RateLimitLayer`].
 pub struct RateLimit<S, L, W = UnitCost> {
     inner: S,
-    layer: RateLimitLayer<L, W>,
+    /// `None`: switched off (a policy without a rate limit): calls pass straight through.
+    layer: Option<RateLimitLayer<L, W>>,
+}
+
+impl<S, L, W> RateLimit<S, L, W> {
+    /// `layer`'s limit around `inner`, or, without a layer, `inner` unchanged behind the
+    /// same type (see [`Timeout`](crate::timeout::Timeout)'s twin).
+    pub(crate) fn optional(layer: Option<&RateLimitLayer<L, W>>, inner: S) -> Self {
+        RateLimit {
+            inner,
+            layer: layer.cloned(),
+        }
+    }
 }
 
 impl<S: Clone, L, W> Clone for RateLimit<S, L, W> {
@@ -538,12 +547,15 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        let cost = NonZeroU32::new(self.layer.cost.cost(&req)).unwrap_or(NonZeroU32::MIN);
-        let wait = match self.layer.limiter.try_take(&req, cost) {
+        let Some(layer) = &self.layer else {
+            return GateFuture::admitted(self.inner.call(req), ());
+        };
+        let cost = NonZeroU32::new(layer.cost.cost(&req)).unwrap_or(NonZeroU32::MIN);
+        let wait = match layer.limiter.try_take(&req, cost) {
             Ok(()) => return GateFuture::admitted(self.inner.call(req), ()),
-            Err(Denied::Wait(wait)) if wait <= self.layer.max_wait => wait,
+            Err(Denied::Wait(wait)) if wait <= layer.max_wait => wait,
             Err(denied) => {
-                if let Some(m) = &self.layer.metrics {
+                if let Some(m) = &layer.metrics {
                     m.record_rate_limited();
                 }
                 let retry_after = match denied {
@@ -556,9 +568,9 @@ where
         // Slow path: wait for quota, up to `max_wait` in all, then call.
         let clone = self.inner.clone();
         let svc = std::mem::replace(&mut self.inner, clone);
-        let limiter = self.layer.limiter.clone();
-        let metrics = self.layer.metrics.clone();
-        let give_up_at = crate::clock::now() + self.layer.max_wait;
+        let limiter = layer.limiter.clone();
+        let metrics = layer.metrics.clone();
+        let give_up_at = crate::clock::now() + layer.max_wait;
         GateFuture::deferred(Box::pin(async move {
             let mut wait = wait;
             loop {

@@ -137,12 +137,7 @@ impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout {
-            inner,
-            limit: self.limit,
-            scope: self.scope,
-            metrics: self.metrics.clone(),
-        }
+        Timeout::optional(Some(self), inner)
     }
 }
 
@@ -150,9 +145,32 @@ impl<S> Layer<S> for TimeoutLayer {
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
-    limit: Duration,
+    /// `None`: switched off (a policy without this timeout): calls pass straight through.
+    limit: Option<Duration>,
     scope: TimeoutScope,
     metrics: Option<PolicyMetrics>,
+}
+
+impl<S> Timeout<S> {
+    /// `layer`'s timeout around `inner`, or, without a layer, `inner` unchanged behind the
+    /// same type: the policy keeps one service type whichever sections are configured, so
+    /// the compiler sees one chain of layers instead of every combination of them.
+    pub(crate) fn optional(layer: Option<&TimeoutLayer>, inner: S) -> Self {
+        match layer {
+            Some(layer) => Timeout {
+                inner,
+                limit: Some(layer.limit),
+                scope: layer.scope,
+                metrics: layer.metrics.clone(),
+            },
+            None => Timeout {
+                inner,
+                limit: None,
+                scope: TimeoutScope::Attempt,
+                metrics: None,
+            },
+        }
+    }
 }
 
 impl<S, Req> Service<Req> for Timeout<S>
@@ -174,8 +192,14 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Req) -> Self::Future {
+        let Some(limit) = self.limit else {
+            return TimeoutFuture {
+                future: self.inner.call(req),
+                armed: None,
+            };
+        };
         let now = crate::clock::now();
-        let own = now + self.limit;
+        let own = now.checked_add(limit).unwrap_or_else(far_future);
         let carried = req.deadline().map(|d| d.0);
         let (fires_at, scope) = match (self.scope, carried) {
             (_, Some(carried)) if carried <= own => (carried, TimeoutScope::Overall),
@@ -186,12 +210,20 @@ where
         }
         TimeoutFuture {
             future: self.inner.call(req),
-            sleep: tokio::time::sleep_until(fires_at),
-            started: now,
-            scope,
-            metrics: self.metrics.clone(),
+            armed: Some(Armed {
+                sleep: tokio::time::sleep_until(fires_at),
+                started: now,
+                scope,
+                metrics: self.metrics.clone(),
+            }),
         }
     }
+}
+
+/// An instant so far ahead that a timer set for it never fires in practice (about 30
+/// years), for limits whose sum with now would overflow.
+fn far_future() -> Instant {
+    crate::clock::now() + Duration::from_secs(86_400 * 365 * 30)
 }
 
 pin_project! {
@@ -199,6 +231,15 @@ pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         future: F,
+        // `None` when the timeout is switched off.
+        #[pin]
+        armed: Option<Armed>,
+    }
+}
+
+pin_project! {
+    /// The timer of an armed [`TimeoutFuture`].
+    struct Armed {
         #[pin]
         sleep: Sleep,
         started: Instant,
@@ -220,13 +261,17 @@ where
         if let Poll::Ready(result) = this.future.poll(cx) {
             return Poll::Ready(result.map_err(IntoResilienceError::into_resilience_error));
         }
-        std::task::ready!(this.sleep.poll(cx));
-        if let Some(metrics) = this.metrics {
-            metrics.record_timeout(*this.scope);
+        let Some(armed) = this.armed.as_pin_mut() else {
+            return Poll::Pending;
+        };
+        let armed = armed.project();
+        std::task::ready!(armed.sleep.poll(cx));
+        if let Some(metrics) = armed.metrics {
+            metrics.record_timeout(*armed.scope);
         }
         Poll::Ready(Err(ResilienceError::Timeout {
-            after: this.started.elapsed(),
-            scope: *this.scope,
+            after: armed.started.elapsed(),
+            scope: *armed.scope,
         }))
     }
 }

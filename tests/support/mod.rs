@@ -21,6 +21,16 @@ use chaos_runner::spec::PostgresSetup;
 mod ports;
 pub use ports::free_port;
 
+/// Held for the whole of a scenario, so no two overlap in one process (plain `cargo test`
+/// runs a binary's tests on parallel threads; `scripts/test` runs one test at a time).
+/// A scenario that failed while holding it does not block the next.
+pub fn alone() -> std::sync::MutexGuard<'static, ()> {
+    static SCENARIO: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    SCENARIO
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// `false` (skip) when a server binary is missing outside CI; a failure under CI.
 pub fn require(found: Result<(), String>) -> bool {
     match found {

@@ -2,7 +2,7 @@
 //! `SOCKHASH`, and a `sk_skb` verdict program redirects every arriving segment to the
 //! other socket's send path, so no proxy thread wakes up or copies anything. This is the
 //! ceiling of what an eBPF-accelerated fault proxy could reach on this machine, measured
-//! beside the others so the README's 0.8x-of-direct target can be judged against it.
+//! beside the others so the 0.8x-of-direct target (docs/BENCHMARKS.md) can be judged against it.
 //!
 //! It is a bench reference, not a proxy: it forwards no half-close (the client's FIN tears
 //! the pair down, which the bench's echo and sink protocols allow) and has no toxics. It needs

@@ -39,7 +39,7 @@ pub struct ProxyServer {
 /// How many runtime threads relay connections when nothing says otherwise: one per core
 /// (tokio's own default). Measured side by side on two cores in two bench runs, one
 /// thread moved a single bulk transfer no faster than two (0.94x, 0.90x) and four at once
-/// slower (0.84x, 0.76x); see the README's benchmark section. `--workers` confines the
+/// slower (0.84x, 0.76x); see docs/fault-proxy.md, "Relay threads". `--workers` confines the
 /// proxy to fewer.
 ///
 /// ```

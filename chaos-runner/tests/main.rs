@@ -1,0 +1,25 @@
+//! The runner's integration tests in one binary (every test binary is a full link of the
+//! runner and its dependencies): one module per area. `scripts/test` runs them with
+//! cargo-nextest, each test in its own process. `kube_signal` is a binary of its own: it
+//! sends SIGTERM to its whole process.
+
+mod kube_fake;
+mod support;
+
+mod dbproto;
+mod docs;
+mod kube_cluster;
+mod kube_requests;
+mod kube_runs;
+mod load;
+mod network;
+mod process;
+mod proxy;
+mod proxy_cli;
+mod recover;
+mod resources;
+mod run;
+mod setup;
+mod slo;
+mod stress_helpers;
+mod validate;
