@@ -107,9 +107,10 @@ fn db_partition_without_fallback_aborts_on_burn_rate_and_heals_within_one_check_
     let first_failure_at = first_failure_at.expect("no save failed during the partition");
     let healed_at = healed_at.expect("the partition was never removed");
     let bound = CHECK_INTERVAL + prometheus.scrape_interval;
-    // Slack for what neither interval covers: one /metrics poll here, the PromQL query, and
-    // the DELETE of the toxic.
-    let slack = Duration::from_millis(300);
+    // Slack for what neither interval covers (one /metrics poll here, the PromQL query, the
+    // DELETE of the toxic) and for a busy 2-core machine running PostgreSQL, Prometheus,
+    // the game server, the proxy, the runner and its load at once. The figure is printed.
+    let slack = Duration::from_secs(1);
     let took = healed_at.duration_since(first_failure_at);
     eprintln!(
         "db partition: first failed save {:?} after the partition went in; partition removed {:?} after it (bound {:?} + {:?} slack); reason: {reason}",

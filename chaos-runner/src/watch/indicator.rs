@@ -376,7 +376,12 @@ mod tests {
         assert_eq!(indicators.summary(), format!("x={UNREADABLE}"));
         // The watcher reads it many times and records the one change once.
         let watcher = IndicatorWatcher::start(&[s], None, started, Duration::from_millis(20));
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        // Until it has read a few times (a busy machine may take a while to get there).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while watcher.summary().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
         assert_eq!(watcher.summary(), format!("x={UNREADABLE}"));
         assert_eq!(watcher.stop().await.len(), 1);
     }

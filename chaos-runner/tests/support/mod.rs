@@ -271,7 +271,7 @@ metadata:
   description: test
 spec:
   target: {{ backend: local }}
-  prometheus: {{ url: "{prometheus}", timeout: 500ms, failAfter: 3 }}
+  prometheus: {{ url: "{prometheus}", timeout: 2s, failAfter: 3 }}
   steadyState:
     - name: target-up
       prometheus: {{ query: 'up{{job="target"}}', breachWhen: "<", threshold: 1 }}

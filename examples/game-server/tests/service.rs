@@ -125,13 +125,15 @@ async fn database_down_queues_saves_serves_cache_and_drains_when_back() {
             "{}",
             server.log_text()
         );
-        assert!(took < Duration::from_millis(500), "save {i} took {took:?}");
+        // Answered without waiting on the dead database (the policy's overall timeout is
+        // 400 ms; a busy machine may stretch that, not into seconds).
+        assert!(took < Duration::from_secs(2), "save {i} took {took:?}");
         last.insert(player, i);
     }
     // Reads come from the cache, queued saves included.
     let started = Instant::now();
     let (status, _, body) = get(&server, "/v1/players/p1/save").await;
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(status, 200);
     assert_eq!(body["source"], "cache");
     assert_eq!(body["data"], json!({"n": last["p1"]}));
@@ -226,7 +228,9 @@ async fn per_player_rate_limit_answers_429_with_retry_after() {
     let dir = TempDir::new("ratelimit");
     let config = test_config(
         &dir.path().join("spool"),
-        "player_rate_limit: { per_second: 0.5, burst: 3 }\n",
+        // One call per 100 s beyond the burst: no token comes back while the test runs,
+        // however slowly the machine answers.
+        "player_rate_limit: { per_second: 0.01, burst: 3 }\n",
     );
     // The limit is in front of the database: a database that is down does not matter.
     let server = GameServer::start(dir.path(), &config, &closed_port_url()).await;
@@ -237,7 +241,8 @@ async fn per_player_rate_limit_answers_429_with_retry_after() {
     let (status, retry_after, _) = put(&server, "p1", &json!({"x": 2})).await;
     assert_eq!(status, 429);
     let secs: u64 = retry_after.expect("Retry-After").parse().unwrap();
-    assert!((1..=2).contains(&secs), "{secs}");
+    // The next token is about 100 s away (less whatever the burst's calls took).
+    assert!((50..=101).contains(&secs), "{secs}");
     // Another player has their own quota.
     assert_eq!(put(&server, "p2", &json!({"x": 1})).await.0, 202);
     let (status, _, _) = post(
@@ -378,7 +383,7 @@ async fn matchmaking_pairs_close_skills_and_degrades_to_a_wider_band_without_the
         json!({"player_id": "p3", "skill": 1500}),
     )
     .await;
-    assert!(started.elapsed() < Duration::from_millis(500));
+    assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["players"], json!(["p9", "p3"]));
     assert_eq!(body["skill_band"], 300);
