@@ -222,6 +222,8 @@ where
 
 /// An instant so far ahead that a timer set for it never fires in practice (about 30
 /// years), for limits whose sum with now would overflow.
+#[cold]
+#[inline(never)]
 fn far_future() -> Instant {
     crate::clock::now() + Duration::from_secs(86_400 * 365 * 30)
 }
