@@ -151,7 +151,7 @@ pub struct Bulkhead<S> {
 
 impl<S> Bulkhead<S> {
     /// `layer`'s bulkhead around `inner`, or, without a layer, `inner` unchanged behind the
-    /// same type (see [`Timeout`](crate::timeout::Timeout)'s twin).
+    /// same type (as the timeout's `optional` does, and for the same reason).
     pub(crate) fn optional(layer: Option<&BulkheadLayer>, inner: S) -> Self {
         Bulkhead {
             inner,

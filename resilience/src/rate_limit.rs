@@ -497,7 +497,7 @@ pub struct RateLimit<S, L, W = UnitCost> {
 
 impl<S, L, W> RateLimit<S, L, W> {
     /// `layer`'s limit around `inner`, or, without a layer, `inner` unchanged behind the
-    /// same type (see [`Timeout`](crate::timeout::Timeout)'s twin).
+    /// same type (as the timeout's `optional` does, and for the same reason).
     pub(crate) fn optional(layer: Option<&RateLimitLayer<L, W>>, inner: S) -> Self {
         RateLimit {
             inner,

@@ -323,3 +323,38 @@ async fn clones_share_one_breaker() {
     assert!(is_open(&run(&a, Call::Ok).await));
     assert_eq!(a.handle().state(), CircuitState::Open);
 }
+
+/// `reset()` on a closed breaker empties its window and its consecutive-failure count, as
+/// it does from any other state: failures before a reset do not count after it.
+#[tokio::test(start_paused = true)]
+async fn reset_on_a_closed_breaker_empties_its_window() {
+    let layer = CircuitBreakerLayer::new(
+        "reset",
+        CircuitBreakerConfig {
+            consecutive_failures: Some(5),
+            ..config(10, 5)
+        },
+    )
+    .unwrap();
+    let svc = layer.layer(backend());
+    for _ in 0..4 {
+        assert!(!is_open(&run(&svc, Call::Fail).await));
+    }
+    let handle = layer.handle();
+    assert_eq!(handle.state(), CircuitState::Closed);
+    handle.reset();
+    assert_eq!(handle.state(), CircuitState::Closed);
+    // Four failures again: with the old four still counted, the fifth call (a failure)
+    // would reach both the minimum of 5 calls at 100% and 5 failures in a row.
+    for _ in 0..4 {
+        assert!(!is_open(&run(&svc, Call::Fail).await));
+    }
+    assert_eq!(
+        handle.state(),
+        CircuitState::Closed,
+        "the window held failures from before the reset"
+    );
+    // The window itself counts again from the reset: the fifth failure after it opens.
+    let _ = run(&svc, Call::Fail).await;
+    assert_eq!(handle.state(), CircuitState::Open);
+}

@@ -344,7 +344,7 @@ impl CircuitBreakerHandle {
     /// layer.handle().reset();
     /// ```
     pub fn reset(&self) {
-        self.core.force(CircuitState::Closed)
+        self.core.reset()
     }
 }
 

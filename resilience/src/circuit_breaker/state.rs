@@ -415,6 +415,30 @@ impl BreakerCore {
         }
     }
 
+    /// Closes the breaker with an empty window, no consecutive failures and the open
+    /// backoff started over, from any state. Closed already, it is not a state change
+    /// (no event, no transition counted), but the window and the counts are emptied all
+    /// the same.
+    pub(crate) fn reset(&self) {
+        loop {
+            let word = self.status.load(Ordering::Acquire);
+            if unpack(word).1 != CircuitState::Closed {
+                if self.transition(word, CircuitState::Closed) {
+                    return;
+                }
+                continue;
+            }
+            let mut backoff = self.backoff.lock().unwrap_or_else(PoisonError::into_inner);
+            if self.status.load(Ordering::Acquire) != word {
+                continue; // it moved while we took the lock: look again
+            }
+            self.window.clear();
+            self.consecutive.store(0, Ordering::Release);
+            *backoff = self.backoff_config.iter();
+            return;
+        }
+    }
+
     /// The window's current failure and slow-call rates and call count.
     pub(crate) fn rates(&self) -> (f64, f64, u64) {
         let totals = self.window.totals(None);
