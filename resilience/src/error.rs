@@ -65,6 +65,13 @@ pub enum ResilienceError<E> {
     /// The bulkhead's concurrent calls and wait queue were full; the call was shed at once.
     #[error("bulkhead full: call shed")]
     BulkheadFull,
+    /// The call costs more rate-limit units than the limit's burst holds, so it can never
+    /// be admitted, however long the caller waits: split it, or raise the burst.
+    #[error("call costs {cost} rate-limit units, more than the burst: it can never be admitted")]
+    OverCapacity {
+        /// What the call costs (see `RateLimitLayer::cost`).
+        cost: u32,
+    },
     /// The inner service failed.
     #[error("inner service error: {0}")]
     Inner(#[source] E),
@@ -95,6 +102,8 @@ pub enum ErrorKind {
     Timeout,
     /// [`ResilienceError::BulkheadFull`].
     BulkheadFull,
+    /// [`ResilienceError::OverCapacity`].
+    OverCapacity,
     /// [`ResilienceError::Inner`].
     Inner,
 }
@@ -112,6 +121,7 @@ impl<E> ResilienceError<E> {
             ResilienceError::RateLimited { .. } => ErrorKind::RateLimited,
             ResilienceError::Timeout { .. } => ErrorKind::Timeout,
             ResilienceError::BulkheadFull => ErrorKind::BulkheadFull,
+            ResilienceError::OverCapacity { .. } => ErrorKind::OverCapacity,
             ResilienceError::Inner(_) => ErrorKind::Inner,
         }
     }

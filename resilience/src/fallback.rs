@@ -74,8 +74,9 @@ pub struct ErrorKinds(u8);
 impl ErrorKinds {
     /// No kind.
     pub const NONE: ErrorKinds = ErrorKinds(0);
-    /// Open circuit, rate limit, timeout and full bulkhead: every rejection of this crate.
-    pub const REJECTIONS: ErrorKinds = ErrorKinds(0b1111);
+    /// Open circuit, rate limit, timeout, full bulkhead and a call over the rate limit's
+    /// capacity: every rejection of this crate.
+    pub const REJECTIONS: ErrorKinds = ErrorKinds(0b10_1111);
 
     fn bit(kind: ErrorKind) -> u8 {
         match kind {
@@ -84,6 +85,7 @@ impl ErrorKinds {
             ErrorKind::Timeout => 4,
             ErrorKind::BulkheadFull => 8,
             ErrorKind::Inner => 16,
+            ErrorKind::OverCapacity => 32,
         }
     }
 
@@ -100,6 +102,7 @@ impl ErrorKinds {
             ErrorKind::Timeout => 4,
             ErrorKind::BulkheadFull => 8,
             ErrorKind::Inner => 16,
+            ErrorKind::OverCapacity => 32,
         };
         ErrorKinds(self.0 | bit)
     }

@@ -1,5 +1,6 @@
-//! HTTP integration (feature `http`): errors as 503 / 429 / 504 responses with
-//! `Retry-After`, and a classifier that treats 5xx and 429 responses as failures.
+//! HTTP integration (feature `http`): errors as 503 / 429 / 413 / 504 responses with
+//! `Retry-After` where there is a time to come back, and a classifier that treats 5xx and
+//! 429 responses as failures.
 
 use http::{header, HeaderValue, Response, StatusCode};
 use tower_http::classify::{ClassifiedResponse, ClassifyResponse, ServerErrorsAsFailures};
@@ -9,7 +10,8 @@ use crate::error::ResilienceError;
 
 impl<E> ResilienceError<E> {
     /// The HTTP status this error answers with: 503 for an open circuit or a full bulkhead,
-    /// 429 for a rate limit, 504 for a timeout, 500 for the inner service's own error.
+    /// 429 for a rate limit, 413 for a call too large for the rate limit ever to admit (a
+    /// retry cannot pass), 504 for a timeout, 500 for the inner service's own error.
     ///
     /// ```
     /// use resilience::ResilienceError;
@@ -23,6 +25,7 @@ impl<E> ResilienceError<E> {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ResilienceError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ResilienceError::OverCapacity { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ResilienceError::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             ResilienceError::Inner(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -43,7 +46,9 @@ impl<E> ResilienceError<E> {
         let mut response = Response::new(B::default());
         *response.status_mut() = self.status_code();
         if let Some(after) = self.retry_after() {
-            let secs = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            let secs = after
+                .as_secs()
+                .saturating_add(u64::from(after.subsec_nanos() > 0));
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));

@@ -54,7 +54,8 @@ impl CallOutcome {
     pub fn of_error(kind: ErrorKind) -> CallOutcome {
         match kind {
             ErrorKind::CircuitOpen => CallOutcome::CircuitOpen,
-            ErrorKind::RateLimited => CallOutcome::RateLimited,
+            // Refused by the rate limiter for good: counted with its other refusals.
+            ErrorKind::RateLimited | ErrorKind::OverCapacity => CallOutcome::RateLimited,
             ErrorKind::Timeout => CallOutcome::Timeout,
             ErrorKind::BulkheadFull => CallOutcome::BulkheadFull,
             ErrorKind::Inner => CallOutcome::Failure,

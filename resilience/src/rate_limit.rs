@@ -198,7 +198,9 @@ where
                 .next_housekeeping
                 .compare_exchange(
                     due,
-                    now + self.housekeeping.as_nanos() as u64,
+                    now.saturating_add(
+                        u64::try_from(self.housekeeping.as_nanos()).unwrap_or(u64::MAX),
+                    ),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -558,11 +560,10 @@ where
                 if let Some(m) = &layer.metrics {
                     m.record_rate_limited();
                 }
-                let retry_after = match denied {
-                    Denied::Wait(wait) => wait,
-                    Denied::Never => Duration::MAX,
-                };
-                return GateFuture::rejected(ResilienceError::RateLimited { retry_after });
+                return GateFuture::rejected(match denied {
+                    Denied::Wait(retry_after) => ResilienceError::RateLimited { retry_after },
+                    Denied::Never => ResilienceError::OverCapacity { cost: cost.get() },
+                });
             }
         };
         // Slow path: wait for quota, up to `max_wait` in all, then call.
@@ -577,18 +578,23 @@ where
                 tokio::time::sleep(wait).await;
                 match limiter.try_take(&req, cost) {
                     Ok(()) => break,
-                    Err(Denied::Wait(next)) if crate::clock::now() + next <= give_up_at => {
+                    Err(Denied::Wait(next))
+                        if crate::clock::now()
+                            .checked_add(next)
+                            .is_some_and(|at| at <= give_up_at) =>
+                    {
                         wait = next
                     }
                     Err(denied) => {
                         if let Some(m) = &metrics {
                             m.record_rate_limited();
                         }
-                        let retry_after = match denied {
-                            Denied::Wait(wait) => wait,
-                            Denied::Never => Duration::MAX,
-                        };
-                        return Err(ResilienceError::RateLimited { retry_after });
+                        return Err(match denied {
+                            Denied::Wait(retry_after) => {
+                                ResilienceError::RateLimited { retry_after }
+                            }
+                            Denied::Never => ResilienceError::OverCapacity { cost: cost.get() },
+                        });
                     }
                 }
             }

@@ -247,10 +247,14 @@ async fn weighted_keyed_limits_and_runtime_quota_change() {
     assert_eq!(err.kind(), ErrorKind::RateLimited, "player 1 spent 8 of 10");
     svc.clone().oneshot((2, 8)).await.unwrap();
     let never = svc.clone().oneshot((3, 11)).await.unwrap_err();
+    assert!(
+        matches!(never, ResilienceError::OverCapacity { cost: 11 }),
+        "cost above the burst: {never:?}"
+    );
     assert_eq!(
         never.retry_after(),
-        Some(Duration::MAX),
-        "cost above the burst"
+        None,
+        "never admitted: no time to come back"
     );
 
     handle
@@ -581,4 +585,58 @@ where
         answers.push(handle.await.expect("call task"));
     }
     answers
+}
+
+/// A weighted call that costs more than the burst can never be admitted: it gets its own
+/// error, which answers 413 with no `Retry-After` (a retry can never pass), is not retried,
+/// and prints no absurd wait. No duration arithmetic overflows on the way.
+#[tokio::test(start_paused = true)]
+async fn a_call_costing_more_than_the_burst_is_refused_for_good() {
+    let calls = Arc::new(AtomicU32::new(0));
+    let seen = calls.clone();
+    let batches = tower::service_fn(move |batch: Vec<u64>| {
+        seen.fetch_add(1, Ordering::SeqCst);
+        async move { Ok::<_, std::io::Error>(batch.len()) }
+    });
+    let layer = RateLimitLayer::global(RateLimitConfig {
+        per_second: 100.0,
+        burst: 5,
+        max_wait: Duration::from_millis(50),
+    })
+    .unwrap()
+    .cost(|batch: &Vec<u64>| batch.len() as u32);
+    let svc = ServiceBuilder::new()
+        .layer(RetryLayer::new(retry_config(3)).unwrap())
+        .layer(layer)
+        .service(batches);
+    assert_eq!(svc.clone().oneshot(vec![1; 5]).await.unwrap(), 5);
+    let err = svc.clone().oneshot(vec![1; 10]).await.unwrap_err();
+    assert!(
+        matches!(err, ResilienceError::OverCapacity { cost: 10 }),
+        "{err:?}"
+    );
+    assert_eq!(err.kind(), ErrorKind::OverCapacity);
+    assert!(err.is_rejection());
+    assert_eq!(err.retry_after(), None);
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "the batch of 10 never ran, nor was retried"
+    );
+    let text = err.to_string();
+    assert!(text.contains("10") && text.contains("never"), "{text}");
+    let response: http::Response<()> = err.to_response();
+    assert_eq!(response.status(), http::StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(response.headers().get("retry-after").is_none());
+
+    // The longest wait there is still makes a valid answer (no overflow, no wrap to 1 s).
+    let longest: ResilienceError<()> = ResilienceError::RateLimited {
+        retry_after: Duration::MAX,
+    };
+    let response: http::Response<()> = longest.to_response();
+    assert_eq!(response.status(), 429);
+    assert_eq!(
+        response.headers()["retry-after"],
+        u64::MAX.to_string().as_str()
+    );
 }

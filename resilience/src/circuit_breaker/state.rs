@@ -367,7 +367,12 @@ impl BreakerCore {
         match to {
             CircuitState::Open => {
                 let open_for = backoff.next_duration();
-                let until = self.nanos_since_origin(crate::clock::now() + open_for);
+                let now = crate::clock::now();
+                // Bounded by validation (`open_backoff.max`); saturate all the same.
+                let until = match now.checked_add(open_for) {
+                    Some(at) => self.nanos_since_origin(at),
+                    None => u64::MAX,
+                };
                 self.open_until_nanos.store(until, Ordering::Release);
             }
             CircuitState::HalfOpen => {
