@@ -358,3 +358,84 @@ async fn reset_on_a_closed_breaker_empties_its_window() {
     let _ = run(&svc, Call::Fail).await;
     assert_eq!(handle.state(), CircuitState::Open);
 }
+
+/// Trips `svc`'s breaker with five failures (window 10, minimum 5 calls at 50%).
+async fn trip<S>(svc: &S)
+where
+    S: Service<Call, Response = (), Error = Err> + Clone,
+{
+    for _ in 0..5 {
+        let _ = run(svc, Call::Fail).await;
+    }
+}
+
+/// An open breaker stays open for a while, however the backoff is configured: a jittered
+/// backoff starting at 1 s keeps it open (it opened for 0 s, every first trip), and open
+/// durations keep their sub-second part (1.5 s is not cut to 1 s).
+#[tokio::test(start_paused = true)]
+async fn open_durations_are_never_zero_nor_cut_to_whole_seconds() {
+    for trial in 0..20 {
+        let layer = CircuitBreakerLayer::new(
+            "jittered",
+            CircuitBreakerConfig {
+                open_backoff: OpenBackoff::Jittered {
+                    start: Duration::from_secs(1),
+                    max: Duration::from_secs(30),
+                },
+                ..config(10, 5)
+            },
+        )
+        .unwrap();
+        let svc = layer.layer(backend());
+        trip(&svc).await;
+        assert!(
+            is_open(&run(&svc, Call::Ok).await),
+            "trial {trial}: a call right after the trip was let through"
+        );
+        // Equal jitter: between half the step and the step.
+        tokio::time::advance(Duration::from_millis(499)).await;
+        assert!(
+            is_open(&run(&svc, Call::Ok).await),
+            "trial {trial}: open under 0.5 s"
+        );
+        tokio::time::advance(Duration::from_millis(502)).await;
+        assert!(
+            !is_open(&run(&svc, Call::Ok).await),
+            "trial {trial}: open over 1 s"
+        );
+    }
+    let layer = CircuitBreakerLayer::new(
+        "exponential",
+        CircuitBreakerConfig {
+            open_backoff: OpenBackoff::Exponential {
+                start: Duration::from_millis(1_500),
+                max: Duration::from_secs(30),
+            },
+            ..config(10, 5)
+        },
+    )
+    .unwrap();
+    let svc = layer.layer(backend());
+    trip(&svc).await;
+    tokio::time::advance(Duration::from_millis(1_200)).await;
+    assert!(is_open(&run(&svc, Call::Ok).await), "1.5 s cut to 1 s");
+    tokio::time::advance(Duration::from_millis(301)).await;
+    assert!(!is_open(&run(&svc, Call::Ok).await), "open beyond 1.5 s");
+}
+
+/// Start values the backoff cannot honour are refused with the field named.
+#[test]
+fn a_backoff_start_below_a_millisecond_is_refused() {
+    let err = CircuitBreakerLayer::new(
+        "x",
+        CircuitBreakerConfig {
+            open_backoff: OpenBackoff::Jittered {
+                start: Duration::from_micros(10),
+                max: Duration::from_secs(30),
+            },
+            ..config(10, 5)
+        },
+    )
+    .unwrap_err();
+    assert_eq!(err.field(), "circuit_breaker.open_backoff.start");
+}

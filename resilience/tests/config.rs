@@ -83,7 +83,7 @@ fn out_of_range_values_name_the_field_and_line() {
             3,
         ),
         (
-            "circuit_breaker:\n  open_backoff: { kind: exponential, start: 100ms, max: 1s }\n",
+            "circuit_breaker:\n  open_backoff: { kind: exponential, start: 500us, max: 1s }\n",
             "circuit_breaker.open_backoff.start",
             2,
         ),

@@ -1,5 +1,6 @@
 //! Circuit breaker settings, in code or from YAML.
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -62,7 +63,7 @@ pub enum OpenBackoff {
         #[serde(with = "humantime_serde")]
         duration: Duration,
     },
-    /// Doubling from `start` up to `max` (whole seconds, at least 1 s).
+    /// Doubling from `start` (at least 1 ms) up to `max`, to the nanosecond.
     Exponential {
         /// First open duration.
         #[serde(with = "humantime_serde")]
@@ -72,7 +73,8 @@ pub enum OpenBackoff {
         max: Duration,
     },
     /// Like `exponential`, with half of each step jittered so that many instances do not
-    /// probe a recovering dependency at the same moment.
+    /// probe a recovering dependency at the same moment: each open duration is between
+    /// half the step and the step ("equal jitter"), so never shorter than `start / 2`.
     Jittered {
         /// First open duration.
         #[serde(with = "humantime_serde")]
@@ -95,15 +97,17 @@ impl Default for OpenBackoff {
 impl OpenBackoff {
     pub(crate) fn iter(&self) -> BackoffIter {
         match *self {
-            OpenBackoff::Constant { duration } => {
-                BackoffIter::Constant(failsafe::backoff::constant(duration))
-            }
-            OpenBackoff::Exponential { start, max } => {
-                BackoffIter::Exponential(failsafe::backoff::exponential(start, max))
-            }
-            OpenBackoff::Jittered { start, max } => {
-                BackoffIter::Jittered(failsafe::backoff::equal_jittered(start, max))
-            }
+            OpenBackoff::Constant { duration } => BackoffIter::Constant(duration),
+            OpenBackoff::Exponential { start, max } => BackoffIter::Doubling {
+                step: start,
+                max,
+                jitter: false,
+            },
+            OpenBackoff::Jittered { start, max } => BackoffIter::Doubling {
+                step: start,
+                max,
+                jitter: true,
+            },
         }
     }
 
@@ -115,11 +119,10 @@ impl OpenBackoff {
                 "must be between 1 ns and 24 h",
             ),
             OpenBackoff::Exponential { start, max } | OpenBackoff::Jittered { start, max } => {
-                // failsafe's exponential iterators work in whole seconds and panic below 1 s.
                 check(
-                    start >= Duration::from_secs(1),
+                    start >= Duration::from_millis(1),
                     format!("{field}.start"),
-                    "must be at least 1s (use kind: constant for shorter open durations)",
+                    "must be at least 1ms",
                 )?;
                 check(
                     max >= start && max <= Duration::from_secs(86_400),
@@ -131,22 +134,37 @@ impl OpenBackoff {
     }
 }
 
-/// A running open-duration sequence.
+/// A running open-duration sequence, to the nanosecond. (failsafe's exponential iterators
+/// count whole seconds: a jittered backoff starting at 1 s halved its step to 0 s and
+/// opened the breaker for no time at all.)
 #[derive(Debug, Clone)]
 pub(crate) enum BackoffIter {
-    Constant(failsafe::backoff::Constant),
-    Exponential(failsafe::backoff::Exponential),
-    Jittered(failsafe::backoff::EqualJittered),
+    Constant(Duration),
+    /// `step` is the next step; it doubles up to `max`.
+    Doubling {
+        step: Duration,
+        max: Duration,
+        jitter: bool,
+    },
 }
 
 impl BackoffIter {
+    /// The next open duration: never zero for a validated backoff.
     pub(crate) fn next_duration(&mut self) -> Duration {
-        let next = match self {
-            BackoffIter::Constant(it) => it.next(),
-            BackoffIter::Exponential(it) => it.next(),
-            BackoffIter::Jittered(it) => it.next(),
-        };
-        next.unwrap_or(Duration::from_secs(60))
+        match self {
+            BackoffIter::Constant(duration) => *duration,
+            BackoffIter::Doubling { step, max, jitter } => {
+                let this = *step;
+                *step = step.saturating_mul(2).min(*max);
+                if !*jitter {
+                    return this;
+                }
+                // Equal jitter: half the step, plus a random share of the other half.
+                let half = this / 2;
+                let spread = u64::try_from((this - half).as_nanos()).unwrap_or(u64::MAX);
+                half + Duration::from_nanos(rand::rng().random_range(0..=spread))
+            }
+        }
     }
 }
 
