@@ -96,22 +96,54 @@ pub(crate) fn check(
     }
 }
 
+/// Starts the message of an error about one field below the path the parser reached (a
+/// section checked as a whole once read, such as a window of one `kind`): the loader moves
+/// the error to that field's own path and line.
+pub(crate) const FIELD_MARK: &str = "field ";
+
 /// Deserializes `text` as YAML into `T`, reporting the field path and the line of the first
-/// problem.
-pub(crate) fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+/// problem. Services whose own configuration embeds policies load it with this, so an
+/// error inside a policy names its field and line the same way.
+///
+/// ```
+/// #[derive(serde::Deserialize)]
+/// struct Service { saves: resilience::ResiliencePolicyConfig }
+/// let err = resilience::config::from_yaml::<Service>(
+///     "saves:\n  circuit_breaker:\n    window: { kind: count, size: 10, buckets: 2 }\n",
+/// ).err().unwrap();
+/// assert_eq!(err.field(), "saves.circuit_breaker.window.buckets");
+/// assert_eq!(err.location(), Some((3, 38)));
+/// ```
+pub fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        let location = inner.location().map(|l| (l.line(), l.column()));
-        let field = if path == "." { String::new() } else { path };
+        let mut location = inner.location().map(|l| (l.line(), l.column()));
+        let mut field = if path == "." { String::new() } else { path };
         // serde_yaml appends "at line X column Y" to its message; the location is reported
         // separately, so keep the message itself.
         let message = inner.to_string();
-        let message = match message.rfind(" at line ") {
+        let mut message = match message.rfind(" at line ") {
             Some(cut) if location.is_some() => message[..cut].to_owned(),
             _ => message,
         };
+        // serde_yaml prefixes errors inside a section with the section's path, which the
+        // field already says: said once.
+        if let Some((head, rest)) = message.split_once(": ") {
+            if !head.is_empty() && (field == head || field.starts_with(&format!("{head}."))) {
+                message = rest.to_owned();
+            }
+        }
+        if let Some((sub, rest)) = message
+            .strip_prefix(FIELD_MARK)
+            .and_then(|rest| rest.split_once(": "))
+        {
+            field = format!("{field}.{sub}");
+            // The field's own line when it is written; the section's when it is missing.
+            location = locate(text, &field).or(location);
+            message = rest.to_owned();
+        }
         ConfigError::new(field, message).at(location)
     })
 }

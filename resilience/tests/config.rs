@@ -173,3 +173,89 @@ proptest! {
         }
     }
 }
+
+/// Errors inside `window` and `open_backoff` (one shape per `kind`) name their own field
+/// and line, not the first key of the enclosing block.
+#[test]
+fn errors_inside_window_and_open_backoff_name_their_own_field_and_line() {
+    let cases = [
+        // A typo.
+        (
+            "name: x\ncircuit_breaker:\n  failure_rate_threshold: 50\n  window:\n    kind: count\n    sise: 10\n",
+            "circuit_breaker.window.sise",
+            6,
+            "sise",
+        ),
+        // A wrong type.
+        (
+            "circuit_breaker:\n  window:\n    kind: time\n    length: 10s\n    buckets: many\n",
+            "circuit_breaker.window.buckets",
+            5,
+            "invalid type",
+        ),
+        // An unknown kind.
+        (
+            "circuit_breaker:\n  window:\n    kind: sliding\n    size: 10\n",
+            "circuit_breaker.window.kind",
+            3,
+            "sliding",
+        ),
+        // A field of the other kind.
+        (
+            "circuit_breaker:\n  window:\n    kind: count\n    size: 10\n    buckets: 5\n",
+            "circuit_breaker.window.buckets",
+            5,
+            "kind: time",
+        ),
+        // A field its kind needs, missing.
+        (
+            "circuit_breaker:\n  window: { kind: time }\n",
+            "circuit_breaker.window.length",
+            2,
+            "length",
+        ),
+        (
+            "circuit_breaker:\n  open_backoff:\n    kind: exponential\n    start: 1s\n    maks: 30s\n",
+            "circuit_breaker.open_backoff.maks",
+            5,
+            "maks",
+        ),
+        (
+            "circuit_breaker:\n  open_backoff:\n    kind: constant\n    duration: soon\n",
+            "circuit_breaker.open_backoff.duration",
+            4,
+            "soon",
+        ),
+        (
+            "circuit_breaker:\n  open_backoff:\n    kind: constant\n    duration: 2s\n    max: 30s\n",
+            "circuit_breaker.open_backoff.max",
+            5,
+            "kind: exponential",
+        ),
+    ];
+    for (yaml, field, line, words) in cases {
+        let err = error_of(yaml);
+        assert_eq!(err.field(), field, "{yaml}\n{err}");
+        assert_eq!(err.location().map(|l| l.0), Some(line), "{yaml}\n{err}");
+        assert!(err.message().contains(words), "{yaml}\n{err}");
+        // The path is said once, not again inside the message.
+        assert!(!err.message().contains("circuit_breaker"), "{err}");
+    }
+    // Anywhere: the message does not repeat the path the error already names.
+    let err = error_of("name: x\nretry:\n  max_attempts: 2\n  base_backof: 1s\n");
+    assert_eq!(err.field(), "retry.base_backof");
+    assert!(!err.message().starts_with("retry"), "{err}");
+    // Both shapes still load, block and flow style.
+    let ok = ResiliencePolicyConfig::from_yaml(
+        "circuit_breaker:\n  window: { kind: time, length: 10s }\n  open_backoff:\n    kind: jittered\n    start: 1s\n    max: 30s\n",
+    )
+    .unwrap();
+    let cb = ok.circuit_breaker.unwrap();
+    assert_eq!(
+        cb.window,
+        resilience::circuit_breaker::WindowConfig::Time {
+            length: Duration::from_secs(10),
+            buckets: 10
+        }
+    );
+}

@@ -381,23 +381,13 @@ impl Config {
         let config: Config = if text.trim().is_empty() {
             Config::default()
         } else {
-            let deserializer = serde_yaml::Deserializer::from_str(text);
-            serde_path_to_error::deserialize(deserializer).map_err(|err| {
-                let path = err.path().to_string();
-                let inner = err.into_inner();
-                let location = inner.location().map(|l| (l.line(), l.column()));
-                let message = inner.to_string();
-                let message = match message.rfind(" at line ") {
-                    Some(cut) if location.is_some() => message[..cut].to_owned(),
-                    _ => message,
-                };
-                ConfigError::Invalid {
-                    origin: source.to_owned(),
-                    field: if path == "." { String::new() } else { path },
-                    line: location.map(|(l, _)| l),
-                    column: location.map(|(_, c)| c),
-                    message,
-                }
+            // The policies' own loader: an error inside a policy names its field and line.
+            resilience::config::from_yaml(text).map_err(|err| ConfigError::Invalid {
+                origin: source.to_owned(),
+                field: err.field().to_owned(),
+                line: err.location().map(|(l, _)| l),
+                column: err.location().map(|(_, c)| c),
+                message: err.message().to_owned(),
             })?
         };
         config.validate(text, source)

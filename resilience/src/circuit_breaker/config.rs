@@ -16,7 +16,7 @@ use crate::config::{check, ConfigError};
 /// # let _ = (last_100, last_10s);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawWindow")]
 pub enum WindowConfig {
     /// The last `size` calls.
     Count {
@@ -38,6 +38,92 @@ fn default_buckets() -> u32 {
     10
 }
 
+/// The kinds of window, as written in YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum WindowKind {
+    Count,
+    Time,
+}
+
+/// A window as written: every kind's fields side by side, so the parser keeps the path and
+/// line of each (a tagged enum buffers its content and loses them); [`WindowConfig`] is
+/// made from it, checking each field belongs to the kind.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWindow {
+    kind: WindowKind,
+    size: Option<u32>,
+    #[serde(default, with = "humantime_serde")]
+    length: Option<Duration>,
+    buckets: Option<u32>,
+}
+
+impl TryFrom<RawWindow> for WindowConfig {
+    type Error = FieldError;
+
+    fn try_from(raw: RawWindow) -> Result<Self, FieldError> {
+        match raw.kind {
+            WindowKind::Count => {
+                only_for(raw.length.is_some(), "length", "kind: time")?;
+                only_for(raw.buckets.is_some(), "buckets", "kind: time")?;
+                Ok(WindowConfig::Count {
+                    size: raw.size.ok_or(FieldError::missing("size", "kind: count"))?,
+                })
+            }
+            WindowKind::Time => {
+                only_for(raw.size.is_some(), "size", "kind: count")?;
+                Ok(WindowConfig::Time {
+                    length: raw
+                        .length
+                        .ok_or(FieldError::missing("length", "kind: time"))?,
+                    buckets: raw.buckets.unwrap_or_else(default_buckets),
+                })
+            }
+        }
+    }
+}
+
+/// A problem with one field of a section whose shape depends on its `kind`, reported by the
+/// YAML loader at that field's own path and line (see `config::from_yaml`).
+#[derive(Debug)]
+pub(crate) struct FieldError {
+    field: &'static str,
+    message: String,
+}
+
+impl FieldError {
+    fn missing(field: &'static str, kind: &str) -> FieldError {
+        FieldError {
+            field,
+            message: format!("`{field}` is required with {kind}"),
+        }
+    }
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{}: {}",
+            crate::config::FIELD_MARK,
+            self.field,
+            self.message
+        )
+    }
+}
+
+/// Refuses `field` when `present`: it belongs to `kind`, not to the one given.
+fn only_for(present: bool, field: &'static str, kind: &str) -> Result<(), FieldError> {
+    if present {
+        return Err(FieldError {
+            field,
+            message: format!("`{field}` applies to {kind} only"),
+        });
+    }
+    Ok(())
+}
+
 impl Default for WindowConfig {
     fn default() -> Self {
         WindowConfig::Count { size: 100 }
@@ -45,8 +131,8 @@ impl Default for WindowConfig {
 }
 
 /// How long the breaker stays open after a trip. Repeated trips (a failed half-open probe)
-/// take the next value, so they back off; closing again starts over. Built on failsafe's
-/// backoff iterators.
+/// take the next value, so they back off; closing again starts over. Durations keep their
+/// sub-second part.
 ///
 /// ```
 /// use resilience::circuit_breaker::OpenBackoff;
@@ -55,7 +141,7 @@ impl Default for WindowConfig {
 /// # let _ = backoff;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case", try_from = "RawBackoff")]
 pub enum OpenBackoff {
     /// Always the same duration.
     Constant {
@@ -83,6 +169,62 @@ pub enum OpenBackoff {
         #[serde(with = "humantime_serde")]
         max: Duration,
     },
+}
+
+/// The kinds of open backoff, as written in YAML.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum BackoffKind {
+    Constant,
+    Exponential,
+    Jittered,
+}
+
+/// An open backoff as written (see [`RawWindow`] for why).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBackoff {
+    kind: BackoffKind,
+    #[serde(default, with = "humantime_serde")]
+    duration: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    start: Option<Duration>,
+    #[serde(default, with = "humantime_serde")]
+    max: Option<Duration>,
+}
+
+impl TryFrom<RawBackoff> for OpenBackoff {
+    type Error = FieldError;
+
+    fn try_from(raw: RawBackoff) -> Result<Self, FieldError> {
+        const DOUBLING: &str = "kind: exponential or jittered";
+        match raw.kind {
+            BackoffKind::Constant => {
+                only_for(raw.start.is_some(), "start", DOUBLING)?;
+                only_for(raw.max.is_some(), "max", DOUBLING)?;
+                Ok(OpenBackoff::Constant {
+                    duration: raw
+                        .duration
+                        .ok_or(FieldError::missing("duration", "kind: constant"))?,
+                })
+            }
+            BackoffKind::Exponential | BackoffKind::Jittered => {
+                only_for(raw.duration.is_some(), "duration", "kind: constant")?;
+                let kind = if raw.kind == BackoffKind::Exponential {
+                    "kind: exponential"
+                } else {
+                    "kind: jittered"
+                };
+                let start = raw.start.ok_or(FieldError::missing("start", kind))?;
+                let max = raw.max.ok_or(FieldError::missing("max", kind))?;
+                Ok(if raw.kind == BackoffKind::Exponential {
+                    OpenBackoff::Exponential { start, max }
+                } else {
+                    OpenBackoff::Jittered { start, max }
+                })
+            }
+        }
+    }
 }
 
 impl Default for OpenBackoff {
