@@ -439,3 +439,39 @@ fn a_backoff_start_below_a_millisecond_is_refused() {
     .unwrap_err();
     assert_eq!(err.field(), "circuit_breaker.open_backoff.start");
 }
+
+/// A handle taken before the layer's builder calls (classifier, listener, metrics) still
+/// steers and watches the breaker its services use: the calls configure the same breaker.
+#[tokio::test(start_paused = true)]
+async fn builder_calls_keep_the_breaker_a_handle_was_taken_from() {
+    let layer = CircuitBreakerLayer::new("saves", config(10, 5)).unwrap();
+    let early = layer.handle();
+    let changes = Arc::new(Mutex::new(Vec::new()));
+    let seen = changes.clone();
+    let metrics = resilience::metrics::ResilienceMetrics::default();
+    let layer = layer
+        .on_state_change(move |c| seen.lock().unwrap().push((c.from, c.to)))
+        .metrics(metrics.policy("saves"))
+        .classifier(|r: &Result<(), Err>| match r {
+            Err(ResilienceError::Inner(_)) => Verdict::Failure,
+            _ => Verdict::Success,
+        });
+    let svc = layer.layer(backend());
+    early.force_open();
+    assert!(
+        is_open(&run(&svc, Call::Ok).await),
+        "the early handle steers another breaker"
+    );
+    early.reset();
+    trip(&svc).await;
+    assert_eq!(
+        early.state(),
+        CircuitState::Open,
+        "the early handle watches another breaker"
+    );
+    assert_eq!(
+        changes.lock().unwrap().last().copied(),
+        Some((CircuitState::Closed, CircuitState::Open)),
+        "the listener added later hears the breaker's changes"
+    );
+}

@@ -118,9 +118,6 @@ pub(crate) type StateListener = Arc<dyn Fn(&StateChange) + Send + Sync>;
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = ErrorsAreFailures> {
     core: CoreRef,
-    config: CircuitBreakerConfig,
-    listeners: Vec<StateListener>,
-    metrics: Option<PolicyMetrics>,
     classifier: C,
 }
 
@@ -142,64 +139,16 @@ impl CircuitBreakerLayer<ErrorsAreFailures> {
     /// ```
     pub fn new(name: &str, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
         config.validate()?;
-        Ok(Self::from_parts(
-            name.into(),
-            config,
-            Vec::new(),
-            None,
-            ErrorsAreFailures,
-        ))
+        Ok(CircuitBreakerLayer {
+            core: CoreRef::new(BreakerCore::new(name.into(), &config)),
+            classifier: ErrorsAreFailures,
+        })
     }
 }
 
 impl<C> CircuitBreakerLayer<C> {
-    fn from_parts(
-        name: Arc<str>,
-        config: CircuitBreakerConfig,
-        listeners: Vec<StateListener>,
-        metrics: Option<PolicyMetrics>,
-        classifier: C,
-    ) -> Self {
-        let core = CoreRef::new(BreakerCore::new(
-            name,
-            &config,
-            listeners.clone(),
-            metrics.clone(),
-        ));
-        CircuitBreakerLayer {
-            core,
-            config,
-            listeners,
-            metrics,
-            classifier,
-        }
-    }
-
-    fn rebuild<C2>(
-        self,
-        listener: Option<StateListener>,
-        metrics: Option<PolicyMetrics>,
-        classifier: impl FnOnce(C) -> C2,
-    ) -> CircuitBreakerLayer<C2> {
-        let CircuitBreakerLayer {
-            core,
-            config,
-            mut listeners,
-            metrics: old_metrics,
-            classifier: old_classifier,
-        } = self;
-        listeners.extend(listener);
-        CircuitBreakerLayer::from_parts(
-            core.name.clone(),
-            config,
-            listeners,
-            metrics.or(old_metrics),
-            classifier(old_classifier),
-        )
-    }
-
-    /// Uses `classifier` to decide which results count as failures (the breaker starts
-    /// afresh, closed).
+    /// Uses `classifier` to decide which results count as failures. The breaker stays the
+    /// same one: handles taken earlier still watch and steer it.
     ///
     /// ```
     /// use resilience::{CircuitBreakerLayer, ResilienceError, Verdict};
@@ -212,10 +161,14 @@ impl<C> CircuitBreakerLayer<C> {
     /// # let _ = layer;
     /// ```
     pub fn classifier<C2>(self, classifier: C2) -> CircuitBreakerLayer<C2> {
-        self.rebuild(None, None, |_| classifier)
+        CircuitBreakerLayer {
+            core: self.core,
+            classifier,
+        }
     }
 
-    /// Calls `listener` on every state change (the breaker starts afresh, closed).
+    /// Calls `listener` on every state change of this layer's breaker (every clone of the
+    /// layer, and every service it made, shares it).
     ///
     /// ```
     /// use resilience::CircuitBreakerLayer;
@@ -228,10 +181,11 @@ impl<C> CircuitBreakerLayer<C> {
     }
 
     pub(crate) fn listener(self, listener: StateListener) -> Self {
-        self.rebuild(Some(listener), None, |c| c)
+        self.core.add_listener(listener);
+        self
     }
 
-    /// Records transitions and state in `metrics` (the breaker starts afresh, closed).
+    /// Records this breaker's transitions and state in `metrics`, from its current state on.
     ///
     /// ```
     /// use resilience::{CircuitBreakerLayer, metrics::ResilienceMetrics};
@@ -240,7 +194,8 @@ impl<C> CircuitBreakerLayer<C> {
     /// # let _ = layer;
     /// ```
     pub fn metrics(self, metrics: PolicyMetrics) -> Self {
-        self.rebuild(None, Some(metrics), |c| c)
+        self.core.set_metrics(metrics);
+        self
     }
 
     /// A handle on the shared breaker: read its state, force it open, disable or reset it.

@@ -4,6 +4,7 @@
 //! consistent pair; every transition bumps the generation, and results of calls admitted
 //! under an earlier generation are dropped instead of polluting the new state.
 
+use arc_swap::ArcSwap;
 use std::marker::PhantomData;
 use std::ops::Deref;
 use std::ptr::NonNull;
@@ -71,6 +72,14 @@ pub(crate) struct BreakerCore {
     probe_slow: AtomicU32,
     backoff_config: OpenBackoff,
     backoff: Mutex<BackoffIter>,
+    /// Read on state changes only; replaced when the layer gains a listener or metrics,
+    /// so handles and services already made keep the same breaker.
+    observers: ArcSwap<Observers>,
+}
+
+/// Who hears of the breaker's state changes.
+#[derive(Default)]
+struct Observers {
     listeners: Vec<StateListener>,
     metrics: Option<PolicyMetrics>,
 }
@@ -85,21 +94,13 @@ impl std::fmt::Debug for BreakerCore {
 }
 
 impl BreakerCore {
-    pub(crate) fn new(
-        name: Arc<str>,
-        config: &CircuitBreakerConfig,
-        listeners: Vec<StateListener>,
-        metrics: Option<PolicyMetrics>,
-    ) -> Self {
+    pub(crate) fn new(name: Arc<str>, config: &CircuitBreakerConfig) -> Self {
         let window = match config.window {
             WindowConfig::Count { size } => OutcomeWindow::Count(CountWindow::new(size as usize)),
             WindowConfig::Time { length, buckets } => {
                 OutcomeWindow::Time(TimeBuckets::new(length, buckets as usize))
             }
         };
-        if let Some(m) = &metrics {
-            m.set_state(CircuitState::Closed);
-        }
         BreakerCore {
             hot: HotLine {
                 refs: AtomicUsize::new(1),
@@ -125,9 +126,30 @@ impl BreakerCore {
             probe_slow: AtomicU32::new(0),
             backoff_config: config.open_backoff,
             backoff: Mutex::new(config.open_backoff.iter()),
-            listeners,
-            metrics,
+            observers: ArcSwap::from_pointee(Observers::default()),
         }
+    }
+
+    /// Adds a listener of state changes.
+    pub(crate) fn add_listener(&self, listener: StateListener) {
+        self.observers.rcu(|now| Observers {
+            listeners: now
+                .listeners
+                .iter()
+                .cloned()
+                .chain([listener.clone()])
+                .collect(),
+            metrics: now.metrics.clone(),
+        });
+    }
+
+    /// Records state changes in `metrics` from now on, starting with the current state.
+    pub(crate) fn set_metrics(&self, metrics: PolicyMetrics) {
+        metrics.set_state(self.state());
+        self.observers.rcu(|now| Observers {
+            listeners: now.listeners.clone(),
+            metrics: Some(metrics.clone()),
+        });
     }
 
     pub(crate) fn state(&self) -> CircuitState {
@@ -396,7 +418,8 @@ impl BreakerCore {
             .store(pack(generation.wrapping_add(1), to), Ordering::Release);
         drop(backoff);
         tracing::info!(policy = %self.name, from = ?from_state, to = ?to, "circuit breaker state change");
-        if let Some(m) = &self.metrics {
+        let observers = self.observers.load();
+        if let Some(m) = &observers.metrics {
             m.record_transition(from_state, to);
         }
         let change = StateChange {
@@ -404,7 +427,7 @@ impl BreakerCore {
             from: from_state,
             to,
         };
-        for listener in &self.listeners {
+        for listener in &observers.listeners {
             listener(&change);
         }
         true
