@@ -10,7 +10,7 @@ use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 use std::hash::Hash;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -155,8 +155,9 @@ pub struct PerKey<K: Hash + Eq + Clone, F> {
     clock: TokioClock,
     next_housekeeping: AtomicU64,
     calls: AtomicU64,
-    housekeeping: Duration,
-    max_keys: usize,
+    /// Settable while the limiter is shared (`RateLimitLayer::housekeeping`).
+    housekeeping_nanos: AtomicU64,
+    max_keys: AtomicUsize,
 }
 
 impl<K, F> PerKey<K, F>
@@ -175,9 +176,21 @@ where
             clock,
             next_housekeeping: AtomicU64::new(0),
             calls: AtomicU64::new(0),
-            housekeeping: Duration::from_secs(10),
-            max_keys: 100_000,
+            housekeeping_nanos: AtomicU64::new(10_000_000_000),
+            max_keys: AtomicUsize::new(100_000),
         }
+    }
+
+    /// Sets how often idle keys are dropped and how many keys trigger an early clean-up;
+    /// the next clean-up is due one new interval from now.
+    fn set_housekeeping(&self, every: Duration, max_keys: usize) {
+        use governor::clock::Clock;
+        let every = u64::try_from(every.as_nanos()).unwrap_or(u64::MAX);
+        self.housekeeping_nanos.store(every, Ordering::Relaxed);
+        self.max_keys.store(max_keys, Ordering::Relaxed);
+        let now = self.clock.now().as_nanos() as u64;
+        self.next_housekeeping
+            .store(now.saturating_add(every), Ordering::Relaxed);
     }
 
     /// Number of keys currently tracked.
@@ -192,15 +205,13 @@ where
         // Every 4096 calls, also look at the size so a burst of new keys cannot grow the map
         // for a whole interval.
         let sample = self.calls.fetch_add(1, Ordering::Relaxed) % 4096 == 0;
-        let crowded = sample && limiter.len() > self.max_keys;
+        let crowded = sample && limiter.len() > self.max_keys.load(Ordering::Relaxed);
         if (now >= due || crowded)
             && self
                 .next_housekeeping
                 .compare_exchange(
                     due,
-                    now.saturating_add(
-                        u64::try_from(self.housekeeping.as_nanos()).unwrap_or(u64::MAX),
-                    ),
+                    now.saturating_add(self.housekeeping_nanos.load(Ordering::Relaxed)),
                     Ordering::AcqRel,
                     Ordering::Relaxed,
                 )
@@ -410,15 +421,10 @@ where
     /// assert_eq!(layer.tracked_keys(), 0);
     /// ```
     pub fn housekeeping(self, every: Duration, max_keys: usize) -> Self {
-        let limiter = match Arc::try_unwrap(self.limiter) {
-            Ok(mut owned) => {
-                owned.housekeeping = every;
-                owned.max_keys = max_keys;
-                Arc::new(owned)
-            }
-            Err(shared) => shared, // already in use: keep its settings
-        };
-        RateLimitLayer { limiter, ..self }
+        // The limiter is shared by every clone of the layer and every service it made: they
+        // all take the new settings.
+        self.limiter.set_housekeeping(every, max_keys);
+        self
     }
 
     /// Number of keys currently tracked.

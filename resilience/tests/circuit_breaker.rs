@@ -129,7 +129,7 @@ async fn half_open_admits_bounded_probes_then_closes() {
     probe_b.await.unwrap();
     assert_eq!(handle.state(), CircuitState::Closed);
     // The window was emptied on closing: old failures do not count again.
-    assert_eq!(handle.window_rates().2, 0);
+    assert_eq!(handle.window_rates().calls, 0);
 }
 
 #[tokio::test(start_paused = true)]
@@ -240,9 +240,9 @@ async fn time_window_forgets_old_failures() {
     for _ in 0..3 {
         run(&svc, Call::Fail).await.unwrap_err();
     }
-    assert_eq!(handle.window_rates().2, 3);
+    assert_eq!(handle.window_rates().calls, 3);
     tokio::time::advance(Duration::from_secs(11)).await;
-    assert_eq!(handle.window_rates().2, 0, "old calls left the window");
+    assert_eq!(handle.window_rates().calls, 0, "old calls left the window");
     for _ in 0..3 {
         run(&svc, Call::Ok).await.unwrap();
     }
@@ -265,7 +265,7 @@ async fn events_handle_and_rejections_from_inner_layers() {
         run(&svc, Call::Reject).await.unwrap_err();
     }
     assert_eq!(handle.state(), CircuitState::Closed);
-    assert_eq!(handle.window_rates().2, 0);
+    assert_eq!(handle.window_rates().calls, 0);
 
     handle.force_open();
     assert!(is_open(&run(&svc, Call::Ok).await));

@@ -640,3 +640,35 @@ async fn a_call_costing_more_than_the_burst_is_refused_for_good() {
         u64::MAX.to_string().as_str()
     );
 }
+
+/// `housekeeping` takes effect whenever it is called: also on a layer already cloned or
+/// already wrapping services, which share its limiter (it was silently ignored there).
+#[tokio::test(start_paused = true)]
+async fn housekeeping_applies_to_a_layer_already_in_use() {
+    let layer = RateLimitLayer::keyed(
+        RateLimitConfig {
+            per_second: 10.0,
+            burst: 1,
+            max_wait: Duration::ZERO,
+        },
+        |req: &u64| *req,
+    )
+    .unwrap();
+    let players = layer.layer(tower::service_fn(|p: u64| async move {
+        Ok::<_, std::io::Error>(p)
+    }));
+    let kept = layer.clone();
+    let layer = layer.housekeeping(Duration::from_secs(1), 1_000);
+    for p in 0..500 {
+        players.clone().oneshot(p).await.unwrap();
+    }
+    assert_eq!(layer.tracked_keys(), 500);
+    // The default interval is 10 s: only the new 1 s interval forgets them after 2 s.
+    tokio::time::advance(Duration::from_secs(2)).await;
+    players.clone().oneshot(9_999).await.unwrap();
+    assert!(
+        kept.tracked_keys() <= 1,
+        "{} keys still tracked",
+        kept.tracked_keys()
+    );
+}

@@ -13,6 +13,22 @@ mod state;
 
 pub use config::{CircuitBreakerConfig, OpenBackoff, WindowConfig};
 
+/// What a breaker's window holds at one moment (see [`CircuitBreakerHandle::window_rates`]).
+///
+/// ```
+/// let rates = resilience::circuit_breaker::WindowRates { failure_rate: 50.0, slow_call_rate: 0.0, calls: 10 };
+/// assert!(rates.failure_rate >= 50.0);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WindowRates {
+    /// Failed calls, in percent of the calls in the window.
+    pub failure_rate: f64,
+    /// Slow calls, in percent of the calls in the window.
+    pub slow_call_rate: f64,
+    /// Calls in the window.
+    pub calls: u64,
+}
+
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -261,14 +277,20 @@ impl CircuitBreakerHandle {
         &self.core.name
     }
 
-    /// Failure rate (percent), slow-call rate (percent) and number of calls in the window.
+    /// What the window holds now: its failure and slow-call rates and its number of calls.
     ///
     /// ```
     /// # let layer = resilience::CircuitBreakerLayer::new("x", Default::default()).unwrap();
-    /// assert_eq!(layer.handle().window_rates(), (0.0, 0.0, 0));
+    /// let rates = layer.handle().window_rates();
+    /// assert_eq!((rates.failure_rate, rates.slow_call_rate, rates.calls), (0.0, 0.0, 0));
     /// ```
-    pub fn window_rates(&self) -> (f64, f64, u64) {
-        self.core.rates()
+    pub fn window_rates(&self) -> WindowRates {
+        let (failure_rate, slow_call_rate, calls) = self.core.rates();
+        WindowRates {
+            failure_rate,
+            slow_call_rate,
+            calls,
+        }
     }
 
     /// Rejects every call until [`reset`](Self::reset) or [`disable`](Self::disable).
