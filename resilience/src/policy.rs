@@ -518,7 +518,7 @@ impl<F, P> ResiliencePolicy<F, P> {
 // The stack is one chain of types whatever the configuration: the timeouts, the bulkhead
 // and the rate limit are switched off at run time (a branch per call) rather than left out
 // with `Either`. Each `Either` holds its inner stack twice, and seven of them nested made
-// the compiler check 2^7 copies of the service: an 11-minute `cargo check` for one policy
+// the compiler check 2^7 copies of the service: minutes of `cargo check` for one policy
 // (see docs/BENCHMARKS.md, "Compile time"). Two remain, where leaving the layer out saves
 // work on every call: the retry (which clones the stack below it per call) and the breaker.
 type Attempt<S> = Timeout<LiftInner<S>>;

@@ -538,7 +538,7 @@ async fn each_section_alone_takes_effect() {
 /// The policy's service type names your service a bounded number of times, whatever the
 /// configuration: optional layers are switched off at run time, not left out with
 /// `Either` (seven nested `Either`s held the service 128 times over, and one program using
-/// the policy took 11 minutes to `cargo check`).
+/// the policy took minutes to `cargo check`: 351 s for tests/alloc.rs, now 3.3 s).
 #[test]
 fn the_policy_type_holds_the_service_a_bounded_number_of_times() {
     #[derive(Clone)]
