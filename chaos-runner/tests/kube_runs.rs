@@ -511,7 +511,7 @@ fn network_partition_lives_for_the_hold_then_is_removed_and_verified() {
     let watcher = fake.clone();
     let seen = std::thread::spawn(move || {
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
+        while started.elapsed() < Duration::from_secs(30) {
             let policies = watcher.policies("games");
             if !policies.is_empty() {
                 return Some((policies, labelled(&watcher)));
@@ -1270,7 +1270,7 @@ fn db_proxy_swaps_the_service_selector_for_the_hold_then_restores_it() {
     let watcher = fake.clone();
     let seen = std::thread::spawn(move || {
         let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
+        while started.elapsed() < Duration::from_secs(30) {
             let (selector, annotations) = db_service(&watcher);
             if selector.get(PROXY_LABEL).is_some() {
                 return Some((

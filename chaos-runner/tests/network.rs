@@ -185,7 +185,7 @@ fn partition_drop_times_out_and_revert_restores() {
     let pair = NsPair::new();
     let port = tcp_server(&pair.b);
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(2)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Ok("ok".into())
     );
 
@@ -222,7 +222,7 @@ fn partition_drop_times_out_and_revert_restores() {
         .unwrap()
         .contains(&fault.table().to_owned()));
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(2)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Ok("ok".into())
     );
     fault.revert().unwrap(); // idempotent
@@ -242,24 +242,23 @@ fn partition_reject_refuses_at_once() {
         Action::Reject,
     );
     fault.inject().unwrap();
+    // Refused, not timed out: a reject answers at once (a drop would end in TimedOut
+    // after the connect timeout), whatever the machine's load.
     let start = Instant::now();
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(3)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Err(ErrorKind::ConnectionRefused)
     );
-    assert!(
-        start.elapsed() < Duration::from_secs(1),
-        "reject must be immediate"
-    );
+    eprintln!("reject answered in {:?}", start.elapsed());
     // A port outside the match is untouched.
     let other = tcp_server(&pair.b);
     assert_eq!(
-        connect(&pair.a, other, Duration::from_secs(2)),
+        connect(&pair.a, other, Duration::from_secs(10)),
         Ok("ok".into())
     );
     fault.revert().unwrap();
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(2)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Ok("ok".into())
     );
 }
@@ -662,7 +661,7 @@ fn sigkilled_runner_leaves_no_partition_behind() {
         killed.elapsed()
     );
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(2)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Ok("ok".into())
     );
     wait_for(Duration::from_secs(5), "the watchdog to exit", || {
@@ -733,7 +732,7 @@ fn recover_deletes_the_table_when_the_watchdog_died_too() {
     assert_eq!(doc["faults"][0]["fault"], "cut");
     assert_eq!(our_table(&pair), None);
     assert_eq!(
-        connect(&pair.a, port, Duration::from_secs(2)),
+        connect(&pair.a, port, Duration::from_secs(10)),
         Ok("ok".into())
     );
 }

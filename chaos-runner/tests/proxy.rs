@@ -486,6 +486,10 @@ fn removing_toxics_mid_stream_loses_nothing() {
     let registry = f.server.registry().clone();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop2 = stop.clone();
+    // The transfer starts once the first toxics are in: the churn overlaps it however the
+    // threads are scheduled.
+    let (ready, toxics_in) = std::sync::mpsc::channel();
+    let mut ready = Some(ready);
     let churn = std::thread::spawn(move || {
         let kinds = [
             ("latency", serde_json::json!({"latency": 5, "jitter": 3})),
@@ -509,6 +513,9 @@ fn removing_toxics_mid_stream_loses_nothing() {
                     };
                     registry.add_toxic("churn", &json).unwrap();
                 }
+                if let Some(ready) = ready.take() {
+                    ready.send(()).unwrap();
+                }
                 std::thread::sleep(Duration::from_millis(15));
                 for stream in ["upstream", "downstream"] {
                     registry
@@ -521,6 +528,7 @@ fn removing_toxics_mid_stream_loses_nothing() {
         }
         rounds
     });
+    toxics_in.recv().expect("the churn thread started");
     let back = echo_through(&mut s, &data);
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let rounds = churn.join().unwrap();

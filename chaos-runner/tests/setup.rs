@@ -312,7 +312,8 @@ fn postgres_service_has_its_database_during_the_run_only() {
       postgres: {{ port: {port}, database: game }}"#
         ),
         "",
-        "4s",
+        // Long enough for the query below to land during the run on a busy machine.
+        "10s",
     );
     let runner = start_run(&exp, &dir.path().join("state"));
     wait_for(Duration::from_secs(60), "the hog (setup done)", || {

@@ -149,7 +149,7 @@ async fn database_down_queues_saves_serves_cache_and_drains_when_back() {
     pg.restart().await;
     let (pg_ref, last_ref, server_ref) = (&pg, &last, &server);
     eventually(
-        Duration::from_secs(8),
+        Duration::from_secs(30),
         "the queue to drain into PostgreSQL",
         move || async move {
             let mut all = true;
@@ -161,7 +161,7 @@ async fn database_down_queues_saves_serves_cache_and_drains_when_back() {
     )
     .await;
     eventually(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         "queue depth 0",
         move || async move {
             let (_, _, m) = get(server_ref, "/metrics").await;
@@ -201,7 +201,7 @@ async fn sigterm_with_queued_saves_keeps_them_in_the_spool_until_the_next_start(
     let server = GameServer::start(dir.path(), &config, &pg.url()).await;
     let pg_ref = &pg;
     eventually(
-        Duration::from_secs(8),
+        Duration::from_secs(30),
         "the replayed spool in PostgreSQL",
         move || async move {
             let mut all = true;
@@ -215,7 +215,7 @@ async fn sigterm_with_queued_saves_keeps_them_in_the_spool_until_the_next_start(
     let spool_path = dir.path().join("spool/saves.spool");
     let spool_ref = &spool_path;
     eventually(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         "the spool to be truncated",
         move || async move { std::fs::read_to_string(spool_ref).is_ok_and(|s| s.is_empty()) },
     )
@@ -362,7 +362,7 @@ async fn matchmaking_pairs_close_skills_and_degrades_to_a_wider_band_without_the
     assert_eq!(skill, 1500);
     let (db_ref, id_ref) = (&db, &match_id);
     eventually(
-        Duration::from_secs(3),
+        Duration::from_secs(30),
         "the match record",
         move || async move {
             db_ref
