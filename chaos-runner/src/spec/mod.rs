@@ -109,12 +109,43 @@ pub fn parse_slo_set(file: &str, text: &str) -> Result<SloSet, SpecError> {
     parse(file, text)
 }
 
+/// Reads a file as UTF-8 text, without a leading byte-order mark (which would shift or
+/// hide positions). Bytes that are not UTF-8 are refused with their line, column and byte
+/// offset.
 fn read(path: &Path) -> Result<String, SpecError> {
-    std::fs::read_to_string(path).map_err(|e| SpecError {
-        file: path.display().to_string(),
+    let file = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| SpecError {
+        file: file.clone(),
         field: String::new(),
         location: None,
         message: format!("cannot read: {e}"),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let bytes = e.as_bytes();
+        let at = e.utf8_error().valid_up_to();
+        let line_start = bytes[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |n| n + 1);
+        let line = bytes[..at].iter().filter(|&&b| b == b'\n').count() + 1;
+        // The column in characters, as the other errors count it.
+        let column = String::from_utf8_lossy(&bytes[line_start..at])
+            .chars()
+            .count()
+            + 1;
+        SpecError {
+            file: file.clone(),
+            field: String::new(),
+            location: Some((line, column)),
+            message: format!(
+                "not UTF-8 text: byte {at} (0x{:02x}) starts no valid character",
+                bytes[at]
+            ),
+        }
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
     })
 }
 
@@ -131,12 +162,32 @@ pub fn load_experiment(path: &Path) -> Result<ValidatedExperiment, SpecErrors> {
     let experiment = parse_experiment(&file, &text)?;
     let slo = match &experiment.spec.slo_file {
         Some(slo_file) => {
+            // Problems with the reference are the experiment's, at its `sloFile` line.
+            let at_field = |message: String| SpecError {
+                file: file.clone(),
+                field: "spec.sloFile".to_owned(),
+                location: yaml::Positions::of(&text).find("spec.sloFile"),
+                message,
+            };
+            if !(slo_file.ends_with(".yaml") || slo_file.ends_with(".yml")) {
+                return Err(at_field(format!(
+                    "`{slo_file}` is not a YAML file (an SLO set is a .yaml or .yml file)"
+                ))
+                .into());
+            }
             let slo_path: PathBuf = path
                 .parent()
                 .unwrap_or_else(|| Path::new("."))
                 .join(slo_file);
             let slo_name = slo_path.display().to_string();
-            let slo_text = read(&slo_path)?;
+            let slo_text = read(&slo_path).map_err(|e| {
+                at_field(match e.location {
+                    // Unreadable: say which file and why.
+                    None => format!("{slo_name}: {}", e.message),
+                    // Read, but not text: the SLO file's own position.
+                    Some(_) => e.to_string(),
+                })
+            })?;
             let set = parse_slo_set(&slo_name, &slo_text)?;
             validate::check_slo_set(&slo_name, &slo_text, &set)?;
             Some(set)

@@ -14,8 +14,13 @@ pub(crate) struct YamlFailure {
     pub message: String,
 }
 
+/// How deep nodes may nest: experiment and SLO files need about ten levels. Deeper input
+/// is refused before it is deserialized (50,000 levels took the parser 27 s).
+pub(crate) const MAX_DEPTH: usize = 64;
+
 /// Deserializes one YAML document into `T`.
 pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlFailure> {
+    check_depth(text)?;
     let deserializer = serde_yaml::Deserializer::from_str(text);
     serde_path_to_error::deserialize(deserializer).map_err(|err| {
         let path = err.path().to_string();
@@ -38,11 +43,17 @@ pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
             .strip_prefix("missing field `")
             .and_then(|rest| rest.split('`').next())
         {
-            path = if path.is_empty() {
-                field.to_owned()
-            } else {
-                format!("{path}.{field}")
-            };
+            path = child(&path, field);
+        }
+        // A duplicate is reported at the mapping that holds it; point at the duplicate.
+        if let Some(field) = message
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.split('`').next())
+        {
+            path = child(&path, field);
+            if let Some(at) = Positions::of(text).duplicate(&path) {
+                location = Some(at);
+            }
         }
         if location.is_none() {
             location = Positions::of(text).find(&path);
@@ -55,10 +66,75 @@ pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
     })
 }
 
+fn child(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+/// Refuses text whose nodes nest deeper than [`MAX_DEPTH`], at the first node too deep.
+/// One pass over the parser's events, keeping only a counter.
+fn check_depth(text: &str) -> Result<(), YamlFailure> {
+    struct Depth {
+        depth: usize,
+        too_deep: Option<Marker>,
+    }
+    impl MarkedEventReceiver for Depth {
+        fn on_event(&mut self, event: Event, mark: Marker) {
+            match event {
+                Event::MappingStart(..) | Event::SequenceStart(..) => {
+                    self.depth += 1;
+                    if self.depth > MAX_DEPTH && self.too_deep.is_none() {
+                        self.too_deep = Some(mark);
+                    }
+                }
+                Event::MappingEnd | Event::SequenceEnd => self.depth = self.depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+    }
+    let mut depth = Depth {
+        depth: 0,
+        too_deep: None,
+    };
+    // Stops at the first node too deep: nothing after it is needed.
+    let mut parser = Parser::new_from_str(text);
+    loop {
+        match parser.next_token() {
+            Ok((Event::StreamEnd, _)) => break,
+            Ok((event, mark)) => depth.on_event(event, mark),
+            // The scanner has a nesting limit of its own, met while looking ahead.
+            Err(e) if e.info().contains("recursion limit") => {
+                depth.too_deep = Some(*e.marker());
+            }
+            // Other syntax errors are the deserializer's to report.
+            Err(_) => break,
+        }
+        if depth.too_deep.is_some() {
+            break;
+        }
+    }
+    match depth.too_deep {
+        None => Ok(()),
+        Some(mark) => Err(YamlFailure {
+            path: String::new(),
+            location: Some((mark.line(), mark.col() + 1)),
+            message: format!(
+                "nested deeper than {MAX_DEPTH} levels (the limit; experiment and SLO files \
+                 need about ten)"
+            ),
+        }),
+    }
+}
+
 /// Positions (1-based line and column) of every node, by field path (`a.b[2].c`).
 #[derive(Debug, Default)]
 pub(crate) struct Positions {
     by_path: HashMap<String, (usize, usize)>,
+    /// Where a key is written a second time in the same mapping.
+    duplicates: HashMap<String, (usize, usize)>,
 }
 
 enum Frame {
@@ -75,6 +151,7 @@ enum Frame {
 struct Builder {
     frames: Vec<Frame>,
     by_path: HashMap<String, (usize, usize)>,
+    duplicates: HashMap<String, (usize, usize)>,
 }
 
 impl Builder {
@@ -127,7 +204,13 @@ impl MarkedEventReceiver for Builder {
                     if *expecting_key {
                         *key = Some(value);
                         *expecting_key = false;
-                        self.record(mark);
+                        let at = (mark.line(), mark.col() + 1);
+                        let path = self.path();
+                        if self.by_path.contains_key(&path) {
+                            self.duplicates.entry(path).or_insert(at);
+                        } else {
+                            self.by_path.insert(path, at);
+                        }
                         return;
                     }
                 }
@@ -163,11 +246,20 @@ impl Positions {
     /// stops at the first syntax error, keeping what it read).
     pub(crate) fn of(text: &str) -> Positions {
         let mut builder = Builder::default();
-        let mut parser = Parser::new_from_str(text);
+        // A tab after `key:` is taken by the deserializer but stops this parser, which
+        // would lose every position after it; a space in its place keeps every column.
+        let text = text.replace('\t', " ");
+        let mut parser = Parser::new_from_str(&text);
         let _ = parser.load(&mut builder, false);
         Positions {
             by_path: builder.by_path,
+            duplicates: builder.duplicates,
         }
+    }
+
+    /// Where `path` is written a second time in its mapping, if it is.
+    pub(crate) fn duplicate(&self, path: &str) -> Option<(usize, usize)> {
+        self.duplicates.get(path).copied()
     }
 
     /// The position of `path`, or of its nearest ancestor that has one.
