@@ -206,10 +206,13 @@ impl MarkedEventReceiver for Builder {
                         *expecting_key = false;
                         let at = (mark.line(), mark.col() + 1);
                         let path = self.path();
-                        if self.by_path.contains_key(&path) {
-                            self.duplicates.entry(path).or_insert(at);
-                        } else {
-                            self.by_path.insert(path, at);
+                        match self.by_path.entry(path) {
+                            std::collections::hash_map::Entry::Occupied(first) => {
+                                self.duplicates.entry(first.key().clone()).or_insert(at);
+                            }
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(at);
+                            }
                         }
                         return;
                     }
