@@ -463,3 +463,55 @@ fn deep_nesting_is_refused_with_its_limit_and_line() {
     // A hang guard, not a figure: the old code took 27 s here.
     assert!(took < std::time::Duration::from_secs(10), "took {took:?}");
 }
+
+/// Writes `text` to a temp file (the shipped SLO set named by its absolute path) and loads
+/// it as an experiment; returns every error.
+fn load_beside_shipped(text: &str) -> Vec<chaos_runner::spec::SpecError> {
+    let dir = std::env::temp_dir().join(format!("chaos-mutants-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("mutant-{:x}.yaml", rand_suffix(text)));
+    let slo = repo().join("experiments/slo/game-services.yaml");
+    let text = text.replace("../slo/game-services.yaml", &slo.display().to_string());
+    std::fs::write(&path, text).unwrap();
+    let result = chaos_runner::spec::load_experiment(&path);
+    let _ = std::fs::remove_file(&path);
+    result.err().map(|e| e.0).unwrap_or_default()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(300),
+        ..ProptestConfig::default()
+    })]
+
+    /// Random edits of shipped experiments are accepted or refused, never hang, and every
+    /// refusal says where: a line (or, for bytes that are not text, an offset).
+    #[test]
+    fn every_refusal_of_a_mutated_shipped_file_has_a_position(
+        file in prop_oneof![
+            Just("cpu-hog.yaml"), Just("net-delay.yaml"), Just("db-latency.yaml"),
+            Just("proxy-latency.yaml"), Just("memory-hog-cgroup.yaml"),
+        ],
+        cut in 0usize..4000,
+        delete in 0usize..40,
+        insert in prop_oneof![
+            Just(": ".to_owned()), Just("\n  - ".to_owned()), Just("{".to_owned()), Just("]".to_owned()),
+            Just("-1".to_owned()), Just("1e309".to_owned()), Just("0s".to_owned()), Just("\t".to_owned()),
+            Just("\n".to_owned()), Just("  ".to_owned()), Just("\"".to_owned()), Just("#".to_owned()),
+            Just("&a *a".to_owned()), Just("!!binary x".to_owned()), "\\PC{0,12}",
+        ],
+    ) {
+        let base = std::fs::read_to_string(repo().join("experiments/local").join(file)).unwrap();
+        let mut at = cut.min(base.len());
+        while !base.is_char_boundary(at) { at -= 1; }
+        let mut end = (at + delete).min(base.len());
+        while !base.is_char_boundary(end) { end += 1; }
+        let text = format!("{}{}{}", &base[..at], insert, &base[end..]);
+        let started = std::time::Instant::now();
+        let errors = load_beside_shipped(&text);
+        prop_assert!(started.elapsed() < std::time::Duration::from_secs(5), "took {:?}", started.elapsed());
+        for e in &errors {
+            prop_assert!(e.location.is_some(), "no position: {e}\n--- file ---\n{text}");
+        }
+    }
+}
