@@ -127,12 +127,41 @@ fn run_id(name: &str) -> String {
     format!("{name}-{now}-{:04x}", rand::random::<u16>())
 }
 
+/// Closes, in their journals, the faults of dead runs that provably ended with their
+/// runner (each with a note, and a line saying so); returns the ones that may still be live.
+fn close_what_ended(live: Vec<journal::LiveFault>) -> Vec<journal::LiveFault> {
+    let mut still_live = Vec::new();
+    for fault in live {
+        let Some(note) = crate::recover::provably_gone(&fault) else {
+            still_live.push(fault);
+            continue;
+        };
+        let closed = Journal::open(&fault.journal).and_then(|mut j| {
+            j.append(Event::Gone {
+                fault: fault.fault.clone(),
+                note: note.clone(),
+            })
+        });
+        match closed {
+            Ok(()) => eprintln!(
+                "note: fault `{}` of run {} is gone ({note}); closed in its journal",
+                fault.fault, fault.run_id
+            ),
+            Err(e) => {
+                eprintln!("warning: {e}");
+                still_live.push(fault);
+            }
+        }
+    }
+    still_live
+}
+
 /// Runs the experiment in `file`.
 pub fn run(file: &Path, options: RunOptions) -> Outcome {
     let Some(exp) = crate::cli::load_or_report(file) else {
         return Outcome::InvalidInput;
     };
-    match journal::live_faults(&options.state_dir) {
+    match journal::live_faults(&options.state_dir).map(close_what_ended) {
         Ok(live) if !live.is_empty() => {
             if options.recover_first {
                 let lazy = faults::kube::KubeConnector::lazy();

@@ -73,6 +73,14 @@ pub enum Event {
         /// Why.
         error: String,
     },
+    /// Closed by a later run: the fault provably ended with its (dead) runner, so there is
+    /// nothing to revert.
+    Gone {
+        /// Fault name.
+        fault: String,
+        /// How that was established.
+        note: String,
+    },
     /// The run ended.
     RunEnded {
         /// Exit code of the run.
@@ -186,6 +194,8 @@ pub struct LiveFault {
     /// How to find and revert it; `None` when the runner died between the intent and the
     /// injection (then the fault is found by its run id).
     pub record: Option<FaultRecord>,
+    /// The process id of the run's runner, from the journal.
+    pub runner_pid: Option<u32>,
 }
 
 /// Every fault, in every journal under `state_dir`, that was intended and not reverted.
@@ -208,20 +218,25 @@ pub fn live_faults(state_dir: &Path) -> Result<Vec<LiveFault>, JournalError> {
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default();
         let mut pending: Vec<LiveFault> = Vec::new();
+        let mut runner_pid = None;
         for entry in read(&path)? {
             match entry.event {
+                Event::RunStarted { pid, .. } => runner_pid = Some(pid),
                 Event::Intent { fault, record, .. } => pending.push(LiveFault {
                     journal: path.clone(),
                     run_id: run_id.clone(),
                     fault,
                     record,
+                    runner_pid,
                 }),
                 Event::Injected { fault, record } => {
                     if let Some(p) = pending.iter_mut().find(|p| p.fault == fault) {
                         p.record = Some(record);
                     }
                 }
-                Event::Reverted { fault } => pending.retain(|p| p.fault != fault),
+                Event::Reverted { fault } | Event::Gone { fault, .. } => {
+                    pending.retain(|p| p.fault != fault)
+                }
                 _ => {}
             }
         }

@@ -6,7 +6,64 @@ use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::kube::KubeConnector;
 use crate::faults::revert_from_journal_with;
-use crate::journal::{self, Event, Journal};
+use crate::journal::{self, Event, Journal, LiveFault};
+
+/// Whether a journaled fault provably ended with its runner, and how that is known; `None`
+/// when it may still be in effect (then `run` refuses until `recover` has reverted it).
+///
+/// Only a dead runner's faults can have ended, and only these kinds end with it: its own
+/// in-process proxy (toxics and all), hogs and fillers whose process is gone (checked by pid
+/// and start time) with nothing else left on disk, and kills (nothing to revert).
+///
+/// ```
+/// use chaos_runner::faults::FaultRecord;
+/// use chaos_runner::journal::LiveFault;
+/// let fault = LiveFault {
+///     journal: "/tmp/x.jsonl".into(),
+///     run_id: "x".into(),
+///     fault: "hog".into(),
+///     // No process has this pid: the hog and its runner are gone.
+///     record: Some(FaultRecord::CpuHog { pid: u32::MAX, start_ticks: 1, cgroups: Vec::new() }),
+///     runner_pid: Some(u32::MAX),
+/// };
+/// assert!(chaos_runner::recover::provably_gone(&fault).is_some());
+/// ```
+pub fn provably_gone(fault: &LiveFault) -> Option<String> {
+    use crate::faults::local::proc;
+    use crate::faults::FaultRecord;
+    let runner = fault.runner_pid?;
+    if matches!(proc::stat(runner), Some((state, _)) if state != 'Z' && state != 'X') {
+        return None; // the runner (or a process that took its pid) is alive
+    }
+    match fault.record.as_ref()? {
+        FaultRecord::CpuHog {
+            pid,
+            start_ticks,
+            cgroups,
+        }
+        | FaultRecord::MemoryHog {
+            pid,
+            start_ticks,
+            cgroups,
+        } => (!proc::is_running(*pid, *start_ticks) && cgroups.iter().all(|c| !c.exists()))
+            .then(|| format!("its process {pid} ended with runner {runner}")),
+        FaultRecord::DiskFill {
+            pid,
+            start_ticks,
+            file,
+        } => (!proc::is_running(*pid, *start_ticks) && !file.exists()).then(|| {
+            format!(
+                "its process {pid} ended with runner {runner} and {} is gone",
+                file.display()
+            )
+        }),
+        FaultRecord::ProxyToxic { api: None, .. } | FaultRecord::ProxyDown { api: None, .. } => {
+            Some(format!("the run's own proxy ended with runner {runner}"))
+        }
+        FaultRecord::ProcessKilled { .. } => Some("a kill leaves nothing to revert".to_owned()),
+        _ => None,
+    }
+}
 
 /// Reverts every live fault in the journals under `state_dir`, journaling each revert.
 /// Exit: 0 when nothing is left live, 4 when a fault could not be reverted.

@@ -137,16 +137,10 @@ fn sigkill_then_recover_leaves_nothing_live() {
     let state = dir.path().join("state");
     runner.kill().unwrap(); // SIGKILL: no handler runs
     runner.wait().unwrap();
-    // The journal still lists the fault as live; a new run refuses to start.
-    let refused = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
-        .arg("run")
-        .arg(&exp)
-        .arg("--state-dir")
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert_eq!(refused.status.code(), Some(3));
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("still live"));
+    // The journal still lists the fault as live (what `run` does with it is the next
+    // test's); `recover` reverts it.
+    assert_eq!(chaos_runner::journal::live_faults(&state).unwrap().len(), 1);
+    let _ = &exp;
     let recovered = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
         .args(["recover", "--state-dir"])
         .arg(&state)
@@ -222,4 +216,132 @@ fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
         other => panic!("{other:?}: {reason}"),
     }
     assert!(hogs("cpu-pressure").is_empty());
+}
+
+/// After a SIGKILLed run, `run` refuses only for what can still be live, naming it. The
+/// killed run's hog and disk fill ended with it (the filler deletes its file as it goes):
+/// both are closed in its journal with a note. A toxic another dead run left on a
+/// standalone proxy can still be in effect: `run` refuses, naming it, until it is gone.
+#[test]
+fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
+    use chaos_runner::faults::FaultRecord;
+    use chaos_runner::journal::{Event, Journal};
+    let dir = TempDir::new("crash-path");
+    let state = dir.path().join("state");
+    let fill_dir = dir.path().join("volume");
+    std::fs::create_dir_all(&fill_dir).unwrap();
+    let crashed = dir.path().join("crashed.yaml");
+    std::fs::write(
+        &crashed,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: crash-path }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: hog-crash-path\n      type: cpu-hog\n      selector: {{ host: localhost }}\n      parameters: {{ workers: 1, load: 10 }}\n      duration: 60s\n    - name: fill-crash-path\n      type: disk-fill\n      selector: {{ host: localhost }}\n      parameters: {{ path: {}, bytes: 1 MiB, minFreeBytes: 1 MiB, safetyFloorPercent: 1 }}\n      duration: 60s\n  report: {{ dir: {}, formats: [json] }}\n",
+            fill_dir.display(),
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let mut runner = start_run(&crashed, &state);
+    // Both injected and journaled as such (each record names its process).
+    wait_for(Duration::from_secs(30), "both faults injected", || {
+        let injected = chaos_runner::journal::live_faults(&state)
+            .map(|live| {
+                live.iter()
+                    .filter(|f| match &f.record {
+                        Some(FaultRecord::DiskFill { pid, .. }) => *pid != 0,
+                        Some(FaultRecord::CpuHog { pid, .. }) => *pid != 0,
+                        _ => false,
+                    })
+                    .count()
+            })
+            .unwrap_or(0);
+        injected == 2 && std::fs::read_dir(&fill_dir).unwrap().count() == 1
+    });
+    runner.kill().unwrap(); // SIGKILL: no handler runs
+    runner.wait().unwrap();
+    wait_for(
+        Duration::from_secs(10),
+        "the hog and the filler to end",
+        || hogs("hog-crash-path").is_empty() && std::fs::read_dir(&fill_dir).unwrap().count() == 0,
+    );
+    // Another dead run (its runner pid is taken by no process) left a toxic on a
+    // standalone proxy: that can still be live.
+    let mut other = Journal::create(&state, "other-run").unwrap();
+    other
+        .append(Event::RunStarted {
+            experiment: "other".into(),
+            pid: u32::MAX,
+        })
+        .unwrap();
+    let toxic = FaultRecord::ProxyToxic {
+        api: Some("127.0.0.1:9".into()),
+        proxy: "saves".into(),
+        toxic: "chaos-other-run-slow-saves".into(),
+    };
+    other
+        .append(Event::Intent {
+            fault: "slow-saves".into(),
+            description: "latency".into(),
+            record: None,
+        })
+        .unwrap();
+    other
+        .append(Event::Injected {
+            fault: "slow-saves".into(),
+            record: toxic,
+        })
+        .unwrap();
+    let other_path = other.path().to_owned();
+    drop(other);
+
+    let next = dir.path().join("next.yaml");
+    std::fs::write(
+        &next,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: after-crash }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: hog-after-crash\n      type: cpu-hog\n      selector: {{ host: localhost }}\n      parameters: {{ workers: 1, load: 10 }}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let run_next = || {
+        Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+            .arg("run")
+            .arg(&next)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap()
+    };
+    let refused = run_next();
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("fault `slow-saves` of run other-run is still live"),
+        "the toxic is named as live: {stderr}"
+    );
+    for gone in ["hog-crash-path", "fill-crash-path"] {
+        let said = format!("fault `{gone}` of run crash-path-");
+        assert!(
+            stderr
+                .lines()
+                .any(|line| line.contains(&said) && line.contains(" is gone (")),
+            "{gone} is closed with a note: {stderr}"
+        );
+    }
+    assert_eq!(stderr.matches("is gone (").count(), 2, "{stderr}");
+    assert_eq!(stderr.matches("still live").count(), 1, "{stderr}");
+    let live: Vec<String> = chaos_runner::journal::live_faults(&state)
+        .unwrap()
+        .into_iter()
+        .map(|f| f.fault)
+        .collect();
+    assert_eq!(live, ["slow-saves"], "the crashed run's journal is closed");
+    // With the toxic's run dealt with, the next run starts.
+    std::fs::remove_file(&other_path).unwrap();
+    let started = run_next();
+    assert_eq!(
+        started.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&started.stderr)
+    );
 }
