@@ -11,9 +11,12 @@ use crate::journal::{self, Event, Journal, LiveFault};
 /// Whether a journaled fault provably ended with its runner, and how that is known; `None`
 /// when it may still be in effect (then `run` refuses until `recover` has reverted it).
 ///
-/// Only a dead runner's faults can have ended, and only these kinds end with it: its own
-/// in-process proxy (toxics and all), hogs and fillers whose process is gone (checked by pid
-/// and start time) with nothing else left on disk, and kills (nothing to revert).
+/// Only a dead runner's faults can have ended. Checked against the system: its own
+/// in-process proxy went with it (toxics and all); a hog or filler whose process is gone
+/// (by pid and start time) with nothing left on disk; a toxic, rule or disabled proxy that
+/// its standalone proxy's admin API no longer lists; an nftables table or root qdisc that
+/// is no longer there; and a kill (nothing to revert). Anything that cannot be checked (an
+/// admin API that does not answer, a Kubernetes object) may still be live.
 ///
 /// ```
 /// use chaos_runner::faults::FaultRecord;
@@ -60,6 +63,25 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
         FaultRecord::ProxyToxic { api: None, .. } | FaultRecord::ProxyDown { api: None, .. } => {
             Some(format!("the run's own proxy ended with runner {runner}"))
         }
+        record @ (FaultRecord::ProxyToxic { api: Some(api), .. }
+        | FaultRecord::ProxyDown { api: Some(api), .. }
+        | FaultRecord::ProxyDbFault { api, .. }) => {
+            crate::faults::local::proxy_fault::verify_record(&fault.fault, record)
+                .is_ok()
+                .then(|| format!("the proxy at {api} no longer has it"))
+        }
+        FaultRecord::NetTable { netns, table } => {
+            crate::faults::local::nftables::tables(netns.as_deref())
+                .is_ok_and(|tables| !tables.contains(table))
+                .then(|| format!("nftables table {table} is no longer there"))
+        }
+        FaultRecord::NetQdisc {
+            netns,
+            interface,
+            handle,
+        } => crate::faults::local::tc::root_qdisc(netns.as_deref(), interface)
+            .is_ok_and(|(_, root)| root != *handle)
+            .then(|| format!("the root qdisc of {interface} is no longer this run's")),
         FaultRecord::ProcessKilled { .. } => Some("a kill leaves nothing to revert".to_owned()),
         _ => None,
     }

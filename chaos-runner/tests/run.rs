@@ -273,7 +273,7 @@ fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
         })
         .unwrap();
     let toxic = FaultRecord::ProxyToxic {
-        api: Some("127.0.0.1:9".into()),
+        api: Some("http://127.0.0.1:9".into()),
         proxy: "saves".into(),
         toxic: "chaos-other-run-slow-saves".into(),
     };
@@ -292,6 +292,33 @@ fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
         .unwrap();
     let other_path = other.path().to_owned();
     drop(other);
+    // A third dead run's toxic on a standalone proxy that no longer lists it: gone.
+    let proxy = support::proxy_process::ProxyProcess::start(None);
+    let mut third = Journal::create(&state, "third-run").unwrap();
+    third
+        .append(Event::RunStarted {
+            experiment: "third".into(),
+            pid: u32::MAX,
+        })
+        .unwrap();
+    third
+        .append(Event::Intent {
+            fault: "lossy-saves".into(),
+            description: "loss".into(),
+            record: None,
+        })
+        .unwrap();
+    third
+        .append(Event::Injected {
+            fault: "lossy-saves".into(),
+            record: FaultRecord::ProxyToxic {
+                api: Some(proxy.api.clone()),
+                proxy: "saves".into(),
+                toxic: "chaos-third-run-lossy-saves".into(),
+            },
+        })
+        .unwrap();
+    drop(third);
 
     let next = dir.path().join("next.yaml");
     std::fs::write(
@@ -327,7 +354,11 @@ fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
             "{gone} is closed with a note: {stderr}"
         );
     }
-    assert_eq!(stderr.matches("is gone (").count(), 2, "{stderr}");
+    assert!(
+        stderr.contains("fault `lossy-saves` of run third-run is gone (the proxy at"),
+        "{stderr}"
+    );
+    assert_eq!(stderr.matches("is gone (").count(), 3, "{stderr}");
     assert_eq!(stderr.matches("still live").count(), 1, "{stderr}");
     let live: Vec<String> = chaos_runner::journal::live_faults(&state)
         .unwrap()

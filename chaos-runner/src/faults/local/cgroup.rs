@@ -101,7 +101,18 @@ impl Cgroup {
             if dir.exists() {
                 remove_dir(&dir)?;
             }
-            std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+            // `recover` may remove the empty shared parent between making it and making
+            // the child: make both again then.
+            let mut made = std::fs::create_dir_all(&dir);
+            for _ in 0..3 {
+                match &made {
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        made = std::fs::create_dir_all(&dir)
+                    }
+                    _ => break,
+                }
+            }
+            made.map_err(io(&dir))?;
         }
         Ok(cgroup)
     }
@@ -272,6 +283,12 @@ pub fn remove_run(run_id: &str, fault: Option<&str>) -> Result<(), CgroupError> 
             if matches {
                 remove_dir(&entry.path())?;
             }
+        }
+        // The shared `chaos-runner` parent goes too once no run has a cgroup in it: the
+        // kernel refuses to remove a cgroup with children or processes, so this never
+        // takes another run's (and `create` makes it again when needed).
+        if std::fs::remove_dir(&parent).is_ok() {
+            tracing::debug!(cgroup = %parent.display(), "removed the empty parent cgroup");
         }
     }
     Ok(())
