@@ -269,6 +269,15 @@ pub fn remove_run(run_id: &str, fault: Option<&str>) -> Result<(), CgroupError> 
             }
         }
     }
+    remove_run_under(&mounts, run_id, fault)
+}
+
+/// [`remove_run`] in the hierarchies mounted at `mounts`.
+fn remove_run_under(
+    mounts: &[PathBuf],
+    run_id: &str,
+    fault: Option<&str>,
+) -> Result<(), CgroupError> {
     for mount in mounts {
         let parent = mount.join("chaos-runner");
         let Ok(entries) = std::fs::read_dir(&parent) else {
@@ -292,4 +301,31 @@ pub fn remove_run(run_id: &str, fault: Option<&str>) -> Result<(), CgroupError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shared parent goes once no run has a cgroup in it, and stays while one does.
+    /// (On a plain directory tree: removing a directory that still holds one fails, as the
+    /// kernel refuses to remove a cgroup with children.)
+    #[test]
+    fn the_shared_parent_goes_with_the_last_run() {
+        let mount = std::env::temp_dir().join(format!("chaos-cgroup-test-{}", std::process::id()));
+        let parent = mount.join("chaos-runner");
+        for child in ["run-a-hog", "run-b-hog"] {
+            std::fs::create_dir_all(parent.join(child)).unwrap();
+        }
+        let mounts = [mount.clone()];
+        remove_run_under(&mounts, "run-a", None).unwrap();
+        assert!(!parent.join("run-a-hog").exists());
+        assert!(
+            parent.join("run-b-hog").exists(),
+            "another run's cgroup is kept"
+        );
+        remove_run_under(&mounts, "run-b", Some("hog")).unwrap();
+        assert!(!parent.exists(), "the empty parent is removed");
+        std::fs::remove_dir_all(&mount).ok();
+    }
 }
