@@ -465,7 +465,7 @@ fn deep_nesting_is_refused_with_its_limit_and_line() {
 }
 
 /// Writes `text` to a temp file (the shipped SLO set named by its absolute path) and loads
-/// it as an experiment; returns every error.
+/// it as what `validate` takes it for (an SLO set or an experiment); returns every error.
 fn load_beside_shipped(text: &str) -> Vec<chaos_runner::spec::SpecError> {
     let dir = std::env::temp_dir().join(format!("chaos-mutants-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -473,9 +473,19 @@ fn load_beside_shipped(text: &str) -> Vec<chaos_runner::spec::SpecError> {
     let slo = repo().join("experiments/slo/game-services.yaml");
     let text = text.replace("../slo/game-services.yaml", &slo.display().to_string());
     std::fs::write(&path, text).unwrap();
-    let result = chaos_runner::spec::load_experiment(&path);
+    let errors = match chaos_runner::spec::document_kind(&path) {
+        Err(e) => vec![e],
+        Ok(kind) if kind == "SLOSet" => chaos_runner::spec::load_slo_set(&path)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default(),
+        Ok(_) => chaos_runner::spec::load_experiment(&path)
+            .err()
+            .map(|e| e.0)
+            .unwrap_or_default(),
+    };
     let _ = std::fs::remove_file(&path);
-    result.err().map(|e| e.0).unwrap_or_default()
+    errors
 }
 
 proptest! {
@@ -484,13 +494,16 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Random edits of shipped experiments are accepted or refused, never hang, and every
-    /// refusal says where: a line (or, for bytes that are not text, an offset).
+    /// Random edits of shipped experiments (local and Kubernetes) and of the SLO set are
+    /// accepted or refused, never hang, and every refusal says where: a line (or, for bytes
+    /// that are not text, an offset).
     #[test]
     fn every_refusal_of_a_mutated_shipped_file_has_a_position(
         file in prop_oneof![
-            Just("cpu-hog.yaml"), Just("net-delay.yaml"), Just("db-latency.yaml"),
-            Just("proxy-latency.yaml"), Just("memory-hog-cgroup.yaml"),
+            Just("local/cpu-hog.yaml"), Just("local/net-delay.yaml"), Just("local/db-latency.yaml"),
+            Just("local/proxy-latency.yaml"), Just("local/memory-hog-cgroup.yaml"),
+            Just("kubernetes/game-server-pod-kill.yaml"), Just("kubernetes/db-query-latency.yaml"),
+            Just("slo/game-services.yaml"),
         ],
         cut in 0usize..4000,
         delete in 0usize..40,
@@ -501,7 +514,7 @@ proptest! {
             Just("&a *a".to_owned()), Just("!!binary x".to_owned()), "\\PC{0,12}",
         ],
     ) {
-        let base = std::fs::read_to_string(repo().join("experiments/local").join(file)).unwrap();
+        let base = std::fs::read_to_string(repo().join("experiments").join(file)).unwrap();
         let mut at = cut.min(base.len());
         while !base.is_char_boundary(at) { at -= 1; }
         let mut end = (at + delete).min(base.len());
