@@ -38,6 +38,8 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
     if matches!(proc::stat(runner), Some((state, _)) if state != 'Z' && state != 'X') {
         return None; // the runner (or a process that took its pid) is alive
     }
+    // A process id of 0 is an intent's plan: the runner died before it knew the process,
+    // so nothing about it can be proven here (`recover` finds it by its run id).
     match fault.record.as_ref()? {
         FaultRecord::CpuHog {
             pid,
@@ -48,13 +50,15 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
             pid,
             start_ticks,
             cgroups,
-        } => (!proc::is_running(*pid, *start_ticks) && cgroups.iter().all(|c| !c.exists()))
-            .then(|| format!("its process {pid} ended with runner {runner}")),
+        } => (*pid != 0
+            && !proc::is_running(*pid, *start_ticks)
+            && cgroups.iter().all(|c| !c.exists()))
+        .then(|| format!("its process {pid} ended with runner {runner}")),
         FaultRecord::DiskFill {
             pid,
             start_ticks,
             file,
-        } => (!proc::is_running(*pid, *start_ticks) && !file.exists()).then(|| {
+        } => (*pid != 0 && !proc::is_running(*pid, *start_ticks) && !file.exists()).then(|| {
             format!(
                 "its process {pid} ended with runner {runner} and {} is gone",
                 file.display()
