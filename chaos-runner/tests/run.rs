@@ -3,6 +3,7 @@
 
 use crate::support;
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 use support::*;
@@ -225,7 +226,6 @@ fn shipped_cpu_hog_experiment_runs_with_no_prometheus() {
 #[test]
 fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
     use chaos_runner::faults::FaultRecord;
-    use chaos_runner::journal::{Event, Journal};
     let dir = TempDir::new("crash-path");
     let state = dir.path().join("state");
     let fill_dir = dir.path().join("volume");
@@ -264,61 +264,11 @@ fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
         || hogs("hog-crash-path").is_empty() && std::fs::read_dir(&fill_dir).unwrap().count() == 0,
     );
     // Another dead run (its runner pid is taken by no process) left a toxic on a
-    // standalone proxy: that can still be live.
-    let mut other = Journal::create(&state, "other-run").unwrap();
-    other
-        .append(Event::RunStarted {
-            experiment: "other".into(),
-            pid: u32::MAX,
-        })
-        .unwrap();
-    let toxic = FaultRecord::ProxyToxic {
-        api: Some("http://127.0.0.1:9".into()),
-        proxy: "saves".into(),
-        toxic: "chaos-other-run-slow-saves".into(),
-    };
-    other
-        .append(Event::Intent {
-            fault: "slow-saves".into(),
-            description: "latency".into(),
-            record: None,
-        })
-        .unwrap();
-    other
-        .append(Event::Injected {
-            fault: "slow-saves".into(),
-            record: toxic,
-        })
-        .unwrap();
-    let other_path = other.path().to_owned();
-    drop(other);
+    // standalone proxy that does not answer: that can still be live.
+    let other_path = dead_run_with_toxic(&state, "other-run", "slow-saves", "http://127.0.0.1:9");
     // A third dead run's toxic on a standalone proxy that no longer lists it: gone.
     let proxy = support::proxy_process::ProxyProcess::start(None);
-    let mut third = Journal::create(&state, "third-run").unwrap();
-    third
-        .append(Event::RunStarted {
-            experiment: "third".into(),
-            pid: u32::MAX,
-        })
-        .unwrap();
-    third
-        .append(Event::Intent {
-            fault: "lossy-saves".into(),
-            description: "loss".into(),
-            record: None,
-        })
-        .unwrap();
-    third
-        .append(Event::Injected {
-            fault: "lossy-saves".into(),
-            record: FaultRecord::ProxyToxic {
-                api: Some(proxy.api.clone()),
-                proxy: "saves".into(),
-                toxic: "chaos-third-run-lossy-saves".into(),
-            },
-        })
-        .unwrap();
-    drop(third);
+    dead_run_with_toxic(&state, "third-run", "lossy-saves", &proxy.api);
 
     let next = dir.path().join("next.yaml");
     std::fs::write(
@@ -375,4 +325,34 @@ fn run_after_a_sigkill_refuses_only_what_can_still_be_live() {
         "{}",
         String::from_utf8_lossy(&started.stderr)
     );
+}
+
+/// Writes the journal of a dead run (its runner pid is taken by no process) whose `fault`
+/// put a toxic on the proxy `saves` behind the admin API `api`; returns its path.
+fn dead_run_with_toxic(state: &Path, run_id: &str, fault: &str, api: &str) -> PathBuf {
+    use chaos_runner::faults::FaultRecord;
+    use chaos_runner::journal::{Event, Journal};
+    let mut journal = Journal::create(state, run_id).unwrap();
+    for event in [
+        Event::RunStarted {
+            experiment: run_id.into(),
+            pid: u32::MAX,
+        },
+        Event::Intent {
+            fault: fault.into(),
+            description: "toxic".into(),
+            record: None,
+        },
+        Event::Injected {
+            fault: fault.into(),
+            record: FaultRecord::ProxyToxic {
+                api: Some(api.into()),
+                proxy: "saves".into(),
+                toxic: format!("chaos-{run_id}-{fault}"),
+            },
+        },
+    ] {
+        journal.append(event).unwrap();
+    }
+    journal.path().to_owned()
 }

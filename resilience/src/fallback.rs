@@ -79,14 +79,7 @@ impl ErrorKinds {
     pub const REJECTIONS: ErrorKinds = ErrorKinds(0b10_1111);
 
     fn bit(kind: ErrorKind) -> u8 {
-        match kind {
-            ErrorKind::CircuitOpen => 1,
-            ErrorKind::RateLimited => 2,
-            ErrorKind::Timeout => 4,
-            ErrorKind::BulkheadFull => 8,
-            ErrorKind::Inner => 16,
-            ErrorKind::OverCapacity => 32,
-        }
+        ErrorKinds::NONE.with(kind).0
     }
 
     /// This set plus `kind`.
