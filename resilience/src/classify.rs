@@ -21,7 +21,8 @@ pub enum Verdict {
 
 /// Classifies a call's result. Implemented by closures
 /// `Fn(&Result<Res, ResilienceError<E>>) -> Verdict` and by the ready-made classifiers
-/// [`ErrorsAreFailures`] and (feature `http`) [`HttpStatusClassifier`](crate::http::HttpStatusClassifier).
+/// [`ErrorsAreFailures`] and [`StatusClassifier`](crate::status::StatusClassifier) (HTTP
+/// statuses and gRPC codes).
 ///
 /// ```
 /// use resilience::{Classifier, ResilienceError, Verdict};
@@ -88,12 +89,34 @@ impl<Res, E> Classifier<Res, E> for ErrorsAreFailures {
 /// ```
 #[inline]
 pub fn classify_error<E>(err: &ResilienceError<E>) -> Verdict {
-    match err {
-        ResilienceError::Inner(_) => Verdict::Failure,
-        ResilienceError::Timeout {
-            scope: TimeoutScope::Attempt,
-            ..
-        } => Verdict::Failure,
-        _ => Verdict::Ignored,
+    if is_own_refusal(err) {
+        Verdict::Ignored
+    } else {
+        Verdict::Failure
     }
+}
+
+/// Whether `err` is one of this crate's own refusals (open circuit, rate limit, a call over
+/// capacity, full bulkhead, expired overall deadline): it says nothing about the
+/// dependency, so the breaker never counts it and the retry never repeats it, whatever the
+/// classifier says. A per-attempt timeout is not one: it is the dependency hanging.
+///
+/// ```
+/// use resilience::{classify::is_own_refusal, ResilienceError, TimeoutScope};
+/// use std::time::Duration;
+/// assert!(is_own_refusal(&ResilienceError::<()>::BulkheadFull));
+/// let hung: ResilienceError<()> = ResilienceError::Timeout { after: Duration::from_millis(100), scope: TimeoutScope::Attempt };
+/// assert!(!is_own_refusal(&hung));
+/// assert!(!is_own_refusal(&ResilienceError::Inner(())));
+/// ```
+#[inline]
+pub fn is_own_refusal<E>(err: &ResilienceError<E>) -> bool {
+    err.is_rejection()
+        && !matches!(
+            err,
+            ResilienceError::Timeout {
+                scope: TimeoutScope::Attempt,
+                ..
+            }
+        )
 }

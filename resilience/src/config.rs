@@ -81,6 +81,17 @@ impl ConfigError {
         self.location = location;
         self
     }
+
+    /// The same error, about a field inside `section` (checks of a section name its fields
+    /// from the section down).
+    pub(crate) fn under(mut self, section: &str) -> Self {
+        self.field = if self.field.is_empty() {
+            section.to_owned()
+        } else {
+            format!("{section}.{}", self.field)
+        };
+        self
+    }
 }
 
 /// Returns `Err` naming `field` unless `ok`.

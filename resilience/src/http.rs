@@ -1,11 +1,9 @@
 //! HTTP integration (feature `http`): errors as 503 / 429 / 413 / 504 responses with
-//! `Retry-After` where there is a time to come back, and a classifier that treats 5xx and
-//! 429 responses as failures.
+//! `Retry-After` where there is a time to come back. HTTP answers are judged by their
+//! status with [`StatusRules`](crate::status::StatusRules).
 
 use http::{header, HeaderValue, Response, StatusCode};
-use tower_http::classify::{ClassifiedResponse, ClassifyResponse, ServerErrorsAsFailures};
 
-use crate::classify::{classify_error, Classifier, Verdict};
 use crate::error::ResilienceError;
 
 impl<E> ResilienceError<E> {
@@ -54,33 +52,5 @@ impl<E> ResilienceError<E> {
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
         }
         response
-    }
-}
-
-/// Classifies HTTP responses: 5xx (by tower-http's `ServerErrorsAsFailures`) and 429 are
-/// failures, other responses successes; errors as [`ErrorsAreFailures`](crate::ErrorsAreFailures).
-///
-/// ```
-/// use resilience::{Classifier, ResilienceError, Verdict, http::HttpStatusClassifier};
-/// let c = HttpStatusClassifier;
-/// let res = |code: u16| Ok::<_, ResilienceError<()>>(http::Response::builder().status(code).body(()).unwrap());
-/// assert_eq!(c.classify(&res(200)), Verdict::Success);
-/// assert_eq!(c.classify(&res(404)), Verdict::Success);
-/// assert_eq!(c.classify(&res(429)), Verdict::Failure);
-/// assert_eq!(c.classify(&res(503)), Verdict::Failure);
-/// ```
-#[derive(Debug, Clone, Copy, Default)]
-pub struct HttpStatusClassifier;
-
-impl<B, E> Classifier<Response<B>, E> for HttpStatusClassifier {
-    fn classify(&self, result: &Result<Response<B>, ResilienceError<E>>) -> Verdict {
-        match result {
-            Ok(response) if response.status() == StatusCode::TOO_MANY_REQUESTS => Verdict::Failure,
-            Ok(response) => match ServerErrorsAsFailures::new().classify_response(response) {
-                ClassifiedResponse::Ready(Err(_)) => Verdict::Failure,
-                _ => Verdict::Success,
-            },
-            Err(err) => classify_error(err),
-        }
     }
 }

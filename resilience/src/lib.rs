@@ -52,6 +52,7 @@ pub mod policy;
 pub mod rate_limit;
 pub mod retry;
 mod sliding_window;
+pub mod status;
 pub mod timeout;
 
 pub use bulkhead::BulkheadLayer;
@@ -62,7 +63,7 @@ pub use deadline::{CarriesDeadline, Deadline};
 pub use error::{ErrorKind, IntoResilienceError, ResilienceError, TimeoutScope};
 pub use fallback::{FallbackLayer, FallbackRequest};
 pub use gate::GateFuture;
-pub use policy::{PolicyService, ResiliencePolicy, ResiliencePolicyConfig};
+pub use policy::{HttpPolicy, PolicyService, ResiliencePolicy, ResiliencePolicyConfig};
 pub use rate_limit::RateLimitLayer;
 pub use retry::RetryLayer;
 pub use timeout::TimeoutLayer;

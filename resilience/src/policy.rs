@@ -27,12 +27,14 @@ use crate::circuit_breaker::{
     CircuitBreaker, CircuitBreakerConfig, CircuitBreakerHandle, CircuitBreakerLayer, StateChange,
     StateListener,
 };
+use crate::classify::ErrorsAreFailures;
 use crate::config::{from_yaml, locate, ConfigError};
 use crate::fallback::{Fallback, FallbackLayer, NoFallback, NoInnerErrors};
 use crate::lift::{LiftInner, Lifted};
 use crate::metrics::{PolicyMetrics, ResilienceMetrics};
 use crate::rate_limit::{Global, RateLimit, RateLimitConfig, RateLimitHandle, RateLimitLayer};
 use crate::retry::{RetryConfig, RetryLayer, RetryPolicy};
+use crate::status::{StatusClassifier, StatusRules};
 use crate::timeout::{Timeout, TimeoutConfig, TimeoutLayer};
 
 /// A policy's settings: every section is optional; a missing section leaves its layer out.
@@ -74,6 +76,11 @@ pub struct ResiliencePolicyConfig {
     /// Concurrency cap and wait queue.
     #[serde(default)]
     pub bulkhead: Option<BulkheadConfig>,
+    /// Which HTTP statuses and gRPC codes count against the breaker and are retried (see
+    /// [`StatusRules`]); honoured by [`ResiliencePolicy::from_config_http`], refused by the
+    /// generic [`ResiliencePolicy::from_config`], whose answers carry no status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classify: Option<StatusRules>,
 }
 
 fn default_name() -> String {
@@ -89,6 +96,7 @@ impl Default for ResiliencePolicyConfig {
             timeout: None,
             rate_limit: None,
             bulkhead: None,
+            classify: None,
         }
     }
 }
@@ -181,6 +189,9 @@ impl ResiliencePolicyConfig {
         if let Some(bulkhead) = &self.bulkhead {
             bulkhead.validate()?;
         }
+        if let Some(rules) = &self.classify {
+            rules.validate().map_err(|err| err.under("classify"))?;
+        }
         Ok(())
     }
 }
@@ -197,13 +208,15 @@ impl ResiliencePolicyConfig {
 ///     .unwrap();
 /// # let _ = policy;
 /// ```
-pub struct ResiliencePolicyBuilder {
+pub struct ResiliencePolicyBuilder<C = ErrorsAreFailures, R = ErrorsAreFailures> {
     config: ResiliencePolicyConfig,
     metrics: Option<ResilienceMetrics>,
     listeners: Vec<StateListener>,
+    failures: C,
+    retries: R,
 }
 
-impl ResiliencePolicyBuilder {
+impl<C, R> ResiliencePolicyBuilder<C, R> {
     /// Adds a circuit breaker.
     ///
     /// ```
@@ -295,19 +308,113 @@ impl ResiliencePolicyBuilder {
         self
     }
 
-    /// Checks the settings and builds the policy.
+    /// Decides in code which results count against the circuit breaker: a closure
+    /// `Fn(&Result<Res, ResilienceError<E>>) -> Verdict` or any [`Classifier`](crate::Classifier).
+    /// Without one, every answer is a success and every error of your service a failure.
+    ///
+    /// ```
+    /// use resilience::{ResiliencePolicy, ResilienceError, Verdict};
+    /// #[derive(Debug)]
+    /// enum SaveError { Conflict, Database }
+    /// let policy = ResiliencePolicy::builder("saves")
+    ///     .circuit_breaker(Default::default())
+    ///     // A conflict is the player's stale save, not the database failing.
+    ///     .failure_classifier(|r: &Result<u64, ResilienceError<SaveError>>| match r {
+    ///         Err(ResilienceError::Inner(SaveError::Conflict)) => Verdict::Success,
+    ///         Err(e) => resilience::classify::classify_error(e),
+    ///         Ok(_) => Verdict::Success,
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = policy;
+    /// ```
+    pub fn failure_classifier<C2>(self, classifier: C2) -> ResiliencePolicyBuilder<C2, R> {
+        ResiliencePolicyBuilder {
+            config: self.config,
+            metrics: self.metrics,
+            listeners: self.listeners,
+            failures: classifier,
+            retries: self.retries,
+        }
+    }
+
+    /// Decides in code which results are retried (those it calls
+    /// [`Verdict::Failure`](crate::Verdict::Failure)); this crate's own refusals (open circuit,
+    /// rate limit, full bulkhead, expired deadline) never are. Without one, every error of
+    /// your service is retried.
+    ///
+    /// ```
+    /// use resilience::{ResiliencePolicy, ResilienceError, Verdict};
+    /// # use std::time::Duration;
+    /// let policy = ResiliencePolicy::builder("matchmaking")
+    ///     .retry(resilience::retry::RetryConfig { max_attempts: 3, base_backoff: Duration::from_millis(10), max_backoff: Duration::from_millis(100), budget: None })
+    ///     // Retry only errors that say so.
+    ///     .retry_classifier(|r: &Result<u32, ResilienceError<std::io::Error>>| match r {
+    ///         Err(ResilienceError::Inner(e)) if e.kind() == std::io::ErrorKind::InvalidInput => Verdict::Success,
+    ///         Err(e) => resilience::classify::classify_error(e),
+    ///         Ok(_) => Verdict::Success,
+    ///     })
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = policy;
+    /// ```
+    pub fn retry_classifier<R2>(self, classifier: R2) -> ResiliencePolicyBuilder<C, R2> {
+        ResiliencePolicyBuilder {
+            config: self.config,
+            metrics: self.metrics,
+            listeners: self.listeners,
+            failures: self.failures,
+            retries: classifier,
+        }
+    }
+
+    /// Sets the `classify` section: which HTTP statuses and gRPC codes count against the
+    /// breaker and are retried. Built with [`build_http`](ResiliencePolicyBuilder::build_http).
+    ///
+    /// ```
+    /// use resilience::status::{HttpStatusMatch, StatusRules, StatusSet};
+    /// let rules = StatusRules {
+    ///     retry: Some(StatusSet { http: Some(vec![HttpStatusMatch::Code(503)]), grpc: None }),
+    ///     ..Default::default()
+    /// };
+    /// let policy = resilience::ResiliencePolicy::builder("lobby").classify(rules).build_http().unwrap();
+    /// # let _ = policy;
+    /// ```
+    pub fn classify(mut self, rules: StatusRules) -> Self {
+        self.config.classify = Some(rules);
+        self
+    }
+
+    /// Checks the settings and builds the policy. A `classify` section is refused here: its
+    /// rules judge answers by their HTTP status or gRPC code, so a policy with them is built
+    /// with [`build_http`](ResiliencePolicyBuilder::build_http).
     ///
     /// ```
     /// let policy = resilience::ResiliencePolicy::builder("x").build().unwrap();
     /// # let _ = policy;
+    /// let with_rules = resilience::ResiliencePolicy::builder("x").classify(Default::default()).build();
+    /// assert_eq!(with_rules.unwrap_err().field(), "classify");
     /// ```
-    pub fn build(self) -> Result<ResiliencePolicy, ConfigError> {
+    pub fn build(self) -> Result<ResiliencePolicy<NoFallback, NoInnerErrors, C, R>, ConfigError> {
+        if self.config.classify.is_some() {
+            return Err(ConfigError::new(
+                "classify",
+                "status rules judge answers by their HTTP status or gRPC code: build this \
+                 policy with `build_http()` (or `ResiliencePolicy::from_config_http`), or \
+                 decide in code with `failure_classifier` and `retry_classifier`",
+            ));
+        }
+        self.assemble()
+    }
+
+    fn assemble(self) -> Result<ResiliencePolicy<NoFallback, NoInnerErrors, C, R>, ConfigError> {
         let config = self.config;
         config.validate()?;
         let metrics = self.metrics.as_ref().map(|m| m.policy(&config.name));
         let breaker = match &config.circuit_breaker {
             Some(cb) => {
-                let mut layer = CircuitBreakerLayer::new(&config.name, cb.clone())?;
+                let mut layer =
+                    CircuitBreakerLayer::new(&config.name, cb.clone())?.classifier(self.failures);
                 for listener in self.listeners {
                     layer = layer.listener(listener);
                 }
@@ -321,7 +428,8 @@ impl ResiliencePolicyBuilder {
         let retry = config
             .retry
             .map(|r| RetryLayer::build(r, metrics.clone()))
-            .transpose()?;
+            .transpose()?
+            .map(|layer| layer.classifier(self.retries));
         let timeout = config.timeout.unwrap_or_default();
         let timeout_layer = |layer: TimeoutLayer| match &metrics {
             Some(m) => layer.metrics(m.clone()),
@@ -371,6 +479,56 @@ impl ResiliencePolicyBuilder {
     }
 }
 
+impl ResiliencePolicyBuilder {
+    /// Builds the policy for a service whose answers carry an HTTP status or a gRPC code
+    /// (`http::Response`, or your type implementing [`CallStatus`](crate::status::CallStatus)),
+    /// judged by the `classify` section's rules, or by the HTTP and gRPC defaults when it has
+    /// none: 5xx and 429 open the breaker, 408, 429, 502, 503 and 504 are retried, 404 neither
+    /// (see [`StatusRules`]).
+    ///
+    /// ```
+    /// use resilience::{ResiliencePolicy, ResilienceError};
+    /// use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
+    /// use tower::{Layer, ServiceExt};
+    /// # use std::time::Duration;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let policy = ResiliencePolicy::builder("lobby")
+    ///     .retry(resilience::retry::RetryConfig { max_attempts: 3, base_backoff: Duration::from_millis(1), max_backoff: Duration::from_millis(5), budget: None })
+    ///     .build_http()
+    ///     .unwrap();
+    /// let calls = Arc::new(AtomicU32::new(0));
+    /// let counted = calls.clone();
+    /// let lobby = tower::service_fn(move |_: ()| {
+    ///     let status = if counted.fetch_add(1, Ordering::Relaxed) == 0 { 503 } else { 200 };
+    ///     async move { Ok::<_, std::io::Error>(http::Response::builder().status(status).body(()).unwrap()) }
+    /// });
+    /// let answer = policy.layer(lobby).oneshot(()).await.unwrap();
+    /// assert_eq!(answer.status(), 200); // the 503 was retried
+    /// assert_eq!(calls.load(Ordering::Relaxed), 2);
+    /// # }
+    /// ```
+    pub fn build_http(self) -> Result<HttpPolicy, ConfigError> {
+        let rules = self.config.classify.clone().unwrap_or_default();
+        let failures = rules.failures();
+        let retries = rules.retries();
+        self.failure_classifier(failures)
+            .retry_classifier(retries)
+            .assemble()
+    }
+}
+
+/// A policy judging answers by their HTTP status or gRPC code (see
+/// [`ResiliencePolicyBuilder::build_http`]).
+///
+/// ```
+/// let policy: resilience::policy::HttpPolicy =
+///     resilience::ResiliencePolicy::builder("lobby").build_http().unwrap();
+/// # let _ = policy;
+/// ```
+pub type HttpPolicy<F = NoFallback, P = NoInnerErrors> =
+    ResiliencePolicy<F, P, StatusClassifier, StatusClassifier>;
+
 /// Every layer of this crate, stacked in the documented order (see the [module docs](self)).
 ///
 /// ```
@@ -389,19 +547,24 @@ impl ResiliencePolicyBuilder {
 /// # }
 /// ```
 #[derive(Clone)]
-pub struct ResiliencePolicy<F = NoFallback, P = NoInnerErrors> {
+pub struct ResiliencePolicy<
+    F = NoFallback,
+    P = NoInnerErrors,
+    C = ErrorsAreFailures,
+    R = ErrorsAreFailures,
+> {
     name: Arc<str>,
     fallback: FallbackLayer<F, P>,
     rate_limit: Option<RateLimitLayer<Global>>,
     overall: Option<TimeoutLayer>,
-    retry: Option<RetryLayer>,
-    breaker: Option<CircuitBreakerLayer>,
+    retry: Option<RetryLayer<R>>,
+    breaker: Option<CircuitBreakerLayer<C>>,
     bulkhead: Option<BulkheadLayer>,
     attempt: Option<TimeoutLayer>,
     metrics: Option<PolicyMetrics>,
 }
 
-impl<F, P> std::fmt::Debug for ResiliencePolicy<F, P> {
+impl<F, P, C, R> std::fmt::Debug for ResiliencePolicy<F, P, C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResiliencePolicy")
             .field("name", &self.name)
@@ -429,10 +592,14 @@ impl ResiliencePolicy {
             },
             metrics: None,
             listeners: Vec::new(),
+            failures: ErrorsAreFailures,
+            retries: ErrorsAreFailures,
         }
     }
 
-    /// Builds a policy from settings (e.g. read with [`ResiliencePolicyConfig::from_file`]).
+    /// Builds a policy from settings (e.g. read with [`ResiliencePolicyConfig::from_file`]),
+    /// for any service: every answer is a success, every error of your service a failure.
+    /// A `classify` section is refused (see [`from_config_http`](Self::from_config_http)).
     ///
     /// ```
     /// let config = resilience::ResiliencePolicyConfig::default();
@@ -443,16 +610,42 @@ impl ResiliencePolicy {
         config: &ResiliencePolicyConfig,
         metrics: Option<&ResilienceMetrics>,
     ) -> Result<ResiliencePolicy, ConfigError> {
-        let builder = ResiliencePolicyBuilder {
+        Self::builder_from(config, metrics).build()
+    }
+
+    /// Builds a policy from settings for a service answering with an HTTP status or a gRPC
+    /// code: the `classify` section's rules, or the HTTP and gRPC defaults (see
+    /// [`ResiliencePolicyBuilder::build_http`]).
+    ///
+    /// ```
+    /// let config = resilience::ResiliencePolicyConfig::from_yaml(
+    ///     "name: lobby\nclassify:\n  retry: { http: [503] }\n",
+    /// ).unwrap();
+    /// let policy = resilience::ResiliencePolicy::from_config_http(&config, None).unwrap();
+    /// # let _ = policy;
+    /// ```
+    pub fn from_config_http(
+        config: &ResiliencePolicyConfig,
+        metrics: Option<&ResilienceMetrics>,
+    ) -> Result<HttpPolicy, ConfigError> {
+        Self::builder_from(config, metrics).build_http()
+    }
+
+    fn builder_from(
+        config: &ResiliencePolicyConfig,
+        metrics: Option<&ResilienceMetrics>,
+    ) -> ResiliencePolicyBuilder {
+        ResiliencePolicyBuilder {
             config: config.clone(),
             metrics: metrics.cloned(),
             listeners: Vec::new(),
-        };
-        builder.build()
+            failures: ErrorsAreFailures,
+            retries: ErrorsAreFailures,
+        }
     }
 }
 
-impl<F, P> ResiliencePolicy<F, P> {
+impl<F, P, C, R> ResiliencePolicy<F, P, C, R> {
     /// The policy's name.
     ///
     /// ```
@@ -496,7 +689,7 @@ impl<F, P> ResiliencePolicy<F, P> {
     pub fn with_fallback<F2, P2>(
         self,
         fallback: FallbackLayer<F2, P2>,
-    ) -> ResiliencePolicy<F2, P2> {
+    ) -> ResiliencePolicy<F2, P2, C, R> {
         let fallback = match &self.metrics {
             Some(m) => fallback.metrics(m.clone()),
             None => fallback,
@@ -523,19 +716,26 @@ impl<F, P> ResiliencePolicy<F, P> {
 // work on every call: the retry (which clones the stack below it per call) and the breaker.
 type Attempt<S> = Timeout<LiftInner<S>>;
 type Bulk<S> = Bulkhead<Attempt<S>>;
-type Breaker<S> = Either<CircuitBreaker<Bulk<S>>, Bulk<S>>;
-type Retried<S> = Either<tower::retry::Retry<RetryPolicy, Lifted<Breaker<S>>>, Breaker<S>>;
-type OverallTimeout<S> = Timeout<Retried<S>>;
-type Limited<S> = RateLimit<OverallTimeout<S>, Global>;
-type Stack<S, F, P> = Fallback<Limited<S>, F, P>;
+type Breaker<S, C> = Either<CircuitBreaker<Bulk<S>, C>, Bulk<S>>;
+type Retried<S, C, R> =
+    Either<tower::retry::Retry<RetryPolicy<R>, Lifted<Breaker<S, C>>>, Breaker<S, C>>;
+type OverallTimeout<S, C, R> = Timeout<Retried<S, C, R>>;
+type Limited<S, C, R> = RateLimit<OverallTimeout<S, C, R>, Global>;
+type Stack<S, F, P, C, R> = Fallback<Limited<S, C, R>, F, P>;
 
 /// The service made by [`ResiliencePolicy`]: your service behind every configured layer.
 /// Its error is `ResilienceError<E>` where `E` is your service's error.
-pub struct PolicyService<S, F = NoFallback, P = NoInnerErrors> {
-    inner: Stack<S, F, P>,
+pub struct PolicyService<
+    S,
+    F = NoFallback,
+    P = NoInnerErrors,
+    C = ErrorsAreFailures,
+    R = ErrorsAreFailures,
+> {
+    inner: Stack<S, F, P, C, R>,
 }
 
-impl<S: Clone, F: Clone, P: Clone> Clone for PolicyService<S, F, P> {
+impl<S: Clone, F: Clone, P: Clone, C: Clone, R: Clone> Clone for PolicyService<S, F, P, C, R> {
     fn clone(&self) -> Self {
         PolicyService {
             inner: self.inner.clone(),
@@ -543,14 +743,14 @@ impl<S: Clone, F: Clone, P: Clone> Clone for PolicyService<S, F, P> {
     }
 }
 
-impl<S, F, P> std::fmt::Debug for PolicyService<S, F, P> {
+impl<S, F, P, C, R> std::fmt::Debug for PolicyService<S, F, P, C, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PolicyService")
     }
 }
 
-impl<S, F: Clone, P: Clone> Layer<S> for ResiliencePolicy<F, P> {
-    type Service = PolicyService<S, F, P>;
+impl<S, F: Clone, P: Clone, C: Clone, R: Clone> Layer<S> for ResiliencePolicy<F, P, C, R> {
+    type Service = PolicyService<S, F, P, C, R>;
 
     fn layer(&self, service: S) -> Self::Service {
         let attempt = Timeout::optional(self.attempt.as_ref(), LiftInner::new(service));
@@ -571,13 +771,13 @@ impl<S, F: Clone, P: Clone> Layer<S> for ResiliencePolicy<F, P> {
     }
 }
 
-impl<S, F, P, Req> Service<Req> for PolicyService<S, F, P>
+impl<S, F, P, C, R, Req> Service<Req> for PolicyService<S, F, P, C, R>
 where
-    Stack<S, F, P>: Service<Req>,
+    Stack<S, F, P, C, R>: Service<Req>,
 {
-    type Response = <Stack<S, F, P> as Service<Req>>::Response;
-    type Error = <Stack<S, F, P> as Service<Req>>::Error;
-    type Future = <Stack<S, F, P> as Service<Req>>::Future;
+    type Response = <Stack<S, F, P, C, R> as Service<Req>>::Response;
+    type Error = <Stack<S, F, P, C, R> as Service<Req>>::Error;
+    type Future = <Stack<S, F, P, C, R> as Service<Req>>::Future;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {

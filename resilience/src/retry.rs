@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Sleep;
 use tower::Layer;
 
-use crate::classify::{Classifier, ErrorsAreFailures, Verdict};
+use crate::classify::{is_own_refusal, Classifier, ErrorsAreFailures, Verdict};
 use crate::config::{check, ConfigError};
 use crate::deadline::CarriesDeadline;
 use crate::error::ResilienceError;
@@ -241,18 +241,8 @@ where
         req: &mut Req,
         result: &mut Result<Res, ResilienceError<E>>,
     ) -> Option<Self::Future> {
-        if let Err(err) = result {
-            if err.is_rejection()
-                && !matches!(
-                    err,
-                    ResilienceError::Timeout {
-                        scope: crate::TimeoutScope::Attempt,
-                        ..
-                    }
-                )
-            {
-                return None; // open circuit, rate limit, full bulkhead, overall deadline
-            }
+        if matches!(result, Err(err) if is_own_refusal(err)) {
+            return None; // open circuit, rate limit, full bulkhead, overall deadline
         }
         if self.classifier.classify(result) != Verdict::Failure {
             return None;

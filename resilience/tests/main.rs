@@ -3,6 +3,7 @@
 //! count the other tests' allocations.
 
 mod circuit_breaker;
+mod classify;
 mod config;
 mod layers;
 mod model;

@@ -36,7 +36,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
 
-use crate::classify::{Classifier, ErrorsAreFailures, Verdict};
+use crate::classify::{is_own_refusal, Classifier, ErrorsAreFailures, Verdict};
 use crate::config::ConfigError;
 use crate::error::{IntoResilienceError, ResilienceError};
 use crate::metrics::PolicyMetrics;
@@ -462,7 +462,11 @@ where
             } => {
                 let result = std::task::ready!(future.poll(cx))
                     .map_err(IntoResilienceError::into_resilience_error);
-                permit.complete(classifier.classify(&result), *start);
+                let verdict = match &result {
+                    Err(err) if is_own_refusal(err) => Verdict::Ignored,
+                    _ => classifier.classify(&result),
+                };
+                permit.complete(verdict, *start);
                 Poll::Ready(result)
             }
             KindProj::Rejected { retry_after_nanos } => {
