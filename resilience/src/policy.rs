@@ -610,7 +610,23 @@ impl ResiliencePolicy {
         config: &ResiliencePolicyConfig,
         metrics: Option<&ResilienceMetrics>,
     ) -> Result<ResiliencePolicy, ConfigError> {
-        Self::builder_from(config, metrics).build()
+        Self::with_metrics(config, metrics).build()
+    }
+
+    /// Starts building from settings (e.g. read from a file), to add what YAML cannot say:
+    /// metrics, a state-change listener, classifiers in code. Every section of `config` is
+    /// kept, none is dropped.
+    ///
+    /// ```
+    /// let config = resilience::ResiliencePolicyConfig::from_yaml("name: saves\nretry: { max_attempts: 2 }\n").unwrap();
+    /// let policy = resilience::ResiliencePolicy::builder_from(&config)
+    ///     .on_state_change(|c| eprintln!("{}: {} -> {}", c.policy, c.from, c.to))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(policy.name(), "saves");
+    /// ```
+    pub fn builder_from(config: &ResiliencePolicyConfig) -> ResiliencePolicyBuilder {
+        Self::with_metrics(config, None)
     }
 
     /// Builds a policy from settings for a service answering with an HTTP status or a gRPC
@@ -628,10 +644,10 @@ impl ResiliencePolicy {
         config: &ResiliencePolicyConfig,
         metrics: Option<&ResilienceMetrics>,
     ) -> Result<HttpPolicy, ConfigError> {
-        Self::builder_from(config, metrics).build_http()
+        Self::with_metrics(config, metrics).build_http()
     }
 
-    fn builder_from(
+    fn with_metrics(
         config: &ResiliencePolicyConfig,
         metrics: Option<&ResilienceMetrics>,
     ) -> ResiliencePolicyBuilder {

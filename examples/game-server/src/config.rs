@@ -463,6 +463,13 @@ impl Config {
                 let field = format!("policies.{key}.{}", e.field());
                 return bad(&field, e.message());
             }
+            if policy.classify.is_some() {
+                return bad(
+                    &format!("policies.{key}.classify"),
+                    "these policies guard database calls, whose answers carry no HTTP status \
+                     or gRPC code: every database error is a failure and is retried",
+                );
+            }
         }
         for (field, value) in [
             ("shutdown.drain_timeout", self.shutdown.drain_timeout),
@@ -535,6 +542,18 @@ mod tests {
         for text in [DEFAULT_SAVE_WRITES, DEFAULT_SAVE_READS, DEFAULT_MATCHMAKING] {
             ResiliencePolicyConfig::from_yaml(text).unwrap();
         }
+    }
+
+    #[test]
+    fn status_rules_on_a_database_policy_are_refused_not_dropped() {
+        let err = Config::from_yaml(
+            "policies:\n  save_writes:\n    classify:\n      retry: { http: [503] }\n",
+            "g.yaml",
+        )
+        .unwrap_err();
+        assert_eq!(err.field(), Some("policies.save_writes.classify"));
+        assert_eq!(err.line(), Some(3), "{err}");
+        assert!(err.to_string().contains("database"), "{err}");
     }
 
     #[test]

@@ -78,27 +78,12 @@ pub fn build_policy(
     config: &ResiliencePolicyConfig,
     metrics: &Metrics,
 ) -> Result<ResiliencePolicy, resilience::ConfigError> {
-    let mut builder = ResiliencePolicy::builder(&config.name)
+    ResiliencePolicy::builder_from(config)
         .metrics(&metrics.resilience)
         .on_state_change(
             |c| tracing::warn!(policy = %c.policy, from = %c.from, to = %c.to, "circuit breaker"),
-        );
-    if let Some(c) = config.circuit_breaker.clone() {
-        builder = builder.circuit_breaker(c);
-    }
-    if let Some(c) = config.retry {
-        builder = builder.retry(c);
-    }
-    if let Some(c) = config.timeout {
-        builder = builder.timeout(c);
-    }
-    if let Some(c) = config.rate_limit {
-        builder = builder.rate_limit(c);
-    }
-    if let Some(c) = config.bulkhead {
-        builder = builder.bulkhead(c);
-    }
-    builder.build()
+        )
+        .build()
 }
 
 /// Runs the service on `listener` until `shutdown` resolves, then drains in-flight requests
