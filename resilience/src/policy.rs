@@ -35,7 +35,7 @@ use crate::metrics::{PolicyMetrics, ResilienceMetrics};
 use crate::rate_limit::{Global, RateLimit, RateLimitConfig, RateLimitHandle, RateLimitLayer};
 use crate::retry::{RetryConfig, RetryLayer, RetryPolicy};
 use crate::status::{StatusClassifier, StatusRules};
-use crate::timeout::{Timeout, TimeoutConfig, TimeoutLayer};
+use crate::timeout::{SwitchableTimeout, TimeoutConfig, TimeoutLayer};
 
 /// A policy's settings: every section is optional; a missing section leaves its layer out.
 ///
@@ -730,12 +730,12 @@ impl<F, P, C, R> ResiliencePolicy<F, P, C, R> {
 // the compiler check 2^7 copies of the service: minutes of `cargo check` for one policy
 // (see docs/BENCHMARKS.md, "Compile time"). Two remain, where leaving the layer out saves
 // work on every call: the retry (which clones the stack below it per call) and the breaker.
-type Attempt<S> = Timeout<LiftInner<S>>;
+type Attempt<S> = SwitchableTimeout<LiftInner<S>>;
 type Bulk<S> = Bulkhead<Attempt<S>>;
 type Breaker<S, C> = Either<CircuitBreaker<Bulk<S>, C>, Bulk<S>>;
 type Retried<S, C, R> =
     Either<tower::retry::Retry<RetryPolicy<R>, Lifted<Breaker<S, C>>>, Breaker<S, C>>;
-type OverallTimeout<S, C, R> = Timeout<Retried<S, C, R>>;
+type OverallTimeout<S, C, R> = SwitchableTimeout<Retried<S, C, R>>;
 type Limited<S, C, R> = RateLimit<OverallTimeout<S, C, R>, Global>;
 type Stack<S, F, P, C, R> = Fallback<Limited<S, C, R>, F, P>;
 
@@ -769,7 +769,7 @@ impl<S, F: Clone, P: Clone, C: Clone, R: Clone> Layer<S> for ResiliencePolicy<F,
     type Service = PolicyService<S, F, P, C, R>;
 
     fn layer(&self, service: S) -> Self::Service {
-        let attempt = Timeout::optional(self.attempt.as_ref(), LiftInner::new(service));
+        let attempt = SwitchableTimeout::optional(self.attempt.as_ref(), LiftInner::new(service));
         let bulk = Bulkhead::optional(self.bulkhead.as_ref(), attempt);
         let breaker = match &self.breaker {
             Some(layer) => Either::Left(layer.layer(bulk)),
@@ -779,7 +779,7 @@ impl<S, F: Clone, P: Clone, C: Clone, R: Clone> Layer<S> for ResiliencePolicy<F,
             Some(layer) => Either::Left(layer.layer(breaker)),
             None => Either::Right(breaker),
         };
-        let overall = Timeout::optional(self.overall.as_ref(), retried);
+        let overall = SwitchableTimeout::optional(self.overall.as_ref(), retried);
         let limited = RateLimit::optional(self.rate_limit.as_ref(), overall);
         PolicyService {
             inner: self.fallback.layer(limited),

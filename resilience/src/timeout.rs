@@ -133,11 +133,43 @@ impl TimeoutLayer {
     }
 }
 
+/// Starts the timer of one call, and for an overall timeout writes its deadline into the
+/// request: the sooner of `limit` and the deadline the request already carries.
+#[inline]
+fn arm<Req: CarriesDeadline>(
+    limit: Duration,
+    own_scope: TimeoutScope,
+    metrics: &Option<PolicyMetrics>,
+    req: &mut Req,
+) -> Armed {
+    let now = crate::clock::now();
+    let own = now.checked_add(limit).unwrap_or_else(far_future);
+    let carried = req.deadline().map(|d| d.0);
+    let (fires_at, scope) = match (own_scope, carried) {
+        (_, Some(carried)) if carried <= own => (carried, TimeoutScope::Overall),
+        (scope, _) => (own, scope),
+    };
+    if own_scope == TimeoutScope::Overall {
+        req.set_deadline(Deadline(fires_at));
+    }
+    Armed {
+        sleep: tokio::time::sleep_until(fires_at),
+        started: now,
+        scope,
+        metrics: metrics.clone(),
+    }
+}
+
 impl<S> Layer<S> for TimeoutLayer {
     type Service = Timeout<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        Timeout::optional(Some(self), inner)
+        Timeout {
+            inner,
+            limit: self.limit,
+            scope: self.scope,
+            metrics: self.metrics.clone(),
+        }
     }
 }
 
@@ -145,32 +177,9 @@ impl<S> Layer<S> for TimeoutLayer {
 #[derive(Debug, Clone)]
 pub struct Timeout<S> {
     inner: S,
-    /// `None`: switched off (a policy without this timeout): calls pass straight through.
-    limit: Option<Duration>,
+    limit: Duration,
     scope: TimeoutScope,
     metrics: Option<PolicyMetrics>,
-}
-
-impl<S> Timeout<S> {
-    /// `layer`'s timeout around `inner`, or, without a layer, `inner` unchanged behind the
-    /// same type: the policy keeps one service type whichever sections are configured, so
-    /// the compiler sees one chain of layers instead of every combination of them.
-    pub(crate) fn optional(layer: Option<&TimeoutLayer>, inner: S) -> Self {
-        match layer {
-            Some(layer) => Timeout {
-                inner,
-                limit: Some(layer.limit),
-                scope: layer.scope,
-                metrics: layer.metrics.clone(),
-            },
-            None => Timeout {
-                inner,
-                limit: None,
-                scope: TimeoutScope::Attempt,
-                metrics: None,
-            },
-        }
-    }
 }
 
 impl<S, Req> Service<Req> for Timeout<S>
@@ -192,30 +201,78 @@ where
 
     #[inline]
     fn call(&mut self, mut req: Req) -> Self::Future {
+        let armed = arm(self.limit, self.scope, &self.metrics, &mut req);
+        TimeoutFuture {
+            future: self.inner.call(req),
+            armed,
+        }
+    }
+}
+
+/// The timeout inside [`ResiliencePolicy`](crate::ResiliencePolicy): a [`Timeout`] that a
+/// policy without this section switches off, so calls pass straight through it. The policy
+/// keeps one service type whichever sections are configured, and the compiler sees one
+/// chain of layers instead of every combination of them. [`Timeout`] itself, always armed,
+/// skips the check.
+#[derive(Debug, Clone)]
+pub struct SwitchableTimeout<S> {
+    inner: S,
+    /// `None`: switched off.
+    limit: Option<Duration>,
+    scope: TimeoutScope,
+    metrics: Option<PolicyMetrics>,
+}
+
+impl<S> SwitchableTimeout<S> {
+    /// `layer`'s timeout around `inner`, or, without a layer, `inner` unchanged behind the
+    /// same type.
+    pub(crate) fn optional(layer: Option<&TimeoutLayer>, inner: S) -> Self {
+        match layer {
+            Some(layer) => SwitchableTimeout {
+                inner,
+                limit: Some(layer.limit),
+                scope: layer.scope,
+                metrics: layer.metrics.clone(),
+            },
+            None => SwitchableTimeout {
+                inner,
+                limit: None,
+                scope: TimeoutScope::Attempt,
+                metrics: None,
+            },
+        }
+    }
+}
+
+impl<S, Req> Service<Req> for SwitchableTimeout<S>
+where
+    S: Service<Req>,
+    S::Error: IntoResilienceError,
+    Req: CarriesDeadline,
+{
+    type Response = S::Response;
+    type Error = ResilienceError<<S::Error as IntoResilienceError>::Inner>;
+    type Future = SwitchableTimeoutFuture<S::Future>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner
+            .poll_ready(cx)
+            .map_err(IntoResilienceError::into_resilience_error)
+    }
+
+    #[inline]
+    fn call(&mut self, mut req: Req) -> Self::Future {
         let Some(limit) = self.limit else {
-            return TimeoutFuture {
+            return SwitchableTimeoutFuture {
                 future: self.inner.call(req),
                 armed: None,
             };
         };
-        let now = crate::clock::now();
-        let own = now.checked_add(limit).unwrap_or_else(far_future);
-        let carried = req.deadline().map(|d| d.0);
-        let (fires_at, scope) = match (self.scope, carried) {
-            (_, Some(carried)) if carried <= own => (carried, TimeoutScope::Overall),
-            (scope, _) => (own, scope),
-        };
-        if self.scope == TimeoutScope::Overall {
-            req.set_deadline(Deadline(fires_at));
-        }
-        TimeoutFuture {
+        let armed = arm(limit, self.scope, &self.metrics, &mut req);
+        SwitchableTimeoutFuture {
             future: self.inner.call(req),
-            armed: Some(Armed {
-                sleep: tokio::time::sleep_until(fires_at),
-                started: now,
-                scope,
-                metrics: self.metrics.clone(),
-            }),
+            armed: Some(armed),
         }
     }
 }
@@ -233,6 +290,16 @@ pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         future: F,
+        #[pin]
+        armed: Armed,
+    }
+}
+
+pin_project! {
+    /// Future of [`SwitchableTimeout`].
+    pub struct SwitchableTimeoutFuture<F> {
+        #[pin]
+        future: F,
         // `None` when the timeout is switched off.
         #[pin]
         armed: Option<Armed>,
@@ -240,13 +307,29 @@ pin_project! {
 }
 
 pin_project! {
-    /// The timer of an armed [`TimeoutFuture`].
+    /// The timer of one call.
     struct Armed {
         #[pin]
         sleep: Sleep,
         started: Instant,
         scope: TimeoutScope,
         metrics: Option<PolicyMetrics>,
+    }
+}
+
+impl Armed {
+    /// Ready with the timeout error once the timer fires (counted in the metrics).
+    #[inline]
+    fn poll_expired<E>(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<ResilienceError<E>> {
+        let armed = self.project();
+        std::task::ready!(armed.sleep.poll(cx));
+        if let Some(metrics) = armed.metrics {
+            metrics.record_timeout(*armed.scope);
+        }
+        Poll::Ready(ResilienceError::Timeout {
+            after: armed.started.elapsed(),
+            scope: *armed.scope,
+        })
     }
 }
 
@@ -263,17 +346,27 @@ where
         if let Poll::Ready(result) = this.future.poll(cx) {
             return Poll::Ready(result.map_err(IntoResilienceError::into_resilience_error));
         }
-        let Some(armed) = this.armed.as_pin_mut() else {
-            return Poll::Pending;
-        };
-        let armed = armed.project();
-        std::task::ready!(armed.sleep.poll(cx));
-        if let Some(metrics) = armed.metrics {
-            metrics.record_timeout(*armed.scope);
-        }
-        Poll::Ready(Err(ResilienceError::Timeout {
-            after: armed.started.elapsed(),
-            scope: *armed.scope,
-        }))
+        this.armed.poll_expired(cx).map(Err)
     }
 }
+
+impl<F, T, E> Future for SwitchableTimeoutFuture<F>
+where
+    F: Future<Output = Result<T, E>>,
+    E: IntoResilienceError,
+{
+    type Output = Result<T, ResilienceError<E::Inner>>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(result) = this.future.poll(cx) {
+            return Poll::Ready(result.map_err(IntoResilienceError::into_resilience_error));
+        }
+        match this.armed.as_pin_mut() {
+            Some(armed) => armed.poll_expired(cx).map(Err),
+            None => Poll::Pending,
+        }
+    }
+}
+
