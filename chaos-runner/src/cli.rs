@@ -1,10 +1,12 @@
 //! The command line: `validate`, `schema`, `plan`, `run`, `recover`, `doctor`, `proxy` and the
 //! helper `stress` commands. It parses, builds options and calls into the library.
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::exit::Outcome;
+use crate::journal::state_dir;
+use crate::output::{load_or_report, Format};
 use crate::spec;
 
 /// Runs YAML chaos experiments against game services and always puts the system back.
@@ -12,20 +14,11 @@ use crate::spec;
 #[command(name = "chaos-runner", version, about)]
 pub struct Cli {
     /// Output for machines (`json`) or people (`text`, the default).
-    #[arg(long, value_enum, default_value_t = Output::Text, global = true)]
-    pub output: Output,
+    #[arg(long, value_enum, default_value_t = Format::Text, global = true)]
+    pub output: Format,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Output {
-    /// Human-readable text.
-    Text,
-    /// A stable JSON document on stdout.
-    Json,
 }
 
 /// Subcommands.
@@ -330,35 +323,6 @@ fn busy_poll_window(text: &str) -> Result<std::time::Duration, String> {
     Ok(d)
 }
 
-/// The state directory: the flag, else `$CHAOS_RUNNER_STATE_DIR`, else
-/// `$XDG_STATE_HOME/chaos-runner`, else `~/.local/state/chaos-runner`.
-pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
-    if let Some(dir) = flag {
-        return dir;
-    }
-    if let Some(dir) = std::env::var_os("CHAOS_RUNNER_STATE_DIR") {
-        return dir.into();
-    }
-    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
-        return PathBuf::from(dir).join("chaos-runner");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
-    PathBuf::from(home).join(".local/state/chaos-runner")
-}
-
-/// Loads and checks an experiment, printing every problem; `None` means invalid input.
-pub(crate) fn load_or_report(file: &std::path::Path) -> Option<spec::ValidatedExperiment> {
-    match spec::load_experiment(file) {
-        Ok(exp) => Some(exp),
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            None
-        }
-    }
-}
-
 /// Runs the command line and returns its outcome.
 pub fn run(cli: Cli) -> Outcome {
     match cli.command {
@@ -374,8 +338,14 @@ pub fn run(cli: Cli) -> Outcome {
             );
             Outcome::Passed
         }
-        Command::Plan { file } => crate::plan::print(&file, cli.output),
-        Command::Doctor { file } => crate::doctor::run(&file, cli.output),
+        Command::Plan { file } => match load_or_report(&file) {
+            Some(exp) => crate::plan::print(&exp, &file, cli.output),
+            None => Outcome::InvalidInput,
+        },
+        Command::Doctor { file } => match load_or_report(&file) {
+            Some(exp) => crate::doctor::run(&exp, &file, cli.output),
+            None => Outcome::InvalidInput,
+        },
         Command::Run {
             file,
             state_dir: dir,
@@ -385,9 +355,9 @@ pub fn run(cli: Cli) -> Outcome {
             crate::engine::RunOptions {
                 state_dir: state_dir(dir),
                 recover_first: recover,
-                output: cli.output,
                 kube: None,
             },
+            crate::output::sink(cli.output).as_mut(),
         ),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
         Command::Proxy {
@@ -717,7 +687,7 @@ fn element_lines(text: &str) -> Vec<usize> {
         .collect()
 }
 
-fn validate(files: &[PathBuf], output: Output) -> Outcome {
+fn validate(files: &[PathBuf], output: Format) -> Outcome {
     let mut results = Vec::new();
     for file in files {
         let errors: Vec<spec::SpecError> = match spec::document_kind(file) {
@@ -735,7 +705,7 @@ fn validate(files: &[PathBuf], output: Output) -> Outcome {
     }
     let ok = results.iter().all(|(_, e)| e.is_empty());
     match output {
-        Output::Text => {
+        Format::Text => {
             for (file, errors) in &results {
                 if errors.is_empty() {
                     println!("ok: {file}");
@@ -745,7 +715,7 @@ fn validate(files: &[PathBuf], output: Output) -> Outcome {
                 }
             }
         }
-        Output::Json => {
+        Format::Json => {
             let files: Vec<serde_json::Value> = results
                 .iter()
                 .map(|(file, errors)| {

@@ -8,9 +8,9 @@ use serde::Serialize;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::kube::KubeConnector;
+use crate::output::Format;
 use crate::spec::{FaultParams, ValidatedExperiment};
 
 /// One permission a fault needs.
@@ -191,16 +191,18 @@ pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answ
 
 /// Prints what `file`'s faults need and whether it is granted. Exit 0 when everything is
 /// granted, 1 when something is denied, 3 for an invalid file or no cluster.
-pub fn run(file: &Path, output: Output) -> Outcome {
-    run_with(file, output, Arc::new(KubeConnector::lazy()))
+pub fn run(exp: &ValidatedExperiment, file: &Path, output: Format) -> Outcome {
+    run_with(exp, file, output, Arc::new(KubeConnector::lazy()))
 }
 
 /// [`run`] with a given Kubernetes client.
-pub fn run_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outcome {
-    let Some(exp) = crate::cli::load_or_report(file) else {
-        return Outcome::InvalidInput;
-    };
-    let answers = match check(&exp, &kube) {
+pub fn run_with(
+    exp: &ValidatedExperiment,
+    file: &Path,
+    output: Format,
+    kube: Arc<KubeConnector>,
+) -> Outcome {
+    let answers = match check(exp, &kube) {
         Ok(a) => a,
         Err(e) => {
             eprintln!("error: {e}");
@@ -209,11 +211,11 @@ pub fn run_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outcom
     };
     let denied = answers.iter().filter(|a| !a.allowed).count();
     match output {
-        Output::Json => println!(
+        Format::Json => println!(
             "{}",
             serde_json::json!({ "command": "doctor", "all_allowed": denied == 0, "checks": answers })
         ),
-        Output::Text => {
+        Format::Text => {
             if answers.is_empty() {
                 println!("no Kubernetes fault in {}", file.display());
             }

@@ -244,3 +244,19 @@ pub fn live_faults(state_dir: &Path) -> Result<Vec<LiveFault>, JournalError> {
     }
     Ok(live)
 }
+
+/// The state directory: the flag, else `$CHAOS_RUNNER_STATE_DIR`, else
+/// `$XDG_STATE_HOME/chaos-runner`, else `~/.local/state/chaos-runner`.
+pub fn state_dir(flag: Option<PathBuf>) -> PathBuf {
+    if let Some(dir) = flag {
+        return dir;
+    }
+    if let Some(dir) = std::env::var_os("CHAOS_RUNNER_STATE_DIR") {
+        return dir.into();
+    }
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("chaos-runner");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/tmp".into());
+    PathBuf::from(home).join(".local/state/chaos-runner")
+}

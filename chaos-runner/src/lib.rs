@@ -7,11 +7,13 @@
 pub mod cli;
 pub mod doctor;
 pub mod engine;
+pub mod events;
 pub mod exit;
 pub mod faults;
 pub mod interrupt;
 pub mod journal;
 pub mod load;
+pub mod output;
 pub mod plan;
 pub mod recover;
 pub mod report;

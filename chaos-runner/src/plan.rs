@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use crate::faults::kube::KubeConnector;
 
-use crate::cli::Output;
 use crate::exit::Outcome;
+use crate::output::Format;
 use crate::spec::{step_time, Check, ValidatedExperiment};
 
 /// One check as the run would perform it.
@@ -157,18 +157,20 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
     })
 }
 
-/// Prints the plan of `file`.
-pub fn print(file: &Path, output: Output) -> Outcome {
-    print_with(file, output, Arc::new(KubeConnector::lazy()))
+/// Prints the plan of the experiment loaded from `file`.
+pub fn print(exp: &ValidatedExperiment, file: &Path, output: Format) -> Outcome {
+    print_with(exp, file, output, Arc::new(KubeConnector::lazy()))
 }
 
 /// [`print`] with a given Kubernetes client (used only by Kubernetes experiments, to list
 /// the pods a run would hit).
-pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outcome {
-    let Some(exp) = crate::cli::load_or_report(file) else {
-        return Outcome::InvalidInput;
-    };
-    let plan = plan_value(&exp, kube);
+pub fn print_with(
+    exp: &ValidatedExperiment,
+    file: &Path,
+    output: Format,
+    kube: Arc<KubeConnector>,
+) -> Outcome {
+    let plan = plan_value(exp, kube);
     let s = &exp.experiment.spec;
     let warnings: Vec<String> = plan["warnings"]
         .as_array()
@@ -179,8 +181,8 @@ pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outc
         })
         .unwrap_or_default();
     match output {
-        Output::Json => println!("{plan}"),
-        Output::Text => {
+        Format::Json => println!("{plan}"),
+        Format::Text => {
             println!(
                 "plan for {} ({})",
                 exp.experiment.metadata.name,
@@ -195,7 +197,7 @@ pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outc
             }
             println!("  steady state before and after:");
             for c in &s.steady_state {
-                println!("    - {}: {}", c.name, describe_check(c, &exp).1);
+                println!("    - {}: {}", c.name, describe_check(c, exp).1);
             }
             println!("  faults (injected together):");
             for (fault, steps) in s.faults.iter().zip(&exp.steps) {
@@ -241,7 +243,7 @@ pub fn print_with(file: &Path, output: Output, kube: Arc<KubeConnector>) -> Outc
                     "    - {} ({} in a row): {}",
                     c.name,
                     c.for_checks,
-                    describe_check(c, &exp).1
+                    describe_check(c, exp).1
                 );
             }
         }

@@ -2,11 +2,11 @@
 
 use std::path::Path;
 
-use crate::cli::Output;
 use crate::exit::Outcome;
 use crate::faults::kube::KubeConnector;
 use crate::faults::revert_from_journal_with;
 use crate::journal::{self, Event, Journal, LiveFault};
+use crate::output::Format;
 
 /// Whether a journaled fault provably ended with its runner, and how that is known; `None`
 /// when it may still be in effect (then `run` refuses until `recover` has reverted it).
@@ -93,13 +93,13 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
 
 /// Reverts every live fault in the journals under `state_dir`, journaling each revert.
 /// Exit: 0 when nothing is left live, 4 when a fault could not be reverted.
-pub fn run(state_dir: &Path, output: Output) -> Outcome {
+pub fn run(state_dir: &Path, output: Format) -> Outcome {
     run_with(state_dir, output, &KubeConnector::lazy())
 }
 
 /// [`run`] with a given Kubernetes client (used only for Kubernetes faults; a lazy one
 /// connects from the kubeconfig or in-cluster service account when first needed).
-pub fn run_with(state_dir: &Path, output: Output, kube: &KubeConnector) -> Outcome {
+pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outcome {
     let live = match journal::live_faults(state_dir) {
         Ok(live) => live,
         Err(e) => {
@@ -128,7 +128,7 @@ pub fn run_with(state_dir: &Path, output: Output, kube: &KubeConnector) -> Outco
     }
     let failed = results.iter().filter(|(_, r)| r.is_err()).count();
     match output {
-        Output::Text => {
+        Format::Text => {
             if results.is_empty() {
                 println!("nothing to recover in {}", state_dir.display());
             }
@@ -141,7 +141,7 @@ pub fn run_with(state_dir: &Path, output: Output, kube: &KubeConnector) -> Outco
                 }
             }
         }
-        Output::Json => {
+        Format::Json => {
             let faults: Vec<serde_json::Value> = results
                 .iter()
                 .map(|(f, r)| {

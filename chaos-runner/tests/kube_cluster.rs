@@ -7,10 +7,10 @@
 //! deletes the namespace. With the image, also a `redis-latency` through the proxy
 //! Deployment in front of a Redis Service (the selector swap and its full revert).
 
-use chaos_runner::cli::Output;
 use chaos_runner::engine::{self, RunOptions};
 use chaos_runner::exit::Outcome;
 use chaos_runner::faults::kube::{KubeConnector, KubeEnv};
+use chaos_runner::output::Format;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
@@ -102,9 +102,9 @@ fn pod_kill_and_partition_on_a_real_cluster() {
             RunOptions {
                 state_dir: dir.join("state"),
                 recover_first: false,
-                output: Output::Json,
                 kube: Some(connector.clone()),
             },
+            chaos_runner::output::sink(Format::Json).as_mut(),
         );
         assert_eq!(outcome, Outcome::Passed, "{name}");
     }
@@ -233,9 +233,9 @@ fn db_proxy_swap_on_a_real_cluster() {
         RunOptions {
             state_dir: dir.join("state"),
             recover_first: false,
-            output: Output::Json,
             kube: Some(Arc::new(KubeConnector::with(env.clone()))),
         },
+        chaos_runner::output::sink(Format::Json).as_mut(),
     );
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let saw_proxy = rt.block_on(saw_proxy).unwrap();

@@ -4,11 +4,11 @@
 
 use crate::kube_fake;
 
-use chaos_runner::cli::Output;
 use chaos_runner::engine::{self, RunOptions};
 use chaos_runner::exit::Outcome;
 use chaos_runner::faults::{build, FaultContext};
 use chaos_runner::journal::{self, Event, Journal};
+use chaos_runner::output::Format;
 use kube_fake::FakeCluster;
 use serde_json::Value;
 use std::io::{Read, Write};
@@ -158,9 +158,9 @@ fn run(
         RunOptions {
             state_dir: state.to_path_buf(),
             recover_first: false,
-            output: Output::Json,
             kube: Some(fake.connector(rt)),
         },
+        chaos_runner::output::sink(Format::Json).as_mut(),
     );
     let reports = path.parent().unwrap().join("reports");
     // Reports go to `reports/<run id>/report.json`; each test writes one run per dir
@@ -236,7 +236,7 @@ fn verbs_and_answers(answers: &[chaos_runner::doctor::Answer]) -> Vec<(String, b
 
 /// Runs `recover` over `state` and asserts it passes.
 fn assert_recovers(state: &Path, conn: &chaos_runner::faults::kube::KubeConnector) {
-    let outcome = chaos_runner::recover::run_with(state, Output::Json, conn);
+    let outcome = chaos_runner::recover::run_with(state, Format::Json, conn);
     assert_eq!(outcome, Outcome::Passed);
 }
 
@@ -634,7 +634,7 @@ fn failed_policy_delete_is_reported_as_not_reverted() {
     fake.fail_policy_deletes(false);
     let conn = fake.connector(&rt);
     assert_eq!(
-        chaos_runner::recover::run_with(&state, Output::Json, &conn),
+        chaos_runner::recover::run_with(&state, Format::Json, &conn),
         Outcome::Passed
     );
     assert!(fake.policies("games").is_empty());
@@ -858,7 +858,12 @@ fn doctor_asks_one_access_review_per_permission_and_reports_denials() {
         2
     );
     assert_eq!(
-        chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
+        chaos_runner::doctor::run_with(
+            &chaos_runner::spec::load_experiment(&path).unwrap(),
+            &path,
+            Format::Json,
+            fake.connector(&rt),
+        ),
         Outcome::Failed
     );
 }
@@ -1118,7 +1123,12 @@ fn doctor_knows_what_in_pod_helpers_need() {
         ]
     );
     assert_eq!(
-        chaos_runner::doctor::run_with(&path, Output::Json, fake.connector(&rt)),
+        chaos_runner::doctor::run_with(
+            &chaos_runner::spec::load_experiment(&path).unwrap(),
+            &path,
+            Format::Json,
+            fake.connector(&rt),
+        ),
         Outcome::Failed
     );
     // Every verb the faults ask for is granted by the shipped Role.
@@ -1412,7 +1422,7 @@ fn recover_after_a_crash_restores_the_db_service_and_deletes_the_proxy() {
         );
         assert_eq!(fake.objects("configmaps", "games").len(), 2);
 
-        let outcome = chaos_runner::recover::run_with(&state, Output::Json, &conn);
+        let outcome = chaos_runner::recover::run_with(&state, Format::Json, &conn);
         assert_eq!(
             outcome,
             Outcome::Passed,

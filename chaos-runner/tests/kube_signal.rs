@@ -6,10 +6,10 @@
 
 mod kube_fake;
 
-use chaos_runner::cli::Output;
 use chaos_runner::engine::{self, RunOptions};
 use chaos_runner::exit::Outcome;
 use chaos_runner::journal;
+use chaos_runner::output::Format;
 use kube_fake::FakeCluster;
 use std::time::{Duration, Instant};
 
@@ -101,9 +101,9 @@ spec:
         RunOptions {
             state_dir: state.clone(),
             recover_first: false,
-            output: Output::Json,
             kube: Some(fake.connector(&rt)),
         },
+        chaos_runner::output::sink(Format::Json).as_mut(),
     );
     let sent = killer.join().unwrap();
     assert_eq!(outcome, Outcome::Aborted);
