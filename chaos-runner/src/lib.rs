@@ -10,6 +10,7 @@ pub mod engine;
 pub mod events;
 pub mod exit;
 pub mod faults;
+pub mod helper;
 pub mod interrupt;
 pub mod journal;
 pub mod load;

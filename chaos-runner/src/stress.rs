@@ -5,6 +5,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::exit::Outcome;
+use crate::helper::HelperCommand;
+
 /// Burns CPU: `workers` threads, each busy `load` percent of every 100 ms, for `duration`.
 /// Returns when the time is up.
 pub fn cpu(workers: u32, load: u8, duration: Duration) {
@@ -359,22 +362,14 @@ pub fn netem(
 /// `run_id`'s fault `fault`.
 ///
 /// ```
-/// let argv: Vec<String> = ["chaos-runner", "stress", "cpu", "--run-id", "r1", "--fault", "burn"]
+/// let argv: Vec<String> = ["chaos-runner", "stress", "cpu", "--workers", "1", "--load", "50",
+///     "--duration", "30s", "--run-id", "r1", "--fault", "burn"]
 ///     .iter().map(|s| s.to_string()).collect();
 /// assert!(chaos_runner::stress::is_helper_of(&argv, "r1", "burn"));
 /// assert!(!chaos_runner::stress::is_helper_of(&argv, "r1", "other"));
 /// ```
 pub fn is_helper_of(argv: &[String], run_id: &str, fault: &str) -> bool {
-    let value = |flag: &str| {
-        argv.iter()
-            .position(|a| a == flag)
-            .and_then(|i| argv.get(i + 1))
-            .map(String::as_str)
-    };
-    argv.get(1).is_some_and(|a| a == "stress")
-        && argv.get(2).is_some_and(|a| a != "stop")
-        && value("--run-id") == Some(run_id)
-        && value("--fault") == Some(fault)
+    HelperCommand::from_cmdline(argv).is_some_and(|helper| helper.works_for(run_id, fault))
 }
 
 /// `chaos-runner stress stop`: sends SIGTERM to every helper of `run_id`'s fault `fault`
@@ -504,4 +499,142 @@ pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
         ));
     }
     Ok(comm)
+}
+
+/// Runs one helper (`chaos-runner stress ...`) to its end; its exit outcome.
+pub fn run(command: HelperCommand) -> Outcome {
+    match command {
+        HelperCommand::Cpu {
+            workers,
+            load,
+            duration,
+            exit_on_term,
+            not_after,
+            ..
+        } => {
+            let deadline = helper_deadline(duration, not_after);
+            cpu_until(workers, load, deadline, exit_on_term);
+            Outcome::Passed
+        }
+        HelperCommand::Netem {
+            interface,
+            delay,
+            jitter,
+            loss,
+            duration,
+            not_after,
+            run_id,
+            fault,
+        } => {
+            let (delay, jitter) = (delay.unwrap_or_default(), jitter.unwrap_or_default());
+            if delay.is_zero() && loss.is_none() {
+                eprintln!("error: give --delay, --loss or both");
+                return Outcome::InvalidInput;
+            }
+            let args = crate::faults::local::tc::netem_args(delay, jitter, loss.unwrap_or(0.0));
+            let handle = crate::faults::local::tc::handle_for(&run_id, &fault);
+            let deadline = helper_deadline(duration, not_after);
+            match netem(&interface, handle, &args, deadline) {
+                Ok(()) => Outcome::Passed,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::NotReverted
+                }
+            }
+        }
+        HelperCommand::SignalInit {
+            signal, not_after, ..
+        } => {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            if not_after.is_some_and(|t| now > t) {
+                eprintln!("chaos-runner: the fault is over; not signalling");
+                return Outcome::Passed;
+            }
+            match signal_init(signal.number(), signal.name()) {
+                Ok(comm) => {
+                    eprintln!("chaos-runner: sent SIG{} to PID 1 ({comm})", signal.name());
+                    Outcome::Passed
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    Outcome::InvalidInput
+                }
+            }
+        }
+        HelperCommand::Stop {
+            run_id,
+            fault,
+            grace,
+        } => match stop_helpers(&run_id, &fault, grace) {
+            Ok(n) => {
+                eprintln!("chaos-runner: stopped {n} helper(s) of {fault}");
+                Outcome::Passed
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                Outcome::NotReverted
+            }
+        },
+        HelperCommand::ExpireNet {
+            after,
+            netns,
+            table,
+            interface,
+            handle,
+        } => {
+            use crate::faults::local::netcmd::WatchTarget;
+            let target = match (table, interface, handle) {
+                (Some(t), _, _) => WatchTarget::Table(t),
+                (None, Some(interface), Some(handle)) => WatchTarget::Qdisc { interface, handle },
+                _ => return Outcome::InvalidInput,
+            };
+            if expire_net(netns.as_deref(), &target, after) {
+                Outcome::Passed
+            } else {
+                Outcome::NotReverted
+            }
+        }
+        HelperCommand::Memory {
+            bytes,
+            touch,
+            duration,
+            exit_on_term,
+            not_after,
+            ..
+        } => stress_outcome(memory_until(
+            bytes,
+            touch,
+            helper_deadline(duration, not_after),
+            exit_on_term,
+        )),
+        HelperCommand::Disk {
+            path,
+            bytes,
+            keep_free,
+            duration,
+            ..
+        } => stress_outcome(disk(&path, bytes, keep_free, duration)),
+        HelperCommand::Resume {
+            pid,
+            start_ticks,
+            after,
+            ..
+        } => {
+            resume(pid, start_ticks, after);
+            Outcome::Passed
+        }
+    }
+}
+
+fn stress_outcome(result: Result<(), String>) -> Outcome {
+    match result {
+        Ok(()) => Outcome::Passed,
+        Err(e) => {
+            eprintln!("error: {e}");
+            Outcome::InvalidInput
+        }
+    }
 }

@@ -15,6 +15,8 @@
 //! revert waits (up to `restartTimeout`) until every container has restarted and is
 //! Ready again, measuring how long that took; both read the pods back.
 
+use crate::helper::HelperCommand;
+use crate::spec::params::pod_helper::CatchableSignal;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::Api;
 use serde_json::json;
@@ -112,8 +114,9 @@ impl ContainerKill {
 /// The one-shot helper that signals the target container's main process.
 ///
 /// ```
+/// use chaos_runner::spec::params::pod_helper::CatchableSignal;
 /// let c = chaos_runner::faults::kube::container_kill::signal_container(
-///     "chaos-k-1", "img:1", "app", "TERM", ("r1", "exp", "k"), 99);
+///     "chaos-k-1", "img:1", "app", CatchableSignal::default(), ("r1", "exp", "k"), 99);
 /// assert_eq!(c["args"][1], "signal-init");
 /// assert_eq!(c["securityContext"]["capabilities"]["add"][0], "KILL");
 /// ```
@@ -121,7 +124,7 @@ pub fn signal_container(
     name: &str,
     image: &str,
     target: &str,
-    signal: &str,
+    signal: CatchableSignal,
     (run_id, experiment, fault): (&str, &str, &str),
     not_after: u64,
 ) -> serde_json::Value {
@@ -129,8 +132,13 @@ pub fn signal_container(
         "name": name,
         "image": image,
         "command": ["chaos-runner"],
-        "args": ["stress", "signal-init", "--signal", signal, "--not-after", not_after.to_string(),
-                 "--run-id", run_id, "--fault", fault],
+        "args": HelperCommand::SignalInit {
+            signal,
+            not_after: Some(not_after),
+            run_id: run_id.to_owned(),
+            fault: fault.to_owned(),
+        }
+        .to_args(),
         "targetContainerName": target,
         "env": ephemeral::run_env(run_id, experiment, fault),
         // Root with only CAP_KILL: the target's main process may run as any user.
@@ -196,7 +204,7 @@ impl Fault for ContainerKill {
             &self.helper_name,
             &self.params.image,
             &container,
-            self.params.signal.name(),
+            self.params.signal,
             (&self.run_id, &self.experiment, &self.name),
             not_after,
         );

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use super::client::KubeConnector;
 use super::target;
 use crate::faults::{Fault, FaultError, FaultRecord};
+use crate::helper::HelperCommand;
 use crate::spec::PodSelector;
 
 /// How long a helper may take to start (image pull included) before inject gives up.
@@ -74,52 +75,45 @@ impl Helper {
         matches!(self, Helper::Netem { .. })
     }
 
-    /// The `chaos-runner` arguments before the common ones.
-    fn args(&self) -> Vec<String> {
+    /// The helper's command: the stress it does, held `hold`, never past `not_after`
+    /// (seconds since the Unix epoch). Stress helpers end at once on SIGTERM (they may be
+    /// the init of their PID namespace); the netem helper removes its qdisc first.
+    fn command(&self, ids: &HelperIds, hold: Duration, not_after: u64) -> HelperCommand {
+        let (run_id, fault) = (ids.run_id.clone(), ids.fault.clone());
         match self {
-            Helper::Cpu { workers, load } => vec![
-                "stress".into(),
-                "cpu".into(),
-                "--workers".into(),
-                workers.to_string(),
-                "--load".into(),
-                load.to_string(),
-            ],
-            Helper::Memory { bytes, touch } => {
-                let mut a = vec![
-                    "stress".into(),
-                    "memory".into(),
-                    "--bytes".into(),
-                    bytes.to_string(),
-                ];
-                if *touch {
-                    a.push("--touch".into());
-                }
-                a
-            }
+            Helper::Cpu { workers, load } => HelperCommand::Cpu {
+                workers: *workers,
+                load: *load,
+                duration: hold,
+                not_after: Some(not_after),
+                run_id,
+                fault,
+                exit_on_term: true,
+            },
+            Helper::Memory { bytes, touch } => HelperCommand::Memory {
+                bytes: *bytes,
+                touch: *touch,
+                duration: hold,
+                not_after: Some(not_after),
+                run_id,
+                fault,
+                exit_on_term: true,
+            },
             Helper::Netem {
                 interface,
                 delay,
                 jitter,
                 loss_percent,
-            } => {
-                let mut a = vec![
-                    "stress".into(),
-                    "netem".into(),
-                    "--interface".into(),
-                    interface.clone(),
-                ];
-                if !delay.is_zero() {
-                    a.extend(["--delay".into(), format!("{}ms", delay.as_millis())]);
-                    if !jitter.is_zero() {
-                        a.extend(["--jitter".into(), format!("{}ms", jitter.as_millis())]);
-                    }
-                }
-                if *loss_percent > 0.0 {
-                    a.extend(["--loss".into(), loss_percent.to_string()]);
-                }
-                a
-            }
+            } => HelperCommand::Netem {
+                interface: interface.clone(),
+                delay: (!delay.is_zero()).then_some(*delay),
+                jitter: (!delay.is_zero() && !jitter.is_zero()).then_some(*jitter),
+                loss: (*loss_percent > 0.0).then_some(*loss_percent),
+                duration: hold,
+                not_after: Some(not_after),
+                run_id,
+                fault,
+            },
         }
     }
 
@@ -238,20 +232,9 @@ pub fn helper_container(
     hold_secs: u64,
     not_after: u64,
 ) -> Value {
-    let mut args = helper.args();
-    args.extend([
-        "--duration".into(),
-        format!("{}s", hold_secs.max(1)),
-        "--not-after".into(),
-        not_after.to_string(),
-        "--run-id".into(),
-        ids.run_id.clone(),
-        "--fault".into(),
-        ids.fault.clone(),
-    ]);
-    if !helper.is_netem() {
-        args.push("--exit-on-term".into());
-    }
+    let args = helper
+        .command(ids, Duration::from_secs(hold_secs.max(1)), not_after)
+        .to_args();
     json!({
         "name": name,
         "image": image,
@@ -269,7 +252,12 @@ pub fn stopper_container(name: &str, image: &str, helper: &Helper, ids: &HelperI
         "name": format!("{name}-stop"),
         "image": image,
         "command": ["chaos-runner"],
-        "args": ["stress", "stop", "--run-id", ids.run_id, "--fault", ids.fault],
+        "args": HelperCommand::Stop {
+            run_id: ids.run_id.clone(),
+            fault: ids.fault.clone(),
+            grace: Duration::from_secs(10),
+        }
+        .to_args(),
         "env": run_env(&ids.run_id, &ids.experiment, &ids.fault),
         "securityContext": helper.stopper_security_context(),
     })

@@ -223,7 +223,9 @@ pub fn remove_dir(dir: &Path) -> Result<(), CgroupError> {
             .unwrap_or_default()
     };
     for pid in members(&procs_path) {
-        let ours = proc::cmdline(pid).is_some_and(|a| a.get(1).is_some_and(|s| s == "stress"));
+        let ours = proc::cmdline(pid)
+            .and_then(|argv| crate::helper::HelperCommand::from_cmdline(&argv))
+            .is_some();
         if !ours {
             return Err(CgroupError::Left(format!(
                 "cgroup {} holds process {pid}, which the runner did not start; not removing it",

@@ -2,6 +2,7 @@
 //! argument vectors only, optional cgroup join before exec, start time recorded so a
 //! reused pid is never mistaken for the child.
 
+use crate::helper::HelperCommand;
 use std::ffi::CString;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -20,13 +21,16 @@ pub struct StressChild {
 }
 
 impl StressChild {
-    /// Starts `exe stress <args...>`, joining the cgroups of `procs_files` (if any) before
+    /// Starts `exe stress <helper...>`, joining the cgroups of `procs_files` (if any) before
     /// exec, so everything it does is accounted there.
-    pub fn spawn(exe: &Path, args: &[String], procs_files: Vec<CString>) -> Result<Self, String> {
+    pub fn spawn(
+        exe: &Path,
+        helper: &HelperCommand,
+        procs_files: Vec<CString>,
+    ) -> Result<Self, String> {
         let mut command = Command::new(exe);
         command
-            .arg("stress")
-            .args(args)
+            .args(helper.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());

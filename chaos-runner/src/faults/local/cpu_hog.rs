@@ -2,6 +2,7 @@
 //! at `load` percent. It dies with the runner (parent-death signal) and stops by itself when
 //! its time is up, so no exit path of the runner can leave it burning CPU.
 
+use crate::helper::HelperCommand;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -132,20 +133,16 @@ impl Fault for CpuHog {
             Err(e) => return Err(self.inject_error(e.to_string())),
         };
         // Argument vector, no shell: nothing here is interpreted.
-        let args: Vec<String> = vec![
-            "cpu".into(),
-            "--workers".into(),
-            self.params.workers.to_string(),
-            "--load".into(),
-            self.params.load.to_string(),
-            "--duration".into(),
-            format!("{}ms", self.duration.as_millis()),
-            "--run-id".into(),
-            self.run_id.clone(),
-            "--fault".into(),
-            self.name.clone(),
-        ];
-        let child = match StressChild::spawn(&self.exe, &args, procs) {
+        let hog = HelperCommand::Cpu {
+            workers: self.params.workers,
+            load: self.params.load,
+            duration: self.duration,
+            run_id: self.run_id.clone(),
+            fault: self.name.clone(),
+            exit_on_term: false,
+            not_after: None,
+        };
+        let child = match StressChild::spawn(&self.exe, &hog, procs) {
             Ok(c) => c,
             Err(e) => {
                 if let Some(cg) = &cgroup {
@@ -208,14 +205,10 @@ fn hogs_of(run_id: &str, name: &str) -> Vec<u32> {
     proc::pids()
         .into_iter()
         .filter(|pid| {
-            proc::cmdline(*pid).is_some_and(|args| {
-                let has = |flag: &str, value: &str| {
-                    args.windows(2).any(|w| w[0] == flag && w[1] == value)
-                };
-                args.get(1).is_some_and(|a| a == "stress")
-                    && has("--run-id", run_id)
-                    && has("--fault", name)
-            }) && proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
+            proc::cmdline(*pid)
+                .and_then(|argv| HelperCommand::from_cmdline(&argv))
+                .is_some_and(|helper| helper.owner() == Some((run_id, name)))
+                && proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
         })
         .collect()
 }

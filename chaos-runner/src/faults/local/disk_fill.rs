@@ -6,6 +6,7 @@
 //! keeps the file's path from the intent on (before the child starts), so `recover`
 //! deletes it even if runner and child were both SIGKILLed at any point.
 
+use crate::helper::HelperCommand;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -160,23 +161,16 @@ impl Fault for DiskFill {
                 ),
             ));
         }
-        let args: Vec<String> = vec![
-            "disk".into(),
-            "--path".into(),
-            self.file.display().to_string(),
-            "--bytes".into(),
-            bytes.to_string(),
-            "--keep-free".into(),
-            floor.to_string(),
-            "--duration".into(),
-            format!("{}ms", self.duration.as_millis()),
-            "--run-id".into(),
-            self.run_id.clone(),
-            "--fault".into(),
-            self.name.clone(),
-        ];
+        let filler = HelperCommand::Disk {
+            path: self.file.clone(),
+            bytes,
+            keep_free: floor,
+            duration: self.duration,
+            run_id: self.run_id.clone(),
+            fault: self.name.clone(),
+        };
         let mut child =
-            StressChild::spawn(&self.exe, &args, Vec::new()).map_err(|e| self.error(false, e))?;
+            StressChild::spawn(&self.exe, &filler, Vec::new()).map_err(|e| self.error(false, e))?;
         let record = FaultRecord::DiskFill {
             pid: child.pid(),
             start_ticks: child.start_ticks,

@@ -5,6 +5,7 @@
 //! `memoryLimit` (a hog above the limit is OOM-killed inside its group); the group's peak
 //! usage is reported.
 
+use crate::helper::HelperCommand;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -185,21 +186,16 @@ impl Fault for MemoryHog {
             Ok(p) => p.unwrap_or_default(),
             Err(e) => return Err(self.error(false, e.to_string())),
         };
-        let mut args: Vec<String> = vec![
-            "memory".into(),
-            "--bytes".into(),
-            bytes.to_string(),
-            "--duration".into(),
-            format!("{}ms", self.duration.as_millis()),
-            "--run-id".into(),
-            self.run_id.clone(),
-            "--fault".into(),
-            self.name.clone(),
-        ];
-        if self.params.touch {
-            args.push("--touch".into());
-        }
-        let mut child = match StressChild::spawn(&self.exe, &args, procs) {
+        let hog = HelperCommand::Memory {
+            bytes,
+            touch: self.params.touch,
+            duration: self.duration,
+            run_id: self.run_id.clone(),
+            fault: self.name.clone(),
+            exit_on_term: false,
+            not_after: None,
+        };
+        let mut child = match StressChild::spawn(&self.exe, &hog, procs) {
             Ok(c) => c,
             Err(e) => {
                 if let Some(cg) = &cgroup {

@@ -2,6 +2,7 @@
 //! named one (`ip netns exec NAME ...`), always with argument vectors (no shell), and the
 //! watchdog child that removes kernel state when its time is up or its runner dies.
 
+use crate::helper::HelperCommand;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -159,22 +160,21 @@ impl Watchdog {
         target: &WatchTarget,
         after: Duration,
     ) -> std::io::Result<Watchdog> {
-        let mut cmd = Command::new(exe);
-        cmd.args(["stress", "expire-net", "--after"])
-            .arg(format!("{}ms", after.as_millis().max(1)));
-        if let Some(ns) = netns {
-            cmd.args(["--netns", ns]);
-        }
-        match target {
-            WatchTarget::Table(t) => {
-                cmd.args(["--table", t]);
-            }
+        let (table, interface, handle) = match target {
+            WatchTarget::Table(t) => (Some(t.clone()), None, None),
             WatchTarget::Qdisc { interface, handle } => {
-                cmd.args(["--interface", interface])
-                    .args(["--handle", &handle.to_string()]);
+                (None, Some(interface.clone()), Some(*handle))
             }
-        }
-        let child = cmd
+        };
+        let watchdog = HelperCommand::ExpireNet {
+            after: after.max(Duration::from_millis(1)),
+            netns: netns.map(str::to_owned),
+            table,
+            interface,
+            handle,
+        };
+        let child = Command::new(exe)
+            .args(watchdog.to_args())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -211,11 +211,16 @@ pub fn watchdogs_with(flag: &str, value: &str) -> Vec<u32> {
     proc::pids()
         .into_iter()
         .filter(|pid| {
-            proc::cmdline(*pid).is_some_and(|a| {
-                a.get(1).is_some_and(|s| s == "stress")
-                    && a.get(2).is_some_and(|s| s == "expire-net")
-                    && a.windows(2).any(|w| w[0] == flag && w[1] == value)
-            }) && proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
+            proc::cmdline(*pid)
+                .and_then(|argv| HelperCommand::from_cmdline(&argv))
+                .is_some_and(|helper| {
+                    matches!(helper, HelperCommand::ExpireNet { .. })
+                        && helper
+                            .to_args()
+                            .windows(2)
+                            .any(|w| w[0] == flag && w[1] == value)
+                })
+                && proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
         })
         .collect()
 }

@@ -169,10 +169,9 @@ pub fn stress_children(run_id: &str, name: &str) -> Vec<(u32, String, Vec<String
         .into_iter()
         .filter_map(|pid| {
             let args = cmdline(pid)?;
-            let ours = args.get(1).is_some_and(|a| a == "stress")
-                && flag_value(&args, "--run-id") == Some(run_id)
-                && flag_value(&args, "--fault") == Some(name)
-                && stat(pid).is_some_and(|(s, _)| s != 'Z');
+            let helper = crate::helper::HelperCommand::from_cmdline(&args)?;
+            let ours =
+                helper.owner() == Some((run_id, name)) && stat(pid).is_some_and(|(s, _)| s != 'Z');
             ours.then(|| (pid, args.get(2).cloned().unwrap_or_default(), args))
         })
         .collect()

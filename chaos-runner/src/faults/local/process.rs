@@ -8,6 +8,7 @@
 //! not revertible. A pause is guarded by a watchdog child (`chaos-runner stress resume`)
 //! that resumes the target when the pause's time is up or when the runner dies.
 
+use crate::helper::HelperCommand;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -279,20 +280,14 @@ impl ProcessFault {
         for (pid, ticks) in self.targets.clone() {
             // The watchdog first: whatever happens to the runner from here on, the target
             // is resumed.
-            let args: Vec<String> = vec![
-                "resume".into(),
-                "--pid".into(),
-                pid.to_string(),
-                "--start-ticks".into(),
-                ticks.to_string(),
-                "--after".into(),
-                format!("{}ms", self.duration.as_millis().max(1)),
-                "--run-id".into(),
-                self.run_id.clone(),
-                "--fault".into(),
-                self.name.clone(),
-            ];
-            let watchdog = StressChild::spawn(&self.exe, &args, Vec::new())?;
+            let resume = HelperCommand::Resume {
+                pid,
+                start_ticks: ticks,
+                after: self.duration.max(Duration::from_millis(1)),
+                run_id: self.run_id.clone(),
+                fault: self.name.clone(),
+            };
+            let watchdog = StressChild::spawn(&self.exe, &resume, Vec::new())?;
             paused.push(PausedTarget {
                 pid,
                 start_ticks: ticks,
