@@ -126,7 +126,7 @@ pub struct Answer {
 /// Asks about every permission every Kubernetes fault of `exp` needs.
 pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answer>, String> {
     let mut asks = Vec::new();
-    for (fault, steps) in exp.experiment.spec.faults.iter().zip(&exp.steps) {
+    for (fault, steps) in exp.faults.iter().map(|f| (&f.spec, &f.steps)) {
         let (namespace, proxied) = match (&fault.selector.pods, &fault.selector.service) {
             (Some(pods), _) => (pods.namespace.clone(), false),
             (None, Some(service)) => (service.namespace.clone(), true),

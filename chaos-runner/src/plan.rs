@@ -90,14 +90,14 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
         crate::faults::FaultContext::new("plan", std::env::current_exe().unwrap_or_default());
     context.experiment = exp.experiment.metadata.name.clone();
     context.kube = kube;
-    let faults: Vec<serde_json::Value> = s
+    let faults: Vec<serde_json::Value> = exp
         .faults
         .iter()
-        .zip(&exp.steps)
-        .map(|(fault, steps)| {
+        .map(|validated| {
+            let (fault, steps) = (&validated.spec, &validated.steps);
             let step_time = step_time(fault.duration, steps.len());
             let targets = steps.first().and_then(|first| {
-                crate::faults::build(&context, fault, first, fault.duration).targets()
+                crate::faults::build(&context, validated, first, fault.duration).targets()
             });
             serde_json::json!({
                 "name": fault.name,
@@ -121,13 +121,12 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
             })
         })
         .collect();
-    let warnings: Vec<String> = s
+    let warnings: Vec<String> = exp
         .faults
         .iter()
-        .zip(&exp.steps)
-        .filter_map(|(fault, steps)| {
-            let first = steps.first()?;
-            crate::faults::build(&context, fault, first, fault.duration)
+        .filter_map(|fault| {
+            let first = fault.steps.first()?;
+            crate::faults::build(&context, fault, first, fault.spec.duration)
                 .preflight()
                 .err()
                 .map(|e| e.to_string())
@@ -200,7 +199,7 @@ pub fn print_with(
                 println!("    - {}: {}", c.name, describe_check(c, exp).1);
             }
             println!("  faults (injected together):");
-            for (fault, steps) in s.faults.iter().zip(&exp.steps) {
+            for (fault, steps) in exp.faults.iter().map(|f| (&f.spec, &f.steps)) {
                 let step_time = step_time(fault.duration, steps.len());
                 for (i, p) in steps.iter().enumerate() {
                     println!(

@@ -519,7 +519,7 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
     let p = params::parse(FaultType::PostgresError, "p", value, &mut problems)
         .unwrap_or_else(|| panic!("{:?}", problems.found()));
     let ctx = FaultContext::new("r1", "/bin/false");
-    let mut fault = build(&ctx, spec, &p, Duration::from_secs(30));
+    let mut fault = build(&ctx, &unchecked(spec, &p), &p, Duration::from_secs(30));
     let record = fault.inject().unwrap();
     assert!(matches!(
         &record,
@@ -573,7 +573,12 @@ async fn postgres_error_fault_type_on_the_runs_proxy() {
         &mut problems,
     )
     .unwrap_or_else(|| panic!("{:?}", problems.found()));
-    let mut toxic = build(&ctx, &timeout_spec, &p, Duration::from_secs(30));
+    let mut toxic = build(
+        &ctx,
+        &unchecked(&timeout_spec, &p),
+        &p,
+        Duration::from_secs(30),
+    );
     let refused = toxic.inject().unwrap_err().to_string();
     assert!(refused.contains("toxics need a tcp proxy"), "{refused}");
     client.query("SELECT 1 AS after", &[]).await.unwrap();
@@ -797,7 +802,7 @@ async fn database_fault_on_a_running_proxy_server_over_its_api() {
             .unwrap_or_else(|| panic!("{:?}", problems.found()));
         build(
             &FaultContext::new("r2", "/bin/false"),
-            &spec,
+            &unchecked(&spec, &p),
             &p,
             Duration::from_secs(30),
         )
@@ -847,4 +852,17 @@ async fn database_fault_on_a_running_proxy_server_over_its_api() {
     });
     assert!(proxy.names("/proxies/saves-db/dbfaults").is_empty());
     assert_eq!(timed(&client, "SELECT 1 AS api_form").await.1, None);
+}
+
+/// A fault built from a spec and parameters parsed here, past the file-level validation
+/// (these tests reach the checks a fault makes itself, at inject).
+fn unchecked(
+    spec: &chaos_runner::spec::FaultSpec,
+    p: &chaos_runner::spec::FaultParams,
+) -> chaos_runner::spec::ValidatedFault {
+    chaos_runner::spec::ValidatedFault {
+        spec: spec.clone(),
+        steps: vec![p.clone()],
+        network: None,
+    }
 }

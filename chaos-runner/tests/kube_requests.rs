@@ -41,7 +41,7 @@ spec:
     ctx.experiment = "mock-test".into();
     ctx.kube = Arc::new(kube);
     let spec = &exp.experiment.spec.faults[0];
-    let fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let fault = build(&ctx, &exp.faults[0], &exp.faults[0].steps[0], spec.duration);
     (fault, handle)
 }
 

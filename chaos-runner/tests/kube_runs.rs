@@ -287,7 +287,7 @@ fn crash_mid_fault(
     ctx.kube = conn.clone();
     ctx.experiment = "kube-test".into();
     let spec = &exp.experiment.spec.faults[0];
-    let mut fault = build(&ctx, spec, &exp.steps[0][0], spec.duration);
+    let mut fault = build(&ctx, &exp.faults[0], &exp.faults[0].steps[0], spec.duration);
     let mut journal = Journal::create(state, run_id).unwrap();
     journal
         .append(Event::RunStarted {

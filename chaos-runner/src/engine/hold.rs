@@ -72,7 +72,7 @@ fn move_to_step(
     };
     let f = &live.faults[i];
     let remaining = f.duration.saturating_sub(elapsed);
-    let mut fault = faults::build(&run.context, &f.spec, &f.steps[step], remaining);
+    let mut fault = faults::build(&run.context, &f.fault, &f.fault.steps[step], remaining);
     let description = fault.describe();
     let intent = Event::Intent {
         fault: f.name.clone(),
@@ -88,7 +88,7 @@ fn move_to_step(
             "`{}` step {}/{}: {description}",
             f.name,
             step + 1,
-            f.steps.len()
+            f.fault.steps.len()
         ),
     );
     let record = match fault.inject() {
@@ -156,7 +156,7 @@ fn status_line(
         .iter()
         .filter_map(|f| {
             f.current
-                .map(|s| format!("{} step {}/{}", f.name, s + 1, f.steps.len()))
+                .map(|s| format!("{} step {}/{}", f.name, s + 1, f.fault.steps.len()))
         })
         .collect::<Vec<_>>()
         .join(", ");

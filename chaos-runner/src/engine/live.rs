@@ -6,15 +6,14 @@ use std::time::{Duration, Instant};
 use crate::faults::Fault;
 use crate::journal::{Event, Journal};
 use crate::report::{FaultReport, Measurement};
-use crate::spec::{FaultParams, FaultSpec};
+use crate::spec::ValidatedFault;
 
 use super::ramp::Ramp;
 
 /// A fault of the experiment while the run holds it.
 pub(super) struct Active {
     pub name: String,
-    pub spec: FaultSpec,
-    pub steps: Vec<FaultParams>,
+    pub fault: ValidatedFault,
     pub duration: Duration,
     /// The step in effect (`None`: not injected, or its time is over).
     pub current: Option<usize>,
@@ -23,11 +22,11 @@ pub(super) struct Active {
 }
 
 impl Active {
-    pub fn new(spec: &FaultSpec, steps: &[FaultParams]) -> Active {
+    pub fn new(fault: &ValidatedFault) -> Active {
+        let spec = &fault.spec;
         Active {
             name: spec.name.clone(),
-            spec: spec.clone(),
-            steps: steps.to_vec(),
+            fault: fault.clone(),
             duration: spec.duration,
             current: None,
             live: None,
@@ -46,7 +45,7 @@ impl Active {
     pub fn ramp(&self) -> Ramp {
         Ramp {
             duration: self.duration,
-            steps: self.steps.len(),
+            steps: self.fault.steps.len(),
         }
     }
 }

@@ -361,12 +361,7 @@ async fn lifecycle(
     let mut journal = Some(journal);
     if let (None, Some(journal)) = (&stop, journal.take()) {
         let mut live = LiveSet {
-            faults: spec
-                .faults
-                .iter()
-                .zip(&exp.steps)
-                .map(|(f, steps)| Active::new(f, steps))
-                .collect(),
+            faults: exp.faults.iter().map(Active::new).collect(),
             journal,
             started,
         };

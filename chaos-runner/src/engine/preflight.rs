@@ -150,9 +150,11 @@ async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult 
 
 /// Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
 fn check_faults(run: &Run<'_>) -> PhaseResult {
-    for (f, steps) in run.spec().faults.iter().zip(&run.exp.steps) {
-        let Some(first) = steps.first() else { continue };
-        faults::build(&run.context, f, first, f.duration)
+    for f in &run.exp.faults {
+        let Some(first) = f.steps.first() else {
+            continue;
+        };
+        faults::build(&run.context, f, first, f.spec.duration)
             .preflight()
             .map_err(|e| Stop::aborted(format!("preflight: {e}")))?;
     }

@@ -13,7 +13,8 @@ use std::time::Duration;
 use local::process::PausedTarget;
 use local::supervisor::Supervisor;
 
-use crate::spec::{FaultParams, FaultSpec, PartitionAction};
+use crate::spec::params::network::NetMatch;
+use crate::spec::{FaultParams, FaultSpec, PartitionAction, ValidatedFault};
 
 /// Injecting, reverting or verifying a fault failed.
 #[derive(Debug, thiserror::Error)]
@@ -367,25 +368,24 @@ pub fn supervised_launch(
     (program, launch)
 }
 
-/// Builds the fault for one step of `spec` with `params`, to hold for at most
-/// `remaining` (its own expiry). Nothing is injected until [`Fault::inject`].
+/// Builds the fault for one step of `fault` with `params` (one of its steps), to hold for
+/// at most `remaining` (its own expiry). Nothing is injected until [`Fault::inject`].
 ///
 /// ```
 /// use chaos_runner::faults::{build, FaultContext};
-/// use chaos_runner::spec::{CpuHogParams, FaultParams};
-/// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml")).unwrap();
-/// let exp = chaos_runner::spec::parse_experiment("cpu-hog.yaml", &text).unwrap();
+/// let exp = chaos_runner::spec::load_experiment(std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/cpu-hog.yaml"))).unwrap();
 /// let ctx = FaultContext::new("r1", "/bin/false");
-/// let params = FaultParams::CpuHog(CpuHogParams { workers: 1, load: 10, ..Default::default() });
-/// let fault = build(&ctx, &exp.spec.faults[0], &params, std::time::Duration::from_secs(1));
-/// assert!(fault.describe().contains("1 worker"));
+/// let hog = &exp.faults[0];
+/// let fault = build(&ctx, hog, &hog.steps[0], std::time::Duration::from_secs(1));
+/// assert!(fault.describe().contains("worker"));
 /// ```
 pub fn build(
     ctx: &FaultContext,
-    spec: &FaultSpec,
+    fault: &ValidatedFault,
     params: &FaultParams,
     remaining: Duration,
 ) -> Box<dyn Fault> {
+    let spec = &fault.spec;
     match params {
         FaultParams::CpuHog(p) => Box::new(local::cpu_hog::CpuHog::new(
             &spec.name,
@@ -447,13 +447,13 @@ pub fn build(
         }
         FaultParams::NetLoss(p) => net_filter(
             ctx,
-            spec,
+            fault,
             local::nftables::Action::Loss(p.percent),
             remaining,
         ),
         FaultParams::NetPartition(p) => net_filter(
             ctx,
-            spec,
+            fault,
             match p.action {
                 PartitionAction::Drop => local::nftables::Action::Drop,
                 PartitionAction::Reject => local::nftables::Action::Reject,
@@ -461,9 +461,9 @@ pub fn build(
             remaining,
         ),
         FaultParams::NetBandwidth(p) => {
-            qdisc(ctx, spec, local::tc::Shape::Bandwidth(*p), remaining)
+            qdisc(ctx, fault, local::tc::Shape::Bandwidth(*p), remaining)
         }
-        FaultParams::NetDelay(p) => qdisc(ctx, spec, local::tc::Shape::Delay(*p), remaining),
+        FaultParams::NetDelay(p) => qdisc(ctx, fault, local::tc::Shape::Delay(*p), remaining),
         FaultParams::PodKill(p) => Box::new(kube::pod_kill::PodKill::new(
             &spec.name,
             &ctx.run_id,
@@ -587,14 +587,14 @@ fn policy_fault(
 
 fn net_filter(
     ctx: &FaultContext,
-    spec: &FaultSpec,
+    fault: &ValidatedFault,
     action: local::nftables::Action,
     remaining: Duration,
 ) -> Box<dyn Fault> {
     Box::new(local::nftables::NetFilter::new(
-        &spec.name,
+        &fault.spec.name,
         &ctx.run_id,
-        network_match(spec),
+        network_match(fault),
         action,
         remaining,
         ctx.exe.clone(),
@@ -603,13 +603,13 @@ fn net_filter(
 
 fn qdisc(
     ctx: &FaultContext,
-    spec: &FaultSpec,
+    fault: &ValidatedFault,
     shape: local::tc::Shape,
     remaining: Duration,
 ) -> Box<dyn Fault> {
-    let m = network_match(spec);
+    let m = network_match(fault);
     Box::new(local::tc::Qdisc::new(
-        &spec.name,
+        &fault.spec.name,
         &ctx.run_id,
         m.as_ref().ok().and_then(|m| m.netns.clone()),
         m.and_then(|m| {
@@ -622,21 +622,13 @@ fn qdisc(
     ))
 }
 
-/// The typed network selector of `spec` (validation already accepted it; an error here
-/// fails the injection instead of panicking).
-fn network_match(spec: &FaultSpec) -> Result<crate::spec::params::network::NetMatch, String> {
-    let sel = spec
-        .selector
+/// The resolved network selector of a network fault (validation requires one; its
+/// absence fails the injection instead of panicking).
+fn network_match(fault: &ValidatedFault) -> Result<NetMatch, String> {
+    fault
         .network
-        .as_ref()
-        .ok_or_else(|| "the selector has no `network` part".to_owned())?;
-    crate::spec::params::network::resolve(sel).map_err(|problems| {
-        problems
-            .iter()
-            .map(|(f, m)| format!("network.{f}: {m}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    })
+        .clone()
+        .ok_or_else(|| "the selector has no `network` part".to_owned())
 }
 
 /// Reverts a fault known only from the journal (after a crash): by its record when the

@@ -18,7 +18,7 @@ pub use params::{
     ProxyParams, ProxyStream, RedisErrorParams, RedisLatencyParams,
 };
 pub use slo::SloSet;
-pub use validate::{step_time, ValidatedExperiment};
+pub use validate::{step_time, ValidatedExperiment, ValidatedFault};
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -9,15 +9,36 @@ use super::slo::SloSet;
 use super::yaml::Positions;
 use super::{SpecError, SpecErrors};
 
-/// An experiment that passed every check, with its SLO set and each fault's steps resolved.
+/// An experiment that passed every check, with its SLO set and each fault in typed form.
 #[derive(Debug, Clone)]
 pub struct ValidatedExperiment {
     /// The experiment as written.
     pub experiment: Experiment,
     /// The SLO set it refers to, if any.
     pub slos: Option<SloSet>,
-    /// Per fault, the parameters of each ramp step (one step without a ramp).
-    pub steps: Vec<Vec<FaultParams>>,
+    /// The faults, in the file's order, each with its typed steps and resolved selector.
+    pub faults: Vec<ValidatedFault>,
+}
+
+/// One fault that passed every check: as written, the typed parameters of each ramp step
+/// (one step without a ramp), and its selector resolved to typed values. What the engine,
+/// `plan`, `doctor` and the fault builders read.
+#[derive(Debug, Clone)]
+pub struct ValidatedFault {
+    /// The fault as written (name, type, selector, duration).
+    pub spec: FaultSpec,
+    /// The parameters of each ramp step.
+    pub steps: Vec<FaultParams>,
+    /// The `network` selector parsed (addresses, ports, namespace); `None` when the
+    /// selector has none.
+    pub network: Option<params::network::NetMatch>,
+}
+
+impl ValidatedFault {
+    /// The fault's name.
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
 }
 
 /// How long each of `steps` ramp steps holds (to the millisecond).
@@ -701,7 +722,7 @@ pub(crate) fn check_experiment(
         "must list at least one fault",
     );
     let mut names = HashSet::new();
-    let mut steps = Vec::new();
+    let mut faults = Vec::new();
     for (i, fault) in spec.faults.iter().enumerate() {
         let here = format!("spec.faults[{i}]");
         c.check(
@@ -789,7 +810,16 @@ pub(crate) fn check_experiment(
                 format!("must not exceed the duration of fault `{}`", fault.name),
             );
         }
-        steps.push(fault_steps);
+        faults.push(ValidatedFault {
+            spec: fault.clone(),
+            steps: fault_steps,
+            // Checked with the selector above: a problem there is already reported.
+            network: fault
+                .selector
+                .network
+                .as_ref()
+                .and_then(|sel| params::network::resolve(sel).ok()),
+        });
     }
     check_checks(
         &mut c,
@@ -840,7 +870,7 @@ pub(crate) fn check_experiment(
         Ok(ValidatedExperiment {
             experiment,
             slos,
-            steps,
+            faults,
         })
     } else {
         Err(SpecErrors(c.errors))
