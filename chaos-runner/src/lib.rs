@@ -21,4 +21,5 @@ pub mod report;
 pub mod setup;
 pub mod spec;
 pub mod stress;
+pub mod sys;
 pub mod watch;

@@ -32,8 +32,8 @@ use crate::output::Format;
 /// assert!(chaos_runner::recover::provably_gone(&fault).is_some());
 /// ```
 pub fn provably_gone(fault: &LiveFault) -> Option<String> {
-    use crate::faults::local::proc;
     use crate::faults::FaultRecord;
+    use crate::sys::proc;
     let runner = fault.runner_pid?;
     if matches!(proc::stat(runner), Some((state, _)) if state != 'Z' && state != 'X') {
         return None; // the runner (or a process that took its pid) is alive

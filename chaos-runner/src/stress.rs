@@ -280,8 +280,8 @@ pub fn resume(pid: u32, start_ticks: u64, after: Duration) {
     if !orphan {
         wait_for_signal(Instant::now() + after);
     }
-    if crate::faults::local::proc::is_running(pid, start_ticks) {
-        crate::faults::local::proc::signal(pid, libc::SIGCONT);
+    if crate::sys::proc::is_running(pid, start_ticks) {
+        crate::sys::proc::signal(pid, libc::SIGCONT);
     }
 }
 
@@ -399,7 +399,7 @@ pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize,
             .map(|a| String::from_utf8_lossy(a).into_owned())
             .collect();
         if is_helper_of(&argv, run_id, fault) {
-            crate::faults::local::proc::signal(pid, libc::SIGTERM);
+            crate::sys::proc::signal(pid, libc::SIGTERM);
             found.push(pid);
         }
     }
@@ -492,7 +492,7 @@ pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
              would not stop; use `pod-kill`, or a signal it handles"
         ));
     }
-    if !crate::faults::local::proc::signal(1, sig) {
+    if !crate::sys::proc::signal(1, sig) {
         return Err(format!(
             "cannot send SIG{name} to PID 1 (`{comm}`): {}",
             std::io::Error::last_os_error()

@@ -7,12 +7,13 @@
 
 use crate::support;
 
+use chaos_runner::faults::local::netcmd;
 use chaos_runner::faults::local::nftables::{self, Action, NetFilter};
 use chaos_runner::faults::local::tc::{self, Qdisc, Shape};
-use chaos_runner::faults::local::{netcmd, proc};
 use chaos_runner::faults::{revert_from_journal, Fault, FaultRecord};
 use chaos_runner::spec::params::network::NetMatch;
 use chaos_runner::spec::{NetBandwidthParams, NetDelayParams, NetDirection, NetProtocol};
+use chaos_runner::sys::proc;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};

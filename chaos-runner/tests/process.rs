@@ -5,13 +5,13 @@
 
 use crate::support;
 
-use chaos_runner::faults::local::proc;
 use chaos_runner::faults::local::process::{is_stopped, resolve, Action, ProcessFault};
-use chaos_runner::faults::local::supervisor::{SupervisedCommand, Supervisor};
 use chaos_runner::faults::{supervised_command, supervised_launch, Fault, FaultRecord};
 use chaos_runner::spec::{
     KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector, RestartPolicy, Selector,
 };
+use chaos_runner::sys::proc;
+use chaos_runner::sys::supervisor::{SupervisedCommand, Supervisor};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -724,7 +724,7 @@ fn an_unrevertable_kill_in_a_run_says_not_revertible() {
 
 #[test]
 fn a_supervised_command_that_exits_while_starting_is_named_with_its_exit_status() {
-    use chaos_runner::faults::local::supervisor::SupervisorError;
+    use chaos_runner::sys::supervisor::SupervisorError;
     let Some(python) = python3() else { return };
     let exits = |restart, ready_timeout| SupervisedCommand {
         name: "exits".into(),

@@ -2,10 +2,10 @@
 //! the hog dies with its parent; `recover` reverts what a dead run left, from the journal.
 
 use chaos_runner::faults::local::cpu_hog::CpuHog;
-use chaos_runner::faults::local::proc;
 use chaos_runner::faults::{Fault, FaultRecord};
 use chaos_runner::journal::{self, Event, Journal};
 use chaos_runner::spec::CpuHogParams;
+use chaos_runner::sys::proc;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

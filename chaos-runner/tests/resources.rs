@@ -11,13 +11,13 @@
 use crate::support;
 
 use bytesize::ByteSize;
-use chaos_runner::faults::local::cgroup;
 use chaos_runner::faults::local::cpu_hog::CpuHog;
 use chaos_runner::faults::local::disk_fill::{allocated_bytes, space, DiskFill};
 use chaos_runner::faults::local::memory_hog::{rss_bytes, MemoryHog};
-use chaos_runner::faults::local::proc;
 use chaos_runner::faults::{Fault, FaultRecord};
 use chaos_runner::spec::{CpuHogParams, DiskFillParams, MemoryHogParams};
+use chaos_runner::sys::cgroup;
+use chaos_runner::sys::proc;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -67,7 +67,7 @@ fn start_services(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
 
 fn start_supervised(
     run: &Run<'_>,
-    supervisors: &mut BTreeMap<String, Arc<faults::local::supervisor::Supervisor>>,
+    supervisors: &mut BTreeMap<String, Arc<crate::sys::supervisor::Supervisor>>,
     sink: &mut dyn EventSink,
 ) -> PhaseResult {
     for f in &run.spec().faults {
@@ -89,7 +89,7 @@ fn start_supervised(
             Phase::Preflight,
             format!("starting `{}`", command.argv.join(" ")),
         );
-        let supervisor = faults::local::supervisor::Supervisor::start_with(command, launch)
+        let supervisor = crate::sys::supervisor::Supervisor::start_with(command, launch)
             .map_err(|e| Stop::aborted(format!("preflight: fault `{}`: {e}", f.name)))?;
         supervisors.insert(f.name.clone(), Arc::new(supervisor));
     }

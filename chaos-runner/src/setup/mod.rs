@@ -9,11 +9,11 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::faults::local::supervisor::{Launch, SupervisedCommand, Supervisor};
 use crate::faults::FaultRecord;
 use crate::interrupt::Interrupt;
 use crate::journal::{Event, Journal};
 use crate::spec::{RestartPolicy, SetupService};
+use crate::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 
 /// A setup service could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -146,11 +146,7 @@ impl std::fmt::Debug for SetupSet {
 }
 
 fn remove_dir(dir: &Path) -> Result<(), String> {
-    match std::fs::remove_dir_all(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
-    }
+    crate::sys::child::remove_dir_if_any(dir)
 }
 
 fn log_tail(dir: &Path) -> String {
@@ -356,18 +352,4 @@ impl Drop for SetupSet {
     fn drop(&mut self) {
         self.teardown();
     }
-}
-
-/// Stops what a dead run's setup service left (by pid and start ticks, so a reused pid is
-/// never hit) and removes its directory; used by `recover`.
-pub fn revert_record(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Result<(), String> {
-    if let Some(pid) = pid.filter(|p| *p > 0) {
-        crate::faults::local::child::stop_if_ours(
-            pid,
-            start_ticks,
-            libc::SIGTERM,
-            Duration::from_secs(5),
-        )?;
-    }
-    remove_dir(dir)
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::faults::local::supervisor::{Launch, SupervisedCommand};
 use crate::interrupt::Interrupt;
 use crate::spec::{PostgresSetup, RestartPolicy};
+use crate::sys::supervisor::{Launch, SupervisedCommand};
 
 /// Where the PostgreSQL packages put their programs.
 const ROOT: &str = "/usr/lib/postgresql";

@@ -240,13 +240,13 @@ pub fn http_get(url: &str) -> Option<String> {
 
 /// Hog processes started for fault `fault` (by command line).
 pub fn hogs(fault: &str) -> Vec<u32> {
-    chaos_runner::faults::local::proc::pids()
+    chaos_runner::sys::proc::pids()
         .into_iter()
         .filter(|pid| {
-            chaos_runner::faults::local::proc::cmdline(*pid).is_some_and(|a| {
+            chaos_runner::sys::proc::cmdline(*pid).is_some_and(|a| {
                 a.get(1).is_some_and(|s| s == "stress")
                     && a.windows(2).any(|w| w[0] == "--fault" && w[1] == fault)
-            }) && chaos_runner::faults::local::proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
+            }) && chaos_runner::sys::proc::stat(*pid).is_some_and(|(s, _)| s != 'Z')
         })
         .collect()
 }

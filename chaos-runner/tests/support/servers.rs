@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use chaos_runner::faults::local::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
+use chaos_runner::sys::supervisor::Supervisor;
 
 use super::ports::free_port;
 use super::TempDir;
@@ -44,8 +44,8 @@ impl Postgres {
     /// something else may take it meanwhile: a start that loses its port ("Address
     /// already in use") is tried again on another one, up to three times.
     pub fn start() -> Option<Postgres> {
-        use chaos_runner::faults::local::supervisor::SupervisorError;
         use chaos_runner::setup::postgres;
+        use chaos_runner::sys::supervisor::SupervisorError;
         if !require(postgres::bin_dir(None).map(|_| ())) {
             return None;
         }

@@ -6,11 +6,11 @@ use crate::helper::HelperCommand;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cgroup::{Cgroup, Controller};
-use super::child::StressChild;
-use super::proc;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::CpuHogParams;
+use crate::sys::cgroup::{Cgroup, Controller};
+use crate::sys::child::StressChild;
+use crate::sys::proc;
 
 /// The CFS period the quota is expressed against (100 ms, the kernel default).
 const CFS_PERIOD_US: u64 = 100_000;

@@ -10,10 +10,10 @@ use crate::helper::HelperCommand;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::child::StressChild;
-use super::proc;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::DiskFillParams;
+use crate::sys::child::StressChild;
+use crate::sys::proc;
 
 /// The file name prefix every fill file has (recover refuses to delete anything else).
 pub const FILL_PREFIX: &str = ".chaos-fill-";
@@ -211,7 +211,7 @@ impl Fault for DiskFill {
                 format!("fill file {} still exists", self.file.display()),
             ));
         }
-        if let Some((pid, _, _)) = proc::stress_children(&self.run_id, &self.name).first() {
+        if let Some((pid, _)) = proc::stress_children(&self.run_id, &self.name).first() {
             return Err(self.error(true, format!("fill process {pid} still runs")));
         }
         Ok(())

@@ -9,11 +9,11 @@ use crate::helper::HelperCommand;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::cgroup::{Cgroup, Controller};
-use super::child::StressChild;
-use super::proc;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::MemoryHogParams;
+use crate::sys::cgroup::{Cgroup, Controller};
+use crate::sys::child::StressChild;
+use crate::sys::proc;
 
 /// A memory hog fault.
 #[derive(Debug)]
@@ -264,7 +264,7 @@ impl Fault for MemoryHog {
                 return Err(self.error(true, format!("hog process {} still runs", child.pid())));
             }
         }
-        if let Some((pid, _, _)) = proc::stress_children(&self.run_id, &self.name).first() {
+        if let Some((pid, _)) = proc::stress_children(&self.run_id, &self.name).first() {
             return Err(self.error(true, format!("hog process {pid} still runs")));
         }
         if let Some(cg) = &self.cgroup {

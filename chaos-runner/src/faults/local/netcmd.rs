@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::proc;
+use crate::sys::proc;
 
 /// Where `ip netns add` keeps named namespaces.
 pub const NETNS_DIR: &str = "/run/netns";

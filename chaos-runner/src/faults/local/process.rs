@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::child::{self, StressChild};
-use super::proc;
-use super::supervisor::Supervisor;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector};
+use crate::sys::child::{self, StressChild};
+use crate::sys::proc;
+use crate::sys::supervisor::Supervisor;
 
 /// What a process fault does.
 #[derive(Debug, Clone, Copy)]

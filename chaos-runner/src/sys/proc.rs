@@ -162,9 +162,9 @@ pub fn flag_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
         .map(|w| w[1].as_str())
 }
 
-/// Runner stress children (`<exe> stress <kind> ...`) of `run_id`'s fault `name`, with
-/// their kind and argument vectors, found by command line (zombies excluded).
-pub fn stress_children(run_id: &str, name: &str) -> Vec<(u32, String, Vec<String>)> {
+/// Runner helper children (`<exe> stress <command> ...`) of `run_id`'s fault `name`, with
+/// what each runs, found by command line (zombies excluded).
+pub fn stress_children(run_id: &str, name: &str) -> Vec<(u32, crate::helper::HelperCommand)> {
     pids()
         .into_iter()
         .filter_map(|pid| {
@@ -172,7 +172,7 @@ pub fn stress_children(run_id: &str, name: &str) -> Vec<(u32, String, Vec<String
             let helper = crate::helper::HelperCommand::from_cmdline(&args)?;
             let ours =
                 helper.owner() == Some((run_id, name)) && stat(pid).is_some_and(|(s, _)| s != 'Z');
-            ours.then(|| (pid, args.get(2).cloned().unwrap_or_default(), args))
+            ours.then_some((pid, helper))
         })
         .collect()
 }

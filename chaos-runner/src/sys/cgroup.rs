@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::proc;
+use crate::sys::proc;
 
 /// The cgroup v1 controllers the hogs use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,7 +25,7 @@ impl Controller {
     /// The controller's name, as in `/proc/mounts` options.
     ///
     /// ```
-    /// assert_eq!(chaos_runner::faults::local::cgroup::Controller::Memory.name(), "memory");
+    /// assert_eq!(chaos_runner::sys::cgroup::Controller::Memory.name(), "memory");
     /// ```
     pub fn name(self) -> &'static str {
         match self {

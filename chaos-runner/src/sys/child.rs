@@ -105,3 +105,21 @@ pub fn stop_if_ours(
         Err(format!("stress process {pid} survived SIGKILL"))
     }
 }
+
+/// Stops what a dead run's service left (by pid and start ticks, so a reused pid is never
+/// hit; `None` or 0 when it never started) and removes its directory.
+pub fn stop_service_left(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Result<(), String> {
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        stop_if_ours(pid, start_ticks, libc::SIGTERM, Duration::from_secs(5))?;
+    }
+    remove_dir_if_any(dir)
+}
+
+/// Removes `dir` and everything in it; a directory already gone is fine.
+pub fn remove_dir_if_any(dir: &Path) -> Result<(), String> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
+    }
+}
