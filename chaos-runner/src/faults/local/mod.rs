@@ -4,7 +4,6 @@ pub mod cgroup;
 pub mod child;
 pub mod cpu_hog;
 pub mod db_fault;
-pub mod dbproto;
 pub mod disk_fill;
 pub mod memory_hog;
 pub mod netcmd;
@@ -13,7 +12,6 @@ pub mod proc;
 pub mod process;
 pub mod supervisor;
 
-pub mod proxy;
 pub mod proxy_fault;
 pub mod tc;
 
