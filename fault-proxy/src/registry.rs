@@ -329,7 +329,10 @@ impl ProxyRegistry {
         let mut toxics = Vec::new();
         for json in input.toxics.iter().flatten() {
             let toxic = self.arm(json.to_toxic()?)?;
-            if toxics.iter().any(|t: &Armed| t.toxic.name == toxic.toxic.name) {
+            if toxics
+                .iter()
+                .any(|t: &Armed| t.toxic.name == toxic.toxic.name)
+            {
                 return Err(ApiError::conflict("toxic already exists"));
             }
             toxics.push(toxic);
@@ -599,7 +602,11 @@ impl ProxyRegistry {
                 entry.protocol.as_str()
             )));
         }
-        if entry.toxics.iter().any(|t| t.toxic.name == armed.toxic.name) {
+        if entry
+            .toxics
+            .iter()
+            .any(|t| t.toxic.name == armed.toxic.name)
+        {
             return Err(ApiError::conflict("toxic already exists"));
         }
         let added = armed.toxic.clone();
@@ -658,10 +665,12 @@ impl ProxyRegistry {
     /// Removes toxic `toxic` of proxy `name` after `after` unless it was removed or
     /// replaced meanwhile: the fault's own expiry.
     pub fn expire_toxic(self: &Arc<Self>, name: &str, toxic: &str, after: Duration) {
-        let id = self
-            .lock()
-            .get(name)
-            .and_then(|e| e.toxics.iter().find(|t| t.toxic.name == toxic).map(|t| t.id));
+        let id = self.lock().get(name).and_then(|e| {
+            e.toxics
+                .iter()
+                .find(|t| t.toxic.name == toxic)
+                .map(|t| t.id)
+        });
         let Some(id) = id else { return };
         let (this, name, toxic) = (self.clone(), name.to_owned(), toxic.to_owned());
         self.handle.spawn(async move {

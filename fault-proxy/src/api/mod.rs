@@ -167,7 +167,10 @@ async fn metrics(State(r): Shared) -> Response {
 }
 
 async fn show(State(r): Shared, Path(proxy): Path<String>) -> Response {
-    answer(StatusCode::OK, r.get(&proxy).map(|view| ProxyJson::from(&view)))
+    answer(
+        StatusCode::OK,
+        r.get(&proxy).map(|view| ProxyJson::from(&view)),
+    )
 }
 
 async fn update(State(r): Shared, Path(proxy): Path<String>, body: Bytes) -> Response {
@@ -200,7 +203,10 @@ async fn add_toxic(State(r): Shared, Path(proxy): Path<String>, body: Bytes) -> 
 }
 
 async fn show_toxic(State(r): Shared, Path((proxy, toxic)): Path<(String, String)>) -> Response {
-    answer(StatusCode::OK, r.toxic(&proxy, &toxic).map(|t| toxic_value(&t)))
+    answer(
+        StatusCode::OK,
+        r.toxic(&proxy, &toxic).map(|t| toxic_value(&t)),
+    )
 }
 
 async fn update_toxic(

@@ -379,11 +379,7 @@ impl DbFaults {
 }
 
 impl crate::ProtocolRelay for DbFaults {
-    fn relay(
-        self: Arc<Self>,
-        client: TcpStream,
-        upstream: TcpStream,
-    ) -> crate::RelayFuture {
+    fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> crate::RelayFuture {
         Box::pin(async move {
             let end = DbFaults::relay(&self, client, upstream).await?;
             tracing::debug!(protocol = self.protocol.name(), ?end, "db relay ended");

@@ -149,7 +149,6 @@ fn check_message(message: Option<&str>, problems: &mut Found) {
     );
 }
 
-
 /// Severity of an injected PostgreSQL error, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum PgSeverity {
@@ -332,7 +331,10 @@ impl DbParams {
     /// assert_eq!(e.problems.len(), 2);
     /// assert_eq!(e.problems[1].at("attributes"), "attributes.delay");
     /// ```
-    pub fn parse(fault_type: DbFaultType, value: serde_json::Value) -> Result<DbParams, ParamsError> {
+    pub fn parse(
+        fault_type: DbFaultType,
+        value: serde_json::Value,
+    ) -> Result<DbParams, ParamsError> {
         fn typed<T: serde::de::DeserializeOwned + ParamChecks>(
             fault_type: DbFaultType,
             value: serde_json::Value,
@@ -488,7 +490,6 @@ impl DbParams {
         }
     }
 }
-
 
 /// Range and consistency checks of a parameter struct (what serde cannot rule out).
 pub trait ParamChecks {

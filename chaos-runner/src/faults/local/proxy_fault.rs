@@ -97,7 +97,11 @@ impl ProxyPool {
     }
 
     /// The rule set of the pool's `protocol` proxy named `proxy`.
-    pub fn db_faults(&self, protocol: fault_proxy::dbproto::Protocol, proxy: &str) -> Arc<DbFaults> {
+    pub fn db_faults(
+        &self,
+        protocol: fault_proxy::dbproto::Protocol,
+        proxy: &str,
+    ) -> Arc<DbFaults> {
         self.db.get(protocol, proxy)
     }
 

@@ -13,9 +13,9 @@ use super::{
     DbProxyObjects, ADMIN_LISTEN, CONFIG_DIR, CONFIG_FILE, ORIGINAL_SELECTOR_ANNOTATION,
     PROXY_LABEL,
 };
+use crate::spec::DbParams;
 use fault_proxy::db_rules::DbFaultInput;
 use fault_proxy::{Protocol, ProxyInput};
-use crate::spec::DbParams;
 
 /// How one port of the Service is relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
