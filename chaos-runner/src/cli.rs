@@ -186,8 +186,8 @@ fn proxy(
     config: Option<&std::path::Path>,
     relay: Relay,
 ) -> Outcome {
-    use crate::faults::local::proxy::server::{default_workers, ProxyServer, ServerOptions};
-    use crate::faults::local::proxy::ProxyInput;
+    use fault_proxy::server::{default_workers, ProxyServer, ServerOptions};
+    use fault_proxy::ProxyInput;
     use std::io::Write;
 
     let addr: std::net::SocketAddr = match listen.parse() {
@@ -269,7 +269,7 @@ fn proxy(
     };
     // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no
     // rules set: they pass everything until a run's faults add some).
-    crate::faults::local::dbproto::DbRelays::default().register(server.registry());
+    fault_proxy::dbproto::DbRelays::default().register(server.registry());
     server.registry().set_busy_poll(relay.busy_poll);
     server.registry().set_bulk_yield(relay.bulk_yield);
     if let Err(e) = server.registry().populate(proxies) {

@@ -14,7 +14,6 @@ mod kube_runs;
 mod load;
 mod network;
 mod process;
-mod proxy;
 mod proxy_cli;
 mod recover;
 mod resources;

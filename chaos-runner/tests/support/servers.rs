@@ -1,10 +1,9 @@
 //! Real database servers for tests, each in its own temp dir on a free port: PostgreSQL
-//! (started with the runner's own `setup::postgres` code, as `spec.setup` starts it) and
-//! redis-server. Under `CI=true` a missing server binary fails the test.
+//! (started with the runner's own `setup::postgres` code, as `spec.setup` starts it).
+//! Under `CI=true` a missing server binary fails the test. (redis-server is started by
+//! fault-proxy's tests, which are the ones that need it.)
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use chaos_runner::spec::PostgresSetup;
@@ -92,56 +91,5 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         self.supervisor.stop();
-    }
-}
-
-/// A redis-server without persistence; killed on drop.
-pub struct Redis {
-    child: Child,
-    pub port: u16,
-    _dir: TempDir,
-}
-
-impl Redis {
-    /// Starts it; `None` (skip) when redis-server is not installed outside CI.
-    pub fn start() -> Option<Redis> {
-        let binary = ["/usr/bin/redis-server", "/usr/local/bin/redis-server"]
-            .into_iter()
-            .map(PathBuf::from)
-            .find(|p| p.exists());
-        let found = binary
-            .as_deref()
-            .map(|_| ())
-            .ok_or_else(|| "redis-server is not installed".to_owned());
-        if !require(found) {
-            return None;
-        }
-        let binary: &Path = binary.as_deref().expect("checked above");
-        let dir = TempDir::new("test-redis");
-        let port = free_port();
-        let child = Command::new(binary)
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--dir"])
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        Some(Redis {
-            child,
-            port,
-            _dir: dir,
-        })
-    }
-
-    pub fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }

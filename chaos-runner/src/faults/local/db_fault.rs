@@ -17,11 +17,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::dbproto::{DbFaults, Protocol, RuleSetting};
-use super::proxy::db_rules::DbFaultInput;
+use fault_proxy::db_rules::DbFaultInput;
+use fault_proxy::dbproto::{DbFaults, Protocol, RuleSetting};
+
 use super::proxy_fault::{http, ProxyPool, ProxyTarget};
 use crate::faults::{Fault, FaultError, FaultRecord};
-use crate::spec::{DbParams, ProxyProtocol, ProxySelector};
+use crate::spec::{DbParams, ProxySelector};
 
 /// A protocol-aware database fault.
 #[derive(Debug)]
@@ -78,10 +79,7 @@ impl DbFault {
     }
 
     fn protocol(&self) -> Protocol {
-        match self.params.protocol() {
-            ProxyProtocol::Redis => Protocol::Redis,
-            _ => Protocol::Postgres,
-        }
+        self.params.protocol()
     }
 
     fn inject_error(&self, reason: impl Into<String>) -> FaultError {
@@ -125,7 +123,7 @@ impl DbFault {
             .rule(&self.rule)
             .map_err(|e| self.inject_error(e.to_string()))?;
         let proxy = pool
-            .ensure(listen, upstream, self.params.protocol())
+            .ensure(listen, upstream, self.params.protocol().into())
             .map_err(|e| self.inject_error(e))?;
         let faults = pool.db_faults(self.protocol(), &proxy);
         let id = faults

@@ -2,14 +2,12 @@
 
 pub mod cpu_hog;
 pub mod db_fault;
-pub mod dbproto;
 pub mod disk_fill;
 pub mod memory_hog;
 pub mod netcmd;
 pub mod nftables;
 pub mod process;
 
-pub mod proxy;
 pub mod proxy_fault;
 pub mod tc;
 

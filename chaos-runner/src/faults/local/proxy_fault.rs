@@ -12,11 +12,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::proxy::server::ProxyServer;
-use super::proxy::toxics::ToxicJson;
-use super::proxy::{Protocol, ProxyInput, ProxyRegistry};
+use fault_proxy::api::ToxicJson;
+use fault_proxy::dbproto::{DbFaults, DbRelays};
+use fault_proxy::server::ProxyServer;
+use fault_proxy::toxics::{Stream, Toxic, ToxicKind};
+use fault_proxy::{Protocol, ProxyInput, ProxyRegistry};
+
 use crate::faults::{Fault, FaultError, FaultRecord};
-use crate::spec::{ProxyAction, ProxyParams, ProxyProtocol, ProxySelector};
+use crate::spec::{ProxyAction, ProxyParams, ProxyProtocol, ProxySelector, ProxyStream};
 
 /// The default admin API of a running proxy server.
 pub const DEFAULT_API: &str = "http://127.0.0.1:8474";
@@ -29,7 +32,7 @@ pub struct ProxyPool {
     server: Arc<Mutex<Option<ProxyServer>>>,
     /// The rule sets of the pool's `postgres` and `redis` proxies (`postgres-*`,
     /// `redis-*` faults).
-    db: super::dbproto::DbRelays,
+    db: DbRelays,
 }
 
 impl std::fmt::Debug for ProxyPool {
@@ -96,9 +99,9 @@ impl ProxyPool {
     /// The rule set of the pool's `protocol` proxy named `proxy`.
     pub fn db_faults(
         &self,
-        protocol: super::dbproto::Protocol,
+        protocol: fault_proxy::dbproto::Protocol,
         proxy: &str,
-    ) -> Arc<super::dbproto::DbFaults> {
+    ) -> Arc<DbFaults> {
         self.db.get(protocol, proxy)
     }
 
@@ -205,49 +208,42 @@ impl ProxyFault {
         &self.toxic
     }
 
-    fn toxic_json(&self) -> Option<ToxicJson> {
-        let ms = |d: &Duration| d.as_millis() as u64;
-        let (kind, attributes) = match &self.params.action {
-            ProxyAction::Latency { latency, jitter } => (
-                "latency",
-                serde_json::json!({"latency": ms(latency), "jitter": ms(jitter)}),
-            ),
-            ProxyAction::Bandwidth { rate } => ("bandwidth", serde_json::json!({"rate": rate})),
-            ProxyAction::SlowClose { delay } => {
-                ("slow_close", serde_json::json!({"delay": ms(delay)}))
-            }
-            ProxyAction::Timeout { timeout } => {
-                ("timeout", serde_json::json!({"timeout": ms(timeout)}))
-            }
-            ProxyAction::ResetPeer { timeout } => {
-                ("reset_peer", serde_json::json!({"timeout": ms(timeout)}))
-            }
+    /// The toxic this fault adds (`None` for `down`, which adds none).
+    fn toxic(&self) -> Option<Toxic> {
+        let kind = match &self.params.action {
+            ProxyAction::Latency { latency, jitter } => ToxicKind::Latency {
+                latency: *latency,
+                jitter: *jitter,
+            },
+            ProxyAction::Bandwidth { rate } => ToxicKind::Bandwidth { rate: *rate },
+            ProxyAction::SlowClose { delay } => ToxicKind::SlowClose { delay: *delay },
+            ProxyAction::Timeout { timeout } => ToxicKind::Timeout { timeout: *timeout },
+            ProxyAction::ResetPeer { timeout } => ToxicKind::ResetPeer { timeout: *timeout },
             ProxyAction::Slicer {
                 average_size,
                 size_variation,
                 delay,
-            } => (
-                "slicer",
-                serde_json::json!({
-                    "average_size": average_size,
-                    "size_variation": size_variation,
-                    "delay": delay.as_micros() as u64,
-                }),
-            ),
-            ProxyAction::LimitData { bytes } => ("limit_data", serde_json::json!({"bytes": bytes})),
-            ProxyAction::Loss { probability, delay } => (
-                "loss",
-                serde_json::json!({"probability": probability, "delay": delay.as_ref().map_or(0, ms)}),
-            ),
+            } => ToxicKind::Slicer {
+                average_size: *average_size,
+                size_variation: *size_variation,
+                delay: *delay,
+            },
+            ProxyAction::LimitData { bytes } => ToxicKind::LimitData { bytes: *bytes },
+            ProxyAction::Loss { probability, delay } => ToxicKind::Loss {
+                probability: *probability,
+                delay: delay.unwrap_or_default(),
+            },
             ProxyAction::Down => return None,
         };
-        Some(ToxicJson {
-            name: Some(self.toxic.clone()),
-            toxic_type: kind.to_owned(),
-            stream: Some(self.params.stream.as_str().to_owned()),
-            toxicity: Some(self.params.toxicity),
-            attributes,
-        })
+        let stream = match self.params.stream {
+            ProxyStream::Upstream => Stream::Upstream,
+            ProxyStream::Downstream => Stream::Downstream,
+        };
+        Some(
+            Toxic::new(self.toxic.clone(), kind)
+                .with_stream(stream)
+                .with_toxicity(self.params.toxicity),
+        )
     }
 
     fn record(&self) -> FaultRecord {
@@ -307,7 +303,7 @@ impl Fault for ProxyFault {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let toxic = self.toxic_json();
+        let toxic = self.toxic();
         match self.target.clone() {
             ProxyTarget::InRun {
                 pool,
@@ -319,10 +315,10 @@ impl Fault for ProxyFault {
                     .ensure(&listen, &upstream, protocol)
                     .map_err(|e| self.inject_error(e))?;
                 let registry = pool.registry().map_err(|e| self.inject_error(e))?;
-                match &toxic {
-                    Some(json) => {
+                match toxic {
+                    Some(toxic) => {
                         registry
-                            .add_toxic(&proxy, json)
+                            .add_toxic(&proxy, toxic)
                             .map_err(|e| self.inject_error(e.message))?;
                         registry.expire_toxic(&proxy, &self.toxic, self.expiry);
                     }
@@ -344,8 +340,9 @@ impl Fault for ProxyFault {
             ProxyTarget::Api { api, proxy } => {
                 let base = format!("{api}/proxies/{proxy}");
                 match &toxic {
-                    Some(json) => {
-                        let body = serde_json::to_string(json)
+                    Some(toxic) => {
+                        // The API edge: the toxic in toxiproxy's JSON.
+                        let body = serde_json::to_string(&ToxicJson::from_toxic(toxic))
                             .map_err(|e| self.inject_error(e.to_string()))?;
                         let (code, text) = http("POST", &format!("{base}/toxics"), Some(&body))
                             .map_err(|e| self.inject_error(e))?;
@@ -432,7 +429,7 @@ impl Fault for ProxyFault {
                     if !view.enabled {
                         return Err(self.revert_error(format!("proxy `{proxy}` is still down")));
                     }
-                } else if view.toxics.iter().any(|t| t["name"] == self.toxic.as_str()) {
+                } else if view.toxics.iter().any(|t| t.name == self.toxic) {
                     return Err(self.revert_error(format!("toxic {} is still on", self.toxic)));
                 }
                 Ok(())

@@ -13,9 +13,9 @@ use super::{
     DbProxyObjects, ADMIN_LISTEN, CONFIG_DIR, CONFIG_FILE, ORIGINAL_SELECTOR_ANNOTATION,
     PROXY_LABEL,
 };
-use crate::faults::local::proxy::db_rules::DbFaultInput;
-use crate::faults::local::proxy::{Protocol, ProxyInput};
 use crate::spec::DbParams;
+use fault_proxy::db_rules::DbFaultInput;
+use fault_proxy::{Protocol, ProxyInput};
 
 /// How one port of the Service is relayed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -497,7 +497,7 @@ mod tests {
     /// pod's is at start) holds the rule with the fault's attributes and expiry.
     #[test]
     fn generated_config_populates_a_real_proxy_server() {
-        use crate::faults::local::proxy::{server::ProxyServer, ProxyInput};
+        use fault_proxy::{server::ProxyServer, ProxyInput};
         let p = DbParams::PostgresLatency(PostgresLatencyParams {
             pattern: "^UPDATE".into(),
             delay: Duration::from_millis(300),
@@ -537,7 +537,7 @@ mod tests {
             input.listen = Some("127.0.0.1:0".into());
         }
         let server = ProxyServer::start(None).unwrap();
-        crate::faults::local::dbproto::DbRelays::default().register(server.registry());
+        fault_proxy::dbproto::DbRelays::default().register(server.registry());
         server.registry().populate(inputs).unwrap();
         let set = server.registry().db_faults("db").unwrap();
         assert_eq!(set.len(), 1);

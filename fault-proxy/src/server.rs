@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-use super::ProxyRegistry;
+use crate::ProxyRegistry;
 
 /// The proxy server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub struct ProxyServer {
 /// proxy to fewer.
 ///
 /// ```
-/// assert!(chaos_runner::faults::local::proxy::server::default_workers() >= 1);
+/// assert!(fault_proxy::server::default_workers() >= 1);
 /// ```
 pub fn default_workers() -> usize {
     std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
@@ -73,7 +73,7 @@ impl ProxyServer {
     /// [`ProxyServer::api_addr`]).
     ///
     /// ```
-    /// let server = chaos_runner::faults::local::proxy::server::ProxyServer::start(
+    /// let server = fault_proxy::server::ProxyServer::start(
     ///     Some("127.0.0.1:0".parse().unwrap())).unwrap();
     /// assert!(server.api_addr().unwrap().port() > 0);
     /// ```
@@ -87,7 +87,7 @@ impl ProxyServer {
     /// Starts the proxy thread as `options` say.
     ///
     /// ```
-    /// use chaos_runner::faults::local::proxy::server::{ProxyServer, ServerOptions};
+    /// use fault_proxy::server::{ProxyServer, ServerOptions};
     /// let server = ProxyServer::start_with(ServerOptions { api: None, workers: 1 }).unwrap();
     /// assert!(server.api_addr().is_none());
     /// ```
@@ -119,7 +119,7 @@ impl ProxyServer {
             .spawn(move || {
                 runtime.block_on(async {
                     if let Some(listener) = listener {
-                        let app = super::api::router(reg.clone());
+                        let app = crate::api::router(reg.clone());
                         match tokio::net::TcpListener::from_std(listener) {
                             Ok(listener) => {
                                 let shutdown = token.clone();

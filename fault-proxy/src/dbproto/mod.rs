@@ -17,13 +17,14 @@
 //! as the client is told, outside it the implicit transaction is rolled back.
 
 pub mod admin;
+pub mod params;
 mod postgres;
 mod redis;
 mod rules;
 
 pub use rules::{
-    check_redis_error, valid_sqlstate, Action, PgError, Phase, Protocol, Rule, RuleError, Severity,
-    REDIS_ERROR_PREFIXES,
+    check_redis_error, valid_sqlstate, Action, PgError, Phase, Protocol, RedisLineError, Rule,
+    RuleError, Severity, REDIS_ERROR_PREFIXES,
 };
 
 use arc_swap::ArcSwap;
@@ -36,8 +37,8 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::faults::local::proxy::db_rules::{DbFaultInput, DbFaultView};
-use crate::faults::local::proxy::toxics::ApiError;
+use crate::db_rules::{DbFaultInput, DbFaultView};
+use crate::ApiError;
 
 /// The identifier a poison statement or command is named with.
 pub(crate) const MARKER: &[u8] = b"chaos_injected_fault_";
@@ -62,7 +63,7 @@ impl Entry {
 /// the fault type and attributes it was given as (shown back by the API).
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::RuleSetting;
+/// use fault_proxy::dbproto::RuleSetting;
 /// let s = RuleSetting::expiring_in(std::time::Duration::from_secs(30));
 /// assert!(s.expires_at.is_some());
 /// assert!(RuleSetting::default().expires_at.is_none());
@@ -138,7 +139,7 @@ pub struct DbStats {
 /// Protocol fault rules shared by every connection of one proxy.
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::{Action, DbFaults, PgError, Protocol, Rule, Severity};
+/// use fault_proxy::dbproto::{Action, DbFaults, PgError, Protocol, Rule, Severity};
 /// let faults = DbFaults::new(Protocol::Postgres);
 /// let err = PgError { sqlstate: "40001".into(), severity: Severity::Error, message: "injected".into() };
 /// faults.set_rule(Rule::new("ser", Some("UPDATE"), Action::PgError(err), 0.5).unwrap()).unwrap();
@@ -185,7 +186,7 @@ impl DbFaults {
     /// (a runner that dies cannot leave it in force), and where it came from.
     ///
     /// ```
-    /// use chaos_runner::faults::local::dbproto::{Action, DbFaults, Protocol, Rule, RuleSetting};
+    /// use fault_proxy::dbproto::{Action, DbFaults, Protocol, Rule, RuleSetting};
     /// let faults = DbFaults::new(Protocol::Redis);
     /// let gone = RuleSetting { expires_at: Some(std::time::Instant::now()), source: None };
     /// faults.set_rule_with(Rule::new("d", None, Action::Drop, 1.0).unwrap(), gone).unwrap();
@@ -282,7 +283,7 @@ impl DbFaults {
     /// How many times the rule named `name` fired (`None` if there is no such rule).
     ///
     /// ```
-    /// use chaos_runner::faults::local::dbproto::{Action, DbFaults, Protocol, Rule};
+    /// use fault_proxy::dbproto::{Action, DbFaults, Protocol, Rule};
     /// let faults = DbFaults::new(Protocol::Redis);
     /// faults.set_rule(Rule::new("d", None, Action::Drop, 1.0).unwrap()).unwrap();
     /// assert_eq!(faults.hits("d"), Some(0));
@@ -325,7 +326,7 @@ impl DbFaults {
     ///
     /// ```no_run
     /// # async fn demo() -> std::io::Result<()> {
-    /// use chaos_runner::faults::local::dbproto::{DbFaults, Protocol};
+    /// use fault_proxy::dbproto::{DbFaults, Protocol};
     /// let faults = DbFaults::new(Protocol::Redis);
     /// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     /// let (client, _) = listener.accept().await?;
@@ -377,12 +378,8 @@ impl DbFaults {
     }
 }
 
-impl crate::faults::local::proxy::ProtocolRelay for DbFaults {
-    fn relay(
-        self: Arc<Self>,
-        client: TcpStream,
-        upstream: TcpStream,
-    ) -> crate::faults::local::proxy::RelayFuture {
+impl crate::ProtocolRelay for DbFaults {
+    fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> crate::RelayFuture {
         Box::pin(async move {
             let end = DbFaults::relay(&self, client, upstream).await?;
             tracing::debug!(protocol = self.protocol.name(), ?end, "db relay ended");
@@ -391,11 +388,21 @@ impl crate::faults::local::proxy::ProtocolRelay for DbFaults {
     }
 }
 
+impl From<Protocol> for crate::Protocol {
+    /// The proxy protocol that relays `protocol`.
+    fn from(protocol: Protocol) -> crate::Protocol {
+        match protocol {
+            Protocol::Postgres => crate::Protocol::Postgres,
+            Protocol::Redis => crate::Protocol::Redis,
+        }
+    }
+}
+
 /// The PostgreSQL and Redis rule sets of one proxy server, one per proxy: a rule set on
 /// one `protocol: postgres` proxy never touches another database's proxy.
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::{DbRelays, Protocol};
+/// use fault_proxy::dbproto::{DbRelays, Protocol};
 /// let relays = DbRelays::default();
 /// let saves = relays.get(Protocol::Postgres, "saves-db");
 /// assert_eq!(saves.protocol(), Protocol::Postgres);
@@ -422,14 +429,10 @@ impl DbRelays {
     }
 
     /// Registers the PostgreSQL and Redis relays with a proxy registry.
-    pub fn register(&self, registry: &crate::faults::local::proxy::ProxyRegistry) {
-        use crate::faults::local::proxy::Protocol as P;
-        for (wire, protocol) in [
-            (P::Postgres, Protocol::Postgres),
-            (P::Redis, Protocol::Redis),
-        ] {
+    pub fn register(&self, registry: &crate::ProxyRegistry) {
+        for protocol in [Protocol::Postgres, Protocol::Redis] {
             registry.set_relay(
-                wire,
+                protocol.into(),
                 Arc::new(ProxyRelays {
                     relays: self.clone(),
                     protocol,
@@ -445,8 +448,8 @@ struct ProxyRelays {
     protocol: Protocol,
 }
 
-impl crate::faults::local::proxy::RelayProvider for ProxyRelays {
-    fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn crate::faults::local::proxy::ProtocolRelay> {
+impl crate::RelayProvider for ProxyRelays {
+    fn relay_for_proxy(&self, proxy: &str) -> Arc<dyn crate::ProtocolRelay> {
         self.relays.get(self.protocol, proxy)
     }
 

@@ -2,10 +2,10 @@
 //! reaching open connections at once, nothing lost when toxics go, the toxiproxy-compatible
 //! API (status codes, JSON shapes, `/metrics`).
 
-use chaos_runner::faults::local::proxy::busy_poll;
-use chaos_runner::faults::local::proxy::server::ProxyServer;
-use chaos_runner::faults::local::proxy::toxics::ToxicJson;
-use chaos_runner::faults::local::proxy::ProxyInput;
+use fault_proxy::api::ToxicJson;
+use fault_proxy::busy_poll;
+use fault_proxy::server::ProxyServer;
+use fault_proxy::ProxyInput;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -84,13 +84,15 @@ impl Fixture {
             .registry()
             .add_toxic(
                 proxy,
-                &ToxicJson {
+                ToxicJson {
                     name: Some(name.into()),
                     toxic_type: kind.into(),
                     stream: Some(stream.into()),
                     toxicity: None,
                     attributes: attrs,
-                },
+                }
+                .to_toxic()
+                .unwrap(),
             )
             .unwrap();
     }
@@ -203,7 +205,7 @@ fn latency_toxic_adds_its_latency() {
     );
     // Every round trip carries the latency, and none carries it twice. How close it lands
     // (100 ms +/- 2 ms at p99) is a timing figure, measured by the bench on an idle
-    // machine (`cargo bench -p chaos-runner --bench proxy`), not asserted here where other
+    // machine (`cargo bench -p fault-proxy --bench proxy`), not asserted here where other
     // tests of this binary run alongside.
     assert!(p(0.0) >= Duration::from_millis(100), "min {:?}", p(0.0));
     // A latency applied twice would put every round trip past 200 ms, the fastest too; a
@@ -511,7 +513,9 @@ fn removing_toxics_mid_stream_loses_nothing() {
                         toxicity: None,
                         attributes: attrs.clone(),
                     };
-                    registry.add_toxic("churn", &json).unwrap();
+                    registry
+                        .add_toxic("churn", json.to_toxic().unwrap())
+                        .unwrap();
                 }
                 if let Some(ready) = ready.take() {
                     ready.send(()).unwrap();

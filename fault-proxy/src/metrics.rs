@@ -47,7 +47,7 @@ impl Metrics {
     /// Registers every metric under the `chaos_proxy` prefix.
     ///
     /// ```
-    /// let m = chaos_runner::faults::local::proxy::metrics::Metrics::new();
+    /// let m = fault_proxy::metrics::Metrics::new();
     /// m.bytes_of("db", "upstream").inc_by(3);
     /// assert!(m.encode().contains(r#"chaos_proxy_bytes_total{proxy="db",direction="upstream"} 3"#));
     /// ```

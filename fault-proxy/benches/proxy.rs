@@ -1,5 +1,7 @@
 //! The TCP fault proxy with no toxics (at its defaults, with busy polling off, and with
-//! one relay thread instead of one per core), side by side in one run with a direct
+//! one relay thread instead of one per core), each a process of its own (this binary run
+//! again as `proxy-server`, serving what `chaos-runner proxy` serves: the admin API and
+//! the proxies of a populate file, with the same relay flags), side by side in one run with a direct
 //! loopback connection, with `fault-cli` 1.2.1 (a Rust TCP fault proxy) and with the least
 //! a user-space relay can do (blocking read/write, one thread per direction, no toxics, no
 //! API: the floor any proxy in a process pays): round-trip latency p50/p99 of small
@@ -10,7 +12,7 @@
 //! against what is possible here. It needs root; without it its row is marked missing,
 //! and a bulk transfer that stalls through it (60 s without progress) drops its row.
 //!
-//! Run: `cargo bench -p chaos-runner --bench proxy`. `fault` is looked up in `PATH`,
+//! Run: `cargo bench -p fault-proxy --bench proxy`. `fault` is looked up in `PATH`,
 //! `FAULT_CLI`, or `/work/tools/bin/fault` (install it with
 //! `cargo install fault-cli --version 1.2.1`); without it its rows are marked missing,
 //! and under `CI=true` the bench fails instead. Targets are measured in interleaved
@@ -295,12 +297,51 @@ fn bulk_parallel(addr: SocketAddr, bytes: u64) -> Result<f64, String> {
     Ok(sent as f64 / (1024.0 * 1024.0) / start.elapsed().as_secs_f64())
 }
 
-fn runner_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_chaos-runner"))
+/// This bench's own binary, run again as the proxy process (see [`proxy_server`]).
+fn bench_binary() -> PathBuf {
+    std::env::current_exe().expect("the bench binary's path")
 }
 
-/// Our proxy as a real `chaos-runner proxy` process, set up from a populate file, with
-/// `extra` flags.
+/// `proxy-server --listen ADDR --config FILE [--busy-poll D] [--workers N]
+/// [--bulk-yield BOOL]`: the proxy server as `chaos-runner proxy` runs it (admin API,
+/// PostgreSQL/Redis relays, the relay settings, the proxies of the populate file), in
+/// this process, until it is killed.
+fn proxy_server(args: &[String]) {
+    use fault_proxy::server::{default_workers, ProxyServer, ServerOptions};
+    let flag = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .map(String::as_str)
+    };
+    let api: SocketAddr = flag("--listen")
+        .and_then(|a| a.parse().ok())
+        .expect("--listen ADDR");
+    let config = flag("--config").expect("--config FILE");
+    let busy_poll = flag("--busy-poll").map_or(fault_proxy::busy_poll::DEFAULT_WINDOW, |d| {
+        humantime::parse_duration(d).expect("--busy-poll DURATION")
+    });
+    let workers =
+        flag("--workers").map_or_else(default_workers, |n| n.parse().expect("--workers N"));
+    let bulk_yield = flag("--bulk-yield").is_none_or(|b| b.parse().expect("--bulk-yield BOOL"));
+    let text = std::fs::read_to_string(config).expect("read the proxy config");
+    let proxies: Vec<fault_proxy::ProxyInput> =
+        serde_json::from_str(&text).expect("a populate list");
+    let server = ProxyServer::start_with(ServerOptions {
+        api: Some(api),
+        workers,
+    })
+    .expect("start the proxy server");
+    fault_proxy::dbproto::DbRelays::default().register(server.registry());
+    server.registry().set_busy_poll(busy_poll);
+    server.registry().set_bulk_yield(bulk_yield);
+    server.registry().populate(proxies).expect("populate");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Our proxy as a process of its own, set up from a populate file, with `extra` flags.
 fn ours(
     name: &'static str,
     extra: &[&str],
@@ -317,15 +358,15 @@ fn ours(
         { "name": "sink", "listen": sink_proxy.to_string(), "upstream": sink.to_string(), "enabled": true },
     ]);
     std::fs::write(&config, proxies.to_string()).expect("write proxy config");
-    let child = Command::new(runner_binary())
-        .args(["proxy", "--listen", &api.to_string(), "--config"])
+    let child = Command::new(bench_binary())
+        .args(["proxy-server", "--listen", &api.to_string(), "--config"])
         .arg(&config)
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start chaos-runner proxy");
+        .expect("start the proxy process");
     let guard = ChildGuard(child);
     wait_listening(api);
     wait_listening(echo_proxy);
@@ -508,6 +549,9 @@ fn main() {
     // cargo-nextest first lists a binary's tests (`--list --format terse`, and again with
     // `--ignored`), then runs each by name: the smoke pass is this binary's one test.
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == "proxy-server") {
+        return proxy_server(&args[2..]);
+    }
     if args.iter().any(|a| a == "--list") {
         if !args.iter().any(|a| a == "--ignored") {
             println!("smoke: test");
@@ -528,11 +572,11 @@ fn main() {
         sink,
         processes: Vec::new(),
     };
-    let (ours_default, api) = ours("chaos-runner proxy", &[], echo, sink, &dir);
+    let (ours_default, api) = ours("fault-proxy", &[], echo, sink, &dir);
     let ours_echo = ours_default.echo;
     // The same proxy without busy polling: what the default's spin buys, and costs.
     let (ours_sleeping, _) = ours(
-        "chaos-runner, no busy-poll",
+        "fault-proxy, no busy-poll",
         &["--busy-poll", "0"],
         echo,
         sink,
@@ -546,7 +590,7 @@ fn main() {
     };
     // One relay thread, against the default of one per core (`default_workers`).
     let (ours_one_worker, _) = ours(
-        "chaos-runner, --workers 1",
+        "fault-proxy, --workers 1",
         &["--workers", "1"],
         echo,
         sink,
@@ -554,7 +598,7 @@ fn main() {
     );
     // No yield after each bulk chunk, against the default that yields.
     let (ours_no_yield, _) = ours(
-        "chaos-runner, --bulk-yield false",
+        "fault-proxy, --bulk-yield false",
         &["--bulk-yield", "false"],
         echo,
         sink,
@@ -656,7 +700,7 @@ fn main() {
         .unzip();
     let (toxic_p50, toxic_p99) = latency_toxic(api, ours_echo, scale.toxic_round_trips);
     if !benching {
-        eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench proxy` to measure)");
+        eprintln!("smoke pass done (run `cargo bench -p fault-proxy --bench proxy` to measure)");
         let _ = std::fs::remove_dir_all(&dir);
         return;
     }
@@ -687,8 +731,8 @@ fn main() {
     };
     let (ours_f, sleeping_f, reference_f) = (figures[1], figures[2], figures[3]);
     let fault_f = figure_of("fault-cli");
-    let one_worker_f = figure_of("chaos-runner, --workers 1");
-    let no_yield_f = figure_of("chaos-runner, --bulk-yield false");
+    let one_worker_f = figure_of("fault-proxy, --workers 1");
+    let no_yield_f = figure_of("fault-proxy, --bulk-yield false");
     if let Some(kernel) = figure_of("kernel relay") {
         println!(
             "\nkernel relay / direct: throughput {:.2}x; ours / kernel relay: RTT p50 {:.2}x, throughput {:.2}x",
@@ -712,7 +756,7 @@ fn main() {
     if let Some(one) = one_worker_f {
         println!(
             "ours with 1 relay thread / ours with {} (the default): RTT p50 {:.2}x, RTT p99 {:.2}x, throughput {:.2}x, {PARALLEL} connections {:.2}x",
-            chaos_runner::faults::local::proxy::server::default_workers(),
+            fault_proxy::server::default_workers(),
             one.p50_us / ours_f.p50_us,
             one.p99_us / ours_f.p99_us,
             one.mib_per_s / ours_f.mib_per_s,

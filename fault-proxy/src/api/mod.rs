@@ -16,6 +16,10 @@
 //! | `GET /metrics` | Prometheus text |
 //!
 //! Errors are `{"error": message, "status": code}`.
+//!
+//! This module is the JSON edge: requests are parsed into the typed forms here (see
+//! [`ToxicJson`]) and answers written from them; the registry behind it takes typed
+//! toxics.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -26,9 +30,12 @@ use axum::Router;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
 
-use super::db_rules::DbFaultInput;
-use super::toxics::{ApiError, ToxicJson};
-use super::{ProxyInput, ProxyRegistry};
+mod json;
+
+pub use json::{attributes, merge, parse_kind, toxic_value, ProxyJson, ToxicJson};
+
+use crate::db_rules::DbFaultInput;
+use crate::{ApiError, ProxyInput, ProxyRegistry};
 
 /// The version `GET /version` reports (toxiproxy API level 2).
 pub const VERSION: &str = concat!("2.12.0-chaos-runner-", env!("CARGO_PKG_VERSION"));
@@ -36,6 +43,12 @@ pub const VERSION: &str = concat!("2.12.0-chaos-runner-", env!("CARGO_PKG_VERSIO
 type Shared = State<Arc<ProxyRegistry>>;
 
 /// The admin API routes over `registry`.
+///
+/// ```
+/// let registry = fault_proxy::server::ProxyServer::start(None).unwrap().registry().clone();
+/// let app: axum::Router = fault_proxy::api::router(registry);
+/// # drop(app);
+/// ```
 pub fn router(registry: Arc<ProxyRegistry>) -> Router {
     Router::new()
         .route("/proxies", get(list).post(create))
@@ -97,11 +110,18 @@ fn blocking<T>(f: impl FnOnce() -> T) -> T {
 }
 
 async fn list(State(r): Shared) -> Response {
-    json(StatusCode::OK, &r.list())
+    let proxies: std::collections::BTreeMap<String, ProxyJson> = r
+        .list()
+        .iter()
+        .map(|(name, view)| (name.clone(), ProxyJson::from(view)))
+        .collect();
+    json(StatusCode::OK, &proxies)
 }
 
 async fn create(State(r): Shared, body: Bytes) -> Response {
-    let result = parse::<ProxyInput>(&body).and_then(|input| blocking(|| r.create(input)));
+    let result = parse::<ProxyInput>(&body)
+        .and_then(|input| blocking(|| r.create(input)))
+        .map(|view| ProxyJson::from(&view));
     answer(StatusCode::CREATED, result)
 }
 
@@ -117,7 +137,10 @@ async fn populate(State(r): Shared, body: Bytes) -> Response {
             Body::List(l) | Body::Wrapped { proxies: l } => l,
         })
         .and_then(|inputs| blocking(|| r.populate(inputs)))
-        .map(|proxies| serde_json::json!({ "proxies": proxies }));
+        .map(|views| {
+            let proxies: Vec<ProxyJson> = views.iter().map(ProxyJson::from).collect();
+            serde_json::json!({ "proxies": proxies })
+        });
     answer(StatusCode::CREATED, result)
 }
 
@@ -144,11 +167,16 @@ async fn metrics(State(r): Shared) -> Response {
 }
 
 async fn show(State(r): Shared, Path(proxy): Path<String>) -> Response {
-    answer(StatusCode::OK, r.get(&proxy))
+    answer(
+        StatusCode::OK,
+        r.get(&proxy).map(|view| ProxyJson::from(&view)),
+    )
 }
 
 async fn update(State(r): Shared, Path(proxy): Path<String>, body: Bytes) -> Response {
-    let result = parse::<ProxyInput>(&body).and_then(|input| blocking(|| r.update(&proxy, input)));
+    let result = parse::<ProxyInput>(&body)
+        .and_then(|input| blocking(|| r.update(&proxy, input)))
+        .map(|view| ProxyJson::from(&view));
     answer(StatusCode::OK, result)
 }
 
@@ -160,16 +188,25 @@ async fn delete(State(r): Shared, Path(proxy): Path<String>) -> Response {
 }
 
 async fn toxics(State(r): Shared, Path(proxy): Path<String>) -> Response {
-    answer(StatusCode::OK, r.toxics(&proxy))
+    let result = r
+        .toxics(&proxy)
+        .map(|toxics| toxics.iter().map(toxic_value).collect::<Vec<_>>());
+    answer(StatusCode::OK, result)
 }
 
 async fn add_toxic(State(r): Shared, Path(proxy): Path<String>, body: Bytes) -> Response {
-    let result = parse::<ToxicJson>(&body).and_then(|t| r.add_toxic(&proxy, &t));
+    let result = parse::<ToxicJson>(&body)
+        .and_then(|t| t.to_toxic())
+        .and_then(|t| r.add_toxic(&proxy, t))
+        .map(|t| toxic_value(&t));
     answer(StatusCode::OK, result)
 }
 
 async fn show_toxic(State(r): Shared, Path((proxy, toxic)): Path<(String, String)>) -> Response {
-    answer(StatusCode::OK, r.toxic(&proxy, &toxic))
+    answer(
+        StatusCode::OK,
+        r.toxic(&proxy, &toxic).map(|t| toxic_value(&t)),
+    )
 }
 
 async fn update_toxic(
@@ -177,7 +214,9 @@ async fn update_toxic(
     Path((proxy, toxic)): Path<(String, String)>,
     body: Bytes,
 ) -> Response {
-    let result = parse::<ToxicJson>(&body).and_then(|t| r.update_toxic(&proxy, &toxic, &t));
+    let result = parse::<ToxicJson>(&body)
+        .and_then(|patch| r.update_toxic(&proxy, &toxic, |old| merge(old, &patch)))
+        .map(|t| toxic_value(&t));
     answer(StatusCode::OK, result)
 }
 

@@ -16,7 +16,7 @@ impl Protocol {
     /// The protocol's name (`postgres`, `redis`).
     ///
     /// ```
-    /// assert_eq!(chaos_runner::faults::local::dbproto::Protocol::Redis.name(), "redis");
+    /// assert_eq!(fault_proxy::dbproto::Protocol::Redis.name(), "redis");
     /// ```
     pub fn name(self) -> &'static str {
         match self {
@@ -39,7 +39,7 @@ impl Severity {
     /// As written in the ErrorResponse `S` and `V` fields.
     ///
     /// ```
-    /// assert_eq!(chaos_runner::faults::local::dbproto::Severity::Fatal.as_str(), "FATAL");
+    /// assert_eq!(fault_proxy::dbproto::Severity::Fatal.as_str(), "FATAL");
     /// ```
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,7 +100,7 @@ impl Action {
     /// When the action applies.
     ///
     /// ```
-    /// use chaos_runner::faults::local::dbproto::{Action, Phase};
+    /// use fault_proxy::dbproto::{Action, Phase};
     /// assert_eq!(Action::Drop.phase(), Phase::Connect);
     /// assert_eq!(Action::Reset.phase(), Phase::Request);
     /// ```
@@ -125,8 +125,8 @@ pub enum RuleError {
     #[error("sqlstate must be five characters 0-9 or A-Z, got {0:?}")]
     SqlState(String),
     /// The Redis error line is not acceptable.
-    #[error("{0}")]
-    RedisError(String),
+    #[error(transparent)]
+    RedisError(#[from] RedisLineError),
     /// A message or name contains characters the protocol cannot carry.
     #[error("{0}")]
     Text(String),
@@ -138,6 +138,17 @@ pub enum RuleError {
         /// The protocol.
         protocol: &'static str,
     },
+}
+
+/// A Redis error line that cannot be sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RedisLineError {
+    /// The line holds a CR or LF (it would end the reply early).
+    #[error("the error line must not contain CR or LF")]
+    LineBreak,
+    /// The line does not start with an error prefix Redis uses.
+    #[error("the error line must start with one of {prefixes} (got {0:?})", prefixes = REDIS_ERROR_PREFIXES.join(", "))]
+    Prefix(String),
 }
 
 /// The error prefixes a `redis-error` may use, as Redis itself sends them.
@@ -163,7 +174,7 @@ pub const REDIS_ERROR_PREFIXES: &[&str] = &[
 /// Whether `code` is a SQLSTATE: five characters `[0-9A-Z]`.
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::valid_sqlstate;
+/// use fault_proxy::dbproto::valid_sqlstate;
 /// assert!(valid_sqlstate("40001"));
 /// assert!(valid_sqlstate("57P01"));
 /// assert!(!valid_sqlstate("4001"));
@@ -180,21 +191,18 @@ pub fn valid_sqlstate(code: &str) -> bool {
 /// [`REDIS_ERROR_PREFIXES`] and the line must hold no CR or LF.
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::check_redis_error;
+/// use fault_proxy::dbproto::check_redis_error;
 /// assert!(check_redis_error("READONLY You can't write against a read only replica.").is_ok());
 /// assert!(check_redis_error("NOPE x").is_err());
 /// assert!(check_redis_error("ERR a\r\nb").is_err());
 /// ```
-pub fn check_redis_error(line: &str) -> Result<(), String> {
+pub fn check_redis_error(line: &str) -> Result<(), RedisLineError> {
     if line.contains(['\r', '\n']) {
-        return Err("the error line must not contain CR or LF".to_owned());
+        return Err(RedisLineError::LineBreak);
     }
     let prefix = line.split(' ').next().unwrap_or_default();
     if !REDIS_ERROR_PREFIXES.contains(&prefix) {
-        return Err(format!(
-            "the error line must start with one of {} (got {prefix:?})",
-            REDIS_ERROR_PREFIXES.join(", ")
-        ));
+        return Err(RedisLineError::Prefix(prefix.to_owned()));
     }
     Ok(())
 }
@@ -220,7 +228,7 @@ impl Rule {
     /// matching `pattern` (all of them when `None`), with probability `rate`.
     ///
     /// ```
-    /// use chaos_runner::faults::local::dbproto::{Action, Rule};
+    /// use fault_proxy::dbproto::{Action, Rule};
     /// let rule = Rule::new("slow-saves", Some("(?i)^update saves"), Action::Delay(std::time::Duration::from_millis(200)), 0.5).unwrap();
     /// assert_eq!(rule.name(), "slow-saves");
     /// assert!(Rule::new("bad", Some("("), Action::Reset, 1.0).is_err());
@@ -252,7 +260,7 @@ impl Rule {
                 }
                 check_text("message", message)?;
             }
-            Action::RedisError(line) => check_redis_error(line).map_err(RuleError::RedisError)?,
+            Action::RedisError(line) => check_redis_error(line)?,
             Action::Delay(_) | Action::Reset | Action::Drop => {}
         }
         Ok(Rule {

@@ -10,7 +10,7 @@
 //! A bulk transfer (spliced in full chunks) neither spins nor counts as an exchange, so
 //! neither direction polls while one streams: on a small machine the sender and the
 //! receiver need those cores.
-//! The window is set per registry ([`super::ProxyRegistry::set_busy_poll`], the
+//! The window is set per registry ([`crate::ProxyRegistry::set_busy_poll`], the
 //! `--busy-poll` flag of `chaos-runner proxy`; 0 turns it off); what it costs is CPU: a
 //! connection keeps one worker busy for up to the window after each exchange.
 
@@ -26,7 +26,7 @@ use tokio::net::tcp::OwnedReadHalf;
 /// machine, so a reply that comes back at once is caught without sleeping.
 ///
 /// ```
-/// use chaos_runner::faults::local::proxy::busy_poll::DEFAULT_WINDOW;
+/// use fault_proxy::busy_poll::DEFAULT_WINDOW;
 /// assert_eq!(DEFAULT_WINDOW, std::time::Duration::from_micros(200));
 /// ```
 pub const DEFAULT_WINDOW: Duration = Duration::from_micros(200);

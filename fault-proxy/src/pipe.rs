@@ -3,7 +3,7 @@
 //!
 //! The toxic list arrives through a `watch` channel, so adding, changing or removing a toxic
 //! reaches open connections at once. With no toxic in effect the pipe relays with
-//! `splice(2)` through a kernel pipe (no copy through user space; see [`super::splice`]),
+//! `splice(2)` through a kernel pipe (no copy through user space; see [`crate::splice`]),
 //! or, where that is unavailable, copies from a 64 KiB buffer (no per-chunk allocation). With toxics it keeps a queue of chunks
 //! stamped with their arrival time and releases each when the toxics allow; a toxic that
 //! goes away only changes *when* queued bytes are written, never *whether*, so removing
@@ -21,9 +21,9 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::busy_poll::{self, Activity};
-use super::splice::KernelPipe;
-use super::toxics::{Stream, Toxic, ToxicKind};
+use crate::busy_poll::{self, Activity};
+use crate::splice::KernelPipe;
+use crate::toxics::{Armed, Stream, ToxicKind};
 
 /// Read buffer size.
 const BUFFER: usize = 64 * 1024;
@@ -66,7 +66,7 @@ pub(crate) struct Relaying {
     /// The busy-poll window after each exchange.
     pub busy_poll: Duration,
     /// Yield the core after each spliced chunk of a bulk transfer (see
-    /// [`super::ProxyRegistry::set_bulk_yield`]).
+    /// [`crate::ProxyRegistry::set_bulk_yield`]).
     pub bulk_yield: bool,
 }
 
@@ -112,7 +112,7 @@ pub(crate) struct Pipe {
     pub src: OwnedReadHalf,
     pub dst: OwnedWriteHalf,
     pub stream: Stream,
-    pub toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    pub toxics: watch::Receiver<Arc<Vec<Armed>>>,
     pub conn: Arc<Connection>,
     pub bytes: Counter,
 }
@@ -371,12 +371,12 @@ impl Pipe {
     }
 
     /// The effect of `toxics` on this pipe; rolls the toxicity dice for new toxics.
-    fn effects(&self, toxics: &[Toxic], rolls: &mut HashMap<u64, Roll>, written: u64) -> Effects {
+    fn effects(&self, toxics: &[Armed], rolls: &mut HashMap<u64, Roll>, written: u64) -> Effects {
         let now = Instant::now();
         rolls.retain(|id, _| toxics.iter().any(|t| t.id == *id));
         let mut e = Effects::default();
-        for toxic in toxics.iter().filter(|t| t.stream == self.stream) {
-            let roll = *rolls.entry(toxic.id).or_insert_with(|| Roll {
+        for Armed { toxic, id } in toxics.iter().filter(|t| t.toxic.stream == self.stream) {
+            let roll = *rolls.entry(*id).or_insert_with(|| Roll {
                 applies: toxic.toxicity >= 1.0
                     || (toxic.toxicity > 0.0 && rand::rng().random_bool(toxic.toxicity)),
                 since: now,

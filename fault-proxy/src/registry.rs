@@ -1,39 +1,5 @@
-//! A TCP fault proxy with toxiproxy's toxics (plus `loss` and `down`), driven from
-//! experiments or, as `chaos-runner proxy`, through a toxiproxy-v2-compatible HTTP API.
-//!
-//! - [`ProxyRegistry`]: the proxies and their toxics; every method is synchronous (short
-//!   lock, no await), so the engine's sync fault code and the async API both call it.
-//! - [`pipe`]: one direction of one connection applying the current toxics.
-//! - [`splice`]: the zero-copy pass-through used while no toxic is in effect.
-//! - [`busy_poll`]: the pass-through's short spin after each exchange (no wake-up per hop).
-//! - [`toxics`]: toxic types and attribute checks.
-//! - [`db_rules`]: database fault rules as the API takes and shows them.
-//! - [`api`]: the HTTP admin API and `/metrics`.
-//! - [`server`]: runs a registry (and optionally the API) on its own thread and runtime.
-//!
-//! Protocol-aware relays (PostgreSQL, Redis) plug in through [`ProtocolRelay`]: a proxy
-//! whose `protocol` is not `tcp` hands each connection to the relay registered for it with
-//! [`ProxyRegistry::set_relay`] (see `hand_off` in this module, the single place where
-//! that happens).
-//!
-//! ```
-//! use chaos_runner::faults::local::proxy::{server::ProxyServer, ProxyInput};
-//! let server = ProxyServer::start(None).unwrap();
-//! let proxy = server.registry().create(ProxyInput {
-//!     name: Some("db".into()), listen: Some("127.0.0.1:0".into()),
-//!     upstream: Some("127.0.0.1:5432".into()), ..Default::default()
-//! }).unwrap();
-//! assert!(proxy.listen.starts_with("127.0.0.1:"));
-//! ```
-
-pub mod api;
-pub mod busy_poll;
-pub mod db_rules;
-pub mod metrics;
-mod pipe;
-pub mod server;
-mod splice;
-pub mod toxics;
+//! The proxies of one server and their toxics: [`ProxyRegistry`], the forms the API creates
+//! and shows proxies in, and the accept loop that hands each connection to its relay.
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
@@ -47,10 +13,13 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use self::db_rules::{DbFaultInput, DbFaultView};
-use self::metrics::Metrics;
-use self::pipe::{Connection, Pipe, Relaying};
-use self::toxics::{ApiError, Stream, Toxic, ToxicJson};
+use crate::api::ToxicJson;
+use crate::busy_poll;
+use crate::db_rules::{DbFaultInput, DbFaultView};
+use crate::metrics::Metrics;
+use crate::pipe::{Connection, Pipe, Relaying};
+use crate::toxics::{Armed, Stream, Toxic};
+use crate::ApiError;
 
 /// How a proxy relays its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -76,20 +45,10 @@ impl Protocol {
     }
 }
 
-impl From<crate::spec::ProxyProtocol> for Protocol {
-    fn from(protocol: crate::spec::ProxyProtocol) -> Protocol {
-        match protocol {
-            crate::spec::ProxyProtocol::Tcp => Protocol::Tcp,
-            crate::spec::ProxyProtocol::Postgres => Protocol::Postgres,
-            crate::spec::ProxyProtocol::Redis => Protocol::Redis,
-        }
-    }
-}
-
 /// A boxed relay future.
 pub type RelayFuture = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>;
 
-/// A protocol-aware relay (e.g. `faults::local::dbproto`): takes over one accepted client
+/// A protocol-aware relay (e.g. [`crate::dbproto::DbFaults`]): takes over one accepted client
 /// connection and its freshly opened upstream connection.
 pub trait ProtocolRelay: Send + Sync + 'static {
     /// Relays `client` to `upstream` until either side closes.
@@ -112,7 +71,10 @@ pub trait RelayProvider: Send + Sync + 'static {
     fn clear_faults(&self, proxy: &str);
 }
 
-/// A proxy as the API creates or updates it (toxiproxy's JSON; `protocol` is ours).
+/// A proxy as the API creates or updates it (toxiproxy's JSON; `protocol` and `dbfaults`
+/// are ours). Also the form of `chaos-runner proxy --config` entries. In-process callers
+/// leave `toxics` and `dbfaults` empty and add typed toxics with
+/// [`ProxyRegistry::add_toxic`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProxyInput {
@@ -139,8 +101,8 @@ pub struct ProxyInput {
     pub dbfaults: Option<Vec<DbFaultInput>>,
 }
 
-/// A proxy as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// A proxy as the registry shows it (the API writes it as [`crate::api::ProxyJson`]).
+#[derive(Debug, Clone, PartialEq)]
 pub struct ProxyView {
     /// Name.
     pub name: String,
@@ -152,8 +114,8 @@ pub struct ProxyView {
     pub enabled: bool,
     /// Relay protocol.
     pub protocol: Protocol,
-    /// Its toxics, in toxiproxy's JSON.
-    pub toxics: Vec<serde_json::Value>,
+    /// Its toxics, in the order they were added.
+    pub toxics: Vec<Toxic>,
 }
 
 struct Listening {
@@ -166,8 +128,8 @@ struct Entry {
     upstream: String,
     protocol: Protocol,
     enabled: bool,
-    toxics: Vec<Toxic>,
-    tx: watch::Sender<Arc<Vec<Toxic>>>,
+    toxics: Vec<Armed>,
+    tx: watch::Sender<Arc<Vec<Armed>>>,
     listening: Option<Listening>,
 }
 
@@ -179,7 +141,7 @@ impl Entry {
             upstream: self.upstream.clone(),
             enabled: self.enabled,
             protocol: self.protocol,
-            toxics: self.toxics.iter().map(Toxic::to_json).collect(),
+            toxics: self.toxics.iter().map(|t| t.toxic.clone()).collect(),
         }
     }
 }
@@ -208,7 +170,7 @@ const STOP_WAIT: Duration = Duration::from_secs(3);
 
 impl ProxyRegistry {
     /// A registry whose listeners and connections run on `handle` (a multi-thread runtime
-    /// other than the caller's, see [`server::ProxyServer`]).
+    /// other than the caller's, see [`crate::server::ProxyServer`]).
     pub fn new(handle: Handle) -> ProxyRegistry {
         ProxyRegistry {
             proxies: Mutex::new(BTreeMap::new()),
@@ -227,7 +189,7 @@ impl ProxyRegistry {
     /// flows.
     ///
     /// ```
-    /// use chaos_runner::faults::local::proxy::server::ProxyServer;
+    /// use fault_proxy::server::ProxyServer;
     /// let server = ProxyServer::start(None).unwrap();
     /// server.registry().set_busy_poll(std::time::Duration::ZERO);
     /// assert!(server.registry().busy_poll().is_zero());
@@ -254,7 +216,7 @@ impl ProxyRegistry {
     /// host.
     ///
     /// ```
-    /// use chaos_runner::faults::local::proxy::server::ProxyServer;
+    /// use fault_proxy::server::ProxyServer;
     /// let server = ProxyServer::start(None).unwrap();
     /// assert!(server.registry().bulk_yield());
     /// server.registry().set_bulk_yield(false);
@@ -366,8 +328,11 @@ impl ProxyRegistry {
         }
         let mut toxics = Vec::new();
         for json in input.toxics.iter().flatten() {
-            let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
-            if toxics.iter().any(|t: &Toxic| t.name == toxic.name) {
+            let toxic = self.arm(json.to_toxic()?)?;
+            if toxics
+                .iter()
+                .any(|t: &Armed| t.toxic.name == toxic.toxic.name)
+            {
                 return Err(ApiError::conflict("toxic already exists"));
             }
             toxics.push(toxic);
@@ -393,10 +358,7 @@ impl ProxyRegistry {
             for (i, fault) in dbfaults.iter().enumerate() {
                 if let Err(e) = provider.set_fault(&name, fault) {
                     provider.clear_faults(&name);
-                    return Err(ApiError {
-                        status: e.status,
-                        message: format!("dbfaults[{i}].{}", e.message),
-                    });
+                    return Err(e.prefixed(&format!("dbfaults[{i}].")));
                 }
             }
         }
@@ -534,10 +496,7 @@ impl ProxyRegistry {
                     for name in &created {
                         let _ = self.delete(name);
                     }
-                    return Err(ApiError {
-                        status: e.status,
-                        message: format!("proxies[{i}].{}", e.message),
-                    });
+                    return Err(e.prefixed(&format!("proxies[{i}].")));
                 }
             }
         }
@@ -545,7 +504,7 @@ impl ProxyRegistry {
     }
 
     /// The toxics of proxy `name`.
-    pub fn toxics(&self, name: &str) -> Result<Vec<serde_json::Value>, ApiError> {
+    pub fn toxics(&self, name: &str) -> Result<Vec<Toxic>, ApiError> {
         self.get(name).map(|v| v.toxics)
     }
 
@@ -597,7 +556,7 @@ impl ProxyRegistry {
     }
 
     /// One toxic of proxy `name`.
-    pub fn toxic(&self, name: &str, toxic: &str) -> Result<serde_json::Value, ApiError> {
+    pub fn toxic(&self, name: &str, toxic: &str) -> Result<Toxic, ApiError> {
         let proxies = self.lock();
         let entry = proxies
             .get(name)
@@ -605,9 +564,18 @@ impl ProxyRegistry {
         entry
             .toxics
             .iter()
-            .find(|t| t.name == toxic)
-            .map(Toxic::to_json)
+            .find(|t| t.toxic.name == toxic)
+            .map(|t| t.toxic.clone())
             .ok_or_else(|| ApiError::not_found("toxic not found"))
+    }
+
+    /// `toxic`, checked, with a fresh setting id (its connections roll their dice anew).
+    fn arm(&self, toxic: Toxic) -> Result<Armed, ApiError> {
+        toxic.check()?;
+        Ok(Armed {
+            toxic,
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+        })
     }
 
     fn publish(&self, name: &str, entry: &Entry) {
@@ -618,11 +586,12 @@ impl ProxyRegistry {
             .set(entry.toxics.len() as i64);
     }
 
-    /// Adds a toxic to proxy `name`; open connections feel it at once (409 if a toxic of
-    /// that name exists; 400 on a `postgres`/`redis` proxy, whose protocol relay applies
-    /// no toxic).
-    pub fn add_toxic(&self, name: &str, json: &ToxicJson) -> Result<serde_json::Value, ApiError> {
-        let toxic = Toxic::from_json(json, self.next_id.fetch_add(1, Ordering::Relaxed))?;
+    /// Adds `toxic` to proxy `name`; open connections feel it at once (400 if it does not
+    /// pass [`Toxic::check`]; 409 if a toxic of that name exists; 400 on a
+    /// `postgres`/`redis` proxy, whose protocol relay applies no toxic). The toxic as
+    /// added.
+    pub fn add_toxic(&self, name: &str, toxic: Toxic) -> Result<Toxic, ApiError> {
+        let armed = self.arm(toxic)?;
         let mut proxies = self.lock();
         let entry = proxies
             .get_mut(name)
@@ -633,24 +602,29 @@ impl ProxyRegistry {
                 entry.protocol.as_str()
             )));
         }
-        if entry.toxics.iter().any(|t| t.name == toxic.name) {
+        if entry
+            .toxics
+            .iter()
+            .any(|t| t.toxic.name == armed.toxic.name)
+        {
             return Err(ApiError::conflict("toxic already exists"));
         }
-        let view = toxic.to_json();
-        tracing::info!(proxy = %name, toxic = %toxic.name, kind = toxic.kind.type_name(), "toxic added");
-        entry.toxics.push(toxic);
+        let added = armed.toxic.clone();
+        tracing::info!(proxy = %name, toxic = %added.name, kind = added.kind.type_name(), "toxic added");
+        entry.toxics.push(armed);
         self.publish(name, entry);
-        Ok(view)
+        Ok(added)
     }
 
-    /// Updates toxic `toxic` of proxy `name`: the given attributes, `toxicity` and
-    /// `stream` replace the old ones, the rest stay.
+    /// Replaces toxic `toxic` of proxy `name` by what `update` makes of it (under the
+    /// registry's lock, so nothing changes it meanwhile); the name stays. The toxic as
+    /// updated.
     pub fn update_toxic(
         &self,
         name: &str,
         toxic: &str,
-        json: &ToxicJson,
-    ) -> Result<serde_json::Value, ApiError> {
+        update: impl FnOnce(&Toxic) -> Result<Toxic, ApiError>,
+    ) -> Result<Toxic, ApiError> {
         let mut proxies = self.lock();
         let entry = proxies
             .get_mut(name)
@@ -658,31 +632,16 @@ impl ProxyRegistry {
         let index = entry
             .toxics
             .iter()
-            .position(|t| t.name == toxic)
+            .position(|t| t.toxic.name == toxic)
             .ok_or_else(|| ApiError::not_found("toxic not found"))?;
-        let old = &entry.toxics[index];
-        let mut attributes = old.kind.attributes();
-        if let (Some(into), serde_json::Value::Object(new)) =
-            (attributes.as_object_mut(), &json.attributes)
-        {
-            for (k, v) in new {
-                into.insert(k.clone(), v.clone());
-            }
-        }
-        let merged = ToxicJson {
-            name: Some(old.name.clone()),
-            toxic_type: old.kind.type_name().to_owned(),
-            stream: Some(
-                json.stream
-                    .clone()
-                    .unwrap_or_else(|| old.stream.as_str().to_owned()),
-            ),
-            toxicity: Some(json.toxicity.unwrap_or(old.toxicity)),
-            attributes,
+        let old = &entry.toxics[index].toxic;
+        let updated = Toxic {
+            name: old.name.clone(),
+            ..update(old)?
         };
-        let updated = Toxic::from_json(&merged, self.next_id.fetch_add(1, Ordering::Relaxed))?;
-        let view = updated.to_json();
-        entry.toxics[index] = updated;
+        let armed = self.arm(updated)?;
+        let view = armed.toxic.clone();
+        entry.toxics[index] = armed;
         self.publish(name, entry);
         Ok(view)
     }
@@ -694,7 +653,7 @@ impl ProxyRegistry {
             .get_mut(name)
             .ok_or_else(|| ApiError::not_found("proxy not found"))?;
         let before = entry.toxics.len();
-        entry.toxics.retain(|t| t.name != toxic);
+        entry.toxics.retain(|t| t.toxic.name != toxic);
         if entry.toxics.len() == before {
             return Err(ApiError::not_found("toxic not found"));
         }
@@ -706,10 +665,12 @@ impl ProxyRegistry {
     /// Removes toxic `toxic` of proxy `name` after `after` unless it was removed or
     /// replaced meanwhile: the fault's own expiry.
     pub fn expire_toxic(self: &Arc<Self>, name: &str, toxic: &str, after: Duration) {
-        let id = self
-            .lock()
-            .get(name)
-            .and_then(|e| e.toxics.iter().find(|t| t.name == toxic).map(|t| t.id));
+        let id = self.lock().get(name).and_then(|e| {
+            e.toxics
+                .iter()
+                .find(|t| t.toxic.name == toxic)
+                .map(|t| t.id)
+        });
         let Some(id) = id else { return };
         let (this, name, toxic) = (self.clone(), name.to_owned(), toxic.to_owned());
         self.handle.spawn(async move {
@@ -796,7 +757,7 @@ struct Accept {
     name: String,
     upstream: String,
     relay: Option<Arc<dyn ProtocolRelay>>,
-    toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    toxics: watch::Receiver<Arc<Vec<Armed>>>,
     stop: CancellationToken,
     metrics: Arc<Metrics>,
     /// How the pass-through relays this proxy's connections.

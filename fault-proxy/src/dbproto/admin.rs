@@ -4,21 +4,12 @@
 
 use std::time::Instant;
 
+use super::params::{DbFaultType, DbParams};
 use super::{Protocol, Rule, RuleEntry, RuleSetting, RuleSource};
-use crate::faults::local::proxy::db_rules::{DbFaultInput, DbFaultView};
-use crate::faults::local::proxy::toxics::ApiError;
-use crate::spec::{FaultParams, FaultType, ProxyProtocol};
+use crate::db_rules::{DbFaultInput, DbFaultView};
+use crate::ApiError;
 
-/// The fault types a rule may have, by protocol.
-const POSTGRES_TYPES: &[FaultType] = &[
-    FaultType::PostgresError,
-    FaultType::PostgresLatency,
-    FaultType::PostgresReset,
-    FaultType::PostgresRefuse,
-];
-const REDIS_TYPES: &[FaultType] = &[FaultType::RedisError, FaultType::RedisLatency];
-
-fn names(types: &[FaultType]) -> String {
+fn names(types: &[DbFaultType]) -> String {
     types
         .iter()
         .map(|t| t.name())
@@ -30,8 +21,8 @@ fn names(types: &[FaultType]) -> String {
 /// field when anything is wrong.
 ///
 /// ```
-/// use chaos_runner::faults::local::dbproto::{admin::rule_from_input, Protocol};
-/// use chaos_runner::faults::local::proxy::db_rules::DbFaultInput;
+/// use fault_proxy::dbproto::{admin::rule_from_input, Protocol};
+/// use fault_proxy::db_rules::DbFaultInput;
 /// let input: DbFaultInput = serde_json::from_value(serde_json::json!({
 ///     "name": "slow", "type": "postgres-latency", "attributes": {"pattern": ".", "delay": "5ms"}})).unwrap();
 /// let (rule, setting) = rule_from_input(Protocol::Postgres, &input).unwrap();
@@ -44,50 +35,31 @@ pub fn rule_from_input(
     protocol: Protocol,
     input: &DbFaultInput,
 ) -> Result<(Rule, RuleSetting), ApiError> {
-    input.check().map_err(ApiError::bad_request)?;
-    let allowed = match protocol {
-        Protocol::Postgres => POSTGRES_TYPES,
-        Protocol::Redis => REDIS_TYPES,
-    };
-    let fault_type =
-        serde_json::from_value::<FaultType>(serde_json::Value::String(input.fault_type.clone()))
-            .ok()
-            .filter(|t| allowed.contains(t))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "type: `{}` is not a fault type of this {} proxy; one of {}",
-                    input.fault_type,
-                    protocol.name(),
-                    names(allowed)
-                ))
-            })?;
-    let mut problems = crate::spec::Problems::default();
-    let params = crate::spec::params::parse(
-        fault_type,
-        "attributes",
-        input.attributes.clone(),
-        &mut problems,
-    );
-    if let Some((field, message)) = problems.found().first() {
-        return Err(ApiError::bad_request(format!("{field}: {message}")));
-    }
-    let Some(FaultParams::Db(params)) = params else {
-        return Err(ApiError::bad_request(format!(
-            "type: `{}` is not a database fault type",
-            input.fault_type
-        )));
-    };
-    let wanted = match protocol {
-        Protocol::Postgres => ProxyProtocol::Postgres,
-        Protocol::Redis => ProxyProtocol::Redis,
-    };
-    if params.protocol() != wanted {
-        return Err(ApiError::bad_request(format!(
-            "type: `{}` does not fit a {} proxy",
-            input.fault_type,
-            protocol.name()
-        )));
-    }
+    input
+        .check()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let allowed: Vec<DbFaultType> = DbFaultType::ALL
+        .into_iter()
+        .filter(|t| t.protocol() == protocol)
+        .collect();
+    let fault_type = DbFaultType::from_name(&input.fault_type)
+        .filter(|t| allowed.contains(t))
+        .ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "type: `{}` is not a fault type of this {} proxy; one of {}",
+                input.fault_type,
+                protocol.name(),
+                names(&allowed)
+            ))
+        })?;
+    let params = DbParams::parse(fault_type, input.attributes.clone()).map_err(|e| {
+        let first = e.problems.first();
+        ApiError::bad_request(format!(
+            "{}: {}",
+            first.map_or_else(|| "attributes".to_owned(), |p| p.at("attributes")),
+            first.map_or("", |p| p.message.as_str())
+        ))
+    })?;
     let rule = params
         .rule(&input.name)
         .map_err(|e| ApiError::bad_request(format!("attributes: {e}")))?;

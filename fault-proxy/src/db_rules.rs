@@ -2,7 +2,7 @@
 //! (`/proxies/{proxy}/dbfaults`, and `dbfaults` in a proxy's JSON at creation).
 //!
 //! The proxy module only carries these; the relays that speak the protocol (registered as
-//! a [`super::RelayProvider`]) parse and apply them, so the shapes here know nothing of
+//! a [`crate::RelayProvider`]) parse and apply them, so the shapes here know nothing of
 //! PostgreSQL or Redis: a fault type, its attributes (the same fields as the experiment's
 //! `parameters` for that type) and an optional expiry.
 
@@ -12,10 +12,21 @@ use std::time::Duration;
 /// The longest `expiresIn` accepted (a rule meant to outlive a day is a mistake).
 pub const MAX_EXPIRY: Duration = Duration::from_secs(24 * 3600);
 
+/// A rule's name or expiry cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DbFaultInputError {
+    /// The name is empty, too long, or has characters other than `A-Za-z0-9-_.`.
+    #[error("name: {0:?} must be 1-200 characters of A-Z, a-z, 0-9, `-`, `_`, `.`")]
+    Name(String),
+    /// The expiry is zero or longer than [`MAX_EXPIRY`].
+    #[error("expiresIn: must be more than 0 and at most 24h")]
+    Expiry,
+}
+
 /// A protocol fault rule as the API takes it.
 ///
 /// ```
-/// use chaos_runner::faults::local::proxy::db_rules::DbFaultInput;
+/// use fault_proxy::db_rules::DbFaultInput;
 /// let rule: DbFaultInput = serde_json::from_value(serde_json::json!({
 ///     "name": "slow-saves", "type": "postgres-latency",
 ///     "attributes": {"pattern": "^UPDATE", "delay": "300ms"}, "expiresIn": "90s",
@@ -52,14 +63,14 @@ impl DbFaultInput {
     /// Checks what does not depend on the protocol: a usable name and expiry.
     ///
     /// ```
-    /// use chaos_runner::faults::local::proxy::db_rules::DbFaultInput;
+    /// use fault_proxy::db_rules::DbFaultInput;
     /// let mut rule = DbFaultInput { name: "x".into(), fault_type: "postgres-reset".into(),
     ///     attributes: serde_json::json!({"pattern": "."}), expires_in: None };
     /// assert!(rule.check().is_ok());
     /// rule.expires_in = Some(std::time::Duration::ZERO);
-    /// assert!(rule.check().unwrap_err().contains("expiresIn"));
+    /// assert!(rule.check().unwrap_err().to_string().contains("expiresIn"));
     /// ```
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), DbFaultInputError> {
         if self.name.is_empty()
             || self.name.len() > 200
             || !self
@@ -67,14 +78,11 @@ impl DbFaultInput {
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         {
-            return Err(format!(
-                "name: {:?} must be 1-200 characters of A-Z, a-z, 0-9, `-`, `_`, `.`",
-                self.name
-            ));
+            return Err(DbFaultInputError::Name(self.name.clone()));
         }
         if let Some(expiry) = self.expires_in {
             if expiry.is_zero() || expiry > MAX_EXPIRY {
-                return Err("expiresIn: must be more than 0 and at most 24h".to_owned());
+                return Err(DbFaultInputError::Expiry);
             }
         }
         Ok(())
