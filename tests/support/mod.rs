@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::faults::local::supervisor::Supervisor;
+use chaos_runner::sys::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
 
 // The runner's tests' port picker: below the kernel's ephemeral range, never the same

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::faults::local::supervisor::{Launch, SupervisedCommand, Supervisor};
+use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 use chaos_runner::spec::PostgresSetup;
 
 /// A fresh temporary directory, removed on drop.
