@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::sys::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
+use chaos_runner::sys::supervisor::Supervisor;
 
 // The runner's tests' port picker: below the kernel's ephemeral range, never the same
 // port twice in one process.

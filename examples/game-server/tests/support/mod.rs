@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 use chaos_runner::spec::PostgresSetup;
+use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
