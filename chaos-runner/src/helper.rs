@@ -3,18 +3,6 @@
 //! protocol: [`HelperCommand`] is both the hidden `stress` subcommand that parses a helper's
 //! command line and what the faults turn into an argument vector
 //! ([`HelperCommand::to_args`]), so the two sides cannot disagree on a flag.
-//!
-//! ```
-//! use chaos_runner::helper::HelperCommand;
-//! use std::time::Duration;
-//! let hog = HelperCommand::Cpu {
-//!     workers: 2, load: 50, duration: Duration::from_secs(30),
-//!     run_id: "r1".into(), fault: "burn".into(), exit_on_term: false, not_after: None,
-//! };
-//! let args = hog.to_args();
-//! assert_eq!(args[..2], ["stress", "cpu"]);
-//! assert_eq!(HelperCommand::parse(&args), Some(hog));
-//! ```
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -453,14 +441,6 @@ impl HelperCommand {
 
     /// The helper a process's command line (`/proc/<pid>/cmdline`, program name first)
     /// runs, if it is one.
-    ///
-    /// ```
-    /// use chaos_runner::helper::HelperCommand;
-    /// let argv: Vec<String> = ["/usr/bin/chaos-runner", "stress", "stop", "--run-id", "r1", "--fault", "f"]
-    ///     .iter().map(|s| s.to_string()).collect();
-    /// assert!(matches!(HelperCommand::from_cmdline(&argv), Some(HelperCommand::Stop { .. })));
-    /// assert_eq!(HelperCommand::from_cmdline(&argv[..1]), None);
-    /// ```
     pub fn from_cmdline(argv: &[String]) -> Option<HelperCommand> {
         Self::parse(argv.get(1..)?)
     }
@@ -482,15 +462,6 @@ impl HelperCommand {
 
     /// Whether this is a helper doing `run_id`'s fault `fault` (a stopper is not: it only
     /// ends the others).
-    ///
-    /// ```
-    /// use chaos_runner::helper::HelperCommand;
-    /// let argv: Vec<String> = ["chaos-runner", "stress", "cpu", "--workers", "1", "--load", "5", "--duration", "1s", "--run-id", "r1", "--fault", "burn"]
-    ///     .iter().map(|s| s.to_string()).collect();
-    /// let hog = HelperCommand::from_cmdline(&argv).unwrap();
-    /// assert!(hog.works_for("r1", "burn"));
-    /// assert!(!hog.works_for("r1", "other"));
-    /// ```
     pub fn works_for(&self, run_id: &str, fault: &str) -> bool {
         !matches!(self, HelperCommand::Stop { .. }) && self.owner() == Some((run_id, fault))
     }
@@ -679,5 +650,76 @@ mod tests {
             );
             assert_eq!(works, expected, "{command:?}");
         }
+    }
+}
+
+/// The examples that were this module's documentation (tested here: the module is
+/// internal to the crate).
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn module_example_0() {
+        use crate::helper::HelperCommand;
+        use std::time::Duration;
+        let hog = HelperCommand::Cpu {
+            workers: 2,
+            load: 50,
+            duration: Duration::from_secs(30),
+            run_id: "r1".into(),
+            fault: "burn".into(),
+            exit_on_term: false,
+            not_after: None,
+        };
+        let args = hog.to_args();
+        assert_eq!(args[..2], ["stress", "cpu"]);
+        assert_eq!(HelperCommand::parse(&args), Some(hog));
+    }
+
+    #[test]
+    fn from_cmdline_example_1() {
+        use crate::helper::HelperCommand;
+        let argv: Vec<String> = [
+            "/usr/bin/chaos-runner",
+            "stress",
+            "stop",
+            "--run-id",
+            "r1",
+            "--fault",
+            "f",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert!(matches!(
+            HelperCommand::from_cmdline(&argv),
+            Some(HelperCommand::Stop { .. })
+        ));
+        assert_eq!(HelperCommand::from_cmdline(&argv[..1]), None);
+    }
+
+    #[test]
+    fn works_for_example_2() {
+        use crate::helper::HelperCommand;
+        let argv: Vec<String> = [
+            "chaos-runner",
+            "stress",
+            "cpu",
+            "--workers",
+            "1",
+            "--load",
+            "5",
+            "--duration",
+            "1s",
+            "--run-id",
+            "r1",
+            "--fault",
+            "burn",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let hog = HelperCommand::from_cmdline(&argv).unwrap();
+        assert!(hog.works_for("r1", "burn"));
+        assert!(!hog.works_for("r1", "other"));
     }
 }

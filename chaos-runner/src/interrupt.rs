@@ -28,15 +28,6 @@ impl Drop for Handlers {
 
 /// Whether SIGINT or SIGTERM has come since [`Interrupt::install`]. Clones share the flag;
 /// the default one never fires (for code run outside an experiment).
-///
-/// ```
-/// use chaos_runner::interrupt::Interrupt;
-///
-/// let never = Interrupt::default();
-/// assert_eq!(never.reason(), None);
-/// let run = Interrupt::install().expect("signal handlers");
-/// assert!(!run.is_set());
-/// ```
 #[derive(Debug, Clone, Default)]
 pub struct Interrupt {
     handlers: Option<Arc<Handlers>>,
@@ -91,10 +82,6 @@ impl Interrupt {
 }
 
 /// The run's end reason for a stop signal, as the report says it.
-///
-/// ```
-/// assert_eq!(chaos_runner::interrupt::reason(libc::SIGTERM), "terminated (SIGTERM)");
-/// ```
 pub fn reason(signal: libc::c_int) -> String {
     match signal {
         libc::SIGINT => "interrupted (SIGINT)".into(),
@@ -119,5 +106,28 @@ mod tests {
         assert_eq!(interrupt.reason().as_deref(), Some("terminated (SIGTERM)"));
         assert!(interrupt.clone().is_set());
         assert!(!Interrupt::default().is_set());
+    }
+}
+
+/// The examples that were this module's documentation (tested here: the module is
+/// internal to the crate).
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn interrupt_example_0() {
+        use crate::interrupt::Interrupt;
+
+        let never = Interrupt::default();
+        assert_eq!(never.reason(), None);
+        let run = Interrupt::install().expect("signal handlers");
+        assert!(!run.is_set());
+    }
+
+    #[test]
+    fn reason_example_1() {
+        assert_eq!(
+            crate::interrupt::reason(libc::SIGTERM),
+            "terminated (SIGTERM)"
+        );
     }
 }

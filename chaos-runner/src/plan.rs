@@ -161,7 +161,7 @@ pub fn print(exp: &ValidatedExperiment, file: &Path, output: Format) -> Outcome 
     print_with(exp, file, output, Arc::new(KubeConnector::lazy()))
 }
 
-/// [`print`] with a given Kubernetes client (used only by Kubernetes experiments, to list
+/// [`print()`] with a given Kubernetes client (used only by Kubernetes experiments, to list
 /// the pods a run would hit).
 pub fn print_with(
     exp: &ValidatedExperiment,

@@ -1,6 +1,6 @@
 //! The run lifecycle, in phases: preflight → inject (journal first) and hold while watching
 //! the abort conditions → revert and verify → steady state after → report. Each phase is a
-//! function of its own that returns how the run stops ([`Stop`]); the first stop wins,
+//! function of its own that returns how the run stops (a `Stop`); the first stop wins,
 //! except that a fault left in place (or a service that would not stop) always has the
 //! last word.
 //!
@@ -8,7 +8,8 @@
 //! error, SIGINT/SIGTERM (handled for the whole run, so a second signal cannot cut the
 //! revert short) and a panic (the live set reverts on drop). The runtime is single-threaded
 //! on the main thread, so a stress child's parent-death signal is tied to the runner's life.
-//! The engine never prints: it emits [`RunEvent`](crate::events::RunEvent)s to a sink.
+//! The engine never prints: it emits each [`RunEvent`] to an
+//! [`EventSink`].
 
 mod hold;
 mod live;

@@ -2,7 +2,7 @@
 //! runner that dies cannot leave it live for ever.
 //!
 //! - [`Fault`] (`fault.rs`): the trait every fault implements;
-//! - [`build`] (`build.rs`): a validated fault and one of its steps become a [`Fault`];
+//! - [`build()`] (`build.rs`): a validated fault and one of its steps become a [`Fault`];
 //! - [`FaultContext`] (`context.rs`): what the faults of one run share;
 //! - [`FaultRecord`] (`record.rs`): what the journal keeps to revert a live fault;
 //! - [`revert_from_journal`] (`revert.rs`): reverting from that record after a crash;

@@ -47,12 +47,6 @@ impl std::fmt::Display for IndicatorChange {
 }
 
 /// The run's indicators with their last values and every change seen.
-///
-/// ```
-/// use chaos_runner::watch::indicator::Indicators;
-/// let indicators = Indicators::new(&[]);
-/// assert_eq!(indicators.summary(), "");
-/// ```
 #[derive(Debug)]
 pub struct Indicators {
     items: Vec<(Indicator, Option<String>)>,
@@ -144,24 +138,6 @@ impl Indicators {
 
 /// The indicator's value in a metrics page: the `stateLabel` of the matching sample whose
 /// value is 1, or the sum of the matching samples; `None` when nothing matches.
-///
-/// ```
-/// use chaos_runner::spec::Indicator;
-/// use chaos_runner::watch::indicator::read_metric;
-/// let page = "# TYPE resilience_circuit_state gauge\n\
-///     resilience_circuit_state{policy=\"saves\",state=\"closed\"} 0\n\
-///     resilience_circuit_state{policy=\"saves\",state=\"open\"} 1\n# EOF\n";
-/// let spec = Indicator {
-///     name: "breaker".into(),
-///     metrics_url: Some("http://127.0.0.1:1/metrics".into()),
-///     metric: Some("resilience_circuit_state".into()),
-///     labels: [("policy".to_owned(), "saves".to_owned())].into(),
-///     state_label: Some("state".into()),
-///     query: None,
-///     allow_remote: false,
-/// };
-/// assert_eq!(read_metric(page, &spec).as_deref(), Some("open"));
-/// ```
 pub fn read_metric(page: &str, spec: &Indicator) -> Option<String> {
     let metric = spec.metric.as_deref()?;
     let scrape = prometheus_parse::Scrape::parse(page.lines().map(|l| Ok(l.to_owned()))).ok()?;
@@ -210,15 +186,6 @@ struct Board {
 
 /// Reads the indicators on a task of their own, every check interval, so a slow or
 /// black-holed metrics endpoint never holds up the run's abort checks.
-///
-/// ```
-/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
-/// use chaos_runner::watch::indicator::IndicatorWatcher;
-/// let watcher = IndicatorWatcher::start(&[], None, std::time::Instant::now(), std::time::Duration::from_millis(500));
-/// assert!(watcher.take_fresh().is_empty());
-/// assert!(watcher.stop().await.is_empty());
-/// # });
-/// ```
 #[derive(Debug)]
 pub struct IndicatorWatcher {
     board: std::sync::Arc<std::sync::Mutex<Board>>,
@@ -391,5 +358,51 @@ mod tests {
         assert_eq!(format_number(3.0), "3");
         assert_eq!(format_number(0.25), "0.25");
         assert_eq!(format_number(1.0 / 3.0), "0.333");
+    }
+}
+
+/// The examples that were this module's documentation (tested here: the module is
+/// internal to the crate).
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn indicators_example_0() {
+        use crate::watch::indicator::Indicators;
+        let indicators = Indicators::new(&[]);
+        assert_eq!(indicators.summary(), "");
+    }
+
+    #[test]
+    fn read_metric_example_1() {
+        use crate::spec::Indicator;
+        use crate::watch::indicator::read_metric;
+        let page = "# TYPE resilience_circuit_state gauge\n\
+            resilience_circuit_state{policy=\"saves\",state=\"closed\"} 0\n\
+            resilience_circuit_state{policy=\"saves\",state=\"open\"} 1\n# EOF\n";
+        let spec = Indicator {
+            name: "breaker".into(),
+            metrics_url: Some("http://127.0.0.1:1/metrics".into()),
+            metric: Some("resilience_circuit_state".into()),
+            labels: [("policy".to_owned(), "saves".to_owned())].into(),
+            state_label: Some("state".into()),
+            query: None,
+            allow_remote: false,
+        };
+        assert_eq!(read_metric(page, &spec).as_deref(), Some("open"));
+    }
+
+    #[test]
+    fn indicatorwatcher_example_2() {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            use crate::watch::indicator::IndicatorWatcher;
+            let watcher = IndicatorWatcher::start(
+                &[],
+                None,
+                std::time::Instant::now(),
+                std::time::Duration::from_millis(500),
+            );
+            assert!(watcher.take_fresh().is_empty());
+            assert!(watcher.stop().await.is_empty());
+        });
     }
 }

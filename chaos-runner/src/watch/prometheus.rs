@@ -104,11 +104,6 @@ impl Prometheus {
         })
     }
 
-    /// The server's base URL.
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Runs an instant query and returns its first sample.
     pub async fn instant(&self, query: &str) -> Result<Sample, QueryError> {
         self.query
