@@ -1,7 +1,7 @@
 //! What a run tells the people and programs watching it: the engine emits [`RunEvent`]s to
 //! an [`EventSink`], and the sink decides how they look (a live status line on a terminal,
-//! one line per phase and event in a log, one JSON document for machines; see
-//! [`output`](crate::output)). The engine never prints.
+//! one line per phase and event in a log, one JSON document for machines: the sinks of
+//! the `output` module). The engine never prints.
 
 use std::fmt;
 use std::path::PathBuf;

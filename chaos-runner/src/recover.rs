@@ -91,24 +91,24 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
     }
 }
 
-/// Reverts every live fault in the journals under `state_dir`, journaling each revert.
-/// Exit: 0 when nothing is left live, 4 when a fault could not be reverted.
-pub fn run(state_dir: &Path, output: Format) -> Outcome {
-    run_with(state_dir, output, &KubeConnector::lazy())
-}
-
-/// [`run`] with a given Kubernetes client (used only for Kubernetes faults; a lazy one
-/// connects from the kubeconfig or in-cluster service account when first needed).
-pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outcome {
-    let live = match journal::live_faults(state_dir) {
-        Ok(live) => live,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return Outcome::NotReverted;
-        }
-    };
+/// Reverts every live fault in the journals under `state_dir`, journaling each revert;
+/// each fault with its result (`Err`: why it is still live). A revert that could not be
+/// journaled is passed to `warn`.
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("recover-doc-{}", std::process::id()));
+/// let kube = chaos_runner::faults::kube::KubeConnector::lazy();
+/// let results = chaos_runner::recover::revert_all(&dir, &kube, |_| {}).unwrap();
+/// assert!(results.is_empty());
+/// ```
+pub fn revert_all(
+    state_dir: &Path,
+    kube: &KubeConnector,
+    mut warn: impl FnMut(String),
+) -> Result<Vec<Recovery>, journal::JournalError> {
+    let live = journal::live_faults(state_dir)?;
     let mut results = Vec::new();
-    for fault in &live {
+    for fault in live {
         let result =
             revert_from_journal_with(&fault.run_id, &fault.fault, fault.record.as_ref(), kube);
         let event = match &result {
@@ -120,19 +120,46 @@ pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outco
                 error: e.to_string(),
             },
         };
-        let journaled = Journal::open(&fault.journal).and_then(|mut j| j.append(event));
-        if let Err(e) = &journaled {
-            eprintln!("warning: {e}");
+        if let Err(e) = Journal::open(&fault.journal).and_then(|mut j| j.append(event)) {
+            warn(e.to_string());
         }
-        results.push((fault, result.map_err(|e| e.to_string())));
+        results.push(Recovery { fault, result });
     }
-    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    Ok(results)
+}
+
+/// One fault `recover` found live, and how its revert went.
+#[derive(Debug)]
+pub struct Recovery {
+    /// The fault, as its journal has it.
+    pub fault: LiveFault,
+    /// `Err`: why it is still live.
+    pub result: Result<(), crate::faults::FaultError>,
+}
+
+/// Reverts every live fault in the journals under `state_dir`, journaling each revert.
+/// Exit: 0 when nothing is left live, 4 when a fault could not be reverted.
+pub fn run(state_dir: &Path, output: Format) -> Outcome {
+    run_with(state_dir, output, &KubeConnector::lazy())
+}
+
+/// [`run`] with a given Kubernetes client (used only for Kubernetes faults; a lazy one
+/// connects from the kubeconfig or in-cluster service account when first needed).
+pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outcome {
+    let results = match revert_all(state_dir, kube, |warning| eprintln!("warning: {warning}")) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::NotReverted;
+        }
+    };
+    let failed = results.iter().filter(|r| r.result.is_err()).count();
     match output {
         Format::Text => {
             if results.is_empty() {
                 println!("nothing to recover in {}", state_dir.display());
             }
-            for (fault, result) in &results {
+            for Recovery { fault, result } in &results {
                 match result {
                     Ok(()) => println!("reverted: {} (run {})", fault.fault, fault.run_id),
                     Err(e) => {
@@ -144,14 +171,19 @@ pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outco
         Format::Json => {
             let faults: Vec<serde_json::Value> = results
                 .iter()
-                .map(|(f, r)| {
-                    serde_json::json!({
-                        "run_id": f.run_id,
-                        "fault": f.fault,
-                        "reverted": r.is_ok(),
-                        "error": r.as_ref().err(),
-                    })
-                })
+                .map(
+                    |Recovery {
+                         fault: f,
+                         result: r,
+                     }| {
+                        serde_json::json!({
+                            "run_id": f.run_id,
+                            "fault": f.fault,
+                            "reverted": r.is_ok(),
+                            "error": r.as_ref().err().map(|e| e.to_string()),
+                        })
+                    },
+                )
                 .collect();
             println!(
                 "{}",

@@ -356,3 +356,89 @@ fn dead_run_with_toxic(state: &Path, run_id: &str, fault: &str, api: &str) -> Pa
     }
     journal.path().to_owned()
 }
+
+/// `run --recover`: a dead run's toxic, still on a standalone proxy, is reverted (and
+/// journaled) before the new run starts; the run says so and goes on.
+#[test]
+fn run_with_recover_reverts_a_dead_runs_fault_first_and_says_so() {
+    let dir = TempDir::new("run-recover");
+    let state = dir.path().join("state");
+    let config = dir.path().join("proxies.json");
+    let upstream = free_port();
+    std::fs::write(
+        &config,
+        format!(
+            r#"[{{"name": "saves", "listen": "127.0.0.1:{}", "upstream": "127.0.0.1:{upstream}", "enabled": true}}]"#,
+            free_port()
+        ),
+    )
+    .unwrap();
+    let proxy = support::proxy_process::ProxyProcess::start(Some(&config));
+    let toxic = "chaos-dead-run-slow-saves";
+    let (status, body) = proxy.call(
+        "POST",
+        "/proxies/saves/toxics",
+        Some(&format!(
+            r#"{{"name": "{toxic}", "type": "latency", "attributes": {{"latency": 300}}}}"#
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    dead_run_with_toxic(&state, "dead-run", "slow-saves", &proxy.api);
+    assert_eq!(proxy.toxic_names("saves"), [toxic]);
+
+    let next = dir.path().join("next.yaml");
+    std::fs::write(
+        &next,
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: after-recover }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: hog-after-recover\n      type: cpu-hog\n      selector: {{ host: localhost }}\n      parameters: {{ workers: 1, load: 10 }}\n      duration: 1s\n  report: {{ dir: {}, formats: [json] }}\n",
+            dir.path().join("reports").display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["run", "--recover", "--state-dir"])
+        .arg(&state)
+        .arg(&next)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("reverted: slow-saves (run dead-run)"),
+        "the recovery is reported: {stderr}"
+    );
+    assert!(proxy.toxic_names("saves").is_empty(), "the toxic is gone");
+    assert!(
+        chaos_runner::journal::live_faults(&state)
+            .unwrap()
+            .is_empty(),
+        "and journaled as reverted"
+    );
+
+    // With `--output json`, stdout stays one JSON document: the recovery is on stderr.
+    let (status, body) = proxy.call(
+        "POST",
+        "/proxies/saves/toxics",
+        Some(&format!(
+            r#"{{"name": "chaos-dead-again-slow-saves", "type": "latency", "attributes": {{"latency": 300}}}}"#
+        )),
+    );
+    assert_eq!(status, 200, "{body}");
+    dead_run_with_toxic(&state, "dead-again", "slow-saves", &proxy.api);
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["--output", "json", "run", "--recover", "--state-dir"])
+        .arg(&state)
+        .arg(&next)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(doc["outcome"], "passed");
+    assert!(
+        stderr.contains("reverted: slow-saves (run dead-again)"),
+        "{stderr}"
+    );
+    assert!(proxy.toxic_names("saves").is_empty());
+}

@@ -209,14 +209,8 @@ pub fn run(file: &Path, options: RunOptions, sink: &mut dyn EventSink) -> Outcom
     match journal::live_faults(&options.state_dir).map(|live| close_what_ended(live, sink)) {
         Ok(live) if !live.is_empty() => {
             if options.recover_first {
-                let lazy = faults::kube::KubeConnector::lazy();
-                let recovered = crate::recover::run_with(
-                    &options.state_dir,
-                    crate::output::Format::Text,
-                    options.kube.as_deref().unwrap_or(&lazy),
-                );
-                if recovered != Outcome::Passed {
-                    return recovered;
+                if let Err(outcome) = recover_first(&options, sink) {
+                    return outcome;
                 }
             } else {
                 for f in &live {
@@ -274,6 +268,43 @@ pub fn run(file: &Path, options: RunOptions, sink: &mut dyn EventSink) -> Outcom
         options,
         sink,
     ))
+}
+
+/// `--recover`: reverts what earlier runs left live before this one starts; `Err` with
+/// the outcome to end on when something is still live.
+fn recover_first(options: &RunOptions, sink: &mut dyn EventSink) -> Result<(), Outcome> {
+    let lazy = faults::kube::KubeConnector::lazy();
+    let kube = options.kube.as_deref().unwrap_or(&lazy);
+    let mut warnings = Vec::new();
+    let results = crate::recover::revert_all(&options.state_dir, kube, |w| warnings.push(w));
+    for warning in warnings {
+        sink.message(Level::Warning, warning);
+    }
+    let results = results.map_err(|e| {
+        sink.error(e.to_string());
+        Outcome::NotReverted
+    })?;
+    let mut still_live = false;
+    for crate::recover::Recovery { fault, result } in results {
+        match result {
+            Ok(()) => sink.message(
+                Level::Note,
+                format!("reverted: {} (run {})", fault.fault, fault.run_id),
+            ),
+            Err(e) => {
+                still_live = true;
+                sink.error(format!(
+                    "NOT REVERTED: {} (run {}): {e}",
+                    fault.fault, fault.run_id
+                ));
+            }
+        }
+    }
+    if still_live {
+        Err(Outcome::NotReverted)
+    } else {
+        Ok(())
+    }
 }
 
 async fn lifecycle(

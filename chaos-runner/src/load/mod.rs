@@ -26,7 +26,7 @@ use player::{Kind, Player};
 use recorder::{OperationTotals, Outcome, Recorder, SliceSummary};
 
 /// The longest window a `load` check may look back over.
-pub const MAX_WINDOW: Duration = Duration::from_secs(300);
+pub const MAX_WINDOW: Duration = crate::spec::MAX_LOAD_WINDOW;
 
 /// The load generator could not start.
 #[derive(Debug, thiserror::Error)]

@@ -268,7 +268,7 @@ fn check_load_check(c: &mut Collector<'_>, at: &str, check: &LoadCheck, spec: &E
     );
     c.check(
         check.window >= Duration::from_secs(1)
-            && check.window <= crate::load::MAX_WINDOW
+            && check.window <= MAX_LOAD_WINDOW
             && check.window.subsec_nanos() == 0,
         format!("{at}.window"),
         "must be whole seconds between 1s and 5m",

@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use super::*;
 
+/// The longest window a `load` check may look back over (the load generator keeps this
+/// much history).
+pub const MAX_LOAD_WINDOW: Duration = Duration::from_secs(300);
+
 /// The built-in load generator (`spec.load`): `players` virtual players send `rate`
 /// requests per second in total (open loop) to the game API at `target`, in the
 /// proportions of `mix`.
