@@ -419,9 +419,9 @@ fn run_with_recover_reverts_a_dead_runs_fault_first_and_says_so() {
     let (status, body) = proxy.call(
         "POST",
         "/proxies/saves/toxics",
-        Some(&format!(
-            r#"{{"name": "chaos-dead-again-slow-saves", "type": "latency", "attributes": {{"latency": 300}}}}"#
-        )),
+        Some(
+            r#"{"name": "chaos-dead-again-slow-saves", "type": "latency", "attributes": {"latency": 300}}"#,
+        ),
     );
     assert_eq!(status, 200, "{body}");
     dead_run_with_toxic(&state, "dead-again", "slow-saves", &proxy.api);
