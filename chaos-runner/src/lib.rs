@@ -27,11 +27,16 @@
 //! std::process::exit(outcome.code().into());
 //! ```
 //!
-//! The modules hidden from these docs (`cli`, `faults`, `setup`, `stress`, `sys`) are the
-//! command line and the runner's own machinery, public only so its integration tests and
-//! benches can reach them: not an API to build on.
+//! The runner's own machinery (`faults`, `setup`, `stress`, `sys`) is crate-private; the
+//! `internals` feature makes it public for the crate's integration tests, benches and the
+//! workspace's end-to-end tests only: not an API to build on. `cli` is the binary's.
 
 #![warn(missing_docs)]
+// Without the `internals` feature the runner's machinery is crate-private, and what only
+// its integration tests reach (accessors, test probes) would read as dead code. With the
+// feature (every test build, and clippy over all targets) those modules are public and
+// the lints see what they always saw.
+#![cfg_attr(not(feature = "internals"), allow(dead_code, unused_imports))]
 
 #[doc(hidden)]
 pub mod cli;
@@ -39,8 +44,11 @@ pub mod doctor;
 pub mod engine;
 pub mod events;
 pub mod exit;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod faults;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod faults;
 mod helper;
 mod interrupt;
 pub mod journal;
@@ -49,11 +57,20 @@ pub mod output;
 pub mod plan;
 pub mod recover;
 pub mod report;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod setup;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod setup;
 pub mod spec;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod stress;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod stress;
+#[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod sys;
+#[cfg(not(feature = "internals"))]
+pub(crate) mod sys;
 mod watch;
