@@ -172,7 +172,10 @@ impl StressError {
             | StressError::InitDropsSignal { .. } => true,
             // A `--path` that exists, or whose directory does not.
             StressError::Create { source, .. } => {
-                matches!(source.kind(), ErrorKind::AlreadyExists | ErrorKind::NotFound)
+                matches!(
+                    source.kind(),
+                    ErrorKind::AlreadyExists | ErrorKind::NotFound
+                )
             }
             StressError::Statvfs { source, .. } => source.kind() == ErrorKind::NotFound,
             StressError::Mmap { .. }
@@ -419,12 +422,10 @@ pub fn disk(
         wait_for_signal(deadline);
     }
     let removed = match std::fs::remove_file(file) {
-        Err(source) if source.kind() != std::io::ErrorKind::NotFound => {
-            Err(StressError::Delete {
-                file: file.to_owned(),
-                source,
-            })
-        }
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(StressError::Delete {
+            file: file.to_owned(),
+            source,
+        }),
         _ => Ok(()),
     };
     result.and(removed)
@@ -676,8 +677,8 @@ pub fn init_takes(status: &str, sig: libc::c_int) -> bool {
 /// ```
 pub fn process_takes(pid: u32, sig: libc::c_int) -> Result<bool, StressError> {
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path)
-        .map_err(|source| StressError::ReadProc { path, source })?;
+    let status =
+        std::fs::read_to_string(&path).map_err(|source| StressError::ReadProc { path, source })?;
     let in_sigwait = std::fs::read_to_string(format!("/proc/{pid}/wchan"))
         .is_ok_and(|w| w.starts_with("do_sigtimedwait"));
     Ok(init_takes(&status, sig) || in_sigwait)

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::sys::supervisor::Supervisor;
 use chaos_runner::spec::PostgresSetup;
+use chaos_runner::sys::supervisor::Supervisor;
 
 // The runner's tests' port picker: below the kernel's ephemeral range, never the same
 // port twice in one process.
@@ -141,7 +141,11 @@ impl Postgres {
     /// Starts PostgreSQL with database `game`; `None` (skip) when it is not installed.
     pub fn start() -> Option<Postgres> {
         use chaos_runner::setup::postgres;
-        if !require(postgres::bin_dir(None).map(|_| ())) {
+        if !require(
+            postgres::bin_dir(None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ) {
             return None;
         }
         let setup = PostgresSetup {

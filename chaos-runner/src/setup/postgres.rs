@@ -200,11 +200,12 @@ pub fn prepare(
     if is_root() {
         let (uid, gid) = postgres_ids()?;
         for d in [dir, &data, &sockets] {
-            std::os::unix::fs::chown(d, Some(uid), Some(gid))
-                .map_err(|source| PostgresError::Chown {
+            std::os::unix::fs::chown(d, Some(uid), Some(gid)).map_err(|source| {
+                PostgresError::Chown {
                     dir: d.to_path_buf(),
                     source,
-                })?;
+                }
+            })?;
         }
     }
     run(&as_postgres(

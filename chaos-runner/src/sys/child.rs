@@ -78,12 +78,10 @@ impl StressChild {
                 command.pre_exec(move || cgroup::join_in_child(&procs_files));
             }
         }
-        let child = command
-            .spawn()
-            .map_err(|source| ChildError::Spawn {
-                exe: exe.display().to_string(),
-                source,
-            })?;
+        let child = command.spawn().map_err(|source| ChildError::Spawn {
+            exe: exe.display().to_string(),
+            source,
+        })?;
         let pid = child.id();
         let mut ticks = None;
         proc::wait_until(Duration::from_secs(2), || {

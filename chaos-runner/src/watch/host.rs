@@ -103,8 +103,8 @@ impl HostReader {
             HostMetric::MemoryUsedPercent => {
                 let text = read("/proc/meminfo")?;
                 let total = meminfo("MemTotal:", &text).ok_or(HostError::NoMeminfo("MemTotal"))?;
-                let available = meminfo("MemAvailable:", &text)
-                    .ok_or(HostError::NoMeminfo("MemAvailable"))?;
+                let available =
+                    meminfo("MemAvailable:", &text).ok_or(HostError::NoMeminfo("MemAvailable"))?;
                 Ok((1.0 - available / total.max(1.0)) * 100.0)
             }
             HostMetric::Load1 => read("/proc/loadavg")?

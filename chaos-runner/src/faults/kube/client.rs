@@ -77,7 +77,7 @@ impl KubeEnv {
             .map(|rt| rt.handle().clone())
             .ok_or(KubeError::RuntimeGone)?;
         let client = spawn_and_wait(&handle, async { kube::Client::try_default().await })?
-            .map_err(KubeError::Connect)?;
+            .map_err(|e| KubeError::Connect(Box::new(e)))?;
         tracing::info!(
             namespace = client.default_namespace(),
             "connected a Kubernetes client"

@@ -223,7 +223,10 @@ impl Fault for ContainerKill {
                         Ok(p) => p,
                         Err(source) => {
                             let action = format!("cannot read pod `{}`", picked.name);
-                            return Err((KubeError::Api { action, source }, hit));
+                            return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                         }
                     };
                     let Some((restarts_before, _)) = container_status(&pod, &container) else {
@@ -239,7 +242,10 @@ impl Fault for ContainerKill {
                         ephemeral::patch_ephemeral(&api, &picked.name, helper.clone()).await
                     {
                         let action = format!("cannot add the signal helper to `{}`", picked.name);
-                        return Err((KubeError::Api { action, source }, hit));
+                        return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                     }
                     tracing::info!(pod = %picked.name, container = %container, "added container-kill helper");
                     hit.push(Hit {
@@ -256,7 +262,10 @@ impl Fault for ContainerKill {
                             Ok(p) => p,
                             Err(source) => {
                                 let action = format!("cannot read pod `{}` back", h.pod);
-                                return Err((KubeError::Api { action, source }, hit));
+                                return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                             }
                         };
                         match ephemeral::helper_state(&pod, &helper_name) {
@@ -422,7 +431,7 @@ async fn not_restarted(
             Err(source) => {
                 return Err(KubeError::Api {
                     action: format!("cannot read pod `{pod}` back"),
-                    source,
+                    source: Box::new(source),
                 })
             }
         }

@@ -364,9 +364,10 @@ async fn add_helpers(
                         containers.join(", ")
                     )))
                 }
-                None => containers.first().cloned().ok_or_else(|| {
-                    KubeError::Refused(format!("pod `{pod}` lists no container"))
-                })?,
+                None => containers
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| KubeError::Refused(format!("pod `{pod}` lists no container")))?,
             };
             if has_ephemeral(&current, name) {
                 return Err(KubeError::Refused(format!(
@@ -474,7 +475,12 @@ pub async fn stop_helpers(
         let pod = match api.get_opt(&h.pod).await {
             Ok(Some(p)) => p,
             Ok(None) => continue,
-            Err(e) => return Err(KubeError::api(format!("cannot read pod `{}`", h.pod))(e)),
+            Err(e) => {
+                return Err(KubeError::Api {
+                    action: format!("cannot read pod `{}`", h.pod),
+                    source: Box::new(e),
+                })
+            }
         };
         if matches!(
             helper_state(&pod, name),
@@ -491,10 +497,10 @@ pub async fn stop_helpers(
             }
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(KubeError::api(format!(
-                    "cannot add the stopper to `{}`",
-                    h.pod
-                ))(e))
+                return Err(KubeError::Api {
+                    action: format!("cannot add the stopper to `{}`", h.pod),
+                    source: Box::new(e),
+                })
             }
         }
     }
@@ -582,10 +588,10 @@ pub async fn still_running(
             },
             Ok(None) => {}
             Err(e) => {
-                return Err(KubeError::api(format!(
-                    "cannot read pod `{}` back",
-                    h.pod
-                ))(e))
+                return Err(KubeError::Api {
+                    action: format!("cannot read pod `{}` back", h.pod),
+                    source: Box::new(e),
+                })
             }
         }
     }

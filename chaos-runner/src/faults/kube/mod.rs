@@ -30,7 +30,7 @@ pub enum KubeError {
     RuntimeGone,
     /// No client could be built from the kubeconfig or the service account.
     #[error("cannot build a Kubernetes client (kubeconfig or in-cluster): {0}")]
-    Connect(#[source] kube::Error),
+    Connect(#[source] Box<kube::Error>),
     /// The connection failed earlier (the first failure, remembered).
     #[error(transparent)]
     Remembered(std::sync::Arc<KubeError>),
@@ -47,7 +47,7 @@ pub enum KubeError {
         action: String,
         /// The client's error.
         #[source]
-        source: kube::Error,
+        source: Box<kube::Error>,
     },
     /// An object could not be built or read as JSON.
     #[error("{action}: {source}")]
@@ -88,7 +88,10 @@ impl KubeError {
     /// A closure turning a client error into [`KubeError::Api`] saying `action`.
     pub(crate) fn api(action: impl Into<String>) -> impl FnOnce(kube::Error) -> KubeError {
         let action = action.into();
-        move |source| KubeError::Api { action, source }
+        move |source| KubeError::Api {
+            action,
+            source: Box::new(source),
+        }
     }
 
     /// A closure turning a JSON error into [`KubeError::Json`] saying `action`.

@@ -172,7 +172,12 @@ pub async fn remove_policy(
     match policies.delete(name, &DeleteParams::default()).await {
         Ok(_) => tracing::info!(policy = name, namespace, "deleted NetworkPolicy"),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(KubeError::api(format!("cannot delete NetworkPolicy `{name}`"))(e)),
+        Err(e) => {
+            return Err(KubeError::Api {
+                action: format!("cannot delete NetworkPolicy `{name}`"),
+                source: Box::new(e),
+            })
+        }
     }
     let by_run = ListParams::default().labels(&target::run_selector(run_id, fault));
     let leftovers = policies
@@ -187,9 +192,10 @@ pub async fn remove_policy(
             Ok(_) => tracing::info!(policy = %other, namespace, "deleted leftover NetworkPolicy"),
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(KubeError::api(format!(
-                    "cannot delete leftover NetworkPolicy `{other}`"
-                ))(e))
+                return Err(KubeError::Api {
+                    action: format!("cannot delete leftover NetworkPolicy `{other}`"),
+                    source: Box::new(e),
+                })
             }
         }
     }
@@ -207,9 +213,10 @@ pub async fn remove_policy(
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(KubeError::api(format!(
-                    "cannot remove the policy label of `{pod_name}`"
-                ))(e))
+                return Err(KubeError::Api {
+                    action: format!("cannot remove the policy label of `{pod_name}`"),
+                    source: Box::new(e),
+                })
             }
         }
     }

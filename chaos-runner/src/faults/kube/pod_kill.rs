@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::client::KubeConnector;
-use super::KubeError;
 use super::target::{self, PickedPod};
+use super::KubeError;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{PodKillParams, PodSelector};
 

@@ -123,7 +123,10 @@ impl Fault for CpuHog {
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
         let cgroup = if self.params.cgroup {
-            Some(self.make_cgroup().map_err(|e| self.inject_error(e.to_string()))?)
+            Some(
+                self.make_cgroup()
+                    .map_err(|e| self.inject_error(e.to_string()))?,
+            )
         } else {
             None
         };

@@ -144,7 +144,8 @@ impl DbFault {
             .map_err(|e| self.inject_error(e.to_string()))?;
         let url = format!("{api}/proxies/{proxy}/dbfaults");
         self.sent = true;
-        let (code, text) = http("POST", &url, Some(&body)).map_err(|e| self.inject_error(e.to_string()))?;
+        let (code, text) =
+            http("POST", &url, Some(&body)).map_err(|e| self.inject_error(e.to_string()))?;
         if code != 200 && code != 201 {
             return Err(self.inject_error(format!("POST {url} answered {code}: {text}")));
         }

@@ -189,8 +189,8 @@ impl Fault for DiskFill {
             run_id: self.run_id.clone(),
             fault: self.name.clone(),
         };
-        let mut child =
-            StressChild::spawn(&self.exe, &filler, Vec::new()).map_err(|e| self.error(false, e.to_string()))?;
+        let mut child = StressChild::spawn(&self.exe, &filler, Vec::new())
+            .map_err(|e| self.error(false, e.to_string()))?;
         let record = FaultRecord::DiskFill {
             pid: child.pid(),
             start_ticks: child.start_ticks,

@@ -177,7 +177,10 @@ impl Fault for MemoryHog {
             }
         }
         let cgroup = if self.params.cgroup {
-            Some(self.make_cgroup().map_err(|e| self.error(false, e.to_string()))?)
+            Some(
+                self.make_cgroup()
+                    .map_err(|e| self.error(false, e.to_string()))?,
+            )
         } else {
             None
         };

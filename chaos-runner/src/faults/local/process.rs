@@ -68,7 +68,9 @@ pub enum ProcessError {
     #[error("a target survived SIGKILL")]
     SurvivedKill,
     /// A `command` selector without the runner's supervisor.
-    #[error("the `command` selector needs the runner's supervisor (started by `chaos-runner run`)")]
+    #[error(
+        "the `command` selector needs the runner's supervisor (started by `chaos-runner run`)"
+    )]
     NoSupervisor,
     /// The supervised command is not running.
     #[error("the supervised command is not running")]
@@ -474,7 +476,9 @@ impl Fault for ProcessFault {
         }
         self.targets = match self.planned.take() {
             Some(planned) => planned,
-            None => self.targets_now().map_err(|e| self.error(false, e.to_string()))?,
+            None => self
+                .targets_now()
+                .map_err(|e| self.error(false, e.to_string()))?,
         };
         let pids: Vec<u32> = self.targets.iter().map(|(p, _)| *p).collect();
         tracing::info!(fault = %self.name, ?pids, action = self.action.type_name(), "hitting process(es)");
@@ -492,7 +496,8 @@ impl Fault for ProcessFault {
                         .map_err(|e| self.error(false, e.to_string()))?;
                 } else {
                     self.revertible = false;
-                    kill_all(&self.targets, p.signal, p.grace).map_err(|e| self.error(false, e.to_string()))?;
+                    kill_all(&self.targets, p.signal, p.grace)
+                        .map_err(|e| self.error(false, e.to_string()))?;
                 }
                 Ok(FaultRecord::ProcessKilled {
                     pids,

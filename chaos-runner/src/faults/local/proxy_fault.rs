@@ -118,14 +118,13 @@ impl ProxyPool {
             }
             return Ok(name);
         }
-        registry
-            .create(ProxyInput {
-                name: Some(name.clone()),
-                listen: Some(listen.to_owned()),
-                upstream: Some(upstream.to_owned()),
-                protocol: Some(protocol),
-                ..Default::default()
-            })?;
+        registry.create(ProxyInput {
+            name: Some(name.clone()),
+            listen: Some(listen.to_owned()),
+            upstream: Some(upstream.to_owned()),
+            protocol: Some(protocol),
+            ..Default::default()
+        })?;
         Ok(name)
     }
 
@@ -347,7 +346,9 @@ impl Fault for ProxyFault {
                 let proxy = pool
                     .ensure(&listen, &upstream, protocol)
                     .map_err(|e| self.inject_error(e.to_string()))?;
-                let registry = pool.registry().map_err(|e| self.inject_error(e.to_string()))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.inject_error(e.to_string()))?;
                 match toxic {
                     Some(toxic) => {
                         registry
@@ -386,8 +387,8 @@ impl Fault for ProxyFault {
                         }
                     }
                     None => {
-                        let (code, text) =
-                            http("GET", &base, None).map_err(|e| self.inject_error(e.to_string()))?;
+                        let (code, text) = http("GET", &base, None)
+                            .map_err(|e| self.inject_error(e.to_string()))?;
                         if code != 200 {
                             return Err(
                                 self.inject_error(format!("GET {base} answered {code}: {text}"))
@@ -423,7 +424,9 @@ impl Fault for ProxyFault {
         }
         match &self.target {
             ProxyTarget::InRun { pool, .. } => {
-                let registry = pool.registry().map_err(|e| self.revert_error(e.to_string()))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.revert_error(e.to_string()))?;
                 let proxy = self.proxy.clone().unwrap_or_default();
                 let result = if self.params.action == ProxyAction::Down {
                     registry
@@ -454,7 +457,9 @@ impl Fault for ProxyFault {
         };
         match &self.target {
             ProxyTarget::InRun { pool, .. } => {
-                let registry = pool.registry().map_err(|e| self.revert_error(e.to_string()))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.revert_error(e.to_string()))?;
                 let view = registry
                     .get(proxy)
                     .map_err(|e| self.revert_error(e.message))?;

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 use chaos_runner::spec::PostgresSetup;
+use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
 
 /// A fresh temporary directory, removed on drop.
 pub struct TempDir(PathBuf);
@@ -83,7 +83,11 @@ impl Postgres {
     /// initdb + start, or None (skip) when PostgreSQL is not installed outside CI.
     pub fn start() -> Option<Postgres> {
         use chaos_runner::setup::postgres;
-        if !require(postgres::bin_dir(None).map(|_| ())) {
+        if !require(
+            postgres::bin_dir(None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ) {
             return None;
         }
         let setup = PostgresSetup {

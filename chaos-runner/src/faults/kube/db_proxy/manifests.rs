@@ -97,7 +97,10 @@ pub fn plan_ports(
             .iter()
             .position(|p| p.port == i32::from(w))
             .ok_or_else(|| {
-                KubeError::Refused(format!("Service `{what}` has no port {w} (it has: {})", list()))
+                KubeError::Refused(format!(
+                    "Service `{what}` has no port {w} (it has: {})",
+                    list()
+                ))
             })?,
         None if plans.len() == 1 => 0,
         None => {

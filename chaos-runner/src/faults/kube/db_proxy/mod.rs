@@ -164,10 +164,7 @@ struct Plan {
 
 /// Creates the objects and swaps the selector; returns the original selector. On an
 /// error, deletes what it created.
-async fn swap_in(
-    client: kube::Client,
-    plan: Plan,
-) -> Result<BTreeMap<String, String>, KubeError> {
+async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, String>, KubeError> {
     let ns = plan.namespace.as_str();
     let what = format!("{ns}/{}", plan.service);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
@@ -299,7 +296,7 @@ fn absent_ok(result: Result<(), kube::Error>, kind: &str, name: &str) -> Result<
         Err(e) if is_not_found(&e) => Ok(()),
         Err(source) => Err(KubeError::Api {
             action: format!("cannot delete {kind} `{name}`"),
-            source,
+            source: Box::new(source),
         }),
     }
 }
@@ -321,10 +318,9 @@ async fn restore_service(
     recorded: &BTreeMap<String, String>,
 ) -> Result<(), KubeError> {
     let api: Api<Service> = Api::namespaced(client, ns);
-    let Some(svc) = api
-        .get_opt(service)
-        .await
-        .map_err(KubeError::api(format!("cannot read Service `{ns}/{service}`")))?
+    let Some(svc) = api.get_opt(service).await.map_err(KubeError::api(format!(
+        "cannot read Service `{ns}/{service}`"
+    )))?
     else {
         tracing::warn!(
             namespace = ns,
@@ -461,7 +457,7 @@ pub async fn check_removed(
         Ok(true) => Err(KubeError::Left(format!("{kind} `{name}` is still there"))),
         Err(source) => Err(KubeError::Api {
             action: format!("cannot read {kind} `{name}` back"),
-            source,
+            source: Box::new(source),
         }),
     };
     gone(
