@@ -103,12 +103,23 @@ pub enum Command {
     },
 }
 
+/// A `--busy-poll` value clap refuses.
+#[derive(Debug, thiserror::Error)]
+enum BusyPollError {
+    /// Not a duration.
+    #[error(transparent)]
+    Duration(#[from] humantime::DurationError),
+    /// Longer than 10ms.
+    #[error("must be at most 10ms (0 turns busy polling off)")]
+    TooLong,
+}
+
 /// `--busy-poll`: a duration from 0 to 10ms (longer would burn a core on every idle
 /// gap of a chatty connection).
-fn busy_poll_window(text: &str) -> Result<std::time::Duration, String> {
-    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+fn busy_poll_window(text: &str) -> Result<std::time::Duration, BusyPollError> {
+    let d = humantime::parse_duration(text)?;
     if d > std::time::Duration::from_millis(10) {
-        return Err("must be at most 10ms (0 turns busy polling off)".to_owned());
+        return Err(BusyPollError::TooLong);
     }
     Ok(d)
 }
@@ -240,7 +251,7 @@ fn proxy(
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
-            return Outcome::InvalidInput;
+            return Outcome::Aborted;
         }
     };
     let signals = runtime.block_on(async {
@@ -254,7 +265,7 @@ fn proxy(
         Ok(signals) => signals,
         Err(e) => {
             eprintln!("error: cannot install signal handlers: {e}");
-            return Outcome::InvalidInput;
+            return Outcome::Aborted;
         }
     };
     let server = match ProxyServer::start_with(ServerOptions {
@@ -262,9 +273,15 @@ fn proxy(
         workers: relay.workers.map_or_else(default_workers, usize::from),
     }) {
         Ok(s) => s,
-        Err(e) => {
+        // The address cannot be bound (taken, not on this machine): the flag is wrong.
+        Err(e @ fault_proxy::server::ServerError::Bind { .. }) => {
             eprintln!("error: --listen: {e}");
             return Outcome::InvalidInput;
+        }
+        // No runtime or thread: the machine failed, not the input.
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Outcome::Aborted;
         }
     };
     // `protocol: postgres|redis` proxies relay through the protocol-aware relays (no

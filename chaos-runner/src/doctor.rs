@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::exit::Outcome;
-use crate::faults::kube::KubeConnector;
+use crate::faults::kube::{KubeConnector, KubeError};
 use crate::output::Format;
 use crate::spec::{FaultParams, ValidatedExperiment};
 
@@ -124,7 +124,7 @@ pub struct Answer {
 }
 
 /// Asks about every permission every Kubernetes fault of `exp` needs.
-pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answer>, String> {
+pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answer>, KubeError> {
     let mut asks = Vec::new();
     for (fault, steps) in exp.faults.iter().map(|f| (&f.spec, &f.steps)) {
         let (namespace, proxied) = match (&fault.selector.pods, &fault.selector.service) {
@@ -171,11 +171,11 @@ pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answ
                 "metadata": {},
                 "spec": { "resourceAttributes": attrs },
             }))
-            .map_err(|e| format!("cannot build the access review: {e}"))?;
+            .map_err(KubeError::json("cannot build the access review"))?;
             let answer = api
                 .create(&PostParams::default(), &review)
                 .await
-                .map_err(|e| format!("cannot ask the API server: {e}"))?;
+                .map_err(KubeError::api("cannot ask the API server"))?;
             let status = answer.status.unwrap_or_default();
             answers.push(Answer {
                 fault,

@@ -102,7 +102,7 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
             serde_json::json!({
                 "name": fault.name,
                 "targets": targets.as_ref().and_then(|t| t.as_ref().ok()),
-                "targets_error": targets.as_ref().and_then(|t| t.as_ref().err()),
+                "targets_error": targets.as_ref().and_then(|t| t.as_ref().err().map(|e| e.to_string())),
                 // A pod pick is exact with a seed or `all`; a Service is named outright.
                 "targets_exact": fault.selector.pods.as_ref().map(|p| {
                     p.seed.is_some() || p.mode == crate::spec::PodMode::All

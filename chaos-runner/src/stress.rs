@@ -6,7 +6,192 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::exit::Outcome;
+use crate::faults::local::netcmd::NetCmdError;
 use crate::helper::HelperCommand;
+
+/// A stress helper (`chaos-runner stress ...`) refused its arguments or failed while
+/// running. [`StressError::is_bad_input`] tells the two apart (exit 3 or 2).
+#[derive(Debug, thiserror::Error)]
+pub enum StressError {
+    /// The memory size does not fit in this machine's address space.
+    #[error("{0} bytes do not fit in memory")]
+    TooMuchMemory(u64),
+    /// The memory could not be mapped.
+    #[error("mmap {len} bytes: {source}")]
+    Mmap {
+        /// The size asked for.
+        len: usize,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The free space of the filesystem could not be read.
+    #[error("statvfs {}: {source}", .dir.display())]
+    Statvfs {
+        /// The directory.
+        dir: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fill would leave less free space than asked to keep.
+    #[error("{bytes} bytes would leave {left} free, below the floor of {keep_free}")]
+    KeepFree {
+        /// The size of the fill.
+        bytes: u64,
+        /// What it would leave free.
+        left: u64,
+        /// The floor (`--keep-free`).
+        keep_free: u64,
+    },
+    /// The fill file could not be created (e.g. it exists).
+    #[error("creating {}: {source}", .file.display())]
+    Create {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The fill size does not fit in a file offset.
+    #[error("{0} bytes is too large")]
+    FileTooLarge(u64),
+    /// Allocating the fill file failed.
+    #[error("fallocate {}: {source}", .file.display())]
+    Fallocate {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Writing the fill file failed.
+    #[error("writing {}: {source}", .file.display())]
+    Write {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Syncing the fill file failed.
+    #[error("syncing {}: {source}", .file.display())]
+    Sync {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Deleting the fill file failed.
+    #[error("deleting {}: {source}", .file.display())]
+    Delete {
+        /// The file.
+        file: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The kernel has no netem qdisc.
+    #[error("{} ({tc_said})", crate::faults::local::tc::netem_missing_message())]
+    NetemMissing {
+        /// What tc said.
+        tc_said: String,
+    },
+    /// The netem qdisc could not be added.
+    #[error("cannot add netem to {interface}: {source}")]
+    NetemAdd {
+        /// The interface.
+        interface: String,
+        /// Why.
+        #[source]
+        source: NetCmdError,
+    },
+    /// The netem qdisc could not be removed.
+    #[error("cannot remove netem from {interface}: {source}")]
+    NetemRemove {
+        /// The interface.
+        interface: String,
+        /// The last failure.
+        #[source]
+        source: NetCmdError,
+    },
+    /// A file under `/proc` could not be read.
+    #[error("cannot read {path}: {source}")]
+    ReadProc {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Helpers still run after SIGTERM and the grace period.
+    #[error("helpers still running after SIGTERM: pids {0:?}")]
+    HelpersLeft(Vec<u32>),
+    /// PID 1 is the pod's `pause` process: signalling it would end the whole pod.
+    #[error("PID 1 here is the pod's `pause` process (the pod shares one process namespace): refusing to signal it, that would end the whole pod")]
+    PauseInit,
+    /// PID 1 would drop the signal (it neither catches nor waits for it).
+    #[error("PID 1 (`{comm}`) neither catches nor waits for SIG{signal}: the kernel drops such signals (and SIGKILL) sent to a namespace's init from inside it, so the container would not stop; use `pod-kill`, or a signal it handles")]
+    InitDropsSignal {
+        /// PID 1's name.
+        comm: String,
+        /// The signal's name (`TERM`).
+        signal: String,
+    },
+    /// The signal could not be sent.
+    #[error("cannot send SIG{signal} to PID 1 (`{comm}`): {source}")]
+    Signal {
+        /// The signal's name.
+        signal: String,
+        /// PID 1's name.
+        comm: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StressError {
+    /// Whether the helper refused because of its arguments or its target (exit 3), rather
+    /// than failing while it ran (exit 2).
+    ///
+    /// ```
+    /// use chaos_runner::stress::StressError;
+    /// assert!(StressError::KeepFree { bytes: 10, left: 5, keep_free: 8 }.is_bad_input());
+    /// let source = std::io::Error::from_raw_os_error(libc::ENOMEM);
+    /// assert!(!StressError::Mmap { len: 10, source }.is_bad_input());
+    /// ```
+    pub fn is_bad_input(&self) -> bool {
+        use std::io::ErrorKind;
+        match self {
+            StressError::TooMuchMemory(_)
+            | StressError::KeepFree { .. }
+            | StressError::FileTooLarge(_)
+            | StressError::PauseInit
+            | StressError::InitDropsSignal { .. } => true,
+            // A `--path` that exists, or whose directory does not.
+            StressError::Create { source, .. } => {
+                matches!(
+                    source.kind(),
+                    ErrorKind::AlreadyExists | ErrorKind::NotFound
+                )
+            }
+            StressError::Statvfs { source, .. } => source.kind() == ErrorKind::NotFound,
+            StressError::Mmap { .. }
+            | StressError::Fallocate { .. }
+            | StressError::Write { .. }
+            | StressError::Sync { .. }
+            | StressError::Delete { .. }
+            | StressError::NetemMissing { .. }
+            | StressError::NetemAdd { .. }
+            | StressError::NetemRemove { .. }
+            | StressError::ReadProc { .. }
+            | StressError::HelpersLeft(_)
+            | StressError::Signal { .. } => false,
+        }
+    }
+}
 
 /// Burns CPU: `workers` threads, each busy `load` percent of every 100 ms, for `duration`.
 /// Returns when the time is up.
@@ -149,7 +334,7 @@ fn wait_for_signal(deadline: Instant) {
 /// ```no_run
 /// chaos_runner::stress::memory(64 << 20, true, std::time::Duration::from_secs(5)).unwrap();
 /// ```
-pub fn memory(bytes: u64, touch: bool, duration: Duration) -> Result<(), String> {
+pub fn memory(bytes: u64, touch: bool, duration: Duration) -> Result<(), StressError> {
     memory_until(bytes, touch, Instant::now() + duration, false)
 }
 
@@ -160,12 +345,12 @@ pub fn memory_until(
     touch: bool,
     deadline: Instant,
     exit_on_term: bool,
-) -> Result<(), String> {
+) -> Result<(), StressError> {
     die_with_parent();
     if exit_on_term {
         block_term();
     }
-    let len = usize::try_from(bytes).map_err(|_| format!("{bytes} bytes do not fit in memory"))?;
+    let len = usize::try_from(bytes).map_err(|_| StressError::TooMuchMemory(bytes))?;
     // SAFETY: a fresh private anonymous mapping of `len` bytes; we only write inside it.
     unsafe {
         let ptr = libc::mmap(
@@ -177,10 +362,10 @@ pub fn memory_until(
             0,
         );
         if ptr == libc::MAP_FAILED {
-            return Err(format!(
-                "mmap {len} bytes: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(StressError::Mmap {
+                len,
+                source: std::io::Error::last_os_error(),
+            });
         }
         if touch {
             let page = usize::try_from(libc::sysconf(libc::_SC_PAGESIZE)).unwrap_or(4096);
@@ -208,35 +393,45 @@ pub fn memory_until(
 /// let f = std::path::Path::new("/tmp/.chaos-fill-doc");
 /// chaos_runner::stress::disk(f, 1 << 20, 1 << 30, std::time::Duration::from_secs(1)).unwrap();
 /// ```
-pub fn disk(file: &Path, bytes: u64, keep_free: u64, duration: Duration) -> Result<(), String> {
+pub fn disk(
+    file: &Path,
+    bytes: u64,
+    keep_free: u64,
+    duration: Duration,
+) -> Result<(), StressError> {
     let orphan = guard_with_parent_term();
     let deadline = Instant::now() + duration;
     if orphan {
         return Ok(());
     }
     let dir = file.parent().unwrap_or(Path::new("/"));
-    let (free, _) = crate::faults::local::disk_fill::space(dir)
-        .map_err(|e| format!("statvfs {}: {e}", dir.display()))?;
+    let (free, _) =
+        crate::faults::local::disk_fill::space(dir).map_err(|source| StressError::Statvfs {
+            dir: dir.to_owned(),
+            source,
+        })?;
     if free.saturating_sub(bytes) < keep_free {
-        return Err(format!(
-            "{bytes} bytes would leave {} free, below the floor of {keep_free}",
-            free.saturating_sub(bytes)
-        ));
+        return Err(StressError::KeepFree {
+            bytes,
+            left: free.saturating_sub(bytes),
+            keep_free,
+        });
     }
     let result = fill(file, bytes);
     if result.is_ok() {
         wait_for_signal(deadline);
     }
     let removed = match std::fs::remove_file(file) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("deleting {}: {e}", file.display()))
-        }
+        Err(source) if source.kind() != std::io::ErrorKind::NotFound => Err(StressError::Delete {
+            file: file.to_owned(),
+            source,
+        }),
         _ => Ok(()),
     };
     result.and(removed)
 }
 
-fn fill(file: &Path, bytes: u64) -> Result<(), String> {
+fn fill(file: &Path, bytes: u64) -> Result<(), StressError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     use std::os::unix::io::AsRawFd;
@@ -245,14 +440,20 @@ fn fill(file: &Path, bytes: u64) -> Result<(), String> {
         .create_new(true)
         .mode(0o600)
         .open(file)
-        .map_err(|e| format!("creating {}: {e}", file.display()))?;
-    let len = libc::off_t::try_from(bytes).map_err(|_| format!("{bytes} bytes is too large"))?;
+        .map_err(|source| StressError::Create {
+            file: file.to_owned(),
+            source,
+        })?;
+    let len = libc::off_t::try_from(bytes).map_err(|_| StressError::FileTooLarge(bytes))?;
     // SAFETY: fallocate on a file descriptor we own.
     let rc = unsafe { libc::fallocate(f.as_raw_fd(), 0, 0, len) };
     if rc != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EOPNOTSUPP) {
-            return Err(format!("fallocate {}: {e}", file.display()));
+        let source = std::io::Error::last_os_error();
+        if source.raw_os_error() != Some(libc::EOPNOTSUPP) {
+            return Err(StressError::Fallocate {
+                file: file.to_owned(),
+                source,
+            });
         }
         // No fallocate on this filesystem: write zeros.
         let chunk = vec![0u8; 1 << 20];
@@ -260,12 +461,17 @@ fn fill(file: &Path, bytes: u64) -> Result<(), String> {
         while left > 0 {
             let n = left.min(chunk.len() as u64) as usize;
             f.write_all(&chunk[..n])
-                .map_err(|e| format!("writing {}: {e}", file.display()))?;
+                .map_err(|source| StressError::Write {
+                    file: file.to_owned(),
+                    source,
+                })?;
             left -= n as u64;
         }
     }
-    f.sync_all()
-        .map_err(|e| format!("syncing {}: {e}", file.display()))
+    f.sync_all().map_err(|source| StressError::Sync {
+        file: file.to_owned(),
+        source,
+    })
 }
 
 /// The pause watchdog: waits `after` or until SIGTERM (sent when its parent, the runner,
@@ -329,15 +535,18 @@ pub fn netem(
     handle: u16,
     netem: &[String],
     deadline: Instant,
-) -> Result<(), String> {
+) -> Result<(), StressError> {
     use crate::faults::local::tc;
     block_term();
-    tc::add_netem(None, interface, handle, netem).map_err(|e| {
-        let text = e.to_string();
+    tc::add_netem(None, interface, handle, netem).map_err(|source| {
+        let text = source.to_string();
         if text.contains("Specified qdisc kind is unknown") {
-            format!("{} ({text})", tc::netem_missing_message())
+            StressError::NetemMissing { tc_said: text }
         } else {
-            format!("cannot add netem to {interface}: {text}")
+            StressError::NetemAdd {
+                interface: interface.to_owned(),
+                source,
+            }
         }
     })?;
     eprintln!(
@@ -345,17 +554,21 @@ pub fn netem(
         netem.join(" ")
     );
     wait_for_signal(deadline);
-    let mut last = String::new();
-    for attempt in 0..5 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(200));
-        }
+    let mut attempt = 0;
+    loop {
         match tc::delete_qdisc(None, interface, handle) {
             Ok(()) => return Ok(()),
-            Err(e) => last = e.to_string(),
+            Err(source) if attempt >= 4 => {
+                return Err(StressError::NetemRemove {
+                    interface: interface.to_owned(),
+                    source,
+                })
+            }
+            Err(_) => {}
         }
+        attempt += 1;
+        std::thread::sleep(Duration::from_millis(200));
     }
-    Err(format!("cannot remove netem from {interface}: {last}"))
 }
 
 /// Whether `argv` is a helper (`chaos-runner stress <kind> ...`, not `stop`) of
@@ -375,10 +588,13 @@ pub fn is_helper_of(argv: &[String], run_id: &str, fault: &str) -> bool {
 /// `chaos-runner stress stop`: sends SIGTERM to every helper of `run_id`'s fault `fault`
 /// visible in this PID namespace (see [`is_helper_of`]), waits up to `grace` for them to
 /// end, and returns how many it stopped. An error names the helpers still running.
-pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize, String> {
+pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize, StressError> {
     let me = std::process::id();
     let mut found = Vec::new();
-    let entries = std::fs::read_dir("/proc").map_err(|e| format!("cannot read /proc: {e}"))?;
+    let entries = std::fs::read_dir("/proc").map_err(|source| StressError::ReadProc {
+        path: "/proc".to_owned(),
+        source,
+    })?;
     for entry in entries.flatten() {
         let Some(pid) = entry
             .file_name()
@@ -421,9 +637,7 @@ pub fn stop_helpers(run_id: &str, fault: &str, grace: Duration) -> Result<usize,
             return Ok(found.len());
         }
         if Instant::now() >= deadline {
-            return Err(format!(
-                "helpers still running after SIGTERM: pids {left:?}"
-            ));
+            return Err(StressError::HelpersLeft(left));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -461,9 +675,10 @@ pub fn init_takes(status: &str, sig: libc::c_int) -> bool {
 /// // The test harness neither catches nor blocks SIGHUP.
 /// assert!(!chaos_runner::stress::process_takes(std::process::id(), libc::SIGHUP).unwrap());
 /// ```
-pub fn process_takes(pid: u32, sig: libc::c_int) -> Result<bool, String> {
+pub fn process_takes(pid: u32, sig: libc::c_int) -> Result<bool, StressError> {
     let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let status =
+        std::fs::read_to_string(&path).map_err(|source| StressError::ReadProc { path, source })?;
     let in_sigwait = std::fs::read_to_string(format!("/proc/{pid}/wchan"))
         .is_ok_and(|w| w.starts_with("do_sigtimedwait"));
     Ok(init_takes(&status, sig) || in_sigwait)
@@ -473,30 +688,29 @@ pub fn process_takes(pid: u32, sig: libc::c_int) -> Result<bool, String> {
 /// namespace (the target container's main process, for a helper joining its process
 /// namespace), after checking it would not be dropped ([`process_takes`]) and that PID 1 is
 /// not a pod's `pause` process (a pod sharing one process namespace). Returns PID 1's name.
-pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, String> {
+pub fn signal_init(sig: libc::c_int, name: &str) -> Result<String, StressError> {
     let comm = std::fs::read_to_string("/proc/1/comm")
-        .map_err(|e| format!("cannot read /proc/1/comm: {e}"))?
+        .map_err(|source| StressError::ReadProc {
+            path: "/proc/1/comm".to_owned(),
+            source,
+        })?
         .trim()
         .to_owned();
     if comm == "pause" {
-        return Err(
-            "PID 1 here is the pod's `pause` process (the pod shares one process namespace): \
-             refusing to signal it, that would end the whole pod"
-                .to_owned(),
-        );
+        return Err(StressError::PauseInit);
     }
     if !process_takes(1, sig)? {
-        return Err(format!(
-            "PID 1 (`{comm}`) neither catches nor waits for SIG{name}: the kernel drops such \
-             signals (and SIGKILL) sent to a namespace's init from inside it, so the container \
-             would not stop; use `pod-kill`, or a signal it handles"
-        ));
+        return Err(StressError::InitDropsSignal {
+            comm,
+            signal: name.to_owned(),
+        });
     }
     if !crate::sys::proc::signal(1, sig) {
-        return Err(format!(
-            "cannot send SIG{name} to PID 1 (`{comm}`): {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(StressError::Signal {
+            signal: name.to_owned(),
+            comm,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(comm)
 }
@@ -558,10 +772,7 @@ pub fn run(command: HelperCommand) -> Outcome {
                     eprintln!("chaos-runner: sent SIG{} to PID 1 ({comm})", signal.name());
                     Outcome::Passed
                 }
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    Outcome::InvalidInput
-                }
+                Err(e) => stress_outcome(Err(e)),
             }
         }
         HelperCommand::Stop {
@@ -629,12 +840,18 @@ pub fn run(command: HelperCommand) -> Outcome {
     }
 }
 
-fn stress_outcome(result: Result<(), String>) -> Outcome {
+/// The exit outcome of a helper's result: 3 when it refused its arguments, 2 when the
+/// machine failed it while it ran.
+fn stress_outcome(result: Result<(), StressError>) -> Outcome {
     match result {
         Ok(()) => Outcome::Passed,
         Err(e) => {
             eprintln!("error: {e}");
-            Outcome::InvalidInput
+            if e.is_bad_input() {
+                Outcome::InvalidInput
+            } else {
+                Outcome::Aborted
+            }
         }
     }
 }

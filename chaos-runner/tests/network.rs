@@ -533,7 +533,10 @@ fn netem_detection_matches_the_kernel_and_names_the_missing_qdisc() {
             String::from_utf8_lossy(&direct.stderr)
         );
     }
-    assert_eq!(tc::netem_available(), Ok(kernel_has_netem));
+    assert_eq!(
+        tc::netem_available().map_err(|e| e.to_string()),
+        Ok(kernel_has_netem)
+    );
     eprintln!("this kernel has netem: {kernel_has_netem}");
 
     let mut fault = Qdisc::new(

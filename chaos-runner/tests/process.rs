@@ -206,7 +206,7 @@ fn a_name_matching_more_than_max_targets_is_refused_unless_raised() {
     wait_for(Duration::from_secs(5), "both copies to exec", || {
         resolve(&selector(Some(2))).is_ok_and(|t| t.len() == 2)
     });
-    let err = resolve(&selector(None)).unwrap_err();
+    let err = resolve(&selector(None)).unwrap_err().to_string();
     assert!(err.contains("matches 2 processes"), "{err}");
     let mut pause = fault(Action::Pause, selector(Some(2)), None);
     let FaultRecord::ProcessPaused { targets } = pause.inject().unwrap() else {

@@ -141,7 +141,11 @@ impl Postgres {
     /// Starts PostgreSQL with database `game`; `None` (skip) when it is not installed.
     pub fn start() -> Option<Postgres> {
         use chaos_runner::setup::postgres;
-        if !require(postgres::bin_dir(None).map(|_| ())) {
+        if !require(
+            postgres::bin_dir(None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ) {
             return None;
         }
         let setup = PostgresSetup {

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::local::netcmd::NetSelectorError;
 use super::{kube, local, Fault, FaultContext};
 use crate::spec::params::network::NetMatch;
 use crate::spec::{FaultParams, FaultSpec, PartitionAction, ValidatedFault};
@@ -250,10 +251,7 @@ fn qdisc(
         &fault.spec.name,
         &ctx.run_id,
         m.as_ref().ok().and_then(|m| m.netns.clone()),
-        m.and_then(|m| {
-            m.interface
-                .ok_or_else(|| "the selector names no `interface`".to_owned())
-        }),
+        m.and_then(|m| m.interface.ok_or(NetSelectorError::NoInterface)),
         shape,
         remaining,
         ctx.exe.clone(),
@@ -262,9 +260,6 @@ fn qdisc(
 
 /// The resolved network selector of a network fault (validation requires one; its
 /// absence fails the injection instead of panicking).
-fn network_match(fault: &ValidatedFault) -> Result<NetMatch, String> {
-    fault
-        .network
-        .clone()
-        .ok_or_else(|| "the selector has no `network` part".to_owned())
+fn network_match(fault: &ValidatedFault) -> Result<NetMatch, NetSelectorError> {
+    fault.network.clone().ok_or(NetSelectorError::NoNetwork)
 }

@@ -1,5 +1,6 @@
 //! The trait every fault implements: inject, revert, verify.
 
+use super::kube::KubeError;
 use super::{FaultError, FaultRecord};
 
 /// A fault the engine drives: inject, revert, verify.
@@ -29,9 +30,9 @@ pub trait Fault: Send {
         self.targets()
             .unwrap_or(Ok(Vec::new()))
             .map(|_| ())
-            .map_err(|reason| FaultError::Inject {
+            .map_err(|e| FaultError::Inject {
                 fault: self.name().to_owned(),
-                reason,
+                reason: e.to_string(),
             })
     }
     /// Whether revert puts the system back (false: e.g. a process the runner could not
@@ -46,7 +47,7 @@ pub trait Fault: Send {
     }
     /// What the fault would hit if injected now (`namespace/pod`), resolved read-only;
     /// `None` for faults whose target is fixed by the selector alone (local ones).
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         None
     }
 }

@@ -57,22 +57,23 @@ pub fn revert_from_journal_with(
             if *pid == 0 {
                 // Journaled with the intent, before the child started: stop whatever
                 // child of this fault may have started since.
-                local::sweep(run_id, name).map_err(revert_error)?;
+                local::sweep(run_id, name).map_err(|e| revert_error(e.to_string()))?;
             } else {
                 child::stop_if_ours(*pid, *start_ticks, libc::SIGTERM, Duration::from_secs(3))
-                    .map_err(revert_error)?;
+                    .map_err(|e| revert_error(e.to_string()))?;
             }
-            local::disk_fill::remove_fill(file).map_err(revert_error)
+            local::disk_fill::remove_fill(file).map_err(|e| revert_error(e.to_string()))
         }
         Some(FaultRecord::ProcessPaused { targets }) => {
-            local::process::resume_from_journal(targets).map_err(revert_error)
+            local::process::resume_from_journal(targets).map_err(|e| revert_error(e.to_string()))
         }
         Some(FaultRecord::ProcessKilled { .. }) => Ok(()),
         Some(FaultRecord::SetupService {
             pid,
             start_ticks,
             dir,
-        }) => child::stop_service_left(*pid, *start_ticks, dir).map_err(revert_error),
+        }) => child::stop_service_left(*pid, *start_ticks, dir)
+            .map_err(|e| revert_error(e.to_string())),
         Some(FaultRecord::NetTable { netns, table }) => {
             local::nftables::revert_record(name, netns.as_deref(), table)
         }
@@ -93,7 +94,8 @@ pub fn revert_from_journal_with(
             | FaultRecord::KubeEphemeral { .. }
             | FaultRecord::KubeContainersKilled { .. }
             | FaultRecord::KubeDbProxy { .. }),
-        ) => kube::revert_record(kube_client, run_id, name, r).map_err(revert_error),
+        ) => kube::revert_record(kube_client, run_id, name, r)
+            .map_err(|e| revert_error(e.to_string())),
         None => revert_unknown(run_id, name),
     }
 }
@@ -103,9 +105,9 @@ pub fn revert_from_journal_with(
 /// with its runner, and a remote one's API is journaled with the intent
 /// ([`Fault::planned_record`]), so `recover` reverts it by its record.
 fn revert_unknown(run_id: &str, name: &str) -> Result<(), FaultError> {
-    local::sweep(run_id, name).map_err(|reason| FaultError::Revert {
+    local::sweep(run_id, name).map_err(|e| FaultError::Revert {
         fault: name.to_owned(),
-        reason,
+        reason: e.to_string(),
     })?;
     let net_error = |e: local::netcmd::NetCmdError| FaultError::Revert {
         fault: name.to_owned(),

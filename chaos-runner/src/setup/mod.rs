@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use crate::faults::FaultRecord;
 use crate::interrupt::Interrupt;
-use crate::journal::{Event, Journal};
+use crate::journal::{Event, Journal, JournalError};
 use crate::spec::{RestartPolicy, SetupService};
-use crate::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
+use crate::sys::child::ChildError;
+use crate::sys::supervisor::{Launch, SupervisedCommand, Supervisor, SupervisorError};
 
 /// A setup service could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -26,22 +27,69 @@ pub enum SetupError {
         /// The port.
         port: u16,
     },
-    /// PostgreSQL (or the `postgres` user) is missing.
-    #[error("{field}: {reason}")]
+    /// PostgreSQL is missing.
+    #[error("{field}: {source}")]
     Missing {
         /// The field (`spec.setup[0].postgres`).
         field: String,
         /// What is missing and how to install it.
-        reason: String,
+        #[source]
+        source: postgres::PostgresError,
     },
     /// The service did not start or become ready.
-    #[error("setup service `{name}`: {reason}")]
+    #[error("setup service `{name}`: {source}{log}")]
     Start {
         /// The service.
         name: String,
         /// Why.
+        #[source]
+        source: ServiceError,
+        /// The end of its output (`; its output ends: ...`), or empty.
+        log: String,
+    },
+    /// A stop signal came before the service started.
+    #[error("setup service `{name}`: not started: {reason}")]
+    NotStarted {
+        /// The service.
+        name: String,
+        /// `interrupted (SIGINT)` or `terminated (SIGTERM)`.
         reason: String,
     },
+    /// The run's journal could not be opened.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// Why one setup service did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Its old directory could not be removed.
+    #[error(transparent)]
+    RemoveDir(#[from] ChildError),
+    /// Its directory could not be created.
+    #[error("{}: {source}", .dir.display())]
+    CreateDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// PostgreSQL could not be prepared or its database created.
+    #[error(transparent)]
+    Postgres(#[from] postgres::PostgresError),
+    /// The supervised command did not start or become ready.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// The service has no command.
+    #[error("no command")]
+    NoCommand,
+    /// The runner's working directory could not be read.
+    #[error("current directory: {0}")]
+    CurrentDir(#[source] std::io::Error),
+    /// The journal could not be written.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 impl SetupError {
@@ -112,9 +160,9 @@ pub fn preflight(services: &[SetupService]) -> Result<(), SetupError> {
             }
         }
         if let Some(pg) = &svc.postgres {
-            postgres::bin_dir(pg.version).map_err(|reason| SetupError::Missing {
+            postgres::bin_dir(pg.version).map_err(|source| SetupError::Missing {
                 field: format!("{here}.postgres"),
-                reason,
+                source,
             })?;
         }
     }
@@ -145,7 +193,7 @@ impl std::fmt::Debug for SetupSet {
     }
 }
 
-fn remove_dir(dir: &Path) -> Result<(), String> {
+fn remove_dir(dir: &Path) -> Result<(), ChildError> {
     crate::sys::child::remove_dir_if_any(dir)
 }
 
@@ -171,9 +219,9 @@ impl SetupSet {
         }
     }
 
-    fn append(&mut self, event: Event) -> Result<(), String> {
+    fn append(&mut self, event: Event) -> Result<(), JournalError> {
         match &mut self.journal {
-            Some(j) => j.append(event).map_err(|e| e.to_string()),
+            Some(j) => j.append(event),
             None => Ok(()),
         }
     }
@@ -187,21 +235,13 @@ impl SetupSet {
         journal: Option<&Path>,
         interrupt: &Interrupt,
     ) -> Result<SetupSet, SetupError> {
-        let journal = match journal.map(Journal::open).transpose() {
-            Ok(j) => j,
-            Err(e) => {
-                return Err(SetupError::Start {
-                    name: String::new(),
-                    reason: e.to_string(),
-                })
-            }
-        };
+        let journal = journal.map(Journal::open).transpose()?;
         let mut set = SetupSet::new(journal);
         for svc in services {
             if let Some(reason) = interrupt.reason() {
-                return Err(SetupError::Start {
+                return Err(SetupError::NotStarted {
                     name: svc.name.clone(),
-                    reason: format!("not started: {reason}"),
+                    reason,
                 });
             }
             set.start_one(svc, run_id, interrupt)?;
@@ -215,9 +255,10 @@ impl SetupSet {
         run_id: &str,
         interrupt: &Interrupt,
     ) -> Result<(), SetupError> {
-        let fail = |reason: String| SetupError::Start {
+        let fail = |source: ServiceError, log: String| SetupError::Start {
             name: svc.name.clone(),
-            reason,
+            source,
+            log,
         };
         let dir = std::env::temp_dir().join(format!("chaos-setup-{run_id}-{}", svc.name));
         let journal_name = journal_name(&svc.name);
@@ -230,17 +271,17 @@ impl SetupSet {
                 dir: dir.clone(),
             }),
         })
-        .map_err(fail)?;
+        .map_err(|e| fail(e.into(), String::new()))?;
         let started = self.launch(svc, &dir, interrupt);
         let supervisor = match started {
             Ok(s) => s,
-            Err(reason) => {
+            Err(source) => {
                 let tail = log_tail(&dir);
                 let _ = remove_dir(&dir);
                 let _ = self.append(Event::Reverted {
                     fault: journal_name,
                 });
-                return Err(fail(format!("{reason}{tail}")));
+                return Err(fail(source, tail));
             }
         };
         let (pid, start_ticks) = supervisor.current().unwrap_or((0, 0));
@@ -258,7 +299,7 @@ impl SetupSet {
                 dir,
             },
         })
-        .map_err(fail)
+        .map_err(|e| fail(e.into(), String::new()))
     }
 
     /// Starts one service and waits until it is ready (and, for PostgreSQL, has its
@@ -268,23 +309,26 @@ impl SetupSet {
         svc: &SetupService,
         dir: &Path,
         interrupt: &Interrupt,
-    ) -> Result<Supervisor, String> {
+    ) -> Result<Supervisor, ServiceError> {
         remove_dir(dir)?;
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        std::fs::create_dir_all(dir).map_err(|source| ServiceError::CreateDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
         if let Some(pg) = &svc.postgres {
             let (command, mut launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
             launch.interrupt = interrupt.clone();
-            let supervisor = Supervisor::start_with(command, launch).map_err(|e| e.to_string())?;
+            let supervisor = Supervisor::start_with(command, launch)?;
             postgres::create_database(pg, interrupt)?;
             return Ok(supervisor);
         }
         let mut argv = svc.command.clone().unwrap_or_default();
         if argv.is_empty() {
-            return Err("no command".into());
+            return Err(ServiceError::NoCommand);
         }
         // Relative paths (a program with a `/`, the cwd) are relative to the runner's
         // working directory, not to the service's.
-        let here = std::env::current_dir().map_err(|e| format!("current directory: {e}"))?;
+        let here = std::env::current_dir().map_err(ServiceError::CurrentDir)?;
         if argv[0].contains('/') && Path::new(&argv[0]).is_relative() {
             argv[0] = here.join(&argv[0]).display().to_string();
         }
@@ -313,7 +357,7 @@ impl SetupSet {
             stop_signal: libc::SIGTERM,
             interrupt: interrupt.clone(),
         };
-        Supervisor::start_with(command, launch).map_err(|e| e.to_string())
+        Ok(Supervisor::start_with(command, launch)?)
     }
 
     /// Names of the running services, in start order.
@@ -335,12 +379,12 @@ impl SetupSet {
                     problems.push(format!("setup service `{}`: {error}", r.name));
                     Event::RevertFailed {
                         fault: journal_name(&r.name),
-                        error,
+                        error: error.to_string(),
                     }
                 }
             };
             if let Err(e) = self.append(event) {
-                problems.push(e);
+                problems.push(e.to_string());
             }
             tracing::info!(service = %r.name, "setup service stopped");
         }

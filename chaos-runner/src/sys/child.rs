@@ -11,6 +11,44 @@ use std::time::Duration;
 
 use super::{cgroup, proc};
 
+/// Starting, stopping or cleaning up after a stress child failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    /// The child process could not be started.
+    #[error("cannot start {exe}: {source}")]
+    Spawn {
+        /// The program.
+        exe: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The child was gone before its start time could be read.
+    #[error("stress process {0} vanished at start")]
+    Vanished(u32),
+    /// Waiting for the killed child failed.
+    #[error("waiting for stress process {pid}: {source}")]
+    Wait {
+        /// The child.
+        pid: u32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The process still runs after SIGKILL.
+    #[error("stress process {0} survived SIGKILL")]
+    SurvivedKill(u32),
+    /// A directory could not be removed.
+    #[error("cannot remove {dir}: {source}")]
+    RemoveDir {
+        /// The directory.
+        dir: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
 /// A running stress child.
 #[derive(Debug)]
 pub struct StressChild {
@@ -27,7 +65,7 @@ impl StressChild {
         exe: &Path,
         helper: &HelperCommand,
         procs_files: Vec<CString>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ChildError> {
         let mut command = Command::new(exe);
         command
             .args(helper.to_args())
@@ -40,16 +78,17 @@ impl StressChild {
                 command.pre_exec(move || cgroup::join_in_child(&procs_files));
             }
         }
-        let child = command
-            .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", exe.display()))?;
+        let child = command.spawn().map_err(|source| ChildError::Spawn {
+            exe: exe.display().to_string(),
+            source,
+        })?;
         let pid = child.id();
         let mut ticks = None;
         proc::wait_until(Duration::from_secs(2), || {
             ticks = proc::stat(pid).map(|(_, t)| t);
             ticks.is_some()
         });
-        let start_ticks = ticks.ok_or_else(|| format!("stress process {pid} vanished at start"))?;
+        let start_ticks = ticks.ok_or(ChildError::Vanished(pid))?;
         Ok(StressChild { child, start_ticks })
     }
 
@@ -64,7 +103,7 @@ impl StressChild {
     }
 
     /// Stops it: `first` (SIGTERM lets it clean up), then SIGKILL after `grace`; reaps it.
-    pub fn stop(&mut self, first: libc::c_int, grace: Duration) -> Result<(), String> {
+    pub fn stop(&mut self, first: libc::c_int, grace: Duration) -> Result<(), ChildError> {
         if self.exited().is_some() {
             return Ok(());
         }
@@ -75,7 +114,7 @@ impl StressChild {
             proc::signal(pid, libc::SIGKILL);
             self.child
                 .wait()
-                .map_err(|e| format!("waiting for stress process {pid}: {e}"))?;
+                .map_err(|source| ChildError::Wait { pid, source })?;
         }
         Ok(())
     }
@@ -88,7 +127,7 @@ pub fn stop_if_ours(
     start_ticks: u64,
     first: libc::c_int,
     grace: Duration,
-) -> Result<(), String> {
+) -> Result<(), ChildError> {
     if !proc::is_running(pid, start_ticks) {
         return Ok(());
     }
@@ -102,13 +141,13 @@ pub fn stop_if_ours(
     }) {
         Ok(())
     } else {
-        Err(format!("stress process {pid} survived SIGKILL"))
+        Err(ChildError::SurvivedKill(pid))
     }
 }
 
 /// Stops what a dead run's service left (by pid and start ticks, so a reused pid is never
 /// hit; `None` or 0 when it never started) and removes its directory.
-pub fn stop_service_left(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Result<(), String> {
+pub fn stop_service_left(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Result<(), ChildError> {
     if let Some(pid) = pid.filter(|p| *p > 0) {
         stop_if_ours(pid, start_ticks, libc::SIGTERM, Duration::from_secs(5))?;
     }
@@ -116,10 +155,21 @@ pub fn stop_service_left(pid: Option<u32>, start_ticks: u64, dir: &Path) -> Resu
 }
 
 /// Removes `dir` and everything in it; a directory already gone is fine.
-pub fn remove_dir_if_any(dir: &Path) -> Result<(), String> {
+///
+/// ```
+/// let dir = std::env::temp_dir().join("chaos-doc-remove-dir-if-any");
+/// std::fs::create_dir_all(dir.join("sub")).unwrap();
+/// chaos_runner::sys::child::remove_dir_if_any(&dir).unwrap();
+/// assert!(!dir.exists());
+/// chaos_runner::sys::child::remove_dir_if_any(&dir).unwrap(); // already gone: fine
+/// ```
+pub fn remove_dir_if_any(dir: &Path) -> Result<(), ChildError> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(format!("cannot remove {}: {e}", dir.display())),
+        Err(source) => Err(ChildError::RemoveDir {
+            dir: dir.display().to_string(),
+            source,
+        }),
     }
 }

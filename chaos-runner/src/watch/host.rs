@@ -5,6 +5,33 @@ use std::time::Duration;
 
 use crate::spec::HostMetric;
 
+/// A host metric could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    /// A file under `/proc` could not be read.
+    #[error("{path}: {source}")]
+    Read {
+        /// The file.
+        path: &'static str,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// `/proc/stat` has no line for all CPUs.
+    #[error("/proc/stat has no cpu line")]
+    NoCpuLine,
+    /// `/proc/meminfo` lacks a field.
+    #[error("no {0}")]
+    NoMeminfo(&'static str),
+    /// `/proc/loadavg` does not start with a number.
+    #[error("unreadable /proc/loadavg")]
+    Loadavg,
+}
+
+fn read(path: &'static str) -> Result<String, HostError> {
+    std::fs::read_to_string(path).map_err(|source| HostError::Read { path, source })
+}
+
 /// Reads host metrics; remembers the previous CPU sample so each reading covers the time
 /// since the previous check.
 #[derive(Debug, Clone, Default)]
@@ -13,12 +40,12 @@ pub struct HostReader {
 }
 
 /// (busy, total) jiffies of all CPUs from `/proc/stat`.
-fn cpu_jiffies() -> Result<(u64, u64), String> {
-    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+fn cpu_jiffies() -> Result<(u64, u64), HostError> {
+    let stat = read("/proc/stat")?;
     let line = stat
         .lines()
         .find(|l| l.starts_with("cpu "))
-        .ok_or("/proc/stat has no cpu line")?;
+        .ok_or(HostError::NoCpuLine)?;
     let fields: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -42,7 +69,15 @@ fn meminfo(key: &str, text: &str) -> Option<f64> {
 impl HostReader {
     /// Reads `metric`. A CPU reading covers the time since the previous one, or samples
     /// over 200 ms when there is none from the last two seconds.
-    pub async fn read(&mut self, metric: HostMetric) -> Result<f64, String> {
+    ///
+    /// ```
+    /// use chaos_runner::spec::HostMetric;
+    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    /// let mut reader = chaos_runner::watch::host::HostReader::default();
+    /// let used = rt.block_on(reader.read(HostMetric::MemoryUsedPercent)).unwrap();
+    /// assert!((0.0..=100.0).contains(&used));
+    /// ```
+    pub async fn read(&mut self, metric: HostMetric) -> Result<f64, HostError> {
         match metric {
             HostMetric::CpuBusyPercent => {
                 let before = match self.last_cpu {
@@ -66,18 +101,17 @@ impl HostReader {
                 })
             }
             HostMetric::MemoryUsedPercent => {
-                let text = std::fs::read_to_string("/proc/meminfo")
-                    .map_err(|e| format!("/proc/meminfo: {e}"))?;
-                let total = meminfo("MemTotal:", &text).ok_or("no MemTotal")?;
-                let available = meminfo("MemAvailable:", &text).ok_or("no MemAvailable")?;
+                let text = read("/proc/meminfo")?;
+                let total = meminfo("MemTotal:", &text).ok_or(HostError::NoMeminfo("MemTotal"))?;
+                let available =
+                    meminfo("MemAvailable:", &text).ok_or(HostError::NoMeminfo("MemAvailable"))?;
                 Ok((1.0 - available / total.max(1.0)) * 100.0)
             }
-            HostMetric::Load1 => std::fs::read_to_string("/proc/loadavg")
-                .map_err(|e| format!("/proc/loadavg: {e}"))?
+            HostMetric::Load1 => read("/proc/loadavg")?
                 .split_whitespace()
                 .next()
                 .and_then(|v| v.parse().ok())
-                .ok_or_else(|| "unreadable /proc/loadavg".to_owned()),
+                .ok_or(HostError::Loadavg),
         }
     }
 }

@@ -235,7 +235,7 @@ impl Watch {
                 reader,
             } => match reader.read(*metric).await {
                 Ok(v) => Ok((Some(v), breach_when.holds(v, *threshold), None)),
-                Err(e) => Err(e),
+                Err(e) => Err(e.to_string()),
             },
             Probe::Query {
                 query,

@@ -17,6 +17,56 @@ use crate::spec::PrometheusSource;
 #[error("{0}")]
 pub struct QueryError(pub String);
 
+/// The `prometheus` settings cannot make a client.
+#[derive(Debug, thiserror::Error)]
+pub enum PrometheusError {
+    /// A `${VAR}` names an unset variable.
+    #[error("environment variable {var} is not set")]
+    EnvVar {
+        /// The variable.
+        var: String,
+        /// Why.
+        #[source]
+        source: std::env::VarError,
+    },
+    /// The bearer token variable is not set.
+    #[error("bearer token variable {var} is not set")]
+    TokenVar {
+        /// The variable.
+        var: String,
+        /// Why.
+        #[source]
+        source: std::env::VarError,
+    },
+    /// The bearer token file cannot be read.
+    #[error("cannot read bearer token file {file}: {source}")]
+    TokenFile {
+        /// The file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The URL does not parse.
+    #[error("prometheus url {url:?}: {source}")]
+    Url {
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The URL is not http or https.
+    #[error("prometheus url {0:?}: must be http or https")]
+    Scheme(String),
+    /// The HTTP client could not be built.
+    #[error("{0}")]
+    Client(#[source] reqwest::Error),
+    /// The resilience policy could not be built.
+    #[error("{0}")]
+    Policy(#[source] resilience::ConfigError),
+}
+
 /// The value of an instant query: `None` when the result is empty.
 pub type Sample = Option<f64>;
 
@@ -36,43 +86,63 @@ impl std::fmt::Debug for Prometheus {
 }
 
 /// Expands a whole-string `${VAR}` from the environment.
-pub fn expand_env(value: &str) -> Result<String, String> {
+///
+/// ```
+/// use chaos_runner::watch::prometheus::expand_env;
+/// assert_eq!(expand_env("http://prom:9090").unwrap(), "http://prom:9090");
+/// assert!(expand_env("${SURELY_NOT_SET_X9}").is_err());
+/// ```
+pub fn expand_env(value: &str) -> Result<String, PrometheusError> {
     match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
-        Some(var) => {
-            std::env::var(var).map_err(|_| format!("environment variable {var} is not set"))
-        }
+        Some(var) => std::env::var(var).map_err(|source| PrometheusError::EnvVar {
+            var: var.to_owned(),
+            source,
+        }),
         None => Ok(value.to_owned()),
     }
 }
 
-fn bearer_token(source: &PrometheusSource) -> Result<Option<String>, String> {
+fn bearer_token(source: &PrometheusSource) -> Result<Option<String>, PrometheusError> {
     if let Some(var) = &source.bearer_token_env {
         return std::env::var(var)
             .map(|t| Some(t.trim().to_owned()))
-            .map_err(|_| format!("bearer token variable {var} is not set"));
+            .map_err(|e| PrometheusError::TokenVar {
+                var: var.clone(),
+                source: e,
+            });
     }
     if let Some(file) = &source.bearer_token_file {
         return std::fs::read_to_string(file)
             .map(|t| Some(t.trim().to_owned()))
-            .map_err(|e| format!("cannot read bearer token file {file}: {e}"));
+            .map_err(|e| PrometheusError::TokenFile {
+                file: file.clone(),
+                source: e,
+            });
     }
     Ok(None)
 }
 
 impl Prometheus {
     /// A client for `source` (URL expanded from the environment, token read once).
-    pub fn new(source: &PrometheusSource) -> Result<Prometheus, String> {
+    pub fn new(source: &PrometheusSource) -> Result<Prometheus, PrometheusError> {
         let url = expand_env(&source.url)?;
-        let parsed =
-            reqwest::Url::parse(&url).map_err(|e| format!("prometheus url {url:?}: {e}"))?;
+        let parsed = match reqwest::Url::parse(&url) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                return Err(PrometheusError::Url {
+                    url,
+                    source: Box::new(e),
+                })
+            }
+        };
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(format!("prometheus url {url:?}: must be http or https"));
+            return Err(PrometheusError::Scheme(url));
         }
         let token = bearer_token(source)?;
         let client = reqwest::Client::builder()
             .timeout(source.timeout)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(PrometheusError::Client)?;
         let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
         let call = tower::service_fn(move |query: String| {
             let mut request = client.get(&endpoint).query(&[("query", query.as_str())]);
@@ -97,7 +167,7 @@ impl Prometheus {
                 }),
             })
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(PrometheusError::Policy)?;
         Ok(Prometheus {
             url,
             query: BoxCloneSyncService::new(policy.layer(call)),

@@ -45,7 +45,11 @@ impl Postgres {
     pub fn start() -> Option<Postgres> {
         use chaos_runner::setup::postgres;
         use chaos_runner::sys::supervisor::SupervisorError;
-        if !require(postgres::bin_dir(None).map(|_| ())) {
+        if !require(
+            postgres::bin_dir(None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ) {
             return None;
         }
         for attempt in 1.. {

@@ -9,6 +9,8 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+use super::KubeError;
+
 /// A runtime owned by the client, shut down in the background when the last user drops
 /// it (a runtime may not be dropped from inside another one).
 struct OwnedRuntime(Option<tokio::runtime::Runtime>);
@@ -61,23 +63,21 @@ impl KubeEnv {
 
     /// Connects with the inferred configuration: `$KUBECONFIG` or `~/.kube/config`,
     /// else the in-cluster service account. Credentials are never logged.
-    pub fn connect() -> Result<KubeEnv, String> {
+    pub fn connect() -> Result<KubeEnv, KubeError> {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("chaos-kube")
             .enable_all()
             .build()
-            .map_err(|e| format!("cannot start the Kubernetes client runtime: {e}"))?;
+            .map_err(KubeError::Runtime)?;
         let owned = Arc::new(OwnedRuntime(Some(rt)));
         let handle = owned
             .0
             .as_ref()
             .map(|rt| rt.handle().clone())
-            .ok_or_else(|| "the Kubernetes client runtime is gone".to_owned())?;
+            .ok_or(KubeError::RuntimeGone)?;
         let client = spawn_and_wait(&handle, async { kube::Client::try_default().await })?
-            .map_err(|e| {
-                format!("cannot build a Kubernetes client (kubeconfig or in-cluster): {e}")
-            })?;
+            .map_err(|e| KubeError::Connect(Box::new(e)))?;
         tracing::info!(
             namespace = client.default_namespace(),
             "connected a Kubernetes client"
@@ -96,7 +96,7 @@ impl KubeEnv {
 
     /// Runs `fut` on the client's runtime and waits for it. Safe to call from inside the
     /// engine's runtime (the calling thread blocks; the client's runtime does the work).
-    pub fn block_on<F, T>(&self, fut: F) -> Result<T, String>
+    pub fn block_on<F, T>(&self, fut: F) -> Result<T, KubeError>
     where
         F: Future<Output = T> + Send + 'static,
         T: Send + 'static,
@@ -114,7 +114,7 @@ impl KubeEnv {
     }
 }
 
-fn spawn_and_wait<F, T>(handle: &tokio::runtime::Handle, fut: F) -> Result<T, String>
+fn spawn_and_wait<F, T>(handle: &tokio::runtime::Handle, fut: F) -> Result<T, KubeError>
 where
     F: Future<Output = T> + Send + 'static,
     T: Send + 'static,
@@ -123,8 +123,7 @@ where
     handle.spawn(async move {
         let _ = tx.send(fut.await);
     });
-    rx.recv()
-        .map_err(|_| "the Kubernetes client runtime stopped before answering".to_owned())
+    rx.recv().map_err(|_| KubeError::NoAnswer)
 }
 
 /// The run's Kubernetes client, connected on first use (a local-only run never
@@ -136,7 +135,7 @@ where
 /// ```
 #[derive(Default)]
 pub struct KubeConnector {
-    env: OnceLock<Result<KubeEnv, String>>,
+    env: OnceLock<Result<KubeEnv, Arc<KubeError>>>,
 }
 
 impl std::fmt::Debug for KubeConnector {
@@ -161,10 +160,10 @@ impl KubeConnector {
     }
 
     /// The client, connecting first if needed; a failed connection is remembered.
-    pub fn get(&self) -> Result<&KubeEnv, String> {
+    pub fn get(&self) -> Result<&KubeEnv, KubeError> {
         self.env
-            .get_or_init(KubeEnv::connect)
+            .get_or_init(|| KubeEnv::connect().map_err(Arc::new))
             .as_ref()
-            .map_err(Clone::clone)
+            .map_err(|e| KubeError::Remembered(Arc::clone(e)))
     }
 }

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use super::client::KubeConnector;
 use super::ephemeral::{self, HelperState};
-use super::target;
+use super::{target, KubeError};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{ContainerKillParams, PodSelector};
 
@@ -96,7 +96,8 @@ impl ContainerKill {
         }
     }
 
-    fn error(&self, inject: bool, reason: String) -> FaultError {
+    fn error(&self, inject: bool, reason: impl std::fmt::Display) -> FaultError {
+        let reason = reason.to_string();
         if inject {
             FaultError::Inject {
                 fault: self.name.clone(),
@@ -176,7 +177,7 @@ impl Fault for ContainerKill {
             .map_err(|e| self.error(true, e))
     }
 
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         Some(super::resolve_targets(
             &self.kube,
             &self.selector,
@@ -214,29 +215,37 @@ impl Fault for ContainerKill {
             .block_on(async move {
                 let selection = target::select(client.clone(), &selector, seed)
                     .await
-                    .map_err(|e| (e.to_string(), Vec::new()))?;
+                    .map_err(|e| (KubeError::from(e), Vec::new()))?;
                 let api: Api<Pod> = Api::namespaced(client, &selector.namespace);
                 let mut hit = Vec::new();
                 for picked in &selection.picked {
                     let pod = match api.get(&picked.name).await {
                         Ok(p) => p,
-                        Err(e) => {
-                            return Err((format!("cannot read pod `{}`: {e}", picked.name), hit))
+                        Err(source) => {
+                            let action = format!("cannot read pod `{}`", picked.name);
+                            return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                         }
                     };
                     let Some((restarts_before, _)) = container_status(&pod, &container) else {
                         return Err((
-                            format!("pod `{}` has no running container `{container}`", picked.name),
+                            KubeError::Refused(format!(
+                                "pod `{}` has no running container `{container}`",
+                                picked.name
+                            )),
                             hit,
                         ));
                     };
-                    if let Err(e) =
+                    if let Err(source) =
                         ephemeral::patch_ephemeral(&api, &picked.name, helper.clone()).await
                     {
-                        return Err((
-                            format!("cannot add the signal helper to `{}`: {e}", picked.name),
-                            hit,
-                        ));
+                        let action = format!("cannot add the signal helper to `{}`", picked.name);
+                        return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                     }
                     tracing::info!(pod = %picked.name, container = %container, "added container-kill helper");
                     hit.push(Hit {
@@ -251,8 +260,12 @@ impl Fault for ContainerKill {
                     for h in &hit {
                         let pod = match api.get(&h.pod).await {
                             Ok(p) => p,
-                            Err(e) => {
-                                return Err((format!("cannot read pod `{}` back: {e}", h.pod), hit))
+                            Err(source) => {
+                                let action = format!("cannot read pod `{}` back", h.pod);
+                                return Err((KubeError::Api {
+    action,
+    source: Box::new(source),
+}, hit));
                             }
                         };
                         match ephemeral::helper_state(&pod, &helper_name) {
@@ -261,7 +274,10 @@ impl Fault for ContainerKill {
                             HelperState::Terminated(0 | 137, _) => {}
                             HelperState::Terminated(code, text) => {
                                 return Err((
-                                    format!("the signal helper in `{}` failed (exit {code}): {text}", h.pod),
+                                    KubeError::Refused(format!(
+                                        "the signal helper in `{}` failed (exit {code}): {text}",
+                                        h.pod
+                                    )),
                                     hit,
                                 ))
                             }
@@ -269,7 +285,10 @@ impl Fault for ContainerKill {
                                 if ephemeral::FATAL_WAITING.contains(&reason.as_str()) =>
                             {
                                 return Err((
-                                    format!("the signal helper in `{}` cannot start: {reason}", h.pod),
+                                    KubeError::Refused(format!(
+                                        "the signal helper in `{}` cannot start: {reason}",
+                                        h.pod
+                                    )),
                                     hit,
                                 ))
                             }
@@ -281,7 +300,10 @@ impl Fault for ContainerKill {
                     }
                     if started.elapsed() >= ephemeral::START_TIMEOUT {
                         return Err((
-                            format!("the signal helper did not finish in {}", pending.join(", ")),
+                            KubeError::Timeout(format!(
+                                "the signal helper did not finish in {}",
+                                pending.join(", ")
+                            )),
                             hit,
                         ));
                     }
@@ -330,11 +352,11 @@ impl Fault for ContainerKill {
                         return Ok(());
                     }
                     if started.elapsed() >= limit {
-                        return Err(format!(
+                        return Err(KubeError::Timeout(format!(
                             "container `{container}` not restarted and Ready within {}: {}",
                             humantime::format_duration(limit),
                             waiting.join(", ")
-                        ));
+                        )));
                     }
                     tokio::time::sleep(Duration::from_millis(250)).await;
                 }
@@ -394,7 +416,7 @@ async fn not_restarted(
     api: &Api<Pod>,
     hit: &[(String, i32)],
     container: &str,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, KubeError> {
     let mut waiting = Vec::new();
     for (pod, before) in hit {
         match api.get_opt(pod).await {
@@ -406,7 +428,12 @@ async fn not_restarted(
                 None => waiting.push(format!("{pod} (no status)")),
             },
             Ok(None) => {}
-            Err(e) => return Err(format!("cannot read pod `{pod}` back: {e}")),
+            Err(source) => {
+                return Err(KubeError::Api {
+                    action: format!("cannot read pod `{pod}` back"),
+                    source: Box::new(source),
+                })
+            }
         }
     }
     Ok(waiting)

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::client::KubeConnector;
-use super::target;
+use super::{target, KubeError};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::helper::HelperCommand;
 use crate::spec::PodSelector;
@@ -341,7 +341,7 @@ async fn add_helpers(
     build: impl Fn(&str) -> Value,
     name: &str,
     stopper: &Value,
-) -> Result<Vec<HelperPod>, String> {
+) -> Result<Vec<HelperPod>, KubeError> {
     let api: Api<Pod> = Api::namespaced(client.clone(), namespace);
     let mut hit = Vec::new();
     let mut outcome = Ok(());
@@ -350,7 +350,7 @@ async fn add_helpers(
             let current = api
                 .get(pod)
                 .await
-                .map_err(|e| format!("cannot read pod `{pod}`: {e}"))?;
+                .map_err(KubeError::api(format!("cannot read pod `{pod}`")))?;
             let containers: Vec<String> = current
                 .spec
                 .as_ref()
@@ -359,24 +359,24 @@ async fn add_helpers(
             let target = match wanted_target {
                 Some(t) if containers.iter().any(|c| c == t) => t.to_owned(),
                 Some(t) => {
-                    return Err(format!(
+                    return Err(KubeError::Refused(format!(
                         "pod `{pod}` has no container `{t}` (it has: {})",
                         containers.join(", ")
-                    ))
+                    )))
                 }
                 None => containers
                     .first()
                     .cloned()
-                    .ok_or_else(|| format!("pod `{pod}` lists no container"))?,
+                    .ok_or_else(|| KubeError::Refused(format!("pod `{pod}` lists no container")))?,
             };
             if has_ephemeral(&current, name) {
-                return Err(format!(
+                return Err(KubeError::Refused(format!(
                     "pod `{pod}` already has an ephemeral container `{name}`"
-                ));
+                )));
             }
             patch_ephemeral(&api, pod, build(&target))
                 .await
-                .map_err(|e| format!("cannot add the helper to `{pod}`: {e}"))?;
+                .map_err(KubeError::api(format!("cannot add the helper to `{pod}`")))?;
             Ok(target)
         };
         match step.await {
@@ -406,17 +406,17 @@ async fn add_helpers(
                     Ok(()) => "stopped again".to_owned(),
                     Err(stop) => format!("NOT stopped: {stop}"),
                 };
-            Err(format!(
-                "{e} (helpers added to {}: {cleanup})",
-                names.join(", ")
-            ))
+            Err(KubeError::Partly {
+                source: Box::new(e),
+                cleanup: format!(" (helpers added to {}: {cleanup})", names.join(", ")),
+            })
         }
     }
 }
 
 /// Waits until every helper runs (or already ended cleanly); a helper that ended with
 /// an error or never starts fails the injection.
-async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(), String> {
+async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(), KubeError> {
     let started = Instant::now();
     loop {
         let mut pending = Vec::new();
@@ -424,17 +424,20 @@ async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(
             let pod = api
                 .get(&h.pod)
                 .await
-                .map_err(|e| format!("cannot read pod `{}` back: {e}", h.pod))?;
+                .map_err(KubeError::api(format!("cannot read pod `{}` back", h.pod)))?;
             match helper_state(&pod, name) {
                 HelperState::Running | HelperState::Terminated(0, _) => {}
                 HelperState::Terminated(code, text) => {
-                    return Err(format!(
+                    return Err(KubeError::Refused(format!(
                         "the helper in `{}` failed (exit {code}): {text}",
                         h.pod
-                    ))
+                    )))
                 }
                 HelperState::Waiting(reason) if FATAL_WAITING.contains(&reason.as_str()) => {
-                    return Err(format!("the helper in `{}` cannot start: {reason}", h.pod))
+                    return Err(KubeError::Refused(format!(
+                        "the helper in `{}` cannot start: {reason}",
+                        h.pod
+                    )))
                 }
                 HelperState::Waiting(reason) => pending.push(format!("{} ({reason})", h.pod)),
                 HelperState::Unknown => pending.push(format!("{} (no status yet)", h.pod)),
@@ -444,11 +447,11 @@ async fn wait_started(api: &Api<Pod>, hit: &[HelperPod], name: &str) -> Result<(
             return Ok(());
         }
         if started.elapsed() >= START_TIMEOUT {
-            return Err(format!(
+            return Err(KubeError::Timeout(format!(
                 "the helper did not start within {}s in {}",
                 START_TIMEOUT.as_secs(),
                 pending.join(", ")
-            ));
+            )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -465,14 +468,19 @@ pub async fn stop_helpers(
     name: &str,
     stopper: &Value,
     limit: Duration,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let api: Api<Pod> = Api::namespaced(client, namespace);
     let stop_name = format!("{name}-stop");
     for h in pods {
         let pod = match api.get_opt(&h.pod).await {
             Ok(Some(p)) => p,
             Ok(None) => continue,
-            Err(e) => return Err(format!("cannot read pod `{}`: {e}", h.pod)),
+            Err(e) => {
+                return Err(KubeError::Api {
+                    action: format!("cannot read pod `{}`", h.pod),
+                    source: Box::new(e),
+                })
+            }
         };
         if matches!(
             helper_state(&pod, name),
@@ -488,7 +496,12 @@ pub async fn stop_helpers(
                 tracing::info!(pod = %h.pod, namespace, container = %stop_name, "added stopper ephemeral container")
             }
             Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(format!("cannot add the stopper to `{}`: {e}", h.pod)),
+            Err(e) => {
+                return Err(KubeError::Api {
+                    action: format!("cannot add the stopper to `{}`", h.pod),
+                    source: Box::new(e),
+                })
+            }
         }
     }
     let started = Instant::now();
@@ -503,17 +516,17 @@ pub async fn stop_helpers(
             }
             // A helper that never started cannot be signalled; it ends by itself at the
             // fault's end (`--not-after`) if it ever starts.
-            return Err(format!(
+            return Err(KubeError::Left(format!(
                 "helper `{name}` never started in {} and may still start (it would end by itself at the fault's end)",
                 describe(&waiting)
-            ));
+            )));
         }
         if started.elapsed() >= limit {
-            return Err(format!(
+            return Err(KubeError::Left(format!(
                 "helper `{name}` still not terminated after {}s in {}",
                 limit.as_secs(),
                 describe(&running)
-            ));
+            )));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -532,12 +545,14 @@ pub async fn pods_holding(
     client: kube::Client,
     namespace: &str,
     name: &str,
-) -> Result<Vec<HelperPod>, String> {
+) -> Result<Vec<HelperPod>, KubeError> {
     let api: Api<Pod> = Api::namespaced(client, namespace);
     let list = api
         .list(&kube::api::ListParams::default())
         .await
-        .map_err(|e| format!("cannot list the pods of `{namespace}`: {e}"))?;
+        .map_err(KubeError::api(format!(
+            "cannot list the pods of `{namespace}`"
+        )))?;
     Ok(list
         .items
         .iter()
@@ -563,7 +578,7 @@ pub async fn still_running(
     api: &Api<Pod>,
     pods: &[HelperPod],
     name: &str,
-) -> Result<Vec<(String, HelperState)>, String> {
+) -> Result<Vec<(String, HelperState)>, KubeError> {
     let mut left = Vec::new();
     for h in pods {
         match api.get_opt(&h.pod).await {
@@ -572,7 +587,12 @@ pub async fn still_running(
                 state => left.push((h.pod.clone(), state)),
             },
             Ok(None) => {}
-            Err(e) => return Err(format!("cannot read pod `{}` back: {e}", h.pod)),
+            Err(e) => {
+                return Err(KubeError::Api {
+                    action: format!("cannot read pod `{}` back", h.pod),
+                    source: Box::new(e),
+                })
+            }
         }
     }
     Ok(left)
@@ -648,8 +668,8 @@ impl PodHelperFault {
         }
     }
 
-    fn revert_error(&self, reason: String) -> FaultError {
-        FaultError::revert(&self.name, reason)
+    fn revert_error(&self, reason: impl std::fmt::Display) -> FaultError {
+        FaultError::revert(&self.name, reason.to_string())
     }
 }
 
@@ -672,7 +692,7 @@ impl Fault for PodHelperFault {
         text
     }
 
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         Some(super::resolve_targets(
             &self.kube,
             &self.selector,
@@ -686,9 +706,9 @@ impl Fault for PodHelperFault {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let error = |reason: String| FaultError::Inject {
+        let error = |e: KubeError| FaultError::Inject {
             fault: self.name.clone(),
-            reason,
+            reason: e.to_string(),
         };
         let env = self.kube.get().cloned().map_err(error)?;
         let seed = target::seed_for(&self.selector, &self.run_id, &self.name);
@@ -710,9 +730,7 @@ impl Fault for PodHelperFault {
         let client = env.client();
         let hit = env
             .block_on(async move {
-                let selection = target::select(client.clone(), &selector, seed)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let selection = target::select(client.clone(), &selector, seed).await?;
                 let pods: Vec<String> = selection.picked.iter().map(|p| p.name.clone()).collect();
                 add_helpers(
                     client,

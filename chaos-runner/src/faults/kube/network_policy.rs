@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 
 use super::client::{KubeConnector, KubeEnv};
-use super::target;
+use super::{target, KubeError};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{DbPartitionParams, PodSelector, PolicyDirection};
 
@@ -141,7 +141,7 @@ impl PolicyFault {
         }
     }
 
-    fn env(&self) -> Result<KubeEnv, String> {
+    fn env(&self) -> Result<KubeEnv, KubeError> {
         self.kube.get().cloned()
     }
 }
@@ -167,18 +167,23 @@ pub async fn remove_policy(
     name: &str,
     run_id: &str,
     fault: &str,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let policies: Api<NetworkPolicy> = Api::namespaced(client.clone(), namespace);
     match policies.delete(name, &DeleteParams::default()).await {
         Ok(_) => tracing::info!(policy = name, namespace, "deleted NetworkPolicy"),
         Err(e) if is_not_found(&e) => {}
-        Err(e) => return Err(format!("cannot delete NetworkPolicy `{name}`: {e}")),
+        Err(e) => {
+            return Err(KubeError::Api {
+                action: format!("cannot delete NetworkPolicy `{name}`"),
+                source: Box::new(e),
+            })
+        }
     }
     let by_run = ListParams::default().labels(&target::run_selector(run_id, fault));
     let leftovers = policies
         .list(&by_run)
         .await
-        .map_err(|e| format!("cannot list NetworkPolicies of the run: {e}"))?;
+        .map_err(KubeError::api("cannot list NetworkPolicies of the run"))?;
     for p in leftovers.items {
         let Some(other) = p.metadata.name else {
             continue;
@@ -187,9 +192,10 @@ pub async fn remove_policy(
             Ok(_) => tracing::info!(policy = %other, namespace, "deleted leftover NetworkPolicy"),
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(format!(
-                    "cannot delete leftover NetworkPolicy `{other}`: {e}"
-                ))
+                return Err(KubeError::Api {
+                    action: format!("cannot delete leftover NetworkPolicy `{other}`"),
+                    source: Box::new(e),
+                })
             }
         }
     }
@@ -198,7 +204,7 @@ pub async fn remove_policy(
     let list = pods
         .list(&labelled)
         .await
-        .map_err(|e| format!("cannot list pods labelled by the policy: {e}"))?;
+        .map_err(KubeError::api("cannot list pods labelled by the policy"))?;
     for pod in list.items {
         let Some(pod_name) = pod.metadata.name else {
             continue;
@@ -207,9 +213,10 @@ pub async fn remove_policy(
             Ok(()) => {}
             Err(e) if is_not_found(&e) => {}
             Err(e) => {
-                return Err(format!(
-                    "cannot remove the policy label of `{pod_name}`: {e}"
-                ))
+                return Err(KubeError::Api {
+                    action: format!("cannot remove the policy label of `{pod_name}`"),
+                    source: Box::new(e),
+                })
             }
         }
     }
@@ -222,34 +229,38 @@ async fn check_removed(
     name: &str,
     by_run: &ListParams,
     labelled: &ListParams,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     if policies
         .get_opt(name)
         .await
-        .map_err(|e| format!("cannot read NetworkPolicy `{name}` back: {e}"))?
+        .map_err(KubeError::api(format!(
+            "cannot read NetworkPolicy `{name}` back"
+        )))?
         .is_some()
     {
-        return Err(format!("NetworkPolicy `{name}` is still there"));
+        return Err(KubeError::Left(format!(
+            "NetworkPolicy `{name}` is still there"
+        )));
     }
     let left = policies
         .list(by_run)
         .await
-        .map_err(|e| format!("cannot list NetworkPolicies of the run: {e}"))?;
+        .map_err(KubeError::api("cannot list NetworkPolicies of the run"))?;
     if !left.items.is_empty() {
-        return Err(format!(
+        return Err(KubeError::Left(format!(
             "{} NetworkPolicies of the run are still there",
             left.items.len()
-        ));
+        )));
     }
     let still = pods
         .list(labelled)
         .await
-        .map_err(|e| format!("cannot list pods labelled by the policy: {e}"))?;
+        .map_err(KubeError::api("cannot list pods labelled by the policy"))?;
     if !still.items.is_empty() {
-        return Err(format!(
+        return Err(KubeError::Left(format!(
             "{} pods still carry the policy label",
             still.items.len()
-        ));
+        )));
     }
     Ok(())
 }
@@ -280,7 +291,7 @@ impl Fault for PolicyFault {
         text
     }
 
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         Some(super::resolve_targets(
             &self.kube,
             &self.selector,
@@ -294,9 +305,9 @@ impl Fault for PolicyFault {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let error = |reason: String| FaultError::Inject {
+        let error = |e: KubeError| FaultError::Inject {
             fault: self.name.clone(),
-            reason,
+            reason: e.to_string(),
         };
         let env = self.env().map_err(error)?;
         let seed = target::seed_for(&self.selector, &self.run_id, &self.name);
@@ -311,27 +322,25 @@ impl Fault for PolicyFault {
         let client = env.client();
         let picked = env
             .block_on(async move {
-                let selection = target::select(client.clone(), &selector, seed)
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let selection = target::select(client.clone(), &selector, seed).await?;
                 let pods: Api<Pod> = Api::namespaced(client.clone(), &selector.namespace);
                 let mut picked = Vec::new();
                 for pod in &selection.picked {
                     set_pod_label(&pods, &pod.name, Some(name.as_str()))
                         .await
-                        .map_err(|e| format!("cannot label pod `{}`: {e}", pod.name))?;
+                        .map_err(KubeError::api(format!("cannot label pod `{}`", pod.name)))?;
                     picked.push(pod.name.clone());
                 }
                 let np: NetworkPolicy = serde_json::from_value(body)
-                    .map_err(|e| format!("cannot build the NetworkPolicy: {e}"))?;
+                    .map_err(KubeError::json("cannot build the NetworkPolicy"))?;
                 let policies: Api<NetworkPolicy> =
                     Api::namespaced(client, &selector.namespace);
                 policies
                     .create(&PostParams::default(), &np)
                     .await
-                    .map_err(|e| format!("cannot create NetworkPolicy `{name}`: {e}"))?;
+                    .map_err(KubeError::api(format!("cannot create NetworkPolicy `{name}`")))?;
                 tracing::info!(policy = %name, namespace = %selector.namespace, pods = ?picked, "created NetworkPolicy");
-                Ok::<_, String>(picked)
+                Ok::<_, KubeError>(picked)
             })
             .map_err(error)?
             .map_err(error)?;
@@ -340,9 +349,9 @@ impl Fault for PolicyFault {
     }
 
     fn revert(&mut self) -> Result<(), FaultError> {
-        let error = |reason: String| FaultError::Revert {
+        let error = |e: KubeError| FaultError::Revert {
             fault: self.name.clone(),
-            reason,
+            reason: e.to_string(),
         };
         let env = self.env().map_err(error)?;
         let (ns, name, run, fault) = (
@@ -358,9 +367,9 @@ impl Fault for PolicyFault {
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
-        let error = |reason: String| FaultError::Revert {
+        let error = |e: KubeError| FaultError::Revert {
             fault: self.name.clone(),
-            reason,
+            reason: e.to_string(),
         };
         let env = self.env().map_err(error)?;
         let client = env.client();

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use super::client::KubeConnector;
 use super::target::{self, PickedPod};
+use super::KubeError;
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{PodKillParams, PodSelector};
 
 /// What the readiness watch found: how long replacements took, or why it gave up.
-type ReadyOutcome = Arc<Mutex<Option<Result<Duration, String>>>>;
+type ReadyOutcome = Arc<Mutex<Option<Result<Duration, Arc<KubeError>>>>>;
 
 /// A `pod-kill` fault.
 pub struct PodKill {
@@ -118,16 +119,16 @@ async fn kill_one(
     namespace: &str,
     pod: &str,
     params: &PodKillParams,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     if params.evict {
         evict(client, namespace, pod, params)
             .await
-            .map_err(|e| format!("eviction of `{pod}` refused: {e}"))
+            .map_err(KubeError::api(format!("eviction of `{pod}` refused")))
     } else {
         api.delete(pod, &delete_params(params))
             .await
             .map(|_| ())
-            .map_err(|e| format!("cannot delete `{pod}`: {e}"))
+            .map_err(KubeError::api(format!("cannot delete `{pod}`")))
     }
 }
 
@@ -136,10 +137,8 @@ async fn ready_count(
     client: kube::Client,
     selector: &PodSelector,
     gone: &[String],
-) -> Result<usize, String> {
-    let pods = target::list(client, selector)
-        .await
-        .map_err(|e| e.to_string())?;
+) -> Result<usize, KubeError> {
+    let pods = target::list(client, selector).await?;
     Ok(pods
         .iter()
         .filter(|p| target::is_ready(p))
@@ -170,7 +169,7 @@ impl Fault for PodKill {
         text
     }
 
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         Some(super::resolve_targets(
             &self.kube,
             &self.selector,
@@ -187,7 +186,11 @@ impl Fault for PodKill {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let env = self.kube.get().map_err(|e| self.inject_error(e))?.clone();
+        let env = self
+            .kube
+            .get()
+            .map_err(|e| self.inject_error(e.to_string()))?
+            .clone();
         let seed = target::seed_for(&self.selector, &self.run_id, &self.name);
         let selector = self.selector.clone();
         let params = self.params;
@@ -196,14 +199,14 @@ impl Fault for PodKill {
             .block_on(async move {
                 let selection = target::select(client.clone(), &selector, seed)
                     .await
-                    .map_err(|e| (e.to_string(), Vec::new()))?;
+                    .map_err(|e| (KubeError::from(e), Vec::new()))?;
                 if params.wait_ready {
                     if let Some(orphan) = selection.picked.iter().find(|p| p.owner.is_none()) {
                         return Err((
-                            format!(
+                            KubeError::Refused(format!(
                                 "pod `{}` has no controller to replace it; `waitReady` would never end",
                                 orphan.name
-                            ),
+                            )),
                             Vec::new(),
                         ));
                     }
@@ -224,7 +227,7 @@ impl Fault for PodKill {
                 }
                 Ok((killed, before))
             })
-            .map_err(|e| self.inject_error(e))?;
+            .map_err(|e| self.inject_error(e.to_string()))?;
         let (killed, before) = match outcome {
             Ok(done) => done,
             Err((reason, killed)) => {
@@ -252,12 +255,12 @@ impl Fault for PodKill {
                     match ready_count(client.clone(), &selector, &gone).await {
                         Ok(n) if n >= before => break Ok(started.elapsed()),
                         Ok(n) if started.elapsed() >= timeout => {
-                            break Err(format!(
+                            break Err(Arc::new(KubeError::Timeout(format!(
                                 "{n} of {before} pods Ready after {}",
                                 humantime::format_duration(timeout)
-                            ))
+                            ))))
                         }
-                        Err(e) if started.elapsed() >= timeout => break Err(e),
+                        Err(e) if started.elapsed() >= timeout => break Err(Arc::new(e)),
                         _ => tokio::time::sleep(Duration::from_millis(200)).await,
                     }
                 };
@@ -285,7 +288,9 @@ impl Fault for PodKill {
                 break found;
             }
             if Instant::now() >= deadline {
-                break Err("the readiness watch did not answer".to_owned());
+                break Err(Arc::new(KubeError::Timeout(
+                    "the readiness watch did not answer".to_owned(),
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
         };

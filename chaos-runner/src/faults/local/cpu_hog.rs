@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::CpuHogParams;
-use crate::sys::cgroup::{Cgroup, Controller};
+use crate::sys::cgroup::{Cgroup, CgroupError, Controller};
 use crate::sys::child::StressChild;
 use crate::sys::proc;
 
@@ -75,13 +75,12 @@ impl CpuHog {
         FaultError::inject(&self.name, reason)
     }
 
-    fn make_cgroup(&self) -> Result<Cgroup, String> {
+    fn make_cgroup(&self) -> Result<Cgroup, CgroupError> {
         let cgroup = Cgroup::create(
             &[Controller::Cpu, Controller::Cpuacct],
             &self.run_id,
             &self.name,
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         if let Some(percent) = self.params.cpu_quota_percent {
             let quota = (CFS_PERIOD_US * u64::from(percent) / 100).max(1000);
             let set = cgroup
@@ -95,7 +94,7 @@ impl CpuHog {
                 });
             if let Err(e) = set {
                 let _ = cgroup.remove();
-                return Err(e.to_string());
+                return Err(e);
             }
         }
         Ok(cgroup)
@@ -124,7 +123,10 @@ impl Fault for CpuHog {
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
         let cgroup = if self.params.cgroup {
-            Some(self.make_cgroup().map_err(|e| self.inject_error(e))?)
+            Some(
+                self.make_cgroup()
+                    .map_err(|e| self.inject_error(e.to_string()))?,
+            )
         } else {
             None
         };
@@ -148,7 +150,7 @@ impl Fault for CpuHog {
                 if let Some(cg) = &cgroup {
                     let _ = cg.remove();
                 }
-                return Err(self.inject_error(e));
+                return Err(self.inject_error(e.to_string()));
             }
         };
         let record = FaultRecord::CpuHog {
@@ -169,7 +171,7 @@ impl Fault for CpuHog {
         if let Some(mut child) = self.child.take() {
             child
                 .stop(libc::SIGTERM, Duration::from_secs(2))
-                .map_err(|e| self.revert_error(e))?;
+                .map_err(|e| self.revert_error(e.to_string()))?;
         }
         if let Some(cg) = &self.cgroup {
             cg.remove().map_err(|e| self.revert_error(e.to_string()))?;

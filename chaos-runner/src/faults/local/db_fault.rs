@@ -124,7 +124,7 @@ impl DbFault {
             .map_err(|e| self.inject_error(e.to_string()))?;
         let proxy = pool
             .ensure(listen, upstream, self.params.protocol().into())
-            .map_err(|e| self.inject_error(e))?;
+            .map_err(|e| self.inject_error(e.to_string()))?;
         let faults = pool.db_faults(self.protocol(), &proxy);
         let id = faults
             .set_rule_with(rule, RuleSetting::expiring_in(self.expiry))
@@ -144,7 +144,8 @@ impl DbFault {
             .map_err(|e| self.inject_error(e.to_string()))?;
         let url = format!("{api}/proxies/{proxy}/dbfaults");
         self.sent = true;
-        let (code, text) = http("POST", &url, Some(&body)).map_err(|e| self.inject_error(e))?;
+        let (code, text) =
+            http("POST", &url, Some(&body)).map_err(|e| self.inject_error(e.to_string()))?;
         if code != 200 && code != 201 {
             return Err(self.inject_error(format!("POST {url} answered {code}: {text}")));
         }
@@ -207,7 +208,7 @@ impl Fault for DbFault {
             return Ok(());
         };
         let url = format!("{api}/proxies/{proxy}");
-        let (code, text) = http("GET", &url, None).map_err(|e| self.inject_error(e))?;
+        let (code, text) = http("GET", &url, None).map_err(|e| self.inject_error(e.to_string()))?;
         if code != 200 {
             return Err(self.inject_error(format!("GET {url} answered {code}: {text}")));
         }

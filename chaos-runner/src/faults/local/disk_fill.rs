@@ -18,6 +18,26 @@ use crate::sys::proc;
 /// The file name prefix every fill file has (recover refuses to delete anything else).
 pub const FILL_PREFIX: &str = ".chaos-fill-";
 
+/// A fill file could not be deleted.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskFillError {
+    /// The path is not a fill file: it is never deleted.
+    #[error("{} is not a fill file ({FILL_PREFIX}*); not deleting it", .0.display())]
+    NotAFillFile(PathBuf),
+    /// Deleting the file failed.
+    #[error("deleting {}: {source}", .file.display())]
+    Delete {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is still there after deleting it.
+    #[error("fill file {} is still there", .0.display())]
+    StillThere(PathBuf),
+}
+
 /// A disk fill fault.
 #[derive(Debug)]
 pub struct DiskFill {
@@ -169,8 +189,8 @@ impl Fault for DiskFill {
             run_id: self.run_id.clone(),
             fault: self.name.clone(),
         };
-        let mut child =
-            StressChild::spawn(&self.exe, &filler, Vec::new()).map_err(|e| self.error(false, e))?;
+        let mut child = StressChild::spawn(&self.exe, &filler, Vec::new())
+            .map_err(|e| self.error(false, e.to_string()))?;
         let record = FaultRecord::DiskFill {
             pid: child.pid(),
             start_ticks: child.start_ticks,
@@ -199,9 +219,9 @@ impl Fault for DiskFill {
             // SIGTERM: the child deletes its file and exits.
             child
                 .stop(libc::SIGTERM, Duration::from_secs(5))
-                .map_err(|e| self.error(true, e))?;
+                .map_err(|e| self.error(true, e.to_string()))?;
         }
-        remove_fill(&self.file).map_err(|e| self.error(true, e))
+        remove_fill(&self.file).map_err(|e| self.error(true, e.to_string()))
     }
 
     fn verify_reverted(&self) -> Result<(), FaultError> {
@@ -223,23 +243,33 @@ impl Fault for DiskFill {
 }
 
 /// Deletes a fill file (only files named `.chaos-fill-*`) and checks it is gone.
-pub fn remove_fill(file: &Path) -> Result<(), String> {
+///
+/// ```
+/// use chaos_runner::faults::local::disk_fill::remove_fill;
+/// // Anything not named like a fill file is refused.
+/// assert!(remove_fill(std::path::Path::new("/etc/passwd")).is_err());
+/// // A fill file already gone is fine.
+/// assert!(remove_fill(std::path::Path::new("/tmp/.chaos-fill-doc-none")).is_ok());
+/// ```
+pub fn remove_fill(file: &Path) -> Result<(), DiskFillError> {
     let ours = file
         .file_name()
         .is_some_and(|n| n.to_string_lossy().starts_with(FILL_PREFIX));
     if !ours {
-        return Err(format!(
-            "{} is not a fill file ({FILL_PREFIX}*); not deleting it",
-            file.display()
-        ));
+        return Err(DiskFillError::NotAFillFile(file.to_owned()));
     }
     match std::fs::remove_file(file) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("deleting {}: {e}", file.display())),
+        Err(source) => {
+            return Err(DiskFillError::Delete {
+                file: file.to_owned(),
+                source,
+            })
+        }
     }
     if file.exists() {
-        Err(format!("fill file {} is still there", file.display()))
+        Err(DiskFillError::StillThere(file.to_owned()))
     } else {
         Ok(())
     }

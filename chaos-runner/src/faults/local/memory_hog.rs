@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::MemoryHogParams;
-use crate::sys::cgroup::{Cgroup, Controller};
+use crate::sys::cgroup::{Cgroup, CgroupError, Controller};
 use crate::sys::child::StressChild;
 use crate::sys::proc;
 
@@ -118,9 +118,8 @@ impl MemoryHog {
         }
     }
 
-    fn make_cgroup(&self) -> Result<Cgroup, String> {
-        let cgroup = Cgroup::create(&[Controller::Memory], &self.run_id, &self.name)
-            .map_err(|e| e.to_string())?;
+    fn make_cgroup(&self) -> Result<Cgroup, CgroupError> {
+        let cgroup = Cgroup::create(&[Controller::Memory], &self.run_id, &self.name)?;
         if let Some(limit) = self.params.memory_limit {
             if let Err(e) = cgroup.write(
                 Controller::Memory,
@@ -128,7 +127,7 @@ impl MemoryHog {
                 &limit.as_u64().to_string(),
             ) {
                 let _ = cgroup.remove();
-                return Err(e.to_string());
+                return Err(e);
             }
         }
         Ok(cgroup)
@@ -178,7 +177,10 @@ impl Fault for MemoryHog {
             }
         }
         let cgroup = if self.params.cgroup {
-            Some(self.make_cgroup().map_err(|e| self.error(false, e))?)
+            Some(
+                self.make_cgroup()
+                    .map_err(|e| self.error(false, e.to_string()))?,
+            )
         } else {
             None
         };
@@ -201,7 +203,7 @@ impl Fault for MemoryHog {
                 if let Some(cg) = &cgroup {
                     let _ = cg.remove();
                 }
-                return Err(self.error(false, e));
+                return Err(self.error(false, e.to_string()));
             }
         };
         let pid = child.pid();
@@ -249,7 +251,7 @@ impl Fault for MemoryHog {
             }
             child
                 .stop(libc::SIGKILL, Duration::from_secs(2))
-                .map_err(|e| self.error(true, e))?;
+                .map_err(|e| self.error(true, e.to_string()))?;
         }
         if let Some(cg) = &self.cgroup {
             cg.remove().map_err(|e| self.error(true, e.to_string()))?;

@@ -37,6 +37,18 @@ pub enum NetCmdError {
     },
 }
 
+/// The network selector of a local network fault lacks what the fault needs (validation
+/// requires it; its absence fails the injection instead of panicking).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NetSelectorError {
+    /// The selector has no `network` part.
+    #[error("the selector has no `network` part")]
+    NoNetwork,
+    /// The selector names no interface (a qdisc needs one).
+    #[error("the selector names no `interface`")]
+    NoInterface,
+}
+
 /// Whether the named namespace exists.
 ///
 /// ```

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::netcmd::{self, NetCmdError, WatchTarget, Watchdog};
+use super::netcmd::{self, NetCmdError, NetSelectorError, WatchTarget, Watchdog};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::params::network::NetMatch;
 use crate::spec::{NetDirection, NetProtocol};
@@ -351,7 +351,7 @@ pub fn sweep(table: &str) -> Result<(), NetCmdError> {
 pub struct NetFilter {
     name: String,
     table: String,
-    matching: Result<NetMatch, String>,
+    matching: Result<NetMatch, NetSelectorError>,
     action: Action,
     duration: Duration,
     exe: PathBuf,
@@ -366,7 +366,7 @@ impl NetFilter {
     pub fn new(
         name: &str,
         run_id: &str,
-        matching: Result<NetMatch, String>,
+        matching: Result<NetMatch, NetSelectorError>,
         action: Action,
         duration: Duration,
         exe: PathBuf,
@@ -430,7 +430,10 @@ impl Fault for NetFilter {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let m = self.matching.clone().map_err(|e| self.error(true, e))?;
+        let m = self
+            .matching
+            .clone()
+            .map_err(|e| self.error(true, e.to_string()))?;
         let netns = m.netns.as_deref();
         let doc = ruleset(&self.table, &m, self.action);
         tracing::info!(table = %self.table, netns = ?netns, "adding nftables table");

@@ -19,7 +19,94 @@ use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{KillSignal, ProcessKillParams, ProcessRestartParams, ProcessSelector};
 use crate::sys::child::{self, StressChild};
 use crate::sys::proc;
-use crate::sys::supervisor::Supervisor;
+use crate::sys::supervisor::{Supervisor, SupervisorError};
+
+/// A process fault could not find, hit or release its targets.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    /// The target is init.
+    #[error("refusing to touch pid {0} (init)")]
+    Init(u32),
+    /// The target is the runner or one of its ancestors.
+    #[error("refusing to touch pid {0}: it is the runner itself or one of its ancestors")]
+    Ancestor(u32),
+    /// The target is a kernel thread.
+    #[error("refusing to touch pid {0}: it is a kernel thread")]
+    KernelThread(u32),
+    /// The pid file could not be read.
+    #[error("pid file {file}: {source}")]
+    PidFile {
+        /// The pid file.
+        file: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The pid file holds no process id.
+    #[error("pid file {0} does not hold a process id")]
+    NotAPid(String),
+    /// The selector names no process.
+    #[error("the selector names no process")]
+    NoSelector,
+    /// Nothing matches the selector.
+    #[error("no running process matches {0}")]
+    NoMatch(String),
+    /// More processes match than the selector allows.
+    #[error("{what} matches {} processes ({}), more than maxTargets {max}; raise `maxTargets` to hit them all", .pids.len(), pid_list(.pids))]
+    TooMany {
+        /// What the selector names (`name `x``).
+        what: String,
+        /// The matching processes.
+        pids: Vec<u32>,
+        /// The selector's `maxTargets`.
+        max: usize,
+    },
+    /// A target ended while it was being looked at.
+    #[error("process {0} vanished")]
+    Vanished(u32),
+    /// A target still runs after SIGKILL.
+    #[error("a target survived SIGKILL")]
+    SurvivedKill,
+    /// A `command` selector without the runner's supervisor.
+    #[error(
+        "the `command` selector needs the runner's supervisor (started by `chaos-runner run`)"
+    )]
+    NoSupervisor,
+    /// The supervised command is not running.
+    #[error("the supervised command is not running")]
+    NotRunning,
+    /// The supervised command did not come back.
+    #[error(transparent)]
+    Supervisor(#[from] SupervisorError),
+    /// A watchdog child could not be started or stopped.
+    #[error(transparent)]
+    Watchdog(#[from] child::ChildError),
+    /// SIGSTOP could not be sent.
+    #[error("SIGSTOP to {pid}: {source}")]
+    Stop {
+        /// The target.
+        pid: u32,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The target did not stop after SIGSTOP.
+    #[error("process {0} did not stop")]
+    DidNotStop(u32),
+    /// A paused target is still stopped after SIGCONT.
+    #[error("a paused process is still stopped after SIGCONT")]
+    StillPaused,
+    /// This target is still stopped after SIGCONT.
+    #[error("process {0} is still stopped after SIGCONT")]
+    StillStopped(u32),
+}
+
+fn pid_list(pids: &[u32]) -> String {
+    pids.iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// What a process fault does.
 #[derive(Debug, Clone, Copy)]
@@ -89,34 +176,33 @@ pub fn is_stopped(pid: u32) -> bool {
 /// assert!(refuse(1).is_err());
 /// assert!(refuse(std::process::id()).is_err());
 /// ```
-pub fn refuse(pid: u32) -> Result<(), String> {
+pub fn refuse(pid: u32) -> Result<(), ProcessError> {
     if pid <= 1 {
-        return Err(format!("refusing to touch pid {pid} (init)"));
+        return Err(ProcessError::Init(pid));
     }
     if proc::self_and_ancestors().contains(&pid) {
-        return Err(format!(
-            "refusing to touch pid {pid}: it is the runner itself or one of its ancestors"
-        ));
+        return Err(ProcessError::Ancestor(pid));
     }
     if proc::is_kernel_thread(pid) {
-        return Err(format!(
-            "refusing to touch pid {pid}: it is a kernel thread"
-        ));
+        return Err(ProcessError::KernelThread(pid));
     }
     Ok(())
 }
 
 /// The processes `selector` names right now (without the supervised `command`, which
 /// only its supervisor knows), after the refusals.
-pub fn resolve(selector: &ProcessSelector) -> Result<Vec<(u32, u64)>, String> {
+pub fn resolve(selector: &ProcessSelector) -> Result<Vec<(u32, u64)>, ProcessError> {
     let max = selector.max_targets.unwrap_or(1) as usize;
     let alive = |pid: &u32| proc::stat(*pid).is_some_and(|(s, _)| s != 'Z' && s != 'X');
     let (what, pids): (String, Vec<u32>) = if let Some(file) = &selector.pid_file {
-        let text = std::fs::read_to_string(file).map_err(|e| format!("pid file {file}: {e}"))?;
+        let text = std::fs::read_to_string(file).map_err(|source| ProcessError::PidFile {
+            file: file.clone(),
+            source,
+        })?;
         let pid = text
             .trim()
             .parse::<u32>()
-            .map_err(|_| format!("pid file {file} does not hold a process id"))?;
+            .map_err(|_| ProcessError::NotAPid(file.clone()))?;
         (format!("pid file {file}"), vec![pid])
     } else if let Some(name) = &selector.name {
         let pids = proc::pids()
@@ -127,26 +213,19 @@ pub fn resolve(selector: &ProcessSelector) -> Result<Vec<(u32, u64)>, String> {
     } else if let Some(port) = selector.port {
         (format!("port {port}"), proc::listening_on(port))
     } else {
-        return Err("the selector names no process".to_owned());
+        return Err(ProcessError::NoSelector);
     };
     let pids: Vec<u32> = pids.into_iter().filter(alive).collect();
     if pids.is_empty() {
-        return Err(format!("no running process matches {what}"));
+        return Err(ProcessError::NoMatch(what));
     }
     if pids.len() > max {
-        return Err(format!(
-            "{what} matches {} processes ({}), more than maxTargets {max}; raise `maxTargets` to hit them all",
-            pids.len(),
-            pids.iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
-        ));
+        return Err(ProcessError::TooMany { what, pids, max });
     }
     pids.into_iter()
         .map(|pid| {
             refuse(pid)?;
-            let (_, ticks) = proc::stat(pid).ok_or(format!("process {pid} vanished"))?;
+            let (_, ticks) = proc::stat(pid).ok_or(ProcessError::Vanished(pid))?;
             Ok((pid, ticks))
         })
         .collect()
@@ -154,7 +233,11 @@ pub fn resolve(selector: &ProcessSelector) -> Result<Vec<(u32, u64)>, String> {
 
 /// Sends `signal` to every target; after SIGTERM, waits `grace` and then SIGKILLs
 /// survivors. Returns once every target is gone (or an error naming a survivor).
-fn kill_all(targets: &[(u32, u64)], signal: KillSignal, grace: Duration) -> Result<(), String> {
+fn kill_all(
+    targets: &[(u32, u64)],
+    signal: KillSignal,
+    grace: Duration,
+) -> Result<(), ProcessError> {
     for (pid, ticks) in targets {
         if proc::is_running(*pid, *ticks) {
             // A stopped process handles SIGTERM only once it runs again.
@@ -176,7 +259,7 @@ fn kill_all(targets: &[(u32, u64)], signal: KillSignal, grace: Duration) -> Resu
     if proc::wait_until(Duration::from_secs(5), all_gone) {
         Ok(())
     } else {
-        Err("a target survived SIGKILL".to_owned())
+        Err(ProcessError::SurvivedKill)
     }
 }
 
@@ -223,19 +306,14 @@ impl ProcessFault {
         }
     }
 
-    fn supervised(&self) -> Result<&Arc<Supervisor>, String> {
-        self.supervisor.as_ref().ok_or_else(|| {
-            "the `command` selector needs the runner's supervisor (started by `chaos-runner run`)"
-                .to_owned()
-        })
+    fn supervised(&self) -> Result<&Arc<Supervisor>, ProcessError> {
+        self.supervisor.as_ref().ok_or(ProcessError::NoSupervisor)
     }
 
-    fn targets_now(&self) -> Result<Vec<(u32, u64)>, String> {
+    fn targets_now(&self) -> Result<Vec<(u32, u64)>, ProcessError> {
         if self.selector.command.is_some() {
             let sup = self.supervised()?;
-            let (pid, ticks) = sup
-                .current()
-                .ok_or("the supervised command is not running")?;
+            let (pid, ticks) = sup.current().ok_or(ProcessError::NotRunning)?;
             refuse(pid)?;
             Ok(vec![(pid, ticks)])
         } else {
@@ -250,7 +328,7 @@ impl ProcessFault {
         signal: KillSignal,
         grace: Duration,
         restart: bool,
-    ) -> Result<(), String> {
+    ) -> Result<(), ProcessError> {
         let sup = self.supervised()?.clone();
         let target = self.targets[0];
         let at = Instant::now();
@@ -259,9 +337,7 @@ impl ProcessFault {
         let always = sup.spec().restart == crate::spec::RestartPolicy::Always;
         if restart || always {
             sup.request_start();
-            let ready = sup
-                .wait_ready(Some(target), sup.spec().ready_timeout)
-                .map_err(|e| e.to_string())?;
+            let ready = sup.wait_ready(Some(target), sup.spec().ready_timeout)?;
             self.record_outage(ready.saturating_duration_since(at));
         } else {
             self.down_since = Some(at);
@@ -275,7 +351,7 @@ impl ProcessFault {
             .push(("outage_ms".into(), outage.as_millis().to_string()));
     }
 
-    fn pause(&mut self) -> Result<Vec<PausedTarget>, String> {
+    fn pause(&mut self) -> Result<Vec<PausedTarget>, ProcessError> {
         let mut paused = Vec::new();
         for (pid, ticks) in self.targets.clone() {
             // The watchdog first: whatever happens to the runner from here on, the target
@@ -296,19 +372,19 @@ impl ProcessFault {
             });
             self.watchdogs.push(watchdog);
             if !proc::signal(pid, libc::SIGSTOP) {
-                return Err(format!(
-                    "SIGSTOP to {pid}: {}",
-                    std::io::Error::last_os_error()
-                ));
+                return Err(ProcessError::Stop {
+                    pid,
+                    source: std::io::Error::last_os_error(),
+                });
             }
             if !proc::wait_until(Duration::from_secs(2), || is_stopped(pid)) {
-                return Err(format!("process {pid} did not stop"));
+                return Err(ProcessError::DidNotStop(pid));
             }
         }
         Ok(paused)
     }
 
-    fn resume(&mut self) -> Result<(), String> {
+    fn resume(&mut self) -> Result<(), ProcessError> {
         for (pid, ticks) in &self.targets {
             if proc::is_running(*pid, *ticks) {
                 proc::signal(*pid, libc::SIGCONT);
@@ -325,7 +401,7 @@ impl ProcessFault {
         }) {
             Ok(())
         } else {
-            Err("a paused process is still stopped after SIGCONT".to_owned())
+            Err(ProcessError::StillPaused)
         }
     }
 }
@@ -400,7 +476,9 @@ impl Fault for ProcessFault {
         }
         self.targets = match self.planned.take() {
             Some(planned) => planned,
-            None => self.targets_now().map_err(|e| self.error(false, e))?,
+            None => self
+                .targets_now()
+                .map_err(|e| self.error(false, e.to_string()))?,
         };
         let pids: Vec<u32> = self.targets.iter().map(|(p, _)| *p).collect();
         tracing::info!(fault = %self.name, ?pids, action = self.action.type_name(), "hitting process(es)");
@@ -415,10 +493,11 @@ impl Fault for ProcessFault {
             Action::Kill(p) => {
                 if supervised {
                     self.kill_supervised(p.signal, p.grace, false)
-                        .map_err(|e| self.error(false, e))?;
+                        .map_err(|e| self.error(false, e.to_string()))?;
                 } else {
                     self.revertible = false;
-                    kill_all(&self.targets, p.signal, p.grace).map_err(|e| self.error(false, e))?;
+                    kill_all(&self.targets, p.signal, p.grace)
+                        .map_err(|e| self.error(false, e.to_string()))?;
                 }
                 Ok(FaultRecord::ProcessKilled {
                     pids,
@@ -427,7 +506,7 @@ impl Fault for ProcessFault {
             }
             Action::Restart(p) => {
                 self.kill_supervised(p.signal, p.grace, true)
-                    .map_err(|e| self.error(false, e))?;
+                    .map_err(|e| self.error(false, e.to_string()))?;
                 Ok(FaultRecord::ProcessKilled {
                     pids,
                     revertible: true,
@@ -437,7 +516,7 @@ impl Fault for ProcessFault {
                 Ok(paused) => Ok(FaultRecord::ProcessPaused { targets: paused }),
                 Err(e) => {
                     let _ = self.resume();
-                    Err(self.error(false, e))
+                    Err(self.error(false, e.to_string()))
                 }
             },
         }
@@ -445,7 +524,7 @@ impl Fault for ProcessFault {
 
     fn revert(&mut self) -> Result<(), FaultError> {
         match self.action {
-            Action::Pause => self.resume().map_err(|e| self.error(true, e)),
+            Action::Pause => self.resume().map_err(|e| self.error(true, e.to_string())),
             Action::Kill(_) | Action::Restart(_) => {
                 let Some(sup) = self.supervisor.clone() else {
                     return Ok(()); // unrevertable by request: nothing to do
@@ -508,7 +587,7 @@ impl Fault for ProcessFault {
 
 /// Resumes what a dead run paused: SIGCONT each target still the same process, and stops
 /// its watchdog (used by `recover`).
-pub fn resume_from_journal(targets: &[PausedTarget]) -> Result<(), String> {
+pub fn resume_from_journal(targets: &[PausedTarget]) -> Result<(), ProcessError> {
     for t in targets {
         if proc::is_running(t.pid, t.start_ticks) {
             proc::signal(t.pid, libc::SIGCONT);
@@ -528,7 +607,7 @@ pub fn resume_from_journal(targets: &[PausedTarget]) -> Result<(), String> {
         .find(|t| proc::is_running(t.pid, t.start_ticks) && is_stopped(t.pid));
     match still {
         Some(t) if !proc::wait_until(Duration::from_secs(2), || !is_stopped(t.pid)) => {
-            Err(format!("process {} is still stopped after SIGCONT", t.pid))
+            Err(ProcessError::StillStopped(t.pid))
         }
         _ => Ok(()),
     }

@@ -24,6 +24,41 @@ use crate::spec::{ProxyAction, ProxyParams, ProxyProtocol, ProxySelector, ProxyS
 /// The default admin API of a running proxy server.
 pub const DEFAULT_API: &str = "http://127.0.0.1:8474";
 
+/// A proxy of the run could not be started or reached.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyFaultError {
+    /// The in-process proxy server could not start.
+    #[error(transparent)]
+    Start(#[from] fault_proxy::server::ServerError),
+    /// The in-process proxy server is not there after starting it.
+    #[error("proxy server did not start")]
+    NotStarted,
+    /// The listen address already proxies another upstream in this run.
+    #[error("the run's proxy on {listen} already forwards to {upstream} ({protocol}); one listen address, one upstream")]
+    OtherUpstream {
+        /// The listen address.
+        listen: String,
+        /// The upstream it already forwards to.
+        upstream: String,
+        /// Its protocol.
+        protocol: String,
+    },
+    /// The registry refused the proxy.
+    #[error(transparent)]
+    Refused(#[from] fault_proxy::ApiError),
+    /// The admin API could not be reached (transport failure).
+    #[error("{method} {url}: {source}")]
+    Http {
+        /// The method.
+        method: String,
+        /// The URL.
+        url: String,
+        /// Why.
+        #[source]
+        source: Box<ureq::Error>,
+    },
+}
+
 /// The run's in-process proxies: one proxy server started when the first fault needs it,
 /// with one proxy per listen address, kept for the whole run and stopped when the last
 /// handle goes (after the engine's reverts).
@@ -43,17 +78,17 @@ impl std::fmt::Debug for ProxyPool {
 
 impl ProxyPool {
     /// The pool's registry, starting the proxy thread on first use.
-    pub fn registry(&self) -> Result<Arc<ProxyRegistry>, String> {
+    pub fn registry(&self) -> Result<Arc<ProxyRegistry>, ProxyFaultError> {
         let mut server = self.server.lock().unwrap_or_else(|p| p.into_inner());
         if server.is_none() {
-            let started = ProxyServer::start(None).map_err(|e| e.to_string())?;
+            let started = ProxyServer::start(None)?;
             self.db.register(started.registry());
             *server = Some(started);
         }
         server
             .as_ref()
             .map(|s| s.registry().clone())
-            .ok_or_else(|| "proxy server did not start".to_owned())
+            .ok_or(ProxyFaultError::NotStarted)
     }
 
     /// The name of the in-run proxy on `listen` to `upstream`, creating it if needed.
@@ -69,30 +104,27 @@ impl ProxyPool {
         listen: &str,
         upstream: &str,
         protocol: ProxyProtocol,
-    ) -> Result<String, String> {
+    ) -> Result<String, ProxyFaultError> {
         let registry = self.registry()?;
         let name = format!("run-{listen}");
         let protocol = Protocol::from(protocol);
         if let Ok(existing) = registry.get(&name) {
             if existing.upstream != upstream || existing.protocol != protocol {
-                return Err(format!(
-                    "the run's proxy on {listen} already forwards to {} ({}); one listen \
-                     address, one upstream",
-                    existing.upstream,
-                    existing.protocol.as_str()
-                ));
+                return Err(ProxyFaultError::OtherUpstream {
+                    listen: listen.to_owned(),
+                    upstream: existing.upstream,
+                    protocol: existing.protocol.as_str().to_owned(),
+                });
             }
             return Ok(name);
         }
-        registry
-            .create(ProxyInput {
-                name: Some(name.clone()),
-                listen: Some(listen.to_owned()),
-                upstream: Some(upstream.to_owned()),
-                protocol: Some(protocol),
-                ..Default::default()
-            })
-            .map_err(|e| e.message)?;
+        registry.create(ProxyInput {
+            name: Some(name.clone()),
+            listen: Some(listen.to_owned()),
+            upstream: Some(upstream.to_owned()),
+            protocol: Some(protocol),
+            ..Default::default()
+        })?;
         Ok(name)
     }
 
@@ -313,8 +345,10 @@ impl Fault for ProxyFault {
             } => {
                 let proxy = pool
                     .ensure(&listen, &upstream, protocol)
-                    .map_err(|e| self.inject_error(e))?;
-                let registry = pool.registry().map_err(|e| self.inject_error(e))?;
+                    .map_err(|e| self.inject_error(e.to_string()))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.inject_error(e.to_string()))?;
                 match toxic {
                     Some(toxic) => {
                         registry
@@ -345,7 +379,7 @@ impl Fault for ProxyFault {
                         let body = serde_json::to_string(&ToxicJson::from_toxic(toxic))
                             .map_err(|e| self.inject_error(e.to_string()))?;
                         let (code, text) = http("POST", &format!("{base}/toxics"), Some(&body))
-                            .map_err(|e| self.inject_error(e))?;
+                            .map_err(|e| self.inject_error(e.to_string()))?;
                         if code != 200 && code != 201 {
                             return Err(self.inject_error(format!(
                                 "POST {base}/toxics answered {code}: {text}"
@@ -353,8 +387,8 @@ impl Fault for ProxyFault {
                         }
                     }
                     None => {
-                        let (code, text) =
-                            http("GET", &base, None).map_err(|e| self.inject_error(e))?;
+                        let (code, text) = http("GET", &base, None)
+                            .map_err(|e| self.inject_error(e.to_string()))?;
                         if code != 200 {
                             return Err(
                                 self.inject_error(format!("GET {base} answered {code}: {text}"))
@@ -370,7 +404,7 @@ impl Fault for ProxyFault {
                             )));
                         }
                         let (code, text) = http("POST", &base, Some(r#"{"enabled":false}"#))
-                            .map_err(|e| self.inject_error(e))?;
+                            .map_err(|e| self.inject_error(e.to_string()))?;
                         if code != 200 {
                             return Err(
                                 self.inject_error(format!("POST {base} answered {code}: {text}"))
@@ -390,7 +424,9 @@ impl Fault for ProxyFault {
         }
         match &self.target {
             ProxyTarget::InRun { pool, .. } => {
-                let registry = pool.registry().map_err(|e| self.revert_error(e))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.revert_error(e.to_string()))?;
                 let proxy = self.proxy.clone().unwrap_or_default();
                 let result = if self.params.action == ProxyAction::Down {
                     registry
@@ -421,7 +457,9 @@ impl Fault for ProxyFault {
         };
         match &self.target {
             ProxyTarget::InRun { pool, .. } => {
-                let registry = pool.registry().map_err(|e| self.revert_error(e))?;
+                let registry = pool
+                    .registry()
+                    .map_err(|e| self.revert_error(e.to_string()))?;
                 let view = registry
                     .get(proxy)
                     .map_err(|e| self.revert_error(e.message))?;
@@ -441,7 +479,11 @@ impl Fault for ProxyFault {
 
 /// One call to a proxy server's admin API: its status and body (a transport failure is
 /// an error naming the method and URL).
-pub(crate) fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, String), String> {
+pub(crate) fn http(
+    method: &str,
+    url: &str,
+    body: Option<&str>,
+) -> Result<(u16, String), ProxyFaultError> {
     let agent = ureq::AgentBuilder::new()
         .timeout(Duration::from_secs(5))
         .build();
@@ -458,7 +500,11 @@ pub(crate) fn http(method: &str, url: &str, body: Option<&str>) -> Result<(u16, 
             Ok((code, r.into_string().unwrap_or_default()))
         }
         Err(ureq::Error::Status(code, r)) => Ok((code, r.into_string().unwrap_or_default())),
-        Err(e) => Err(format!("{method} {url}: {e}")),
+        Err(e) => Err(ProxyFaultError::Http {
+            method: method.to_owned(),
+            url: url.to_owned(),
+            source: Box::new(e),
+        }),
     }
 }
 
@@ -517,7 +563,7 @@ pub fn revert_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError
         Some((collection, name)) => ("DELETE", format!("{base}/{collection}/{name}"), None),
         None => ("POST", base.clone(), Some(r#"{"enabled":true}"#)),
     };
-    let (code, text) = http(method, &url, body).map_err(error)?;
+    let (code, text) = http(method, &url, body).map_err(|e| error(e.to_string()))?;
     match code {
         200 | 204 => Ok(()),
         // The toxic or rule (or the whole proxy) is already gone.
@@ -540,7 +586,7 @@ pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError
     match item {
         Some((collection, name)) => {
             let url = format!("{base}/{collection}");
-            let (code, text) = http("GET", &url, None).map_err(error)?;
+            let (code, text) = http("GET", &url, None).map_err(|e| error(e.to_string()))?;
             if code == 404 {
                 return Ok(());
             }
@@ -557,7 +603,7 @@ pub fn verify_record(fault: &str, record: &FaultRecord) -> Result<(), FaultError
             Ok(())
         }
         None => {
-            let (code, text) = http("GET", &base, None).map_err(error)?;
+            let (code, text) = http("GET", &base, None).map_err(|e| error(e.to_string()))?;
             let enabled = serde_json::from_str::<serde_json::Value>(&text)
                 .ok()
                 .and_then(|v| v["enabled"].as_bool());

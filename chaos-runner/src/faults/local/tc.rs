@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use super::netcmd::{self, NetCmdError, WatchTarget, Watchdog};
+use super::netcmd::{self, NetCmdError, NetSelectorError, WatchTarget, Watchdog};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{NetBandwidthParams, NetDelayParams};
 
@@ -31,10 +31,21 @@ pub fn netem_missing_message() -> String {
         .to_owned()
 }
 
+/// The probe for netem could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum NetemProbeError {
+    /// `unshare` could not be run.
+    #[error("cannot run `unshare` (util-linux): {0}")]
+    Unshare(#[source] std::io::Error),
+    /// The probe ran and failed for another reason than a missing netem.
+    #[error("cannot probe for netem: {0}")]
+    Failed(String),
+}
+
 /// Whether this kernel can run netem: tries `tc qdisc add dev lo root netem delay 1ms` in a
 /// fresh network namespace (`unshare --net`, or `unshare -Urn` without root), which dies
 /// with the probe and touches nothing else. `Err` when the probe itself cannot run.
-pub fn netem_available() -> Result<bool, String> {
+pub fn netem_available() -> Result<bool, NetemProbeError> {
     let tc_args = [
         "tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms",
     ];
@@ -45,7 +56,7 @@ pub fn netem_available() -> Result<bool, String> {
             .args(tc_args)
             .stdin(Stdio::null())
             .output()
-            .map_err(|e| format!("cannot run `unshare` (util-linux): {e}"))?;
+            .map_err(NetemProbeError::Unshare)?;
         if out.status.success() {
             return Ok(true);
         }
@@ -55,7 +66,7 @@ pub fn netem_available() -> Result<bool, String> {
         }
         last = stderr;
     }
-    Err(format!("cannot probe for netem: {last}"))
+    Err(NetemProbeError::Failed(last))
 }
 
 /// The handle major number (`<hex>:`) for `run_id`'s fault `name`: FNV-1a folded into
@@ -262,7 +273,7 @@ impl Shape {
 pub struct Qdisc {
     name: String,
     netns: Option<String>,
-    interface: Result<String, String>,
+    interface: Result<String, NetSelectorError>,
     handle: u16,
     shape: Shape,
     duration: Duration,
@@ -278,7 +289,7 @@ impl Qdisc {
         name: &str,
         run_id: &str,
         netns: Option<String>,
-        interface: Result<String, String>,
+        interface: Result<String, NetSelectorError>,
         shape: Shape,
         duration: Duration,
         exe: PathBuf,
@@ -341,7 +352,10 @@ impl Fault for Qdisc {
     }
 
     fn inject(&mut self) -> Result<FaultRecord, FaultError> {
-        let interface = self.interface.clone().map_err(|e| self.error(true, e))?;
+        let interface = self
+            .interface
+            .clone()
+            .map_err(|e| self.error(true, e.to_string()))?;
         let netns = self.netns.clone();
         let ns = netns.as_deref();
         let (kind, current) =

@@ -253,20 +253,26 @@ fn parse_port(item: &PortItem) -> Option<(u16, u16)> {
     }
 }
 
+/// An entry of `addresses` that is not an address or a network.
+#[derive(Debug, thiserror::Error)]
+enum AddressError {
+    /// Neither an address nor a CIDR network.
+    #[error("must be an IP address or a network in CIDR form")]
+    NotAnAddress(#[source] ipnet::AddrParseError),
+    /// A network with host bits set; the network it would be read as.
+    #[error("has host bits set (did you mean `{0}`?)")]
+    HostBits(IpNet),
+}
+
 /// Parses an address (`10.0.0.7`, `::1`) or a network (`10.0.0.0/8`); host bits in a
 /// network are refused so `10.0.0.7/8` is not silently read as all of `10/8`.
-fn parse_address(text: &str) -> Result<IpNet, String> {
+fn parse_address(text: &str) -> Result<IpNet, AddressError> {
     if let Ok(ip) = text.parse::<std::net::IpAddr>() {
         return Ok(IpNet::from(ip));
     }
-    let net: IpNet = text
-        .parse()
-        .map_err(|_| "must be an IP address or a network in CIDR form".to_owned())?;
+    let net: IpNet = text.parse().map_err(AddressError::NotAnAddress)?;
     if net.trunc() != net {
-        return Err(format!(
-            "has host bits set (did you mean `{}`?)",
-            net.trunc()
-        ));
+        return Err(AddressError::HostBits(net.trunc()));
     }
     Ok(net)
 }
@@ -307,7 +313,7 @@ pub fn resolve(sel: &NetworkSelector) -> Result<NetMatch, Vec<(String, String)>>
         match parse_address(text) {
             Ok(IpNet::V4(n)) => m.v4.push(n),
             Ok(IpNet::V6(n)) => m.v6.push(n),
-            Err(e) => problems.push((format!("addresses[{i}]"), e)),
+            Err(e) => problems.push((format!("addresses[{i}]"), e.to_string())),
         }
     }
     if sel.ports.len() > 256 {

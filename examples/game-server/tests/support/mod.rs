@@ -83,7 +83,11 @@ impl Postgres {
     /// initdb + start, or None (skip) when PostgreSQL is not installed outside CI.
     pub fn start() -> Option<Postgres> {
         use chaos_runner::setup::postgres;
-        if !require(postgres::bin_dir(None).map(|_| ())) {
+        if !require(
+            postgres::bin_dir(None)
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
+        ) {
             return None;
         }
         let setup = PostgresSetup {

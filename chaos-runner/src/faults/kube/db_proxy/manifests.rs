@@ -13,6 +13,7 @@ use super::{
     DbProxyObjects, ADMIN_LISTEN, CONFIG_DIR, CONFIG_FILE, ORIGINAL_SELECTOR_ANNOTATION,
     PROXY_LABEL,
 };
+use crate::faults::kube::KubeError;
 use crate::spec::DbParams;
 use fault_proxy::db_rules::DbFaultInput;
 use fault_proxy::{Protocol, ProxyInput};
@@ -45,23 +46,23 @@ pub fn plan_ports(
     service: &Service,
     what: &str,
     wanted: Option<u16>,
-) -> Result<(Vec<PortPlan>, usize), String> {
+) -> Result<(Vec<PortPlan>, usize), KubeError> {
     let ports = service
         .spec
         .as_ref()
         .and_then(|s| s.ports.clone())
         .unwrap_or_default();
     if ports.is_empty() {
-        return Err(format!("Service `{what}` has no ports"));
+        return Err(KubeError::Refused(format!("Service `{what}` has no ports")));
     }
     let mut plans = Vec::new();
     for p in &ports {
         if p.protocol.as_deref().is_some_and(|proto| proto != "TCP") {
-            return Err(format!(
+            return Err(KubeError::Refused(format!(
                 "Service `{what}` port {} is {}; the proxy relays TCP only",
                 p.port,
                 p.protocol.as_deref().unwrap_or_default()
-            ));
+            )));
         }
         let (listen, target_name) = match &p.target_port {
             Some(IntOrString::Int(n)) => (*n, None),
@@ -72,10 +73,10 @@ pub fn plan_ports(
             None => (p.port, None),
         };
         if plans.iter().any(|q: &PortPlan| q.listen == listen) {
-            return Err(format!(
+            return Err(KubeError::Refused(format!(
                 "Service `{what}` sends two ports to target port {listen}; the proxy cannot \
                  listen on it twice"
-            ));
+            )));
         }
         plans.push(PortPlan {
             name: p.name.clone(),
@@ -95,14 +96,19 @@ pub fn plan_ports(
         Some(w) => plans
             .iter()
             .position(|p| p.port == i32::from(w))
-            .ok_or_else(|| format!("Service `{what}` has no port {w} (it has: {})", list()))?,
+            .ok_or_else(|| {
+                KubeError::Refused(format!(
+                    "Service `{what}` has no port {w} (it has: {})",
+                    list()
+                ))
+            })?,
         None if plans.len() == 1 => 0,
         None => {
-            return Err(format!(
+            return Err(KubeError::Refused(format!(
                 "Service `{what}` has {} ports ({}); set `service.port` to the one to intercept",
                 plans.len(),
                 list()
-            ))
+            )))
         }
     };
     Ok((plans, at))
@@ -113,20 +119,20 @@ pub fn plan_ports(
 pub(super) fn selector_of(
     service: &Service,
     what: &str,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, KubeError> {
     let spec = service.spec.clone().unwrap_or_default();
     if spec.type_.as_deref() == Some("ExternalName") {
-        return Err(format!(
+        return Err(KubeError::Refused(format!(
             "Service `{what}` is an ExternalName Service: there are no pods behind it for a \
              proxy to stand in front of"
-        ));
+        )));
     }
     let selector = spec.selector.unwrap_or_default();
     if selector.is_empty() {
-        return Err(format!(
+        return Err(KubeError::Refused(format!(
             "Service `{what}` has no selector (its endpoints are managed by hand or by \
              another controller), so the proxy cannot take its place"
-        ));
+        )));
     }
     let annotated = service
         .metadata
@@ -134,10 +140,10 @@ pub(super) fn selector_of(
         .as_ref()
         .is_some_and(|a| a.contains_key(ORIGINAL_SELECTOR_ANNOTATION));
     if selector.contains_key(PROXY_LABEL) || annotated {
-        return Err(format!(
+        return Err(KubeError::Refused(format!(
             "Service `{what}` is already fronted by a chaos proxy (selector `{PROXY_LABEL}` or \
              annotation `{ORIGINAL_SELECTOR_ANNOTATION}`); run `chaos-runner recover` first"
-        ));
+        )));
     }
     Ok(selector)
 }
@@ -163,9 +169,9 @@ pub fn proxy_config(
     upstream_host: &str,
     (rule, fault_type, params): (&str, &str, &DbParams),
     expires_in: Duration,
-) -> Result<Vec<ProxyInput>, String> {
+) -> Result<Vec<ProxyInput>, KubeError> {
     let attributes = serde_json::to_value(params)
-        .map_err(|e| format!("cannot write the fault's parameters: {e}"))?;
+        .map_err(KubeError::json("cannot write the fault's parameters"))?;
     let rule = DbFaultInput {
         name: rule.to_owned(),
         fault_type: fault_type.to_owned(),
@@ -348,8 +354,11 @@ pub(super) fn restore_patch(
     })
 }
 
-pub(super) fn typed<T: serde::de::DeserializeOwned>(value: Value, what: &str) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|e| format!("cannot build the {what}: {e}"))
+pub(super) fn typed<T: serde::de::DeserializeOwned>(
+    value: Value,
+    what: &str,
+) -> Result<T, KubeError> {
+    serde_json::from_value(value).map_err(KubeError::json(format!("cannot build the {what}")))
 }
 
 #[cfg(test)]
@@ -403,9 +412,11 @@ mod tests {
             .unwrap();
         assert!(plan_ports(&svc, "games/pg", None)
             .unwrap_err()
+            .to_string()
             .contains("set `service.port`"));
         assert!(plan_ports(&svc, "games/pg", Some(1))
             .unwrap_err()
+            .to_string()
             .contains("no port 1 (it has: 5432, 9187)"));
         let (ports, at) = plan_ports(&svc, "games/pg", Some(5432)).unwrap();
         assert_eq!(at, 0);
@@ -451,6 +462,7 @@ mod tests {
             serde_json::from_value(json!({"spec": {"ports": [{"port": 5432}]}})).unwrap();
         assert!(selector_of(&none, "games/pg")
             .unwrap_err()
+            .to_string()
             .contains("no selector"));
         let external: Service = serde_json::from_value(
             json!({"spec": {"type": "ExternalName", "externalName": "db.example"}}),
@@ -458,6 +470,7 @@ mod tests {
         .unwrap();
         assert!(selector_of(&external, "games/pg")
             .unwrap_err()
+            .to_string()
             .contains("ExternalName"));
         let fronted: Service = serde_json::from_value(
             json!({"spec": {"selector": {PROXY_LABEL: "chaos-x"}, "ports": [{"port": 5432}]}}),
@@ -465,6 +478,7 @@ mod tests {
         .unwrap();
         assert!(selector_of(&fronted, "games/pg")
             .unwrap_err()
+            .to_string()
             .contains("recover"));
         let udp: Service = serde_json::from_value(
             json!({"spec": {"selector": {"app": "pg"}, "ports": [{"port": 53, "protocol": "UDP"}]}}),
@@ -472,6 +486,7 @@ mod tests {
         .unwrap();
         assert!(plan_ports(&udp, "games/dns", None)
             .unwrap_err()
+            .to_string()
             .contains("TCP only"));
     }
 

@@ -36,7 +36,7 @@ use manifests::{restore_patch, selector_of, swap_patch, typed, upstream_service}
 
 use super::client::{KubeConnector, KubeEnv};
 use super::ephemeral::is_not_found;
-use super::target;
+use super::{target, KubeError};
 use crate::faults::{Fault, FaultError, FaultRecord};
 use crate::spec::{DbParams, ServiceSelector};
 
@@ -96,13 +96,13 @@ async fn wait_available(
     api: &Api<Deployment>,
     name: &str,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let started = Instant::now();
     loop {
         let d = api
             .get(name)
             .await
-            .map_err(|e| format!("cannot read Deployment `{name}`: {e}"))?;
+            .map_err(KubeError::api(format!("cannot read Deployment `{name}`")))?;
         let status = d.status.clone().unwrap_or_default();
         let available = status.available_replicas.unwrap_or(0);
         if available >= 1 {
@@ -132,7 +132,7 @@ async fn wait_available(
                 })
             });
         if stalled || started.elapsed() >= timeout {
-            return Err(format!(
+            return Err(KubeError::Timeout(format!(
                 "proxy Deployment `{name}` is not available after {}: {available}/1 replicas \
                  available{} (is its image pullable? `kubectl describe deployment {name}`)",
                 humantime::format_duration(Duration::from_secs(started.elapsed().as_secs())),
@@ -141,7 +141,7 @@ async fn wait_available(
                 } else {
                     format!(", conditions: {}", conditions.join("; "))
                 }
-            ));
+            )));
         }
         tokio::time::sleep(POLL.min(timeout.saturating_sub(started.elapsed()))).await;
     }
@@ -164,14 +164,14 @@ struct Plan {
 
 /// Creates the objects and swaps the selector; returns the original selector. On an
 /// error, deletes what it created.
-async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, String>, String> {
+async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, String>, KubeError> {
     let ns = plan.namespace.as_str();
     let what = format!("{ns}/{}", plan.service);
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     let svc = services
         .get(&plan.service)
         .await
-        .map_err(|e| format!("cannot read Service `{what}`: {e}"))?;
+        .map_err(KubeError::api(format!("cannot read Service `{what}`")))?;
     let original = selector_of(&svc, &what)?;
     let (ports, at) = plan_ports(&svc, &what, plan.port)?;
     let upstream_host = format!("{}.{ns}.svc", plan.objects.upstream_service);
@@ -183,7 +183,7 @@ async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, St
         plan.expires_in,
     )?;
     let config_json = serde_json::to_string_pretty(&config)
-        .map_err(|e| format!("cannot write the proxy config: {e}"))?;
+        .map_err(KubeError::json("cannot write the proxy config"))?;
     let cm: ConfigMap = typed(
         json!({
             "apiVersion": "v1",
@@ -211,18 +211,25 @@ async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, St
         Api::<ConfigMap>::namespaced(client.clone(), ns)
             .create(&PostParams::default(), &cm)
             .await
-            .map_err(|e| format!("cannot create ConfigMap `{}`: {e}", plan.objects.config_map))?;
+            .map_err(KubeError::api(format!(
+                "cannot create ConfigMap `{}`",
+                plan.objects.config_map
+            )))?;
         services
             .create(&PostParams::default(), &up)
             .await
-            .map_err(|e| {
-                format!("cannot create Service `{}`: {e}", plan.objects.upstream_service)
-            })?;
+            .map_err(KubeError::api(format!(
+                "cannot create Service `{}`",
+                plan.objects.upstream_service
+            )))?;
         let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
         deployments
             .create(&PostParams::default(), &dep)
             .await
-            .map_err(|e| format!("cannot create Deployment `{}`: {e}", plan.objects.deployment))?;
+            .map_err(KubeError::api(format!(
+                "cannot create Deployment `{}`",
+                plan.objects.deployment
+            )))?;
         tracing::info!(namespace = ns, deployment = %plan.objects.deployment, "created the DB proxy; waiting until it is available");
         wait_available(&deployments, &plan.objects.deployment, plan.ready_timeout).await?;
         let patch = swap_patch(
@@ -233,8 +240,10 @@ async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, St
         services
             .patch(&plan.service, &PatchParams::default(), &Patch::Merge(&patch))
             .await
-            .map_err(|e| format!("cannot point Service `{what}` at the proxy: {e}"))?;
-        Ok::<_, String>(())
+            .map_err(KubeError::api(format!(
+                "cannot point Service `{what}` at the proxy"
+            )))?;
+        Ok::<_, KubeError>(())
     }
     .await;
     match created {
@@ -244,9 +253,12 @@ async fn swap_in(client: kube::Client, plan: Plan) -> Result<BTreeMap<String, St
         }
         Err(e) => {
             let cleanup = delete_objects(client, ns, &plan.objects).await;
-            Err(match cleanup {
-                Ok(()) => format!("{e} (the objects created so far were deleted)"),
-                Err(c) => format!("{e}; and cleaning up failed too: {c}"),
+            Err(KubeError::Partly {
+                source: Box::new(e),
+                cleanup: match cleanup {
+                    Ok(()) => " (the objects created so far were deleted)".to_owned(),
+                    Err(c) => format!("; and cleaning up failed too: {c}"),
+                },
             })
         }
     }
@@ -257,7 +269,7 @@ async fn delete_objects(
     client: kube::Client,
     ns: &str,
     objects: &DbProxyObjects,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let deleted = Api::<Deployment>::namespaced(client.clone(), ns)
         .delete(&objects.deployment, &DeleteParams::background())
         .await
@@ -275,14 +287,17 @@ async fn delete_objects(
     absent_ok(deleted, "ConfigMap", &objects.config_map)
 }
 
-fn absent_ok(result: Result<(), kube::Error>, kind: &str, name: &str) -> Result<(), String> {
+fn absent_ok(result: Result<(), kube::Error>, kind: &str, name: &str) -> Result<(), KubeError> {
     match result {
         Ok(()) => {
             tracing::info!(kind, name, "deleted");
             Ok(())
         }
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(e) => Err(format!("cannot delete {kind} `{name}`: {e}")),
+        Err(source) => Err(KubeError::Api {
+            action: format!("cannot delete {kind} `{name}`"),
+            source: Box::new(source),
+        }),
     }
 }
 
@@ -301,12 +316,11 @@ async fn restore_service(
     service: &str,
     objects: &DbProxyObjects,
     recorded: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let api: Api<Service> = Api::namespaced(client, ns);
-    let Some(svc) = api
-        .get_opt(service)
-        .await
-        .map_err(|e| format!("cannot read Service `{ns}/{service}`: {e}"))?
+    let Some(svc) = api.get_opt(service).await.map_err(KubeError::api(format!(
+        "cannot read Service `{ns}/{service}`"
+    )))?
     else {
         tracing::warn!(
             namespace = ns,
@@ -330,10 +344,10 @@ async fn restore_service(
             Some(Ok(o)) if !o.is_empty() => o,
             _ if !recorded.is_empty() => recorded.clone(),
             _ => {
-                return Err(format!(
+                return Err(KubeError::Refused(format!(
                     "Service `{ns}/{service}` points at the proxy but neither its annotation \
                      `{ORIGINAL_SELECTOR_ANNOTATION}` nor the journal holds the original selector"
-                ))
+                )))
             }
         };
         restore_patch(&original, &current)
@@ -345,7 +359,9 @@ async fn restore_service(
     };
     api.patch(service, &PatchParams::default(), &Patch::Merge(&patch))
         .await
-        .map_err(|e| format!("cannot restore the selector of Service `{ns}/{service}`: {e}"))?;
+        .map_err(KubeError::api(format!(
+            "cannot restore the selector of Service `{ns}/{service}`"
+        )))?;
     tracing::info!(namespace = ns, service, "Service selector restored");
     Ok(())
 }
@@ -359,7 +375,7 @@ pub async fn remove(
     objects: &DbProxyObjects,
     recorded: &BTreeMap<String, String>,
     sweep: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     restore_service(client.clone(), ns, service, objects, recorded).await?;
     delete_objects(client.clone(), ns, objects).await?;
     let Some(labels) = sweep else { return Ok(()) };
@@ -380,14 +396,14 @@ async fn delete_listed<K>(
     by_run: &ListParams,
     how: &DeleteParams,
     kind: &str,
-) -> Result<(), String>
+) -> Result<(), KubeError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let found = api
         .list(by_run)
         .await
-        .map_err(|e| format!("cannot list {kind}s of the run: {e}"))?;
+        .map_err(KubeError::api(format!("cannot list {kind}s of the run")))?;
     for item in found.items {
         let Some(name) = item.meta().name.clone() else {
             continue;
@@ -406,12 +422,14 @@ pub async fn check_removed(
     service: &str,
     objects: &DbProxyObjects,
     original: &BTreeMap<String, String>,
-) -> Result<(), String> {
+) -> Result<(), KubeError> {
     let services: Api<Service> = Api::namespaced(client.clone(), ns);
     if let Some(svc) = services
         .get_opt(service)
         .await
-        .map_err(|e| format!("cannot read Service `{ns}/{service}` back: {e}"))?
+        .map_err(KubeError::api(format!(
+            "cannot read Service `{ns}/{service}` back"
+        )))?
     {
         let current = svc
             .spec
@@ -419,25 +437,28 @@ pub async fn check_removed(
             .and_then(|s| s.selector.clone())
             .unwrap_or_default();
         if current.get(PROXY_LABEL) == Some(&objects.deployment) {
-            return Err(format!(
+            return Err(KubeError::Left(format!(
                 "Service `{ns}/{service}` still points at the proxy"
-            ));
+            )));
         }
         if !original.is_empty() && current != *original {
-            return Err(format!(
+            return Err(KubeError::Left(format!(
                 "Service `{ns}/{service}` has selector {current:?}, not the original {original:?}"
-            ));
+            )));
         }
         if annotation_of(&svc).is_some() {
-            return Err(format!(
+            return Err(KubeError::Left(format!(
                 "Service `{ns}/{service}` still carries `{ORIGINAL_SELECTOR_ANNOTATION}`"
-            ));
+            )));
         }
     }
     let gone = |found: Result<bool, kube::Error>, kind: &str, name: &str| match found {
         Ok(false) => Ok(()),
-        Ok(true) => Err(format!("{kind} `{name}` is still there")),
-        Err(e) => Err(format!("cannot read {kind} `{name}` back: {e}")),
+        Ok(true) => Err(KubeError::Left(format!("{kind} `{name}` is still there"))),
+        Err(source) => Err(KubeError::Api {
+            action: format!("cannot read {kind} `{name}` back"),
+            source: Box::new(source),
+        }),
     };
     gone(
         Api::<Deployment>::namespaced(client.clone(), ns)
@@ -523,12 +544,13 @@ impl DbProxyFault {
         }
     }
 
-    fn env(&self) -> Result<KubeEnv, String> {
+    fn env(&self) -> Result<KubeEnv, KubeError> {
         self.kube.get().cloned()
     }
 
-    fn error(&self, inject: bool) -> impl Fn(String) -> FaultError + '_ {
-        move |reason| {
+    fn error(&self, inject: bool) -> impl Fn(KubeError) -> FaultError + '_ {
+        move |e| {
+            let reason = e.to_string();
             if inject {
                 FaultError::Inject {
                     fault: self.name.clone(),
@@ -565,13 +587,13 @@ impl Fault for DbProxyFault {
         )
     }
 
-    fn targets(&self) -> Option<Result<Vec<String>, String>> {
+    fn targets(&self) -> Option<Result<Vec<String>, KubeError>> {
         let (ns, name, port) = (
             self.service.namespace.clone(),
             self.service.name.clone(),
             self.service.port,
         );
-        let resolve = || -> Result<Vec<String>, String> {
+        let resolve = || -> Result<Vec<String>, KubeError> {
             let env = self.env()?;
             let client = env.client();
             env.block_on(async move {
@@ -579,7 +601,7 @@ impl Fault for DbProxyFault {
                 let svc = Api::<Service>::namespaced(client, &ns)
                     .get(&name)
                     .await
-                    .map_err(|e| format!("cannot read Service `{what}`: {e}"))?;
+                    .map_err(KubeError::api(format!("cannot read Service `{what}`")))?;
                 selector_of(&svc, &what)?;
                 let (ports, at) = plan_ports(&svc, &what, port)?;
                 Ok(vec![format!("{ns}/service/{name}:{}", ports[at].port)])
