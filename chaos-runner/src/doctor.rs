@@ -190,7 +190,8 @@ pub fn check(exp: &ValidatedExperiment, kube: &KubeConnector) -> Result<Vec<Answ
 }
 
 /// Prints what `file`'s faults need and whether it is granted. Exit 0 when everything is
-/// granted, 1 when something is denied, 3 for an invalid file or no cluster.
+/// granted, 1 when something is denied, 2 when the cluster cannot be reached (an invalid
+/// file is refused before, with 3).
 pub fn run(exp: &ValidatedExperiment, file: &Path, output: Format) -> Outcome {
     run_with(exp, file, output, Arc::new(KubeConnector::lazy()))
 }
@@ -205,8 +206,9 @@ pub fn run_with(
     let answers = match check(exp, &kube) {
         Ok(a) => a,
         Err(e) => {
+            // The cluster, not the file: unreachable or not answering.
             eprintln!("error: {e}");
-            return Outcome::InvalidInput;
+            return Outcome::Aborted;
         }
     };
     let denied = answers.iter().filter(|a| !a.allowed).count();

@@ -528,3 +528,24 @@ proptest! {
         }
     }
 }
+
+/// `doctor` without a cluster to ask: a failure of the machine's connection, not of the
+/// file (exit 2, not 3), named on stderr.
+#[test]
+fn doctor_without_a_reachable_cluster_exits_2_not_3() {
+    let home = std::env::temp_dir().join(format!("doctor-home-{}", std::process::id()));
+    std::fs::create_dir_all(&home).unwrap();
+    let out = runner()
+        .arg("doctor")
+        .arg(repo().join("experiments/kubernetes/db-query-latency.yaml"))
+        .env("HOME", &home)
+        .env("KUBECONFIG", home.join("no-such-kubeconfig"))
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    std::fs::remove_dir_all(&home).unwrap();
+}
