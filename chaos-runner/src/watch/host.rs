@@ -69,14 +69,6 @@ fn meminfo(key: &str, text: &str) -> Option<f64> {
 impl HostReader {
     /// Reads `metric`. A CPU reading covers the time since the previous one, or samples
     /// over 200 ms when there is none from the last two seconds.
-    ///
-    /// ```
-    /// use chaos_runner::spec::HostMetric;
-    /// let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    /// let mut reader = chaos_runner::watch::host::HostReader::default();
-    /// let used = rt.block_on(reader.read(HostMetric::MemoryUsedPercent)).unwrap();
-    /// assert!((0.0..=100.0).contains(&used));
-    /// ```
     pub async fn read(&mut self, metric: HostMetric) -> Result<f64, HostError> {
         match metric {
             HostMetric::CpuBusyPercent => {
@@ -113,5 +105,23 @@ impl HostReader {
                 .and_then(|v| v.parse().ok())
                 .ok_or(HostError::Loadavg),
         }
+    }
+}
+
+/// The examples of this module's documentation, tested here (the module is internal).
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn read_example_0() {
+        use crate::spec::HostMetric;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let mut reader = crate::watch::host::HostReader::default();
+        let used = rt
+            .block_on(reader.read(HostMetric::MemoryUsedPercent))
+            .unwrap();
+        assert!((0.0..=100.0).contains(&used));
     }
 }

@@ -86,12 +86,6 @@ impl std::fmt::Debug for Prometheus {
 }
 
 /// Expands a whole-string `${VAR}` from the environment.
-///
-/// ```
-/// use chaos_runner::watch::prometheus::expand_env;
-/// assert_eq!(expand_env("http://prom:9090").unwrap(), "http://prom:9090");
-/// assert!(expand_env("${SURELY_NOT_SET_X9}").is_err());
-/// ```
 pub fn expand_env(value: &str) -> Result<String, PrometheusError> {
     match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
         Some(var) => std::env::var(var).map_err(|source| PrometheusError::EnvVar {
@@ -245,5 +239,16 @@ pub fn parse_result(data: &serde_json::Value) -> Result<Sample, QueryError> {
             .parse()
             .map(Some)
             .map_err(|_| QueryError(format!("sample {text:?} is not a number"))),
+    }
+}
+
+/// The examples of this module's documentation, tested here (the module is internal).
+#[cfg(test)]
+mod examples {
+    #[test]
+    fn expand_env_example_0() {
+        use crate::watch::prometheus::expand_env;
+        assert_eq!(expand_env("http://prom:9090").unwrap(), "http://prom:9090");
+        assert!(expand_env("${SURELY_NOT_SET_X9}").is_err());
     }
 }
