@@ -62,6 +62,7 @@ pub mod report;
 pub mod setup;
 #[cfg(not(feature = "internals"))]
 pub(crate) mod setup;
+pub mod slo;
 pub mod spec;
 #[cfg(feature = "internals")]
 #[doc(hidden)]

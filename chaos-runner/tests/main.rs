@@ -20,5 +20,6 @@ mod resources;
 mod run;
 mod setup;
 mod slo;
+mod slo_rules;
 mod stress_helpers;
 mod validate;

@@ -1,6 +1,7 @@
 //! Experiment and SLO files: the model, parsing with field paths and lines, semantic
 //! validation, and the JSON Schema.
 
+pub mod calendar;
 mod model;
 pub mod params;
 pub mod slo;
@@ -238,4 +239,14 @@ pub fn experiment_schema() -> String {
 pub fn slo_schema() -> String {
     let schema = schemars::schema_for!(SloSet);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Writes `value` as YAML: the one place the runner writes YAML, as it reads it.
+///
+/// ```
+/// let text = chaos_runner::spec::to_yaml(&std::collections::BTreeMap::from([("groups", 1)])).unwrap();
+/// assert_eq!(text, "groups: 1\n");
+/// ```
+pub fn to_yaml<T: serde::Serialize>(value: &T) -> Result<String, serde_yaml::Error> {
+    yaml::to_string(value)
 }

@@ -4,6 +4,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
+use super::calendar::{Alerting, Calendar, SloAlerting};
 use super::model::Metadata;
 
 /// A set of SLOs.
@@ -30,6 +31,13 @@ pub struct SloSet {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SloSetSpec {
+    /// The studio's time zone, peak hours and maintenance windows (optional: without it,
+    /// every hour counts the same, in UTC).
+    #[serde(default)]
+    pub calendar: Option<Calendar>,
+    /// The burn-rate alerts (optional: the SRE workbook's four by default).
+    #[serde(default)]
+    pub alerting: Option<Alerting>,
     /// SLOs by name.
     pub slos: Vec<Slo>,
 }
@@ -51,6 +59,9 @@ pub struct Slo {
     pub period: Duration,
     /// How good and total events are counted: exactly one of `ratio`, `latency`, `gauge`.
     pub sli: Sli,
+    /// Labels and annotations of this SLO's alerts (e.g. `runbook_url`).
+    #[serde(default)]
+    pub alerting: Option<SloAlerting>,
 }
 
 /// The SLI of an SLO.
@@ -141,6 +152,7 @@ impl Slo {
     ///     name: "availability".into(), description: String::new(), objective: 99.9,
     ///     period: Duration::from_secs(30 * 86_400),
     ///     sli: Sli { ratio: Some(RatioSli { good: "sum(rate(ok[$window]))".into(), total: "sum(rate(all[$window]))".into() }), latency: None, gauge: None },
+    ///     alerting: None,
     /// };
     /// assert_eq!(
     ///     slo.error_ratio_query(Duration::from_secs(300)).unwrap(),
@@ -179,7 +191,7 @@ impl Slo {
     /// # use chaos_runner::spec::slo::*;
     /// # use std::time::Duration;
     /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
-    /// #   sli: Sli { ratio: Some(RatioSli { good: "g".into(), total: "t".into() }), latency: None, gauge: None } };
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g".into(), total: "t".into() }), latency: None, gauge: None }, alerting: None };
     /// assert!(slo.burn_rate_query(Duration::from_secs(60)).unwrap().ends_with("/ 0.01"));
     /// ```
     pub fn burn_rate_query(&self, window: Duration) -> Option<String> {
@@ -196,7 +208,7 @@ impl Slo {
     }
 }
 
-fn format_float(value: f64) -> String {
+pub(crate) fn format_float(value: f64) -> String {
     let text = format!("{value:.10}");
     text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

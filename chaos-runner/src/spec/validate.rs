@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
+use super::calendar::{self, Alerting, Calendar, PeakWindow};
 use super::model::*;
 use super::params::{self, FaultParams, Problems};
 use super::slo::SloSet;
@@ -588,9 +589,23 @@ pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), 
         "spec.slos",
         "must list at least one SLO",
     );
+    if let Some(calendar) = &set.spec.calendar {
+        check_calendar(&mut c, calendar);
+    }
+    if let Some(alerting) = &set.spec.alerting {
+        check_alerting(&mut c, alerting);
+    }
     let mut names = HashSet::new();
     for (i, slo) in set.spec.slos.iter().enumerate() {
         let here = format!("spec.slos[{i}]");
+        if let Some(a) = &slo.alerting {
+            check_label_names(&mut c, &format!("{here}.alerting.labels"), a.labels.keys());
+            check_label_names(
+                &mut c,
+                &format!("{here}.alerting.annotations"),
+                a.annotations.keys(),
+            );
+        }
         c.check(
             is_dns_label(&slo.name),
             format!("{here}.name"),
@@ -642,6 +657,124 @@ pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), 
         Ok(())
     } else {
         Err(SpecErrors(c.errors))
+    }
+}
+
+/// The calendar: a zone with one UTC offset all year, windows that say something.
+fn check_calendar(c: &mut Collector<'_>, calendar: &Calendar) {
+    let year = chrono::Datelike::year(&chrono::Utc::now());
+    if let Err(e) = calendar::fixed_offset(&calendar.time_zone, year) {
+        c.check(false, "spec.calendar.timeZone", e);
+    }
+    let windows = calendar
+        .peak
+        .iter()
+        .map(PeakWindow::window)
+        .enumerate()
+        .map(|(i, w)| (format!("spec.calendar.peak[{i}]"), w))
+        .chain(
+            calendar
+                .maintenance
+                .iter()
+                .enumerate()
+                .map(|(i, w)| (format!("spec.calendar.maintenance[{i}]"), w.clone())),
+        );
+    for (here, window) in windows {
+        c.check(
+            window.from != window.to,
+            format!("{here}.to"),
+            "must differ from `from` (a window that never ends is not a window)",
+        );
+        c.check(
+            !window.days.is_empty(),
+            format!("{here}.days"),
+            "must name at least one day (leave it out for every day)",
+        );
+        let mut seen = HashSet::new();
+        for (d, day) in window.days.iter().enumerate() {
+            c.check(
+                seen.insert(day.number()),
+                format!("{here}.days[{d}]"),
+                "is listed twice",
+            );
+        }
+    }
+    for (i, peak) in calendar.peak.iter().enumerate() {
+        c.check(
+            peak.factor.is_finite() && peak.factor > 1.0 && peak.factor <= 10.0,
+            format!("spec.calendar.peak[{i}].factor"),
+            "must be above 1 and at most 10 (1.2: the allowed error rate divided by 1.2)",
+        );
+    }
+}
+
+/// The burn-rate alerts: a factor, a long window and a shorter one, a severity label.
+fn check_alerting(c: &mut Collector<'_>, alerting: &Alerting) {
+    c.check(
+        !alerting.alerts.is_empty(),
+        "spec.alerting.alerts",
+        "must list at least one alert (leave it out for the SRE workbook's four)",
+    );
+    let mut seen = HashSet::new();
+    for (i, alert) in alerting.alerts.iter().enumerate() {
+        let here = format!("spec.alerting.alerts[{i}]");
+        c.check(
+            alert.factor.is_finite() && alert.factor > 0.0 && alert.factor <= 1000.0,
+            format!("{here}.factor"),
+            "must be above 0 and at most 1000",
+        );
+        c.check(
+            alert.long >= Duration::from_secs(60) && alert.long <= Duration::from_secs(30 * 86_400),
+            format!("{here}.long"),
+            "must be between 1m and 30d",
+        );
+        c.check(
+            alert.short >= Duration::from_secs(30) && alert.short < alert.long,
+            format!("{here}.short"),
+            "must be at least 30s and shorter than `long`",
+        );
+        c.check(
+            is_label_value_word(&alert.severity),
+            format!("{here}.severity"),
+            "must be 1-63 letters, digits, `_` or `-` (e.g. page, ticket)",
+        );
+        c.check(
+            seen.insert((alert.long, alert.short)),
+            format!("{here}.long"),
+            "another alert has the same two windows",
+        );
+    }
+    check_label_names(c, "spec.alerting.labels", alerting.labels.keys());
+}
+
+fn is_label_value_word(text: &str) -> bool {
+    (1..=63).contains(&text.len())
+        && text
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+}
+
+/// Prometheus label (and annotation) names: `[a-zA-Z_][a-zA-Z0-9_]*`, not `__`-reserved.
+fn check_label_names<'a>(c: &mut Collector<'_>, at: &str, names: impl Iterator<Item = &'a String>) {
+    for name in names {
+        let valid = name
+            .chars()
+            .next()
+            .is_some_and(|ch| ch.is_ascii_alphabetic() || ch == '_')
+            && name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+            && !name.starts_with("__");
+        c.check(
+            valid,
+            format!("{at}.{name}"),
+            "is not a Prometheus label name (letters, digits and `_`, not starting with a digit or `__`)",
+        );
+        c.check(
+            !matches!(name.as_str(), "slo" | "severity" | "alertname"),
+            format!("{at}.{name}"),
+            "is set by the generated rules themselves",
+        );
     }
 }
 

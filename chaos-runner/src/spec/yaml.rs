@@ -278,6 +278,11 @@ impl Positions {
     }
 }
 
+/// Writes `value` as YAML (the runner's generated files: Prometheus rules).
+pub(crate) fn to_string<T: serde::Serialize>(value: &T) -> Result<String, serde_yaml::Error> {
+    serde_yaml::to_string(value)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,399 @@
+//! `chaos-runner slo rules`: a Prometheus rule file from an SLO set.
+//!
+//! Per SLO, with `slo="<name>"` on every series:
+//! - `slo:sli_error:ratio_rate5m`: the error ratio over 5 minutes, absent during
+//!   maintenance (so maintenance spends no budget); every longer window (`…_rate1h`,
+//!   `…_rate30d`, …) is the average of those 5-minute ratios over it, as Sloth does;
+//! - `slo:objective:ratio`, `slo:error_budget:ratio` (the period's) and
+//!   `slo:error_budget:remaining` (the share of the period's budget left);
+//! - one alert per burn-rate pair: both windows over `factor × budget`, the budget divided
+//!   by the peak factor in peak hours; never during maintenance.
+//!
+//! The calendar's rules (`slo:calendar:maintenance`, present only during maintenance, and
+//! `slo:calendar:budget_divisor`, the peak factor or 1) read the clock shifted by the zone's
+//! fixed UTC offset.
+
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::spec::calendar::{default_burn_alerts, fixed_offset, BurnAlert, DayWindow, Weekday};
+use crate::spec::slo::{format_float, promql_range, Slo, SloSet};
+
+/// The window every longer one is averaged from.
+const BASE_WINDOW: Duration = Duration::from_secs(300);
+
+/// A Prometheus rule file.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleFile {
+    /// Its groups.
+    pub groups: Vec<RuleGroup>,
+}
+
+/// A group of rules, evaluated in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleGroup {
+    /// Its name.
+    pub name: String,
+    /// Its rules.
+    pub rules: Vec<Rule>,
+}
+
+/// A recording or alerting rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Rule {
+    /// The series it records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// The alert it fires.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alert: Option<String>,
+    /// The PromQL.
+    pub expr: String,
+    /// How long the condition must hold before the alert fires.
+    #[serde(rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// Labels added.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations of an alert.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Rule {
+    fn record(name: &str, expr: String, labels: BTreeMap<String, String>) -> Rule {
+        Rule {
+            record: Some(name.to_owned()),
+            alert: None,
+            expr,
+            for_: None,
+            labels,
+            annotations: BTreeMap::new(),
+        }
+    }
+}
+
+/// The rules could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum RulesError {
+    /// The calendar's zone has no fixed offset (checked by validation; kept for callers
+    /// that build sets in code).
+    #[error("spec.calendar.timeZone: {0}")]
+    Zone(String),
+}
+
+/// The calendar part of the rules: the clock in the zone, maintenance and peak.
+struct Clock {
+    /// Seconds to add to UTC for local time.
+    offset: i32,
+}
+
+impl Clock {
+    fn local(&self) -> String {
+        match self.offset {
+            0 => "vector(time())".to_owned(),
+            o => format!("vector(time() + {o})"),
+        }
+    }
+
+    /// A filter that holds (one sample) while `window` is on, in local time.
+    fn window_on(&self, window: &DayWindow) -> String {
+        let local = self.local();
+        let minute = format!("(hour({local}) * 60 + minute({local}))");
+        let days = |shift: u8| -> Option<String> {
+            if window.days.len() == Weekday::ALL.len() {
+                return None;
+            }
+            let wanted: Vec<String> = window
+                .days
+                .iter()
+                .map(|d| format!("day_of_week({local}) == {}", (d.number() + shift) % 7))
+                .collect();
+            Some(format!("({})", wanted.join(" or ")))
+        };
+        let with_days = |cond: String, shift: u8| match days(shift) {
+            Some(d) => format!("({cond} and on() {d})"),
+            None => cond,
+        };
+        let (from, to) = (window.from.minutes(), window.to.minutes());
+        if from < to {
+            with_days(format!("({minute} >= {from} and on() {minute} < {to})"), 0)
+        } else {
+            // Passes midnight: the evening on its days, the morning on the days after.
+            format!(
+                "({} or on() {})",
+                with_days(format!("({minute} >= {from})"), 0),
+                with_days(format!("({minute} < {to})"), 1)
+            )
+        }
+    }
+}
+
+/// The rule file for `set`.
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/game-services.yaml");
+/// let set = chaos_runner::spec::load_slo_set(path.as_ref()).unwrap();
+/// let rules = chaos_runner::slo::rules::rules(&set).unwrap();
+/// assert!(rules.groups.iter().any(|g| g.name == "slo-game-availability"));
+/// ```
+pub fn rules(set: &SloSet) -> Result<RuleFile, RulesError> {
+    let calendar = set.spec.calendar.as_ref();
+    let alerting = set.spec.alerting.clone().unwrap_or_default();
+    let alerts = if alerting.alerts.is_empty() {
+        default_burn_alerts()
+    } else {
+        alerting.alerts.clone()
+    };
+    let mut groups = Vec::new();
+    let clock = match calendar {
+        Some(cal) => {
+            let year = chrono::Datelike::year(&chrono::Utc::now());
+            let offset = fixed_offset(&cal.time_zone, year).map_err(RulesError::Zone)?;
+            let clock = Clock { offset };
+            let mut rules = Vec::new();
+            if !cal.maintenance.is_empty() {
+                let on: Vec<String> = cal.maintenance.iter().map(|w| clock.window_on(w)).collect();
+                rules.push(Rule::record(
+                    "slo:calendar:maintenance",
+                    format!("vector(1) and on() ({})", on.join(" or on() ")),
+                    BTreeMap::new(),
+                ));
+            }
+            // The strictest factor of the peak windows that are on, else 1.
+            let mut divisor = String::new();
+            let mut peaks: Vec<_> = cal.peak.iter().collect();
+            peaks.sort_by(|a, b| b.factor.total_cmp(&a.factor));
+            for peak in peaks {
+                divisor.push_str(&format!(
+                    "(vector({}) and on() {}) or on() ",
+                    peak.factor,
+                    clock.window_on(&peak.window())
+                ));
+            }
+            divisor.push_str("vector(1)");
+            rules.push(Rule::record(
+                "slo:calendar:budget_divisor",
+                divisor,
+                BTreeMap::new(),
+            ));
+            groups.push(RuleGroup {
+                name: format!("slo-{}-calendar", set.metadata.name),
+                rules,
+            });
+            Some(cal)
+        }
+        None => None,
+    };
+    let maintenance = clock.is_some_and(|cal| !cal.maintenance.is_empty());
+    let peak = clock.is_some_and(|cal| !cal.peak.is_empty());
+    for slo in &set.spec.slos {
+        if let Some(group) = slo_group(slo, &alerts, &alerting.labels, maintenance, peak) {
+            groups.push(group);
+        }
+    }
+    Ok(RuleFile { groups })
+}
+
+/// The rules of one event-based SLO (a gauge SLO has no error budget to burn).
+fn slo_group(
+    slo: &Slo,
+    alerts: &[BurnAlert],
+    set_labels: &BTreeMap<String, String>,
+    maintenance: bool,
+    peak: bool,
+) -> Option<RuleGroup> {
+    let base = slo.error_ratio_query(BASE_WINDOW)?;
+    let ours = BTreeMap::from([("slo".to_owned(), slo.name.clone())]);
+    let selector = format!("{{slo=\"{}\"}}", slo.name);
+    let series = |window: Duration| format!("slo:sli_error:ratio_rate{}", promql_range(window));
+    let mut rules = vec![Rule::record(
+        &series(BASE_WINDOW),
+        if maintenance {
+            format!("{base} unless on() slo:calendar:maintenance")
+        } else {
+            base
+        },
+        ours.clone(),
+    )];
+    let mut windows: Vec<Duration> = alerts
+        .iter()
+        .flat_map(|a| [a.short, a.long])
+        .chain([slo.period])
+        .filter(|w| *w != BASE_WINDOW)
+        .collect();
+    windows.sort();
+    windows.dedup();
+    for window in &windows {
+        rules.push(Rule::record(
+            &series(*window),
+            format!(
+                "avg_over_time({}{selector}[{}])",
+                series(BASE_WINDOW),
+                promql_range(*window)
+            ),
+            ours.clone(),
+        ));
+    }
+    // Ten decimals: 1 - 0.999 is 0.0010000000000000009 in binary.
+    let budget = format_float(slo.error_budget());
+    rules.push(Rule::record(
+        "slo:objective:ratio",
+        format!("vector({})", format_float(slo.objective / 100.0)),
+        ours.clone(),
+    ));
+    rules.push(Rule::record(
+        "slo:error_budget:ratio",
+        format!("vector({budget})"),
+        ours.clone(),
+    ));
+    rules.push(Rule::record(
+        "slo:error_budget:remaining",
+        format!("1 - {}{selector} / {budget}", series(slo.period)),
+        ours.clone(),
+    ));
+    let per_slo = slo.alerting.clone().unwrap_or_default();
+    for alert in alerts {
+        let threshold = if peak {
+            format!(
+                "({} * {budget} / scalar(slo:calendar:budget_divisor))",
+                alert.factor
+            )
+        } else {
+            format!("({} * {budget})", alert.factor)
+        };
+        let mut expr = format!(
+            "({long}{selector} > {threshold}) and ({short}{selector} > {threshold})",
+            long = series(alert.long),
+            short = series(alert.short),
+        );
+        if maintenance {
+            expr = format!("({expr}) unless on() slo:calendar:maintenance");
+        }
+        let mut labels = set_labels.clone();
+        labels.extend(per_slo.labels.clone());
+        labels.insert("slo".into(), slo.name.clone());
+        labels.insert("severity".into(), alert.severity.clone());
+        let mut annotations = BTreeMap::from([(
+            "summary".to_owned(),
+            format!(
+                "SLO {} is burning its error budget {}x too fast (over {} and {})",
+                slo.name,
+                alert.factor,
+                promql_range(alert.long),
+                promql_range(alert.short)
+            ),
+        )]);
+        annotations.extend(per_slo.annotations.clone());
+        rules.push(Rule {
+            record: None,
+            alert: Some(format!("SLOBurnRate{}", alert_suffix(alert))),
+            expr,
+            for_: None,
+            labels,
+            annotations,
+        });
+    }
+    Some(RuleGroup {
+        name: format!("slo-{}", slo.name),
+        rules,
+    })
+}
+
+/// `Page1h` style suffix: the severity, capitalised, and the long window.
+fn alert_suffix(alert: &BurnAlert) -> String {
+    let mut severity = alert.severity.replace(['-', '_'], "");
+    if let Some(first) = severity.get(..1) {
+        severity = first.to_uppercase() + &severity[1..];
+    }
+    format!("{severity}{}", promql_range(alert.long))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(extra: &str) -> SloSet {
+        let text = format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: SLOSet\nmetadata: {{ name: games }}\nspec:\n{extra}  slos:\n    - name: saves\n      objective: 99.9\n      period: 30d\n      sli:\n        ratio: {{ good: 'sum(rate(ok[$window]))', total: 'sum(rate(all[$window]))' }}\n    - name: sessions\n      objective: 99.9\n      period: 30d\n      sli:\n        gauge: {{ query: sum(sessions), max: 100000 }}\n"
+        );
+        crate::spec::parse_slo_set("set.yaml", &text).unwrap()
+    }
+
+    #[test]
+    fn without_a_calendar_the_rules_read_utc_and_one_budget() {
+        let file = rules(&set("")).unwrap();
+        assert_eq!(
+            file.groups.len(),
+            1,
+            "no calendar group; the gauge SLO has no budget"
+        );
+        let text = crate::spec::to_yaml(&file).unwrap();
+        assert!(!text.contains("calendar"), "{text}");
+        assert!(text.contains("(14.4 * 0.001"), "{text}");
+        let alerts: Vec<_> = file.groups[0]
+            .rules
+            .iter()
+            .filter_map(|r| r.alert.clone())
+            .collect();
+        assert_eq!(
+            alerts,
+            [
+                "SLOBurnRatePage1h",
+                "SLOBurnRatePage6h",
+                "SLOBurnRateTicket1d",
+                "SLOBurnRateTicket3d"
+            ]
+        );
+    }
+
+    #[test]
+    fn peak_and_maintenance_are_in_the_promql_in_local_time() {
+        let file = rules(&set(
+            "  calendar:\n    timeZone: Asia/Seoul\n    peak: [{ from: '18:00', to: '22:00', factor: 1.2 }]\n    maintenance: [{ days: [tuesday], from: '02:00', to: '06:00' }]\n",
+        ))
+        .unwrap();
+        let calendar = &file.groups[0];
+        let maintenance = &calendar.rules[0].expr;
+        assert!(
+            maintenance.contains("vector(time() + 32400)"),
+            "{maintenance}"
+        );
+        assert!(
+            maintenance.contains(">= 120") && maintenance.contains("< 360"),
+            "{maintenance}"
+        );
+        assert!(maintenance.contains("== 2"), "Tuesday: {maintenance}");
+        let divisor = &calendar.rules[1].expr;
+        assert!(
+            divisor.starts_with("(vector(1.2) and on()") && divisor.ends_with("or on() vector(1)"),
+            "{divisor}"
+        );
+        let saves = &file.groups[1];
+        assert!(saves.rules[0]
+            .expr
+            .ends_with("unless on() slo:calendar:maintenance"));
+        let page = saves.rules.iter().find(|r| r.alert.is_some()).unwrap();
+        assert!(
+            page.expr.contains("scalar(slo:calendar:budget_divisor)"),
+            "{}",
+            page.expr
+        );
+    }
+
+    #[test]
+    fn a_window_passing_midnight_holds_the_evening_and_the_next_morning() {
+        let clock = Clock { offset: 0 };
+        let on = clock.window_on(&DayWindow {
+            days: vec![Weekday::Saturday],
+            from: serde_json::from_str("\"22:00\"").unwrap(),
+            to: serde_json::from_str("\"02:00\"").unwrap(),
+        });
+        assert!(on.contains(">= 1320") && on.contains("== 6"), "{on}");
+        assert!(
+            on.contains("< 120") && on.contains("== 0"),
+            "Sunday morning: {on}"
+        );
+    }
+}

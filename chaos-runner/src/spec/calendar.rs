@@ -1,0 +1,287 @@
+//! The calendar and alerting of an SLO set: the studio's time zone, peak hours (objectives
+//! stricter by a factor), maintenance (time that spends no budget and raises no alert), and
+//! the multi-window burn-rate alerts.
+
+use schemars::JsonSchema;
+use serde::de::{self, Deserializer, Visitor};
+use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// When the objectives tighten and when nothing counts, in one time zone.
+///
+/// ```yaml
+/// calendar:
+///   timeZone: Asia/Seoul
+///   peak: [{ from: "18:00", to: "22:00", factor: 1.2 }]
+///   maintenance: [{ days: [tuesday], from: "02:00", to: "06:00" }]
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Calendar {
+    /// An IANA time zone name (`Asia/Seoul`, `UTC`). Its UTC offset must not change within a
+    /// year (no daylight saving): the rules shift the clock by one fixed offset.
+    pub time_zone: String,
+    /// Peak hours: the allowed error rate is divided by `factor` while they last.
+    #[serde(default)]
+    pub peak: Vec<PeakWindow>,
+    /// Maintenance: its events count neither as good nor as bad, and no alert fires.
+    #[serde(default)]
+    pub maintenance: Vec<DayWindow>,
+}
+
+/// A daily window of local time on some days of the week.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DayWindow {
+    /// The days it applies to (default: every day); a window that passes midnight belongs
+    /// to the day it starts on.
+    #[serde(default = "every_day")]
+    pub days: Vec<Weekday>,
+    /// Start, local time `HH:MM`.
+    pub from: TimeOfDay,
+    /// End, local time `HH:MM` (`24:00` for midnight); before `from` when it passes midnight.
+    pub to: TimeOfDay,
+}
+
+/// A peak window: a [`DayWindow`] with its factor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PeakWindow {
+    /// The days it applies to (default: every day).
+    #[serde(default = "every_day")]
+    pub days: Vec<Weekday>,
+    /// Start, local time `HH:MM`.
+    pub from: TimeOfDay,
+    /// End, local time `HH:MM`.
+    pub to: TimeOfDay,
+    /// How much stricter the objectives are: the allowed error rate is divided by it
+    /// (`1.2`: 99.9% becomes 99.917%). Above 1, at most 10.
+    pub factor: f64,
+}
+
+impl PeakWindow {
+    /// The window without its factor.
+    pub fn window(&self) -> DayWindow {
+        DayWindow {
+            days: self.days.clone(),
+            from: self.from,
+            to: self.to,
+        }
+    }
+}
+
+fn every_day() -> Vec<Weekday> {
+    Weekday::ALL.to_vec()
+}
+
+/// A day of the week.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(missing_docs)]
+pub enum Weekday {
+    #[serde(alias = "sun")]
+    Sunday,
+    #[serde(alias = "mon")]
+    Monday,
+    #[serde(alias = "tue")]
+    Tuesday,
+    #[serde(alias = "wed")]
+    Wednesday,
+    #[serde(alias = "thu")]
+    Thursday,
+    #[serde(alias = "fri")]
+    Friday,
+    #[serde(alias = "sat")]
+    Saturday,
+}
+
+impl Weekday {
+    /// Every day, Sunday first (PromQL's `day_of_week` numbering: Sunday is 0).
+    pub const ALL: [Weekday; 7] = [
+        Weekday::Sunday,
+        Weekday::Monday,
+        Weekday::Tuesday,
+        Weekday::Wednesday,
+        Weekday::Thursday,
+        Weekday::Friday,
+        Weekday::Saturday,
+    ];
+
+    /// PromQL's number of the day (`day_of_week()`): Sunday is 0.
+    ///
+    /// ```
+    /// assert_eq!(chaos_runner::spec::calendar::Weekday::Tuesday.number(), 2);
+    /// ```
+    pub fn number(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A local time of day, to the minute (`18:00`); `24:00` ends a day.
+///
+/// ```
+/// let t: chaos_runner::spec::calendar::TimeOfDay = serde_json::from_str("\"18:30\"").unwrap();
+/// assert_eq!(t.minutes(), 18 * 60 + 30);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[schemars(with = "String")]
+pub struct TimeOfDay(u16);
+
+impl TimeOfDay {
+    /// Minutes since midnight (0 to 1440).
+    pub fn minutes(self) -> u16 {
+        self.0
+    }
+}
+
+impl fmt::Display for TimeOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02}:{:02}", self.0 / 60, self.0 % 60)
+    }
+}
+
+impl Serialize for TimeOfDay {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for TimeOfDay {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TimeVisitor;
+        impl Visitor<'_> for TimeVisitor {
+            type Value = TimeOfDay;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a local time HH:MM, from 00:00 to 24:00 (quoted in YAML)")
+            }
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<TimeOfDay, E> {
+                let parsed = text.split_once(':').and_then(|(h, m)| {
+                    let digits = |s: &str| s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit());
+                    if !digits(h) || !digits(m) {
+                        return None;
+                    }
+                    let (h, m): (u16, u16) = (h.parse().ok()?, m.parse().ok()?);
+                    (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+                });
+                parsed.map(TimeOfDay).ok_or_else(|| {
+                    E::custom(format!(
+                        "`{text}` is not a local time HH:MM from 00:00 to 24:00"
+                    ))
+                })
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<TimeOfDay, E> {
+                Err(E::custom(format!(
+                    "{n} is a number, not a local time: write it as HH:MM, e.g. \"18:00\""
+                )))
+            }
+        }
+        deserializer.deserialize_any(TimeVisitor)
+    }
+}
+
+/// The burn-rate alerts of every SLO of the set, with labels for all of them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Alerting {
+    /// The alerts: each fires when both its windows burn faster than its factor. Default:
+    /// the SRE workbook's (page 14.4x over 1h and 5m, page 6x over 6h and 30m, ticket 3x
+    /// over 1d and 2h, ticket 1x over 3d and 6h).
+    #[serde(default = "default_burn_alerts")]
+    pub alerts: Vec<BurnAlert>,
+    /// Labels on every alert (e.g. `team`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl Default for Alerting {
+    fn default() -> Self {
+        Alerting {
+            alerts: default_burn_alerts(),
+            labels: BTreeMap::new(),
+        }
+    }
+}
+
+/// One multi-window burn-rate alert.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BurnAlert {
+    /// Its `severity` label (`page`, `ticket`).
+    pub severity: String,
+    /// How many times faster than the budget allows the errors must come.
+    pub factor: f64,
+    /// The long window: the burn is real.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub long: Duration,
+    /// The short window: the burn is still going on (the alert ends soon after it stops).
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub short: Duration,
+}
+
+/// The SRE workbook's four alerts.
+pub fn default_burn_alerts() -> Vec<BurnAlert> {
+    let alert = |severity: &str, factor: f64, long: u64, short: u64| BurnAlert {
+        severity: severity.to_owned(),
+        factor,
+        long: Duration::from_secs(long),
+        short: Duration::from_secs(short),
+    };
+    vec![
+        alert("page", 14.4, 3600, 300),
+        alert("page", 6.0, 6 * 3600, 1800),
+        alert("ticket", 3.0, 86_400, 2 * 3600),
+        alert("ticket", 1.0, 3 * 86_400, 6 * 3600),
+    ]
+}
+
+/// Per-SLO labels and annotations of its alerts.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SloAlerting {
+    /// Extra labels (e.g. `team: saves`).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Annotations (e.g. `runbook_url`, `summary`).
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// The zone's fixed UTC offset in seconds, or why it has none: an unknown name, or an
+/// offset that changes within the year from `from` (daylight saving).
+///
+/// ```
+/// use chaos_runner::spec::calendar::fixed_offset;
+/// assert_eq!(fixed_offset("Asia/Seoul", 2026), Ok(9 * 3600));
+/// assert!(fixed_offset("Europe/Berlin", 2026).unwrap_err().contains("daylight saving"));
+/// assert!(fixed_offset("Asia/Soul", 2026).unwrap_err().contains("not an IANA"));
+/// ```
+pub fn fixed_offset(zone: &str, year: i32) -> Result<i32, String> {
+    use chrono::{Offset, TimeZone};
+    let tz: chrono_tz::Tz = zone
+        .parse()
+        .map_err(|_| format!("`{zone}` is not an IANA time zone name (e.g. Asia/Seoul, UTC)"))?;
+    let offset_on = |month: u32, day: u32| {
+        chrono::NaiveDate::from_ymd_opt(year, month, day)
+            .and_then(|d| d.and_hms_opt(12, 0, 0))
+            .map(|t| tz.offset_from_utc_datetime(&t).fix().local_minus_utc())
+    };
+    let mut offsets = Vec::new();
+    for month in 1..=12 {
+        for day in [1, 15] {
+            offsets.extend(offset_on(month, day));
+        }
+    }
+    let first = *offsets.first().ok_or("no date to check the offset at")?;
+    if offsets.iter().any(|o| *o != first) {
+        return Err(format!(
+            "`{zone}` uses daylight saving (its UTC offset changes during the year): the \
+             rules shift the clock by one fixed offset; use a zone without daylight saving, \
+             or UTC"
+        ));
+    }
+    Ok(first)
+}

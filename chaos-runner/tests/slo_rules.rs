@@ -1,0 +1,162 @@
+//! `chaos-runner slo rules` against the real `promtool`: the generated rule file passes
+//! `promtool check rules`, and a `promtool test rules` written here proves the calendar:
+//! a burn below the page factor pages in peak hours only, and maintenance spends no budget
+//! and pages nothing.
+
+use crate::support;
+
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+/// `promtool`, or `None` (skip) outside CI when it is missing.
+fn promtool() -> Option<&'static str> {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .map(|_| ())
+        .map_err(|e| format!("promtool not found ({e})"));
+    support::servers::require(found).then_some("promtool")
+}
+
+fn slo_rules(file: &Path, out: &Path) {
+    let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["slo", "rules"])
+        .arg(file)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+}
+
+#[test]
+fn the_shipped_slo_files_rules_pass_promtool_check() {
+    let Some(promtool) = promtool() else { return };
+    let dir = TempDir::new("slo-rules-check");
+    let out = dir.path().join("rules.yaml");
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
+    slo_rules(&shipped, &out);
+    let check = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout).into_owned()
+        + &String::from_utf8_lossy(&check.stderr);
+    assert!(check.status.success(), "{said}");
+    // Five event-based SLOs, each with its four alerts; the gauge SLO has no budget.
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text.matches("- alert: ").count(), 20, "{text}");
+    assert!(
+        text.contains("vector(time() + 32400)"),
+        "Asia/Seoul is UTC+9: {text}"
+    );
+}
+
+#[test]
+fn a_burn_pages_in_peak_hours_only_and_maintenance_spends_no_budget() {
+    let Some(promtool) = promtool() else { return };
+    let dir = TempDir::new("slo-rules-test");
+    let set = dir.path().join("slos.yaml");
+    std::fs::write(
+        &set,
+        r#"apiVersion: chaos.game-resilience.dev/v1
+kind: SLOSet
+metadata: { name: games }
+spec:
+  calendar:
+    timeZone: Asia/Seoul
+    peak: [{ from: "18:00", to: "22:00", factor: 1.2 }]
+    maintenance: [{ days: [tuesday], from: "02:00", to: "06:00" }]
+  alerting:
+    alerts: [{ severity: page, factor: 14.4, long: 1h, short: 5m }]
+  slos:
+    - name: saves
+      objective: 99.9
+      period: 1d
+      sli:
+        ratio:
+          good: sum(rate(saves_ok_total[$window]))
+          total: sum(rate(saves_total[$window]))
+"#,
+    )
+    .unwrap();
+    slo_rules(&set, &dir.path().join("rules.yaml"));
+    // promtool's clock starts at the Unix epoch: Thursday 00:00 UTC, 09:00 in Seoul.
+    // Until 113 h (Tuesday 02:00 in Seoul) 1.3% of saves fail: a 13x burn, under the page
+    // factor of 14.4 but over 14.4 / 1.2 = 12 in peak hours (18:00-22:00 Seoul, 09:00-13:00
+    // UTC). From 113 h, 2% fail (20x), first inside the Tuesday maintenance (to 117 h).
+    let minutes_before = 113 * 60;
+    let minutes_after = 10 * 60;
+    let ok_at_switch = 98.7 * f64::from(minutes_before);
+    std::fs::write(
+        dir.path().join("test.yaml"),
+        format!(
+            r#"rule_files: [rules.yaml]
+evaluation_interval: 1m
+tests:
+  - interval: 1m
+    input_series:
+      - series: saves_total
+        values: '0+100x{total}'
+      - series: saves_ok_total
+        values: '0+98.7x{minutes_before} {ok_at_switch}+98x{minutes_after}'
+    alert_rule_test:
+      # 11:00 in Seoul, off-peak: 13x is under 14.4x.
+      - eval_time: 2h
+        alertname: SLOBurnRatePage1h
+        exp_alerts: []
+      # 19:00 in Seoul, peak: 13x is over 14.4x / 1.2.
+      - eval_time: 10h
+        alertname: SLOBurnRatePage1h
+        exp_alerts:
+          - exp_labels: {{ slo: saves, severity: page }}
+            exp_annotations:
+              summary: SLO saves is burning its error budget 14.4x too fast (over 1h and 5m)
+      # 23:00 in Seoul, after the peak: quiet again.
+      - eval_time: 14h
+        alertname: SLOBurnRatePage1h
+        exp_alerts: []
+      # Tuesday 04:00 in Seoul, maintenance: 20x burns, nothing pages.
+      - eval_time: 115h
+        alertname: SLOBurnRatePage1h
+        exp_alerts: []
+      # Tuesday 11:00 in Seoul: the same 20x, outside maintenance, pages.
+      - eval_time: 122h
+        alertname: SLOBurnRatePage1h
+        exp_alerts:
+          - exp_labels: {{ slo: saves, severity: page }}
+            exp_annotations:
+              summary: SLO saves is burning its error budget 14.4x too fast (over 1h and 5m)
+    promql_expr_test:
+      # Maintenance spends no budget: no error ratio is recorded while it lasts.
+      - expr: slo:sli_error:ratio_rate5m
+        eval_time: 115h
+        exp_samples: []
+      - expr: slo:calendar:budget_divisor
+        eval_time: 10h
+        exp_samples: [{{ labels: 'slo:calendar:budget_divisor', value: 1.2 }}]
+      - expr: slo:calendar:budget_divisor
+        eval_time: 2h
+        exp_samples: [{{ labels: 'slo:calendar:budget_divisor', value: 1 }}]
+"#,
+            total = minutes_before + minutes_after,
+        ),
+    )
+    .unwrap();
+    let test = Command::new(promtool)
+        .args(["test", "rules", "test.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
+    assert!(test.status.success(), "{said}");
+}
