@@ -160,3 +160,44 @@ tests:
         String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
     assert!(test.status.success(), "{said}");
 }
+
+/// `slo test` of the shipped SLO file: every generated test passes the real `promtool`
+/// (this is the check the issue asks CI to run).
+#[test]
+fn the_generated_tests_of_the_shipped_slo_file_pass_promtool_test() {
+    let Some(promtool) = promtool() else { return };
+    let dir = TempDir::new("slo-test-shipped");
+    let shipped =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
+    let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["slo", "test"])
+        .arg(&shipped)
+        .arg("--dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(said.contains("promtool test rules"), "{said}");
+    let tests = std::fs::read_to_string(dir.path().join("slo-tests.yaml")).unwrap();
+    // Four alerts x (fires, silent, peak), maintenance, budget; each for the five
+    // event-based SLOs at once.
+    assert_eq!(tests.matches("- name: ").count(), 4 * 3 + 2, "{tests}");
+    assert_eq!(
+        tests.matches("slo_test_error_ratio{slo=").count(),
+        (4 * 3 + 2) * 5
+    );
+    let test = Command::new(promtool)
+        .args(["test", "rules", "slo-tests.yaml"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
+    assert!(test.status.success(), "{said}");
+}

@@ -139,6 +139,29 @@ impl Clock {
 /// assert!(rules.groups.iter().any(|g| g.name == "slo-game-availability"));
 /// ```
 pub fn rules(set: &SloSet) -> Result<RuleFile, RulesError> {
+    build(set, Sli::Queries)
+}
+
+/// The same rules, with each SLO's 5-minute error ratio read from the series
+/// `slo_test_error_ratio{slo="<name>"}` instead of its SLI: what `slo test` feeds, so the
+/// tests drive every window, budget and alert (and the calendar) with a burn they choose.
+pub fn rules_under_test(set: &SloSet) -> Result<RuleFile, RulesError> {
+    build(set, Sli::TestSeries)
+}
+
+/// Where the 5-minute error ratio comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sli {
+    /// The SLO's own queries.
+    Queries,
+    /// `slo_test_error_ratio{slo}`, for generated tests.
+    TestSeries,
+}
+
+/// The series the rules under test read each SLO's error ratio from.
+pub const TEST_SERIES: &str = "slo_test_error_ratio";
+
+fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let calendar = set.spec.calendar.as_ref();
     let alerting = set.spec.alerting.clone().unwrap_or_default();
     let alerts = if alerting.alerts.is_empty() {
@@ -189,7 +212,7 @@ pub fn rules(set: &SloSet) -> Result<RuleFile, RulesError> {
     let maintenance = clock.is_some_and(|cal| !cal.maintenance.is_empty());
     let peak = clock.is_some_and(|cal| !cal.peak.is_empty());
     for slo in &set.spec.slos {
-        if let Some(group) = slo_group(slo, &alerts, &alerting.labels, maintenance, peak) {
+        if let Some(group) = slo_group(slo, &alerts, &alerting.labels, maintenance, peak, sli) {
             groups.push(group);
         }
     }
@@ -203,8 +226,13 @@ fn slo_group(
     set_labels: &BTreeMap<String, String>,
     maintenance: bool,
     peak: bool,
+    sli: Sli,
 ) -> Option<RuleGroup> {
     let base = slo.error_ratio_query(BASE_WINDOW)?;
+    let base = match sli {
+        Sli::Queries => base,
+        Sli::TestSeries => format!("{TEST_SERIES}{{slo=\"{}\"}}", slo.name),
+    };
     let ours = BTreeMap::from([("slo".to_owned(), slo.name.clone())]);
     let selector = format!("{{slo=\"{}\"}}", slo.name);
     let series = |window: Duration| format!("slo:sli_error:ratio_rate{}", promql_range(window));
@@ -302,7 +330,7 @@ fn slo_group(
 }
 
 /// `Page1h` style suffix: the severity, capitalised, and the long window.
-fn alert_suffix(alert: &BurnAlert) -> String {
+pub(crate) fn alert_suffix(alert: &BurnAlert) -> String {
     let mut severity = alert.severity.replace(['-', '_'], "");
     if let Some(first) = severity.get(..1) {
         severity = first.to_uppercase() + &severity[1..];

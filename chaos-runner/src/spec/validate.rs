@@ -739,9 +739,10 @@ fn check_alerting(c: &mut Collector<'_>, alerting: &Alerting) {
             "must be 1-63 letters, digits, `_` or `-` (e.g. page, ticket)",
         );
         c.check(
-            seen.insert((alert.long, alert.short)),
+            seen.insert((alert.severity.clone(), alert.long)),
             format!("{here}.long"),
-            "another alert has the same two windows",
+            "another alert has the same severity and long window (the alert name, e.g. \
+             SLOBurnRatePage1h, would be the same)",
         );
     }
     check_label_names(c, "spec.alerting.labels", alerting.labels.keys());
