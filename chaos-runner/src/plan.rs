@@ -28,7 +28,7 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
             .slos
             .as_ref()
             .and_then(|set| set.spec.slos.iter().find(|s| s.name == b.slo))
-            .and_then(|slo| slo.burn_rate_query(b.window))
+            .and_then(|slo| b.query(slo))
             .unwrap_or_default();
         (
             "slo-burn-rate".into(),

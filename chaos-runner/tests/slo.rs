@@ -65,6 +65,8 @@ spec:
   abortWhen:
     - name: availability-burn
       sloBurnRate: {{ slo: availability, window: 1m, maxBurnRate: 14.4, onEmpty: ignore }}
+    - name: availability-burn-two-windows
+      sloBurnRate: {{ slo: availability, window: 1m, shortWindow: 30s, maxBurnRate: 14.4, onEmpty: ignore }}
   checkInterval: 500ms
 {gate}  report: {{ dir: {} }}
 "#,
@@ -106,6 +108,18 @@ fn burn_rate_written_from_the_slo_aborts_the_run() {
     assert_eq!(
         probe["verdict"], "ok",
         "the HTTP steady-state probe ran: {probe}"
+    );
+    // The two-window condition is PromQL Prometheus answers, every time it was read.
+    let pair: Vec<&serde_json::Value> = report["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|o| o["check"] == "availability-burn-two-windows")
+        .collect();
+    assert!(!pair.is_empty(), "the two-window condition was checked");
+    assert!(
+        pair.iter().all(|o| o["error"].is_null()),
+        "Prometheus answered it: {pair:?}"
     );
 }
 

@@ -200,6 +200,23 @@ impl Slo {
             .map(|ratio| format!("{ratio} / {}", format_float(budget)))
     }
 
+    /// PromQL for the burn rate over two windows at once: the smaller of the two, so it
+    /// exceeds a limit only when both do (a multi-window condition).
+    ///
+    /// ```
+    /// # use chaos_runner::spec::slo::*;
+    /// # use std::time::Duration;
+    /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None };
+    /// let q = slo.multi_window_burn_rate_query(Duration::from_secs(300), Duration::from_secs(30)).unwrap();
+    /// assert!(q.contains("g[5m]") && q.contains("g[30s]") && q.contains("<= on()"));
+    /// ```
+    pub fn multi_window_burn_rate_query(&self, long: Duration, short: Duration) -> Option<String> {
+        let long = self.burn_rate_query(long)?;
+        let short = self.burn_rate_query(short)?;
+        Some(format!("(({long}) <= on() ({short})) or on() ({short})"))
+    }
+
     /// PromQL for the share of the error budget left over the SLO's period, in percent.
     pub fn remaining_budget_query(&self) -> Option<String> {
         let budget = self.error_budget();

@@ -240,6 +240,13 @@ fn check_checks(
                 format!("{here}.sloBurnRate.maxBurnRate"),
                 "must be above 0",
             );
+            if let Some(short) = b.short_window {
+                c.check(
+                    short >= Duration::from_secs(10) && short < b.window,
+                    format!("{here}.sloBurnRate.shortWindow"),
+                    "must be at least 10s and shorter than `window`",
+                );
+            }
         }
         if let Some(h) = &check.http {
             c.check(

@@ -103,7 +103,7 @@ impl Watch {
         } else if let Some(b) = &check.slo_burn_rate {
             let query = slos
                 .and_then(|s| s.spec.slos.iter().find(|s| s.name == b.slo))
-                .and_then(|slo| slo.burn_rate_query(b.window))
+                .and_then(|slo| b.query(slo))
                 .unwrap_or_default();
             Probe::Query {
                 query,

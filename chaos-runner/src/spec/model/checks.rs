@@ -164,11 +164,27 @@ pub struct BurnRate {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub window: Duration,
+    /// A second, shorter window (e.g. `30s` with `window: 5m`): the condition is breached
+    /// only when both windows burn faster than `maxBurnRate`, as the generated alerts do.
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub short_window: Option<Duration>,
     /// Burn-rate limit (14.4 burns a 30-day budget's 2% in one hour).
     pub max_burn_rate: f64,
     /// What an empty result means.
     #[serde(default)]
     pub on_empty: OnEmpty,
+}
+
+impl BurnRate {
+    /// The PromQL of this condition for `slo`: one window's burn rate, or the smaller of
+    /// two windows' with `shortWindow`.
+    pub fn query(&self, slo: &crate::spec::slo::Slo) -> Option<String> {
+        match self.short_window {
+            Some(short) => slo.multi_window_burn_rate_query(self.window, short),
+            None => slo.burn_rate_query(self.window),
+        }
+    }
 }
 
 /// An HTTP probe: breached when the status differs, the answer is slower than
