@@ -24,7 +24,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate from an SLO file what alerting needs (`slo rules`).
+    /// Generate from an SLO file what alerting needs: `slo rules`, and their tests, `slo test`.
     Slo {
         /// What to generate.
         #[command(subcommand)]
