@@ -330,6 +330,14 @@ mod tests {
     }
 
     #[test]
+    fn west_of_utc_the_epoch_is_still_wednesday_evening() {
+        let bogota = -5 * 3600;
+        let wednesday_evening = window(&[Weekday::Wednesday], "18:00", "20:00");
+        assert!(on(&wednesday_evening, 0, bogota), "00:00 UTC is 19:00 in Bogota");
+        assert!(!on(&wednesday_evening, 60, bogota));
+    }
+
+    #[test]
     fn a_window_passing_midnight_is_on_the_next_morning() {
         let late = window(&[Weekday::Thursday], "22:00", "02:00");
         assert!(on(&late, 22 * 60, 0));

@@ -93,6 +93,7 @@ impl Clock {
     fn local(&self) -> String {
         match self.offset {
             0 => "vector(time())".to_owned(),
+            o if o < 0 => format!("vector(time() - {})", o.unsigned_abs()),
             o => format!("vector(time() + {o})"),
         }
     }
@@ -408,6 +409,12 @@ mod tests {
             "{}",
             page.expr
         );
+    }
+
+    #[test]
+    fn a_zone_west_of_utc_subtracts_its_offset() {
+        let clock = Clock { offset: -5 * 3600 };
+        assert_eq!(clock.local(), "vector(time() - 18000)");
     }
 
     #[test]
