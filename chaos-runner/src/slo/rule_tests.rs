@@ -333,7 +333,10 @@ mod tests {
     fn west_of_utc_the_epoch_is_still_wednesday_evening() {
         let bogota = -5 * 3600;
         let wednesday_evening = window(&[Weekday::Wednesday], "18:00", "20:00");
-        assert!(on(&wednesday_evening, 0, bogota), "00:00 UTC is 19:00 in Bogota");
+        assert!(
+            on(&wednesday_evening, 0, bogota),
+            "00:00 UTC is 19:00 in Bogota"
+        );
         assert!(!on(&wednesday_evening, 60, bogota));
     }
 
