@@ -93,9 +93,31 @@ spec:
     // Until 113 h (Tuesday 02:00 in Seoul) 1.3% of saves fail: a 13x burn, under the page
     // factor of 14.4 but over 14.4 / 1.2 = 12 in peak hours (18:00-22:00 Seoul, 09:00-13:00
     // UTC). From 113 h, 2% fail (20x), first inside the Tuesday maintenance (to 117 h).
+    // 10 quiet minutes (no saves at all) from 9h10m, inside the hour the 10h check reads:
+    // 0/0 must leave no sample, not a NaN that keeps the 1h window NaN (and silent).
     let minutes_before = 113 * 60;
     let minutes_after = 10 * 60;
-    let ok_at_switch = 98.7 * f64::from(minutes_before);
+    let (quiet_from, quiet) = (550, 10);
+    let resume = quiet_from + quiet + 1;
+    let total = |per_minute: f64, tail: String| {
+        let at_quiet = per_minute * f64::from(quiet_from);
+        format!(
+            "0+{per_minute}x{quiet_from} {at_quiet}+0x{} {}+{per_minute}x{}{tail}",
+            quiet - 1,
+            at_quiet + per_minute,
+            minutes_before - resume
+        )
+    };
+    // The good counter at the switch to 2% errors (it resumed one step after the quiet).
+    let ok_at_switch = 98.7 * f64::from(minutes_before - quiet);
+    let saves_total = total(
+        100.0,
+        format!(
+            " {}+100x{minutes_after}",
+            100.0 * f64::from(minutes_before - quiet) + 100.0
+        ),
+    );
+    let saves_ok = total(98.7, format!(" {}+98x{minutes_after}", ok_at_switch + 98.0));
     std::fs::write(
         dir.path().join("test.yaml"),
         format!(
@@ -105,9 +127,9 @@ tests:
   - interval: 1m
     input_series:
       - series: saves_total
-        values: '0+100x{total}'
+        values: '{saves_total}'
       - series: saves_ok_total
-        values: '0+98.7x{minutes_before} {ok_at_switch}+98x{minutes_after}'
+        values: '{saves_ok}'
     alert_rule_test:
       # 11:00 in Seoul, off-peak: 13x is under 14.4x.
       - eval_time: 2h
@@ -117,7 +139,7 @@ tests:
       - eval_time: 10h
         alertname: SLOBurnRatePage1h
         exp_alerts:
-          - exp_labels: {{ slo: saves, severity: page }}
+          - exp_labels: {{ slo: saves, slo_set: games, severity: page }}
             exp_annotations:
               summary: SLO saves is burning its error budget 14.4x too fast (over 1h and 5m)
       # 23:00 in Seoul, after the peak: quiet again.
@@ -132,7 +154,7 @@ tests:
       - eval_time: 122h
         alertname: SLOBurnRatePage1h
         exp_alerts:
-          - exp_labels: {{ slo: saves, severity: page }}
+          - exp_labels: {{ slo: saves, slo_set: games, severity: page }}
             exp_annotations:
               summary: SLO saves is burning its error budget 14.4x too fast (over 1h and 5m)
     promql_expr_test:
@@ -142,12 +164,11 @@ tests:
         exp_samples: []
       - expr: slo:calendar:budget_divisor
         eval_time: 10h
-        exp_samples: [{{ labels: 'slo:calendar:budget_divisor', value: 1.2 }}]
+        exp_samples: [{{ labels: 'slo:calendar:budget_divisor{{slo_set="games"}}', value: 1.2 }}]
       - expr: slo:calendar:budget_divisor
         eval_time: 2h
-        exp_samples: [{{ labels: 'slo:calendar:budget_divisor', value: 1 }}]
+        exp_samples: [{{ labels: 'slo:calendar:budget_divisor{{slo_set="games"}}', value: 1 }}]
 "#,
-            total = minutes_before + minutes_after,
         ),
     )
     .unwrap();

@@ -233,7 +233,10 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
         let no_ratio = slos
             .iter()
             .map(|(slo, _)| ExprTest {
-                expr: format!("slo:sli_error:ratio_rate5m{{slo=\"{}\"}}", slo.name),
+                expr: format!(
+                    "slo:sli_error:ratio_rate5m{{slo=\"{}\",slo_set=\"{}\"}}",
+                    slo.name, set.metadata.name
+                ),
                 eval_time: format!("{at}m"),
                 exp_samples: Vec::new(),
             })
@@ -252,7 +255,10 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
         let half_left = slos
             .iter()
             .map(|(slo, _)| {
-                let labels = format!("slo:error_budget:remaining{{slo=\"{}\"}}", slo.name);
+                let labels = format!(
+                    "slo:error_budget:remaining{{slo=\"{}\", slo_set=\"{}\"}}",
+                    slo.name, set.metadata.name
+                );
                 ExprTest {
                     expr: labels.clone(),
                     eval_time: format!("{at}m"),

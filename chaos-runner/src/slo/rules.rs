@@ -171,6 +171,9 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
         alerting.alerts.clone()
     };
     let mut groups = Vec::new();
+    // Every series carries the set's name: two sets in one Prometheus never mix.
+    let set_name = &set.metadata.name;
+    let set_label = BTreeMap::from([("slo_set".to_owned(), set_name.clone())]);
     let clock = match calendar {
         Some(cal) => {
             let year = chrono::Datelike::year(&chrono::Utc::now());
@@ -182,7 +185,7 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
                 rules.push(Rule::record(
                     "slo:calendar:maintenance",
                     format!("vector(1) and on() ({})", on.join(" or on() ")),
-                    BTreeMap::new(),
+                    set_label.clone(),
                 ));
             }
             // The strictest factor of the peak windows that are on, else 1.
@@ -200,7 +203,7 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
             rules.push(Rule::record(
                 "slo:calendar:budget_divisor",
                 divisor,
-                BTreeMap::new(),
+                set_label.clone(),
             ));
             groups.push(RuleGroup {
                 name: format!("slo-{}-calendar", set.metadata.name),
@@ -213,7 +216,15 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let maintenance = clock.is_some_and(|cal| !cal.maintenance.is_empty());
     let peak = clock.is_some_and(|cal| !cal.peak.is_empty());
     for slo in &set.spec.slos {
-        if let Some(group) = slo_group(slo, &alerts, &alerting.labels, maintenance, peak, sli) {
+        if let Some(group) = slo_group(
+            slo,
+            set_name,
+            &alerts,
+            &alerting.labels,
+            maintenance,
+            peak,
+            sli,
+        ) {
             groups.push(group);
         }
     }
@@ -223,24 +234,32 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
 /// The rules of one event-based SLO (a gauge SLO has no error budget to burn).
 fn slo_group(
     slo: &Slo,
+    set_name: &str,
     alerts: &[BurnAlert],
     set_labels: &BTreeMap<String, String>,
     maintenance: bool,
     peak: bool,
     sli: Sli,
 ) -> Option<RuleGroup> {
-    let base = slo.error_ratio_query(BASE_WINDOW)?;
+    let ratio = slo.error_ratio_query(BASE_WINDOW)?;
+    let total = slo.total_query(BASE_WINDOW)?;
     let base = match sli {
-        Sli::Queries => base,
+        // Recorded only while there are events: 0/0 would record NaN, and one NaN keeps
+        // every window averaged over it NaN (no alert can fire) for the window's length.
+        Sli::Queries => format!("{ratio} and on() (({total}) > 0)"),
         Sli::TestSeries => format!("{TEST_SERIES}{{slo=\"{}\"}}", slo.name),
     };
-    let ours = BTreeMap::from([("slo".to_owned(), slo.name.clone())]);
-    let selector = format!("{{slo=\"{}\"}}", slo.name);
+    let ours = BTreeMap::from([
+        ("slo".to_owned(), slo.name.clone()),
+        ("slo_set".to_owned(), set_name.to_owned()),
+    ]);
+    let selector = format!("{{slo=\"{}\",slo_set=\"{set_name}\"}}", slo.name);
+    let calendar = format!("{{slo_set=\"{set_name}\"}}");
     let series = |window: Duration| format!("slo:sli_error:ratio_rate{}", promql_range(window));
     let mut rules = vec![Rule::record(
         &series(BASE_WINDOW),
         if maintenance {
-            format!("{base} unless on() slo:calendar:maintenance")
+            format!("({base}) unless on() slo:calendar:maintenance{calendar}")
         } else {
             base
         },
@@ -286,7 +305,7 @@ fn slo_group(
     for alert in alerts {
         let threshold = if peak {
             format!(
-                "({} * {budget} / scalar(slo:calendar:budget_divisor))",
+                "({} * {budget} / scalar(slo:calendar:budget_divisor{calendar}))",
                 alert.factor
             )
         } else {
@@ -298,11 +317,12 @@ fn slo_group(
             short = series(alert.short),
         );
         if maintenance {
-            expr = format!("({expr}) unless on() slo:calendar:maintenance");
+            expr = format!("({expr}) unless on() slo:calendar:maintenance{calendar}");
         }
         let mut labels = set_labels.clone();
         labels.extend(per_slo.labels.clone());
         labels.insert("slo".into(), slo.name.clone());
+        labels.insert("slo_set".into(), set_name.to_owned());
         labels.insert("severity".into(), alert.severity.clone());
         let mut annotations = BTreeMap::from([(
             "summary".to_owned(),
@@ -402,10 +422,14 @@ mod tests {
         let saves = &file.groups[1];
         assert!(saves.rules[0]
             .expr
-            .ends_with("unless on() slo:calendar:maintenance"));
+            .ends_with("unless on() slo:calendar:maintenance{slo_set=\"games\"}"));
+        assert!(saves.rules[0]
+            .expr
+            .contains("and on() ((sum(rate(all[5m]))) > 0)"));
         let page = saves.rules.iter().find(|r| r.alert.is_some()).unwrap();
         assert!(
-            page.expr.contains("scalar(slo:calendar:budget_divisor)"),
+            page.expr
+                .contains("scalar(slo:calendar:budget_divisor{slo_set=\"games\"})"),
             "{}",
             page.expr
         );

@@ -185,6 +185,29 @@ impl Slo {
         Some(format!("(1 - (({good}) / ({total})))"))
     }
 
+    /// PromQL for the rate of all events over `window`, if the SLI is event-based.
+    ///
+    /// ```
+    /// # use chaos_runner::spec::slo::*;
+    /// # use std::time::Duration;
+    /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None };
+    /// assert_eq!(slo.total_query(Duration::from_secs(300)).unwrap(), "t[5m]");
+    /// ```
+    pub fn total_query(&self, window: Duration) -> Option<String> {
+        let range = promql_range(window);
+        if let Some(ratio) = &self.sli.ratio {
+            Some(ratio.total.replace("$window", &range))
+        } else {
+            self.sli.latency.as_ref().map(|latency| {
+                format!(
+                    "sum(rate({}_count{{{}}}[{range}]))",
+                    latency.histogram, latency.matchers
+                )
+            })
+        }
+    }
+
     /// PromQL for the burn rate over `window`: error ratio / error budget.
     ///
     /// ```

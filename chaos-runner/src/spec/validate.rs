@@ -746,7 +746,7 @@ fn check_alerting(c: &mut Collector<'_>, alerting: &Alerting) {
             "must be 1-63 letters, digits, `_` or `-` (e.g. page, ticket)",
         );
         c.check(
-            seen.insert((alert.severity.clone(), alert.long)),
+            seen.insert(crate::slo::rules::alert_suffix(alert)),
             format!("{here}.long"),
             "another alert has the same severity and long window (the alert name, e.g. \
              SLOBurnRatePage1h, would be the same)",
@@ -779,7 +779,7 @@ fn check_label_names<'a>(c: &mut Collector<'_>, at: &str, names: impl Iterator<I
             "is not a Prometheus label name (letters, digits and `_`, not starting with a digit or `__`)",
         );
         c.check(
-            !matches!(name.as_str(), "slo" | "severity" | "alertname"),
+            !matches!(name.as_str(), "slo" | "slo_set" | "severity" | "alertname"),
             format!("{at}.{name}"),
             "is set by the generated rules themselves",
         );
