@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use crate::exit::Outcome;
 use crate::journal::state_dir;
-use crate::output::{load_or_report, Format};
+use crate::output::{load_or_report, load_slo_or_report, Format};
 use crate::spec;
 
 /// Runs YAML chaos experiments against game services and always puts the system back.
@@ -203,19 +203,6 @@ fn slo_test(file: &std::path::Path, dir: &std::path::Path, output: Format) -> Ou
         ),
     }
     Outcome::Passed
-}
-
-/// Loads and checks an SLO file, printing every problem; `None` means invalid input.
-fn load_slo_or_report(file: &std::path::Path) -> Option<crate::spec::SloSet> {
-    match crate::spec::load_slo_set(file) {
-        Ok(set) => Some(set),
-        Err(errors) => {
-            for e in &errors.0 {
-                eprintln!("error: {e}");
-            }
-            None
-        }
-    }
 }
 
 /// `slo rules`: checks the SLO file (exit 3 naming file, field and line), writes the rules.

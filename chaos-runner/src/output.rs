@@ -43,15 +43,27 @@ pub fn sink(format: Format) -> Box<dyn EventSink> {
 /// assert!(chaos_runner::output::load_or_report(std::path::Path::new("/nonexistent.yaml")).is_none());
 /// ```
 pub fn load_or_report(file: &Path) -> Option<spec::ValidatedExperiment> {
-    match spec::load_experiment(file) {
-        Ok(exp) => Some(exp),
-        Err(errors) => {
+    reported(spec::load_experiment(file))
+}
+
+/// Loads and checks an SLO file, printing every problem to stderr; `None` means invalid
+/// input.
+///
+/// ```
+/// assert!(chaos_runner::output::load_slo_or_report(std::path::Path::new("/nonexistent.yaml")).is_none());
+/// ```
+pub fn load_slo_or_report(file: &Path) -> Option<spec::SloSet> {
+    reported(spec::load_slo_set(file))
+}
+
+fn reported<T>(loaded: Result<T, spec::SpecErrors>) -> Option<T> {
+    loaded
+        .map_err(|errors| {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            None
-        }
-    }
+        })
+        .ok()
 }
 
 /// Text for people on stderr, the outcome on stdout.

@@ -71,11 +71,11 @@ fn move_to_step(
         return Ok(());
     };
     let f = &live.faults[i];
-    let remaining = f.duration.saturating_sub(elapsed);
+    let remaining = f.fault.spec.duration.saturating_sub(elapsed);
     let mut fault = faults::build(&run.context, &f.fault, &f.fault.steps[step], remaining);
     let description = fault.describe();
     let intent = Event::Intent {
-        fault: f.name.clone(),
+        fault: f.name().to_owned(),
         description: description.clone(),
         record: fault.planned_record(),
     };
@@ -86,7 +86,7 @@ fn move_to_step(
         Phase::Hold,
         format!(
             "`{}` step {}/{}: {description}",
-            f.name,
+            f.name(),
             step + 1,
             f.fault.steps.len()
         ),
@@ -96,7 +96,7 @@ fn move_to_step(
         Err(e) => {
             // Nothing went in: close the intent so no later run sees it as live.
             let _ = live.journal.append(Event::Reverted {
-                fault: live.faults[i].name.clone(),
+                fault: live.faults[i].name().to_owned(),
             });
             return Err(Stop::aborted(e.to_string()));
         }
@@ -113,7 +113,7 @@ fn move_to_step(
         end_ms: None,
     });
     let injected = Event::Injected {
-        fault: f.name.clone(),
+        fault: f.name().to_owned(),
         record,
     };
     live.journal
@@ -156,7 +156,7 @@ fn status_line(
         .iter()
         .filter_map(|f| {
             f.current
-                .map(|s| format!("{} step {}/{}", f.name, s + 1, f.fault.steps.len()))
+                .map(|s| format!("{} step {}/{}", f.name(), s + 1, f.fault.steps.len()))
         })
         .collect::<Vec<_>>()
         .join(", ");

@@ -12,9 +12,7 @@ use super::ramp::Ramp;
 
 /// A fault of the experiment while the run holds it.
 pub(super) struct Active {
-    pub name: String,
     pub fault: ValidatedFault,
-    pub duration: Duration,
     /// The step in effect (`None`: not injected, or its time is over).
     pub current: Option<usize>,
     pub live: Option<Box<dyn Fault>>,
@@ -25,9 +23,7 @@ impl Active {
     pub fn new(fault: &ValidatedFault) -> Active {
         let spec = &fault.spec;
         Active {
-            name: spec.name.clone(),
             fault: fault.clone(),
-            duration: spec.duration,
             current: None,
             live: None,
             report: FaultReport {
@@ -42,9 +38,14 @@ impl Active {
         }
     }
 
+    /// The fault's name.
+    pub fn name(&self) -> &str {
+        &self.fault.spec.name
+    }
+
     pub fn ramp(&self) -> Ramp {
         Ramp {
-            duration: self.duration,
+            duration: self.fault.spec.duration,
             steps: self.fault.steps.len(),
         }
     }
@@ -93,13 +94,13 @@ impl LiveSet {
         );
         let event = match &last_error {
             None => Event::Reverted {
-                fault: fault.name.clone(),
+                fault: fault.name().to_owned(),
             },
             Some(error) => {
                 fault.report.reverted = false;
                 fault.report.errors.push(error.clone());
                 Event::RevertFailed {
-                    fault: fault.name.clone(),
+                    fault: fault.name().to_owned(),
                     error: error.clone(),
                 }
             }

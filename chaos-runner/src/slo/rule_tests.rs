@@ -17,8 +17,8 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::rules::{alert_suffix, rules_under_test, RuleFile, RulesError, TEST_SERIES};
-use crate::spec::calendar::{default_burn_alerts, fixed_offset, DayWindow};
+use super::rules::{rules_under_test, RuleFile, RulesError, TEST_SERIES};
+use crate::spec::calendar::{Alerting, DayWindow};
 use crate::spec::slo::{format_float, SloSet};
 
 /// promtool's evaluation step in the tests, in minutes.
@@ -113,20 +113,9 @@ pub struct ExpectedSample {
 pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), RulesError> {
     let rules = rules_under_test(set)?;
     let calendar = set.spec.calendar.as_ref();
-    let alerting = set.spec.alerting.clone().unwrap_or_default();
-    let alerts = if alerting.alerts.is_empty() {
-        default_burn_alerts()
-    } else {
-        alerting.alerts.clone()
-    };
+    let alerts = Alerting::of(set.spec.alerting.as_ref());
     let clock = match calendar {
-        Some(cal) => {
-            let year = chrono::Datelike::year(&chrono::Utc::now());
-            Some((
-                cal,
-                fixed_offset(&cal.time_zone, year).map_err(RulesError::Zone)?,
-            ))
-        }
+        Some(cal) => Some((cal, cal.utc_offset().map_err(RulesError::Zone)?)),
         None => None,
     };
     // Minutes from the epoch: an ordinary moment, the first peak and maintenance ones.
@@ -184,7 +173,7 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
     let mut groups = Vec::new();
     let mut quiet_in_maintenance = Vec::new();
     for alert in &alerts {
-        let name = format!("SLOBurnRate{}", alert_suffix(alert));
+        let name = alert.alert_name();
         // What each SLO's alert of this name says when it fires.
         let firing: Vec<ExpectedAlert> = slos
             .iter()

@@ -17,7 +17,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::spec::calendar::{default_burn_alerts, fixed_offset, BurnAlert, DayWindow, Weekday};
+use crate::spec::calendar::{Alerting, BurnAlert, DayWindow, Weekday};
 use crate::spec::slo::{format_float, promql_range, Slo, SloSet};
 
 /// The window every longer one is averaged from.
@@ -164,20 +164,20 @@ pub const TEST_SERIES: &str = "slo_test_error_ratio";
 
 fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let calendar = set.spec.calendar.as_ref();
-    let alerting = set.spec.alerting.clone().unwrap_or_default();
-    let alerts = if alerting.alerts.is_empty() {
-        default_burn_alerts()
-    } else {
-        alerting.alerts.clone()
-    };
+    let alerts = Alerting::of(set.spec.alerting.as_ref());
+    let set_labels = set
+        .spec
+        .alerting
+        .as_ref()
+        .map(|a| a.labels.clone())
+        .unwrap_or_default();
     let mut groups = Vec::new();
     // Every series carries the set's name: two sets in one Prometheus never mix.
     let set_name = &set.metadata.name;
     let set_label = BTreeMap::from([("slo_set".to_owned(), set_name.clone())]);
     let clock = match calendar {
         Some(cal) => {
-            let year = chrono::Datelike::year(&chrono::Utc::now());
-            let offset = fixed_offset(&cal.time_zone, year).map_err(RulesError::Zone)?;
+            let offset = cal.utc_offset().map_err(RulesError::Zone)?;
             let clock = Clock { offset };
             let mut rules = Vec::new();
             if !cal.maintenance.is_empty() {
@@ -216,15 +216,8 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let maintenance = clock.is_some_and(|cal| !cal.maintenance.is_empty());
     let peak = clock.is_some_and(|cal| !cal.peak.is_empty());
     for slo in &set.spec.slos {
-        if let Some(group) = slo_group(
-            slo,
-            set_name,
-            &alerts,
-            &alerting.labels,
-            maintenance,
-            peak,
-            sli,
-        ) {
+        if let Some(group) = slo_group(slo, set_name, &alerts, &set_labels, maintenance, peak, sli)
+        {
             groups.push(group);
         }
     }
@@ -337,7 +330,7 @@ fn slo_group(
         annotations.extend(per_slo.annotations.clone());
         rules.push(Rule {
             record: None,
-            alert: Some(format!("SLOBurnRate{}", alert_suffix(alert))),
+            alert: Some(alert.alert_name()),
             expr,
             for_: None,
             labels,
@@ -348,15 +341,6 @@ fn slo_group(
         name: format!("slo-{}", slo.name),
         rules,
     })
-}
-
-/// `Page1h` style suffix: the severity, capitalised, and the long window.
-pub(crate) fn alert_suffix(alert: &BurnAlert) -> String {
-    let mut severity = alert.severity.replace(['-', '_'], "");
-    if let Some(first) = severity.get(..1) {
-        severity = first.to_uppercase() + &severity[1..];
-    }
-    format!("{severity}{}", promql_range(alert.long))
 }
 
 #[cfg(test)]

@@ -61,6 +61,14 @@ pub struct PeakWindow {
     pub factor: f64,
 }
 
+impl Calendar {
+    /// The zone's fixed UTC offset in seconds, checked over the current year (see
+    /// [`fixed_offset`]).
+    pub fn utc_offset(&self) -> Result<i32, String> {
+        fixed_offset(&self.time_zone, chrono::Datelike::year(&chrono::Utc::now()))
+    }
+}
+
 impl PeakWindow {
     /// The window without its factor.
     pub fn window(&self) -> DayWindow {
@@ -220,6 +228,36 @@ pub struct BurnAlert {
     #[serde(with = "humantime_serde")]
     #[schemars(with = "String")]
     pub short: Duration,
+}
+
+impl Alerting {
+    /// The alerts of an SLO set: its `alerting` section's, else the SRE workbook's.
+    pub fn of(alerting: Option<&Alerting>) -> Vec<BurnAlert> {
+        alerting
+            .map(|a| a.alerts.clone())
+            .filter(|alerts| !alerts.is_empty())
+            .unwrap_or_else(default_burn_alerts)
+    }
+}
+
+impl BurnAlert {
+    /// The alert's name in the generated rules: `SLOBurnRate`, the severity capitalised
+    /// without `-` and `_`, and the long window (`SLOBurnRatePage1h`).
+    ///
+    /// ```
+    /// let page = &chaos_runner::spec::calendar::default_burn_alerts()[0];
+    /// assert_eq!(page.alert_name(), "SLOBurnRatePage1h");
+    /// ```
+    pub fn alert_name(&self) -> String {
+        let mut severity = self.severity.replace(['-', '_'], "");
+        if let Some(first) = severity.get(..1) {
+            severity = first.to_uppercase() + &severity[1..];
+        }
+        format!(
+            "SLOBurnRate{severity}{}",
+            super::slo::promql_range(self.long)
+        )
+    }
 }
 
 /// The SRE workbook's four alerts.

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::calendar::{self, Alerting, Calendar, PeakWindow};
+use super::calendar::{Alerting, Calendar, PeakWindow};
 use super::model::*;
 use super::params::{self, FaultParams, Problems};
 use super::slo::SloSet;
@@ -669,8 +669,7 @@ pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), 
 
 /// The calendar: a zone with one UTC offset all year, windows that say something.
 fn check_calendar(c: &mut Collector<'_>, calendar: &Calendar) {
-    let year = chrono::Datelike::year(&chrono::Utc::now());
-    if let Err(e) = calendar::fixed_offset(&calendar.time_zone, year) {
+    if let Err(e) = calendar.utc_offset() {
         c.check(false, "spec.calendar.timeZone", e);
     }
     let windows = calendar
@@ -746,7 +745,7 @@ fn check_alerting(c: &mut Collector<'_>, alerting: &Alerting) {
             "must be 1-63 letters, digits, `_` or `-` (e.g. page, ticket)",
         );
         c.check(
-            seen.insert(crate::slo::rules::alert_suffix(alert)),
+            seen.insert(alert.alert_name()),
             format!("{here}.long"),
             "another alert has the same severity and long window (the alert name, e.g. \
              SLOBurnRatePage1h, would be the same)",
