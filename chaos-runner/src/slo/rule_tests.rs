@@ -17,7 +17,7 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::rules::{rules_under_test, RuleFile, RulesError, TEST_SERIES};
+use super::rules::{rules_under_test, RuleFile, RulesError, BURN_RATE, TEST_SERIES};
 use crate::spec::calendar::{Alerting, DayWindow};
 use crate::spec::slo::{format_float, SloSet};
 
@@ -101,16 +101,27 @@ pub struct ExpectedSample {
     pub value: f64,
 }
 
+/// What `slo test` writes, and what it could not test.
+#[derive(Debug, Clone)]
+pub struct GeneratedTests {
+    /// The rules under test.
+    pub rules: RuleFile,
+    /// Their tests.
+    pub tests: TestFile,
+    /// The tests not generated, each with the reason (said to the user, never silent).
+    pub skipped: Vec<String>,
+}
+
 /// The tests of `set`'s rules, with the rules under test (write them to `rules_file`,
 /// beside the test file).
 ///
 /// ```
 /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/game-services.yaml");
 /// let set = chaos_runner::spec::load_slo_set(path.as_ref()).unwrap();
-/// let (rules, tests) = chaos_runner::slo::rule_tests::tests(&set, "rules-under-test.yaml").unwrap();
-/// assert!(!rules.groups.is_empty() && !tests.tests.is_empty());
+/// let generated = chaos_runner::slo::rule_tests::tests(&set, "rules-under-test.yaml").unwrap();
+/// assert!(!generated.rules.groups.is_empty() && !generated.tests.tests.is_empty());
 /// ```
-pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), RulesError> {
+pub fn tests(set: &SloSet, rules_file: &str) -> Result<GeneratedTests, RulesError> {
     let rules = rules_under_test(set)?;
     let calendar = set.spec.calendar.as_ref();
     let alerts = Alerting::of(set.spec.alerting.as_ref());
@@ -118,24 +129,30 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
         Some(cal) => Some((cal, cal.utc_offset().map_err(RulesError::Zone)?)),
         None => None,
     };
-    // Minutes from the epoch: an ordinary moment, the first peak and maintenance ones.
-    let ordinary = first_minute(60, |m| {
+    let off_peak = |m: u32| {
         clock.is_none_or(|(cal, off)| {
             !cal.peak.iter().any(|p| on(&p.window(), m, off))
                 && !cal.maintenance.iter().any(|w| on(w, m, off))
         })
+    };
+    // Minutes from the epoch: an ordinary moment with nothing but ordinary time before it
+    // (every window, up to the period, averages from the epoch), the first moment with
+    // `lookback` minutes of peak before it, and the first maintenance one.
+    let ordinary = first_minute(60, 60, |m| {
+        (0..=m).step_by(STEP_MINUTES as usize).all(off_peak)
     });
-    let peak = clock.and_then(|(cal, off)| {
-        let first = cal.peak.first()?;
-        let factor = first.factor;
-        first_minute(60, |m| {
-            on(&first.window(), m, off) && !cal.maintenance.iter().any(|w| on(w, m, off))
+    let peak_after = |lookback: u32| {
+        clock.and_then(|(cal, off)| {
+            let first = cal.peak.first()?;
+            first_minute(60, lookback, |m| {
+                on(&first.window(), m, off) && !cal.maintenance.iter().any(|w| on(w, m, off))
+            })
+            .map(|m| (m, first.factor))
         })
-        .map(|m| (m, factor))
-    });
+    };
     let maintenance = clock.and_then(|(cal, off)| {
         let first = cal.maintenance.first()?;
-        first_minute(60, |m| on(first, m, off))
+        first_minute(60, 30, |m| on(first, m, off))
     });
     // The SLOs with rules (a gauge SLO has none), with their group of rules.
     let slos: Vec<_> = set
@@ -172,6 +189,7 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
     };
     let mut groups = Vec::new();
     let mut quiet_in_maintenance = Vec::new();
+    let mut skipped = Vec::new();
     for alert in &alerts {
         let name = alert.alert_name();
         // What each SLO's alert of this name says when it fires.
@@ -201,7 +219,10 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
                 vec![check(at, &[])],
                 Vec::new(),
             ));
-            if let Some((in_peak, factor)) = peak {
+            // A peak test needs the alert's whole long window in peak hours (plus one
+            // step): a window over peak and off-peak hours weighs each by its factor.
+            let long_minutes = (alert.long.as_secs() / 60) as u32 + STEP_MINUTES;
+            if let Some((in_peak, factor)) = peak_after(long_minutes) {
                 // Between factor / peak factor and the factor: pages in peak hours only.
                 let burn = alert.factor * (1.0 / factor + 1.0) / 2.0;
                 groups.push(group(
@@ -209,6 +230,13 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
                     series(burn, at.max(in_peak)),
                     vec![check(at, &[]), check(in_peak, &firing)],
                     Vec::new(),
+                ));
+            } else if clock.is_some_and(|(cal, _)| !cal.peak.is_empty()) {
+                skipped.push(format!(
+                    "{name}: its {} window is longer than the peak hours, so no test shows \
+                     it firing in peak hours only (the 5-minute burn-rate test covers the \
+                     weighting)",
+                    crate::spec::slo::promql_range(alert.long)
                 ));
             }
         }
@@ -240,6 +268,39 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
             no_ratio,
         ));
     }
+    if let (Some((in_peak, factor)), Some(at)) = (peak_after(30), ordinary) {
+        // A burn of half the budget's pace spends `factor` times that in peak hours.
+        let weighted = slos
+            .iter()
+            .map(|(slo, _)| {
+                let labels = format!(
+                    "{BURN_RATE}5m{{slo=\"{}\", slo_set=\"{}\"}}",
+                    slo.name, set.metadata.name
+                );
+                ExprTest {
+                    expr: labels.clone(),
+                    eval_time: format!("{in_peak}m"),
+                    exp_samples: vec![ExpectedSample {
+                        labels,
+                        value: 0.5 * factor,
+                    }],
+                }
+            })
+            .collect();
+        groups.push(group(
+            format!("in peak hours an error spends {factor}x the budget"),
+            series(0.5, at.max(in_peak)),
+            Vec::new(),
+            weighted,
+        ));
+    }
+    if ordinary.is_none() {
+        skipped.push(
+            "every alert: no moment in the first week from the epoch (promtool's clock) has \
+             only ordinary hours before it, so no test shows the alerts firing at their factor"
+                .to_owned(),
+        );
+    }
     if let Some(at) = ordinary {
         let half_left = slos
             .iter()
@@ -262,22 +323,23 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<(RuleFile, TestFile), Rul
             half_left,
         ));
     }
-    Ok((
+    Ok(GeneratedTests {
         rules,
-        TestFile {
+        tests: TestFile {
             rule_files: vec![rules_file.to_owned()],
             evaluation_interval: format!("{STEP_MINUTES}m"),
             tests: groups,
         },
-    ))
+        skipped,
+    })
 }
 
 /// The first minute from `from` (on the test's step grid, within 8 days of the epoch)
-/// where `wanted` holds for the 30 minutes before it as well.
-fn first_minute(from: u32, wanted: impl Fn(u32) -> bool) -> Option<u32> {
+/// where `wanted` holds for the `lookback` minutes before it as well.
+fn first_minute(from: u32, lookback: u32, wanted: impl Fn(u32) -> bool) -> Option<u32> {
     (from..8 * 1440)
         .step_by(STEP_MINUTES as usize)
-        .find(|m| *m >= 30 && (m - 30..=*m).all(&wanted))
+        .find(|m| *m >= lookback && (m - lookback..=*m).all(&wanted))
 }
 
 /// Whether `window` is on at `minute` from the epoch (Thursday 00:00 UTC), in the zone
@@ -319,7 +381,7 @@ mod tests {
         assert!(on(&tuesday_maintenance, (4 * 24 + 17) * 60, seoul));
         assert!(!on(&tuesday_maintenance, (4 * 24 + 17) * 60 - 1, seoul));
         assert_eq!(
-            first_minute(60, |m| on(&tuesday_maintenance, m, seoul)),
+            first_minute(60, 30, |m| on(&tuesday_maintenance, m, seoul)),
             Some((4 * 24 + 17) * 60 + 30)
         );
     }

@@ -1,13 +1,18 @@
 //! `chaos-runner slo rules`: a Prometheus rule file from an SLO set.
 //!
-//! Per SLO, with `slo="<name>"` on every series:
+//! Per SLO, with `slo="<name>"` and `slo_set="<set>"` on every series:
 //! - `slo:sli_error:ratio_rate5m`: the error ratio over 5 minutes, absent during
-//!   maintenance (so maintenance spends no budget); every longer window (`…_rate1h`,
-//!   `…_rate30d`, …) is the average of those 5-minute ratios over it, as Sloth does;
-//! - `slo:objective:ratio`, `slo:error_budget:ratio` (the period's) and
-//!   `slo:error_budget:remaining` (the share of the period's budget left);
-//! - one alert per burn-rate pair: both windows over `factor × budget`, the budget divided
-//!   by the peak factor in peak hours; never during maintenance.
+//!   maintenance (so maintenance spends no budget) and while there are no events;
+//! - `slo:error_budget:burn_rate5m`: that ratio over the error budget, times the peak factor
+//!   in peak hours (an error at the peak spends that much more budget); every alert window
+//!   and the period (`…_burn_rate1h`, `…_burn_rate30d`, …) is the average of those 5-minute
+//!   burn rates over it, as Sloth averages its ratios, so a window mixing peak and
+//!   off-peak hours weighs each part by its own objective;
+//! - `slo:sli_error:ratio_rate<period>`: the unweighted SLI over the period;
+//! - `slo:objective:ratio`, `slo:error_budget:ratio` and `slo:error_budget:remaining`
+//!   (1 minus the period's burn rate: the share of the period's budget left);
+//! - one alert per burn-rate pair: both windows' burn rates over the factor; never during
+//!   maintenance.
 //!
 //! The calendar's rules (`slo:calendar:maintenance`, present only during maintenance, and
 //! `slo:calendar:budget_divisor`, the peak factor or 1) read the clock shifted by the zone's
@@ -162,6 +167,23 @@ enum Sli {
 /// The series the rules under test read each SLO's error ratio from.
 pub const TEST_SERIES: &str = "slo_test_error_ratio";
 
+/// The error ratio over a window (followed by the window, `…_rate5m`): absent during
+/// maintenance and while there are no events.
+pub const ERROR_RATIO: &str = "slo:sli_error:ratio_rate";
+
+/// The burn rate over a window (followed by the window, `…_rate1h`): the error ratio over
+/// the budget, peak hours weighted by their factor; what the alerts compare to their factor.
+pub const BURN_RATE: &str = "slo:error_budget:burn_rate";
+
+/// The share of the period's error budget left (1 = untouched, below 0 = overspent).
+pub const REMAINING: &str = "slo:error_budget:remaining";
+
+/// The peak factor in peak hours, else 1.
+pub const DIVISOR: &str = "slo:calendar:budget_divisor";
+
+/// Present (1) only during maintenance.
+pub const MAINTENANCE: &str = "slo:calendar:maintenance";
+
 fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let calendar = set.spec.calendar.as_ref();
     let alerts = Alerting::of(set.spec.alerting.as_ref());
@@ -183,7 +205,7 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
             if !cal.maintenance.is_empty() {
                 let on: Vec<String> = cal.maintenance.iter().map(|w| clock.window_on(w)).collect();
                 rules.push(Rule::record(
-                    "slo:calendar:maintenance",
+                    MAINTENANCE,
                     format!("vector(1) and on() ({})", on.join(" or on() ")),
                     set_label.clone(),
                 ));
@@ -200,11 +222,7 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
                 ));
             }
             divisor.push_str("vector(1)");
-            rules.push(Rule::record(
-                "slo:calendar:budget_divisor",
-                divisor,
-                set_label.clone(),
-            ));
+            rules.push(Rule::record(DIVISOR, divisor, set_label.clone()));
             groups.push(RuleGroup {
                 name: format!("slo-{}-calendar", set.metadata.name),
                 rules,
@@ -248,16 +266,35 @@ fn slo_group(
     ]);
     let selector = format!("{{slo=\"{}\",slo_set=\"{set_name}\"}}", slo.name);
     let calendar = format!("{{slo_set=\"{set_name}\"}}");
-    let series = |window: Duration| format!("slo:sli_error:ratio_rate{}", promql_range(window));
+    let ratio_series = |window: Duration| format!("{ERROR_RATIO}{}", promql_range(window));
+    let burn_series = |window: Duration| format!("{BURN_RATE}{}", promql_range(window));
+    // Ten decimals: 1 - 0.999 is 0.0010000000000000009 in binary.
+    let budget = format_float(slo.error_budget());
     let mut rules = vec![Rule::record(
-        &series(BASE_WINDOW),
+        &ratio_series(BASE_WINDOW),
         if maintenance {
-            format!("({base}) unless on() slo:calendar:maintenance{calendar}")
+            format!("({base}) unless on() {MAINTENANCE}{calendar}")
         } else {
             base
         },
         ours.clone(),
     )];
+    // The burn rate: the share of the budget each 5 minutes spend at the pace of the
+    // period; an error in peak hours spends the peak factor times more. Every longer
+    // window averages it, so a window that mixes peak and off-peak hours weighs each part
+    // by its own objective.
+    let weight = if peak {
+        // Joined, not `scalar()`: a divisor not yet recorded leaves the burn rate absent
+        // for one evaluation instead of NaN for a whole window.
+        format!(" * on() group_left() {DIVISOR}{calendar}")
+    } else {
+        String::new()
+    };
+    rules.push(Rule::record(
+        &burn_series(BASE_WINDOW),
+        format!("{}{selector}{weight} / {budget}", ratio_series(BASE_WINDOW)),
+        ours.clone(),
+    ));
     let mut windows: Vec<Duration> = alerts
         .iter()
         .flat_map(|a| [a.short, a.long])
@@ -268,17 +305,25 @@ fn slo_group(
     windows.dedup();
     for window in &windows {
         rules.push(Rule::record(
-            &series(*window),
+            &burn_series(*window),
             format!(
                 "avg_over_time({}{selector}[{}])",
-                series(BASE_WINDOW),
+                burn_series(BASE_WINDOW),
                 promql_range(*window)
             ),
             ours.clone(),
         ));
     }
-    // Ten decimals: 1 - 0.999 is 0.0010000000000000009 in binary.
-    let budget = format_float(slo.error_budget());
+    // The SLI over the period, unweighted: what the objective is read against.
+    rules.push(Rule::record(
+        &ratio_series(slo.period),
+        format!(
+            "avg_over_time({}{selector}[{}])",
+            ratio_series(BASE_WINDOW),
+            promql_range(slo.period)
+        ),
+        ours.clone(),
+    ));
     rules.push(Rule::record(
         "slo:objective:ratio",
         format!("vector({})", format_float(slo.objective / 100.0)),
@@ -290,27 +335,20 @@ fn slo_group(
         ours.clone(),
     ));
     rules.push(Rule::record(
-        "slo:error_budget:remaining",
-        format!("1 - {}{selector} / {budget}", series(slo.period)),
+        REMAINING,
+        format!("1 - {}{selector}", burn_series(slo.period)),
         ours.clone(),
     ));
     let per_slo = slo.alerting.clone().unwrap_or_default();
     for alert in alerts {
-        let threshold = if peak {
-            format!(
-                "({} * {budget} / scalar(slo:calendar:budget_divisor{calendar}))",
-                alert.factor
-            )
-        } else {
-            format!("({} * {budget})", alert.factor)
-        };
+        let factor = format_float(alert.factor);
         let mut expr = format!(
-            "({long}{selector} > {threshold}) and ({short}{selector} > {threshold})",
-            long = series(alert.long),
-            short = series(alert.short),
+            "({long}{selector} > {factor}) and ({short}{selector} > {factor})",
+            long = burn_series(alert.long),
+            short = burn_series(alert.short),
         );
         if maintenance {
-            expr = format!("({expr}) unless on() slo:calendar:maintenance{calendar}");
+            expr = format!("({expr}) unless on() {MAINTENANCE}{calendar}");
         }
         let mut labels = set_labels.clone();
         labels.extend(per_slo.labels.clone());
@@ -364,7 +402,14 @@ mod tests {
         );
         let text = crate::spec::to_yaml(&file).unwrap();
         assert!(!text.contains("calendar"), "{text}");
-        assert!(text.contains("(14.4 * 0.001"), "{text}");
+        assert!(
+            text.contains("slo:error_budget:burn_rate1h{slo=\"saves\",slo_set=\"games\"} > 14.4)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("slo:sli_error:ratio_rate5m{slo=\"saves\",slo_set=\"games\"} / 0.001"),
+            "{text}"
+        );
         let alerts: Vec<_> = file.groups[0]
             .rules
             .iter()
@@ -410,10 +455,19 @@ mod tests {
         assert!(saves.rules[0]
             .expr
             .contains("and on() ((sum(rate(all[5m]))) > 0)"));
+        let burn = &saves.rules[1];
+        assert_eq!(burn.record.as_deref(), Some("slo:error_budget:burn_rate5m"));
+        assert!(
+            burn.expr.contains(
+                "* on() group_left() slo:calendar:budget_divisor{slo_set=\"games\"} / 0.001"
+            ),
+            "in peak hours an error spends the factor times more: {}",
+            burn.expr
+        );
         let page = saves.rules.iter().find(|r| r.alert.is_some()).unwrap();
         assert!(
             page.expr
-                .contains("scalar(slo:calendar:budget_divisor{slo_set=\"games\"})"),
+                .contains("burn_rate1h{slo=\"saves\",slo_set=\"games\"} > 14.4)"),
             "{}",
             page.expr
         );
