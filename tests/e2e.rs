@@ -7,3 +7,4 @@ mod db_latency;
 mod db_partition;
 mod process_kill;
 mod sigterm_proxy_fault;
+mod slo_dashboard;

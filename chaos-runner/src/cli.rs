@@ -65,6 +65,17 @@ pub enum Command {
         /// The experiment.
         file: PathBuf,
     },
+    /// Serve the runs' live faults as Prometheus metrics (`chaos_runner_faults_live`,
+    /// `chaos_runner_faults_orphaned`), read from the run journals at every scrape, until
+    /// SIGINT/SIGTERM: dashboards mark chaos runs with them.
+    Exporter {
+        /// Address to serve `/metrics` on.
+        #[arg(long, default_value = "127.0.0.1:9465")]
+        listen: std::net::SocketAddr,
+        /// Where run journals live (as for `run` and `recover`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
     /// Revert every fault a crashed or killed run left live, as recorded in the journals.
     Recover {
         /// Where run journals live (default: $CHAOS_RUNNER_STATE_DIR, else
@@ -212,6 +223,10 @@ pub fn run(cli: Cli) -> Outcome {
             },
             crate::output::sink(cli.output).as_mut(),
         ),
+        Command::Exporter {
+            listen,
+            state_dir: dir,
+        } => crate::exporter::serve(listen, state_dir(dir)),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
         Command::Proxy {
             listen,

@@ -189,6 +189,8 @@ pub struct LiveFault {
     pub journal: PathBuf,
     /// The run's id (the journal's file name).
     pub run_id: String,
+    /// The experiment's name, from the journal (empty if the runner died before writing it).
+    pub experiment: String,
     /// Fault name.
     pub fault: String,
     /// How to find and revert it; `None` when the runner died between the intent and the
@@ -219,12 +221,17 @@ pub fn live_faults(state_dir: &Path) -> Result<Vec<LiveFault>, JournalError> {
             .unwrap_or_default();
         let mut pending: Vec<LiveFault> = Vec::new();
         let mut runner_pid = None;
+        let mut experiment_name = String::new();
         for entry in read(&path)? {
             match entry.event {
-                Event::RunStarted { pid, .. } => runner_pid = Some(pid),
+                Event::RunStarted { pid, experiment } => {
+                    runner_pid = Some(pid);
+                    experiment_name = experiment;
+                }
                 Event::Intent { fault, record, .. } => pending.push(LiveFault {
                     journal: path.clone(),
                     run_id: run_id.clone(),
+                    experiment: experiment_name.clone(),
                     fault,
                     record,
                     runner_pid,

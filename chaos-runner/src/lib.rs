@@ -44,6 +44,7 @@ pub mod doctor;
 pub mod engine;
 pub mod events;
 pub mod exit;
+pub mod exporter;
 #[cfg(feature = "internals")]
 #[doc(hidden)]
 pub mod faults;

@@ -24,6 +24,7 @@ use crate::output::Format;
 /// let fault = LiveFault {
 ///     journal: "/tmp/x.jsonl".into(),
 ///     run_id: "x".into(),
+///     experiment: "cpu".into(),
 ///     fault: "hog".into(),
 ///     // No process has this pid: the hog and its runner are gone.
 ///     record: Some(FaultRecord::CpuHog { pid: u32::MAX, start_ticks: 1, cgroups: Vec::new() }),
@@ -35,7 +36,7 @@ pub fn provably_gone(fault: &LiveFault) -> Option<String> {
     use crate::faults::FaultRecord;
     use crate::sys::proc;
     let runner = fault.runner_pid?;
-    if matches!(proc::stat(runner), Some((state, _)) if state != 'Z' && state != 'X') {
+    if runner_alive(runner) {
         return None; // the runner (or a process that took its pid) is alive
     }
     // A process id of 0 is an intent's plan: the runner died before it knew the process,
@@ -196,4 +197,14 @@ pub fn run_with(state_dir: &Path, output: Format, kube: &KubeConnector) -> Outco
     } else {
         Outcome::NotReverted
     }
+}
+
+/// Whether the process `pid` (a run's runner) is alive: neither gone nor a zombie.
+///
+/// ```
+/// assert!(chaos_runner::recover::runner_alive(std::process::id()));
+/// assert!(!chaos_runner::recover::runner_alive(u32::MAX));
+/// ```
+pub fn runner_alive(pid: u32) -> bool {
+    matches!(crate::sys::proc::stat(pid), Some((state, _)) if state != 'Z' && state != 'X')
 }

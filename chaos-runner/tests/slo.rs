@@ -143,5 +143,40 @@ fn error_budget_gate_refuses_to_start_when_the_budget_is_spent() {
     assert_exit(&out, 1);
     let summary = summary_of(&out);
     assert_reason_contains(&summary, "error-budget gate");
+    // Prometheus does not evaluate the SLO rules here: the gate says it did without them.
+    assert_reason_contains(&summary, "without the calendar");
     assert!(hogs("hog-gate").is_empty(), "nothing was injected");
+}
+
+/// With the rules of `slo rules` loaded, the gate reads the budget they record (the one
+/// that leaves maintenance out and weighs peak hours).
+#[test]
+fn error_budget_gate_reads_the_budget_the_slo_rules_record() {
+    let metrics = MetricsServer::start();
+    metrics.set_error_share(0.5);
+    let dir = TempDir::new("gate-rules");
+    let slos = slo_file(dir.path());
+    let rules = dir.path().join("rules.yaml");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["slo", "rules"])
+        .arg(&slos)
+        .arg("-o")
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{generated:?}");
+    let Some(prom) = PrometheusServer::start_with_rules(&metrics.addr, &[rules]) else {
+        return;
+    };
+    prom.wait_until(Duration::from_secs(30), |p| {
+        p.query("slo:error_budget:remaining{slo=\"availability\",slo_set=\"test-slos\"}")
+            .is_some_and(|left| left < 0.5)
+    });
+    let exp = slo_experiment(dir.path(), &prom.url, &metrics.addr, "hog-gate-rules", true);
+    edit_file(&exp, "maxBurnRate: 14.4", "maxBurnRate: 1000");
+    let out = run_to_end(&exp, &dir.path().join("state"));
+    assert_exit(&out, 1);
+    let summary = summary_of(&out);
+    assert_reason_contains(&summary, "as the SLO rules record it");
+    assert!(hogs("hog-gate-rules").is_empty(), "nothing was injected");
 }

@@ -211,7 +211,7 @@ pub struct Service {
 }
 
 impl Service {
-    fn spawn(mut command: Command, log: PathBuf) -> Service {
+    pub fn spawn(mut command: Command, log: PathBuf) -> Service {
         let out = std::fs::File::create(&log).expect("a log file");
         let err = out.try_clone().expect("a log file handle");
         let child = command
@@ -399,6 +399,12 @@ impl Prometheus {
     /// Starts Prometheus scraping `target` without waiting for the target to be up (for
     /// a target the runner starts); returns once it has tried a first scrape.
     pub fn start_unchecked(target: &str) -> Option<Prometheus> {
+        Prometheus::start_with(&[("game-server", target)], &[])
+    }
+
+    /// Starts Prometheus scraping each `(job, target)` and evaluating `rule_files`; returns
+    /// once it has tried a first scrape of the first job.
+    pub fn start_with(targets: &[(&str, &str)], rule_files: &[PathBuf]) -> Option<Prometheus> {
         let installed = Command::new("prometheus")
             .arg("--version")
             .stdout(Stdio::null())
@@ -414,13 +420,21 @@ impl Prometheus {
             .tempdir()
             .expect("a temp dir");
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: game-server\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .expect("write prometheus.yml");
+        let mut text = "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n".to_owned();
+        if !rule_files.is_empty() {
+            text.push_str("rule_files:\n");
+            for file in rule_files {
+                text.push_str(&format!("  - '{}'\n", file.display()));
+            }
+        }
+        text.push_str("scrape_configs:\n");
+        for (job, target) in targets {
+            text.push_str(&format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
+            ));
+        }
+        std::fs::write(&config, text).expect("write prometheus.yml");
+        let first_job = targets.first().map_or("game-server", |t| t.0).to_owned();
         let port = free_port();
         let mut command = Command::new("prometheus");
         command
@@ -440,9 +454,33 @@ impl Prometheus {
         // Prometheus answers queries seconds before it scrapes anything (its target
         // discovery is throttled): wait for the first scrape, up or down.
         wait_for(Duration::from_secs(60), "prometheus's first scrape", || {
-            prometheus.query("up{job=\"game-server\"}").is_some()
+            prometheus
+                .query(&format!("up{{job=\"{first_job}\"}}"))
+                .is_some()
         });
         Some(prometheus)
+    }
+
+    /// An instant query's samples, or the error Prometheus (or the connection) gave.
+    pub fn query_all(&self, promql: &str) -> Result<Vec<serde_json::Value>, String> {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build();
+        let answer = agent
+            .get(&format!("{}/api/v1/query", self.url))
+            .query("query", promql)
+            .call();
+        let body: serde_json::Value = match answer {
+            Ok(r) => r.into_json().map_err(|e| e.to_string())?,
+            Err(ureq::Error::Status(code, r)) => {
+                return Err(format!("{code}: {}", r.into_string().unwrap_or_default()))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        body["data"]["result"]
+            .as_array()
+            .cloned()
+            .ok_or_else(|| format!("no result in {body}"))
     }
 
     /// An instant query: its first sample, if any.
@@ -560,6 +598,14 @@ pub struct Finished {
 }
 
 impl Run {
+    /// The run's state dir (its journals).
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .map(|d| d.path().join("state"))
+            .expect("a running run has its dir")
+    }
+
     /// Writes `experiment` (YAML; `@REPORT_DIR@` and `@SLO_FILE@` are filled in) and starts
     /// `chaos-runner run` on it with its own state dir.
     pub fn start(experiment: &str) -> Run {

@@ -7,10 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::events::{EmitExt, EventSink, Phase};
+use crate::events::{EmitExt, EventSink, Level, Phase};
 use crate::exit::Outcome;
 use crate::faults;
 use crate::load::LoadGenerator;
+use crate::slo::rules::REMAINING;
+use crate::spec::slo::promql_range;
+use crate::watch::prometheus::QueryError;
 use crate::watch::Verdict;
 
 use super::{wait_or_signal, PhaseResult, Run, Stop};
@@ -41,7 +44,7 @@ pub(super) async fn prepare(run: &mut Run<'_>, sink: &mut dyn EventSink) -> Phas
     sink.phase(Phase::Preflight, "checking signals and steady state");
     check_faults(run)?;
     check_signals(run).await?;
-    check_error_budget(run).await
+    check_error_budget(run, sink).await
 }
 
 /// The setup services (journaled, in order), then the supervised commands
@@ -193,7 +196,12 @@ async fn check_signals(run: &mut Run<'_>) -> PhaseResult {
 }
 
 /// The error-budget gate: every SLO it names must have enough budget left.
-async fn check_error_budget(run: &Run<'_>) -> PhaseResult {
+///
+/// The budget is the one `chaos-runner slo rules` records (`slo:error_budget:remaining`:
+/// maintenance spends none, peak hours count their factor). When Prometheus does not
+/// evaluate those rules, the gate says so and falls back to the SLI's plain ratio over the
+/// period, without the calendar.
+async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
     let spec = run.spec();
     let (Some(gate), Some(set), Some(p)) = (
         &spec.error_budget_gate,
@@ -202,24 +210,40 @@ async fn check_error_budget(run: &Run<'_>) -> PhaseResult {
     ) else {
         return Ok(());
     };
+    let aborted = |e: QueryError| Stop::aborted(format!("error-budget gate: {e}"));
     for slo in set
         .spec
         .slos
         .iter()
         .filter(|s| gate.slos.is_empty() || gate.slos.contains(&s.name))
     {
-        let Some(query) = slo.remaining_budget_query() else {
+        let Some(plain) = slo.remaining_budget_query() else {
             continue;
         };
-        match p.instant(&query).await {
-            Ok(Some(left)) if left < gate.min_remaining_percent => {
-                return Err(Stop::failed(format!(
-                    "error-budget gate: SLO `{}` has {left:.1}% of its budget left (< {}%)",
-                    slo.name, gate.min_remaining_percent
-                )));
+        let recorded = format!(
+            "100 * {REMAINING}{{slo=\"{}\",slo_set=\"{}\"}}",
+            slo.name, set.metadata.name
+        );
+        let (left, source) = match p.instant(&recorded).await.map_err(aborted)? {
+            Some(left) => (Some(left), "as the SLO rules record it".to_owned()),
+            None => {
+                let source = format!(
+                    "computed from its SLI over {} without the calendar (Prometheus has no \
+                     {REMAINING} for it: load the rules of `chaos-runner slo rules`)",
+                    promql_range(slo.period)
+                );
+                sink.message(
+                    Level::Warning,
+                    format!("error-budget gate: SLO `{}`: budget {source}", slo.name),
+                );
+                (p.instant(&plain).await.map_err(aborted)?, source)
             }
-            Ok(_) => {}
-            Err(e) => return Err(Stop::aborted(format!("error-budget gate: {e}"))),
+        };
+        if let Some(left) = left.filter(|left| *left < gate.min_remaining_percent) {
+            return Err(Stop::failed(format!(
+                "error-budget gate: SLO `{}` has {left:.1}% of its budget left (< {}%), {source}",
+                slo.name, gate.min_remaining_percent
+            )));
         }
     }
     Ok(())

@@ -139,6 +139,11 @@ impl PrometheusServer {
     /// Starts Prometheus, or returns None when it is not installed (outside CI only: under
     /// CI=true a missing binary fails the test).
     pub fn start(target: &str) -> Option<PrometheusServer> {
+        PrometheusServer::start_with_rules(target, &[])
+    }
+
+    /// Starts Prometheus evaluating `rule_files` as well.
+    pub fn start_with_rules(target: &str, rule_files: &[PathBuf]) -> Option<PrometheusServer> {
         if Command::new("prometheus")
             .arg("--version")
             .output()
@@ -153,10 +158,19 @@ impl PrometheusServer {
         }
         let dir = TempDir::new("prometheus");
         let config = dir.path().join("prometheus.yml");
+        let rules: String = rule_files
+            .iter()
+            .map(|f| format!("  - '{}'\n", f.display()))
+            .collect();
+        let rules = if rules.is_empty() {
+            rules
+        } else {
+            format!("rule_files:\n{rules}")
+        };
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n"
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n{rules}scrape_configs:\n  - job_name: target\n    static_configs:\n      - targets: ['{target}']\n"
             ),
         )
         .unwrap();
