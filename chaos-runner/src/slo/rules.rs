@@ -2,7 +2,8 @@
 //!
 //! Per SLO, with `slo="<name>"` and `slo_set="<set>"` on every series:
 //! - `slo:sli_error:ratio_rate5m`: the error ratio over 5 minutes, absent during
-//!   maintenance (so maintenance spends no budget) and while there are no events;
+//!   maintenance and the 5 minutes after it (so maintenance spends no budget) and while
+//!   there are no events;
 //! - `slo:error_budget:burn_rate5m`: that ratio over the error budget, times the peak factor
 //!   in peak hours (an error at the peak spends that much more budget); every alert window
 //!   and the period (`…_burn_rate1h`, `…_burn_rate30d`, …) is the average of those 5-minute
@@ -272,8 +273,13 @@ fn slo_group(
     let budget = format_float(slo.error_budget());
     let mut rules = vec![Rule::record(
         &ratio_series(BASE_WINDOW),
+        // Not while maintenance is on, nor in the 5 minutes after it, whose ratio still
+        // holds maintenance's events.
         if maintenance {
-            format!("({base}) unless on() {MAINTENANCE}{calendar}")
+            format!(
+                "({base}) unless on() max_over_time({MAINTENANCE}{calendar}[{}])",
+                promql_range(BASE_WINDOW)
+            )
         } else {
             base
         },
@@ -449,9 +455,9 @@ mod tests {
             "{divisor}"
         );
         let saves = &file.groups[1];
-        assert!(saves.rules[0]
-            .expr
-            .ends_with("unless on() slo:calendar:maintenance{slo_set=\"games\"}"));
+        assert!(saves.rules[0].expr.ends_with(
+            "unless on() max_over_time(slo:calendar:maintenance{slo_set=\"games\"}[5m])"
+        ));
         assert!(saves.rules[0]
             .expr
             .contains("and on() ((sum(rate(all[5m]))) > 0)"));
