@@ -74,6 +74,17 @@ impl Interrupt {
         self.signal().is_some()
     }
 
+    /// Waits until a stop signal has come (checking every 10 ms); the run's end reason.
+    /// Never ends for the default flag.
+    pub async fn raised(&self) -> String {
+        loop {
+            if let Some(why) = self.reason() {
+                return why;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     /// The run's end reason for the signal seen: `interrupted (SIGINT)` or
     /// `terminated (SIGTERM)`.
     pub fn reason(&self) -> Option<String> {

@@ -442,3 +442,65 @@ fn run_with_recover_reverts_a_dead_runs_fault_first_and_says_so() {
     );
     assert!(proxy.toxic_names("saves").is_empty());
 }
+
+/// A Prometheus that answers every query after `delay`: 1 for `up`, 0 for anything else.
+/// Returns its URL and how many queries it has been asked.
+fn slow_prometheus(delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let counter = counter.clone();
+            std::thread::spawn(move || {
+                let mut request = [0u8; 4096];
+                let n = stream.read(&mut request).unwrap_or(0);
+                let request = String::from_utf8_lossy(&request[..n]).into_owned();
+                counter.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(delay);
+                let value = if request.contains("query=up") {
+                    "1"
+                } else {
+                    "0"
+                };
+                let body = format!(
+                    r#"{{"status":"success","data":{{"resultType":"vector","result":[{{"metric":{{}},"value":[0,"{value}"]}}]}}}}"#
+                );
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            });
+        }
+    });
+    (url, asked)
+}
+
+/// SIGINT while the preflight checks wait on Prometheus ends the run before anything is
+/// injected: the signal is not left for the first injection to find.
+#[test]
+fn sigint_during_the_preflight_checks_injects_nothing() {
+    let (url, asked) = slow_prometheus(Duration::from_millis(1500));
+    let dir = TempDir::new("preflight-sigint");
+    let exp = experiment(dir.path(), &url, "hog-preflight-sigint", "5s", "500ms");
+    let runner = start_run(&exp, &dir.path().join("state"));
+    wait_for(Duration::from_secs(30), "the first preflight query", || {
+        asked.load(std::sync::atomic::Ordering::SeqCst) > 0
+    });
+    signal(runner.id(), libc::SIGINT);
+    let out = runner.wait_with_output().unwrap();
+    assert_exit(&out, 2);
+    let summary = summary_of(&out);
+    assert_eq!(summary["reason"], "interrupted (SIGINT)", "{summary}");
+    let report = first_report(&summary);
+    let windows = report["faults"][0]["windows"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert_eq!(windows, 0, "nothing was injected: {report}");
+    assert!(hogs("hog-preflight-sigint").is_empty());
+}

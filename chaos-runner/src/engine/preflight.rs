@@ -43,8 +43,16 @@ pub(super) async fn prepare(run: &mut Run<'_>, sink: &mut dyn EventSink) -> Phas
     start_load(run, sink).await?;
     sink.phase(Phase::Preflight, "checking signals and steady state");
     check_faults(run)?;
-    check_signals(run).await?;
-    check_error_budget(run, sink).await
+    // The checks wait on Prometheus and probes: a signal meanwhile ends the run at once,
+    // before anything is injected.
+    let interrupt = run.signals.interrupt.clone();
+    tokio::select! {
+        checked = async {
+            check_signals(run).await?;
+            check_error_budget(run, sink).await
+        } => checked,
+        why = interrupt.raised() => Err(Stop::aborted(why)),
+    }
 }
 
 /// The setup services (journaled, in order), then the supervised commands
