@@ -32,6 +32,9 @@ const NOW: Duration = Duration::from_secs(300);
 /// Grafana's grid is 24 columns wide.
 const GRID_WIDTH: u32 = 24;
 
+/// The game row's stats: eight to a line.
+const GAME_STAT_WIDTH: u32 = 3;
+
 /// A query of the dashboard, for checking it against a Prometheus.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DashboardQuery {
@@ -341,7 +344,7 @@ fn uid(set_name: &str) -> String {
 fn game_view(layout: &mut Layout, slo: &Slo) {
     if let Some(gauge) = &slo.sli.gauge {
         layout.panel(
-            4,
+            GAME_STAT_WIDTH,
             5,
             stat(
                 &slo.name,
@@ -359,7 +362,7 @@ fn game_view(layout: &mut Layout, slo: &Slo) {
     };
     let objective = slo.objective / 100.0;
     layout.panel(
-        4,
+        GAME_STAT_WIDTH,
         5,
         stat(
             &slo.name,
@@ -379,7 +382,7 @@ fn game_view(layout: &mut Layout, slo: &Slo) {
             promql_range(NOW)
         );
         layout.panel(
-            4,
+            GAME_STAT_WIDTH,
             5,
             stat(
                 &format!("{} p{}", slo.name, format_float(slo.objective)),
@@ -487,8 +490,7 @@ fn budget_row(
         "x",
         Some(thresholds("green", &factors)),
     );
-    burn["fieldConfig"]["defaults"]["custom"]["scaleDistribution"] =
-        json!({ "type": "log", "log": 2 });
+    burn["fieldConfig"]["defaults"]["min"] = json!(0);
     layout.panel(8, 8, burn, &burn_targets);
     layout.panel(
         8,
