@@ -169,7 +169,7 @@ enum Sli {
 pub const TEST_SERIES: &str = "slo_test_error_ratio";
 
 /// The error ratio over a window (followed by the window, `…_rate5m`): absent during
-/// maintenance and while there are no events.
+/// maintenance, the 5 minutes after it, and while there are no events.
 pub const ERROR_RATIO: &str = "slo:sli_error:ratio_rate";
 
 /// The burn rate over a window (followed by the window, `…_rate1h`): the error ratio over
