@@ -59,7 +59,9 @@ fn the_shipped_sloth_file_becomes_an_slo_set() {
     assert_eq!(ratio.total, "sum(rate(game_http_requests_total[$window]))");
     // The error ratio the rules record is Sloth's error / total.
     assert_eq!(
-        availability.error_ratio_query(Duration::from_secs(300)).unwrap(),
+        availability
+            .error_ratio_query(Duration::from_secs(300))
+            .unwrap(),
         r#"(1 - (((sum(rate(game_http_requests_total[5m]))) - (sum(rate(game_http_requests_total{outcome="error"}[5m])))) / (sum(rate(game_http_requests_total[5m])))))"#
     );
     assert_eq!(
@@ -161,7 +163,11 @@ const REFUSED: &[(&str, &str, usize)] = &[
         "slos[0].alerting.page_alert.labels.routing_key",
         16,
     ),
-    ("sloth-alerts-differ.yaml", "slos[1].alerting.ticket_alert", 19),
+    (
+        "sloth-alerts-differ.yaml",
+        "slos[1].alerting.ticket_alert",
+        19,
+    ),
     (
         "sloth-query-without-window.yaml",
         "slos[0].sli.events.error_query",
@@ -197,7 +203,11 @@ const REFUSED: &[(&str, &str, usize)] = &[
         "spec.indicator.spec.ratioMetric.total.metricSource.spec.query",
         29,
     ),
-    ("openslo-indicator-ref-missing.yaml", "spec.indicatorRef", 14),
+    (
+        "openslo-indicator-ref-missing.yaml",
+        "spec.indicatorRef",
+        14,
+    ),
     ("openslo-v1alpha.yaml", "apiVersion", 2),
     // Checked after the conversion, reported in the second document.
     ("openslo-bad-name-second-document.yaml", "metadata.name", 34),
@@ -227,7 +237,11 @@ fn each_refused_construct_is_named_with_its_field_and_line() {
 
 #[test]
 fn the_messages_say_what_to_do_instead() {
-    let message = |fixture: &str| spec::load_slo_set(&invalid(fixture)).unwrap_err().to_string();
+    let message = |fixture: &str| {
+        spec::load_slo_set(&invalid(fixture))
+            .unwrap_err()
+            .to_string()
+    };
     assert!(message("sloth-sli-plugin.yaml")
         .contains("Sloth SLI plugins are not supported; write the SLI as sli.events"));
     assert!(message("openslo-query-with-range.yaml").contains("with `$window` as the range"));
@@ -288,7 +302,10 @@ fn validate_takes_the_imported_files_and_refuses_the_bad_ones_with_exit_3() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("ok: ") && stdout.contains("openslo-saves.yaml"), "{stdout}");
+    assert!(
+        stdout.contains("ok: ") && stdout.contains("openslo-saves.yaml"),
+        "{stdout}"
+    );
 
     for (fixture, field, line) in REFUSED {
         let path = invalid(fixture);

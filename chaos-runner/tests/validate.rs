@@ -58,6 +58,7 @@ fn shipped_experiments_and_slo_files_are_valid() {
         "experiments/local",
         "experiments/kubernetes",
         "experiments/slo",
+        "experiments/slo/imported",
     ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();

@@ -48,8 +48,9 @@ pub(crate) fn document<T: serde::de::DeserializeOwned>(
 ) -> Result<Option<T>, YamlFailure> {
     check_depth(text)?;
     match serde_yaml::Deserializer::from_str(text).nth(index) {
-        Some(document) => serde_path_to_error::deserialize(document)
-            .map_err(|err| failure(err, text, index)),
+        Some(document) => {
+            serde_path_to_error::deserialize(document).map_err(|err| failure(err, text, index))
+        }
         None => Ok(None),
     }
 }
@@ -393,7 +394,10 @@ mod tests {
         let failure = docs[1].clone().unwrap_err();
         assert_eq!(failure.path, "bogus");
         assert_eq!(failure.location.map(|l| l.0), Some(5));
-        assert!(docs.iter().skip(2).all(|d| matches!(d, Ok(None))), "{docs:?}");
+        assert!(
+            docs.iter().skip(2).all(|d| matches!(d, Ok(None))),
+            "{docs:?}"
+        );
         let second: Option<Kind> = document(text, 1).unwrap_or(None);
         assert_eq!(second, None, "the second document does not deserialize");
         assert!(document::<Kind>(text, 1).is_err());

@@ -238,7 +238,12 @@ impl<'a> Refusals<'a> {
     }
 
     /// Refuses `field` (a path in document `document` of the source) for `message`.
-    pub fn refuse(&mut self, document: usize, field: impl Into<String>, message: impl Into<String>) {
+    pub fn refuse(
+        &mut self,
+        document: usize,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         let field = field.into();
         let text = self.text;
         let location = self
@@ -290,9 +295,16 @@ mod tests {
     fn origins_pick_the_longest_prefix_and_keep_the_rest_of_the_path() {
         let mut origins = Origins::default();
         origins.add("spec.slos", 0, "slos");
-        origins.add("spec.slos[1].sli.ratio.good", 0, "slos[1].sli.events.error_query");
+        origins.add(
+            "spec.slos[1].sli.ratio.good",
+            0,
+            "slos[1].sli.events.error_query",
+        );
         origins.add("spec.slos[2]", 2, "");
-        assert_eq!(origins.source_of("spec.slos[0].name"), (0, "slos[0].name".into()));
+        assert_eq!(
+            origins.source_of("spec.slos[0].name"),
+            (0, "slos[0].name".into())
+        );
         assert_eq!(
             origins.source_of("spec.slos[1].sli.ratio.good"),
             (0, "slos[1].sli.events.error_query".into())
@@ -312,7 +324,10 @@ mod tests {
             format_of("apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\n"),
             SloFormat::SlothKubernetes
         );
-        assert_eq!(format_of("apiVersion: openslo/v1alpha\n"), SloFormat::OpenSlo);
+        assert_eq!(
+            format_of("apiVersion: openslo/v1alpha\n"),
+            SloFormat::OpenSlo
+        );
         assert_eq!(format_of(""), SloFormat::Native);
         assert_eq!(format_of("{ unclosed"), SloFormat::Native);
     }

@@ -309,7 +309,14 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, SpecErrors> {
         );
         let objective = objective(&mut refusals, &mut origins, &ours, document, &slo.spec);
         refuse_unsupported_spec(&mut refusals, document, &slo.spec);
-        let sli = indicator(&mut refusals, &mut origins, &ours, document, &slo.spec, &slis);
+        let sli = indicator(
+            &mut refusals,
+            &mut origins,
+            &ours,
+            document,
+            &slo.spec,
+            &slis,
+        );
         let description = [
             slo.spec.description.as_str(),
             slo.metadata.display_name.as_str(),
@@ -443,7 +450,11 @@ fn objective(
     }
     let at = "spec.objectives[0]";
     if objective.op.is_some() || objective.value.is_some() {
-        let field = if objective.op.is_some() { "op" } else { "value" };
+        let field = if objective.op.is_some() {
+            "op"
+        } else {
+            "value"
+        };
         refusals.refuse(
             document,
             format!("{at}.{field}"),
@@ -481,7 +492,11 @@ fn objective(
             None
         }
         (Some(target), None) => {
-            origins.add(format!("{ours}.objective"), document, format!("{at}.target"));
+            origins.add(
+                format!("{ours}.objective"),
+                document,
+                format!("{at}.target"),
+            );
             if !(target > 0.0 && target < 1.0) {
                 refusals.refuse(
                     document,
@@ -594,7 +609,11 @@ fn indicator(
     };
     let at = format!("{at}.ratioMetric");
     if ratio.raw.is_some() || ratio.raw_type.is_some() {
-        let field = if ratio.raw.is_some() { "raw" } else { "rawType" };
+        let field = if ratio.raw.is_some() {
+            "raw"
+        } else {
+            "rawType"
+        };
         refusals.refuse(
             sli_document,
             format!("{at}.{field}"),
@@ -644,12 +663,18 @@ fn indicator(
             }
         }
     };
-    let numerator = numerator.and_then(|(field, metric)| {
-        query(field, metric).map(|(query, path)| (field, query, path))
-    });
-    let total = ratio.total.as_ref().and_then(|metric| query("total", metric));
+    let numerator = numerator
+        .and_then(|(field, metric)| query(field, metric).map(|(query, path)| (field, query, path)));
+    let total = ratio
+        .total
+        .as_ref()
+        .and_then(|metric| query("total", metric));
     let ((field, numerator, numerator_path), (total, total_path)) = (numerator?, total?);
-    origins.add(format!("{ours}.sli.ratio.good"), sli_document, numerator_path);
+    origins.add(
+        format!("{ours}.sli.ratio.good"),
+        sli_document,
+        numerator_path,
+    );
     origins.add(format!("{ours}.sli.ratio.total"), sli_document, total_path);
     let good = if field == "good" {
         numerator

@@ -5,7 +5,7 @@
 //! | `service` | `metadata.name` |
 //! | `labels` | `spec.alerting.labels` (on every alert; the recording rules carry `slo` and `slo_set`) |
 //! | `slos[].name`, `description`, `objective` | the same, per SLO |
-//! | (Sloth's `--slo-period` flag, 30d by default) | `period: 30d` |
+//! | (Sloth's `--default-slo-period` flag, 30d by default) | `period: 30d` (a file for another period is written as a `kind: SLOSet`) |
 //! | `slos[].sli.events.{error_query, total_query}` | `sli.ratio`: `good` is `(total) - (error)`, `total` is `total`, `{{.window}}` becomes `$window` |
 //! | `slos[].labels`, `slos[].alerting.labels` | `alerting.labels` of the SLO (the alerting ones win a clash) |
 //! | `slos[].alerting.annotations` | `alerting.annotations` of the SLO |
@@ -326,7 +326,10 @@ fn with_window(query: &str) -> Result<String, String> {
     if found {
         Ok(converted)
     } else {
-        Err("must use `{{.window}}` as its range, as Sloth requires (e.g. `[{{.window}}]`)".to_owned())
+        Err(
+            "must use `{{.window}}` as its range, as Sloth requires (e.g. `[{{.window}}]`)"
+                .to_owned(),
+        )
     }
 }
 
@@ -334,14 +337,15 @@ fn with_window(query: &str) -> Result<String, String> {
 /// annotations refused.
 fn alert_choice(refusals: &mut Refusals<'_>, here: &str, alerting: &SlothAlerting) -> AlertChoice {
     let mut severity = |name: &str, alert: &SlothAlert, default: &str| {
+        let which = name.trim_end_matches("_alert");
         for key in alert.labels.keys().filter(|key| *key != "severity") {
             refusals.refuse(
                 0,
                 format!("{here}.alerting.{name}.labels.{key}"),
                 format!(
-                    "labels of only the {name}s are not supported: the runner puts an SLO's \
-                     labels on all its alerts; move it to {here}.alerting.labels (only \
-                     `severity` is read here)"
+                    "labels of the {which} alerts alone are not supported: the runner puts an \
+                     SLO's labels on all its alerts; move it to {here}.alerting.labels if \
+                     that routes right (only `severity` is read here)"
                 ),
             );
         }
@@ -350,8 +354,8 @@ fn alert_choice(refusals: &mut Refusals<'_>, here: &str, alerting: &SlothAlertin
                 0,
                 format!("{here}.alerting.{name}.annotations"),
                 format!(
-                    "annotations of only the {name}s are not supported: the runner puts an \
-                     SLO's annotations on all its alerts; move them to \
+                    "annotations of the {which} alerts alone are not supported: the runner \
+                     puts an SLO's annotations on all its alerts; move them to \
                      {here}.alerting.annotations"
                 ),
             );
@@ -463,6 +467,8 @@ mod tests {
         assert!(with_window("x[{{.window}}] {{.service}}")
             .unwrap_err()
             .contains("`{{.service}}`"));
-        assert!(with_window("x[{{.window").unwrap_err().contains("never closed"));
+        assert!(with_window("x[{{.window")
+            .unwrap_err()
+            .contains("never closed"));
     }
 }
