@@ -25,19 +25,26 @@ pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
     serde_path_to_error::deserialize(deserializer).map_err(|err| failure(err, text, 0))
 }
 
-/// Deserializes every document of a text (`---` between them) into `T`, in order: `None`
+/// Deserializes the documents of a text (`---` between them) into `T`, in order: `None`
 /// for an empty document (a leading or trailing `---`), a failure located in its own
-/// document. A text that nests too deep is one failure.
+/// document. The first failure is the last item: after a syntax error the parser has no
+/// next document (serde_yaml would repeat the error forever). A text that nests too deep
+/// is one failure.
 pub(crate) fn documents<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<Vec<Result<Option<T>, YamlFailure>>, YamlFailure> {
     check_depth(text)?;
-    Ok(serde_yaml::Deserializer::from_str(text)
-        .enumerate()
-        .map(|(index, document)| {
-            serde_path_to_error::deserialize(document).map_err(|err| failure(err, text, index))
-        })
-        .collect())
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let read =
+            serde_path_to_error::deserialize(document).map_err(|err| failure(err, text, index));
+        let failed = read.is_err();
+        documents.push(read);
+        if failed {
+            break;
+        }
+    }
+    Ok(documents)
 }
 
 /// Document `index` (0 for the first) of a text into `T`, the others not read: `None` when

@@ -237,7 +237,8 @@ impl<'a> Refusals<'a> {
         }
     }
 
-    /// Refuses `field` (a path in document `document` of the source) for `message`.
+    /// Refuses `field` (a path in document `document` of the source) for `message`, at the
+    /// field, else at the nearest of its parents that is written, else at the document.
     pub fn refuse(
         &mut self,
         document: usize,
@@ -246,11 +247,11 @@ impl<'a> Refusals<'a> {
     ) {
         let field = field.into();
         let text = self.text;
-        let location = self
+        let positions = self
             .positions
             .entry(document)
-            .or_insert_with(|| Positions::of_document(text, document))
-            .find(&field);
+            .or_insert_with(|| Positions::of_document(text, document));
+        let location = positions.find(&field).or_else(|| positions.find(""));
         self.errors.push(SpecError {
             file: self.file.to_owned(),
             field,

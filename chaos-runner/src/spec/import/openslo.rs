@@ -49,6 +49,9 @@ use crate::spec::{yaml, SpecErrors};
 /// The only OpenSLO version read.
 pub const VERSION: &str = "openslo/v1";
 
+/// The most documents a file may hold: each is parsed on its own, from the whole text.
+pub const MAX_DOCUMENTS: usize = 100;
+
 /// What every document has: which version and kind it is.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -219,6 +222,17 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, SpecErrors> {
             return Err(refusals.into_errors());
         }
     };
+    if headers.len() > MAX_DOCUMENTS {
+        refusals.refuse(
+            MAX_DOCUMENTS,
+            "",
+            format!(
+                "more than {MAX_DOCUMENTS} documents: split the file (each document is read \
+                 on its own, and the SLO set would be unwieldy anyway)"
+            ),
+        );
+        return Err(refusals.into_errors());
+    }
     // The SLO documents, and the SLI documents by name.
     let mut slo_documents = Vec::new();
     let mut slis = BTreeMap::new();
