@@ -1,9 +1,9 @@
 //! SLO files written for other tools, read as the runner's own SLO sets: Sloth's
 //! `prometheus/v1` files ([`sloth`]) and OpenSLO v1 `kind: SLO` documents ([`openslo`]).
 //!
-//! A file is told apart by its first document ([`format_of`]): `version: prometheus/v1` is
-//! Sloth, an `apiVersion` of `openslo/...` is OpenSLO, anything else is the runner's own
-//! `kind: SLOSet`. [`convert`] turns an imported file into a [`SloSet`] and checks it as any
+//! A file is told apart by its first document ([`format_of`]): a `version` of
+//! `prometheus/...` is Sloth, an `apiVersion` of `openslo/...` is OpenSLO, anything else is
+//! the runner's own `kind: SLOSet`. [`convert`] turns an imported file into a [`SloSet`] and checks it as any
 //! SLO set is checked; what a format says that the runner cannot say the same way is
 //! refused by name, with the field path in the source file's own terms and its line, never
 //! dropped. `docs/slo.md` ("Reading Sloth and OpenSLO files") lists what is read and what is
@@ -22,7 +22,6 @@ pub mod openslo;
 pub mod sloth;
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::de::{Deserializer, IgnoredAny};
 use serde::Deserialize;
@@ -36,23 +35,13 @@ use super::{validate, SpecError, SpecErrors};
 pub enum SloFormat {
     /// The runner's own `kind: SLOSet` (and anything that is none of the others).
     Native,
-    /// Sloth's `version: prometheus/v1`.
+    /// Sloth's `version: prometheus/v1` (other `prometheus/...` versions are refused, by
+    /// name).
     Sloth,
     /// Sloth's Kubernetes resource (`apiVersion: sloth.slok.dev/v1`): refused, by name.
     SlothKubernetes,
     /// OpenSLO (`apiVersion: openslo/v1`; other OpenSLO versions are refused, by name).
     OpenSlo,
-}
-
-impl fmt::Display for SloFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SloFormat::Native => "SLOSet",
-            SloFormat::Sloth => "Sloth prometheus/v1",
-            SloFormat::SlothKubernetes => "Sloth PrometheusServiceLevel",
-            SloFormat::OpenSlo => "OpenSLO",
-        })
-    }
 }
 
 /// The fields that tell the formats apart; a document that has none of them (or is not a
@@ -109,7 +98,12 @@ pub fn format_of(text: &str) -> SloFormat {
     let api_version = header.api_version.0.unwrap_or_default();
     if header.kind.is("SLOSet") {
         SloFormat::Native
-    } else if header.version.is(sloth::VERSION) {
+    } else if header
+        .version
+        .0
+        .as_deref()
+        .is_some_and(|version| version.starts_with("prometheus/"))
+    {
         SloFormat::Sloth
     } else if api_version.starts_with("sloth.slok.dev/") {
         SloFormat::SlothKubernetes
@@ -251,13 +245,16 @@ impl<'a> Refusals<'a> {
             .positions
             .entry(document)
             .or_insert_with(|| Positions::of_document(text, document));
-        let location = positions.find(&field).or_else(|| positions.find(""));
-        self.errors.push(SpecError {
+        let error = SpecError {
             file: self.file.to_owned(),
+            location: positions.find(&field).or_else(|| positions.find("")),
             field,
-            location,
             message: message.into(),
-        });
+        };
+        // The same problem met twice (from `good` and from `total`) is said once.
+        if !self.errors.contains(&error) {
+            self.errors.push(error);
+        }
     }
 
     /// A document that did not deserialize (its path and position are already known).
@@ -320,6 +317,7 @@ mod tests {
     #[test]
     fn the_format_is_read_from_the_first_document() {
         assert_eq!(format_of("version: prometheus/v1\n"), SloFormat::Sloth);
+        assert_eq!(format_of("version: prometheus/v2\n"), SloFormat::Sloth);
         assert_eq!(format_of("version: 1\nkind: SLOSet\n"), SloFormat::Native);
         assert_eq!(
             format_of("apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\n"),

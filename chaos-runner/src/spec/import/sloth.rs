@@ -153,7 +153,11 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, crate::spec::S
         );
     }
     if sloth.version != VERSION {
-        refusals.refuse(0, "version", format!("must be `{VERSION}`"));
+        refusals.refuse(
+            0,
+            "version",
+            format!("`{}`: only Sloth `{VERSION}` files are read", sloth.version),
+        );
     }
     if sloth.slo_plugins.is_some() {
         refusals.refuse(
