@@ -19,6 +19,7 @@
 //! ```
 
 pub mod openslo;
+mod promql;
 pub mod sloth;
 
 use std::collections::BTreeMap;
