@@ -1,10 +1,11 @@
 //! The documentation stays true: every YAML example in `README.md`, `resilience/README.md`
 //! and `docs/*.md` is valid, and every relative link between them resolves.
 //!
-//! A block fenced ```` ```yaml ```` is a whole file: an experiment or an SLO set (checked by
-//! `chaos-runner validate`, as a user would) or a `resilience` policy (checked by
-//! `ResiliencePolicyConfig::from_yaml`). A block fenced ```` ```yaml fragment ```` is an
-//! excerpt of a bigger file; it must at least be well-formed YAML.
+//! A block fenced ```` ```yaml ```` is a whole file: an experiment, an SLO set or a Sloth or
+//! OpenSLO SLO file (checked by `chaos-runner validate`, as a user would) or a `resilience`
+//! policy (checked by `ResiliencePolicyConfig::from_yaml`). A block fenced
+//! ```` ```yaml fragment ```` is an excerpt of a bigger file; it must at least be
+//! well-formed YAML.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -75,10 +76,19 @@ fn page_name(page: &Path) -> String {
         .to_string()
 }
 
-/// What a whole-file YAML example is, from its top-level `kind`.
+/// What a whole-file YAML example is, from its top-level `kind` (or, for the SLO files the
+/// runner reads from other tools, their version).
 fn is_chaos_document(text: &str) -> bool {
-    text.lines()
-        .any(|l| l.trim_end() == "kind: Experiment" || l.trim_end() == "kind: SLOSet")
+    text.lines().any(|l| {
+        matches!(
+            l.trim_end(),
+            "kind: Experiment"
+                | "kind: SLOSet"
+                | "version: prometheus/v1"
+                | "version: \"prometheus/v1\""
+                | "apiVersion: openslo/v1"
+        )
+    })
 }
 
 #[test]

@@ -20,6 +20,7 @@ mod resources;
 mod run;
 mod setup;
 mod slo;
+mod slo_import;
 mod slo_rules;
 mod stress_helpers;
 mod validate;

@@ -58,6 +58,7 @@ fn shipped_experiments_and_slo_files_are_valid() {
         "experiments/local",
         "experiments/kubernetes",
         "experiments/slo",
+        "experiments/slo/imported",
     ] {
         for entry in std::fs::read_dir(repo().join(dir)).unwrap() {
             let path = entry.unwrap().path();
@@ -494,16 +495,17 @@ proptest! {
         ..ProptestConfig::default()
     })]
 
-    /// Random edits of shipped experiments (local and Kubernetes) and of the SLO set are
-    /// accepted or refused, never hang, and every refusal says where: a line (or, for bytes
-    /// that are not text, an offset).
+    /// Random edits of shipped experiments (local and Kubernetes) and of the SLO sets (the
+    /// Sloth and OpenSLO files too) are accepted or refused, never hang, and every refusal
+    /// says where: a line (or, for bytes that are not text, an offset).
     #[test]
     fn every_refusal_of_a_mutated_shipped_file_has_a_position(
         file in prop_oneof![
             Just("local/cpu-hog.yaml"), Just("local/net-delay.yaml"), Just("local/db-latency.yaml"),
             Just("local/proxy-latency.yaml"), Just("local/memory-hog-cgroup.yaml"),
             Just("kubernetes/game-server-pod-kill.yaml"), Just("kubernetes/db-query-latency.yaml"),
-            Just("slo/game-services.yaml"),
+            Just("slo/game-services.yaml"), Just("slo/imported/sloth-game-api.yaml"),
+            Just("slo/imported/openslo-saves.yaml"),
         ],
         cut in 0usize..4000,
         delete in 0usize..40,

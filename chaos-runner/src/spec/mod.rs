@@ -2,6 +2,7 @@
 //! validation, and the JSON Schema.
 
 pub mod calendar;
+pub mod import;
 mod model;
 pub mod params;
 pub mod slo;
@@ -189,30 +190,54 @@ pub fn load_experiment(path: &Path) -> Result<ValidatedExperiment, SpecErrors> {
                     Some(_) => e.to_string(),
                 })
             })?;
-            let set = parse_slo_set(&slo_name, &slo_text)?;
-            validate::check_slo_set(&slo_name, &slo_text, &set)?;
-            Some(set)
+            Some(read_slo_set(&slo_name, &slo_text)?)
         }
         None => None,
     };
     validate::check_experiment(&file, &text, experiment, slo)
 }
 
-/// Reads and checks an SLO file on its own.
+/// Reads and checks an SLO file on its own: the runner's own `kind: SLOSet`, a Sloth
+/// `prometheus/v1` file or OpenSLO v1 `kind: SLO` documents (see [`import`]).
 ///
 /// ```
 /// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/game-services.yaml");
 /// assert!(chaos_runner::spec::load_slo_set(path.as_ref()).is_ok());
+/// let sloth = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/imported/sloth-game-api.yaml");
+/// assert_eq!(chaos_runner::spec::load_slo_set(sloth.as_ref()).unwrap().metadata.name, "game-api");
 /// ```
 pub fn load_slo_set(path: &Path) -> Result<SloSet, SpecErrors> {
     let file = path.display().to_string();
     let text = read(path)?;
-    let set = parse_slo_set(&file, &text)?;
-    validate::check_slo_set(&file, &text, &set)?;
-    Ok(set)
+    read_slo_set(&file, &text)
 }
 
-/// Reads the `kind` of a YAML document, to dispatch between experiments and SLO sets.
+/// Parses and checks the text of an SLO file in any of the formats [`load_slo_set`] reads.
+///
+/// ```
+/// let text = "version: prometheus/v1\nservice: game-api\nslos: []\n";
+/// let err = chaos_runner::spec::read_slo_set("sloth.yaml", text).unwrap_err();
+/// assert_eq!(err.to_string(), "sloth.yaml:3:1: slos: lists no SLO");
+/// ```
+pub fn read_slo_set(file: &str, text: &str) -> Result<SloSet, SpecErrors> {
+    match import::format_of(text) {
+        import::SloFormat::Native => {
+            let set = parse_slo_set(file, text)?;
+            validate::check_slo_set(file, text, &set)?;
+            Ok(set)
+        }
+        _ => import::convert(file, text),
+    }
+}
+
+/// Reads the `kind` of a YAML document, to dispatch between experiments and SLO sets: a
+/// Sloth or OpenSLO file (see [`import::format_of`]) is read as an SLO set, so its kind
+/// is `SLOSet`.
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/imported/openslo-saves.yaml");
+/// assert_eq!(chaos_runner::spec::document_kind(path.as_ref()).unwrap(), "SLOSet");
+/// ```
 pub fn document_kind(path: &Path) -> Result<String, SpecError> {
     #[derive(serde::Deserialize)]
     struct KindOnly {
@@ -220,6 +245,9 @@ pub fn document_kind(path: &Path) -> Result<String, SpecError> {
     }
     let file = path.display().to_string();
     let text = read(path)?;
+    if import::format_of(&text) != import::SloFormat::Native {
+        return Ok("SLOSet".to_owned());
+    }
     let doc: KindOnly = parse(&file, &text)?;
     Ok(doc.kind.unwrap_or_default())
 }

@@ -22,7 +22,54 @@ pub(crate) const MAX_DEPTH: usize = 64;
 pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, YamlFailure> {
     check_depth(text)?;
     let deserializer = serde_yaml::Deserializer::from_str(text);
-    serde_path_to_error::deserialize(deserializer).map_err(|err| {
+    serde_path_to_error::deserialize(deserializer).map_err(|err| failure(err, text, 0))
+}
+
+/// Deserializes the documents of a text (`---` between them) into `T`, in order: `None`
+/// for an empty document (a leading or trailing `---`), a failure located in its own
+/// document. The first failure is the last item: after a syntax error the parser has no
+/// next document (serde_yaml would repeat the error forever). A text that nests too deep
+/// is one failure.
+pub(crate) fn documents<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<Vec<Result<Option<T>, YamlFailure>>, YamlFailure> {
+    check_depth(text)?;
+    let mut documents = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let read =
+            serde_path_to_error::deserialize(document).map_err(|err| failure(err, text, index));
+        let failed = read.is_err();
+        documents.push(read);
+        if failed {
+            break;
+        }
+    }
+    Ok(documents)
+}
+
+/// Document `index` (0 for the first) of a text into `T`, the others not read: `None` when
+/// the text has no such document or it is empty.
+pub(crate) fn document<T: serde::de::DeserializeOwned>(
+    text: &str,
+    index: usize,
+) -> Result<Option<T>, YamlFailure> {
+    check_depth(text)?;
+    match serde_yaml::Deserializer::from_str(text).nth(index) {
+        Some(document) => {
+            serde_path_to_error::deserialize(document).map_err(|err| failure(err, text, index))
+        }
+        None => Ok(None),
+    }
+}
+
+/// A deserializer's error with its field path and position, in document `document` of
+/// `text`.
+fn failure(
+    err: serde_path_to_error::Error<serde_yaml::Error>,
+    text: &str,
+    document: usize,
+) -> YamlFailure {
+    {
         let path = err.path().to_string();
         let inner = err.into_inner();
         let mut location = inner.location().map(|l| (l.line(), l.column()));
@@ -51,19 +98,19 @@ pub(crate) fn from_str<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, 
             .and_then(|rest| rest.split('`').next())
         {
             path = child(&path, field);
-            if let Some(at) = Positions::of(text).duplicate(&path) {
+            if let Some(at) = Positions::of_document(text, document).duplicate(&path) {
                 location = Some(at);
             }
         }
         if location.is_none() {
-            location = Positions::of(text).find(&path);
+            location = Positions::of_document(text, document).find(&path);
         }
         YamlFailure {
             path,
             location,
             message,
         }
-    })
+    }
 }
 
 fn child(path: &str, field: &str) -> String {
@@ -152,6 +199,10 @@ struct Builder {
     frames: Vec<Frame>,
     by_path: HashMap<String, (usize, usize)>,
     duplicates: HashMap<String, (usize, usize)>,
+    /// The document whose positions are kept (0 for the first).
+    wanted: usize,
+    /// How many documents have started so far.
+    started: usize,
 }
 
 impl Builder {
@@ -195,6 +246,15 @@ impl Builder {
 
 impl MarkedEventReceiver for Builder {
     fn on_event(&mut self, event: Event, mark: Marker) {
+        if event == Event::DocumentStart {
+            self.started += 1;
+            return;
+        }
+        // Only the wanted document's nodes (the parser starts every document, implicit ones
+        // too, with a `DocumentStart`).
+        if self.started != self.wanted + 1 {
+            return;
+        }
         match event {
             Event::Scalar(value, ..) => {
                 if let Some(Frame::Map {
@@ -248,12 +308,25 @@ impl Positions {
     /// Reads the positions of every node of the first document of `text` (best effort:
     /// stops at the first syntax error, keeping what it read).
     pub(crate) fn of(text: &str) -> Positions {
-        let mut builder = Builder::default();
+        Self::read(text, 0, false)
+    }
+
+    /// Reads the positions of the nodes of document `index` (0 for the first) of a text of
+    /// several documents (best effort, as [`Positions::of`]).
+    pub(crate) fn of_document(text: &str, index: usize) -> Positions {
+        Self::read(text, index, index > 0)
+    }
+
+    fn read(text: &str, wanted: usize, every_document: bool) -> Positions {
+        let mut builder = Builder {
+            wanted,
+            ..Builder::default()
+        };
         // A tab after `key:` is taken by the deserializer but stops this parser, which
         // would lose every position after it; a space in its place keeps every column.
         let text = text.replace('\t', " ");
         let mut parser = Parser::new_from_str(&text);
-        let _ = parser.load(&mut builder, false);
+        let _ = parser.load(&mut builder, every_document);
         Positions {
             by_path: builder.by_path,
             duplicates: builder.duplicates,
@@ -295,5 +368,48 @@ mod tests {
         assert_eq!(p.find("spec.faults[0].duration"), Some((5, 7)));
         assert_eq!(p.find("spec.faults[1].duration"), Some((6, 18)));
         assert_eq!(p.find("spec.faults[1].missing"), Some((6, 7)));
+    }
+
+    #[test]
+    fn positions_of_a_later_document() {
+        let text = "kind: A\nspec: 1\n---\nkind: B\nspec:\n  x: 2\n";
+        // A field is where its key is written.
+        assert_eq!(Positions::of(text).find("spec"), Some((2, 1)));
+        assert_eq!(Positions::of_document(text, 0).find("spec"), Some((2, 1)));
+        let second = Positions::of_document(text, 1);
+        assert_eq!(second.find("kind"), Some((4, 1)));
+        assert_eq!(second.find("spec.x"), Some((6, 3)));
+        assert_eq!(Positions::of_document(text, 2).find("kind"), None);
+    }
+
+    #[derive(serde::Deserialize, Debug, Clone, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Kind {
+        kind: String,
+    }
+
+    #[test]
+    fn documents_one_by_one_with_their_own_failures() {
+        let text = "---\nkind: A\n---\nkind: B\nbogus: 1\n---\n";
+        let docs = documents::<Kind>(text).unwrap();
+        assert_eq!(
+            docs[0],
+            Ok(Some(Kind {
+                kind: "A".to_owned()
+            }))
+        );
+        let failure = docs[1].clone().unwrap_err();
+        assert_eq!(failure.path, "bogus");
+        assert_eq!(failure.location.map(|l| l.0), Some(5));
+        assert!(
+            docs.iter().skip(2).all(|d| matches!(d, Ok(None))),
+            "{docs:?}"
+        );
+        let second: Option<Kind> = document(text, 1).unwrap_or(None);
+        assert_eq!(second, None, "the second document does not deserialize");
+        assert!(document::<Kind>(text, 1).is_err());
+        let first: Option<Kind> = document(text, 0).unwrap();
+        assert_eq!(first.map(|k| k.kind).as_deref(), Some("A"));
+        assert_eq!(document::<Kind>(text, 7), Ok(None));
     }
 }
