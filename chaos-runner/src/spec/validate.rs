@@ -729,15 +729,19 @@ fn check_alerting(c: &mut Collector<'_>, alerting: &Alerting) {
             format!("{here}.factor"),
             "must be above 0 and at most 1000",
         );
+        // The rules average 5-minute burn rates: a shorter window would still read 5
+        // minutes, and say less than its name.
         c.check(
-            alert.long >= Duration::from_secs(60) && alert.long <= Duration::from_secs(30 * 86_400),
+            alert.long > Duration::from_secs(300) && alert.long <= Duration::from_secs(30 * 86_400),
             format!("{here}.long"),
-            "must be between 1m and 30d",
+            "must be longer than 5m (the rules build every window from 5-minute burn rates) \
+             and at most 30d",
         );
         c.check(
-            alert.short >= Duration::from_secs(30) && alert.short < alert.long,
+            alert.short >= Duration::from_secs(300) && alert.short < alert.long,
             format!("{here}.short"),
-            "must be at least 30s and shorter than `long`",
+            "must be at least 5m (the rules build every window from 5-minute burn rates) and \
+             shorter than `long`",
         );
         c.check(
             is_label_value_word(&alert.severity),
