@@ -6,7 +6,7 @@
 //! the runner's own `kind: SLOSet`. [`convert`] turns an imported file into a [`SloSet`] and checks it as any
 //! SLO set is checked; what a format says that the runner cannot say the same way is
 //! refused by name, with the field path in the source file's own terms and its line, never
-//! dropped. `docs/slo.md` ("Reading Sloth and OpenSLO files") lists what is read and what is
+//! dropped. `docs/slo-import.md` lists what is read and what is
 //! refused.
 //!
 //! ```
