@@ -9,7 +9,6 @@ use std::path::Path;
 
 use crate::exit::Outcome;
 use crate::output::{load_slo_or_report, Format};
-use crate::spec::SloSet;
 
 /// The line every generated file starts with (YAML only: JSON has no comments).
 fn header(source: &Path) -> String {
@@ -81,14 +80,9 @@ fn emit<T: Serialize>(
     Outcome::Passed
 }
 
-/// Loads the SLO file, printing its problems; `None` is invalid input.
-fn load(file: &Path) -> Option<SloSet> {
-    load_slo_or_report(file)
-}
-
 /// `slo rules`: the Prometheus rule file of the SLO file.
 pub fn rules(file: &Path, out: Option<&Path>, output: Format) -> Outcome {
-    let Some(set) = load(file) else {
+    let Some(set) = load_slo_or_report(file) else {
         return Outcome::InvalidInput;
     };
     match super::rules::rules(&set) {
@@ -113,7 +107,7 @@ pub fn rules(file: &Path, out: Option<&Path>, output: Format) -> Outcome {
 
 /// `slo dashboard`: the Grafana dashboard of the SLO file.
 pub fn dashboard(file: &Path, out: Option<&Path>, output: Format) -> Outcome {
-    let Some(set) = load(file) else {
+    let Some(set) = load_slo_or_report(file) else {
         return Outcome::InvalidInput;
     };
     let dashboard = super::dashboard::dashboard(&set);
@@ -133,7 +127,7 @@ pub fn dashboard(file: &Path, out: Option<&Path>, output: Format) -> Outcome {
 
 /// `slo test`: the rules under test and their `promtool` tests, written to `dir`.
 pub fn tests(file: &Path, dir: &Path, output: Format) -> Outcome {
-    let Some(set) = load(file) else {
+    let Some(set) = load_slo_or_report(file) else {
         return Outcome::InvalidInput;
     };
     const RULES: &str = "slo-rules-under-test.yaml";
