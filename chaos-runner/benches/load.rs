@@ -1,0 +1,257 @@
+//! The load generator's capacity beside `wrk`, in the same run, on the same endpoint.
+//!
+//! A minimal HTTP server in this process answers `GET /v1/sessions` (the game API's
+//! session list, which a load mix of `session: 1` calls from players that never matched).
+//! Each round measures, in turn:
+//! - `wrk` (closed loop: each connection sends its next request when the last one is
+//!   answered) at its maximum, with as many connections as the generator has players;
+//! - the generator (open loop: requests due at fixed times, latency from the due time) at
+//!   the highest rate it holds, found by bisection: the rate is held when under 0.1% of the
+//!   due requests overflow (no free player) or fail and it achieves 99% of the rate asked.
+//!
+//! `cargo bench -p chaos-runner --bench load` measures (3 rounds, the medians);
+//! `cargo test` runs a smoke pass (one short step of each) and prints nothing to compare.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use chaos_runner::load::LoadGenerator;
+use chaos_runner::spec::LoadSpec;
+
+/// How much to measure.
+struct Scale {
+    rounds: usize,
+    /// How long wrk runs, and each bisection step of the generator.
+    step: Duration,
+    /// Bisection steps.
+    steps: usize,
+}
+
+const FULL: Scale = Scale {
+    rounds: 3,
+    step: Duration::from_secs(5),
+    steps: 7,
+};
+
+const SMOKE: Scale = Scale {
+    rounds: 0,
+    step: Duration::from_secs(1),
+    steps: 0,
+};
+
+/// Connections (wrk) and players (the generator): requests in flight at most.
+const IN_FLIGHT: u32 = 64;
+
+/// The share of due requests that may overflow or fail for a rate to count as held.
+const MAX_LOST: f64 = 0.001;
+
+/// Starts the server on its own thread and runtime (one worker); returns its base URL.
+fn server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("address"));
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let app = axum::Router::new().route(
+                "/v1/sessions",
+                axum::routing::get(|| async {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/json")],
+                        r#"{"sessions":[]}"#,
+                    )
+                }),
+            );
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    url
+}
+
+/// What one tool achieved at one setting.
+#[derive(Debug, Clone, Copy, Default)]
+struct Figures {
+    /// Answered requests per second.
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+/// wrk at its maximum for `duration`.
+fn wrk(url: &str, duration: Duration) -> Option<Figures> {
+    let out = Command::new("wrk")
+        .args(["-t1", &format!("-c{IN_FLIGHT}")])
+        .arg(format!("-d{}s", duration.as_secs().max(1)))
+        .arg("--latency")
+        .arg(format!("{url}/v1/sessions"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))?
+        .trim()
+        .parse()
+        .ok()?;
+    let percentile = |p: &str| {
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix(p))
+            .and_then(|v| wrk_ms(v.trim()))
+    };
+    Some(Figures {
+        rate,
+        p50_ms: percentile("50%")?,
+        p99_ms: percentile("99%")?,
+    })
+}
+
+/// wrk's durations: `512.00us`, `1.20ms`, `2.01s`.
+fn wrk_ms(text: &str) -> Option<f64> {
+    let split = text.find(|c: char| c.is_ascii_alphabetic())?;
+    let (number, unit) = text.split_at(split);
+    let value: f64 = number.parse().ok()?;
+    match unit {
+        "us" => Some(value / 1000.0),
+        "ms" => Some(value),
+        "s" => Some(value * 1000.0),
+        "m" => Some(value * 60_000.0),
+        _ => None,
+    }
+}
+
+/// The generator at `rate` for `duration`: what it achieved, and whether it held.
+fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
+    let spec: LoadSpec = serde_json::from_value(serde_json::json!({
+        "target": url,
+        "rate": rate,
+        "players": IN_FLIGHT,
+        "mix": { "session": 1.0 },
+        "timeout": "2s",
+        "seed": 1,
+    }))
+    .expect("a load spec");
+    let started = Instant::now();
+    let mut load = LoadGenerator::start(&spec, started, Duration::from_secs(10)).expect("start");
+    std::thread::sleep(duration);
+    let report = load.stop();
+    let all = report
+        .totals
+        .iter()
+        .find(|t| t.operation == "all")
+        .expect("the totals of all operations");
+    let lost = all.errors as f64 / (all.count.max(1)) as f64;
+    let answered = (all.success + all.rate_limited) as f64 / (report.duration_ms as f64 / 1000.0);
+    let held = lost < MAX_LOST && answered >= 0.99 * f64::from(rate);
+    (
+        Figures {
+            rate: answered,
+            p50_ms: all.p50_ms.unwrap_or(f64::NAN),
+            p99_ms: all.p99_ms.unwrap_or(f64::NAN),
+        },
+        held,
+    )
+}
+
+/// The highest rate the generator holds, by bisection between 0 and `ceiling`.
+fn generator_max(url: &str, ceiling: f64, scale: &Scale) -> (u32, Figures) {
+    let (mut low, mut high) = (0.0f64, ceiling.max(100.0));
+    let mut best = (0, Figures::default());
+    for _ in 0..scale.steps {
+        let rate = ((low + high) / 2.0).round() as u32;
+        let (figures, held) = generator(url, rate.max(1), scale.step);
+        eprintln!(
+            "  generator at {rate}/s: answered {:.0}/s, p99 {:.2} ms, {}",
+            figures.rate,
+            figures.p99_ms,
+            if held { "held" } else { "not held" }
+        );
+        if held {
+            low = f64::from(rate);
+            best = (rate, figures);
+        } else {
+            high = f64::from(rate);
+        }
+    }
+    best
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() {
+    // cargo-nextest lists a binary's tests first, then runs each by name: the smoke pass
+    // is this binary's one test.
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--list") {
+        if !args.iter().any(|a| a == "--ignored") {
+            println!("smoke: test");
+        }
+        return;
+    }
+    let benching = args.iter().any(|a| a == "--bench");
+    let scale = if benching { FULL } else { SMOKE };
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let url = server();
+    let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
+    assert!(
+        have_wrk || !ci,
+        "wrk is not installed (scripts/test installs it)"
+    );
+    if !benching {
+        // One short step of each: both run and answer; no figures.
+        if have_wrk {
+            let peer = wrk(&url, scale.step).expect("wrk's figures");
+            assert!(peer.rate > 0.0, "wrk answered nothing");
+        }
+        let (figures, _) = generator(&url, 200, scale.step);
+        assert!(figures.rate > 0.0, "the generator answered nothing");
+        eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench load` to measure)");
+        return;
+    }
+    let mut wrk_runs = Vec::new();
+    let mut ours = Vec::new();
+    for round in 0..scale.rounds {
+        let peer = if have_wrk {
+            wrk(&url, scale.step)
+        } else {
+            None
+        };
+        if let Some(f) = peer {
+            eprintln!(
+                "round {round}: wrk {:.0}/s p50 {:.2} ms p99 {:.2} ms",
+                f.rate, f.p50_ms, f.p99_ms
+            );
+            wrk_runs.push(f);
+        }
+        // Bisect up to a little over wrk's maximum (or a fixed ceiling without it).
+        let ceiling = peer.map_or(20_000.0, |f| f.rate * 1.2);
+        let (rate, figures) = generator_max(&url, ceiling, &scale);
+        eprintln!("round {round}: generator holds {rate}/s");
+        ours.push((f64::from(rate), figures));
+    }
+    let wrk_rate = median(wrk_runs.iter().map(|f| f.rate).collect());
+    let our_rate = median(ours.iter().map(|(r, _)| *r).collect());
+    println!("\n| tool | loop | rate held | p50 | p99 |");
+    println!("|---|---|---:|---:|---:|");
+    println!(
+        "| wrk 4.1 (`-t1 -c{IN_FLIGHT}`) | closed | {wrk_rate:.0}/s | {:.2} ms | {:.2} ms |",
+        median(wrk_runs.iter().map(|f| f.p50_ms).collect()),
+        median(wrk_runs.iter().map(|f| f.p99_ms).collect()),
+    );
+    println!(
+        "| chaos-runner load ({IN_FLIGHT} players) | open, latency from the due time | {our_rate:.0}/s | {:.2} ms | {:.2} ms |",
+        median(ours.iter().map(|(_, f)| f.p50_ms).collect()),
+        median(ours.iter().map(|(_, f)| f.p99_ms).collect()),
+    );
+    println!(
+        "\ngenerator / wrk: {:.2}x (goal: at least 0.8x)",
+        our_rate / wrk_rate
+    );
+}
