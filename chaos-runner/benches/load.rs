@@ -39,8 +39,22 @@ const SMOKE: Scale = Scale {
     steps: 0,
 };
 
-/// Connections (wrk) and players (the generator): requests in flight at most.
+/// wrk's connections (closed loop: each always has a request in flight).
 const IN_FLIGHT: u32 = 64;
+
+/// The generator's players by default: requests in flight at most. An open loop needs
+/// headroom a closed loop does not: when the generator's own thread stalls (the two cores
+/// are shared with the server), the requests that fell due meanwhile all go at once, and
+/// any beyond the free players overflow.
+const PLAYERS: u32 = 256;
+
+/// The generator's players (`LOAD_BENCH_PLAYERS`, default [`PLAYERS`]).
+fn players() -> u32 {
+    std::env::var("LOAD_BENCH_PLAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(PLAYERS)
+}
 
 /// The share of due requests that may overflow or fail for a rate to count as held.
 const MAX_LOST: f64 = 0.001;
@@ -80,6 +94,8 @@ struct Figures {
     rate: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// The share of due requests that overflowed or failed (the generator only).
+    lost: f64,
 }
 
 /// wrk at its maximum for `duration`.
@@ -107,6 +123,7 @@ fn wrk(url: &str, duration: Duration) -> Option<Figures> {
         rate,
         p50_ms: percentile("50%")?,
         p99_ms: percentile("99%")?,
+        lost: 0.0,
     })
 }
 
@@ -129,7 +146,7 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
     let spec: LoadSpec = serde_json::from_value(serde_json::json!({
         "target": url,
         "rate": rate,
-        "players": IN_FLIGHT,
+        "players": players(),
         "mix": { "session": 1.0 },
         "timeout": "2s",
         "seed": 1,
@@ -145,6 +162,15 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
         .find(|t| t.operation == "all")
         .expect("the totals of all operations");
     let lost = all.errors as f64 / (all.count.max(1)) as f64;
+    if all.errors > 0 {
+        eprintln!(
+            "    {} of {} lost: {} overflowed, {} failed",
+            all.errors,
+            all.count,
+            all.overflow,
+            all.errors - all.overflow
+        );
+    }
     let answered = (all.success + all.rate_limited) as f64 / (report.duration_ms as f64 / 1000.0);
     let held = lost < MAX_LOST && answered >= 0.99 * f64::from(rate);
     (
@@ -152,6 +178,7 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
             rate: answered,
             p50_ms: all.p50_ms.unwrap_or(f64::NAN),
             p99_ms: all.p99_ms.unwrap_or(f64::NAN),
+            lost,
         },
         held,
     )
@@ -165,8 +192,9 @@ fn generator_max(url: &str, ceiling: f64, scale: &Scale) -> (u32, Figures) {
         let rate = ((low + high) / 2.0).round() as u32;
         let (figures, held) = generator(url, rate.max(1), scale.step);
         eprintln!(
-            "  generator at {rate}/s: answered {:.0}/s, p99 {:.2} ms, {}",
+            "  generator at {rate}/s: answered {:.0}/s, lost {:.3}%, p99 {:.2} ms, {}",
             figures.rate,
+            figures.lost * 100.0,
             figures.p99_ms,
             if held { "held" } else { "not held" }
         );
@@ -246,7 +274,8 @@ fn main() {
         median(wrk_runs.iter().map(|f| f.p99_ms).collect()),
     );
     println!(
-        "| chaos-runner load ({IN_FLIGHT} players) | open, latency from the due time | {our_rate:.0}/s | {:.2} ms | {:.2} ms |",
+        "| chaos-runner load ({} players) | open, latency from the due time | {our_rate:.0}/s | {:.2} ms | {:.2} ms |",
+        players(),
         median(ours.iter().map(|(_, f)| f.p50_ms).collect()),
         median(ours.iter().map(|(_, f)| f.p99_ms).collect()),
     );

@@ -13,6 +13,7 @@
 
 pub mod player;
 pub mod recorder;
+pub mod transport;
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -24,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::spec::{LoadMix, LoadOperation, LoadSli, LoadSpec};
 use player::{Kind, Player};
 use recorder::{OperationTotals, Outcome, Recorder, SliceSummary};
+use transport::{PlayerConnection, Transport};
 
 /// The longest window a `load` check may look back over.
 pub const MAX_WINDOW: Duration = crate::spec::MAX_LOAD_WINDOW;
@@ -186,11 +188,8 @@ impl LoadGenerator {
         let seed = spec.seed.unwrap_or_else(rand::random);
         let stats = LoadStats::new(run_started, longest_window);
         let stop = Arc::new(AtomicBool::new(false));
-        let client = reqwest::Client::builder()
-            .pool_max_idle_per_host(spec.players as usize)
-            .timeout(spec.timeout)
-            .build()
-            .map_err(|e| LoadError::Start(e.to_string()))?;
+        let transport =
+            Transport::for_target(&spec.target, spec.players).map_err(LoadError::Start)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -199,7 +198,7 @@ impl LoadGenerator {
             let (spec, stats, stop) = (spec.clone(), stats.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("load".into())
-                .spawn(move || runtime.block_on(drive(spec, seed, client, stats, stop)))
+                .spawn(move || runtime.block_on(drive(spec, seed, transport, stats, stop)))
                 .map_err(|e| LoadError::Start(e.to_string()))?
         };
         tracing::info!(url = %spec.target, rate = spec.rate, players = spec.players, seed, "load generator started");
@@ -259,11 +258,14 @@ impl Drop for LoadGenerator {
     }
 }
 
+/// The rate (requests per second) from which the driver issues requests continuously.
+const CONTINUOUS_RATE: f64 = 5_000.0;
+
 /// The driver loop: issues every due request, each from a free player, until `stop`.
 async fn drive(
     spec: LoadSpec,
     seed: u64,
-    client: reqwest::Client,
+    transport: Transport,
     stats: LoadStats,
     stop: Arc<AtomicBool>,
 ) {
@@ -271,23 +273,37 @@ async fn drive(
     let cumulative = kinds(&spec.mix);
     let rate = f64::from(spec.rate.max(1));
     let players = spec.players.max(1) as usize;
-    let mut free: Vec<Player> = (1..=spec.players.max(1)).map(Player::new).collect();
-    let (back, mut returned) = tokio::sync::mpsc::unbounded_channel::<Player>();
-    let base: Arc<str> = Arc::from(spec.target.trim_end_matches('/'));
+    // Each player with its own connection, which travels with it.
+    let mut free: Vec<(Player, PlayerConnection)> = (1..=spec.players.max(1))
+        .map(|n| (Player::new(n), PlayerConnection::default()))
+        .collect();
+    let (back, mut returned) = tokio::sync::mpsc::unbounded_channel::<(Player, PlayerConnection)>();
+    let transport = Arc::new(transport);
     let tick = Duration::from_secs_f64(1.0 / rate)
         .clamp(Duration::from_millis(1), Duration::from_millis(10));
     let mut ticker = tokio::time::interval(tick);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // From this rate on, requests are issued as they fall due rather than in a burst per
+    // millisecond tick (the timer's resolution): the thread is busy anyway, and bursts
+    // would hold players longer and overflow sooner.
+    let continuous = rate >= CONTINUOUS_RATE;
     let start = tokio::time::Instant::now();
     let mut issued: u64 = 0;
     loop {
-        tokio::select! {
-            biased;
-            Some(p) = returned.recv() => {
+        if continuous {
+            tokio::task::yield_now().await;
+            while let Ok(p) = returned.try_recv() {
                 free.push(p);
-                continue;
             }
-            _ = ticker.tick() => {}
+        } else {
+            tokio::select! {
+                biased;
+                Some(p) = returned.recv() => {
+                    free.push(p);
+                    continue;
+                }
+                _ = ticker.tick() => {}
+            }
         }
         if stop.load(Ordering::Relaxed) {
             break;
@@ -306,13 +322,12 @@ async fn drive(
                 );
                 continue;
             }
-            let mut player = free.swap_remove(rng.random_range(0..free.len()));
+            let (mut player, mut connection) = free.swap_remove(rng.random_range(0..free.len()));
             let step = player.next(kind);
-            let (client, base, stats, back) =
-                (client.clone(), base.clone(), stats.clone(), back.clone());
+            let (transport, stats, back) = (transport.clone(), stats.clone(), back.clone());
             let timeout = spec.timeout;
             tokio::spawn(async move {
-                let result = player::send(&client, &base, &step, timeout).await;
+                let result = transport.send(&mut connection, &step, timeout).await;
                 let done = Instant::now();
                 let outcome = match &result {
                     Ok((status, body)) => {
@@ -330,7 +345,7 @@ async fn drive(
                     done.saturating_duration_since(scheduled),
                     done,
                 );
-                let _ = back.send(player);
+                let _ = back.send((player, connection));
             });
         }
     }

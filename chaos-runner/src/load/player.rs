@@ -4,7 +4,6 @@
 //! kind drawn from the mix.
 
 use serde_json::{json, Value};
-use std::time::Duration;
 
 use crate::load::recorder::Outcome;
 use crate::spec::LoadOperation;
@@ -202,36 +201,4 @@ pub fn classify(status: u16) -> Outcome {
         429 => Outcome::RateLimited,
         _ => Outcome::Error,
     }
-}
-
-/// A player's request got no answer (a timeout or a connection failure); the URL is left
-/// out of the message.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SendError(#[source] pub reqwest::Error);
-
-/// Sends `step` to `base` and returns its status and JSON body (`Null` when the body is
-/// not JSON); `Err` on a timeout or a connection failure.
-pub async fn send(
-    client: &reqwest::Client,
-    base: &str,
-    step: &Step,
-    timeout: Duration,
-) -> Result<(u16, Value), SendError> {
-    let url = format!("{}{}", base.trim_end_matches('/'), step.path);
-    let mut request = client.request(step.method.clone(), url).timeout(timeout);
-    if let Some(body) = &step.body {
-        request = request.json(body);
-    }
-    let response = request
-        .send()
-        .await
-        .map_err(|e| SendError(e.without_url()))?;
-    let status = response.status().as_u16();
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| SendError(e.without_url()))?;
-    let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Ok((status, body))
 }
