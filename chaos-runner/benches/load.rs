@@ -238,8 +238,11 @@ fn main() {
             let peer = wrk(&url, scale.step).expect("wrk's figures");
             assert!(peer.rate > 0.0, "wrk answered nothing");
         }
-        let (figures, _) = generator(&url, 200, scale.step);
-        assert!(figures.rate > 0.0, "the generator answered nothing");
+        // Both ways of issuing: on the millisecond tick, and as requests fall due.
+        for rate in [200, 6_000] {
+            let (figures, _) = generator(&url, rate, scale.step);
+            assert!(figures.rate > 0.0, "the generator answered nothing at {rate}/s");
+        }
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench load` to measure)");
         return;
     }
