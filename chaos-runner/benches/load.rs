@@ -59,8 +59,15 @@ fn players() -> u32 {
 /// The share of due requests that may overflow or fail for a rate to count as held.
 const MAX_LOST: f64 = 0.001;
 
+/// The server's switch: answer 503 from now on, and when the first 503 went out.
+#[derive(Default)]
+struct Failing {
+    on: std::sync::atomic::AtomicBool,
+    first: std::sync::Mutex<Option<Instant>>,
+}
+
 /// Starts the server on its own thread and runtime (one worker); returns its base URL.
-fn server() -> String {
+fn server(failing: std::sync::Arc<Failing>) -> String {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("address"));
     listener.set_nonblocking(true).expect("nonblocking");
@@ -74,11 +81,22 @@ fn server() -> String {
             let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
             let app = axum::Router::new().route(
                 "/v1/sessions",
-                axum::routing::get(|| async {
-                    (
-                        [(http::header::CONTENT_TYPE, "application/json")],
-                        r#"{"sessions":[]}"#,
-                    )
+                axum::routing::get(move || {
+                    let failing = failing.clone();
+                    async move {
+                        let status = if failing.on.load(std::sync::atomic::Ordering::SeqCst) {
+                            let mut first = failing.first.lock().expect("lock");
+                            first.get_or_insert_with(Instant::now);
+                            http::StatusCode::SERVICE_UNAVAILABLE
+                        } else {
+                            http::StatusCode::OK
+                        };
+                        (
+                            status,
+                            [(http::header::CONTENT_TYPE, "application/json")],
+                            r#"{"sessions":[]}"#,
+                        )
+                    }
                 }),
             );
             axum::serve(listener, app).await.expect("serve");
@@ -226,7 +244,8 @@ fn main() {
     let benching = args.iter().any(|a| a == "--bench");
     let scale = if benching { FULL } else { SMOKE };
     let ci = std::env::var("CI").is_ok_and(|v| v == "true");
-    let url = server();
+    let failing = std::sync::Arc::new(Failing::default());
+    let url = server(failing.clone());
     let have_wrk = Command::new("wrk").arg("--version").output().is_ok();
     assert!(
         have_wrk || !ci,
@@ -241,8 +260,13 @@ fn main() {
         // Both ways of issuing: on the millisecond tick, and as requests fall due.
         for rate in [200, 6_000] {
             let (figures, _) = generator(&url, rate, scale.step);
-            assert!(figures.rate > 0.0, "the generator answered nothing at {rate}/s");
+            assert!(
+                figures.rate > 0.0,
+                "the generator answered nothing at {rate}/s"
+            );
         }
+        let reaction = abort_reaction(&url, &failing);
+        eprintln!("abort reaction: {reaction:?}");
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench load` to measure)");
         return;
     }
@@ -286,4 +310,132 @@ fn main() {
         "\ngenerator / wrk: {:.2}x (goal: at least 0.8x)",
         our_rate / wrk_rate
     );
+
+    // The abort on a built-in SLI: from the first failing answer to the fault gone.
+    let mut reactions: Vec<f64> = (0..REACTION_ROUNDS)
+        .map(|round| {
+            let took = abort_reaction(&url, &failing);
+            eprintln!("abort reaction round {round}: {took:?}");
+            took.as_secs_f64() * 1000.0
+        })
+        .collect();
+    reactions.sort_by(f64::total_cmp);
+    println!(
+        "\nabort reaction (checkInterval 100ms, errorRate over 1s > 5%), {REACTION_ROUNDS} runs: \
+         median {:.0} ms, max {:.0} ms (goal: at most 200 ms)",
+        median(reactions.clone()),
+        reactions.last().copied().unwrap_or(f64::NAN)
+    );
+}
+
+/// Runs of the abort-reaction measure.
+const REACTION_ROUNDS: usize = 7;
+
+/// One run of `chaos-runner run`: load on the server, a CPU hog as the fault, an abort on
+/// the load's error rate checked every 100 ms. Once the hog is live the server starts
+/// failing; the time from its first failing answer to the hog's process gone, seen from
+/// here (polling its `/proc` entry every millisecond).
+fn abort_reaction(url: &str, failing: &Failing) -> Duration {
+    use std::sync::atomic::Ordering;
+    failing.on.store(false, Ordering::SeqCst);
+    *failing.first.lock().expect("lock") = None;
+    let dir = std::env::temp_dir().join(format!("load-bench-abort-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let fault = format!("bench-hog-{}", std::process::id());
+    let experiment = dir.join("experiment.yaml");
+    std::fs::write(
+        &experiment,
+        format!(
+            r#"apiVersion: chaos.game-resilience.dev/v1
+kind: Experiment
+metadata: {{ name: load-bench-abort }}
+spec:
+  target: {{ backend: local }}
+  load: {{ target: "{url}", rate: 400, players: 50, mix: {{ session: 1 }}, warmup: 1s }}
+  faults:
+    - name: {fault}
+      type: cpu-hog
+      selector: {{ host: localhost }}
+      parameters: {{ workers: 1, load: 1 }}
+      duration: 60s
+  abortWhen:
+    - name: errors
+      load: {{ sli: errorRate, window: 1s, breachWhen: ">", threshold: 0.05 }}
+  checkInterval: 100ms
+  report: {{ dir: "{}", formats: [json] }}
+"#,
+            dir.join("reports").display()
+        ),
+    )
+    .expect("write the experiment");
+    let mut runner = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["--output", "json", "run"])
+        .arg(&experiment)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .stdout(std::fs::File::create(dir.join("stdout.log")).expect("a log file"))
+        .stderr(std::fs::File::create(dir.join("stderr.log")).expect("a log file"))
+        .spawn()
+        .expect("start chaos-runner run");
+    let said = || {
+        ["stdout.log", "stderr.log"]
+            .map(|f| std::fs::read_to_string(dir.join(f)).unwrap_or_default())
+            .join("\n")
+    };
+    let Some(hog) = wait(Duration::from_secs(30), || hog_pid(&fault)) else {
+        let _ = runner.kill();
+        panic!("the hog never started; the run said:\n{}", said());
+    };
+    // A second of healthy load with the fault live, then the server fails, at a moment
+    // drawn within the check interval: the hog starts in step with the checks, and a fixed
+    // delay would always land just after one (the worst case, every time).
+    let offset = Duration::from_micros(rand::random_range(0..100_000));
+    std::thread::sleep(Duration::from_secs(1) + offset);
+    failing.on.store(true, Ordering::SeqCst);
+    let gone = wait(Duration::from_secs(30), || (!alive(hog)).then(Instant::now))
+        .expect("the run removes the hog");
+    let status = runner.wait().expect("the run ends");
+    failing.on.store(false, Ordering::SeqCst);
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "the run aborts; it said:\n{}",
+        said()
+    );
+    let first = failing
+        .first
+        .lock()
+        .expect("lock")
+        .expect("a failing answer");
+    let _ = std::fs::remove_dir_all(&dir);
+    gone.saturating_duration_since(first)
+}
+
+/// Polls `found` every millisecond until it gives a value or `limit` passes.
+fn wait<T>(limit: Duration, mut found: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(value) = found() {
+            return Some(value);
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    None
+}
+
+/// The hog process of `fault`, if running.
+fn hog_pid(fault: &str) -> Option<u32> {
+    use chaos_runner::sys::proc;
+    proc::pids().into_iter().find(|pid| {
+        proc::cmdline(*pid).is_some_and(|a| {
+            a.get(1).is_some_and(|s| s == "stress")
+                && a.windows(2).any(|w| w[0] == "--fault" && w[1] == fault)
+        }) && alive(*pid)
+    })
+}
+
+/// Whether `pid` runs (a zombie does not).
+fn alive(pid: u32) -> bool {
+    chaos_runner::sys::proc::stat(pid).is_some_and(|(state, _)| state != 'Z' && state != 'X')
 }

@@ -281,9 +281,12 @@ impl Recorder {
         window: Duration,
         now: Instant,
     ) -> Option<f64> {
+        // The current slice is partial (just after a boundary it holds nothing yet), so
+        // the window reaches back over `window` whole slices before it as well: between
+        // `window` and `window` + 1 s of data, never an empty window under steady load.
         let current = self.index_at(now);
         let slices = window.as_secs().max(1);
-        let oldest = (current + 1).saturating_sub(slices);
+        let oldest = current.saturating_sub(slices);
         let wanted = |op: LoadOperation| match sli {
             LoadSli::MatchmakingSuccess => {
                 matches!(op, LoadOperation::Queue | LoadOperation::PollTicket)
@@ -438,6 +441,32 @@ mod tests {
         assert_eq!(timeline[0].errors_by_operation.get("saveWrite"), Some(&10));
         let totals = r.totals();
         assert_eq!(totals.last().map(|t| t.count), Some(60));
+    }
+
+    #[test]
+    fn a_window_just_after_a_slice_boundary_still_holds_the_last_second() {
+        let start = Instant::now();
+        let mut r = Recorder::new(start, Duration::from_secs(10));
+        for ms in (0..1000).step_by(10) {
+            r.record(
+                LoadOperation::Sessions,
+                Outcome::Success,
+                Duration::from_millis(1),
+                start + Duration::from_millis(ms),
+            );
+        }
+        // 1 ms into the next second, nothing has ended yet in it: a 1 s window is the
+        // second before, not an empty slice (which an `onEmpty: breach` check would fail).
+        let boundary = start + Duration::from_millis(1001);
+        assert_eq!(
+            r.sli(
+                LoadSli::Availability,
+                None,
+                Duration::from_secs(1),
+                boundary
+            ),
+            Some(1.0)
+        );
     }
 
     #[test]

@@ -201,7 +201,8 @@ impl LoadOperation {
 pub struct LoadCheck {
     /// Which SLI.
     pub sli: LoadSli,
-    /// Look-back window, in whole 1 s slices (1s to 5m; default 10s).
+    /// Look-back window, in whole 1 s slices (1s to 5m; default 10s), plus the slice under
+    /// way.
     #[serde(default = "default_load_window", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub window: Duration,
