@@ -640,13 +640,23 @@ fn api_speaks_toxiproxy_v2() {
     s.write_all(b"0123456789").unwrap();
     let mut buf = [0u8; 10];
     s.read_exact(&mut buf).unwrap();
-    let (code, metrics) = http("GET", &format!("{api}/metrics"), None);
-    assert_eq!(code, 200);
+    // The relay counts the bytes it wrote after writing them: the client can read them
+    // before the counter moves, so wait for it (bounded) rather than race it.
+    let counted = r#"chaos_proxy_bytes_total{proxy="redis",direction="downstream"} 10"#;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let (code, metrics) = http("GET", &format!("{api}/metrics"), None);
+        assert_eq!(code, 200);
+        if metrics.contains(counted) || Instant::now() > deadline {
+            break metrics;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
     assert!(
         metrics.contains(r#"chaos_proxy_bytes_total{proxy="redis",direction="upstream"} 10"#),
         "{metrics}"
     );
-    assert!(metrics.contains(r#"chaos_proxy_bytes_total{proxy="redis",direction="downstream"} 10"#));
+    assert!(metrics.contains(counted), "{metrics}");
     assert!(metrics.contains(r#"chaos_proxy_connections_total{proxy="redis"} 1"#));
     assert!(metrics.contains(r#"chaos_proxy_connections_open{proxy="redis"} 1"#));
     assert!(metrics.contains(r#"chaos_proxy_toxics_active{proxy="redis"} 2"#));
