@@ -31,7 +31,8 @@ pub struct LoadSpec {
     pub allow_remote: bool,
     /// Virtual players (1 to 100000). Each has at most one request in flight, so this is
     /// also the bound on requests in flight: a due request with no free player is counted
-    /// as an error (`overflow`).
+    /// as an error (`overflow`). Against an `http://` target each player keeps a connection
+    /// of its own.
     #[serde(default = "default_players")]
     pub players: u32,
     /// Requests per second, all players together (1 to 100000).
