@@ -46,6 +46,24 @@ pub struct Step {
     pub body: Option<Value>,
 }
 
+impl Step {
+    /// Whether the journey reads this step's answer body (the matchmaking calls: the ticket,
+    /// the match); the others move on by the status alone, and their bodies are not parsed.
+    ///
+    /// ```
+    /// use chaos_runner::load::player::{Kind, Player};
+    /// let p = Player::new(1);
+    /// assert!(p.next(Kind::Matchmaking).reads_body());
+    /// assert!(!p.next(Kind::SaveWrite).reads_body());
+    /// ```
+    pub fn reads_body(&self) -> bool {
+        matches!(
+            self.operation,
+            LoadOperation::Queue | LoadOperation::PollTicket
+        )
+    }
+}
+
 impl Player {
     /// Player number `n` (`p<n>`), skill spread over 1000..2000.
     ///

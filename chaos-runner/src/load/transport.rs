@@ -114,8 +114,9 @@ impl Transport {
         }
     }
 
-    /// Sends `step` and returns its status and JSON body (`Null` when the body is not
-    /// JSON). A failure closes the player's connection; the next request opens another.
+    /// Sends `step` and returns its status and JSON body (`Null` when the body is not JSON,
+    /// or the step does not read it). A failure closes the player's connection; the next
+    /// request opens another.
     pub async fn send(
         &self,
         connection: &mut PlayerConnection,
@@ -141,10 +142,12 @@ impl Transport {
             connection.0 = None;
         }
         let (status, bytes) = answer?;
-        Ok((
-            status,
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+        let body = if step.reads_body() {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        } else {
+            Value::Null
+        };
+        Ok((status, body))
     }
 }
 
