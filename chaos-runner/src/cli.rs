@@ -226,7 +226,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Exporter {
             listen,
             state_dir: dir,
-        } => crate::exporter::serve(listen, state_dir(dir)),
+        } => crate::exporter::serve(listen, state_dir(dir), cli.output),
         Command::Recover { state_dir: dir } => crate::recover::run(&state_dir(dir), cli.output),
         Command::Proxy {
             listen,

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::exit::Outcome;
 use crate::journal::{live_faults, JournalError, LiveFault};
+use crate::output::Format;
 
 /// The labels of a run's series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
@@ -80,8 +81,9 @@ fn encode_page(live: &[LiveFault], runner_alive: impl Fn(&LiveFault) -> bool) ->
     page
 }
 
-/// Serves `GET /metrics` on `listen` until SIGINT or SIGTERM.
-pub fn serve(listen: SocketAddr, state_dir: PathBuf) -> Outcome {
+/// Serves `GET /metrics` on `listen` until SIGINT or SIGTERM; says where in `output`'s
+/// form (a line of text, or one JSON object).
+pub fn serve(listen: SocketAddr, state_dir: PathBuf, output: Format) -> Outcome {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -108,7 +110,14 @@ pub fn serve(listen: SocketAddr, state_dir: PathBuf) -> Outcome {
             }),
         );
         let bound = listener.local_addr().unwrap_or(listen);
-        println!("exporter serving http://{bound}/metrics");
+        let url = format!("http://{bound}/metrics");
+        match output {
+            Format::Text => println!("exporter serving {url}"),
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({ "command": "exporter", "metrics": url })
+            ),
+        }
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown())
             .await;
