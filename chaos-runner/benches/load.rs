@@ -3,14 +3,20 @@
 //! A minimal HTTP server in this process answers `GET /v1/sessions` (the game API's
 //! session list, which a load mix of `session: 1` calls from players that never matched).
 //! Each round measures, in turn:
-//! - `wrk` (closed loop: each connection sends its next request when the last one is
-//!   answered) at its maximum, with as many connections as the generator has players;
-//! - the generator (open loop: requests due at fixed times, latency from the due time) at
-//!   the highest rate it holds, found by bisection: the rate is held when under 0.1% of the
-//!   due requests overflow (no free player) or fail and it achieves 99% of the rate asked.
+//! - `wrk` (closed loop: each of 64 connections sends its next request when the last one
+//!   is answered) at its maximum;
+//! - the generator (open loop: requests due at fixed times, latency from the due time; 256
+//!   players) at the highest rate it holds, found by bisection: the rate is held when under
+//!   0.1% of the due requests overflow (no free player) or fail and it achieves 99% of the
+//!   rate asked.
 //!
-//! `cargo bench -p chaos-runner --bench load` measures (3 rounds, the medians);
-//! `cargo test` runs a smoke pass (one short step of each) and prints nothing to compare.
+//! Then the abort reaction: `chaos-runner run` with load on the same server and an abort
+//! on the load's error rate checked every 100 ms; from the server's first failing answer
+//! to the fault (a CPU hog) gone, seen from outside the runner.
+//!
+//! `cargo bench -p chaos-runner --bench load` measures (3 rounds, the medians; 7 abort
+//! runs); `cargo test` runs a smoke pass (one short step of each, one abort run) and prints
+//! nothing to compare.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -33,6 +39,7 @@ const FULL: Scale = Scale {
     steps: 7,
 };
 
+/// The smoke pass: one step of each, no rounds, no bisection.
 const SMOKE: Scale = Scale {
     rounds: 0,
     step: Duration::from_secs(1),
