@@ -311,15 +311,8 @@ fn proxy(
     };
     // SIGINT/SIGTERM are taken from before the first socket opens: one that comes while
     // the proxies start still stops them cleanly (tokio keeps it until it is awaited).
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return Outcome::Aborted;
-        }
+    let Some(runtime) = crate::output::runtime_or_report() else {
+        return Outcome::Aborted;
     };
     let signals = runtime.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};

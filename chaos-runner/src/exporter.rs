@@ -84,15 +84,8 @@ fn encode_page(live: &[LiveFault], runner_alive: impl Fn(&LiveFault) -> bool) ->
 /// Serves `GET /metrics` on `listen` until SIGINT or SIGTERM; says where in `output`'s
 /// form (a line of text, or one JSON object).
 pub fn serve(listen: SocketAddr, state_dir: PathBuf, output: Format) -> Outcome {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return Outcome::Aborted;
-        }
+    let Some(runtime) = crate::output::runtime_or_report() else {
+        return Outcome::Aborted;
     };
     runtime.block_on(async move {
         let listener = match tokio::net::TcpListener::bind(listen).await {

@@ -178,3 +178,18 @@ impl EventSink for JsonSink {
         }
     }
 }
+
+/// A single-threaded tokio runtime for a long-running command (`proxy`, `exporter`), or
+/// `None` after saying on stderr why it could not start (the command then exits 2).
+pub(crate) fn runtime_or_report() -> Option<tokio::runtime::Runtime> {
+    match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => Some(runtime),
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            None
+        }
+    }
+}

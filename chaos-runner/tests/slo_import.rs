@@ -4,6 +4,7 @@
 //! experiment can name one as its `sloFile`, and every construct that cannot be carried is
 //! refused by name, at its field and line in the source file.
 
+use crate::support::slo_tools::{promtool, promtool_passes, slo_test};
 use crate::support::TempDir;
 
 use chaos_runner::spec::{self, calendar::SloAlerting, SloSet};
@@ -350,26 +351,7 @@ fn slo_rules_writes_rules_from_the_sloth_file() {
     assert!(text.contains("slo_set: game-api"), "{text}");
     assert!(text.contains("runbook_url: https://runbooks.example/game-api/availability"));
     let Some(promtool) = promtool() else { return };
-    let check = Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(&rules)
-        .output()
-        .unwrap();
-    assert!(check.status.success(), "{}", said(&check));
-}
-
-/// `promtool`, or `None` (skip) outside CI when it is missing.
-fn promtool() -> Option<&'static str> {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .map(|_| ())
-        .map_err(|e| format!("promtool not found ({e})"));
-    crate::support::servers::require(found).then_some("promtool")
-}
-
-fn said(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    promtool_passes(promtool, dir.path(), &["check", "rules", "rules.yaml"]);
 }
 
 #[test]
@@ -377,20 +359,8 @@ fn the_rules_of_both_imported_files_pass_their_promtool_tests() {
     let Some(promtool) = promtool() else { return };
     for file in ["sloth-game-api.yaml", "openslo-saves.yaml"] {
         let dir = TempDir::new("slo-import-promtool");
-        let out = runner()
-            .args(["slo", "test"])
-            .arg(imported(file))
-            .arg("--dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{file}: {}", said(&out));
-        let test = Command::new(promtool)
-            .args(["test", "rules", "slo-tests.yaml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        assert!(test.status.success(), "{file}: {}", said(&test));
+        slo_test(&imported(file), dir.path());
+        promtool_passes(promtool, dir.path(), &["test", "rules", "slo-tests.yaml"]);
     }
 }
 

@@ -7,17 +7,8 @@ use crate::support;
 
 use std::path::Path;
 use std::process::Command;
+use support::slo_tools::{promtool, promtool_passes, slo_test};
 use support::*;
-
-/// `promtool`, or `None` (skip) outside CI when it is missing.
-fn promtool() -> Option<&'static str> {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .output()
-        .map(|_| ())
-        .map_err(|e| format!("promtool not found ({e})"));
-    support::servers::require(found).then_some("promtool")
-}
 
 fn slo_rules(file: &Path, out: &Path) {
     let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
@@ -43,14 +34,7 @@ fn the_shipped_slo_files_rules_pass_promtool_check() {
     let shipped =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
     slo_rules(&shipped, &out);
-    let check = Command::new(promtool)
-        .args(["check", "rules"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&check.stdout).into_owned()
-        + &String::from_utf8_lossy(&check.stderr);
-    assert!(check.status.success(), "{said}");
+    promtool_passes(promtool, dir.path(), &["check", "rules", "rules.yaml"]);
     // Five event-based SLOs, each with its four alerts; the gauge SLO has no budget.
     let text = std::fs::read_to_string(&out).unwrap();
     assert_eq!(text.matches("- alert: ").count(), 20, "{text}");
@@ -182,14 +166,7 @@ tests:
         ),
     )
     .unwrap();
-    let test = Command::new(promtool)
-        .args(["test", "rules", "test.yaml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
-    assert!(test.status.success(), "{said}");
+    promtool_passes(promtool, dir.path(), &["test", "rules", "test.yaml"]);
 }
 
 /// `slo test` of the shipped SLO file: every generated test passes the real `promtool`
@@ -200,20 +177,7 @@ fn the_generated_tests_of_the_shipped_slo_file_pass_promtool_test() {
     let dir = TempDir::new("slo-test-shipped");
     let shipped =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/slo/game-services.yaml");
-    let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
-        .args(["slo", "test"])
-        .arg(&shipped)
-        .arg("--dir")
-        .arg(dir.path())
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&run.stdout).into_owned();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let said = slo_test(&shipped, dir.path());
     assert!(said.contains("promtool test rules"), "{said}");
     let tests = std::fs::read_to_string(dir.path().join("slo-tests.yaml")).unwrap();
     // Four alerts x (fires, silent), the 1h page in peak hours (the longer windows do not
@@ -234,14 +198,7 @@ fn the_generated_tests_of_the_shipped_slo_file_pass_promtool_test() {
             "{said}"
         );
     }
-    let test = Command::new(promtool)
-        .args(["test", "rules", "slo-tests.yaml"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let said =
-        String::from_utf8_lossy(&test.stdout).into_owned() + &String::from_utf8_lossy(&test.stderr);
-    assert!(test.status.success(), "{said}");
+    promtool_passes(promtool, dir.path(), &["test", "rules", "slo-tests.yaml"]);
 }
 
 /// Annotations with `{{ $labels.x }}` templates are tested as Prometheus renders them; an
@@ -278,23 +235,9 @@ spec:
     )
     .unwrap();
     let run = |file: &Path| {
-        let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
-            .args(["slo", "test"])
-            .arg(file)
-            .arg("--dir")
-            .arg(dir.path())
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(0), "{out:?}");
-        let test = Command::new(promtool)
-            .args(["test", "rules", "slo-tests.yaml"])
-            .current_dir(dir.path())
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&test.stdout).into_owned()
-            + &String::from_utf8_lossy(&test.stderr);
-        assert!(test.status.success(), "{said}");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let said = slo_test(file, dir.path());
+        promtool_passes(promtool, dir.path(), &["test", "rules", "slo-tests.yaml"]);
+        said
     };
     let said = run(&set);
     assert!(!said.contains("not tested"), "{said}");

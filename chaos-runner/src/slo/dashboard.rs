@@ -42,9 +42,6 @@ pub struct DashboardQuery {
     pub title: String,
     /// The PromQL, exactly as the dashboard sends it.
     pub expr: String,
-    /// Whether it returns data whenever the game serves traffic and the rules run (false
-    /// for annotations, which hold only at certain hours or during a run).
-    pub always: bool,
 }
 
 /// A Grafana dashboard and the queries in it.
@@ -129,7 +126,6 @@ impl Layout {
             self.queries.push(DashboardQuery {
                 title,
                 expr: expr.clone(),
-                always: true,
             });
         }
         self.panels.push(panel);
@@ -250,7 +246,6 @@ pub fn dashboard(set: &SloSet) -> Dashboard {
         layout.queries.push(DashboardQuery {
             title: format!("annotation: {name}"),
             expr: expr.clone(),
-            always: false,
         });
         annotations.push(json!({
             "name": name,

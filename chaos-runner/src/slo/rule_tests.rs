@@ -17,7 +17,9 @@
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-use super::rules::{rules_under_test, RuleFile, RulesError, BURN_RATE, TEST_SERIES};
+use super::rules::{
+    rules_under_test, RuleFile, RulesError, BURN_RATE, ERROR_RATIO, REMAINING, TEST_SERIES,
+};
 use crate::spec::calendar::{Alerting, DayWindow};
 use crate::spec::slo::{format_float, SloSet};
 
@@ -187,6 +189,25 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<GeneratedTests, RulesErro
         alert_rule_test,
         promql_expr_test,
     };
+    // Each SLO's `series` at minute `at`: `value`, or no sample at all.
+    let each_slo_reads = |series: &str, at: u32, value: Option<f64>| -> Vec<ExprTest> {
+        slos.iter()
+            .map(|(slo, _)| {
+                let labels = format!(
+                    "{series}{{slo=\"{}\", slo_set=\"{}\"}}",
+                    slo.name, set.metadata.name
+                );
+                ExprTest {
+                    expr: labels.clone(),
+                    eval_time: format!("{at}m"),
+                    exp_samples: value
+                        .map(|value| ExpectedSample { labels, value })
+                        .into_iter()
+                        .collect(),
+                }
+            })
+            .collect()
+    };
     let mut groups = Vec::new();
     let mut quiet_in_maintenance = Vec::new();
     let mut skipped = Vec::new();
@@ -262,17 +283,7 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<GeneratedTests, RulesErro
     if let Some(at) = maintenance {
         // Twice the fastest factor: every alert would fire outside maintenance.
         let fastest = alerts.iter().map(|a| a.factor).fold(1.0, f64::max);
-        let no_ratio = slos
-            .iter()
-            .map(|(slo, _)| ExprTest {
-                expr: format!(
-                    "slo:sli_error:ratio_rate5m{{slo=\"{}\",slo_set=\"{}\"}}",
-                    slo.name, set.metadata.name
-                ),
-                eval_time: format!("{at}m"),
-                exp_samples: Vec::new(),
-            })
-            .collect();
+        let no_ratio = each_slo_reads(&format!("{ERROR_RATIO}5m"), at, None);
         groups.push(group(
             format!(
                 "maintenance: a {}x burn records no error ratio and fires nothing",
@@ -285,23 +296,7 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<GeneratedTests, RulesErro
     }
     if let (Some((in_peak, factor)), Some(at)) = (peak_after(30), ordinary) {
         // A burn of half the budget's pace spends `factor` times that in peak hours.
-        let weighted = slos
-            .iter()
-            .map(|(slo, _)| {
-                let labels = format!(
-                    "{BURN_RATE}5m{{slo=\"{}\", slo_set=\"{}\"}}",
-                    slo.name, set.metadata.name
-                );
-                ExprTest {
-                    expr: labels.clone(),
-                    eval_time: format!("{in_peak}m"),
-                    exp_samples: vec![ExpectedSample {
-                        labels,
-                        value: 0.5 * factor,
-                    }],
-                }
-            })
-            .collect();
+        let weighted = each_slo_reads(&format!("{BURN_RATE}5m"), in_peak, Some(0.5 * factor));
         groups.push(group(
             format!("in peak hours an error spends {factor}x the budget"),
             series(0.5, at.max(in_peak)),
@@ -317,20 +312,7 @@ pub fn tests(set: &SloSet, rules_file: &str) -> Result<GeneratedTests, RulesErro
         );
     }
     if let Some(at) = ordinary {
-        let half_left = slos
-            .iter()
-            .map(|(slo, _)| {
-                let labels = format!(
-                    "slo:error_budget:remaining{{slo=\"{}\", slo_set=\"{}\"}}",
-                    slo.name, set.metadata.name
-                );
-                ExprTest {
-                    expr: labels.clone(),
-                    eval_time: format!("{at}m"),
-                    exp_samples: vec![ExpectedSample { labels, value: 0.5 }],
-                }
-            })
-            .collect();
+        let half_left = each_slo_reads(REMAINING, at, Some(0.5));
         groups.push(group(
             "half the budget burnt leaves half".to_owned(),
             series(0.5, at),

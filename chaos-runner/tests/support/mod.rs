@@ -6,6 +6,7 @@
 pub mod ports;
 pub mod proxy_process;
 pub mod servers;
+pub mod slo_tools;
 
 pub use ports::free_port;
 
