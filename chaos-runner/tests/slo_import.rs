@@ -4,7 +4,7 @@
 //! experiment can name one as its `sloFile`, and every construct that cannot be carried is
 //! refused by name, at its field and line in the source file.
 
-use crate::support::slo_tools::{promtool, promtool_passes, slo_test};
+use crate::support::slo_tools::{promtool, promtool_passes, slo_rules, slo_test};
 use crate::support::TempDir;
 
 use chaos_runner::spec::{self, calendar::SloAlerting, SloSet};
@@ -326,19 +326,7 @@ fn validate_takes_the_imported_files_and_refuses_the_bad_ones_with_exit_3() {
 fn slo_rules_writes_rules_from_the_sloth_file() {
     let dir = TempDir::new("slo-import-rules");
     let rules = dir.path().join("rules.yaml");
-    let out = runner()
-        .args(["slo", "rules"])
-        .arg(imported("sloth-game-api.yaml"))
-        .arg("-o")
-        .arg(&rules)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    slo_rules(&imported("sloth-game-api.yaml"), &rules);
     let text = std::fs::read_to_string(&rules).unwrap();
     // Two SLOs with Sloth's four alerts each, named by the file's severities.
     assert_eq!(text.matches("- alert: ").count(), 8, "{text}");

@@ -6,25 +6,8 @@
 use crate::support;
 
 use std::path::Path;
-use std::process::Command;
-use support::slo_tools::{promtool, promtool_passes, slo_test};
+use support::slo_tools::{promtool, promtool_passes, slo_rules, slo_test};
 use support::*;
-
-fn slo_rules(file: &Path, out: &Path) {
-    let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
-        .args(["slo", "rules"])
-        .arg(file)
-        .arg("-o")
-        .arg(out)
-        .output()
-        .unwrap();
-    assert_eq!(
-        run.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-}
 
 #[test]
 fn the_shipped_slo_files_rules_pass_promtool_check() {

@@ -49,3 +49,21 @@ pub fn slo_test(file: &Path, dir: &Path) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs `chaos-runner slo rules FILE -o OUT` and asserts it passed.
+pub fn slo_rules(file: &Path, out: &Path) {
+    let run = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["slo", "rules"])
+        .arg(file)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        run.status.code(),
+        Some(0),
+        "slo rules {}: {}",
+        file.display(),
+        said(&run)
+    );
+}
