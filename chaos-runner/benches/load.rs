@@ -1,7 +1,7 @@
 //! The load generator's capacity beside `wrk`, in the same run, on the same endpoint.
 //!
 //! A minimal HTTP server in this process answers `GET /v1/sessions` (the game API's
-//! session list, which a load mix of `session: 1` calls from players that never matched).
+//! session list, which a scenario of that one call makes).
 //! Each round measures, in turn:
 //! - `wrk` (closed loop: each of 64 connections sends its next request when the last one
 //!   is answered) at its maximum;
@@ -22,6 +22,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chaos_runner::load::LoadGenerator;
+use chaos_runner::spec::scenario::{compile, LoadPlan};
 use chaos_runner::spec::LoadSpec;
 
 /// How much to measure.
@@ -172,13 +173,24 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
         "target": url,
         "rate": rate,
         "players": players(),
-        "mix": { "session": 1.0 },
+        "scenario": { "operations": { "sessions": { "path": "/v1/sessions", "weight": 1 } } },
         "timeout": "2s",
         "seed": 1,
     }))
     .expect("a load spec");
+    let mut problems = chaos_runner::spec::Problems::default();
+    let scenario = spec
+        .scenario
+        .as_ref()
+        .and_then(|s| compile(s, "scenario", spec.timeout, &mut problems))
+        .expect("a valid scenario");
+    let plan = LoadPlan {
+        spec,
+        scenario: Some(std::sync::Arc::new(scenario)),
+        websocket: None,
+    };
     let started = Instant::now();
-    let mut load = LoadGenerator::start(&spec, started, Duration::from_secs(10)).expect("start");
+    let mut load = LoadGenerator::start(&plan, started, Duration::from_secs(10)).expect("start");
     std::thread::sleep(duration);
     let report = load.stop();
     let all = report
@@ -359,7 +371,8 @@ kind: Experiment
 metadata: {{ name: load-bench-abort }}
 spec:
   target: {{ backend: local }}
-  load: {{ target: "{url}", rate: 400, players: 50, mix: {{ session: 1 }}, warmup: 1s }}
+  load: {{ target: "{url}", rate: 400, players: 50, warmup: 1s,
+          scenario: {{ operations: {{ sessions: {{ path: /v1/sessions, weight: 1 }} }} }} }}
   faults:
     - name: {fault}
       type: cpu-hog

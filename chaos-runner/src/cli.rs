@@ -409,6 +409,10 @@ fn validate(files: &[PathBuf], output: Format) -> Outcome {
                 Ok(_) => Vec::new(),
                 Err(e) => e.0,
             },
+            Ok(kind) if kind == "LoadScenario" => match spec::load_scenario(file) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0,
+            },
             Ok(_) => match spec::load_experiment(file) {
                 Ok(_) => Vec::new(),
                 Err(e) => e.0,

@@ -50,9 +50,7 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
             format!(
                 "breach when client-side {}{} over the last {} {} {} (empty window: {:?})",
                 l.sli.name(),
-                l.operation
-                    .map(|o| format!(" of `{}`", o.name()))
-                    .unwrap_or_default(),
+                l.scope_text(),
                 humantime::format_duration(l.window),
                 l.breach_when.symbol(),
                 l.threshold,

@@ -10,20 +10,35 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chaos_runner::load::LoadGenerator;
-use chaos_runner::spec::{LoadMix, LoadSli, LoadSpec};
+use chaos_runner::spec::scenario::LoadPlan;
+use chaos_runner::spec::{LoadSli, LoadSpec};
 use game::GameServer;
 use support::{hogs, start_run, wait_for, TempDir};
 
-fn spec(url: &str, rate: u32) -> LoadSpec {
-    LoadSpec {
+/// The shipped scenario of the example game server's API.
+fn game_scenario() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments/load/game-api.yaml")
+}
+
+fn spec(url: &str, rate: u32) -> LoadPlan {
+    let spec = LoadSpec {
         target: url.to_owned(),
         allow_remote: false,
         players: 50,
-        rate,
-        mix: LoadMix::default(),
+        rate: Some(rate),
+        scenario: None,
+        scenario_file: None,
+        websocket: None,
         timeout: Duration::from_secs(2),
         warmup: Duration::ZERO,
         seed: Some(42),
+    };
+    LoadPlan {
+        spec,
+        scenario: Some(std::sync::Arc::new(
+            chaos_runner::spec::load_scenario(&game_scenario()).unwrap(),
+        )),
+        websocket: None,
     }
 }
 
@@ -36,11 +51,16 @@ fn achieved_rate_is_within_ten_percent_and_every_journey_step_runs() {
     let stats = load.stats();
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(
-        stats.sli(LoadSli::Availability, None, Duration::from_secs(10)),
+        stats.sli(LoadSli::Availability, None, None, Duration::from_secs(10)),
         Some(1.0)
     );
     assert_eq!(
-        stats.sli(LoadSli::MatchmakingSuccess, None, Duration::from_secs(10)),
+        stats.sli(
+            LoadSli::Availability,
+            None,
+            Some("matchmaking"),
+            Duration::from_secs(10)
+        ),
         Some(1.0)
     );
     let report = load.stop();
@@ -96,12 +116,12 @@ fn injected_latency_shows_in_p95_from_the_scheduled_time() {
     let stats = load.stats();
     std::thread::sleep(Duration::from_millis(2500));
     let before = stats
-        .sli(LoadSli::LatencyP95, None, Duration::from_secs(2))
+        .sli(LoadSli::LatencyP95, None, None, Duration::from_secs(2))
         .unwrap();
     server.set_latency(Duration::from_millis(200));
     std::thread::sleep(Duration::from_millis(3500));
     let after = stats
-        .sli(LoadSli::LatencyP95, None, Duration::from_secs(2))
+        .sli(LoadSli::LatencyP95, None, None, Duration::from_secs(2))
         .unwrap();
     eprintln!("p95 {before} ms healthy, {after} ms with 200 ms injected");
     // The injected latency shows in full (every call takes at least 200 ms), on top of
@@ -137,7 +157,7 @@ fn a_429_is_rate_limited_not_an_error() {
     std::thread::sleep(Duration::from_secs(2));
     let stats = load.stats();
     assert_eq!(
-        stats.sli(LoadSli::ErrorRate, None, Duration::from_secs(10)),
+        stats.sli(LoadSli::ErrorRate, None, None, Duration::from_secs(10)),
         Some(0.0)
     );
     let report = load.stop();
@@ -160,6 +180,7 @@ spec:
   target: {{ backend: local }}
   load:
     target: "{target}"
+    scenarioFile: "{scenario}"
     players: 50
     rate: 100
     timeout: 1s
@@ -177,7 +198,8 @@ spec:
     dir: {}
     formats: [json, junit, markdown, html]
 "#,
-            dir.join("reports").display()
+            dir.join("reports").display(),
+            scenario = game_scenario().display(),
         ),
     )
     .unwrap();

@@ -57,6 +57,7 @@ fn shipped_experiments_and_slo_files_are_valid() {
     for dir in [
         "experiments/local",
         "experiments/kubernetes",
+        "experiments/load",
         "experiments/slo",
         "experiments/slo/imported",
     ] {

@@ -132,9 +132,10 @@ fn open_proxies(run: &Run<'_>) -> PhaseResult {
 /// already see its SLIs; it warms up first.
 async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
     let spec = &run.exp.experiment.spec;
-    let Some(load_spec) = &spec.load else {
+    let Some(plan) = &run.exp.load else {
         return Ok(());
     };
+    let load_spec = &plan.spec;
     let longest = spec
         .steady_state
         .iter()
@@ -142,7 +143,7 @@ async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult 
         .filter_map(|c| c.load.as_ref().map(|l| l.window))
         .max()
         .unwrap_or(Duration::from_secs(10));
-    let generator = LoadGenerator::start(load_spec, run.started, longest)
+    let generator = LoadGenerator::start(plan, run.started, longest)
         .map_err(|e| Stop::aborted(format!("preflight: {e}")))?;
     let stats = generator.stats();
     for watch in run.steady.iter_mut().chain(run.abort.iter_mut()) {

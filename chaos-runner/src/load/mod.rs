@@ -14,6 +14,7 @@
 pub mod player;
 pub mod recorder;
 pub mod transport;
+pub mod websocket;
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -22,9 +23,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::spec::{LoadMix, LoadOperation, LoadSli, LoadSpec};
-use player::{Kind, Player};
-use recorder::{OperationTotals, Outcome, Recorder, SliceSummary};
+use crate::spec::scenario::{LoadPlan, Scenario};
+use crate::spec::LoadSli;
+use player::Player;
+use recorder::{Catalog, OperationTotals, Outcome, Recorder, Scope, SessionTotals, SliceSummary};
 use transport::{PlayerConnection, Transport};
 
 /// The longest window a `load` check may look back over.
@@ -43,18 +45,20 @@ pub enum LoadError {
 pub struct LoadStats(Arc<Mutex<Recorder>>);
 
 impl LoadStats {
-    /// Empty statistics whose slices count from `run_started`, keeping windows up to
-    /// `longest_window`.
+    /// Empty statistics of the operations of `catalog`, whose slices count from
+    /// `run_started`, keeping windows up to `longest_window`.
     ///
     /// ```
     /// use std::time::{Duration, Instant};
-    /// let stats = chaos_runner::load::LoadStats::new(Instant::now(), Duration::from_secs(10));
-    /// assert_eq!(stats.sli(chaos_runner::spec::LoadSli::Availability, None, Duration::from_secs(10)), None);
+    /// use chaos_runner::load::{recorder::Catalog, LoadStats};
+    /// let stats = LoadStats::new(Instant::now(), Duration::from_secs(10), Catalog::default());
+    /// assert_eq!(stats.sli(chaos_runner::spec::LoadSli::Availability, None, None, Duration::from_secs(10)), None);
     /// ```
-    pub fn new(run_started: Instant, longest_window: Duration) -> LoadStats {
+    pub fn new(run_started: Instant, longest_window: Duration, catalog: Catalog) -> LoadStats {
         LoadStats(Arc::new(Mutex::new(Recorder::new(
             run_started,
             longest_window,
+            catalog,
         ))))
     }
 
@@ -64,39 +68,67 @@ impl LoadStats {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Records one request (see [`Recorder::record`]).
-    pub fn record(&self, op: LoadOperation, outcome: Outcome, latency: Duration, at: Instant) {
+    /// Records one call of operation `op` (see [`Recorder::record`]).
+    pub fn record(&self, op: usize, outcome: Outcome, latency: Duration, at: Instant) {
         self.lock().record(op, outcome, latency, at);
     }
 
-    /// The SLI over the last `window`, now (see [`Recorder::sli`]).
+    /// Records a WebSocket session event.
+    pub fn session(&self, event: recorder::SessionEvent, at: Instant) {
+        self.lock().session(event, at);
+    }
+
+    /// Sets how many WebSocket sessions are wanted.
+    pub fn want_sessions(&self, wanted: u64) {
+        self.lock().want_sessions(wanted);
+    }
+
+    /// A session ended with the run.
+    pub fn session_closed(&self) {
+        self.lock().session_closed();
+    }
+
+    /// The SLI over the last `window`, now, for one operation or group (by name) or all
+    /// (see [`Recorder::sli`]); `None` also for a name the load does not have.
     pub fn sli(
         &self,
         sli: LoadSli,
-        operation: Option<LoadOperation>,
+        operation: Option<&str>,
+        group: Option<&str>,
         window: Duration,
     ) -> Option<f64> {
-        self.lock().sli(sli, operation, window, Instant::now())
+        let r = self.lock();
+        let scope = match (operation, group) {
+            (Some(op), _) => Scope::Operation(r.catalog().operation(op)?),
+            (None, Some(g)) => Scope::Group(r.catalog().group(g)?),
+            (None, None) => Scope::All,
+        };
+        r.sli(sli, scope, window, Instant::now())
     }
 
-    /// Requests per second over the last `window` of whole slices.
+    /// Calls per second over the last `window` of whole slices.
     pub fn rate(&self, window: Duration) -> f64 {
         self.lock().rate(window, Instant::now())
     }
 
-    /// One line for progress output: rate, availability and p95 over the last 5 s.
+    /// One line for progress output: rate, availability and p95 over the last 5 s, and
+    /// the sessions held.
     pub fn progress(&self) -> String {
         let window = Duration::from_secs(5);
         let r = self.lock();
         let now = Instant::now();
-        let avail = r.sli(LoadSli::Availability, None, window, now);
-        let p95 = r.sli(LoadSli::LatencyP95, None, window, now);
-        format!(
+        let avail = r.sli(LoadSli::Availability, Scope::All, window, now);
+        let p95 = r.sli(LoadSli::LatencyP95, Scope::All, window, now);
+        let mut line = format!(
             "load {:.0} rps avail {} p95 {}",
             r.rate(window, now),
             avail.map_or("-".into(), |v| format!("{v:.4}")),
             p95.map_or("-".into(), |v| format!("{v:.0}ms")),
-        )
+        );
+        if let Some(s) = r.session_totals() {
+            line.push_str(&format!(" sessions {}/{}", s.held_at_end, s.wanted));
+        }
+        line
     }
 }
 
@@ -106,11 +138,11 @@ impl LoadStats {
 pub struct LoadReport {
     /// Base URL driven.
     pub target: String,
-    /// Requests per second asked for.
+    /// Calls per second asked for (0 without a scenario).
     pub requested_rate: u32,
-    /// Requests per second counted over the time it ran.
+    /// Calls per second counted over the time it ran.
     pub achieved_rate: f64,
-    /// Virtual players.
+    /// Virtual players making calls.
     pub players: u32,
     /// Seed of the players' choices (repeat a run with `seed`).
     pub seed: u64,
@@ -120,94 +152,109 @@ pub struct LoadReport {
     pub duration_ms: u64,
     /// Totals per operation, then `all`.
     pub totals: Vec<OperationTotals>,
+    /// WebSocket sessions, when there were any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionTotals>,
     /// One entry per 1 s slice.
     pub timeline: Vec<SliceSummary>,
 }
 
-/// The running load generator; stops (and waits for its requests) on [`stop`] or drop.
+/// The running load generator; stops (and waits for its calls) on [`stop`] or drop.
 ///
 /// [`stop`]: LoadGenerator::stop
 #[derive(Debug)]
 pub struct LoadGenerator {
-    spec: LoadSpec,
+    plan: LoadPlan,
     seed: u64,
     stats: LoadStats,
     stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    threads: Vec<JoinHandle<()>>,
     run_started: Instant,
     started: Instant,
     ran_for: Option<Duration>,
 }
 
-/// The cumulative mix weights, in [`Kind`] order.
-fn kinds(mix: &LoadMix) -> Vec<(f64, Kind)> {
-    let mut sum = 0.0;
-    [
-        (mix.matchmaking, Kind::Matchmaking),
-        (mix.session, Kind::Session),
-        (mix.save_write, Kind::SaveWrite),
-        (mix.save_read, Kind::SaveRead),
-    ]
-    .into_iter()
-    .filter(|(w, _)| *w > 0.0)
-    .map(|(w, k)| {
-        sum += w;
-        (sum, k)
-    })
-    .collect()
-}
-
-fn pick(cumulative: &[(f64, Kind)], rng: &mut impl Rng) -> Kind {
-    let total = cumulative.last().map_or(0.0, |(s, _)| *s);
-    let r = rng.random::<f64>() * total;
-    cumulative
+/// The operations and groups of a plan: the scenario's, then the WebSocket messages'.
+fn catalog(plan: &LoadPlan) -> Catalog {
+    let mut groups: Vec<String> = plan
+        .scenario
+        .as_ref()
+        .map(|s| s.groups.clone())
+        .unwrap_or_default();
+    let mut operations: Vec<(String, Option<usize>)> = plan
+        .scenario
         .iter()
-        .find(|(s, _)| r < *s)
-        .or(cumulative.last())
-        .map_or(Kind::SaveWrite, |(_, k)| *k)
-}
-
-/// The operation an overflowed request of `kind` is counted under.
-fn overflow_operation(kind: Kind) -> LoadOperation {
-    match kind {
-        Kind::Matchmaking => LoadOperation::Queue,
-        Kind::Session => LoadOperation::Sessions,
-        Kind::SaveWrite => LoadOperation::SaveWrite,
-        Kind::SaveRead => LoadOperation::SaveRead,
+        .flat_map(|s| s.operations.iter().map(|o| (o.name.clone(), o.group)))
+        .collect();
+    if let Some(ws) = &plan.websocket {
+        let group = match groups.iter().position(|g| *g == ws.group) {
+            Some(i) => i,
+            None => {
+                groups.push(ws.group.clone());
+                groups.len() - 1
+            }
+        };
+        operations.extend(ws.messages.iter().map(|m| (m.name.clone(), Some(group))));
     }
+    Catalog::new(operations, groups)
 }
 
 impl LoadGenerator {
-    /// Starts driving `spec.target` now. `run_started` anchors the slices (so they line up
-    /// with the run's timeline); `longest_window` is the longest check window.
+    /// Starts the calls and sessions of `plan` now. `run_started` anchors the slices (so
+    /// they line up with the run's timeline); `longest_window` is the longest check window.
     pub fn start(
-        spec: &LoadSpec,
+        plan: &LoadPlan,
         run_started: Instant,
         longest_window: Duration,
     ) -> Result<LoadGenerator, LoadError> {
+        let spec = &plan.spec;
         let seed = spec.seed.unwrap_or_else(rand::random);
-        let stats = LoadStats::new(run_started, longest_window);
+        let stats = LoadStats::new(run_started, longest_window, catalog(plan));
         let stop = Arc::new(AtomicBool::new(false));
-        let transport =
-            Transport::for_target(&spec.target, spec.players).map_err(LoadError::Start)?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| LoadError::Start(e.to_string()))?;
-        let thread = {
-            let (spec, stats, stop) = (spec.clone(), stats.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("load".into())
-                .spawn(move || runtime.block_on(drive(spec, seed, transport, stats, stop)))
-                .map_err(|e| LoadError::Start(e.to_string()))?
-        };
-        tracing::info!(url = %spec.target, rate = spec.rate, players = spec.players, seed, "load generator started");
+        let mut threads = Vec::new();
+        if let (Some(scenario), Some(rate)) = (&plan.scenario, spec.rate) {
+            let transport =
+                Transport::for_target(&spec.target, spec.players).map_err(LoadError::Start)?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| LoadError::Start(e.to_string()))?;
+            let driver = Driver {
+                scenario: scenario.clone(),
+                rate,
+                players: spec.players,
+                seed,
+                transport,
+                stats: stats.clone(),
+                stop: stop.clone(),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name("load".into())
+                    .spawn(move || runtime.block_on(driver.drive()))
+                    .map_err(|e| LoadError::Start(e.to_string()))?,
+            );
+            tracing::info!(url = %spec.target, rate, players = spec.players, seed, "load generator started");
+        }
+        if let Some(ws) = &plan.websocket {
+            let first_op = plan.scenario.as_ref().map_or(0, |s| s.operations.len());
+            threads.push(websocket::start(
+                ws.clone(),
+                &spec.target,
+                spec.timeout,
+                first_op,
+                seed,
+                stats.clone(),
+                stop.clone(),
+            )?);
+            tracing::info!(url = %spec.target, sessions = ws.sessions, "websocket sessions starting");
+        }
         Ok(LoadGenerator {
-            spec: spec.clone(),
+            plan: plan.clone(),
             seed,
             stats,
             stop,
-            thread: Some(thread),
+            threads,
             run_started,
             started: Instant::now(),
             ran_for: None,
@@ -219,24 +266,26 @@ impl LoadGenerator {
         self.stats.clone()
     }
 
-    /// Stops sending, waits for the requests in flight (at most their timeout) and
-    /// returns the report. Calling it again returns the same report.
+    /// Stops sending, waits for the calls in flight (at most their timeout), closes the
+    /// sessions and returns the report. Calling it again returns the same report.
     pub fn stop(&mut self) -> LoadReport {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        if !self.threads.is_empty() {
+            for thread in self.threads.drain(..) {
+                let _ = thread.join();
+            }
             self.ran_for = Some(self.started.elapsed());
-            tracing::info!(url = %self.spec.target, "load generator stopped");
+            tracing::info!(url = %self.plan.spec.target, "load generator stopped");
         }
         let ran_for = self.ran_for.unwrap_or_else(|| self.started.elapsed());
         let r = self.stats.lock();
         let totals = r.totals();
         let count = totals.last().map_or(0, |t| t.count);
         LoadReport {
-            target: self.spec.target.clone(),
-            requested_rate: self.spec.rate,
+            target: self.plan.spec.target.clone(),
+            requested_rate: self.plan.spec.rate.unwrap_or(0),
             achieved_rate: count as f64 / ran_for.as_secs_f64().max(1e-3),
-            players: self.spec.players,
+            players: self.plan.spec.players,
             seed: self.seed,
             started_at_ms: self
                 .started
@@ -244,6 +293,7 @@ impl LoadGenerator {
                 .as_millis() as u64,
             duration_ms: ran_for.as_millis() as u64,
             totals,
+            sessions: r.session_totals(),
             timeline: r.timeline(),
         }
     }
@@ -252,7 +302,7 @@ impl LoadGenerator {
 impl Drop for LoadGenerator {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
+        for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
     }
@@ -261,121 +311,134 @@ impl Drop for LoadGenerator {
 /// The rate (requests per second) from which the driver issues requests continuously.
 const CONTINUOUS_RATE: f64 = 5_000.0;
 
-/// The driver loop: issues every due request, each from a free player, until `stop`.
-async fn drive(
-    spec: LoadSpec,
+/// What the driver thread runs with.
+struct Driver {
+    scenario: Arc<Scenario>,
+    rate: u32,
+    players: u32,
     seed: u64,
     transport: Transport,
     stats: LoadStats,
     stop: Arc<AtomicBool>,
-) {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let cumulative = kinds(&spec.mix);
-    let rate = f64::from(spec.rate.max(1));
-    let players = spec.players.max(1) as usize;
-    // Each player with its own connection, which travels with it.
-    let mut free: Vec<(Player, PlayerConnection)> = (1..=spec.players.max(1))
-        .map(|n| (Player::new(n), PlayerConnection::default()))
-        .collect();
-    let (back, mut returned) = tokio::sync::mpsc::unbounded_channel::<(Player, PlayerConnection)>();
-    let transport = Arc::new(transport);
-    let tick = Duration::from_secs_f64(1.0 / rate)
-        .clamp(Duration::from_millis(1), Duration::from_millis(10));
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    // From this rate on, requests are issued as they fall due rather than in a burst per
-    // millisecond tick (the timer's resolution): the thread is busy anyway, and bursts
-    // would hold players longer and overflow sooner.
-    let continuous = rate >= CONTINUOUS_RATE;
-    let start = tokio::time::Instant::now();
-    let mut issued: u64 = 0;
-    loop {
-        if continuous {
-            tokio::task::yield_now().await;
-            while let Ok(p) = returned.try_recv() {
-                free.push(p);
-            }
-        } else {
-            tokio::select! {
-                biased;
-                Some(p) = returned.recv() => {
-                    free.push(p);
-                    continue;
-                }
-                _ = ticker.tick() => {}
-            }
-        }
-        if stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let due = (start.elapsed().as_secs_f64() * rate) as u64 + 1;
-        while issued < due {
-            let scheduled = (start + Duration::from_secs_f64(issued as f64 / rate)).into_std();
-            issued += 1;
-            let kind = pick(&cumulative, &mut rng);
-            if free.is_empty() {
-                stats.record(
-                    overflow_operation(kind),
-                    Outcome::Overflow,
-                    Duration::ZERO,
-                    Instant::now(),
-                );
-                continue;
-            }
-            let (mut player, mut connection) = free.swap_remove(rng.random_range(0..free.len()));
-            let step = player.next(kind);
-            let (transport, stats, back) = (transport.clone(), stats.clone(), back.clone());
-            let timeout = spec.timeout;
-            tokio::spawn(async move {
-                let result = transport.send(&mut connection, &step, timeout).await;
-                let done = Instant::now();
-                let outcome = match &result {
-                    Ok((status, body)) => {
-                        player.advance(&step, *status, body);
-                        player::classify(*status)
-                    }
-                    Err(e) => {
-                        tracing::debug!(operation = step.operation.name(), error = %e, "load request failed");
-                        Outcome::Error
-                    }
-                };
-                stats.record(
-                    step.operation,
-                    outcome,
-                    done.saturating_duration_since(scheduled),
-                    done,
-                );
-                let _ = back.send((player, connection));
-            });
-        }
-    }
-    // Let the requests in flight finish (each ends by its timeout).
-    let deadline = tokio::time::Instant::now() + spec.timeout + Duration::from_secs(1);
-    while free.len() < players {
-        tokio::select! {
-            Some(p) = returned.recv() => free.push(p),
-            _ = tokio::time::sleep_until(deadline) => break,
-        }
-    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_mix_is_followed() {
-        let mix = LoadMix {
-            matchmaking: 1.0,
-            session: 0.0,
-            save_write: 3.0,
-            save_read: 0.0,
-        };
-        let cumulative = kinds(&mix);
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let writes = (0..10_000)
-            .filter(|_| pick(&cumulative, &mut rng) == Kind::SaveWrite)
-            .count();
-        assert!((7_200..=7_800).contains(&writes), "{writes}");
+impl Driver {
+    /// The driver loop: issues every due call, each from a free player, until `stop`.
+    async fn drive(self) {
+        let Driver {
+            scenario,
+            rate,
+            players,
+            seed,
+            transport,
+            stats,
+            stop,
+        } = self;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let rate = f64::from(rate.max(1));
+        let players = players.max(1);
+        // Each player with its own connection, which travels with it.
+        let mut free: Vec<(Player, PlayerConnection)> = (1..=players)
+            .map(|n| {
+                (
+                    Player::new(n, scenario.clone(), seed),
+                    PlayerConnection::default(),
+                )
+            })
+            .collect();
+        let (back, mut returned) =
+            tokio::sync::mpsc::unbounded_channel::<(Player, PlayerConnection)>();
+        let transport = Arc::new(transport);
+        let tick = Duration::from_secs_f64(1.0 / rate)
+            .clamp(Duration::from_millis(1), Duration::from_millis(10));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        // From this rate on, calls are issued as they fall due rather than in a burst per
+        // millisecond tick (the timer's resolution): the thread is busy anyway, and bursts
+        // would hold players longer and overflow sooner.
+        let continuous = rate >= CONTINUOUS_RATE;
+        let start = tokio::time::Instant::now();
+        let mut issued: u64 = 0;
+        loop {
+            if continuous {
+                tokio::task::yield_now().await;
+                while let Ok(p) = returned.try_recv() {
+                    free.push(p);
+                }
+            } else {
+                tokio::select! {
+                    biased;
+                    Some(p) = returned.recv() => {
+                        free.push(p);
+                        continue;
+                    }
+                    _ = ticker.tick() => {}
+                }
+            }
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            let due = (start.elapsed().as_secs_f64() * rate) as u64 + 1;
+            while issued < due {
+                let scheduled = (start + Duration::from_secs_f64(issued as f64 / rate)).into_std();
+                issued += 1;
+                if free.is_empty() {
+                    // Counted under the first call of the flow a player would have started.
+                    let flow = &scenario.flows[scenario.pick_flow(&mut rng)];
+                    stats.record(
+                        flow.steps[0].operation,
+                        Outcome::Overflow,
+                        Duration::ZERO,
+                        Instant::now(),
+                    );
+                    continue;
+                }
+                let (mut player, mut connection) =
+                    free.swap_remove(rng.random_range(0..free.len()));
+                let Some(request) = player.next() else {
+                    free.push((player, connection));
+                    continue;
+                };
+                let (transport, stats, back) = (transport.clone(), stats.clone(), back.clone());
+                tokio::spawn(async move {
+                    let result = transport.send(&mut connection, &request).await;
+                    let done = Instant::now();
+                    let outcome = match &result {
+                        Ok((status, body)) => player.answered(&request, *status, body),
+                        Err(e) => {
+                            tracing::debug!(operation = request.operation, error = %e, "load call failed");
+                            player.failed();
+                            Outcome::Error
+                        }
+                    };
+                    stats.record(
+                        request.operation,
+                        outcome,
+                        done.saturating_duration_since(scheduled),
+                        done,
+                    );
+                    let think = player.think();
+                    if !think.is_zero() {
+                        tokio::time::sleep(think).await;
+                    }
+                    let _ = back.send((player, connection));
+                });
+            }
+        }
+        // Let the calls in flight finish (each ends by its timeout; a thinking player
+        // is not waited for beyond that).
+        let longest = scenario
+            .operations
+            .iter()
+            .map(|o| o.timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
+        while free.len() < players as usize {
+            tokio::select! {
+                Some(p) = returned.recv() => free.push(p),
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
     }
 }

@@ -1,222 +1,254 @@
-//! Virtual players and their journeys through the game API (GAME-API.md): queue for a
-//! match, poll the ticket until matched, join the session, leave it; write the save, read
-//! it back. Each request the driver hands a player is the next step of the journey of the
-//! kind drawn from the mix.
+//! Virtual players walking a scenario's flows: each call the driver hands a player is the
+//! next step of its flow (a new flow, drawn by weight, when one ends); the answer moves it
+//! on, fills its captures and ends the flow when it failed.
 
-use serde_json::{json, Value};
+use bytes::Bytes;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::load::recorder::Outcome;
-use crate::spec::LoadOperation;
+use crate::spec::scenario::{draw_variables, Body, Scenario};
+use crate::spec::template::Values;
 
-/// The kinds of request the mix weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Queue or poll.
-    Matchmaking,
-    /// Join, leave or list sessions.
-    Session,
-    /// Write the save.
-    SaveWrite,
-    /// Read the save.
-    SaveRead,
+/// One call, rendered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The operation, by index into the scenario's.
+    pub operation: usize,
+    /// HTTP method.
+    pub method: http::Method,
+    /// Path (and query) under the base URL.
+    pub path: String,
+    /// Headers (values rendered; an invalid one fails the call).
+    pub headers: Vec<(http::HeaderName, String)>,
+    /// The body.
+    pub body: Bytes,
+    /// Its content type, for a body the headers do not type.
+    pub content_type: Option<&'static str>,
+    /// The call's timeout.
+    pub timeout: Duration,
+    /// Whether the answer is parsed as JSON.
+    pub reads_body: bool,
 }
 
-/// One virtual player and where it is in its journeys.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Position {
+    flow: usize,
+    step: usize,
+    repeats: u32,
+}
+
+/// One virtual player and where it is in its flow.
+///
+/// ```
+/// use chaos_runner::load::player::Player;
+/// use chaos_runner::spec::{scenario::compile, Problems, ScenarioSpec};
+/// let spec: ScenarioSpec = serde_json::from_value(serde_json::json!({
+///   "operations": {
+///     "queue": {"method": "POST", "path": "/q", "json": {"p": "{{player}}"}, "capture": {"ticket": "/ticket"}},
+///     "poll": {"path": "/t/{{ticket}}"}},
+///   "flows": {"match": {"steps": [{"call": "queue"}, {"call": "poll"}]}}})).unwrap();
+/// let scenario = std::sync::Arc::new(compile(&spec, "s", std::time::Duration::from_secs(1), &mut Problems::default()).unwrap());
+/// let mut p = Player::new(7, scenario.clone(), 1);
+/// let queue = p.next().unwrap();
+/// assert_eq!(queue.body.as_ref(), br#"{"p":"p7"}"#);
+/// p.answered(&queue, 202, &serde_json::json!({"ticket": "t-1"}));
+/// assert_eq!(p.next().unwrap().path, "/t/t-1");
+/// ```
+#[derive(Debug)]
 pub struct Player {
     /// `p<number>`.
     pub id: String,
-    skill: u32,
-    ticket: Option<String>,
-    matched: Option<String>,
-    session: Option<String>,
-    saves: u64,
-}
-
-/// One step: the call to make.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Step {
-    /// Which operation it is.
-    pub operation: LoadOperation,
-    /// HTTP method.
-    pub method: reqwest::Method,
-    /// Path under the base URL.
-    pub path: String,
-    /// JSON body, if any.
-    pub body: Option<Value>,
-}
-
-impl Step {
-    /// Whether the journey reads this step's answer body (the matchmaking calls: the ticket,
-    /// the match); the others move on by the status alone, and their bodies are not parsed.
-    ///
-    /// ```
-    /// use chaos_runner::load::player::{Kind, Player};
-    /// let p = Player::new(1);
-    /// assert!(p.next(Kind::Matchmaking).reads_body());
-    /// assert!(!p.next(Kind::SaveWrite).reads_body());
-    /// ```
-    pub fn reads_body(&self) -> bool {
-        matches!(
-            self.operation,
-            LoadOperation::Queue | LoadOperation::PollTicket
-        )
-    }
+    number: u32,
+    scenario: Arc<Scenario>,
+    rng: SmallRng,
+    variables: Vec<Value>,
+    captures: Vec<Option<Value>>,
+    seq: u64,
+    at: Option<Position>,
+    last: Value,
+    /// Flows started, and of them completed.
+    pub flows_started: u64,
+    /// Flows walked to their end.
+    pub flows_completed: u64,
 }
 
 impl Player {
-    /// Player number `n` (`p<n>`), skill spread over 1000..2000.
-    ///
-    /// ```
-    /// let p = chaos_runner::load::player::Player::new(7);
-    /// assert_eq!(p.id, "p7");
-    /// ```
-    pub fn new(n: u32) -> Player {
+    /// Player number `n` (`p<n>`), its per-player variables drawn from `seed`.
+    pub fn new(n: u32, scenario: Arc<Scenario>, seed: u64) -> Player {
+        let mut rng =
+            SmallRng::seed_from_u64(seed ^ u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let mut variables = Vec::new();
+        draw_variables(&scenario.variables, &mut variables, false, &mut rng);
         Player {
             id: format!("p{n}"),
-            skill: 1000 + (n.wrapping_mul(7919) % 1000),
-            ticket: None,
-            matched: None,
-            session: None,
-            saves: 0,
+            number: n,
+            captures: vec![None; scenario.captures.len()],
+            scenario,
+            rng,
+            variables,
+            seq: 0,
+            at: None,
+            last: Value::Null,
+            flows_started: 0,
+            flows_completed: 0,
         }
     }
 
-    /// The next call of a `kind` journey.
-    ///
-    /// ```
-    /// use chaos_runner::load::player::{Kind, Player};
-    /// use chaos_runner::spec::LoadOperation;
-    /// let p = Player::new(1);
-    /// assert_eq!(p.next(Kind::Matchmaking).operation, LoadOperation::Queue);
-    /// // never saved: a read becomes a write
-    /// assert_eq!(p.next(Kind::SaveRead).operation, LoadOperation::SaveWrite);
-    /// ```
-    pub fn next(&self, kind: Kind) -> Step {
-        let post = |operation, path: String, body| Step {
-            operation,
-            method: reqwest::Method::POST,
-            path,
-            body: Some(body),
+    /// Moves to the next step to call: past repeated steps whose condition no longer
+    /// holds, into a new flow when this one ended.
+    fn settle(&mut self) {
+        // Each pass either returns, moves a step on, or starts a flow whose first step is
+        // callable (no repeat, no captures: checked when the scenario was): bounded.
+        for _ in 0..10_000 {
+            let Some(at) = self.at else {
+                let flow = self.scenario.pick_flow(&mut self.rng);
+                self.at = Some(Position {
+                    flow,
+                    step: 0,
+                    repeats: 0,
+                });
+                self.captures.iter_mut().for_each(|c| *c = None);
+                self.last = Value::Null;
+                self.flows_started += 1;
+                return;
+            };
+            let steps = &self.scenario.flows[at.flow].steps;
+            let Some(step) = steps.get(at.step) else {
+                self.flows_completed += 1;
+                self.at = None;
+                continue;
+            };
+            match &step.repeat_while {
+                Some((pointer, value))
+                    if at.repeats >= step.max_repeats
+                        || self.last.pointer(pointer) != Some(value) =>
+                {
+                    self.at = Some(Position {
+                        step: at.step + 1,
+                        repeats: 0,
+                        ..at
+                    });
+                }
+                _ => return,
+            }
+        }
+    }
+
+    /// How long the player waits before its next call (the think time of its next step).
+    pub fn think(&mut self) -> Duration {
+        self.settle();
+        self.at
+            .and_then(|at| self.scenario.flows[at.flow].steps.get(at.step))
+            .map_or(Duration::ZERO, |s| s.think)
+    }
+
+    /// The next call. A step whose captured value is missing ends the flow, and the next
+    /// flow's first step is called instead.
+    pub fn next(&mut self) -> Option<Request> {
+        for _ in 0..3 {
+            self.settle();
+            let at = self.at?;
+            let step = &self.scenario.flows[at.flow].steps[at.step];
+            let op = &self.scenario.operations[step.operation];
+            draw_variables(
+                &self.scenario.variables,
+                &mut self.variables,
+                true,
+                &mut self.rng,
+            );
+            let values = Values {
+                player: &self.id,
+                number: self.number,
+                seq: self.seq,
+                variables: &self.variables,
+                captures: &self.captures,
+            };
+            let rendered = (|| {
+                let path = op.path.render(&values)?;
+                let headers = op
+                    .headers
+                    .iter()
+                    .map(|(name, t)| Ok((name.clone(), t.render(&values)?)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (body, content_type) = match &op.body {
+                    Body::Empty => (Bytes::new(), None),
+                    Body::Json(t) => (
+                        Bytes::from(serde_json::to_vec(&t.render(&values)?).unwrap_or_default()),
+                        Some("application/json"),
+                    ),
+                    Body::Text(t) => (Bytes::from(t.render(&values)?), Some("text/plain")),
+                };
+                Ok::<_, crate::spec::template::Var>((path, headers, body, content_type))
+            })();
+            match rendered {
+                Ok((path, headers, body, content_type)) => {
+                    self.seq += 1;
+                    return Some(Request {
+                        operation: step.operation,
+                        method: op.method.clone(),
+                        path,
+                        headers,
+                        body,
+                        content_type,
+                        timeout: op.timeout,
+                        reads_body: op.reads_body,
+                    });
+                }
+                Err(_) => self.at = None,
+            }
+        }
+        None
+    }
+
+    /// Moves the flow on after `request` was answered `status` with `body` (`Null` when
+    /// not read), and says how the answer counts: success as the operation defines it, a
+    /// 429 it does not list as rate limited, anything else an error (which ends the flow).
+    pub fn answered(&mut self, request: &Request, status: u16, body: &Value) -> Outcome {
+        let op = &self.scenario.operations[request.operation];
+        let outcome = if op.success.contains(status) {
+            Outcome::Success
+        } else if status == 429 {
+            Outcome::RateLimited
+        } else {
+            Outcome::Error
         };
-        let get = |operation, path: String| Step {
-            operation,
-            method: reqwest::Method::GET,
-            path,
-            body: None,
-        };
-        let player = json!({ "player_id": self.id });
-        match kind {
-            Kind::Matchmaking => match &self.ticket {
-                Some(t) => get(
-                    LoadOperation::PollTicket,
-                    format!("/v1/matchmaking/tickets/{t}"),
-                ),
-                None => post(
-                    LoadOperation::Queue,
-                    "/v1/matchmaking/queue".into(),
-                    json!({ "player_id": self.id, "skill": self.skill }),
-                ),
-            },
-            Kind::Session => match (&self.session, &self.matched) {
-                (Some(m), _) => post(
-                    LoadOperation::Leave,
-                    format!("/v1/sessions/{m}/leave"),
-                    player,
-                ),
-                (None, Some(m)) => post(
-                    LoadOperation::Join,
-                    format!("/v1/sessions/{m}/join"),
-                    player,
-                ),
-                (None, None) => get(LoadOperation::Sessions, "/v1/sessions".into()),
-            },
-            Kind::SaveRead if self.saves > 0 => get(
-                LoadOperation::SaveRead,
-                format!("/v1/players/{}/save", self.id),
-            ),
-            Kind::SaveWrite | Kind::SaveRead => Step {
-                operation: LoadOperation::SaveWrite,
-                method: reqwest::Method::PUT,
-                path: format!("/v1/players/{}/save", self.id),
-                body: Some(json!({
-                    "level": 1 + self.saves % 50,
-                    "coins": self.saves * 10,
-                    "inventory": ["sword", "shield"],
-                })),
-            },
+        if outcome != Outcome::Success {
+            self.at = None;
+            return outcome;
         }
+        for (slot, pointer) in &op.captures {
+            if let Some(v) = body.pointer(pointer) {
+                self.captures[*slot] = Some(v.clone());
+            }
+        }
+        if let Some(at) = self.at {
+            let repeated = self.scenario.flows[at.flow]
+                .steps
+                .get(at.step)
+                .is_some_and(|s| s.repeat_while.is_some());
+            self.at = Some(if repeated {
+                Position {
+                    repeats: at.repeats + 1,
+                    ..at
+                }
+            } else {
+                Position {
+                    step: at.step + 1,
+                    repeats: 0,
+                    ..at
+                }
+            });
+        }
+        self.last = body.clone();
+        outcome
     }
 
-    /// Moves the journey on after `step` answered `status` with `body`.
-    ///
-    /// ```
-    /// use chaos_runner::load::player::{Kind, Player};
-    /// use chaos_runner::spec::LoadOperation;
-    /// let mut p = Player::new(1);
-    /// let step = p.next(Kind::Matchmaking);
-    /// p.advance(&step, 202, &serde_json::json!({"status": "queued", "ticket": "t-1"}));
-    /// assert_eq!(p.next(Kind::Matchmaking).operation, LoadOperation::PollTicket);
-    /// p.advance(&p.next(Kind::Matchmaking), 200, &serde_json::json!({"status": "matched", "match_id": "m-1"}));
-    /// assert_eq!(p.next(Kind::Session).path, "/v1/sessions/m-1/join");
-    /// ```
-    pub fn advance(&mut self, step: &Step, status: u16, body: &Value) {
-        let ok = (200..300).contains(&status);
-        let match_id = body
-            .get("match_id")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        match step.operation {
-            LoadOperation::Queue | LoadOperation::PollTicket => {
-                if ok && body.get("status").and_then(Value::as_str) == Some("matched") {
-                    self.ticket = None;
-                    if match_id.is_some() {
-                        self.matched = match_id;
-                    }
-                } else if ok {
-                    if let Some(t) = body.get("ticket").and_then(Value::as_str) {
-                        self.ticket = Some(t.to_owned());
-                    }
-                } else if status == 404 {
-                    // The ticket is gone (expired, server restarted): queue again.
-                    self.ticket = None;
-                }
-            }
-            LoadOperation::Join => {
-                if ok {
-                    self.session = self.matched.take();
-                } else if status == 404 {
-                    self.matched = None;
-                }
-            }
-            LoadOperation::Leave => {
-                if ok || status == 404 {
-                    self.session = None;
-                }
-            }
-            LoadOperation::SaveWrite => {
-                if ok {
-                    self.saves += 1;
-                }
-            }
-            LoadOperation::Sessions | LoadOperation::SaveRead => {}
-        }
-    }
-}
-
-/// How an HTTP status counts for the SLIs: 2xx success, 429 rate limited, anything else
-/// an error.
-///
-/// ```
-/// use chaos_runner::load::{player::classify, recorder::Outcome};
-/// assert_eq!(classify(202), Outcome::Success);
-/// assert_eq!(classify(429), Outcome::RateLimited);
-/// assert_eq!(classify(503), Outcome::Error);
-/// ```
-pub fn classify(status: u16) -> Outcome {
-    match status {
-        200..=299 => Outcome::Success,
-        429 => Outcome::RateLimited,
-        _ => Outcome::Error,
+    /// The call got no answer (timeout, connection failure): the flow ends.
+    pub fn failed(&mut self) {
+        self.at = None;
     }
 }

@@ -12,7 +12,7 @@ use hyper::client::conn::http1::SendRequest;
 use serde_json::Value;
 use std::time::Duration;
 
-use super::player::Step;
+use super::player::Request;
 
 /// A request got no answer.
 #[derive(Debug, thiserror::Error)]
@@ -114,15 +114,15 @@ impl Transport {
         }
     }
 
-    /// Sends `step` and returns its status and JSON body (`Null` when the body is not JSON,
-    /// or the step does not read it). A failure closes the player's connection; the next
-    /// request opens another.
+    /// Sends `request` and returns its status and JSON body (`Null` when the body is not
+    /// JSON, or the call does not read it). A failure closes the player's connection; the
+    /// next call opens another.
     pub async fn send(
         &self,
         connection: &mut PlayerConnection,
-        step: &Step,
-        timeout: Duration,
+        request: &Request,
     ) -> Result<(u16, Value), SendError> {
+        let timeout = request.timeout;
         let exchange = async {
             match self {
                 Transport::Plain {
@@ -130,8 +130,8 @@ impl Transport {
                     port,
                     authority,
                     prefix,
-                } => plain(connection, host, *port, authority, prefix, step).await,
-                Transport::Tls { client, base } => tls(client, base, step).await,
+                } => plain(connection, host, *port, authority, prefix, request).await,
+                Transport::Tls { client, base } => tls(client, base, request).await,
             }
         };
         let answer = match tokio::time::timeout(timeout, exchange).await {
@@ -142,7 +142,7 @@ impl Transport {
             connection.0 = None;
         }
         let (status, bytes) = answer?;
-        let body = if step.reads_body() {
+        let body = if request.reads_body {
             serde_json::from_slice(&bytes).unwrap_or(Value::Null)
         } else {
             Value::Null
@@ -157,7 +157,7 @@ async fn plain(
     port: u16,
     authority: &http::HeaderValue,
     prefix: &str,
-    step: &Step,
+    call: &Request,
 ) -> Result<(u16, Bytes), SendError> {
     let sender = match &mut connection.0 {
         Some(sender) if !sender.is_closed() => sender,
@@ -179,17 +179,22 @@ async fn plain(
     };
     sender.ready().await.map_err(SendError::Http)?;
     let mut request = http::Request::builder()
-        .method(step.method.clone())
-        .uri(format!("{prefix}{}", step.path))
+        .method(call.method.clone())
+        .uri(format!("{prefix}{}", call.path))
         .header(http::header::HOST, authority.clone());
-    let body = match &step.body {
-        Some(json) => {
-            request = request.header(http::header::CONTENT_TYPE, "application/json");
-            Bytes::from(serde_json::to_vec(json).unwrap_or_default())
-        }
-        None => Bytes::new(),
-    };
-    let request = request.body(Full::new(body)).map_err(SendError::Request)?;
+    let typed = call
+        .headers
+        .iter()
+        .any(|(name, _)| name == http::header::CONTENT_TYPE);
+    if let (Some(content_type), false) = (call.content_type, typed) {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
+    }
+    for (name, value) in &call.headers {
+        request = request.header(name, value.as_str());
+    }
+    let request = request
+        .body(Full::new(call.body.clone()))
+        .map_err(SendError::Request)?;
     let response = sender
         .send_request(request)
         .await
@@ -204,11 +209,23 @@ async fn plain(
     Ok((status, bytes))
 }
 
-async fn tls(client: &reqwest::Client, base: &str, step: &Step) -> Result<(u16, Bytes), SendError> {
-    let mut request = client.request(step.method.clone(), format!("{base}{}", step.path));
-    if let Some(body) = &step.body {
-        request = request.json(body);
+async fn tls(
+    client: &reqwest::Client,
+    base: &str,
+    call: &Request,
+) -> Result<(u16, Bytes), SendError> {
+    let mut request = client.request(call.method.clone(), format!("{base}{}", call.path));
+    let typed = call
+        .headers
+        .iter()
+        .any(|(name, _)| name == http::header::CONTENT_TYPE);
+    if let (Some(content_type), false) = (call.content_type, typed) {
+        request = request.header(http::header::CONTENT_TYPE, content_type);
     }
+    for (name, value) in &call.headers {
+        request = request.header(name, value.as_str());
+    }
+    request = request.body(call.body.clone());
     let response = request
         .send()
         .await

@@ -5,7 +5,9 @@ pub mod calendar;
 pub mod import;
 mod model;
 pub mod params;
+pub mod scenario;
 pub mod slo;
+pub mod template;
 mod validate;
 mod yaml;
 
@@ -111,6 +113,32 @@ pub fn parse_slo_set(file: &str, text: &str) -> Result<SloSet, SpecError> {
     parse(file, text)
 }
 
+/// Parses a load scenario file (structure only; see [`read_scenario_file`]).
+///
+/// ```
+/// assert!(chaos_runner::spec::parse_scenario_file("s.yaml", "kind: LoadScenario\n").is_err());
+/// ```
+pub fn parse_scenario_file(file: &str, text: &str) -> Result<ScenarioFile, SpecError> {
+    parse(file, text)
+}
+
+/// Parses, checks and compiles the text of a load scenario file (`kind: LoadScenario`);
+/// calls without their own timeout get `default_timeout`.
+///
+/// ```
+/// let text = "apiVersion: chaos.game-resilience.dev/v1\nkind: LoadScenario\nmetadata: {name: x}\nspec:\n  operations:\n    a: {path: '/{{nope}}', weight: 1}\n";
+/// let err = chaos_runner::spec::read_scenario_file("s.yaml", text, std::time::Duration::from_secs(2)).unwrap_err();
+/// assert!(err.to_string().starts_with("s.yaml:6:"), "{err}");
+/// ```
+pub fn read_scenario_file(
+    file: &str,
+    text: &str,
+    default_timeout: std::time::Duration,
+) -> Result<scenario::Scenario, SpecErrors> {
+    let doc = parse_scenario_file(file, text)?;
+    validate::check_scenario_file(file, text, &doc, default_timeout)
+}
+
 /// Reads a file as UTF-8 text, without a leading byte-order mark (which would shift or
 /// hide positions). Bytes that are not UTF-8 are refused with their line, column and byte
 /// offset.
@@ -194,7 +222,62 @@ pub fn load_experiment(path: &Path) -> Result<ValidatedExperiment, SpecErrors> {
         }
         None => None,
     };
-    validate::check_experiment(&file, &text, experiment, slo)
+    let scenario = match experiment.spec.load.as_ref() {
+        Some(load) => match &load.scenario_file {
+            Some(name) => Some(load_scenario_file(path, &file, &text, name, load.timeout)?),
+            None => None,
+        },
+        None => None,
+    };
+    validate::check_experiment(&file, &text, experiment, slo, scenario)
+}
+
+/// Reads and checks a load scenario file on its own (calls without a timeout of their own
+/// get the default `load.timeout`).
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/load/game-api.yaml");
+/// let s = chaos_runner::spec::load_scenario(path.as_ref()).unwrap();
+/// assert_eq!(s.groups, ["matchmaking", "save", "session"]);
+/// ```
+pub fn load_scenario(path: &Path) -> Result<scenario::Scenario, SpecErrors> {
+    let file = path.display().to_string();
+    let text = read(path)?;
+    read_scenario_file(&file, &text, model::default_load_timeout())
+}
+
+/// Reads the scenario file `name` refers to (relative to the experiment at `path`):
+/// problems with the reference are the experiment's, at its `scenarioFile` line; problems
+/// inside the scenario are the scenario file's.
+fn load_scenario_file(
+    path: &Path,
+    file: &str,
+    text: &str,
+    name: &str,
+    default_timeout: std::time::Duration,
+) -> Result<scenario::Scenario, SpecErrors> {
+    let field = "spec.load.scenarioFile";
+    let at_field = |message: String| SpecError {
+        file: file.to_owned(),
+        field: field.to_owned(),
+        location: yaml::Positions::of(text).find(field),
+        message,
+    };
+    if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+        return Err(at_field(format!(
+            "`{name}` is not a YAML file (a load scenario is a .yaml or .yml file)"
+        ))
+        .into());
+    }
+    let scenario_path = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
+    let scenario_name = scenario_path.display().to_string();
+    let scenario_text = read(&scenario_path).map_err(|e| {
+        at_field(match e.location {
+            None => format!("{scenario_name}: {}", e.message),
+            Some(_) => e.to_string(),
+        })
+    })?;
+    read_scenario_file(&scenario_name, &scenario_text, default_timeout)
 }
 
 /// Reads and checks an SLO file on its own: the runner's own `kind: SLOSet`, a Sloth

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::calendar::{Alerting, Calendar, PeakWindow};
 use super::model::*;
 use super::params::{self, FaultParams, Problems};
+use super::scenario::{self, LoadPlan, Scenario};
 use super::slo::SloSet;
 use super::yaml::Positions;
 use super::{SpecError, SpecErrors};
@@ -19,6 +20,8 @@ pub struct ValidatedExperiment {
     pub slos: Option<SloSet>,
     /// The faults, in the file's order, each with its typed steps and resolved selector.
     pub faults: Vec<ValidatedFault>,
+    /// The load generator's scenario and sessions, compiled.
+    pub load: Option<LoadPlan>,
 }
 
 /// One fault that passed every check: as written, the typed parameters of each ramp step
@@ -287,17 +290,78 @@ fn check_load_check(c: &mut Collector<'_>, at: &str, check: &LoadCheck, spec: &E
         "must be a finite number",
     );
     c.check(
-        check.operation.is_none()
-            || !matches!(
-                check.sli,
-                LoadSli::MatchmakingSuccess | LoadSli::SaveSuccess
-            ),
-        format!("{at}.operation"),
+        check.operation.is_none() || check.group.is_none(),
+        format!("{at}.group"),
+        "give either `operation` or `group`, not both",
+    );
+    c.check(
+        !check.sli.is_session() || (check.operation.is_none() && check.group.is_none()),
+        format!("{at}.sli"),
         format!(
-            "`{}` already names its operations; use `availability` with an operation",
+            "`{}` counts WebSocket sessions, not calls: it takes no `operation` or `group`",
             check.sli.name()
         ),
     );
+}
+
+/// The operations and groups `load` checks name exist in the load plan, and a sessions
+/// SLI has sessions to read.
+fn check_load_names(c: &mut Collector<'_>, spec: &ExperimentSpec, plan: &LoadPlan) {
+    let checks = spec
+        .steady_state
+        .iter()
+        .enumerate()
+        .map(|(i, ch)| (format!("spec.steadyState[{i}].load"), ch))
+        .chain(
+            spec.abort_when
+                .iter()
+                .enumerate()
+                .map(|(i, ch)| (format!("spec.abortWhen[{i}].load"), ch)),
+        );
+    let ws = plan.websocket.as_deref();
+    let ws_messages: Vec<&str> = ws
+        .map(|w| w.messages.iter().map(|m| m.name.as_str()).collect())
+        .unwrap_or_default();
+    let operations: Vec<&str> = plan
+        .scenario
+        .iter()
+        .flat_map(|s| s.operations.iter().map(|o| o.name.as_str()))
+        .chain(ws_messages.iter().copied())
+        .collect();
+    let groups: Vec<&str> = plan
+        .scenario
+        .iter()
+        .flat_map(|s| s.groups.iter().map(String::as_str))
+        .chain(ws.map(|w| w.group.as_str()))
+        .collect();
+    for (at, check) in checks {
+        let Some(l) = &check.load else { continue };
+        if let Some(op) = &l.operation {
+            c.check(
+                operations.contains(&op.as_str()),
+                format!("{at}.operation"),
+                format!(
+                    "no operation or WebSocket message `{op}` in the load (there are: {})",
+                    operations.join(", ")
+                ),
+            );
+        }
+        if let Some(g) = &l.group {
+            c.check(
+                groups.contains(&g.as_str()),
+                format!("{at}.group"),
+                format!(
+                    "no group `{g}` in the load (there are: {})",
+                    groups.join(", ")
+                ),
+            );
+        }
+        c.check(
+            !l.sli.is_session() || ws.is_some(),
+            format!("{at}.sli"),
+            format!("`{}` needs `spec.load.websocket`", l.sli.name()),
+        );
+    }
 }
 
 fn is_loopback_host(url: &reqwest::Url) -> bool {
@@ -390,7 +454,11 @@ fn check_indicators(c: &mut Collector<'_>, spec: &ExperimentSpec) {
     }
 }
 
-fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
+fn check_load_spec(
+    c: &mut Collector<'_>,
+    load: &LoadSpec,
+    scenario_from_file: Option<Scenario>,
+) -> Option<LoadPlan> {
     match reqwest::Url::parse(&load.target) {
         Ok(url) if is_http_url(&load.target) => {
             c.check(
@@ -413,37 +481,42 @@ fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
         }
     }
     c.check(
-        (1..=100_000).contains(&load.rate),
-        "spec.load.rate",
-        "must be between 1 and 100000 requests per second",
+        !(load.scenario.is_some() && load.scenario_file.is_some()),
+        "spec.load.scenarioFile",
+        "give either `scenario` or `scenarioFile`, not both",
     );
+    let calls = load.scenario.is_some() || load.scenario_file.is_some();
+    c.check(
+        calls || load.websocket.is_some(),
+        "spec.load",
+        "needs `scenario` or `scenarioFile` (HTTP calls), `websocket` (sessions), or both",
+    );
+    match load.rate {
+        Some(rate) => {
+            c.check(
+                (1..=100_000).contains(&rate),
+                "spec.load.rate",
+                "must be between 1 and 100000 calls per second",
+            );
+            c.check(
+                calls,
+                "spec.load.rate",
+                "sets the rate of a scenario's calls, but there is no `scenario` or `scenarioFile`",
+            );
+        }
+        None => {
+            c.check(
+                !calls,
+                "spec.load.rate",
+                "is needed with a scenario: calls per second, all players together",
+            );
+        }
+    }
     c.check(
         (1..=100_000).contains(&load.players),
         "spec.load.players",
         "must be between 1 and 100000",
     );
-    let mix = &load.mix;
-    let weights = [
-        ("matchmaking", mix.matchmaking),
-        ("session", mix.session),
-        ("saveWrite", mix.save_write),
-        ("saveRead", mix.save_read),
-    ];
-    let mut all_ok = true;
-    for (name, w) in weights {
-        all_ok &= c.check(
-            w.is_finite() && w >= 0.0,
-            format!("spec.load.mix.{name}"),
-            "must be a finite number >= 0",
-        );
-    }
-    if all_ok {
-        c.check(
-            weights.iter().map(|(_, w)| w).sum::<f64>() > 0.0,
-            "spec.load.mix",
-            "the weights must sum to more than 0",
-        );
-    }
     c.check(
         load.timeout >= Duration::from_millis(10) && load.timeout <= Duration::from_secs(60),
         "spec.load.timeout",
@@ -454,6 +527,51 @@ fn check_load_spec(c: &mut Collector<'_>, load: &LoadSpec) {
         "spec.load.warmup",
         "must be at most 10m",
     );
+    let mut problems = Problems::default();
+    let inline = load
+        .scenario
+        .as_ref()
+        .and_then(|s| scenario::compile(s, "spec.load.scenario", load.timeout, &mut problems));
+    let websocket = load.websocket.as_ref().and_then(|w| {
+        scenario::compile_websocket(w, "spec.load.websocket", load.timeout, &mut problems)
+    });
+    for (field, message) in problems.into_found() {
+        c.check(false, field, message);
+    }
+    Some(LoadPlan {
+        spec: load.clone(),
+        scenario: inline.or(scenario_from_file).map(std::sync::Arc::new),
+        websocket: websocket.map(std::sync::Arc::new),
+    })
+}
+
+/// Checks a load scenario file and compiles its scenario.
+pub(crate) fn check_scenario_file(
+    file: &str,
+    text: &str,
+    doc: &ScenarioFile,
+    default_timeout: Duration,
+) -> Result<Scenario, SpecErrors> {
+    let mut c = Collector {
+        file,
+        positions: Positions::of(text),
+        errors: Vec::new(),
+    };
+    c.check(
+        doc.api_version == API_VERSION,
+        "apiVersion",
+        format!("must be `{API_VERSION}`"),
+    );
+    c.check(doc.kind == "LoadScenario", "kind", "must be `LoadScenario`");
+    let mut problems = Problems::default();
+    let compiled = scenario::compile(&doc.spec, "spec", default_timeout, &mut problems);
+    for (field, message) in problems.into_found() {
+        c.check(false, field, message);
+    }
+    match compiled {
+        Some(s) if c.errors.is_empty() => Ok(s),
+        _ => Err(SpecErrors(c.errors)),
+    }
 }
 
 fn check_setup(c: &mut Collector<'_>, services: &[SetupService]) {
@@ -795,6 +913,7 @@ pub(crate) fn check_experiment(
     text: &str,
     experiment: Experiment,
     slos: Option<SloSet>,
+    scenario_from_file: Option<Scenario>,
 ) -> Result<ValidatedExperiment, SpecErrors> {
     let mut c = Collector {
         file,
@@ -855,8 +974,12 @@ pub(crate) fn check_experiment(
             "give either bearerTokenEnv or bearerTokenFile, not both",
         );
     }
-    if let Some(load) = &spec.load {
-        check_load_spec(&mut c, load);
+    let load = spec
+        .load
+        .as_ref()
+        .and_then(|load| check_load_spec(&mut c, load, scenario_from_file));
+    if let Some(plan) = &load {
+        check_load_names(&mut c, spec, plan);
     }
     check_setup(&mut c, &spec.setup);
     check_indicators(&mut c, spec);
@@ -1015,6 +1138,7 @@ pub(crate) fn check_experiment(
             experiment,
             slos,
             faults,
+            load,
         })
     } else {
         Err(SpecErrors(c.errors))

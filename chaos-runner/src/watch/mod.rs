@@ -189,10 +189,7 @@ impl Watch {
             Probe::Load { check, .. } => format!(
                 "breach when {}{} over {}s {} {}",
                 check.sli.name(),
-                check
-                    .operation
-                    .map(|o| format!("[{}]", o.name()))
-                    .unwrap_or_default(),
+                check.scope_text(),
                 check.window.as_secs(),
                 check.breach_when.symbol(),
                 check.threshold
@@ -219,7 +216,12 @@ impl Watch {
         let measured = match &mut self.probe {
             Probe::Load { check, stats } => match stats {
                 None => Err("no load generator running".to_owned()),
-                Some(stats) => match stats.sli(check.sli, check.operation, check.window) {
+                Some(stats) => match stats.sli(
+                    check.sli,
+                    check.operation.as_deref(),
+                    check.group.as_deref(),
+                    check.window,
+                ) {
                     Some(v) => Ok((Some(v), check.breach_when.holds(v, check.threshold), None)),
                     None => Ok((
                         None,

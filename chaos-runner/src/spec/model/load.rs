@@ -1,7 +1,9 @@
-//! The built-in load generator (`spec.load`) and the checks that read its SLIs.
+//! The built-in load generator (`spec.load`): its scenario of HTTP calls, its WebSocket
+//! sessions, and the checks that read its SLIs.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::*;
@@ -10,37 +12,47 @@ use super::*;
 /// much history).
 pub const MAX_LOAD_WINDOW: Duration = Duration::from_secs(300);
 
-/// The built-in load generator (`spec.load`): `players` virtual players send `rate`
-/// requests per second in total (open loop) to the game API at `target`, in the
-/// proportions of `mix`.
+/// The built-in load generator (`spec.load`): `players` virtual players walk the flows of
+/// a scenario against the API at `target`, `rate` calls per second in total (open loop),
+/// and/or hold `websocket` sessions open.
 ///
 /// ```
-/// let l: chaos_runner::spec::LoadSpec =
-///     serde_json::from_value(serde_json::json!({"target": "http://127.0.0.1:18080", "rate": 100})).unwrap();
+/// let l: chaos_runner::spec::LoadSpec = serde_json::from_value(serde_json::json!({
+///     "target": "http://127.0.0.1:18080", "rate": 100,
+///     "scenarioFile": "../load/game-api.yaml"})).unwrap();
 /// assert_eq!(l.players, 50);
-/// assert_eq!(l.mix.save_write, 0.3);
+/// assert_eq!(l.rate, Some(100));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LoadSpec {
-    /// Base URL of the game API (`http://127.0.0.1:18080`); a loopback host unless
+    /// Base URL of the API (`http://127.0.0.1:18080`); a loopback host unless
     /// `allowRemote` is set.
     pub target: String,
     /// Allow a target that is not on this machine.
     #[serde(default)]
     pub allow_remote: bool,
-    /// Virtual players (1 to 100000). Each has at most one request in flight, so this is
-    /// also the bound on requests in flight: a due request with no free player is counted
-    /// as an error (`overflow`). Against an `http://` target each player keeps a connection
-    /// of its own.
+    /// Virtual players making HTTP calls (1 to 100000). Each has at most one call in
+    /// flight, so this is also the bound on calls in flight: a due call with no free player
+    /// is counted as an error (`overflow`). Against an `http://` target each player keeps
+    /// a connection of its own.
     #[serde(default = "default_players")]
     pub players: u32,
-    /// Requests per second, all players together (1 to 100000).
-    pub rate: u32,
-    /// Relative weights of the request kinds.
+    /// HTTP calls per second, all players together (1 to 100000); needed with a scenario.
     #[serde(default)]
-    pub mix: LoadMix,
-    /// Timeout of one request (10ms to 60s); a timeout is an error.
+    pub rate: Option<u32>,
+    /// The HTTP calls, written here.
+    #[serde(default)]
+    pub scenario: Option<ScenarioSpec>,
+    /// Or a `kind: LoadScenario` file holding them, relative to the experiment file
+    /// (`experiments/load/game-api.yaml` is the example game server's).
+    #[serde(default)]
+    pub scenario_file: Option<String>,
+    /// WebSocket sessions held open for the whole run.
+    #[serde(default)]
+    pub websocket: Option<WebSocketSpec>,
+    /// Timeout of one call (10ms to 60s) unless its operation sets one; a timeout is an
+    /// error.
     #[serde(default = "default_query_timeout", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub timeout: Duration,
@@ -54,6 +66,11 @@ pub struct LoadSpec {
     pub seed: Option<u64>,
 }
 
+/// The default `load.timeout`.
+pub(crate) fn default_load_timeout() -> Duration {
+    default_query_timeout()
+}
+
 fn default_players() -> u32 {
     50
 }
@@ -62,51 +79,275 @@ fn default_warmup() -> Duration {
     Duration::from_secs(2)
 }
 
-/// Relative weights of the request kinds of the load generator (each >= 0, sum > 0).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, JsonSchema)]
+/// A load scenario file (`kind: LoadScenario`): a scenario shared by experiments.
+///
+/// ```
+/// let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/load/game-api.yaml")).unwrap();
+/// let doc = chaos_runner::spec::parse_scenario_file("game-api.yaml", &text).unwrap();
+/// assert!(doc.spec.operations.contains_key("queue"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct LoadMix {
-    /// Queue for a match, or poll the player's ticket.
-    #[serde(default)]
-    pub matchmaking: f64,
-    /// Join the matched session, leave it, or list sessions.
-    #[serde(default)]
-    pub session: f64,
-    /// Write the player's save.
-    #[serde(default)]
-    pub save_write: f64,
-    /// Read the player's save (a player who never saved writes first).
-    #[serde(default)]
-    pub save_read: f64,
+pub struct ScenarioFile {
+    /// Must be `chaos.game-resilience.dev/v1`.
+    pub api_version: String,
+    /// Must be `LoadScenario`.
+    pub kind: String,
+    /// Name and description.
+    pub metadata: Metadata,
+    /// The scenario.
+    pub spec: ScenarioSpec,
 }
 
-impl Default for LoadMix {
-    fn default() -> Self {
-        LoadMix {
-            matchmaking: 0.3,
-            session: 0.2,
-            save_write: 0.3,
-            save_read: 0.2,
-        }
-    }
+/// What the players call: named operations, and how players walk them (weighted flows,
+/// or operations called on their own by `weight`).
+///
+/// ```
+/// let s: chaos_runner::spec::ScenarioSpec = serde_json::from_value(serde_json::json!({
+///     "operations": {"health": {"path": "/healthz", "weight": 1}}})).unwrap();
+/// assert_eq!(s.operations["health"].method, "GET");
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ScenarioSpec {
+    /// Per-player (or per-call) values the templates use as `{{name}}`.
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSpec>,
+    /// The calls, by name (letters, digits, `_`, `-`).
+    pub operations: BTreeMap<String, OperationSpec>,
+    /// Ordered walks through operations, by name; a player starts the next one (drawn by
+    /// weight, together with the operations that have a `weight`) when one ends.
+    #[serde(default)]
+    pub flows: BTreeMap<String, FlowSpec>,
+}
+
+/// A template variable: a random whole number in `range` (both ends included) or one of
+/// `oneOf`, drawn once per player or for every call.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct VariableSpec {
+    /// `[low, high]`, both included.
+    #[serde(default)]
+    pub range: Option<[i64; 2]>,
+    /// Values to pick from, evenly.
+    #[serde(default)]
+    pub one_of: Option<Vec<serde_json::Value>>,
+    /// Drawn once per `player` (the default) or for every `call`.
+    #[serde(default)]
+    pub per: VariableScope,
+}
+
+/// How often a variable is drawn.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum VariableScope {
+    /// Once per player, for the whole run.
+    #[default]
+    Player,
+    /// Anew for every call.
+    Call,
+}
+
+/// One HTTP call. Templates (`path`, header values, `json` strings, `text`) take
+/// `{{player}}` (`p<n>`), `{{playerNumber}}`, `{{seq}}` (the player's call count), the
+/// scenario's variables and values captured by earlier steps of the flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct OperationSpec {
+    /// HTTP method (`GET` unless given).
+    #[serde(default = "default_method")]
+    pub method: String,
+    /// Path under the target, a template starting with `/`.
+    pub path: String,
+    /// Request headers; values are templates.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// A JSON body; string values are templates (a string that is only `{{name}}` takes
+    /// the value's own type, so a number stays a number).
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// A text body (a template).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Weight when called on its own, outside flows (0: only in flows).
+    #[serde(default)]
+    pub weight: f64,
+    /// The group whose SLIs it counts in (`matchmaking`, `save`, ...).
+    #[serde(default)]
+    pub group: Option<String>,
+    /// Statuses that count as success: codes (`404`) or classes (`2xx`); default `2xx`.
+    /// A 429 not listed here is counted apart, as rate limited.
+    #[serde(default = "default_success")]
+    pub success: Vec<StatusMatch>,
+    /// Timeout of this call (default: `load.timeout`).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
+    /// Values to keep from a successful JSON answer for later steps of the flow: name to
+    /// JSON pointer (`ticket: /ticket`). A pointer the answer lacks leaves the value unset.
+    #[serde(default)]
+    pub capture: BTreeMap<String, String>,
+}
+
+fn default_method() -> String {
+    "GET".to_owned()
+}
+
+fn default_success() -> Vec<StatusMatch> {
+    vec![StatusMatch::Class("2xx".to_owned())]
+}
+
+/// A status code (`404`) or class (`2xx`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum StatusMatch {
+    /// One code.
+    Code(u16),
+    /// A class: `1xx` to `5xx`.
+    Class(String),
+}
+
+/// An ordered walk through operations.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct FlowSpec {
+    /// Relative weight among flows and weighted operations (default 1).
+    #[serde(default = "default_weight")]
+    pub weight: f64,
+    /// The steps. A failed step (or one whose captured value is missing) ends the flow.
+    pub steps: Vec<StepSpec>,
+}
+
+fn default_weight() -> f64 {
+    1.0
+}
+
+/// One step of a flow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct StepSpec {
+    /// The operation called.
+    pub call: String,
+    /// The player waits this long before the call (it holds no call in flight meanwhile,
+    /// but is not free for another).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub think: Option<Duration>,
+    /// Call this step (again) while the player's last answer matches; skipped when it does
+    /// not (e.g. poll a ticket while the answer says `queued`).
+    #[serde(default)]
+    pub repeat_while: Option<AnswerMatch>,
+    /// At most this many calls of a repeated step (default 10).
+    #[serde(default = "default_max_repeats")]
+    pub max_repeats: u32,
+}
+
+fn default_max_repeats() -> u32 {
+    10
+}
+
+/// The JSON answer has `equals` at pointer `at`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AnswerMatch {
+    /// A JSON pointer (`/status`).
+    pub at: String,
+    /// The value there.
+    pub equals: serde_json::Value,
+}
+
+/// WebSocket sessions: `sessions` players each open a WebSocket at `path` (a template on
+/// the target, `ws://` for `http://`), hold it for the whole run and send `messages` on
+/// their schedules, timing each answer matched by a field.
+///
+/// ```
+/// let w: chaos_runner::spec::WebSocketSpec = serde_json::from_value(serde_json::json!({
+///     "path": "/v1/lobby/ws?player={{player}}", "sessions": 100,
+///     "messages": [{"name": "heartbeat", "every": "5s",
+///                   "json": {"type": "ping", "id": "{{seq}}"}, "replyMatch": "/id"}]})).unwrap();
+/// assert_eq!(w.connect_rate, 1000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebSocketSpec {
+    /// Path under the target, a template (`{{player}}`, `{{playerNumber}}`, variables).
+    pub path: String,
+    /// Sessions to hold (1 to 200000).
+    pub sessions: u32,
+    /// New sessions opened per second while ramping up (1 to 100000; default 1000).
+    #[serde(default = "default_connect_rate")]
+    pub connect_rate: u32,
+    /// Per-session values the templates use (as in a scenario; `per: call` draws one for
+    /// every message).
+    #[serde(default)]
+    pub variables: BTreeMap<String, VariableSpec>,
+    /// Messages each session sends on a schedule.
+    #[serde(default)]
+    pub messages: Vec<WebSocketMessageSpec>,
+    /// Local addresses to connect from, in turn (each gives about 28,000 ports towards one
+    /// target); default: the runner picks 127.0.0.1 up to 127.0.0.N for a loopback IPv4
+    /// target with more sessions than one address has ports.
+    #[serde(default)]
+    pub source_addresses: Vec<std::net::IpAddr>,
+    /// The group message SLIs count in (default `websocket`).
+    #[serde(default = "default_ws_group")]
+    pub group: String,
+}
+
+fn default_connect_rate() -> u32 {
+    1000
+}
+
+fn default_ws_group() -> String {
+    "websocket".to_owned()
+}
+
+/// A message a session sends every `every`, timed until the answer whose `replyMatch`
+/// field equals the one sent (no `replyMatch`: sent, not timed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WebSocketMessageSpec {
+    /// Name (its operation in the SLIs and the report).
+    pub name: String,
+    /// Interval (100ms to 1h); each session starts at a random point of it.
+    #[serde(with = "humantime_serde")]
+    #[schemars(with = "String")]
+    pub every: Duration,
+    /// A JSON text message (string values are templates; `{{seq}}` counts the session's
+    /// messages).
+    #[serde(default)]
+    pub json: Option<serde_json::Value>,
+    /// Or a text message (a template).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// JSON pointer of the field matching the answer to the message (`/id`).
+    #[serde(default)]
+    pub reply_match: Option<String>,
+    /// No answer within this long is an error (default: `load.timeout`).
+    #[serde(default, with = "humantime_serde")]
+    #[schemars(with = "Option<String>")]
+    pub timeout: Option<Duration>,
 }
 
 /// Client-side SLIs of the load generator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum LoadSli {
-    /// Share of requests not failed (2xx and 429 count as available), 0 to 1.
+    /// Share of calls (or timed messages) not failed (2xx and 429 count as available), 0
+    /// to 1.
     Availability,
-    /// Share of requests failed (not 2xx, not 429, timeouts, overflow), 0 to 1.
+    /// Share of calls failed (not a success status, not 429, timeouts, overflow), 0 to 1.
     ErrorRate,
     /// 95th percentile latency in milliseconds, measured from the scheduled send time.
     LatencyP95,
     /// 99th percentile latency in milliseconds, measured from the scheduled send time.
     LatencyP99,
-    /// Availability of the matchmaking calls (queue, poll ticket).
-    MatchmakingSuccess,
-    /// Availability of the save calls (write, read).
-    SaveSuccess,
+    /// Share of WebSocket connection attempts in the window that were established, 0 to 1.
+    SessionsEstablished,
+    /// Share of the wanted WebSocket sessions open now, 0 to 1.
+    SessionsHeld,
+    /// WebSocket sessions lost in the window (closed by the server or broken).
+    Disconnects,
 }
 
 impl LoadSli {
@@ -121,81 +362,29 @@ impl LoadSli {
             LoadSli::ErrorRate => "errorRate",
             LoadSli::LatencyP95 => "latencyP95",
             LoadSli::LatencyP99 => "latencyP99",
-            LoadSli::MatchmakingSuccess => "matchmakingSuccess",
-            LoadSli::SaveSuccess => "saveSuccess",
+            LoadSli::SessionsEstablished => "sessionsEstablished",
+            LoadSli::SessionsHeld => "sessionsHeld",
+            LoadSli::Disconnects => "disconnects",
         }
     }
-}
 
-/// The game API calls the load generator makes.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "camelCase")]
-pub enum LoadOperation {
-    /// `POST /v1/matchmaking/queue`
-    Queue,
-    /// `GET /v1/matchmaking/tickets/{ticket}`
-    PollTicket,
-    /// `POST /v1/sessions/{match}/join`
-    Join,
-    /// `POST /v1/sessions/{match}/leave`
-    Leave,
-    /// `GET /v1/sessions`
-    Sessions,
-    /// `PUT /v1/players/{player}/save`
-    SaveWrite,
-    /// `GET /v1/players/{player}/save`
-    SaveRead,
-}
-
-impl LoadOperation {
-    /// Every operation, in report order.
-    pub const ALL: [LoadOperation; 7] = [
-        LoadOperation::Queue,
-        LoadOperation::PollTicket,
-        LoadOperation::Join,
-        LoadOperation::Leave,
-        LoadOperation::Sessions,
-        LoadOperation::SaveWrite,
-        LoadOperation::SaveRead,
-    ];
-
-    /// Position in [`LoadOperation::ALL`].
-    ///
-    /// ```
-    /// use chaos_runner::spec::LoadOperation;
-    /// assert_eq!(LoadOperation::ALL[LoadOperation::Join.index()], LoadOperation::Join);
-    /// ```
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The name as written (`saveWrite`).
-    ///
-    /// ```
-    /// assert_eq!(chaos_runner::spec::LoadOperation::PollTicket.name(), "pollTicket");
-    /// ```
-    pub fn name(self) -> &'static str {
-        match self {
-            LoadOperation::Queue => "queue",
-            LoadOperation::PollTicket => "pollTicket",
-            LoadOperation::Join => "join",
-            LoadOperation::Leave => "leave",
-            LoadOperation::Sessions => "sessions",
-            LoadOperation::SaveWrite => "saveWrite",
-            LoadOperation::SaveRead => "saveRead",
-        }
+    /// Whether it reads the WebSocket sessions (not calls, so no `operation` or `group`).
+    pub fn is_session(self) -> bool {
+        matches!(
+            self,
+            LoadSli::SessionsEstablished | LoadSli::SessionsHeld | LoadSli::Disconnects
+        )
     }
 }
 
 /// A check over the load generator's client-side SLIs: `sli <breachWhen> threshold` over
-/// the last `window` is the bad state.
+/// the last `window` is the bad state; for one `operation` or `group` of the scenario (or
+/// the WebSocket messages) or all calls.
 ///
 /// ```
 /// let c: chaos_runner::spec::LoadCheck = serde_json::from_value(serde_json::json!(
-///     {"sli": "errorRate", "window": "10s", "breachWhen": ">", "threshold": 0.01})).unwrap();
-/// assert_eq!(c.sli, chaos_runner::spec::LoadSli::ErrorRate);
+///     {"sli": "availability", "group": "matchmaking", "window": "10s", "breachWhen": "<", "threshold": 0.95})).unwrap();
+/// assert_eq!(c.group.as_deref(), Some("matchmaking"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -207,9 +396,12 @@ pub struct LoadCheck {
     #[serde(default = "default_load_window", with = "humantime_serde")]
     #[schemars(with = "String")]
     pub window: Duration,
-    /// Only this operation (not with `matchmakingSuccess` or `saveSuccess`).
+    /// Only this operation of the scenario (or WebSocket message).
     #[serde(default)]
-    pub operation: Option<LoadOperation>,
+    pub operation: Option<String>,
+    /// Only the operations of this group.
+    #[serde(default)]
+    pub group: Option<String>,
     /// The comparison that means "breached".
     pub breach_when: Comparison,
     /// The threshold compared with (a share for availability and error rate, ms for
@@ -218,6 +410,24 @@ pub struct LoadCheck {
     /// What a window without any request means.
     #[serde(default)]
     pub on_empty: OnEmpty,
+}
+
+impl LoadCheck {
+    /// What it is computed over, for people: `` of `queue` ``, `` of group `save` `` or
+    /// nothing for every call.
+    ///
+    /// ```
+    /// let c: chaos_runner::spec::LoadCheck = serde_json::from_value(serde_json::json!(
+    ///     {"sli": "availability", "group": "save", "breachWhen": "<", "threshold": 0.99})).unwrap();
+    /// assert_eq!(c.scope_text(), " of group `save`");
+    /// ```
+    pub fn scope_text(&self) -> String {
+        match (&self.operation, &self.group) {
+            (Some(op), _) => format!(" of `{op}`"),
+            (None, Some(g)) => format!(" of group `{g}`"),
+            (None, None) => String::new(),
+        }
+    }
 }
 
 fn default_load_window() -> Duration {

@@ -17,6 +17,7 @@ mod setup;
 
 pub use checks::*;
 pub use faults::*;
+pub(crate) use load::default_load_timeout;
 pub use load::*;
 pub use selectors::*;
 pub use setup::*;
