@@ -12,6 +12,7 @@ mod kube_cluster;
 mod kube_requests;
 mod kube_runs;
 mod load;
+mod load_scenario;
 mod network;
 mod process;
 mod proxy_cli;
