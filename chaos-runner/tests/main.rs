@@ -13,6 +13,7 @@ mod kube_requests;
 mod kube_runs;
 mod load;
 mod load_scenario;
+mod load_websocket;
 mod network;
 mod process;
 mod proxy_cli;
