@@ -14,9 +14,14 @@
 //! on the load's error rate checked every 100 ms; from the server's first failing answer
 //! to the fault (a CPU hog) gone, seen from outside the runner.
 //!
+//! Then idle WebSocket sessions: 100,000 held, and the client memory each costs (see
+//! `sessions.rs`).
+//!
 //! `cargo bench -p chaos-runner --bench load` measures (3 rounds, the medians; 7 abort
 //! runs); `cargo test` runs a smoke pass (one short step of each, one abort run) and prints
 //! nothing to compare.
+
+mod sessions;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -250,7 +255,13 @@ fn median(mut values: Vec<f64>) -> f64 {
     values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
+/// Sessions held by the full measure (`LOAD_BENCH_SESSIONS` to change).
+const SESSIONS: u32 = 100_000;
+
 fn main() {
+    if sessions::serve_if_asked() {
+        return;
+    }
     // cargo-nextest lists a binary's tests first, then runs each by name: the smoke pass
     // is this binary's one test.
     let args: Vec<String> = std::env::args().collect();
@@ -286,8 +297,39 @@ fn main() {
         }
         let reaction = abort_reaction(&url, &failing);
         eprintln!("abort reaction: {reaction:?}");
+        let held = sessions::measure(200);
+        assert_eq!(held.held, 1.0, "200 sessions not all held");
         eprintln!("smoke pass done (run `cargo bench -p chaos-runner --bench load` to measure)");
         return;
+    }
+    let only = std::env::var("LOAD_BENCH_ONLY").unwrap_or_default();
+    if only.is_empty() || only == "sessions" {
+        let wanted = std::env::var("LOAD_BENCH_SESSIONS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(SESSIONS);
+        // Each side holds one descriptor per session; a hard limit the runner may not
+        // raise (no CAP_SYS_RESOURCE) caps what one process can hold.
+        let limit = chaos_runner::load::websocket::raise_fd_limit(u64::from(wanted));
+        let possible = u32::try_from(limit.saturating_sub(2_000)).unwrap_or(u32::MAX);
+        if possible < wanted {
+            println!(
+                "\nthe open-file limit here is {limit} and may not be raised: {possible} sessions, not {wanted}"
+            );
+        }
+        let f = sessions::measure(wanted.min(possible));
+        println!(
+            "\nidle WebSocket sessions: {} wanted, {:.1}% held after a {:.1} s ramp; client memory \
+             {:.1} KiB per session (goal: under 10 KiB); heartbeat p95 {}",
+            f.wanted,
+            f.held * 100.0,
+            f.ramp.as_secs_f64(),
+            f.bytes_per_session / 1024.0,
+            f.heartbeat_p95_ms.map_or("-".into(), |v| format!("{v:.1} ms")),
+        );
+        if only == "sessions" {
+            return;
+        }
     }
     let mut wrk_runs = Vec::new();
     let mut ours = Vec::new();
