@@ -37,6 +37,8 @@ pub struct Config {
     pub policies: PoliciesConfig,
     /// Graceful shutdown bounds.
     pub shutdown: ShutdownConfig,
+    /// The WebSocket lobby (`GET /v1/lobby/ws`).
+    pub lobby: LobbyConfig,
 }
 
 /// PostgreSQL connection settings.
@@ -225,6 +227,37 @@ circuit_breaker:
 bulkhead: { max_concurrent: 16, max_queue: 64, max_wait: 50ms }
 ";
 
+/// The WebSocket lobby's limits (section `lobby:`). Its keys are camelCase, as the
+/// lobby's contract names them: `maxSessions`, `idleTimeout`.
+///
+/// ```
+/// let config = game_server::config::Config::from_yaml("lobby: { maxSessions: 10, idleTimeout: 5s }\n", "inline").unwrap();
+/// assert_eq!(config.lobby.max_sessions, 10);
+/// assert_eq!(config.lobby.idle_timeout, std::time::Duration::from_secs(5));
+/// let defaults = game_server::config::LobbyConfig::default();
+/// assert_eq!(defaults.max_sessions, 200_000);
+/// assert_eq!(defaults.idle_timeout, std::time::Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default, rename_all = "camelCase")]
+pub struct LobbyConfig {
+    /// Sessions open at most; beyond it an upgrade is refused with 503 and `Retry-After`.
+    pub max_sessions: usize,
+    /// A session that sends nothing (no message, not even a Ping frame) for this long is
+    /// closed with code 1008 (policy violation).
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+}
+
+impl Default for LobbyConfig {
+    fn default() -> Self {
+        LobbyConfig {
+            max_sessions: 200_000,
+            idle_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Graceful shutdown bounds.
 ///
 /// ```
@@ -267,6 +300,7 @@ impl Default for Config {
             },
             policies: PoliciesConfig::default(),
             shutdown: ShutdownConfig::default(),
+            lobby: LobbyConfig::default(),
         }
     }
 }
@@ -479,6 +513,14 @@ impl Config {
                 return bad(field, "must be at most 10m");
             }
         }
+        if !(1..=10_000_000).contains(&self.lobby.max_sessions) {
+            return bad("lobby.maxSessions", "must be between 1 and 10000000");
+        }
+        if self.lobby.idle_timeout < Duration::from_millis(100)
+            || self.lobby.idle_timeout > Duration::from_secs(3600)
+        {
+            return bad("lobby.idleTimeout", "must be between 100ms and 1h");
+        }
         Ok(self)
     }
 
@@ -538,6 +580,8 @@ mod tests {
         assert_eq!(config.policies.save_reads, defaults.policies.save_reads);
         assert_eq!(config.policies.matchmaking, defaults.policies.matchmaking);
         assert_eq!(config.policies.save_writes.name, "save_writes");
+        assert_eq!(config.lobby.max_sessions, defaults.lobby.max_sessions);
+        assert_eq!(config.lobby.idle_timeout, defaults.lobby.idle_timeout);
         // The built-in policy texts parse (Default would otherwise silently fall back).
         for text in [DEFAULT_SAVE_WRITES, DEFAULT_SAVE_READS, DEFAULT_MATCHMAKING] {
             ResiliencePolicyConfig::from_yaml(text).unwrap();
@@ -580,6 +624,23 @@ mod tests {
             Config::from_yaml("player_rate_limit: { per_second: 1, burst: 0 }\n", "g").unwrap_err();
         assert_eq!(err.field(), Some("player_rate_limit.burst"));
         assert_eq!(err.line(), Some(1));
+    }
+
+    #[test]
+    fn lobby_section_is_checked_and_names_its_camel_case_fields() {
+        let err = Config::from_yaml("listen: 127.0.0.1:1\nlobby:\n  maxSessions: 0\n", "g.yaml")
+            .unwrap_err();
+        assert_eq!(err.field(), Some("lobby.maxSessions"));
+        assert_eq!(err.line(), Some(3), "{err}");
+        let err = Config::from_yaml("lobby: { idleTimeout: 0s }\n", "g").unwrap_err();
+        assert_eq!(err.field(), Some("lobby.idleTimeout"));
+        assert_eq!(err.line(), Some(1), "{err}");
+        let err = Config::from_yaml("lobby:\n  max_sessions: 5\n", "g").unwrap_err();
+        assert!(err.to_string().contains("max_sessions"), "{err}");
+        assert_eq!(err.line(), Some(2), "{err}");
+        let config = Config::from_yaml("lobby:\n  idleTimeout: 250ms\n", "g").unwrap();
+        assert_eq!(config.lobby.idle_timeout, Duration::from_millis(250));
+        assert_eq!(config.lobby.max_sessions, 200_000);
     }
 
     #[test]

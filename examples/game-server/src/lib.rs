@@ -21,6 +21,8 @@
 pub mod cache;
 pub mod config;
 pub mod db;
+pub mod fd_limit;
+pub mod lobby;
 pub mod matchmaking;
 pub mod metrics;
 pub mod routes;
@@ -37,6 +39,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cache::SaveCache;
 use crate::config::Config;
 use crate::db::Database;
+use crate::lobby::Lobby;
 use crate::matchmaking::Matchmaker;
 use crate::metrics::Metrics;
 use crate::routes::AppState;
@@ -87,8 +90,10 @@ pub fn build_policy(
 }
 
 /// Runs the service on `listener` until `shutdown` resolves, then drains in-flight requests
-/// (bounded by `shutdown.drain_timeout`), flushes the write-behind queue for at most
-/// `shutdown.flush_timeout` (what is left stays in the fsync'd spool) and returns.
+/// (bounded by `shutdown.drain_timeout`), closes the lobby's WebSocket sessions with code
+/// 1001 (waiting for them at most `shutdown.drain_timeout` too), flushes the write-behind
+/// queue for at most `shutdown.flush_timeout` (what is left stays in the fsync'd spool) and
+/// returns.
 pub async fn serve(
     config: Config,
     listener: tokio::net::TcpListener,
@@ -162,6 +167,10 @@ pub async fn serve(
         })
     };
 
+    // Cancelled when the shutdown begins: the lobby's sessions close with 1001 and new
+    // upgrades are refused.
+    let stopping = CancellationToken::new();
+    let lobby = Lobby::new(&config.lobby, metrics.clone(), stopping.clone());
     let state = AppState {
         saves: saves.clone(),
         matchmaker,
@@ -173,12 +182,12 @@ pub async fn serve(
             .write_behind
             .retry_interval
             .max(Duration::from_secs(1)),
+        lobby: lobby.clone(),
     };
     let app = routes::router(state);
     let local = listener.local_addr().map_err(ServeError::Io)?;
     tracing::info!(listen = %local, database = %db.target(), spool = %config.spool_dir.display(), "game-server listening");
 
-    let stopping = CancellationToken::new();
     let signalled = stopping.clone();
     let server = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
@@ -202,6 +211,23 @@ pub async fn serve(
         Err(e) if e.is_cancelled() => Ok(()),
         Err(e) => Err(ServeError::Io(std::io::Error::other(e.to_string()))),
     };
+    // Upgraded connections are not the HTTP server's any more: the lobby closes its own
+    // (also when the server stopped on an error).
+    stopping.cancel();
+    let open = lobby.sessions();
+    if open > 0 {
+        tracing::info!(sessions = open, "closing lobby sessions (1001, going away)");
+        if tokio::time::timeout(drain, lobby.all_closed())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                left = lobby.sessions(),
+                ?drain,
+                "lobby sessions did not close in time; dropping them"
+            );
+        }
+    }
 
     background.cancel();
     let _ = sweeper.await;

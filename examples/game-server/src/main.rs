@@ -1,7 +1,8 @@
 //! `game-server [--config FILE]`: the example game service. Environment overrides:
 //! `GAME_LISTEN`, `GAME_DATABASE_URL`, `GAME_SPOOL_DIR`; log filter in `RUST_LOG`
-//! (default `info`). Exit status: 0 after a clean shutdown (SIGTERM/SIGINT), 2 for an
-//! invalid configuration, 1 for any other failure.
+//! (default `info`). At start-up the open-file limit is raised (see
+//! [`game_server::fd_limit`]) and logged. Exit status: 0 after a clean shutdown
+//! (SIGTERM/SIGINT), 2 for an invalid configuration, 1 for any other failure.
 
 use clap::Parser;
 use game_server::config::Config;
@@ -43,6 +44,35 @@ fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()> + 
     })
 }
 
+/// Raises `RLIMIT_NOFILE` (every lobby session is a socket) and logs what it got; a limit
+/// that cannot hold `max_sessions` sockets is a warning, not a failure.
+fn raise_fd_limit(max_sessions: usize) {
+    match game_server::fd_limit::raise_nofile_limit() {
+        Ok(limit) => {
+            tracing::info!(
+                soft = limit.soft,
+                hard = limit.hard,
+                soft_before = limit.soft_before,
+                hard_before = limit.hard_before,
+                hard_refused = ?limit.hard_refused,
+                "open file limit (RLIMIT_NOFILE)"
+            );
+            // Room for the sessions plus the database pool, the spool, the listener, logs.
+            let wanted = u64::try_from(max_sessions)
+                .unwrap_or(u64::MAX)
+                .saturating_add(1024);
+            if limit.soft < wanted {
+                tracing::warn!(
+                    soft = limit.soft,
+                    lobby_max_sessions = max_sessions,
+                    "open file limit is below lobby.maxSessions + 1024: sessions beyond it fail to be accepted"
+                );
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "open file limit not raised"),
+    }
+}
+
 fn main() -> ExitCode {
     let args = Args::parse();
     tracing_subscriber::fmt()
@@ -59,6 +89,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    raise_fd_limit(config.lobby.max_sessions);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

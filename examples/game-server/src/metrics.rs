@@ -32,6 +32,11 @@ struct ResultLabels {
     result: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TypeLabels {
+    r#type: &'static str,
+}
+
 type HistogramFamily = Family<RouteLabels, Histogram, fn() -> Histogram>;
 
 fn duration_histogram() -> Histogram {
@@ -60,6 +65,33 @@ pub enum SaveResult {
     Failed,
 }
 
+/// What a lobby message was (`game_lobby_messages_total{type}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LobbyMessage {
+    /// A `{"type":"ping"}` message, answered with a pong.
+    Ping,
+    /// A `{"type":"chat"}` message, answered with an ack.
+    Chat,
+    /// Anything answered with an error reply (not JSON, unknown type, missing id, chat
+    /// text too long, a binary message).
+    Invalid,
+}
+
+impl LobbyMessage {
+    /// The `type` label's value: `ping`, `chat` or `invalid`.
+    ///
+    /// ```
+    /// assert_eq!(game_server::metrics::LobbyMessage::Invalid.label(), "invalid");
+    /// ```
+    pub fn label(self) -> &'static str {
+        match self {
+            LobbyMessage::Ping => "ping",
+            LobbyMessage::Chat => "chat",
+            LobbyMessage::Invalid => "invalid",
+        }
+    }
+}
+
 /// Every metric of the service. Cheap to clone.
 ///
 /// ```
@@ -79,6 +111,9 @@ pub struct Metrics {
     pub save_queue_depth: Gauge,
     /// Sessions with at least one player.
     pub active_sessions: Gauge,
+    /// WebSocket lobby sessions open now (`game_lobby_sessions`).
+    pub lobby_sessions: Gauge,
+    lobby_messages: Family<TypeLabels, Counter>,
     /// The resilience policies' metric families (same registry).
     pub resilience: ResilienceMetrics,
 }
@@ -110,6 +145,8 @@ impl Metrics {
         let saves = Family::<ResultLabels, Counter>::default();
         let save_queue_depth = Gauge::default();
         let active_sessions = Gauge::default();
+        let lobby_sessions = Gauge::default();
+        let lobby_messages = Family::<TypeLabels, Counter>::default();
         let game = registry.sub_registry_with_prefix("game");
         game.register(
             "http_requests",
@@ -141,12 +178,31 @@ impl Metrics {
             "Sessions with at least one player",
             active_sessions.clone(),
         );
+        game.register(
+            "lobby_sessions",
+            "WebSocket lobby sessions open now",
+            lobby_sessions.clone(),
+        );
+        game.register(
+            "lobby_messages",
+            "WebSocket lobby messages received, by type (ping, chat, invalid)",
+            lobby_messages.clone(),
+        );
         // Every documented series exists from the start, at zero.
         for result in ["matched", "queued", "failed"] {
             let _ = matchmaking.get_or_create(&ResultLabels { result });
         }
         for result in ["stored", "queued", "failed"] {
             let _ = saves.get_or_create(&ResultLabels { result });
+        }
+        for kind in [
+            LobbyMessage::Ping,
+            LobbyMessage::Chat,
+            LobbyMessage::Invalid,
+        ] {
+            let _ = lobby_messages.get_or_create(&TypeLabels {
+                r#type: kind.label(),
+            });
         }
         Metrics {
             registry: Arc::new(registry),
@@ -156,11 +212,14 @@ impl Metrics {
             saves,
             save_queue_depth,
             active_sessions,
+            lobby_sessions,
+            lobby_messages,
             resilience,
         }
     }
 
-    /// Counts one HTTP request: 2xx is a success, 429 rate limited, anything else an error.
+    /// Counts one HTTP request: 2xx (and 101, a WebSocket upgrade) is a success, 429 rate
+    /// limited, anything else an error.
     ///
     /// ```
     /// let m = game_server::metrics::Metrics::new();
@@ -169,7 +228,7 @@ impl Metrics {
     /// ```
     pub fn observe_request(&self, route: &str, method: &str, status: u16, seconds: f64) {
         let outcome = match status {
-            200..=299 => "success",
+            101 | 200..=299 => "success",
             429 => "rate_limited",
             _ => "error",
         };
@@ -215,6 +274,22 @@ impl Metrics {
             SaveResult::Failed => "failed",
         };
         self.saves.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// Counts one message received on a lobby session.
+    ///
+    /// ```
+    /// use game_server::metrics::{LobbyMessage, Metrics};
+    /// let m = Metrics::new();
+    /// m.count_lobby_message(LobbyMessage::Ping);
+    /// assert!(m.encode().unwrap().contains(r#"game_lobby_messages_total{type="ping"} 1"#));
+    /// ```
+    pub fn count_lobby_message(&self, kind: LobbyMessage) {
+        self.lobby_messages
+            .get_or_create(&TypeLabels {
+                r#type: kind.label(),
+            })
+            .inc();
     }
 
     /// The registry in the OpenMetrics text format.

@@ -2,7 +2,9 @@
 //! with `Retry-After`, the per-player rate limit and request metrics.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Path, Query, Request, State, WebSocketUpgrade};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -16,6 +18,7 @@ use std::time::Duration;
 use tower::{Layer, ServiceExt};
 
 use crate::db::Database;
+use crate::lobby::Lobby;
 use crate::matchmaking::{MatchError, Matched, Matchmaker, Outcome};
 use crate::metrics::Metrics;
 use crate::saves::{SaveError, Saves, Source, Stored};
@@ -69,6 +72,8 @@ pub struct AppState {
     pub db: Database,
     /// `Retry-After` for a full save queue.
     pub queue_retry_after: Duration,
+    /// The WebSocket lobby.
+    pub lobby: Lobby,
 }
 
 /// An error answer: status, message, optional `Retry-After`.
@@ -127,12 +132,16 @@ pub fn valid_player_id(id: &str) -> bool {
 }
 
 fn check_player(id: &str) -> Result<(), ApiError> {
+    check_player_named(id, "player_id")
+}
+
+fn check_player_named(id: &str, name: &str) -> Result<(), ApiError> {
     if valid_player_id(id) {
         Ok(())
     } else {
-        Err(ApiError::bad_request(
-            "player_id must be 1 to 64 characters of A-Z a-z 0-9 _ - .",
-        ))
+        Err(ApiError::bad_request(format!(
+            "{name} must be 1 to 64 characters of A-Z a-z 0-9 _ - ."
+        )))
     }
 }
 
@@ -329,6 +338,45 @@ async fn get_save(
     }
 }
 
+#[derive(Deserialize)]
+struct LobbyQuery {
+    player: Option<String>,
+}
+
+/// `GET /v1/lobby/ws?player=<id>`: 400 before upgrading without a valid player id, 503
+/// with `Retry-After` when the lobby is full or the server is stopping, else the upgrade
+/// (see [`crate::lobby`]).
+async fn lobby_ws(
+    State(state): State<AppState>,
+    query: Result<Query<LobbyQuery>, QueryRejection>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let player = match query {
+        Ok(Query(query)) => query.player.unwrap_or_default(),
+        Err(e) => return ApiError::bad_request(format!("invalid query: {e}")).into_response(),
+    };
+    if let Err(e) = check_player_named(&player, "player") {
+        return e.into_response();
+    }
+    let upgrade = match upgrade {
+        Ok(upgrade) => upgrade,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let slot = match state.lobby.admit() {
+        Ok(slot) => slot,
+        Err(refused) => {
+            return ApiError::new(StatusCode::SERVICE_UNAVAILABLE, refused.to_string())
+                .retry_after(crate::lobby::RETRY_AFTER)
+                .into_response()
+        }
+    };
+    let lobby = state.lobby.clone();
+    lobby
+        .configure(upgrade)
+        .on_failed_upgrade(|e| tracing::debug!(error = %e, "lobby upgrade failed"))
+        .on_upgrade(move |socket| lobby.run(socket, slot))
+}
+
 async fn healthz() -> Response {
     axum::Json(json!({ "status": "up" })).into_response()
 }
@@ -401,6 +449,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics_text))
+        .route("/v1/lobby/ws", get(lobby_ws))
         .route_layer(axum::middleware::from_fn_with_state(metrics, track))
         .layer(DefaultBodyLimit::max(MAX_SAVE_BYTES))
         .with_state(state)

@@ -1,6 +1,7 @@
 //! The game service end to end: the real binary, a real PostgreSQL 15 started by each test,
-//! real HTTP over sockets.
+//! real HTTP over sockets; the WebSocket lobby's tests are in the `lobby` module.
 
+mod lobby;
 mod support;
 
 use serde_json::json;
@@ -424,6 +425,8 @@ async fn metrics_expose_the_documented_names() {
         r#"game_saves_total{result="queued"} 1"#,
         "game_save_queue_depth 1",
         "game_active_sessions 0",
+        "game_lobby_sessions 0",
+        r#"game_lobby_messages_total{type="invalid"} 0"#,
         r#"resilience_calls_total{policy="save_writes",outcome="failure"}"#,
         r#"resilience_circuit_state{policy="save_reads",state="closed"}"#,
     ] {
