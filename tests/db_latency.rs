@@ -27,7 +27,7 @@ spec:
   target: { backend: local }
   sloFile: @SLO_FILE@
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", players: 40, rate: 80, warmup: 2s }
+  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 40, rate: 80, warmup: 2s }
   steadyState:
     - name: availability
       load: { sli: availability, window: 2s, breachWhen: "<", threshold: 0.999 }

@@ -27,7 +27,7 @@ spec:
   target: { backend: local }
   sloFile: @SLO_FILE@
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", players: 40, rate: 80, warmup: 2s }
+  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 40, rate: 80, warmup: 2s }
   steadyState:
     - name: saves-within-budget
       sloBurnRate: { slo: save-success, window: 1m, maxBurnRate: 14.4 }

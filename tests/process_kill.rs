@@ -22,7 +22,7 @@ metadata:
 spec:
   target: { backend: local }
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", players: 20, rate: 40, warmup: 4s }
+  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 20, rate: 40, warmup: 4s }
   steadyState:
     - name: game-server-healthy
       http: { url: "@GAME@/healthz", expectStatus: 200, timeout: 1s }
@@ -64,6 +64,7 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
         &EXPERIMENT
             .replace("@PROM@", &prometheus.url)
             .replace("@GAME@", &game.url)
+            .replace("@SCENARIO@", &support::game_scenario())
             .replace("@ARGV@", &argv)
             .replace("@PORT@", &game.port.to_string()),
     );

@@ -20,7 +20,7 @@ metadata:
 spec:
   target: { backend: local }
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", players: 20, rate: 40, warmup: 1s }
+  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 20, rate: 40, warmup: 1s }
   steadyState:
     - name: game-server-up
       prometheus: { query: 'up{job="game-server"}', breachWhen: "<", threshold: 1 }

@@ -28,7 +28,7 @@ spec:
   target: { backend: local }
   sloFile: @SLO_FILE@
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", players: 20, rate: 40, warmup: 2s }
+  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 20, rate: 40, warmup: 2s }
   faults:
     - name: slow-database
       type: proxy-latency
@@ -94,6 +94,7 @@ fn every_dashboard_query_returns_data_from_the_rules_and_the_game_server() {
         &EXPERIMENT
             .replace("@PROM@", &prometheus.url)
             .replace("@GAME@", &game.url)
+            .replace("@SCENARIO@", &support::game_scenario())
             .replace("@ADMIN@", &proxy.admin),
     );
     let mut exporter = Command::new(support::binary("chaos-runner"));

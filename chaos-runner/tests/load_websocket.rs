@@ -46,6 +46,8 @@ fn start(lobby: Arc<Lobby>) -> String {
                 };
                 let lobby = lobby.clone();
                 tokio::spawn(async move {
+                    // The callback's error type is the library's (a whole HTTP response).
+                    #[allow(clippy::result_large_err)]
                     let check =
                         |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
                             let q = req.uri().query().unwrap_or("");

@@ -738,7 +738,16 @@ impl Stack {
             &experiment
                 .replace("@PROM@", &self.prometheus.url)
                 .replace("@GAME@", &self.game.url)
+                .replace("@SCENARIO@", &game_scenario())
                 .replace("@ADMIN@", &self.proxy.admin),
         )
     }
+}
+
+/// The shipped load scenario of the example game server's API, as an absolute path.
+pub fn game_scenario() -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../experiments/load/game-api.yaml")
+        .display()
+        .to_string()
 }

@@ -83,11 +83,6 @@ impl LoadStats {
         self.lock().want_sessions(wanted);
     }
 
-    /// A session ended with the run.
-    pub fn session_closed(&self) {
-        self.lock().session_closed();
-    }
-
     /// The SLI over the last `window`, now, for one operation or group (by name) or all
     /// (see [`Recorder::sli`]); `None` also for a name the load does not have.
     pub fn sli(
@@ -157,6 +152,25 @@ pub struct LoadReport {
     pub sessions: Option<SessionTotals>,
     /// One entry per 1 s slice.
     pub timeline: Vec<SliceSummary>,
+}
+
+impl LoadReport {
+    /// The WebSocket sessions in one sentence, for the Markdown and HTML reports.
+    ///
+    /// ```
+    /// let r = chaos_runner::load::LoadReport { target: "http://x".into(), requested_rate: 0,
+    ///     achieved_rate: 0.0, players: 0, seed: 1, started_at_ms: 0, duration_ms: 0,
+    ///     totals: vec![], timeline: vec![], sessions: None };
+    /// assert_eq!(r.sessions_text(), None);
+    /// ```
+    pub fn sessions_text(&self) -> Option<String> {
+        self.sessions.map(|s| {
+            format!(
+                "WebSocket sessions: {} wanted, {} opened, {} failed to open, {} lost, {} held at most, {} open when the run ended",
+                s.wanted, s.established, s.failed, s.lost, s.held_max, s.held_at_end
+            )
+        })
+    }
 }
 
 /// The running load generator; stops (and waits for its calls) on [`stop`] or drop.
@@ -395,7 +409,7 @@ impl Driver {
                 }
                 let (mut player, mut connection) =
                     free.swap_remove(rng.random_range(0..free.len()));
-                let Some(request) = player.next() else {
+                let Some(request) = player.next_call() else {
                     free.push((player, connection));
                     continue;
                 };

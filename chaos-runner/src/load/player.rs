@@ -53,10 +53,10 @@ struct Position {
 ///   "flows": {"match": {"steps": [{"call": "queue"}, {"call": "poll"}]}}})).unwrap();
 /// let scenario = std::sync::Arc::new(compile(&spec, "s", std::time::Duration::from_secs(1), &mut Problems::default()).unwrap());
 /// let mut p = Player::new(7, scenario.clone(), 1);
-/// let queue = p.next().unwrap();
+/// let queue = p.next_call().unwrap();
 /// assert_eq!(queue.body.as_ref(), br#"{"p":"p7"}"#);
 /// p.answered(&queue, 202, &serde_json::json!({"ticket": "t-1"}));
-/// assert_eq!(p.next().unwrap().path, "/t/t-1");
+/// assert_eq!(p.next_call().unwrap().path, "/t/t-1");
 /// ```
 #[derive(Debug)]
 pub struct Player {
@@ -148,7 +148,7 @@ impl Player {
 
     /// The next call. A step whose captured value is missing ends the flow, and the next
     /// flow's first step is called instead.
-    pub fn next(&mut self) -> Option<Request> {
+    pub fn next_call(&mut self) -> Option<Request> {
         for _ in 0..3 {
             self.settle();
             let at = self.at?;

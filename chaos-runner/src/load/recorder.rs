@@ -125,7 +125,7 @@ pub struct SessionTotals {
     pub failed: u64,
     /// Lost after opening.
     pub lost: u64,
-    /// Open at the end.
+    /// Open when the run ended (closed by the runner then).
     pub held_at_end: u64,
     /// Most open at once.
     pub held_max: u64,
@@ -349,11 +349,6 @@ impl Recorder {
         if let Some(slice) = self.ring.back_mut() {
             slice.sessions.add(event);
         }
-    }
-
-    /// A session ended because the run did (not a loss).
-    pub fn session_closed(&mut self) {
-        self.held = self.held.saturating_sub(1);
     }
 
     /// WebSocket session totals (`None` without sessions).

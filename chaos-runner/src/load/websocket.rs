@@ -305,10 +305,7 @@ impl Session {
                 .converse(ws, &mut due, &mut variables, &mut seq, &mut rng)
                 .await
             {
-                Ended::Stopped => {
-                    self.stats.session_closed();
-                    return;
-                }
+                Ended::Stopped => return,
                 Ended::Lost => {
                     self.stats.session(SessionEvent::Lost, Instant::now());
                     if self.pause().await {

@@ -233,12 +233,15 @@ pub fn render(report: &RunReport) -> String {
     }
     if let Some(load) = &report.load {
         body.push_str(&format!(
-            "<h2>Load (client side)</h2>\n<p>{} players, {} requests/s asked, {:.1} achieved against {}</p>\n",
+            "<h2>Load (client side)</h2>\n<p>{} players, {} calls/s asked, {:.1} achieved against {}</p>\n",
             load.players,
             load.requested_rate,
             load.achieved_rate,
             escape(&load.target)
         ));
+        if let Some(sessions) = load.sessions_text() {
+            body.push_str(&format!("<p>{}</p>\n", escape(&sessions)));
+        }
         let availability = Series {
             title: "availability",
             unit: "availability per 1 s slice",

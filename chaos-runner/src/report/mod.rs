@@ -185,7 +185,7 @@ impl RunReport {
         }
         if let Some(load) = &self.load {
             md.push_str(&format!(
-                "\n## Load (client side)\n\n{} players, {} requests/s asked, {:.1} achieved over {:.1} s against {} (seed {})\n\n| operation | count | success | errors | rate limited | overflow | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                "\n## Load (client side)\n\n{} players, {} calls/s asked, {:.1} achieved over {:.1} s against {} (seed {})\n\n| operation | count | success | errors | rate limited | overflow | p50 ms | p95 ms | p99 ms |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
                 load.players,
                 load.requested_rate,
                 load.achieved_rate,
@@ -206,6 +206,9 @@ impl RunReport {
                     opt_ms(t.p95_ms),
                     opt_ms(t.p99_ms)
                 ));
+            }
+            if let Some(sessions) = load.sessions_text() {
+                md.push_str(&format!("\n{sessions}\n"));
             }
         }
         if !self.indicators.is_empty() {
