@@ -16,8 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chaos_runner::load::LoadGenerator;
-use chaos_runner::spec::scenario::{compile, LoadPlan};
-use chaos_runner::spec::{LoadSli, LoadSpec, Problems};
+use chaos_runner::spec::scenario::LoadPlan;
+use chaos_runner::spec::{LoadSli, LoadSpec};
 
 #[derive(Default)]
 struct Shop {
@@ -219,19 +219,7 @@ fn a_scenario_for_another_api_drives_it_as_written() {
         "target": url, "rate": 150, "players": 20, "seed": 3, "scenario": scenario,
     }))
     .unwrap();
-    let mut problems = Problems::default();
-    let compiled = compile(
-        spec.scenario.as_ref().unwrap(),
-        "scenario",
-        spec.timeout,
-        &mut problems,
-    )
-    .unwrap_or_else(|| panic!("{:?}", problems.found()));
-    let plan = LoadPlan {
-        spec,
-        scenario: Some(Arc::new(compiled)),
-        websocket: None,
-    };
+    let plan = LoadPlan::from_spec(spec).unwrap_or_else(|p| panic!("{p:?}"));
     let mut load = LoadGenerator::start(&plan, Instant::now(), Duration::from_secs(10)).unwrap();
     let stats = load.stats();
     std::thread::sleep(Duration::from_secs(4));
@@ -289,19 +277,7 @@ fn a_failed_step_ends_the_flow_and_the_next_call_starts_another() {
         "target": url, "rate": 100, "players": 10, "seed": 3, "scenario": scenario,
     }))
     .unwrap();
-    let mut problems = Problems::default();
-    let compiled = compile(
-        spec.scenario.as_ref().unwrap(),
-        "scenario",
-        spec.timeout,
-        &mut problems,
-    )
-    .unwrap();
-    let plan = LoadPlan {
-        spec,
-        scenario: Some(Arc::new(compiled)),
-        websocket: None,
-    };
+    let plan = LoadPlan::from_spec(spec).unwrap_or_else(|p| panic!("{p:?}"));
     let mut load = LoadGenerator::start(&plan, Instant::now(), Duration::from_secs(10)).unwrap();
     std::thread::sleep(Duration::from_secs(2));
     let report = load.stop();

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
 use chaos_runner::load::LoadGenerator;
-use chaos_runner::spec::scenario::{compile_websocket, LoadPlan};
-use chaos_runner::spec::{LoadSli, LoadSpec, Problems};
+use chaos_runner::spec::scenario::LoadPlan;
+use chaos_runner::spec::{LoadSli, LoadSpec};
 
 #[derive(Default)]
 struct Lobby {
@@ -112,19 +112,7 @@ fn plan(url: &str, sessions: u32) -> LoadPlan {
         }
     }))
     .unwrap();
-    let mut problems = Problems::default();
-    let ws = compile_websocket(
-        spec.websocket.as_ref().unwrap(),
-        "ws",
-        spec.timeout,
-        &mut problems,
-    )
-    .unwrap_or_else(|| panic!("{:?}", problems.found()));
-    LoadPlan {
-        spec,
-        scenario: None,
-        websocket: Some(Arc::new(ws)),
-    }
+    LoadPlan::from_spec(spec).unwrap_or_else(|p| panic!("{p:?}"))
 }
 
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {

@@ -27,7 +27,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chaos_runner::load::LoadGenerator;
-use chaos_runner::spec::scenario::{compile, LoadPlan};
+use chaos_runner::spec::scenario::LoadPlan;
 use chaos_runner::spec::LoadSpec;
 
 /// How much to measure.
@@ -183,17 +183,7 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
         "seed": 1,
     }))
     .expect("a load spec");
-    let mut problems = chaos_runner::spec::Problems::default();
-    let scenario = spec
-        .scenario
-        .as_ref()
-        .and_then(|s| compile(s, "scenario", spec.timeout, &mut problems))
-        .expect("a valid scenario");
-    let plan = LoadPlan {
-        spec,
-        scenario: Some(std::sync::Arc::new(scenario)),
-        websocket: None,
-    };
+    let plan = LoadPlan::from_spec(spec).expect("a valid scenario");
     let started = Instant::now();
     let mut load = LoadGenerator::start(&plan, started, Duration::from_secs(10)).expect("start");
     std::thread::sleep(duration);

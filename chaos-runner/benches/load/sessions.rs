@@ -12,14 +12,13 @@
 use futures_util::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
 use chaos_runner::load::LoadGenerator;
-use chaos_runner::spec::scenario::{compile_websocket, LoadPlan};
-use chaos_runner::spec::{LoadSli, LoadSpec, Problems};
+use chaos_runner::spec::scenario::LoadPlan;
+use chaos_runner::spec::{LoadSli, LoadSpec};
 
 /// What one measure found.
 pub struct SessionFigures {
@@ -130,17 +129,7 @@ pub fn measure(sessions: u32) -> SessionFigures {
         }
     }))
     .expect("a load spec");
-    let mut problems = Problems::default();
-    let ws = spec
-        .websocket
-        .as_ref()
-        .and_then(|w| compile_websocket(w, "websocket", spec.timeout, &mut problems))
-        .expect("valid sessions");
-    let plan = LoadPlan {
-        spec,
-        scenario: None,
-        websocket: Some(Arc::new(ws)),
-    };
+    let plan = LoadPlan::from_spec(spec).expect("valid sessions");
     let before = resident_bytes();
     let started = Instant::now();
     let mut load = LoadGenerator::start(&plan, started, Duration::from_secs(10)).expect("start");

@@ -34,6 +34,24 @@ pub struct Request {
     pub reads_body: bool,
 }
 
+impl Request {
+    /// The headers to send: the operation's, and the body's content type unless they
+    /// give one.
+    pub fn headers_to_send(&self) -> impl Iterator<Item = (&http::HeaderName, &str)> {
+        let typed = self
+            .headers
+            .iter()
+            .any(|(name, _)| name == http::header::CONTENT_TYPE);
+        let content_type = self
+            .content_type
+            .filter(|_| !typed)
+            .map(|t| (&http::header::CONTENT_TYPE, t));
+        content_type
+            .into_iter()
+            .chain(self.headers.iter().map(|(n, v)| (n, v.as_str())))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Position {
     flow: usize,

@@ -182,15 +182,8 @@ async fn plain(
         .method(call.method.clone())
         .uri(format!("{prefix}{}", call.path))
         .header(http::header::HOST, authority.clone());
-    let typed = call
-        .headers
-        .iter()
-        .any(|(name, _)| name == http::header::CONTENT_TYPE);
-    if let (Some(content_type), false) = (call.content_type, typed) {
-        request = request.header(http::header::CONTENT_TYPE, content_type);
-    }
-    for (name, value) in &call.headers {
-        request = request.header(name, value.as_str());
+    for (name, value) in call.headers_to_send() {
+        request = request.header(name, value);
     }
     let request = request
         .body(Full::new(call.body.clone()))
@@ -215,15 +208,8 @@ async fn tls(
     call: &Request,
 ) -> Result<(u16, Bytes), SendError> {
     let mut request = client.request(call.method.clone(), format!("{base}{}", call.path));
-    let typed = call
-        .headers
-        .iter()
-        .any(|(name, _)| name == http::header::CONTENT_TYPE);
-    if let (Some(content_type), false) = (call.content_type, typed) {
-        request = request.header(http::header::CONTENT_TYPE, content_type);
-    }
-    for (name, value) in &call.headers {
-        request = request.header(name, value.as_str());
+    for (name, value) in call.headers_to_send() {
+        request = request.header(name, value);
     }
     request = request.body(call.body.clone());
     let response = request

@@ -274,15 +274,10 @@ impl Session {
             };
             let ws = match opened {
                 Ok(Ok(ws)) => ws,
-                Ok(Err(e)) => {
-                    tracing::debug!(session = self.number, error = %e, "websocket session not opened");
-                    self.stats.session(SessionEvent::Failed, Instant::now());
-                    if self.pause().await {
-                        return;
+                failed => {
+                    if let Ok(Err(e)) = failed {
+                        tracing::debug!(session = self.number, error = %e, "websocket session not opened");
                     }
-                    continue;
-                }
-                Err(_) => {
                     self.stats.session(SessionEvent::Failed, Instant::now());
                     if self.pause().await {
                         return;

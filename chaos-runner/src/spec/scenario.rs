@@ -25,6 +25,38 @@ pub struct LoadPlan {
     pub websocket: Option<std::sync::Arc<WsPlan>>,
 }
 
+impl LoadPlan {
+    /// The plan of a `spec.load` whose scenario is written inline (a `scenarioFile` is read
+    /// by [`crate::spec::load_experiment`]); `Err` lists the problems as (field, message).
+    ///
+    /// ```
+    /// let spec: chaos_runner::spec::LoadSpec = serde_json::from_value(serde_json::json!({
+    ///     "target": "http://127.0.0.1:1", "rate": 10,
+    ///     "scenario": {"operations": {"a": {"path": "/a", "weight": 1}}}})).unwrap();
+    /// let plan = chaos_runner::spec::scenario::LoadPlan::from_spec(spec).unwrap();
+    /// assert_eq!(plan.scenario.unwrap().operations[0].name, "a");
+    /// ```
+    pub fn from_spec(spec: super::model::LoadSpec) -> Result<LoadPlan, Vec<(String, String)>> {
+        let mut problems = Problems::default();
+        let scenario = spec
+            .scenario
+            .as_ref()
+            .and_then(|s| compile(s, "scenario", spec.timeout, &mut problems));
+        let websocket = spec
+            .websocket
+            .as_ref()
+            .and_then(|w| compile_websocket(w, "websocket", spec.timeout, &mut problems));
+        if !problems.found().is_empty() {
+            return Err(problems.into_found());
+        }
+        Ok(LoadPlan {
+            spec,
+            scenario: scenario.map(std::sync::Arc::new),
+            websocket: websocket.map(std::sync::Arc::new),
+        })
+    }
+}
+
 /// A scenario variable.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Variable {
@@ -444,13 +476,11 @@ fn compile_operation(
             "must be 1-63 letters, digits, `_` or `-`",
         );
     }
-    // The default is checked where it is written (`load.timeout`).
-    let timeout = op.timeout.unwrap_or(default_timeout);
-    problems.check(
-        op.timeout
-            .is_none_or(|t| t >= Duration::from_millis(10) && t <= Duration::from_secs(60)),
-        format!("{here}.timeout"),
-        "must be between 10ms and 60s",
+    let timeout = timeout_of(
+        op.timeout,
+        default_timeout,
+        &format!("{here}.timeout"),
+        problems,
     );
     for (capture, pointer) in &op.capture {
         problems.check(
@@ -478,6 +508,22 @@ fn compile_operation(
             .collect(),
         reads_body: !op.capture.is_empty(),
     }
+}
+
+/// A call's or message's own timeout (checked at `field`), else the default (checked
+/// where it is written, `load.timeout`).
+fn timeout_of(
+    own: Option<Duration>,
+    default: Duration,
+    field: &str,
+    problems: &mut Problems,
+) -> Duration {
+    problems.check(
+        own.is_none_or(|t| t >= Duration::from_millis(10) && t <= Duration::from_secs(60)),
+        field,
+        "must be between 10ms and 60s",
+    );
+    own.unwrap_or(default)
 }
 
 /// `text` parsed, or (a problem recorded at `field`) the empty template.
@@ -834,12 +880,11 @@ pub fn compile_websocket(
                 "matches a field of a JSON message; this message is text",
             );
         }
-        let timeout = m.timeout.unwrap_or(default_timeout);
-        problems.check(
-            m.timeout
-                .is_none_or(|t| t >= Duration::from_millis(10) && t <= Duration::from_secs(60)),
-            format!("{here}.timeout"),
-            "must be between 10ms and 60s",
+        let timeout = timeout_of(
+            m.timeout,
+            default_timeout,
+            &format!("{here}.timeout"),
+            problems,
         );
         messages.push(WsMessage {
             name: m.name.clone(),
