@@ -76,14 +76,15 @@ fn page_name(page: &Path) -> String {
         .to_string()
 }
 
-/// What a whole-file YAML example is, from its top-level `kind` (or, for the SLO files the
-/// runner reads from other tools, their version).
+/// What a whole-file YAML example is, from its top-level `kind` (experiment, SLO set, load
+/// scenario; or, for the SLO files the runner reads from other tools, their version).
 fn is_chaos_document(text: &str) -> bool {
     text.lines().any(|l| {
         matches!(
             l.trim_end(),
             "kind: Experiment"
                 | "kind: SLOSet"
+                | "kind: LoadScenario"
                 | "version: prometheus/v1"
                 | "version: \"prometheus/v1\""
                 | "apiVersion: openslo/v1"
