@@ -37,6 +37,10 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Hold a share of a run's WebSocket sessions for the runner that started it (its
+    /// order on stdin, batches on stdout; ends when stdin closes).
+    #[command(hide = true)]
+    LoadWorker,
     /// Print the JSON Schema of experiment files (or SLO files with `--slo`).
     Schema {
         /// The SLO file schema instead.
@@ -191,6 +195,15 @@ pub fn run(cli: Cli) -> Outcome {
             command: SloCommand::Dashboard { file, out },
         } => crate::slo::write::dashboard(&file, out.as_deref(), cli.output),
         Command::Validate { files } => validate(&files, cli.output),
+        Command::LoadWorker => {
+            match crate::load::worker::serve(std::io::stdin(), std::io::stdout()) {
+                Ok(()) => Outcome::Passed,
+                Err(e) => {
+                    eprintln!("load-worker: {e}");
+                    Outcome::InvalidInput
+                }
+            }
+        }
         Command::Schema { slo } => {
             println!(
                 "{}",

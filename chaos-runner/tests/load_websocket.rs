@@ -237,3 +237,57 @@ fn sessions_that_cannot_open_are_counted_as_failed() {
         "{sessions:?}"
     );
 }
+
+#[test]
+fn sessions_beyond_one_process_run_in_load_workers() {
+    // Three workers of 15 sessions at most hold the 40 (the limit a process may not raise
+    // is what makes the runner do this with 100,000 sessions).
+    std::env::set_var("CHAOS_LOAD_SESSIONS_PER_PROCESS", "15");
+    std::env::set_var("CHAOS_RUNNER_BIN", env!("CARGO_BIN_EXE_chaos-runner"));
+    let lobby = Arc::new(Lobby::default());
+    let url = start(lobby.clone());
+    let mut load =
+        LoadGenerator::start(&plan(&url, 40), Instant::now(), Duration::from_secs(10)).unwrap();
+    let stats = load.stats();
+    let w = Duration::from_secs(5);
+    wait_for("40 sessions", || lobby.open.load(Ordering::Relaxed) == 40);
+    wait_for("every session held", || {
+        stats.sli(LoadSli::SessionsHeld, None, None, w) == Some(1.0)
+    });
+    wait_for("answered heartbeats", || {
+        stats.sli(LoadSli::Availability, Some("heartbeat"), None, w) == Some(1.0)
+    });
+    let workers = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                std::fs::read_to_string(e.path().join("cmdline"))
+                    .is_ok_and(|c| c.contains("load-worker"))
+                    && std::fs::read_to_string(e.path().join("stat")).is_ok_and(|s| {
+                        s.rsplit(')')
+                            .next()
+                            .and_then(|r| r.split_whitespace().nth(1))
+                            == Some(std::process::id().to_string().as_str())
+                    })
+            })
+            .count()
+    };
+    assert_eq!(workers(), 3);
+    let report = load.stop();
+    let sessions = report.sessions.unwrap();
+    assert_eq!(
+        (sessions.established, sessions.lost),
+        (40, 0),
+        "{sessions:?}"
+    );
+    assert!(report
+        .totals
+        .iter()
+        .any(|t| t.operation == "heartbeat" && t.success > 0));
+    // Stopping ends the workers and closes their sessions.
+    assert_eq!(workers(), 0);
+    wait_for("the sessions to close", || {
+        lobby.open.load(Ordering::Relaxed) == 0
+    });
+}

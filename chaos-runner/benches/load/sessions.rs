@@ -1,13 +1,15 @@
 //! Idle WebSocket sessions: how many the generator holds on this machine, and the client
 //! memory each costs.
 //!
-//! The server is this bench binary again, in a process of its own (`--lobby-server`), so
-//! its memory is not the client's: a lobby answering `{"type":"ping","id":X}` with a pong.
-//! The client is the load generator itself (`spec.load.websocket`): `sessions` sessions,
-//! each with a heartbeat every 10 s, opened at 5,000 per second from as many loopback
-//! source addresses as the ports need. Memory per session is the growth of the bench
-//! process's resident set from before the sessions to all of them held and idle, divided
-//! by the sessions.
+//! The server is this bench binary again, in processes of its own (`--lobby-server`,
+//! sharing one port with SO_REUSEPORT, as many as their open-file limit needs), so its
+//! memory is not the client's: a lobby answering `{"type":"ping","id":X}` with a pong. The
+//! client is the load generator itself (`spec.load.websocket`): `sessions` sessions, each
+//! with a heartbeat every 10 s, opened at 5,000 per second from as many loopback source
+//! addresses as the ports need, in `chaos-runner load-worker` processes when one process
+//! may not hold them all. Memory per session is the growth of the resident sets of the
+//! bench process and its workers from before the sessions to all of them held and idle,
+//! divided by the sessions.
 
 use futures_util::{SinkExt, StreamExt};
 use std::io::{BufRead, BufReader};
@@ -37,9 +39,12 @@ pub struct SessionFigures {
 /// Runs the lobby server when this process was started as one: prints its port, serves
 /// until its stdin closes. `true` when it did.
 pub fn serve_if_asked() -> bool {
-    if !std::env::args().any(|a| a == "--lobby-server") {
+    let args: Vec<String> = std::env::args().collect();
+    let Some(at) = args.iter().position(|a| a == "--lobby-server") else {
         return false;
-    }
+    };
+    // The port to share, or 0 for the first server.
+    let port: u16 = args.get(at + 1).and_then(|p| p.parse().ok()).unwrap_or(0);
     chaos_runner::load::websocket::raise_fd_limit(250_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -47,9 +52,13 @@ pub fn serve_if_asked() -> bool {
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a port");
+        let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+        socket.set_reuseport(true).expect("SO_REUSEPORT");
+        socket.set_reuseaddr(true).expect("SO_REUSEADDR");
+        socket
+            .bind(std::net::SocketAddr::from(([127, 0, 0, 1], port)))
+            .expect("the port");
+        let listener = socket.listen(4096).expect("listening");
         println!("{}", listener.local_addr().expect("an address").port());
         // Stop when the bench closes our stdin.
         tokio::task::spawn_blocking(|| {
@@ -88,8 +97,8 @@ pub fn serve_if_asked() -> bool {
     true
 }
 
-fn resident_bytes() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+fn resident_of(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -97,29 +106,68 @@ fn resident_bytes() -> f64 {
         .map_or(0.0, |kb| kb * 1024.0)
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// The resident set of this process and of its `load-worker` children.
+fn client_resident_bytes() -> f64 {
+    let me = std::process::id().to_string();
+    let mut total = resident_of("self");
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().into_owned();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        // The parent pid is the 2nd field after the command (in parentheses).
+        let parent = stat
+            .rsplit(')')
+            .next()
+            .and_then(|rest| rest.split_whitespace().nth(1));
+        let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if parent == Some(me.as_str()) && cmdline.contains("load-worker") {
+            total += resident_of(&pid);
+        }
     }
+    total
+}
+
+struct Servers(Vec<Child>);
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Starts `n` lobby servers on one port; returns them and the port.
+fn lobby_servers(n: u32) -> (Servers, u16) {
+    let mut servers = Servers(Vec::new());
+    let mut port = 0u16;
+    for _ in 0..n.max(1) {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .arg("--lobby-server")
+            .arg(port.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("a lobby server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("its port");
+        port = line.trim().parse().expect("a port number");
+        servers.0.push(child);
+    }
+    (servers, port)
 }
 
 /// Holds `sessions` idle sessions for a while and measures them.
 pub fn measure(sessions: u32) -> SessionFigures {
-    let mut child = Command::new(std::env::current_exe().expect("this binary"))
-        .arg("--lobby-server")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("the lobby server");
-    let mut port = String::new();
-    BufReader::new(child.stdout.take().expect("its stdout"))
-        .read_line(&mut port)
-        .expect("its port");
-    let _server = Server(child);
-    let url = format!("http://127.0.0.1:{}", port.trim());
+    // Each server process holds what its open-file limit allows, less a margin for the
+    // uneven spread of connections over them.
+    let per_server = chaos_runner::load::websocket::sessions_per_process(sessions, 0);
+    let (_servers, port) = lobby_servers((sessions + sessions / 10).div_ceil(per_server));
+    // Workers, when the sessions need them, run the runner's own binary.
+    std::env::set_var("CHAOS_RUNNER_BIN", env!("CARGO_BIN_EXE_chaos-runner"));
+    let url = format!("http://127.0.0.1:{port}");
     let spec: LoadSpec = serde_json::from_value(serde_json::json!({
         "target": url, "seed": 1, "timeout": "10s",
         "websocket": {
@@ -130,7 +178,7 @@ pub fn measure(sessions: u32) -> SessionFigures {
     }))
     .expect("a load spec");
     let plan = LoadPlan::from_spec(spec).expect("valid sessions");
-    let before = resident_bytes();
+    let before = client_resident_bytes();
     let started = Instant::now();
     let mut load = LoadGenerator::start(&plan, started, Duration::from_secs(10)).expect("start");
     let stats = load.stats();
@@ -147,7 +195,7 @@ pub fn measure(sessions: u32) -> SessionFigures {
     let held = stats
         .sli(LoadSli::SessionsHeld, None, None, window)
         .unwrap_or(0.0);
-    let after = resident_bytes();
+    let after = client_resident_bytes();
     let heartbeat_p95_ms = stats.sli(LoadSli::LatencyP95, Some("heartbeat"), None, window);
     let report = load.stop();
     if let Some(s) = report.sessions {

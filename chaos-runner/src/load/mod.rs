@@ -15,6 +15,7 @@ pub mod player;
 pub mod recorder;
 pub mod transport;
 pub mod websocket;
+pub mod worker;
 
 use rand::{Rng, SeedableRng};
 use serde::Serialize;
@@ -254,8 +255,7 @@ impl LoadGenerator {
             let first_op = plan.scenario.as_ref().map_or(0, |s| s.operations.len());
             threads.push(websocket::start(
                 ws.clone(),
-                &spec.target,
-                spec.timeout,
+                spec,
                 first_op,
                 seed,
                 stats.clone(),

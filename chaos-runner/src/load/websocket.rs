@@ -33,7 +33,7 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Where sessions connect, and from where.
 #[derive(Debug, Clone)]
-struct Endpoint {
+pub(crate) struct Endpoint {
     address: SocketAddr,
     /// `ws://host:port` (the Host the handshake names) and the target's path prefix.
     base: String,
@@ -110,88 +110,165 @@ pub fn raise_fd_limit(wanted: u64) -> u64 {
     }
 }
 
-/// Starts the sessions of `plan` against `target` on a thread of their own; they close
-/// when `stop` is set. Message `i` is recorded as operation `first_op + i`.
+/// Where sessions report what happens: the run's statistics, or (in a worker process) the
+/// batch sent to the runner.
+pub trait SessionSink: Clone + Send + Sync + 'static {
+    /// A session opened, failed to open, or was lost.
+    fn session(&self, event: SessionEvent, at: Instant);
+    /// A message's answer (or its failure).
+    fn record(&self, op: usize, outcome: Outcome, latency: Duration, at: Instant);
+}
+
+impl SessionSink for LoadStats {
+    fn session(&self, event: SessionEvent, at: Instant) {
+        LoadStats::session(self, event, at);
+    }
+
+    fn record(&self, op: usize, outcome: Outcome, latency: Duration, at: Instant) {
+        LoadStats::record(self, op, outcome, latency, at);
+    }
+}
+
+/// Open files a process keeps for other uses than sessions (its HTTP players, logs,
+/// journals, the runtime).
+const RESERVED_FDS: u64 = 1024;
+
+/// The sessions one process may hold: its open-file limit (raised where allowed) less what
+/// it keeps for other uses and `players` connections. `CHAOS_LOAD_SESSIONS_PER_PROCESS`
+/// sets a lower bound for tests.
+///
+/// ```
+/// assert!(chaos_runner::load::websocket::sessions_per_process(1000, 0) >= 1);
+/// ```
+pub fn sessions_per_process(wanted: u32, players: u32) -> u32 {
+    let limit = raise_fd_limit(u64::from(wanted) + u64::from(players));
+    let room = limit
+        .saturating_sub(RESERVED_FDS + u64::from(players))
+        .max(1);
+    let room = u32::try_from(room).unwrap_or(u32::MAX);
+    match std::env::var("CHAOS_LOAD_SESSIONS_PER_PROCESS")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        Some(set) => room.min(set.max(1)),
+        None => room,
+    }
+}
+
+/// The target of a plan's sessions, resolved.
+pub(crate) async fn endpoint(target: &str, plan: &WsPlan) -> Result<Endpoint, String> {
+    let url = reqwest::Url::parse(target).map_err(|e| e.to_string())?;
+    if url.scheme() != "http" {
+        return Err(
+            "WebSocket sessions need an http:// target (ws://); wss:// is not supported".into(),
+        );
+    }
+    let host = url.host_str().unwrap_or_default().to_owned();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let address = tokio::net::lookup_host((bare, port))
+        .await
+        .ok()
+        .and_then(|mut found| found.next())
+        .ok_or_else(|| format!("cannot resolve `{host}`"))?;
+    Ok(Endpoint {
+        address,
+        base: format!("ws://{host}:{port}"),
+        prefix: url.path().trim_end_matches('/').to_owned(),
+        sources: source_addresses(&plan.source_addresses, address, plan.sessions),
+    })
+}
+
+/// Starts the sessions of `plan` against `target`; they close when `stop` is set. Message
+/// `i` is recorded as operation `first_op + i`. Sessions that fit this process's open-file
+/// limit run on a thread of its own; more run in worker processes (`chaos-runner
+/// load-worker`, see [`super::worker`]), each holding a share.
+#[allow(clippy::too_many_arguments)]
 pub fn start(
     plan: Arc<WsPlan>,
-    target: &str,
-    timeout: Duration,
+    spec: &crate::spec::LoadSpec,
     first_op: usize,
     seed: u64,
     stats: LoadStats,
     stop: Arc<AtomicBool>,
 ) -> Result<JoinHandle<()>, LoadError> {
-    let url = reqwest::Url::parse(target).map_err(|e| LoadError::Start(e.to_string()))?;
+    let target = spec.target.clone();
+    let timeout = spec.timeout;
+    let url = reqwest::Url::parse(&target).map_err(|e| LoadError::Start(e.to_string()))?;
     if url.scheme() != "http" {
         return Err(LoadError::Start(
             "WebSocket sessions need an http:// target (ws://); wss:// is not supported".into(),
         ));
     }
-    let host = url.host_str().unwrap_or_default().to_owned();
-    let port = url.port_or_known_default().unwrap_or(80);
-    let prefix = url.path().trim_end_matches('/').to_owned();
+    stats.want_sessions(u64::from(plan.sessions));
+    let players = if spec.rate.is_some() { spec.players } else { 0 };
+    let per_process = sessions_per_process(plan.sessions, players);
+    if plan.sessions > per_process {
+        return super::worker::start_workers(plan, spec, per_process, first_op, seed, stats, stop);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| LoadError::Start(e.to_string()))?;
-    let limit = raise_fd_limit(u64::from(plan.sessions) * 2);
-    if limit < u64::from(plan.sessions) + 64 {
-        tracing::warn!(
-            limit,
-            sessions = plan.sessions,
-            "the open-file limit is lower than the sessions wanted; some will fail to open"
-        );
-    }
-    stats.want_sessions(u64::from(plan.sessions));
     std::thread::Builder::new()
         .name("load-ws".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let bare = host
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_owned();
-                let address = match tokio::net::lookup_host((bare.as_str(), port)).await {
-                    Ok(mut found) => found.next(),
-                    Err(_) => None,
+                let endpoint = match endpoint(&target, &plan).await {
+                    Ok(e) => Arc::new(e),
+                    Err(e) => {
+                        tracing::error!(error = %e, "no WebSocket sessions");
+                        return;
+                    }
                 };
-                let Some(address) = address else {
-                    tracing::error!(host, "cannot resolve the WebSocket target");
-                    return;
+                let shard = Shard {
+                    first: 1,
+                    count: plan.sessions,
+                    connect_rate: plan.connect_rate,
                 };
-                let endpoint = Arc::new(Endpoint {
-                    address,
-                    base: format!("ws://{host}:{port}"),
-                    prefix,
-                    sources: source_addresses(&plan.source_addresses, address, plan.sessions),
-                });
-                run(plan, endpoint, timeout, first_op, seed, stats, stop).await;
+                run(plan, endpoint, timeout, first_op, seed, shard, stats, stop).await;
             })
         })
         .map_err(|e| LoadError::Start(e.to_string()))
 }
 
-async fn run(
+/// The sessions one process holds: numbers `first` to `first + count - 1`, opened at
+/// `connect_rate` per second.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shard {
+    /// The first session's number.
+    pub first: u32,
+    /// How many.
+    pub count: u32,
+    /// New sessions per second.
+    pub connect_rate: u32,
+}
+
+/// Holds the sessions of `shard` until `stop`, reporting to `sink`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn run<S: SessionSink>(
     plan: Arc<WsPlan>,
     endpoint: Arc<Endpoint>,
     timeout: Duration,
     first_op: usize,
     seed: u64,
-    stats: LoadStats,
+    shard: Shard,
+    sink: S,
     stop: Arc<AtomicBool>,
 ) {
     let cancel = CancellationToken::new();
     let mut tasks = tokio::task::JoinSet::new();
     let start = tokio::time::Instant::now();
-    let every = Duration::from_secs_f64(1.0 / f64::from(plan.connect_rate.max(1)));
-    for n in 1..=plan.sessions {
+    let every = Duration::from_secs_f64(1.0 / f64::from(shard.connect_rate.max(1)));
+    for i in 0..shard.count {
         if stop.load(Ordering::Relaxed) {
             break;
         }
-        let due = start + every * (n - 1);
+        let due = start + every * i;
         if due > tokio::time::Instant::now() {
             tokio::time::sleep_until(due).await;
         }
+        let n = shard.first + i;
         let session = Session {
             number: n,
             id: format!("p{n}"),
@@ -200,7 +277,7 @@ async fn run(
             timeout,
             first_op,
             seed,
-            stats: stats.clone(),
+            stats: sink.clone(),
             cancel: cancel.clone(),
         };
         tasks.spawn(session.hold());
@@ -218,7 +295,7 @@ async fn run(
 }
 
 /// One session's settings.
-struct Session {
+struct Session<S> {
     number: u32,
     id: String,
     plan: Arc<WsPlan>,
@@ -226,7 +303,7 @@ struct Session {
     timeout: Duration,
     first_op: usize,
     seed: u64,
-    stats: LoadStats,
+    stats: S,
     cancel: CancellationToken,
 }
 
@@ -246,7 +323,7 @@ enum Ended {
     Lost,
 }
 
-impl Session {
+impl<S: SessionSink> Session<S> {
     /// Opens the session, holds it until the run ends, and opens it again when it breaks.
     async fn hold(self) {
         use rand::{Rng, SeedableRng};
