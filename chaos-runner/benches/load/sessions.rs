@@ -5,7 +5,7 @@
 //! sharing one port with SO_REUSEPORT, as many as their open-file limit needs), so its
 //! memory is not the client's: a lobby answering `{"type":"ping","id":X}` with a pong. The
 //! client is the load generator itself (`spec.load.websocket`): `sessions` sessions, each
-//! with a heartbeat every 10 s, opened at 5,000 per second from as many loopback source
+//! with a heartbeat every 10 s, opened at 2,000 per second from as many loopback source
 //! addresses as the ports need, in `chaos-runner load-worker` processes when one process
 //! may not hold them all. Memory per session is the growth of the resident sets of the
 //! bench process and its workers from before the sessions to all of them held and idle,
@@ -171,7 +171,7 @@ pub fn measure(sessions: u32) -> SessionFigures {
     let spec: LoadSpec = serde_json::from_value(serde_json::json!({
         "target": url, "seed": 1, "timeout": "10s",
         "websocket": {
-            "path": "/lobby?player={{player}}", "sessions": sessions, "connectRate": 5000,
+            "path": "/lobby?player={{player}}", "sessions": sessions, "connectRate": 2000,
             "messages": [{ "name": "heartbeat", "every": "10s",
                            "json": { "type": "ping", "id": "{{seq}}" }, "replyMatch": "/id" }]
         }

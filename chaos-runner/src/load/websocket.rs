@@ -1,7 +1,7 @@
 //! WebSocket sessions: each virtual player opens a WebSocket, holds it for the whole run
 //! and sends its messages on their schedules; an answer is matched to its message by a
 //! field (`replyMatch`) and timed from the scheduled send time. A session that breaks is
-//! counted as lost and opened again a second later.
+//! counted as lost and opened again about a second later, backing off while it fails.
 //!
 //! Built to hold many idle sessions on one machine: one task per session on one thread,
 //! small read and write buffers, the file-descriptor limit raised where allowed, and
@@ -25,11 +25,34 @@ use super::{LoadError, LoadStats};
 use crate::spec::scenario::{draw_variables, Body, WsPlan};
 use crate::spec::template::Values;
 
-/// Ports one local address has towards one target (Linux's default ephemeral range).
-const PORTS_PER_ADDRESS: u32 = 25_000;
+/// Sessions one local address takes towards one target. Linux's default ephemeral range
+/// has about 28,000 ports, but `connect` searches it for a free one, and past about a
+/// third in use the search dominated the client's CPU (opening 60,000 sessions from 3
+/// addresses spent 90% of it in the kernel's port search): an address is used up to 8,000.
+const PORTS_PER_ADDRESS: u32 = 8_000;
 
-/// A broken session is opened again after this long.
+/// A broken session is opened again after about this long; each failed attempt doubles
+/// the pause, up to [`RECONNECT_MAX`], with ±50% jitter, as game clients back off (100,000
+/// sessions retrying every second would be a storm of their own).
 const RECONNECT_AFTER: Duration = Duration::from_secs(1);
+
+/// The longest pause between attempts to open a session.
+const RECONNECT_MAX: Duration = Duration::from_secs(30);
+
+/// The pause before attempt `failed + 1` to open a session, for a jitter factor in
+/// [0.5, 1.5).
+///
+/// ```
+/// use std::time::Duration;
+/// use chaos_runner::load::websocket::reconnect_pause;
+/// assert_eq!(reconnect_pause(0, 1.0), Duration::from_secs(1));
+/// assert_eq!(reconnect_pause(3, 1.0), Duration::from_secs(8));
+/// assert_eq!(reconnect_pause(40, 1.0), Duration::from_secs(30));
+/// ```
+pub fn reconnect_pause(failed: u32, jitter: f64) -> Duration {
+    let doubled = RECONNECT_AFTER.saturating_mul(1u32 << failed.min(16));
+    doubled.min(RECONNECT_MAX).mul_f64(jitter.clamp(0.5, 1.5))
+}
 
 /// Where sessions connect, and from where.
 #[derive(Debug, Clone)]
@@ -48,7 +71,7 @@ pub(crate) struct Endpoint {
 /// use chaos_runner::load::websocket::source_addresses;
 /// let target = "127.0.0.1:80".parse().unwrap();
 /// assert!(source_addresses(&[], target, 1000).is_empty());
-/// assert_eq!(source_addresses(&[], target, 100_000).len(), 4);
+/// assert_eq!(source_addresses(&[], target, 100_000).len(), 13);
 /// ```
 pub fn source_addresses(given: &[IpAddr], target: SocketAddr, sessions: u32) -> Vec<IpAddr> {
     if !given.is_empty() {
@@ -63,6 +86,26 @@ pub fn source_addresses(given: &[IpAddr], target: SocketAddr, sessions: u32) -> 
         }
         _ => Vec::new(),
     }
+}
+
+/// Lets `connect` choose the local port of a socket bound to a source address
+/// (`IP_BIND_ADDRESS_NO_PORT`): `bind` alone must find a port free towards every
+/// destination, a search that grows with the ports in use and made opening 40,000
+/// sessions take minutes of kernel time.
+fn defer_port_choice(socket: &tokio::net::TcpSocket) {
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: sets an integer option on a socket this process owns; the pointer and length
+    // describe `on`, which outlives the call.
+    let _ = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_IP,
+            libc::IP_BIND_ADDRESS_NO_PORT,
+            std::ptr::addr_of!(on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
 }
 
 /// Raises this process's open-file limit to hold `wanted` more descriptors: the soft
@@ -333,6 +376,7 @@ impl<S: SessionSink> Session<S> {
         let mut variables = Vec::new();
         draw_variables(&self.plan.variables, &mut variables, false, &mut rng);
         let mut seq = 0u64;
+        let mut failed_attempts = 0u32;
         loop {
             let path = self
                 .plan
@@ -356,7 +400,9 @@ impl<S: SessionSink> Session<S> {
                         tracing::debug!(session = self.number, error = %e, "websocket session not opened");
                     }
                     self.stats.session(SessionEvent::Failed, Instant::now());
-                    if self.pause().await {
+                    let pause = reconnect_pause(failed_attempts, rng.random_range(0.5..1.5));
+                    failed_attempts = failed_attempts.saturating_add(1);
+                    if self.pause(pause).await {
                         return;
                     }
                     continue;
@@ -364,6 +410,7 @@ impl<S: SessionSink> Session<S> {
             };
             self.stats
                 .session(SessionEvent::Established, Instant::now());
+            failed_attempts = 0;
             // Each message starts at a random point of its interval, so sessions opened
             // together do not send together.
             let now = tokio::time::Instant::now();
@@ -380,7 +427,10 @@ impl<S: SessionSink> Session<S> {
                 Ended::Stopped => return,
                 Ended::Lost => {
                     self.stats.session(SessionEvent::Lost, Instant::now());
-                    if self.pause().await {
+                    if self
+                        .pause(reconnect_pause(0, rng.random_range(0.5..1.5)))
+                        .await
+                    {
                         return;
                     }
                 }
@@ -388,11 +438,11 @@ impl<S: SessionSink> Session<S> {
         }
     }
 
-    /// Waits before opening again; `true` when the run ended meanwhile.
-    async fn pause(&self) -> bool {
+    /// Waits `pause` before opening again; `true` when the run ended meanwhile.
+    async fn pause(&self, pause: Duration) -> bool {
         tokio::select! {
             _ = self.cancel.cancelled() => true,
-            _ = tokio::time::sleep(RECONNECT_AFTER) => false,
+            _ = tokio::time::sleep(pause) => false,
         }
     }
 
@@ -411,6 +461,7 @@ impl<S: SessionSink> Session<S> {
         };
         if !e.sources.is_empty() {
             let source = e.sources[self.number as usize % e.sources.len()];
+            defer_port_choice(&socket);
             socket.bind(SocketAddr::new(source, 0))?;
         }
         let stream = socket.connect(e.address).await?;
