@@ -1,9 +1,11 @@
 //! End to end: SIGKILL to the game server, which the runner supervises and restarts.
 //!
 //! Real parts: PostgreSQL, the example game server started by the runner's process fault
-//! (`restart: always`), Prometheus scraping it, the runner binary with its load. Expected:
-//! the supervisor restarts the server, the report gives the outage length, and it matches
-//! the outage this test sees by probing `/healthz` every 2 ms from outside.
+//! (`restart: always`), Prometheus scraping it, the runner binary with its load (calls,
+//! and WebSocket sessions in the server's lobby). Expected: the supervisor restarts the
+//! server, the report gives the outage length, and it matches the outage this test sees by
+//! probing `/healthz` every 2 ms from outside; every lobby session is lost with the process
+//! and opened again.
 
 use crate::support;
 
@@ -22,7 +24,18 @@ metadata:
 spec:
   target: { backend: local }
   prometheus: { url: "@PROM@" }
-  load: { target: "@GAME@", scenarioFile: "@SCENARIO@", players: 20, rate: 40, warmup: 4s }
+  load:
+    target: "@GAME@"
+    scenarioFile: "@SCENARIO@"
+    players: 20
+    rate: 40
+    warmup: 4s
+    websocket:
+      path: "/v1/lobby/ws?player={{player}}"
+      sessions: 50
+      group: lobby
+      messages:
+        - { name: heartbeat, every: 1s, json: { type: ping, id: "{{seq}}" }, replyMatch: /id }
   steadyState:
     - name: game-server-healthy
       http: { url: "@GAME@/healthz", expectStatus: 200, timeout: 1s }
@@ -113,6 +126,23 @@ fn process_kill_is_restarted_by_the_supervisor_and_the_outage_is_reported() {
     );
     let fault = &report["faults"][0];
     assert_eq!(fault["reverted"], true, "{report}");
+    // The lobby sessions: each lost once, with the process, and opened again.
+    let sessions = &report["load"]["sessions"];
+    assert_eq!(sessions["wanted"], 50, "{sessions}");
+    assert_eq!(
+        sessions["lost"], 50,
+        "every session is lost with the process: {sessions}"
+    );
+    assert!(
+        sessions["established"].as_u64() >= Some(100),
+        "every session is opened again: {sessions}"
+    );
+    assert_eq!(sessions["held_at_end"], 50, "{sessions}");
+    let heartbeats = report["load"]["totals"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["operation"] == "heartbeat"))
+        .unwrap_or_else(|| panic!("no heartbeat totals in {}", report["load"]));
+    assert!(heartbeats["success"].as_u64() > Some(0), "{heartbeats}");
     assert_eq!(fault["revertible"], true, "{report}");
     let outage_ms: u64 = fault["measurements"]
         .as_array()
