@@ -312,6 +312,19 @@ fn main() {
             return;
         }
     }
+    if only == "rate" {
+        // One rate for 10 s, to profile the generator (`perf record -p`).
+        let rate = std::env::var("LOAD_BENCH_RATE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(30_000);
+        let (f, held) = generator(&url, rate, Duration::from_secs(10));
+        println!(
+            "generator at {rate}/s: answered {:.0}/s, p99 {:.2} ms, held: {held}",
+            f.rate, f.p99_ms
+        );
+        return;
+    }
     let mut wrk_runs = Vec::new();
     let mut ours = Vec::new();
     for round in 0..scale.rounds {

@@ -367,27 +367,26 @@ impl Driver {
             .clamp(Duration::from_millis(1), Duration::from_millis(10));
         let mut ticker = tokio::time::interval(tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // From this rate on, calls are issued as they fall due rather than in a burst per
-        // millisecond tick (the timer's resolution): the thread is busy anyway, and bursts
-        // would hold players longer and overflow sooner.
+        // From this rate on, calls are issued as they fall due, on every answer that frees
+        // a player, rather than in a burst per millisecond tick (the timer's resolution):
+        // bursts would hold players longer and overflow sooner. (It used to spin on
+        // `yield_now`, which kept a core busy polling even with nothing due.)
         let continuous = rate >= CONTINUOUS_RATE;
         let start = tokio::time::Instant::now();
         let mut issued: u64 = 0;
         loop {
-            if continuous {
-                tokio::task::yield_now().await;
-                while let Ok(p) = returned.try_recv() {
+            tokio::select! {
+                biased;
+                Some(p) = returned.recv() => {
                     free.push(p);
-                }
-            } else {
-                tokio::select! {
-                    biased;
-                    Some(p) = returned.recv() => {
+                    while let Ok(p) = returned.try_recv() {
                         free.push(p);
+                    }
+                    if !continuous {
                         continue;
                     }
-                    _ = ticker.tick() => {}
                 }
+                _ = ticker.tick() => {}
             }
             if stop.load(Ordering::Relaxed) {
                 break;
