@@ -423,35 +423,15 @@ fn compile_operation(
             headers.push((h, value));
         }
     }
-    let body = match (&op.json, &op.text) {
-        (Some(json), None) => match JsonTemplate::parse(json, resolve) {
-            Ok(t) => Body::Json(t),
-            Err((path, e)) => {
-                problems.check(
-                    false,
-                    format!("{here}.json{path}"),
-                    template_message(&e, known),
-                );
-                Body::Empty
-            }
-        },
-        (None, Some(text)) => Body::Text(template(
-            text,
-            format!("{here}.text"),
-            resolve,
-            known,
-            problems,
-        )),
-        (None, None) => Body::Empty,
-        (Some(_), Some(_)) => {
-            problems.check(
-                false,
-                format!("{here}.text"),
-                "give either `json` or `text`, not both",
-            );
-            Body::Empty
-        }
-    };
+    let body = compile_body(
+        op.json.as_ref(),
+        op.text.as_deref(),
+        here,
+        resolve,
+        known,
+        problems,
+    )
+    .unwrap_or(Body::Empty);
     problems.check(
         op.path.starts_with('/'),
         format!("{here}.path"),
@@ -524,6 +504,46 @@ fn timeout_of(
         "must be between 10ms and 60s",
     );
     own.unwrap_or(default)
+}
+
+/// The body given as `json` or `text` (at `here`), compiled; `None` when neither is given.
+fn compile_body(
+    json: Option<&Value>,
+    text: Option<&str>,
+    here: &str,
+    resolve: impl Fn(&str) -> Option<Var> + Copy,
+    known: &[String],
+    problems: &mut Problems,
+) -> Option<Body> {
+    match (json, text) {
+        (Some(json), None) => Some(match JsonTemplate::parse(json, resolve) {
+            Ok(t) => Body::Json(t),
+            Err((path, e)) => {
+                problems.check(
+                    false,
+                    format!("{here}.json{path}"),
+                    template_message(&e, known),
+                );
+                Body::Empty
+            }
+        }),
+        (None, Some(text)) => Some(Body::Text(template(
+            text,
+            format!("{here}.text"),
+            resolve,
+            known,
+            problems,
+        ))),
+        (None, None) => None,
+        (Some(_), Some(_)) => {
+            problems.check(
+                false,
+                format!("{here}.text"),
+                "give either `json` or `text`, not both",
+            );
+            Some(Body::Empty)
+        }
+    }
 }
 
 /// `text` parsed, or (a problem recorded at `field`) the empty template.
@@ -844,30 +864,18 @@ pub fn compile_websocket(
             format!("{here}.every"),
             "must be between 100ms and 1h",
         );
-        let body = match (&m.json, &m.text) {
-            (Some(json), None) => match JsonTemplate::parse(json, resolve) {
-                Ok(t) => Body::Json(t),
-                Err((path, e)) => {
-                    problems.check(
-                        false,
-                        format!("{here}.json{path}"),
-                        template_message(&e, &known),
-                    );
-                    Body::Empty
-                }
-            },
-            (None, Some(text)) => Body::Text(template(
-                text,
-                format!("{here}.text"),
-                resolve,
-                &known,
-                problems,
-            )),
-            _ => {
-                problems.check(false, here.clone(), "needs exactly one of `json` or `text`");
-                Body::Empty
-            }
-        };
+        let body = compile_body(
+            m.json.as_ref(),
+            m.text.as_deref(),
+            &here,
+            resolve,
+            &known,
+            problems,
+        )
+        .unwrap_or_else(|| {
+            problems.check(false, here.clone(), "needs exactly one of `json` or `text`");
+            Body::Empty
+        });
         if let Some(p) = &m.reply_match {
             problems.check(
                 is_pointer(p) && !p.is_empty(),
