@@ -78,8 +78,73 @@ fn describe_check(check: &Check, exp: &ValidatedExperiment) -> (String, String) 
     }
 }
 
+/// The load a run would drive, a line each: calls, flows, sessions.
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/local/lobby-sessions-through-a-crash.yaml");
+/// let exp = chaos_runner::spec::load_experiment(path.as_ref()).unwrap();
+/// let lines = chaos_runner::plan::describe_load(exp.load.as_ref().unwrap());
+/// assert!(lines[0].starts_with("40 calls/s by 20 players"), "{lines:?}");
+/// assert!(lines.iter().any(|l| l.starts_with("500 WebSocket sessions")), "{lines:?}");
+/// ```
+pub fn describe_load(plan: &crate::spec::scenario::LoadPlan) -> Vec<String> {
+    let spec = &plan.spec;
+    let mut lines = Vec::new();
+    if let (Some(scenario), Some(rate)) = (&plan.scenario, spec.rate) {
+        lines.push(format!(
+            "{rate} calls/s by {} players against {} (timeout {}, warmup {})",
+            spec.players,
+            spec.target,
+            humantime::format_duration(spec.timeout),
+            humantime::format_duration(spec.warmup)
+        ));
+        for flow in &scenario.flows {
+            let steps: Vec<String> = flow
+                .steps
+                .iter()
+                .map(|step| {
+                    let name = &scenario.operations[step.operation].name;
+                    match &step.repeat_while {
+                        Some((at, value)) => {
+                            format!("{name} while {at} = {value} (at most {})", step.max_repeats)
+                        }
+                        None => name.clone(),
+                    }
+                })
+                .collect();
+            lines.push(format!(
+                "flow {} (weight {}): {}",
+                flow.name,
+                flow.weight,
+                steps.join(", ")
+            ));
+        }
+    }
+    if let (Some(ws), Some(written)) = (&plan.websocket, &spec.websocket) {
+        lines.push(format!(
+            "{} WebSocket sessions at {} ({} opened per second)",
+            ws.sessions, written.path, ws.connect_rate
+        ));
+        for m in &ws.messages {
+            lines.push(format!(
+                "message {} every {}{}",
+                m.name,
+                humantime::format_duration(m.every),
+                m.reply_match
+                    .as_ref()
+                    .map(|p| format!(
+                        ", answer matched by {p} within {}",
+                        humantime::format_duration(m.timeout)
+                    ))
+                    .unwrap_or_default()
+            ));
+        }
+    }
+    lines
+}
+
 /// The plan of a validated experiment as JSON: every fault with its steps and, for
-/// Kubernetes faults, the exact pods a run would hit now (`targets`); the checks; and
+/// Kubernetes faults, the exact pods a run would hit now (`targets`); the load; the checks; and
 /// warnings of what would stop a run in preflight. Injects nothing.
 pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_json::Value {
     let s = &exp.experiment.spec;
@@ -147,6 +212,7 @@ pub fn plan_value(exp: &ValidatedExperiment, kube: Arc<KubeConnector>) -> serde_
         },
         "check_interval": humantime::format_duration(s.check_interval).to_string(),
         "prometheus": s.prometheus.as_ref().map(|p| p.url.clone()),
+        "load": exp.load.as_ref().map(describe_load),
         "steady_state": checks(&s.steady_state),
         "faults": faults,
         "abort_when": checks(&s.abort_when),
@@ -191,6 +257,12 @@ pub fn print_with(
             }
             if let Some(p) = &s.prometheus {
                 println!("  prometheus: {}", p.url);
+            }
+            if let Some(load) = &exp.load {
+                println!("  load:");
+                for line in describe_load(load) {
+                    println!("    - {line}");
+                }
             }
             println!("  steady state before and after:");
             for c in &s.steady_state {
