@@ -1,6 +1,7 @@
-//! The built-in load generator (`spec.load`): virtual players drive the game API at a
-//! fixed rate for the whole run, and what they see becomes client-side SLIs that `load`
-//! checks compare with thresholds, exactly like Prometheus queries.
+//! The built-in load generator (`spec.load`): virtual players walk a scenario's flows of
+//! HTTP calls at a fixed rate for the whole run, and hold WebSocket sessions; what they see
+//! becomes client-side SLIs that `load` checks compare with thresholds, exactly like
+//! Prometheus queries. See `docs/load.md`.
 //!
 //! Open loop: requests are due at fixed times (`rate` per second), whatever the server
 //! does, and latency is measured from the scheduled send time, so a stalled server shows
@@ -8,8 +9,9 @@
 //! flight; a request that falls due while every player is busy is counted as an error
 //! (`overflow`) instead of being sent late.
 //!
-//! The generator runs on its own thread and runtime, so the engine's blocking work
-//! (injecting, reverting) never delays a send.
+//! The calls and the sessions each run on a thread and runtime of their own (sessions past
+//! the open-file limit in worker processes), so the engine's blocking work (injecting,
+//! reverting) never delays a send.
 
 pub mod player;
 pub mod recorder;
