@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
+use crate::support;
 use chaos_runner::load::LoadGenerator;
 use chaos_runner::spec::scenario::LoadPlan;
 use chaos_runner::spec::{LoadSli, LoadSpec};
@@ -115,12 +116,9 @@ fn plan(url: &str, sessions: u32) -> LoadPlan {
     LoadPlan::from_spec(spec).unwrap_or_else(|p| panic!("{p:?}"))
 }
 
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// Waits (at most 20 s) for `done`.
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    support::wait_for(Duration::from_secs(20), what, done);
 }
 
 #[test]

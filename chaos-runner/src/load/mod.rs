@@ -418,8 +418,8 @@ impl Driver {
                 tokio::spawn(async move {
                     let result = transport.send(&mut connection, &request).await;
                     let done = Instant::now();
-                    let outcome = match &result {
-                        Ok((status, body)) => player.answered(&request, *status, body),
+                    let outcome = match result {
+                        Ok((status, body)) => player.answered(&request, status, body),
                         Err(e) => {
                             tracing::debug!(operation = request.operation, error = %e, "load call failed");
                             player.failed();

@@ -73,7 +73,7 @@ struct Position {
 /// let mut p = Player::new(7, scenario.clone(), 1);
 /// let queue = p.next_call().unwrap();
 /// assert_eq!(queue.body.as_ref(), br#"{"p":"p7"}"#);
-/// p.answered(&queue, 202, &serde_json::json!({"ticket": "t-1"}));
+/// p.answered(&queue, 202, serde_json::json!({"ticket": "t-1"}));
 /// assert_eq!(p.next_call().unwrap().path, "/t/t-1");
 /// ```
 #[derive(Debug)]
@@ -225,7 +225,7 @@ impl Player {
     /// Moves the flow on after `request` was answered `status` with `body` (`Null` when
     /// not read), and says how the answer counts: success as the operation defines it, a
     /// 429 it does not list as rate limited, anything else an error (which ends the flow).
-    pub fn answered(&mut self, request: &Request, status: u16, body: &Value) -> Outcome {
+    pub fn answered(&mut self, request: &Request, status: u16, body: Value) -> Outcome {
         let op = &self.scenario.operations[request.operation];
         let outcome = if op.success.contains(status) {
             Outcome::Success
@@ -261,7 +261,7 @@ impl Player {
                 }
             });
         }
-        self.last = body.clone();
+        self.last = body;
         outcome
     }
 

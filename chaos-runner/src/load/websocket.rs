@@ -198,14 +198,20 @@ pub fn sessions_per_process(wanted: u32, players: u32) -> u32 {
     }
 }
 
-/// The target of a plan's sessions, resolved.
-pub(crate) async fn endpoint(target: &str, plan: &WsPlan) -> Result<Endpoint, String> {
+/// The target's URL, when sessions can be opened on it (`http://`, so `ws://`).
+fn session_target(target: &str) -> Result<reqwest::Url, String> {
     let url = reqwest::Url::parse(target).map_err(|e| e.to_string())?;
     if url.scheme() != "http" {
         return Err(
             "WebSocket sessions need an http:// target (ws://); wss:// is not supported".into(),
         );
     }
+    Ok(url)
+}
+
+/// The target of a plan's sessions, resolved.
+pub(crate) async fn endpoint(target: &str, plan: &WsPlan) -> Result<Endpoint, String> {
+    let url = session_target(target)?;
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let bare = host.trim_start_matches('[').trim_end_matches(']');
@@ -237,12 +243,7 @@ pub fn start(
 ) -> Result<JoinHandle<()>, LoadError> {
     let target = spec.target.clone();
     let timeout = spec.timeout;
-    let url = reqwest::Url::parse(&target).map_err(|e| LoadError::Start(e.to_string()))?;
-    if url.scheme() != "http" {
-        return Err(LoadError::Start(
-            "WebSocket sessions need an http:// target (ws://); wss:// is not supported".into(),
-        ));
-    }
+    session_target(&target).map_err(LoadError::Start)?;
     stats.want_sessions(u64::from(plan.sessions));
     let players = if spec.rate.is_some() { spec.players } else { 0 };
     let per_process = sessions_per_process(plan.sessions, players);

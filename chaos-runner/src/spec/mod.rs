@@ -191,40 +191,30 @@ pub fn load_experiment(path: &Path) -> Result<ValidatedExperiment, SpecErrors> {
     let text = read(path)?;
     let experiment = parse_experiment(&file, &text)?;
     let slo = match &experiment.spec.slo_file {
-        Some(slo_file) => {
-            // Problems with the reference are the experiment's, at its `sloFile` line.
-            let at_field = |message: String| SpecError {
-                file: file.clone(),
-                field: "spec.sloFile".to_owned(),
-                location: yaml::Positions::of(&text).find("spec.sloFile"),
-                message,
-            };
-            if !(slo_file.ends_with(".yaml") || slo_file.ends_with(".yml")) {
-                return Err(at_field(format!(
-                    "`{slo_file}` is not a YAML file (an SLO set is a .yaml or .yml file)"
-                ))
-                .into());
-            }
-            let slo_path: PathBuf = path
-                .parent()
-                .unwrap_or_else(|| Path::new("."))
-                .join(slo_file);
-            let slo_name = slo_path.display().to_string();
-            let slo_text = read(&slo_path).map_err(|e| {
-                at_field(match e.location {
-                    // Unreadable: say which file and why.
-                    None => format!("{slo_name}: {}", e.message),
-                    // Read, but not text: the SLO file's own position.
-                    Some(_) => e.to_string(),
-                })
-            })?;
+        Some(name) => {
+            let (slo_name, slo_text) =
+                read_referenced(path, &file, &text, "spec.sloFile", name, "an SLO set")?;
             Some(read_slo_set(&slo_name, &slo_text)?)
         }
         None => None,
     };
     let scenario = match experiment.spec.load.as_ref() {
         Some(load) => match &load.scenario_file {
-            Some(name) => Some(load_scenario_file(path, &file, &text, name, load.timeout)?),
+            Some(name) => {
+                let (scenario_name, scenario_text) = read_referenced(
+                    path,
+                    &file,
+                    &text,
+                    "spec.load.scenarioFile",
+                    name,
+                    "a load scenario",
+                )?;
+                Some(read_scenario_file(
+                    &scenario_name,
+                    &scenario_text,
+                    load.timeout,
+                )?)
+            }
             None => None,
         },
         None => None,
@@ -246,17 +236,17 @@ pub fn load_scenario(path: &Path) -> Result<scenario::Scenario, SpecErrors> {
     read_scenario_file(&file, &text, model::default_load_timeout())
 }
 
-/// Reads the scenario file `name` refers to (relative to the experiment at `path`):
-/// problems with the reference are the experiment's, at its `scenarioFile` line; problems
-/// inside the scenario are the scenario file's.
-fn load_scenario_file(
+/// Reads the file `name` that the experiment at `path` refers to in `field` (relative to
+/// the experiment), returning its name and text. Problems with the reference are the
+/// experiment's, at the field's line; a file read but not text keeps its own position.
+fn read_referenced(
     path: &Path,
     file: &str,
     text: &str,
+    field: &str,
     name: &str,
-    default_timeout: std::time::Duration,
-) -> Result<scenario::Scenario, SpecErrors> {
-    let field = "spec.load.scenarioFile";
+    what: &str,
+) -> Result<(String, String), SpecError> {
     let at_field = |message: String| SpecError {
         file: file.to_owned(),
         field: field.to_owned(),
@@ -265,19 +255,20 @@ fn load_scenario_file(
     };
     if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
         return Err(at_field(format!(
-            "`{name}` is not a YAML file (a load scenario is a .yaml or .yml file)"
-        ))
-        .into());
+            "`{name}` is not a YAML file ({what} is a .yaml or .yml file)"
+        )));
     }
-    let scenario_path = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
-    let scenario_name = scenario_path.display().to_string();
-    let scenario_text = read(&scenario_path).map_err(|e| {
+    let referenced: PathBuf = path.parent().unwrap_or_else(|| Path::new(".")).join(name);
+    let referenced_name = referenced.display().to_string();
+    let referenced_text = read(&referenced).map_err(|e| {
         at_field(match e.location {
-            None => format!("{scenario_name}: {}", e.message),
+            // Unreadable: say which file and why.
+            None => format!("{referenced_name}: {}", e.message),
+            // Read, but not text: the file's own position.
             Some(_) => e.to_string(),
         })
     })?;
-    read_scenario_file(&scenario_name, &scenario_text, default_timeout)
+    Ok((referenced_name, referenced_text))
 }
 
 /// Reads and checks an SLO file on its own: the runner's own `kind: SLOSet`, a Sloth

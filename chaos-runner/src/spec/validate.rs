@@ -485,6 +485,11 @@ fn check_load_spec(
         "spec.load.scenarioFile",
         "give either `scenario` or `scenarioFile`, not both",
     );
+    c.check(
+        load.websocket.is_none() || load.target.starts_with("http://"),
+        "spec.load.websocket",
+        "WebSocket sessions need an http:// target (opened as ws://); wss:// is not supported",
+    );
     let calls = load.scenario.is_some() || load.scenario_file.is_some();
     c.check(
         calls || load.websocket.is_some(),
