@@ -144,6 +144,53 @@ fn injected_latency_shows_in_p95_from_the_scheduled_time() {
     );
 }
 
+/// The game server's session list, `rate` calls per second by `players` players, each
+/// call timing out after `timeout`.
+fn sessions_plan(url: &str, rate: u32, players: u32, timeout: &str) -> LoadPlan {
+    let spec: LoadSpec = serde_json::from_value(serde_json::json!({
+        "target": url, "rate": rate, "players": players, "timeout": timeout, "seed": 3,
+        "scenario": { "operations": { "sessions": { "path": "/v1/sessions", "weight": 1 } } },
+    }))
+    .unwrap();
+    LoadPlan::from_spec(spec).unwrap()
+}
+
+#[test]
+fn calls_past_their_timeout_fail_calls_due_with_every_player_busy_overflow_and_players_recover() {
+    let server = GameServer::start();
+    server.set_latency(Duration::from_secs(5));
+    // 2 players each held 300 ms by a timeout take at most ~7 of the 20 calls due each
+    // second: the rest overflow.
+    let mut load = LoadGenerator::start(
+        &sessions_plan(&server.url, 20, 2, "300ms"),
+        Instant::now(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let stats = load.stats();
+    let window = Duration::from_secs(1);
+    wait_for(Duration::from_secs(10), "calls to fail", || {
+        stats.sli(LoadSli::ErrorRate, None, None, window) == Some(1.0)
+    });
+    // Without the delay the players answer again, on connections opened anew (a timeout
+    // closes the one it abandoned half way).
+    server.set_latency(Duration::ZERO);
+    wait_for(Duration::from_secs(20), "calls to succeed again", || {
+        stats.sli(LoadSli::Availability, None, None, window) == Some(1.0)
+    });
+    let report = load.stop();
+    let all = report.totals.last().unwrap();
+    let timed_out = all.errors - all.overflow;
+    assert!(timed_out >= 2, "calls timed out: {all:?}");
+    assert!(all.overflow >= 1, "calls overflowed: {all:?}");
+    assert!(all.success >= 1, "calls answered: {all:?}");
+    assert_eq!(
+        all.count,
+        all.success + all.errors + all.rate_limited,
+        "{all:?}"
+    );
+}
+
 #[test]
 fn a_429_is_rate_limited_not_an_error() {
     let server = GameServer::start();

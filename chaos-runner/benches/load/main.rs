@@ -2,24 +2,25 @@
 //!
 //! A minimal HTTP server in this process answers `GET /v1/sessions` (the game API's
 //! session list, which a scenario of that one call makes).
-//! Each round measures, in turn:
+//!
+//! First idle WebSocket sessions: 100,000 held, and the client memory each costs (see
+//! `sessions.rs`). Then rounds, each measuring in turn:
 //! - `wrk` (closed loop: each of 64 connections sends its next request when the last one
 //!   is answered) at its maximum;
-//! - the generator (open loop: requests due at fixed times, latency from the due time; 256
-//!   players) at the highest rate it holds, found by bisection: the rate is held when under
-//!   0.1% of the due requests overflow (no free player) or fail and it achieves 99% of the
-//!   rate asked.
+//! - the generator (open loop: requests due at fixed times, latency from the due time;
+//!   1,024 players) at the highest rate it holds, found by bisection: each step a 1 s
+//!   warm-up, then 5 s measured, held when under 0.1% of the due requests overflow (no
+//!   free player) or fail and it achieves 99% of the rate asked;
 //!
-//! Then the abort reaction: `chaos-runner run` with load on the same server and an abort
-//! on the load's error rate checked every 100 ms; from the server's first failing answer
-//! to the fault (a CPU hog) gone, seen from outside the runner.
-//!
-//! Then idle WebSocket sessions: 100,000 held, and the client memory each costs (see
-//! `sessions.rs`).
+//! each with the CPU time the client and the server's thread spent per request. Then the
+//! abort reaction: `chaos-runner run` with load on the same server and an abort on the
+//! load's error rate checked every 100 ms; from the server's first failing answer to the
+//! fault (a CPU hog) gone, seen from outside the runner.
 //!
 //! `cargo bench -p chaos-runner --bench load` measures (3 rounds, the medians; 7 abort
-//! runs); `cargo test` runs a smoke pass (one short step of each, one abort run) and prints
-//! nothing to compare.
+//! runs). `LOAD_BENCH_ONLY=capacity` stops after the rounds, `=sessions` measures only the
+//! sessions, `=rate` runs the generator at `LOAD_BENCH_RATE` for 10 s. `cargo test` runs a
+//! smoke pass (one short step of each, one abort run) and prints nothing to compare.
 
 mod sessions;
 
@@ -28,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use chaos_runner::load::LoadGenerator;
 use chaos_runner::spec::scenario::LoadPlan;
-use chaos_runner::spec::LoadSpec;
+use chaos_runner::spec::{LoadSli, LoadSpec};
 
 /// How much to measure.
 struct Scale {
@@ -56,10 +57,10 @@ const SMOKE: Scale = Scale {
 const IN_FLIGHT: u32 = 64;
 
 /// The generator's players by default: requests in flight at most. An open loop needs
-/// headroom a closed loop does not: when the generator's own thread stalls (the two cores
-/// are shared with the server), the requests that fell due meanwhile all go at once, and
-/// any beyond the free players overflow.
-const PLAYERS: u32 = 256;
+/// headroom a closed loop does not: when the server or the generator stalls (the two cores
+/// are shared), the requests that fell due meanwhile all go at once, and any beyond the
+/// free players overflow. An idle player costs a parked task and its connection.
+const PLAYERS: u32 = 1024;
 
 /// The generator's players (`LOAD_BENCH_PLAYERS`, default [`PLAYERS`]).
 fn players() -> u32 {
@@ -81,17 +82,22 @@ struct Failing {
 
 /// Starts the server on its own thread and runtime (one worker); returns its base URL.
 fn server(failing: std::sync::Arc<Failing>) -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("address"));
-    listener.set_nonblocking(true).expect("nonblocking");
+    // A queue of 1,024 connections waiting to be accepted, as tokio's and most servers'
+    // (std's 128 drops the SYNs of a thousand players connecting at once).
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("address"))
+        .expect("bind");
+    let url = format!("http://{}", socket.local_addr().expect("address"));
     std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
+            .thread_name(SERVER_THREAD)
             .enable_all()
             .build()
             .expect("runtime");
         runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let listener = socket.listen(1024).expect("listen");
             let app = axum::Router::new().route(
                 "/v1/sessions",
                 axum::routing::get(move || {
@@ -115,6 +121,16 @@ fn server(failing: std::sync::Arc<Failing>) -> String {
             axum::serve(listener, app).await.expect("serve");
         });
     });
+    // Answering before anything measures it: connects to a listener nobody accepts on yet
+    // fill its queue, and the SYNs past it are sent again only a second later.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ureq::get(&format!("{url}/v1/sessions")).call().is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the bench's server never answered"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     url
 }
 
@@ -127,10 +143,52 @@ struct Figures {
     p99_ms: f64,
     /// The share of due requests that overflowed or failed (the generator only).
     lost: f64,
+    /// CPU time the client (wrk's process, the generator's thread) spent per request.
+    client_cpu_us: f64,
+    /// CPU time the server's thread spent per request.
+    server_cpu_us: f64,
+}
+
+/// The name of the server's one worker thread.
+const SERVER_THREAD: &str = "bench-server";
+
+/// CPU time (user and system) so far of this process's thread named `name`.
+fn thread_cpu(name: &str) -> Duration {
+    let ticks = |stat: &str| -> Option<u64> {
+        // The fields after `(comm) `: state first, utime and stime the 12th and 13th.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+    };
+    // SAFETY: sysconf only reads a configuration value.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let total: u64 = std::fs::read_dir("/proc/self/task")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|t| std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == name))
+        .filter_map(|t| ticks(&std::fs::read_to_string(t.path().join("stat")).ok()?))
+        .sum();
+    Duration::from_secs_f64(total as f64 / hz)
+}
+
+/// CPU time (user and system) so far of the children that ended (wrk's runs).
+fn children_cpu() -> Duration {
+    // SAFETY: getrusage fills the struct it is given, which is plain data.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) };
+    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    time(usage.ru_utime) + time(usage.ru_stime)
+}
+
+/// Microseconds of `cpu` per request of `requests`.
+fn per_request_us(cpu: Duration, requests: f64) -> f64 {
+    cpu.as_secs_f64() * 1e6 / requests.max(1.0)
 }
 
 /// wrk at its maximum for `duration`.
 fn wrk(url: &str, duration: Duration) -> Option<Figures> {
+    let (client, server) = (children_cpu(), thread_cpu(SERVER_THREAD));
     let out = Command::new("wrk")
         .args(["-t1", &format!("-c{IN_FLIGHT}")])
         .arg(format!("-d{}s", duration.as_secs().max(1)))
@@ -150,11 +208,20 @@ fn wrk(url: &str, duration: Duration) -> Option<Figures> {
             .find_map(|l| l.trim().strip_prefix(p))
             .and_then(|v| wrk_ms(v.trim()))
     };
+    let requests: f64 = text
+        .lines()
+        .find_map(|l| l.split_once(" requests in "))?
+        .0
+        .trim()
+        .parse()
+        .ok()?;
     Some(Figures {
         rate,
         p50_ms: percentile("50%")?,
         p99_ms: percentile("99%")?,
         lost: 0.0,
+        client_cpu_us: per_request_us(children_cpu() - client, requests),
+        server_cpu_us: per_request_us(thread_cpu(SERVER_THREAD) - server, requests),
     })
 }
 
@@ -172,7 +239,13 @@ fn wrk_ms(text: &str) -> Option<f64> {
     }
 }
 
-/// The generator at `rate` for `duration`: what it achieved, and whether it held.
+/// How long the generator runs at a rate before its figures count: the server and the
+/// generator each set up a connection's buffers on its first calls (a run's `warmup`
+/// does the same before the preflight checks).
+const WARMUP: Duration = Duration::from_secs(1);
+
+/// The generator at `rate` for `duration` after [`WARMUP`]: what it achieved over
+/// `duration` (whole seconds), and whether it held.
 fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
     let spec: LoadSpec = serde_json::from_value(serde_json::json!({
         "target": url,
@@ -184,36 +257,40 @@ fn generator(url: &str, rate: u32, duration: Duration) -> (Figures, bool) {
     }))
     .expect("a load spec");
     let plan = LoadPlan::from_spec(spec).expect("a valid scenario");
+    let window = Duration::from_secs(duration.as_secs().max(1));
     let started = Instant::now();
-    let mut load = LoadGenerator::start(&plan, started, Duration::from_secs(10)).expect("start");
-    std::thread::sleep(duration);
+    let mut load = LoadGenerator::start(&plan, started, window).expect("start");
+    std::thread::sleep((started + WARMUP).saturating_duration_since(Instant::now()));
+    let (client, server) = (thread_cpu("load"), thread_cpu(SERVER_THREAD));
+    // Just past the window's last whole second: the window's slices are then those after
+    // the warm-up (and the second under way, a few milliseconds old).
+    std::thread::sleep(
+        (started + WARMUP + window + Duration::from_millis(5))
+            .saturating_duration_since(Instant::now()),
+    );
+    let (client, server) = (
+        thread_cpu("load") - client,
+        thread_cpu(SERVER_THREAD) - server,
+    );
+    let stats = load.stats();
+    let sli = |sli| stats.sli(sli, None, None, window);
+    let lost = sli(LoadSli::ErrorRate).unwrap_or(1.0);
+    let requests = stats.rate(window) * window.as_secs_f64();
+    let figures = Figures {
+        rate: stats.rate(window) * (1.0 - lost),
+        p50_ms: sli(LoadSli::LatencyP50).unwrap_or(f64::NAN),
+        p99_ms: sli(LoadSli::LatencyP99).unwrap_or(f64::NAN),
+        lost,
+        client_cpu_us: per_request_us(client, requests),
+        server_cpu_us: per_request_us(server, requests),
+    };
     let report = load.stop();
-    let all = report
-        .totals
-        .iter()
-        .find(|t| t.operation == "all")
-        .expect("the totals of all operations");
-    let lost = all.errors as f64 / (all.count.max(1)) as f64;
-    if all.errors > 0 {
-        eprintln!(
-            "    {} of {} lost: {} overflowed, {} failed",
-            all.errors,
-            all.count,
-            all.overflow,
-            all.errors - all.overflow
-        );
+    if lost > 0.0 {
+        let per_second: Vec<u64> = report.timeline.iter().map(|s| s.errors).collect();
+        eprintln!("    lost per second (the first is the warm-up's): {per_second:?}");
     }
-    let answered = (all.success + all.rate_limited) as f64 / (report.duration_ms as f64 / 1000.0);
-    let held = lost < MAX_LOST && answered >= 0.99 * f64::from(rate);
-    (
-        Figures {
-            rate: answered,
-            p50_ms: all.p50_ms.unwrap_or(f64::NAN),
-            p99_ms: all.p99_ms.unwrap_or(f64::NAN),
-            lost,
-        },
-        held,
-    )
+    let held = lost < MAX_LOST && figures.rate >= 0.99 * f64::from(rate);
+    (figures, held)
 }
 
 /// The highest rate the generator holds, by bisection between 0 and `ceiling`.
@@ -320,8 +397,9 @@ fn main() {
             .unwrap_or(30_000);
         let (f, held) = generator(&url, rate, Duration::from_secs(10));
         println!(
-            "generator at {rate}/s: answered {:.0}/s, p99 {:.2} ms, held: {held}",
-            f.rate, f.p99_ms
+            "generator at {rate}/s: answered {:.0}/s, p99 {:.2} ms, held: {held}; CPU per \
+             request {:.1} µs (generator), {:.1} µs (server)",
+            f.rate, f.p99_ms, f.client_cpu_us, f.server_cpu_us
         );
         return;
     }
@@ -335,8 +413,9 @@ fn main() {
         };
         if let Some(f) = peer {
             eprintln!(
-                "round {round}: wrk {:.0}/s p50 {:.2} ms p99 {:.2} ms",
-                f.rate, f.p50_ms, f.p99_ms
+                "round {round}: wrk {:.0}/s p50 {:.2} ms p99 {:.2} ms, CPU per request {:.1} µs \
+                 (wrk), {:.1} µs (server)",
+                f.rate, f.p50_ms, f.p99_ms, f.client_cpu_us, f.server_cpu_us
             );
             wrk_runs.push(f);
         }
@@ -348,23 +427,33 @@ fn main() {
     }
     let wrk_rate = median(wrk_runs.iter().map(|f| f.rate).collect());
     let our_rate = median(ours.iter().map(|(r, _)| *r).collect());
-    println!("\n| tool | loop | rate held | p50 | p99 |");
-    println!("|---|---|---:|---:|---:|");
+    let of =
+        |runs: &[Figures], field: fn(&Figures) -> f64| median(runs.iter().map(field).collect());
+    let ours_figures: Vec<Figures> = ours.iter().map(|(_, f)| *f).collect();
+    println!("\n| tool | loop | rate held | p50 | p99 | client CPU per request | server CPU per request |");
+    println!("|---|---|---:|---:|---:|---:|---:|");
     println!(
-        "| wrk 4.1 (`-t1 -c{IN_FLIGHT}`) | closed | {wrk_rate:.0}/s | {:.2} ms | {:.2} ms |",
-        median(wrk_runs.iter().map(|f| f.p50_ms).collect()),
-        median(wrk_runs.iter().map(|f| f.p99_ms).collect()),
+        "| wrk 4.1 (`-t1 -c{IN_FLIGHT}`) | closed | {wrk_rate:.0}/s | {:.2} ms | {:.2} ms | {:.1} µs | {:.1} µs |",
+        of(&wrk_runs, |f| f.p50_ms),
+        of(&wrk_runs, |f| f.p99_ms),
+        of(&wrk_runs, |f| f.client_cpu_us),
+        of(&wrk_runs, |f| f.server_cpu_us),
     );
     println!(
-        "| chaos-runner load ({} players) | open, latency from the due time | {our_rate:.0}/s | {:.2} ms | {:.2} ms |",
+        "| chaos-runner load ({} players) | open, latency from the due time | {our_rate:.0}/s | {:.2} ms | {:.2} ms | {:.1} µs | {:.1} µs |",
         players(),
-        median(ours.iter().map(|(_, f)| f.p50_ms).collect()),
-        median(ours.iter().map(|(_, f)| f.p99_ms).collect()),
+        of(&ours_figures, |f| f.p50_ms),
+        of(&ours_figures, |f| f.p99_ms),
+        of(&ours_figures, |f| f.client_cpu_us),
+        of(&ours_figures, |f| f.server_cpu_us),
     );
     println!(
         "\ngenerator / wrk: {:.2}x (goal: at least 0.8x)",
         our_rate / wrk_rate
     );
+    if only == "capacity" {
+        return;
+    }
 
     // The abort on a built-in SLI: from the first failing answer to the fault gone.
     let mut reactions: Vec<f64> = (0..REACTION_ROUNDS)

@@ -13,24 +13,25 @@
 //! the open-file limit in worker processes), so the engine's blocking work (injecting,
 //! reverting) never delays a send.
 
+mod driver;
+pub mod http1;
 pub mod player;
 pub mod recorder;
 pub mod transport;
 pub mod websocket;
 pub mod worker;
 
-use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crate::spec::scenario::{LoadPlan, Scenario};
+use crate::spec::scenario::LoadPlan;
 use crate::spec::LoadSli;
-use player::Player;
+use driver::Driver;
 use recorder::{Catalog, OperationTotals, Outcome, Recorder, Scope, SessionTotals, SliceSummary};
-use transport::{PlayerConnection, Transport};
+use transport::Transport;
 
 /// The longest window a `load` check may look back over.
 pub const MAX_WINDOW: Duration = crate::spec::MAX_LOAD_WINDOW;
@@ -320,140 +321,6 @@ impl Drop for LoadGenerator {
         self.stop.store(true, Ordering::Relaxed);
         for thread in self.threads.drain(..) {
             let _ = thread.join();
-        }
-    }
-}
-
-/// The rate (requests per second) from which the driver issues requests continuously.
-const CONTINUOUS_RATE: f64 = 5_000.0;
-
-/// What the driver thread runs with.
-struct Driver {
-    scenario: Arc<Scenario>,
-    rate: u32,
-    players: u32,
-    seed: u64,
-    transport: Transport,
-    stats: LoadStats,
-    stop: Arc<AtomicBool>,
-}
-
-impl Driver {
-    /// The driver loop: issues every due call, each from a free player, until `stop`.
-    async fn drive(self) {
-        let Driver {
-            scenario,
-            rate,
-            players,
-            seed,
-            transport,
-            stats,
-            stop,
-        } = self;
-        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-        let rate = f64::from(rate.max(1));
-        let players = players.max(1);
-        // Each player with its own connection, which travels with it.
-        let mut free: Vec<(Player, PlayerConnection)> = (1..=players)
-            .map(|n| {
-                (
-                    Player::new(n, scenario.clone(), seed),
-                    PlayerConnection::default(),
-                )
-            })
-            .collect();
-        let (back, mut returned) =
-            tokio::sync::mpsc::unbounded_channel::<(Player, PlayerConnection)>();
-        let transport = Arc::new(transport);
-        let tick = Duration::from_secs_f64(1.0 / rate)
-            .clamp(Duration::from_millis(1), Duration::from_millis(10));
-        let mut ticker = tokio::time::interval(tick);
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        // From this rate on, calls are issued as they fall due, on every answer that frees
-        // a player, rather than in a burst per millisecond tick (the timer's resolution):
-        // bursts would hold players longer and overflow sooner. (It used to spin on
-        // `yield_now`, which kept a core busy polling even with nothing due.)
-        let continuous = rate >= CONTINUOUS_RATE;
-        let start = tokio::time::Instant::now();
-        let mut issued: u64 = 0;
-        loop {
-            tokio::select! {
-                biased;
-                Some(p) = returned.recv() => {
-                    free.push(p);
-                    while let Ok(p) = returned.try_recv() {
-                        free.push(p);
-                    }
-                    if !continuous {
-                        continue;
-                    }
-                }
-                _ = ticker.tick() => {}
-            }
-            if stop.load(Ordering::Relaxed) {
-                break;
-            }
-            let due = (start.elapsed().as_secs_f64() * rate) as u64 + 1;
-            while issued < due {
-                let scheduled = (start + Duration::from_secs_f64(issued as f64 / rate)).into_std();
-                issued += 1;
-                if free.is_empty() {
-                    // Counted under the first call of the flow a player would have started.
-                    let flow = &scenario.flows[scenario.pick_flow(&mut rng)];
-                    stats.record(
-                        flow.steps[0].operation,
-                        Outcome::Overflow,
-                        Duration::ZERO,
-                        Instant::now(),
-                    );
-                    continue;
-                }
-                let (mut player, mut connection) =
-                    free.swap_remove(rng.random_range(0..free.len()));
-                let Some(request) = player.next_call() else {
-                    free.push((player, connection));
-                    continue;
-                };
-                let (transport, stats, back) = (transport.clone(), stats.clone(), back.clone());
-                tokio::spawn(async move {
-                    let result = transport.send(&mut connection, &request).await;
-                    let done = Instant::now();
-                    let outcome = match result {
-                        Ok((status, body)) => player.answered(&request, status, body),
-                        Err(e) => {
-                            tracing::debug!(operation = request.operation, error = %e, "load call failed");
-                            player.failed();
-                            Outcome::Error
-                        }
-                    };
-                    stats.record(
-                        request.operation,
-                        outcome,
-                        done.saturating_duration_since(scheduled),
-                        done,
-                    );
-                    let think = player.think();
-                    if !think.is_zero() {
-                        tokio::time::sleep(think).await;
-                    }
-                    let _ = back.send((player, connection));
-                });
-            }
-        }
-        // Let the calls in flight finish (each ends by its timeout; a thinking player
-        // is not waited for beyond that).
-        let longest = scenario
-            .operations
-            .iter()
-            .map(|o| o.timeout)
-            .max()
-            .unwrap_or_default();
-        let deadline = tokio::time::Instant::now() + longest + Duration::from_secs(1);
-        while free.len() < players as usize {
-            tokio::select! {
-                Some(p) = returned.recv() => free.push(p),
-                _ = tokio::time::sleep_until(deadline) => break,
-            }
         }
     }
 }

@@ -470,7 +470,10 @@ impl Recorder {
         let mut counts = Counts::default();
         let mut sessions = SessionCounts::default();
         let mut latency = None::<Histogram<u32>>;
-        let is_latency = matches!(sli, LoadSli::LatencyP95 | LoadSli::LatencyP99);
+        let is_latency = matches!(
+            sli,
+            LoadSli::LatencyP50 | LoadSli::LatencyP95 | LoadSli::LatencyP99
+        );
         for slice in self
             .ring
             .iter()
@@ -489,6 +492,7 @@ impl Recorder {
         }
         let total = counts.total();
         match sli {
+            LoadSli::LatencyP50 => latency.as_ref().and_then(|h| quantile_ms(h, 0.5)),
             LoadSli::LatencyP95 => latency.as_ref().and_then(|h| quantile_ms(h, 0.95)),
             LoadSli::LatencyP99 => latency.as_ref().and_then(|h| quantile_ms(h, 0.99)),
             LoadSli::ErrorRate => (total > 0).then(|| counts.errors as f64 / total as f64),

@@ -338,6 +338,8 @@ pub enum LoadSli {
     Availability,
     /// Share of calls failed (not a success status, not 429, timeouts, overflow), 0 to 1.
     ErrorRate,
+    /// Median latency in milliseconds, measured from the scheduled send time.
+    LatencyP50,
     /// 95th percentile latency in milliseconds, measured from the scheduled send time.
     LatencyP95,
     /// 99th percentile latency in milliseconds, measured from the scheduled send time.
@@ -360,6 +362,7 @@ impl LoadSli {
         match self {
             LoadSli::Availability => "availability",
             LoadSli::ErrorRate => "errorRate",
+            LoadSli::LatencyP50 => "latencyP50",
             LoadSli::LatencyP95 => "latencyP95",
             LoadSli::LatencyP99 => "latencyP99",
             LoadSli::SessionsEstablished => "sessionsEstablished",
