@@ -360,12 +360,36 @@ fn an_error_rate_breach_aborts_the_run_with_exit_2() {
         "{summary}"
     );
     assert_eq!(report["faults"][0]["reverted"], true);
-    // The HTML report: one chart per check, fault window shaded, abort marked, no script.
-    let html = std::fs::read_to_string(summary["reports"][3].as_str().unwrap()).unwrap();
-    assert!(html.contains("<h3>too-many-errors</h3>"), "{html}");
-    assert!(html.contains("fault hog-load-abort live"), "{html}");
-    assert!(html.contains(">abort</text>"), "{html}");
-    assert!(html.matches("<svg").count() >= 3 && !html.contains("<script"));
+    // The HTML report: the verdict first, each check before/during/after, a chart per
+    // check with the fault window shaded and the abort marked; one file, nothing fetched.
+    let page = PathBuf::from(summary["reports"][3].as_str().unwrap());
+    let html = std::fs::read_to_string(&page).unwrap();
+    let verdict = html
+        .find("class=\"verdict fail\">aborted<")
+        .expect("the verdict");
+    let table = html
+        .find("Checks before, during and after")
+        .expect("the check table");
+    assert!(verdict < table, "the verdict comes first");
+    assert!(html.contains("<h3>too-many-errors <span"), "{html}");
+    for text in ["abort", "seconds since the run started", "threshold 0.05"] {
+        assert!(html.contains(text), "{text} in the charts");
+    }
+    assert!(!html.contains("<script") && !html.contains("<link") && !html.contains("url("));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    // Headless Chromium renders it: no console message, every chart in the page.
+    if let Some(rendered) = support::chromium(&page, dir.path(), 1000, 2400) {
+        assert!(rendered.console.is_empty(), "{:?}", rendered.console);
+        assert!(rendered.png.starts_with(b"\x89PNG") && rendered.png.len() > 20_000);
+        let charts = html.matches("<svg").count();
+        assert!(charts >= 8, "{charts} charts");
+        assert_eq!(
+            rendered.dom.matches("<svg").count(),
+            charts,
+            "the charts in the DOM"
+        );
+        assert!(rendered.dom.contains("Load (what the players saw)"));
+    }
     assert!(report["aborted_at_ms"].as_u64().is_some(), "{report}");
     let slices = report["load"]["timeline"].as_array().unwrap();
     assert!(

@@ -231,6 +231,9 @@ pub struct SliceSummary {
     /// Errors per operation (only operations with errors).
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub errors_by_operation: BTreeMap<String, u64>,
+    /// Each operation called in the slice: its calls and latency.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub operations: Vec<OperationSlice>,
     /// WebSocket sessions opened in the slice (with sessions only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_established: Option<u64>,
@@ -240,6 +243,23 @@ pub struct SliceSummary {
     /// WebSocket sessions lost in the slice.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sessions_lost: Option<u64>,
+}
+
+/// One operation in one slice, as reported.
+#[derive(Debug, Clone, Serialize)]
+pub struct OperationSlice {
+    /// The operation (or WebSocket message).
+    pub operation: String,
+    /// Calls that ended in the slice (overflow included).
+    pub requests: u64,
+    /// Of them, errors (overflow included).
+    pub errors: u64,
+    /// Latency percentiles in milliseconds, when there were answers.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile.
+    pub p95_ms: Option<f64>,
+    /// 99th percentile.
+    pub p99_ms: Option<f64>,
 }
 
 /// Whole-run totals of one operation (or of all), as reported.
@@ -371,10 +391,22 @@ impl Recorder {
         let mut counts = Counts::default();
         let mut latency = histogram::<u32>();
         let mut errors_by_operation = BTreeMap::new();
+        let mut operations = Vec::new();
         for (op, s) in slice.ops.iter().enumerate() {
             counts.merge(&s.counts);
             if s.counts.errors > 0 {
                 errors_by_operation.insert(self.catalog.name(op).to_owned(), s.counts.errors);
+            }
+            if s.counts.total() > 0 {
+                let quantile = |q| s.latency.as_ref().and_then(|h| quantile_ms(h, q));
+                operations.push(OperationSlice {
+                    operation: self.catalog.name(op).to_owned(),
+                    requests: s.counts.total(),
+                    errors: s.counts.errors,
+                    p50_ms: quantile(0.50),
+                    p95_ms: quantile(0.95),
+                    p99_ms: quantile(0.99),
+                });
             }
             if let Some(h) = &s.latency {
                 let _ = latency.add(h);
@@ -392,6 +424,7 @@ impl Recorder {
             p95_ms: quantile_ms(&latency, 0.95),
             p99_ms: quantile_ms(&latency, 0.99),
             errors_by_operation,
+            operations,
             sessions_established: (self.sessions_wanted > 0).then_some(slice.sessions.established),
             sessions_failed: (self.sessions_wanted > 0).then_some(slice.sessions.failed),
             sessions_lost: (self.sessions_wanted > 0).then_some(slice.sessions.lost),

@@ -85,12 +85,8 @@ pub struct RunReport {
     pub indicators: Vec<crate::watch::indicator::IndicatorChange>,
 }
 
-fn xml_escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
+/// JUnit is XML: the HTML report's escaping serves it too.
+use html::escape as xml_escape;
 
 impl RunReport {
     /// JUnit XML: one test case per check (steady state and abort conditions) and one per

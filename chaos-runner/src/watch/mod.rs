@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::time::{Duration, Instant};
 
 use crate::load::LoadStats;
-use crate::spec::{Check, Comparison, HostMetric, LoadCheck, OnEmpty, SloSet};
+use crate::spec::{Check, Comparison, HostMetric, LoadCheck, LoadSli, OnEmpty, SloSet};
 use prometheus::Prometheus;
 
 /// One evaluation of a check, as reported.
@@ -30,6 +30,12 @@ pub struct Observation {
     /// The threshold as a number (threshold checks only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub threshold_value: Option<f64>,
+    /// How the value breaches the threshold (`>`, `<`, ...; threshold checks only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breach_when: Option<&'static str>,
+    /// The value's unit (`%`, `ms`, `share`, ...), empty when unknown (a query's).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub unit: &'static str,
     /// `ok`, `breach`, `error`.
     pub verdict: &'static str,
     /// Source error, if any.
@@ -171,6 +177,26 @@ impl Watch {
             } => Some((*breach_when, *threshold)),
             Probe::Load { check, .. } => Some((check.breach_when, check.threshold)),
             Probe::Http { .. } => None,
+        }
+    }
+
+    /// The unit of the values this check reads.
+    fn unit(&self) -> &'static str {
+        match &self.probe {
+            Probe::Host { metric, .. } => match metric {
+                HostMetric::CpuBusyPercent | HostMetric::MemoryUsedPercent => "%",
+                HostMetric::Load1 => "load average",
+            },
+            Probe::Load { check, .. } => match check.sli {
+                LoadSli::LatencyP50 | LoadSli::LatencyP95 | LoadSli::LatencyP99 => "ms",
+                LoadSli::Disconnects => "sessions",
+                LoadSli::Availability
+                | LoadSli::ErrorRate
+                | LoadSli::SessionsEstablished
+                | LoadSli::SessionsHeld => "share",
+            },
+            Probe::Http { .. } => "ms",
+            Probe::Query { .. } => "",
         }
     }
 
@@ -334,6 +360,8 @@ impl Watch {
             value,
             threshold,
             threshold_value: self.threshold().map(|(_, t)| t),
+            breach_when: self.threshold().map(|(c, _)| c.symbol()),
+            unit: self.unit(),
             verdict: label,
             error,
         };

@@ -390,3 +390,72 @@ pub fn first_report(summary: &serde_json::Value) -> serde_json::Value {
     let path = summary["reports"][0].as_str().unwrap();
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
+
+/// What headless Chromium made of a page.
+pub struct Rendered {
+    /// The screenshot (PNG).
+    pub png: Vec<u8>,
+    /// The page's DOM once loaded.
+    pub dom: String,
+    /// What the page wrote to the console (errors included), one message per entry.
+    pub console: Vec<String>,
+}
+
+/// Renders `page` in headless Chromium (Debian's `chromium`), `width` x `height` pixels:
+/// a screenshot, the DOM after load and the console's messages. `None` when Chromium is
+/// not installed, outside CI only: under CI=true that fails the test.
+pub fn chromium(page: &Path, dir: &Path, width: u32, height: u32) -> Option<Rendered> {
+    if Command::new("chromium").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "chromium is not installed (scripts/test installs it)"
+        );
+        eprintln!("skipping: chromium is not installed (run scripts/test to install it)");
+        return None;
+    }
+    let url = format!("file://{}", page.display());
+    let shot = dir.join("screenshot.png");
+    let run = |extra: &[&str]| {
+        let out = Command::new("chromium")
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--hide-scrollbars",
+            ])
+            .args(["--enable-logging=stderr", "--v=0", "--no-first-run"])
+            .arg(format!(
+                "--user-data-dir={}",
+                dir.join("chromium-profile").display()
+            ))
+            .arg(format!("--window-size={width},{height}"))
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "chromium failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    };
+    let shot_arg = format!("--screenshot={}", shot.display());
+    let first = run(&[shot_arg.as_str()]);
+    let second = run(&["--dump-dom"]);
+    let console = [&first.stderr, &second.stderr]
+        .iter()
+        .flat_map(|e| {
+            String::from_utf8_lossy(e)
+                .lines()
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .filter(|l| l.contains(":CONSOLE"))
+        .collect();
+    Some(Rendered {
+        png: std::fs::read(&shot).unwrap(),
+        dom: String::from_utf8_lossy(&second.stdout).into_owned(),
+        console,
+    })
+}
