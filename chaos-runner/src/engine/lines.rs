@@ -34,6 +34,14 @@ fn value(value: Option<f64>) -> String {
     }
 }
 
+/// The measured value of `obs`, with its unit where it has one (an HTTP probe's latency).
+fn measured(obs: &Observation) -> String {
+    match (obs.value, obs.threshold_value) {
+        (Some(_), None) => format!("{} ms", value(obs.value)),
+        _ => value(obs.value),
+    }
+}
+
 /// The note after a verdict: the source's error or the probe's why.
 fn note(obs: &Observation) -> String {
     obs.error
@@ -48,7 +56,7 @@ pub(super) fn check_result(kind: CheckKind, obs: &Observation) -> String {
         "{} `{}`: {} ({}): {}{}",
         kind.words(),
         obs.check,
-        value(obs.value),
+        measured(obs),
         obs.threshold,
         obs.verdict,
         note(obs)
@@ -74,7 +82,7 @@ pub(super) fn abort_breach(watch: &Watch, obs: &Observation) -> Option<String> {
         "{} `{}`: {} ({}){}: {what} {count} of {of} in a row",
         CheckKind::Abort.words(),
         obs.check,
-        value(obs.value),
+        measured(obs),
         obs.threshold,
         note(obs)
     ))
@@ -121,6 +129,13 @@ mod tests {
         assert_eq!(
             check_result(CheckKind::Abort, &obs(None, "breach", Some("empty result"))),
             "abort condition `cpu`: no data (breach when > 90): breach (empty result)"
+        );
+        let mut probe = obs(Some(2.5), "ok", None);
+        probe.threshold = "status 200".into();
+        probe.threshold_value = None;
+        assert_eq!(
+            check_result(CheckKind::Abort, &probe),
+            "abort condition `cpu`: 2.5 ms (status 200): ok"
         );
         assert_eq!(value(Some(100.0)), "100");
         assert_eq!(value(Some(0.0004)), "0");
