@@ -150,28 +150,12 @@ impl Watch {
     }
 
     /// Breaches in a row so far, and how many in a row (`for`) make an abort.
-    ///
-    /// ```
-    /// let check: chaos_runner::spec::Check = serde_yaml::from_str(
-    ///     "{ name: mem, host: { metric: memoryUsedPercent, breachWhen: '>', threshold: 95 }, for: 3 }",
-    /// ).unwrap();
-    /// let watch = chaos_runner::watch::Watch::new(&check, None, 1);
-    /// assert_eq!(watch.breaches(), (0, 3));
-    /// ```
-    pub fn breaches(&self) -> (u32, u32) {
+    pub(crate) fn breaches(&self) -> (u32, u32) {
         (self.breaches_in_a_row, self.for_checks)
     }
 
     /// Source failures in a row so far, and how many in a row (`failAfter`) fail closed.
-    ///
-    /// ```
-    /// let check: chaos_runner::spec::Check = serde_yaml::from_str(
-    ///     "{ name: mem, host: { metric: memoryUsedPercent, breachWhen: '>', threshold: 95 } }",
-    /// ).unwrap();
-    /// let watch = chaos_runner::watch::Watch::new(&check, None, 3);
-    /// assert_eq!(watch.failures(), (0, 3));
-    /// ```
-    pub fn failures(&self) -> (u32, u32) {
+    pub(crate) fn failures(&self) -> (u32, u32) {
         (self.failures_in_a_row, self.fail_after)
     }
 
