@@ -57,6 +57,10 @@ pub enum Command {
         /// Revert an earlier run's live faults first instead of refusing to start.
         #[arg(long)]
         recover: bool,
+        /// In a log (stderr not a terminal), also write the hold's status at every check
+        /// as a line of its own.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Dry run: print exactly what would be injected and checked; injects nothing.
     Plan {
@@ -227,6 +231,7 @@ pub fn run(cli: Cli) -> Outcome {
             file,
             state_dir: dir,
             recover,
+            verbose,
         } => crate::engine::run(
             &file,
             crate::engine::RunOptions {
@@ -234,7 +239,7 @@ pub fn run(cli: Cli) -> Outcome {
                 recover_first: recover,
                 kube: None,
             },
-            crate::output::sink(cli.output).as_mut(),
+            crate::output::sink_with(cli.output, verbose).as_mut(),
         ),
         Command::Exporter {
             listen,

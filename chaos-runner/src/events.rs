@@ -74,6 +74,21 @@ pub enum RunEvent {
         /// What it is doing.
         doing: String,
     },
+    /// A line that stays, in a log and on a terminal: something the run did or found
+    /// (a service ready, a check's result, a fault reverted), e.g.
+    /// `[preflight] steady state `host-ok`: 12.5 (breach when > 90): ok`.
+    ///
+    /// ```
+    /// use chaos_runner::events::{Phase, RunEvent};
+    /// let event = RunEvent::Step { phase: Phase::Setup, text: "`web` ready after 1.2s".into() };
+    /// assert!(matches!(event, RunEvent::Step { phase: Phase::Setup, .. }));
+    /// ```
+    Step {
+        /// The phase.
+        phase: Phase,
+        /// What happened, in one line.
+        text: String,
+    },
     /// The live state while the faults hold: steps, time left, latest values. Changes every
     /// check; a terminal shows the latest, a log does not keep them.
     Status {
@@ -133,6 +148,12 @@ pub(crate) trait EmitExt: EventSink {
         self.emit(RunEvent::Phase {
             phase,
             doing: doing.into(),
+        });
+    }
+    fn step(&mut self, phase: Phase, text: impl Into<String>) {
+        self.emit(RunEvent::Step {
+            phase,
+            text: text.into(),
         });
     }
     fn message(&mut self, level: Level, text: impl Into<String>) {

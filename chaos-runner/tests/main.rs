@@ -20,6 +20,7 @@ mod proxy_cli;
 mod recover;
 mod resources;
 mod run;
+mod run_output;
 mod setup;
 mod slo;
 mod slo_import;

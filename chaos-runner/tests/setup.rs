@@ -349,3 +349,75 @@ fn postgres_service_has_its_database_during_the_run_only() {
     );
     assert!(!port_open(port), "postgres still listens after the run");
 }
+
+/// `chaos-runner run` with text output, stderr piped (not a terminal): its stderr lines.
+fn text_run_lines(exp: &Path, state: &Path) -> (Option<i32>, Vec<String>) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .arg("run")
+        .arg(exp)
+        .arg("--state-dir")
+        .arg(state)
+        .output()
+        .unwrap();
+    let lines = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    (out.status.code(), lines)
+}
+
+#[test]
+fn setup_service_lines_say_starting_what_it_waits_for_ready_and_stopped() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-lines");
+    let port = free_port();
+    let exp = experiment(dir.path(), "hog-setup-lines", &http_server(port), "", "1s");
+    let (code, lines) = text_run_lines(&exp, &dir.path().join("state"));
+    let all = lines.join("\n");
+    assert_eq!(code, Some(0), "{all}");
+    let has = |parts: &[&str]| lines.iter().any(|l| parts.iter().all(|p| l.contains(p)));
+    assert!(
+        has(&[
+            "[setup] starting `web`: python3 -m http.server",
+            &format!("port {port}"),
+            "output.log",
+        ]),
+        "{all}"
+    );
+    assert!(has(&["[setup] `web` ready after "]), "{all}");
+    assert!(has(&["[setup] stopped `web`"]), "{all}");
+}
+
+#[test]
+fn a_slow_setup_service_says_it_is_still_starting_with_its_last_output_line() {
+    if !have_python() {
+        return;
+    }
+    let dir = TempDir::new("setup-slow");
+    let port = free_port();
+    let service = format!(
+        r#"    - name: slow
+      command: ["sh", "-c", "echo '   Compiling tokio v1.0.0'; echo; sleep 13; exec python3 -m http.server {port} --bind 127.0.0.1"]
+      readyPort: {port}
+      readyTimeout: 60s"#
+    );
+    let exp = experiment(dir.path(), "hog-setup-slow", &service, "", "1s");
+    let (code, lines) = text_run_lines(&exp, &dir.path().join("state"));
+    let all = lines.join("\n");
+    assert_eq!(code, Some(0), "{all}");
+    let still = lines
+        .iter()
+        .position(|l| l.contains("[setup] `slow` still starting after 10s"))
+        .unwrap_or_else(|| panic!("no waiting line: {all}"));
+    assert!(
+        lines[still].contains("its output ends: Compiling tokio v1.0.0"),
+        "{all}"
+    );
+    let ready = lines
+        .iter()
+        .position(|l| l.contains("[setup] `slow` ready after "))
+        .unwrap_or_else(|| panic!("no ready line: {all}"));
+    assert!(still < ready, "{all}");
+}

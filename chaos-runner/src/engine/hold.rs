@@ -50,7 +50,7 @@ pub(super) async fn hold(
         tokio::select! {
             stop = run.signals.stopped() => return Err(stop),
             _ = tokio::time::sleep_until(hold_start + next_change) => {}
-            _ = ticker.tick() => check_abort_conditions(run).await?,
+            _ = ticker.tick() => check_abort_conditions(run, sink).await?,
         }
     }
 }
@@ -121,8 +121,9 @@ fn move_to_step(
         .map_err(|e| Stop::aborted(format!("journal: {e}")))
 }
 
-/// One evaluation of the abort conditions; a signal cuts it short.
-async fn check_abort_conditions(run: &mut Run<'_>) -> PhaseResult {
+/// One evaluation of the abort conditions, each breach (or source failure) a line of its
+/// own; a signal cuts it short.
+async fn check_abort_conditions(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
     let verdict = tokio::select! {
         bad = super::evaluate_all(
             &mut run.abort,
@@ -134,6 +135,13 @@ async fn check_abort_conditions(run: &mut Run<'_>) -> PhaseResult {
         ) => bad,
         stop = run.signals.stopped() => return Err(stop),
     };
+    // Every condition was evaluated, in order: the last observations are theirs.
+    let evaluated = run.timeline.len().saturating_sub(run.abort.len());
+    for (watch, obs) in run.abort.iter().zip(&run.timeline[evaluated..]) {
+        if let Some(line) = super::lines::abort_breach(watch, obs) {
+            sink.step(Phase::Hold, line);
+        }
+    }
     match verdict {
         Some(Verdict::Breach(why)) => {
             Err(Stop::aborted(format!("abort condition breached: {why}")))

@@ -12,6 +12,7 @@
 //! [`EventSink`].
 
 mod hold;
+mod lines;
 mod live;
 mod preflight;
 mod ramp;
@@ -405,6 +406,13 @@ async fn lifecycle(
         }
         sink.phase(Phase::Revert, "removing faults");
         live.revert_all();
+        for line in live
+            .faults
+            .iter()
+            .filter_map(|f| lines::revert_result(&f.report))
+        {
+            sink.step(Phase::Revert, line);
+        }
         if live.any_not_reverted() {
             stop = Some(Stop::new(
                 Outcome::NotReverted,
@@ -481,6 +489,13 @@ async fn after(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
         &mut run.timeline,
     )
     .await;
+    let evaluated = run.timeline.len().saturating_sub(run.steady.len());
+    for obs in &run.timeline[evaluated..] {
+        sink.step(
+            Phase::After,
+            lines::check_result(lines::CheckKind::Steady, obs),
+        );
+    }
     match verdict {
         Some(Verdict::Breach(why) | Verdict::SourceDown(why)) => {
             Err(Stop::failed(format!("steady state after: {why}")))
@@ -492,12 +507,26 @@ async fn after(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
 /// Stops the supervised commands and tears the setup services down; a service left
 /// behind is a stop of its own (`NotReverted`).
 fn stop_services(run: &mut Run<'_>, sink: &mut dyn EventSink) -> Option<Stop> {
-    for supervisor in run.context.supervisors.values() {
+    for (fault, supervisor) in run.context.supervisors.iter() {
         supervisor.stop();
+        sink.step(
+            Phase::Preflight,
+            format!(
+                "stopped `{}` (fault `{fault}`)",
+                supervisor.spec().argv.join(" ")
+            ),
+        );
     }
     let mut set = run.setup.take()?;
     sink.phase(Phase::Setup, "stopping services");
+    let names = set.names();
     let problems = set.teardown();
+    for name in names.iter().rev() {
+        let named = format!("`{name}`");
+        if !problems.iter().any(|p| p.contains(&named)) {
+            sink.step(Phase::Setup, format!("stopped {named}"));
+        }
+    }
     if problems.is_empty() {
         return None;
     }

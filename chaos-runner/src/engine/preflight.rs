@@ -16,6 +16,7 @@ use crate::spec::slo::promql_range;
 use crate::watch::prometheus::QueryError;
 use crate::watch::Verdict;
 
+use super::lines::{check_result, CheckKind};
 use super::{wait_or_signal, PhaseResult, Run, Stop};
 
 /// Refusals before anything starts (bad input: a declared port already taken, PostgreSQL
@@ -48,7 +49,7 @@ pub(super) async fn prepare(run: &mut Run<'_>, sink: &mut dyn EventSink) -> Phas
     let interrupt = run.signals.interrupt.clone();
     tokio::select! {
         checked = async {
-            check_signals(run).await?;
+            check_signals(run, sink).await?;
             check_error_budget(run, sink).await
         } => checked,
         why = interrupt.raised() => Err(Stop::aborted(why)),
@@ -66,6 +67,7 @@ fn start_services(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
             &run.run_id,
             Some(run.journal_path.as_path()),
             &run.signals.interrupt,
+            &mut |progress| sink.step(Phase::Setup, progress.to_string()),
         )
         .map_err(|e| Stop::aborted(format!("setup: {e}")))?;
         run.setup = Some(set);
@@ -96,11 +98,10 @@ fn start_supervised(
         if let Some(program) = program {
             command.argv[0] = program;
         }
-        sink.phase(
-            Phase::Preflight,
-            format!("starting `{}`", command.argv.join(" ")),
-        );
-        let supervisor = crate::sys::supervisor::Supervisor::start_with(command, launch)
+        let supervisor =
+            crate::setup::progress::start_supervised(command, launch, &mut |progress| {
+                sink.step(Phase::Preflight, progress.to_string())
+            })
             .map_err(|e| Stop::aborted(format!("preflight: fault `{}`: {e}", f.name)))?;
         supervisors.insert(f.name.clone(), Arc::new(supervisor));
     }
@@ -150,6 +151,7 @@ async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult 
         watch.attach_load(&stats);
     }
     run.load = Some(generator);
+    sink.step(Phase::Preflight, load_line(load_spec));
     sink.phase(
         Phase::Preflight,
         format!(
@@ -158,6 +160,26 @@ async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult 
         ),
     );
     wait_or_signal(run, load_spec.warmup).await
+}
+
+/// The load in one line: `load started: 200 calls/s from 50 player(s) on
+/// http://127.0.0.1:18080, warming up for 5s`.
+fn load_line(load: &crate::spec::LoadSpec) -> String {
+    let rate = load
+        .rate
+        .map(|r| format!("{r} calls/s from "))
+        .unwrap_or_default();
+    let sessions = load
+        .websocket
+        .as_ref()
+        .map(|_| " with WebSocket sessions")
+        .unwrap_or_default();
+    format!(
+        "load started: {rate}{} player(s){sessions} on {}, warming up for {}",
+        load.players,
+        load.target,
+        humantime::format_duration(load.warmup)
+    )
 }
 
 /// Each fault checks it can run here (e.g. the kernel has the qdisc it needs).
@@ -174,8 +196,8 @@ fn check_faults(run: &Run<'_>) -> PhaseResult {
 }
 
 /// Every signal answers and every check holds, before anything is touched. Every check is
-/// evaluated (and recorded) even after the first that fails.
-async fn check_signals(run: &mut Run<'_>) -> PhaseResult {
+/// evaluated (and recorded, and its result a line) even after the first that fails.
+async fn check_signals(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
     let mut first = None;
     let count = run.steady.len() + run.abort.len();
     for i in 0..count {
@@ -190,6 +212,12 @@ async fn check_signals(run: &mut Run<'_>) -> PhaseResult {
         let failed = obs.verdict != "ok";
         let error = obs.error.clone();
         let name = watch.name.clone();
+        let kind = if i < run.steady.len() {
+            CheckKind::Steady
+        } else {
+            CheckKind::Abort
+        };
+        sink.step(Phase::Preflight, check_result(kind, &obs));
         run.timeline.push(obs);
         if failed && first.is_none() {
             first = Some(match (verdict, error) {
@@ -248,6 +276,17 @@ async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseRes
                 (p.instant(&plain).await.map_err(aborted)?, source)
             }
         };
+        let low = left.is_some_and(|left| left < gate.min_remaining_percent);
+        sink.step(
+            Phase::Preflight,
+            format!(
+                "error-budget gate: SLO `{}`: {} of its budget left (at least {}% needed): {}",
+                slo.name,
+                left.map_or("no data".to_owned(), |l| format!("{l:.1}%")),
+                gate.min_remaining_percent,
+                if low { "too low" } else { "ok" }
+            ),
+        );
         if let Some(left) = left.filter(|left| *left < gate.min_remaining_percent) {
             return Err(Stop::failed(format!(
                 "error-budget gate: SLO `{}` has {left:.1}% of its budget left (< {}%), {source}",

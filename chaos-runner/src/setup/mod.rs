@@ -4,6 +4,7 @@
 //! Teardown (reverse order) runs on every exit path: [`SetupSet`] tears down on drop.
 
 pub mod postgres;
+pub mod progress;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use crate::journal::{Event, Journal, JournalError};
 use crate::spec::{RestartPolicy, SetupService};
 use crate::sys::child::ChildError;
 use crate::sys::supervisor::{Launch, SupervisedCommand, Supervisor, SupervisorError};
+use progress::SetupProgress;
 
 /// A setup service could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -228,12 +230,14 @@ impl SetupSet {
 
     /// Starts `services` in order, each ready before the next; on a failure stops the
     /// ones already started. `journal` is the run's journal file. A stop signal seen by
-    /// `interrupt` ends the waits at once (an error naming the signal).
+    /// `interrupt` ends the waits at once (an error naming the signal). `progress` hears
+    /// each service starting, still waiting and ready.
     pub fn start(
         services: &[SetupService],
         run_id: &str,
         journal: Option<&Path>,
         interrupt: &Interrupt,
+        progress: &mut dyn FnMut(SetupProgress),
     ) -> Result<SetupSet, SetupError> {
         let journal = journal.map(Journal::open).transpose()?;
         let mut set = SetupSet::new(journal);
@@ -244,7 +248,7 @@ impl SetupSet {
                     reason,
                 });
             }
-            set.start_one(svc, run_id, interrupt)?;
+            set.start_one(svc, run_id, interrupt, progress)?;
         }
         Ok(set)
     }
@@ -254,6 +258,7 @@ impl SetupSet {
         svc: &SetupService,
         run_id: &str,
         interrupt: &Interrupt,
+        progress: &mut dyn FnMut(SetupProgress),
     ) -> Result<(), SetupError> {
         let fail = |source: ServiceError, log: String| SetupError::Start {
             name: svc.name.clone(),
@@ -272,7 +277,7 @@ impl SetupSet {
             }),
         })
         .map_err(|e| fail(e.into(), String::new()))?;
-        let started = self.launch(svc, &dir, interrupt);
+        let started = self.launch(svc, &dir, interrupt, progress);
         let supervisor = match started {
             Ok(s) => s,
             Err(source) => {
@@ -309,6 +314,7 @@ impl SetupSet {
         svc: &SetupService,
         dir: &Path,
         interrupt: &Interrupt,
+        progress: &mut dyn FnMut(SetupProgress),
     ) -> Result<Supervisor, ServiceError> {
         remove_dir(dir)?;
         std::fs::create_dir_all(dir).map_err(|source| ServiceError::CreateDir {
@@ -318,7 +324,7 @@ impl SetupSet {
         if let Some(pg) = &svc.postgres {
             let (command, mut launch) = postgres::prepare(&svc.name, pg, dir, svc.ready_timeout)?;
             launch.interrupt = interrupt.clone();
-            let supervisor = Supervisor::start_with(command, launch)?;
+            let supervisor = progress::start_supervised(command, launch, progress)?;
             postgres::create_database(pg, interrupt)?;
             return Ok(supervisor);
         }
@@ -357,7 +363,7 @@ impl SetupSet {
             stop_signal: libc::SIGTERM,
             interrupt: interrupt.clone(),
         };
-        Ok(Supervisor::start_with(command, launch)?)
+        Ok(progress::start_supervised(command, launch, progress)?)
     }
 
     /// Names of the running services, in start order.

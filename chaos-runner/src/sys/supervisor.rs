@@ -270,6 +270,35 @@ impl Supervisor {
         spec: SupervisedCommand,
         launch: Launch,
     ) -> Result<Supervisor, SupervisorError> {
+        Supervisor::start_watching(spec, launch, &mut |_| {})
+    }
+
+    /// [`Supervisor::start_with`] that calls `waiting` with the time waited so far while it
+    /// waits for the command to become ready (at least every 50 ms), so the caller can say
+    /// it is still waiting.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use chaos_runner::sys::supervisor::{Launch, SupervisedCommand, Supervisor};
+    /// let spec = SupervisedCommand {
+    ///     name: "sleeper".into(),
+    ///     argv: vec!["sleep".into(), "5".into()],
+    ///     restart: chaos_runner::spec::RestartPolicy::Never,
+    ///     ready_port: None,
+    ///     ready_timeout: Duration::from_secs(5),
+    /// };
+    /// let mut longest = Duration::ZERO;
+    /// let supervisor =
+    ///     Supervisor::start_watching(spec, Launch::default(), &mut |waited| longest = waited)
+    ///         .unwrap();
+    /// supervisor.stop();
+    /// assert!(longest < Duration::from_secs(5));
+    /// ```
+    pub fn start_watching(
+        spec: SupervisedCommand,
+        launch: Launch,
+        waiting: &mut dyn FnMut(Duration),
+    ) -> Result<Supervisor, SupervisorError> {
         let shared = Arc::new(Shared {
             spec,
             launch,
@@ -295,7 +324,12 @@ impl Supervisor {
             thread: Mutex::new(Some(thread)),
         };
         let interrupt = supervisor.shared.launch.interrupt.clone();
-        supervisor.wait(None, supervisor.shared.spec.ready_timeout, &interrupt)?;
+        supervisor.wait(
+            None,
+            supervisor.shared.spec.ready_timeout,
+            &interrupt,
+            waiting,
+        )?;
         Ok(supervisor)
     }
 
@@ -330,18 +364,20 @@ impl Supervisor {
         not: Option<(u32, u64)>,
         timeout: Duration,
     ) -> Result<Instant, SupervisorError> {
-        self.wait(not, timeout, &Interrupt::default())
+        self.wait(not, timeout, &Interrupt::default(), &mut |_| {})
     }
 
     /// [`Supervisor::wait_ready`] that also ends when `interrupt` fires (checked at least
-    /// every 50 ms).
+    /// every 50 ms), calling `waiting` with the time waited so far at each check.
     fn wait(
         &self,
         not: Option<(u32, u64)>,
         timeout: Duration,
         interrupt: &Interrupt,
+        waiting: &mut dyn FnMut(Duration),
     ) -> Result<Instant, SupervisorError> {
-        let deadline = Instant::now() + timeout;
+        let began = Instant::now();
+        let deadline = began + timeout;
         let mut state = lock(&self.shared);
         loop {
             if state.stopping {
@@ -382,7 +418,14 @@ impl Supervisor {
                     last,
                 });
             }
-            let wait = (deadline - now).min(Duration::from_millis(50));
+            // Said without the lock held: the caller may take its time.
+            drop(state);
+            waiting(now - began);
+            // A change meanwhile is seen at the next check, at most 50 ms later.
+            state = lock(&self.shared);
+            let wait = deadline
+                .saturating_duration_since(Instant::now())
+                .min(Duration::from_millis(50));
             state = self
                 .shared
                 .changed

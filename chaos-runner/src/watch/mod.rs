@@ -155,6 +155,16 @@ impl Watch {
         }
     }
 
+    /// Breaches in a row so far, and how many in a row (`for`) make an abort.
+    pub(crate) fn breaches(&self) -> (u32, u32) {
+        (self.breaches_in_a_row, self.for_checks)
+    }
+
+    /// Source failures in a row so far, and how many in a row (`failAfter`) fail closed.
+    pub(crate) fn failures(&self) -> (u32, u32) {
+        (self.failures_in_a_row, self.fail_after)
+    }
+
     /// Feeds a `load` check from the run's load generator (other checks ignore it).
     pub fn attach_load(&mut self, load: &LoadStats) {
         if let Probe::Load { stats, .. } = &mut self.probe {
