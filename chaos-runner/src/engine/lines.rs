@@ -34,11 +34,12 @@ fn value(value: Option<f64>) -> String {
     }
 }
 
-/// The measured value of `obs`, with its unit where it has one (an HTTP probe's latency).
+/// The measured value of `obs`, with its unit where it has one (`82.5%`, `12 ms`).
 fn measured(obs: &Observation) -> String {
-    match (obs.value, obs.threshold_value) {
-        (Some(_), None) => format!("{} ms", value(obs.value)),
-        _ => value(obs.value),
+    match (obs.value, obs.unit) {
+        (None, _) | (_, "" | "share") => value(obs.value),
+        (Some(_), "%") => format!("{}%", value(obs.value)),
+        (Some(_), unit) => format!("{} {unit}", value(obs.value)),
     }
 }
 
@@ -115,6 +116,8 @@ mod tests {
             value,
             threshold: "breach when > 90".into(),
             threshold_value: Some(90.0),
+            breach_when: Some(">"),
+            unit: "",
             verdict,
             error: error.map(str::to_owned),
         }
@@ -133,9 +136,16 @@ mod tests {
         let mut probe = obs(Some(2.5), "ok", None);
         probe.threshold = "status 200".into();
         probe.threshold_value = None;
+        probe.unit = "ms";
         assert_eq!(
             check_result(CheckKind::Abort, &probe),
             "abort condition `cpu`: 2.5 ms (status 200): ok"
+        );
+        let mut cpu = obs(Some(82.5), "ok", None);
+        cpu.unit = "%";
+        assert_eq!(
+            check_result(CheckKind::Steady, &cpu),
+            "steady state `cpu`: 82.5% (breach when > 90): ok"
         );
         assert_eq!(value(Some(100.0)), "100");
         assert_eq!(value(Some(0.0004)), "0");
