@@ -151,14 +151,8 @@ async fn start_load(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult 
         watch.attach_load(&stats);
     }
     run.load = Some(generator);
+    // The step says it warms up: no phase line repeating it.
     sink.step(Phase::Preflight, load_line(load_spec));
-    sink.phase(
-        Phase::Preflight,
-        format!(
-            "load warming up for {}",
-            humantime::format_duration(load_spec.warmup)
-        ),
-    );
     wait_or_signal(run, load_spec.warmup).await
 }
 
