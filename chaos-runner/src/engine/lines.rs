@@ -168,15 +168,7 @@ mod tests {
 
     #[test]
     fn a_revert_line_says_verified_or_why_not() {
-        let mut fault = FaultReport {
-            name: "hog".into(),
-            steps: Vec::new(),
-            reverted: true,
-            errors: Vec::new(),
-            revertible: true,
-            measurements: Vec::new(),
-            windows: Vec::new(),
-        };
+        let mut fault = FaultReport::new("hog");
         assert_eq!(revert_result(&fault), None);
         fault.windows.push(crate::report::FaultWindow {
             start_ms: 0,

@@ -26,15 +26,7 @@ impl Active {
             fault: fault.clone(),
             current: None,
             live: None,
-            report: FaultReport {
-                name: spec.name.clone(),
-                steps: Vec::new(),
-                reverted: true,
-                errors: Vec::new(),
-                revertible: true,
-                measurements: Vec::new(),
-                windows: Vec::new(),
-            },
+            report: FaultReport::new(&spec.name),
         }
     }
 

@@ -33,6 +33,27 @@ pub struct FaultReport {
     pub windows: Vec<FaultWindow>,
 }
 
+impl FaultReport {
+    /// The report of fault `name` before anything went in: nothing to revert yet, so
+    /// reverted and revertible until a step says otherwise.
+    ///
+    /// ```
+    /// let r = chaos_runner::report::FaultReport::new("hog");
+    /// assert!(r.reverted && r.revertible && r.steps.is_empty());
+    /// ```
+    pub fn new(name: &str) -> FaultReport {
+        FaultReport {
+            name: name.to_owned(),
+            steps: Vec::new(),
+            reverted: true,
+            errors: Vec::new(),
+            revertible: true,
+            measurements: Vec::new(),
+            windows: Vec::new(),
+        }
+    }
+}
+
 /// When one step of a fault was live.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct FaultWindow {

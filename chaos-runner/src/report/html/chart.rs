@@ -201,6 +201,7 @@ fn finish(svg: String) -> String {
 ///     y_label: "p95 latency (ms)".into(),
 ///     lines: vec![Line { name: "p95".into(), segments: vec![vec![(1.0, 20.0), (2.0, 30.0)]], breaches: vec![] }],
 ///     threshold: Some(500.0), bands: &[], markers: &[], span: TimeSpan::new(0.0, 3.0), height: 200,
+///     share: false,
 /// });
 /// assert!(svg.starts_with("<svg") && svg.contains("currentColor"));
 /// ```
@@ -227,26 +228,7 @@ type DrawResult = Result<(), Box<dyn std::error::Error>>;
 fn draw_lines(svg: &mut String, chart: &LineChart<'_>, low: f64, high: f64) -> DrawResult {
     let span = chart.span;
     let root = SVGBackend::with_string(svg, (WIDTH, chart.height)).into_drawing_area();
-    let mut ctx = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(16)
-        .x_label_area_size(34)
-        .y_label_area_size(64)
-        .build_cartesian_2d(span.start_s..span.end_s, low..high)?;
-    let range = high - low;
-    ctx.configure_mesh()
-        .x_desc("seconds since the run started")
-        .y_desc(chart.y_label.as_str())
-        .x_labels(10)
-        .y_labels(5)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| tick(*v, range))
-        .axis_style(INK.mix(0.6))
-        .bold_line_style(INK.mix(0.12))
-        .light_line_style(INK.mix(0.0))
-        .label_style((FONT, 12).into_font().color(&INK))
-        .axis_desc_style((FONT, 12).into_font().color(&INK))
-        .draw()?;
+    let mut ctx = frame(&root, span, (low, high), &chart.y_label, true)?;
     shade(&mut ctx, chart.bands, low, high)?;
     if let Some(t) = chart.threshold {
         ctx.draw_series(DashedLineSeries::new(
@@ -293,13 +275,56 @@ fn draw_lines(svg: &mut String, chart: &LineChart<'_>, low: f64, high: f64) -> D
         ))?;
     }
     if chart.lines.len() > 1 || chart.threshold.is_some() {
-        ctx.configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 11).into_font().color(&INK))
-            .border_style(INK.mix(0.3))
-            .draw()?;
+        legend(&mut ctx)?;
     }
     root.present()?;
+    Ok(())
+}
+
+/// A chart's frame over `span` and `low..high`: the time axis and, for `values`, the
+/// y axis with its ticks, in the page's colour.
+fn frame<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, plotters::coord::Shift>,
+    span: TimeSpan,
+    (low, high): (f64, f64),
+    y_label: &str,
+    values: bool,
+) -> Result<Ctx<'a, 'b>, Box<dyn std::error::Error>> {
+    let mut ctx = ChartBuilder::on(root)
+        .margin(8)
+        .margin_right(16)
+        .x_label_area_size(if values { 34 } else { 30 })
+        .y_label_area_size(64)
+        .build_cartesian_2d(span.start_s..span.end_s, low..high)?;
+    let range = high - low;
+    let formatter = |v: &f64| tick(*v, range);
+    let mut mesh = ctx.configure_mesh();
+    mesh.y_desc(y_label)
+        .x_labels(10)
+        .x_label_formatter(&|v| format!("{v:.0}"))
+        .axis_style(INK.mix(0.6))
+        .bold_line_style(INK.mix(0.12))
+        .light_line_style(INK.mix(0.0))
+        .label_style((FONT, 12).into_font().color(&INK))
+        .axis_desc_style((FONT, 12).into_font().color(&INK));
+    if values {
+        mesh.x_desc("seconds since the run started")
+            .y_labels(5)
+            .y_label_formatter(&formatter);
+    } else {
+        mesh.disable_y_mesh().y_labels(0);
+    }
+    mesh.draw()?;
+    Ok(ctx)
+}
+
+/// The legend of the series drawn, at the top right.
+fn legend<'a, 'b: 'a>(ctx: &mut Ctx<'a, 'b>) -> DrawResult {
+    ctx.configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .label_font((FONT, 11).into_font().color(&INK))
+        .border_style(INK.mix(0.3))
+        .draw()?;
     Ok(())
 }
 
@@ -441,32 +466,8 @@ fn draw_states(
     span: TimeSpan,
 ) -> DrawResult {
     let root = SVGBackend::with_string(svg, (WIDTH, 96)).into_drawing_area();
-    let mut ctx = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(16)
-        .x_label_area_size(30)
-        .y_label_area_size(64)
-        .build_cartesian_2d(span.start_s..span.end_s, 0.0..1.0)?;
-    ctx.configure_mesh()
-        .disable_y_mesh()
-        .y_labels(0)
-        .y_desc(name)
-        .x_labels(10)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .axis_style(INK.mix(0.6))
-        .bold_line_style(INK.mix(0.12))
-        .light_line_style(INK.mix(0.0))
-        .label_style((FONT, 12).into_font().color(&INK))
-        .axis_desc_style((FONT, 12).into_font().color(&INK))
-        .draw()?;
-    for band in bands {
-        ctx.draw_series(std::iter::once(Rectangle::new(
-            [(band.start_s, 0.0), (band.end_s, 1.0)],
-            FAULT
-                .mix(0.08 + 0.17 * band.strength.clamp(0.0, 1.0))
-                .filled(),
-        )))?;
-    }
+    let mut ctx = frame(&root, span, (0.0, 1.0), name, false)?;
+    shade(&mut ctx, bands, 0.0, 1.0)?;
     let mut others = Vec::new();
     for (start, end, state) in segments {
         let color = state_color(state, &mut others);
@@ -532,26 +533,7 @@ fn draw_stacked(
     }
     let (low, high) = y_range(below.iter().copied(), None);
     let root = SVGBackend::with_string(svg, (WIDTH, 220)).into_drawing_area();
-    let mut ctx = ChartBuilder::on(&root)
-        .margin(8)
-        .margin_right(16)
-        .x_label_area_size(34)
-        .y_label_area_size(64)
-        .build_cartesian_2d(span.start_s..span.end_s, low..high)?;
-    let range = high - low;
-    ctx.configure_mesh()
-        .x_desc("seconds since the run started")
-        .y_desc("calls per second")
-        .x_labels(10)
-        .y_labels(5)
-        .x_label_formatter(&|v| format!("{v:.0}"))
-        .y_label_formatter(&|v| tick(*v, range))
-        .axis_style(INK.mix(0.6))
-        .bold_line_style(INK.mix(0.12))
-        .light_line_style(INK.mix(0.0))
-        .label_style((FONT, 12).into_font().color(&INK))
-        .axis_desc_style((FONT, 12).into_font().color(&INK))
-        .draw()?;
+    let mut ctx = frame(&root, span, (low, high), "calls per second", true)?;
     shade(&mut ctx, bands, low, high)?;
     // The tallest layer first, so each lower one is drawn over it.
     for (i, ((name, _), top)) in series.iter().zip(&tops).enumerate().rev() {
@@ -563,11 +545,7 @@ fn draw_stacked(
         .label(name.as_str())
         .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled()));
     }
-    ctx.configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .label_font((FONT, 11).into_font().color(&INK))
-        .border_style(INK.mix(0.3))
-        .draw()?;
+    legend(&mut ctx)?;
     root.present()?;
     Ok(())
 }
