@@ -282,6 +282,8 @@ fn signal_init_stops_an_init_that_takes_the_signal_and_refuses_one_that_would_dr
 
     let mut deaf = Command::new("unshare")
         .args(["-Urpf", "--mount-proc", "sleep", "30"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .spawn()
         .expect("cannot run unshare");
     let init = only_child(deaf.id());
@@ -295,6 +297,9 @@ fn signal_init_stops_an_init_that_takes_the_signal_and_refuses_one_that_would_dr
     );
     // It really would have been dropped: the init is still there.
     assert!(deaf.try_wait().unwrap().is_none());
-    deaf.kill().unwrap();
+    // The init first: killing `unshare` alone would leave `sleep` running past the test.
+    // SAFETY: kill only sends a signal to the process named by its pid.
+    unsafe { libc::kill(init as libc::pid_t, libc::SIGKILL) };
+    let _ = deaf.kill();
     deaf.wait().unwrap();
 }

@@ -126,7 +126,12 @@ fn indicator_kinds(report: &RunReport) -> Vec<(String, bool)> {
     kinds
 }
 
-/// The abort, and every change of a state indicator, as markers.
+/// State changes marked across the charts at most: a breaker that flapped all run long is
+/// read from its band instead.
+const MARKED_TRANSITIONS: usize = 40;
+
+/// The abort, and every change of a state indicator (when there are not too many), as
+/// markers.
 fn markers(report: &RunReport, kinds: &[(String, bool)]) -> Vec<Marker> {
     let mut markers: Vec<Marker> = report
         .indicators
@@ -143,6 +148,9 @@ fn markers(report: &RunReport, kinds: &[(String, bool)]) -> Vec<Marker> {
             kind: MarkerKind::Transition,
         })
         .collect();
+    if markers.len() > MARKED_TRANSITIONS {
+        markers.clear();
+    }
     if let Some(at) = report.aborted_at_ms {
         markers.push(Marker {
             at_s: at as f64 / 1000.0,
@@ -634,4 +642,75 @@ fn load_section(
         );
     }
     body.push_str("</table>\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::indicator::IndicatorChange;
+
+    fn report(indicators: Vec<IndicatorChange>) -> RunReport {
+        RunReport {
+            run_id: "r".into(),
+            experiment: "flaps".into(),
+            description: "the breaker <opens> & closes".into(),
+            outcome: "aborted".into(),
+            exit_code: 2,
+            reason: "abort condition breached".into(),
+            duration_ms: 60_000,
+            faults: vec![],
+            timeline: vec![],
+            load: None,
+            aborted_at_ms: Some(30_000),
+            indicators,
+        }
+    }
+
+    fn change(indicator: &str, at_ms: u64, from: Option<&str>, to: &str) -> IndicatorChange {
+        IndicatorChange {
+            indicator: indicator.into(),
+            at_ms,
+            from: from.map(str::to_owned),
+            to: to.into(),
+            announce: true,
+        }
+    }
+
+    #[test]
+    fn a_few_state_changes_are_marked_a_flapping_breaker_only_in_its_band() {
+        let few = report(vec![
+            change("breaker", 1_000, None, "closed"),
+            change("breaker", 2_000, Some("closed"), "open"),
+            change("queue", 1_000, None, "0"),
+            change("queue", 2_000, Some("0"), "7"),
+        ]);
+        let kinds = indicator_kinds(&few);
+        assert_eq!(
+            kinds,
+            [("breaker".to_owned(), false), ("queue".to_owned(), true)]
+        );
+        let marked = markers(&few, &kinds);
+        assert_eq!(marked.len(), 2, "the open, and the abort: {marked:?}");
+        let flapping: Vec<_> = (0..50)
+            .map(|i| {
+                let (from, to) = if i % 2 == 0 {
+                    ("closed", "open")
+                } else {
+                    ("open", "closed")
+                };
+                change("breaker", 1_000 + i * 500, Some(from), to)
+            })
+            .collect();
+        let many = report(flapping);
+        let marked = markers(&many, &indicator_kinds(&many));
+        assert_eq!(marked.len(), 1, "only the abort: {marked:?}");
+        let page = render(&many);
+        assert!(
+            page.contains("the breaker &lt;opens&gt; &amp; closes"),
+            "escaped"
+        );
+        let verdict = page.find("verdict fail").unwrap();
+        let band = page.find("<h2 id=\"indicators\"").unwrap();
+        assert!(verdict < band && !page.contains("<script"));
+    }
 }
