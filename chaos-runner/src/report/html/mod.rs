@@ -709,6 +709,22 @@ mod tests {
             page.contains("the breaker &lt;opens&gt; &amp; closes"),
             "escaped"
         );
+        // What a service's /metrics says is text, wherever it lands (band, legend).
+        let hostile = report(vec![
+            change(
+                "<img src=x onerror=alert(1)>",
+                1_000,
+                None,
+                "<script>x</script>",
+            ),
+            change("q\"'", 1_000, None, "1"),
+        ]);
+        let hostile_page = render(&hostile);
+        assert!(
+            !hostile_page.contains("<script>x") && !hostile_page.contains("<img src=x"),
+            "{hostile_page}"
+        );
+        assert!(hostile_page.contains("&lt;script&gt;x&lt;/script&gt;"));
         let verdict = page.find("verdict fail").unwrap();
         let band = page.find("<h2 id=\"indicators\"").unwrap();
         assert!(verdict < band && !page.contains("<script"));
