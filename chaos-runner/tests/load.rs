@@ -191,6 +191,59 @@ fn calls_past_their_timeout_fail_calls_due_with_every_player_busy_overflow_and_p
     );
 }
 
+/// A server on its own thread: `/fast` answers at once, `/hang` never does.
+fn fast_and_hanging_server() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new()
+                .route("/fast", axum::routing::get(|| async { "ok" }))
+                .route(
+                    "/hang",
+                    axum::routing::get(|| async {
+                        tokio::time::sleep(Duration::from_secs(3600)).await;
+                        "late"
+                    }),
+                );
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    url
+}
+
+#[test]
+fn a_short_timeout_after_a_long_one_still_ends_its_call_in_time() {
+    let url = fast_and_hanging_server();
+    // One player walks `fast` (timeout 30 s, answered at once) then `hang` (timeout
+    // 300 ms, never answered): each `hang` must end after 300 ms, not when the 30 s of
+    // the call before would have.
+    let spec: LoadSpec = serde_json::from_value(serde_json::json!({
+        "target": url, "rate": 10, "players": 1, "seed": 1,
+        "scenario": {
+            "operations": {
+                "fast": { "path": "/fast", "timeout": "30s" },
+                "hang": { "path": "/hang", "timeout": "300ms" }
+            },
+            "flows": { "walk": { "steps": [ { "call": "fast" }, { "call": "hang" } ] } }
+        }
+    }))
+    .unwrap();
+    let plan = LoadPlan::from_spec(spec).unwrap();
+    let mut load = LoadGenerator::start(&plan, Instant::now(), Duration::from_secs(10)).unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let report = load.stop();
+    let hang = report.totals.iter().find(|t| t.operation == "hang").unwrap();
+    // ~3 walks a second for 3 s; with the 30 s deadline kept, at most one would end.
+    assert!(hang.errors >= 3 && hang.success == 0, "{hang:?}");
+}
+
 #[test]
 fn a_429_is_rate_limited_not_an_error() {
     let server = GameServer::start();

@@ -212,7 +212,8 @@ async fn play(shared: Rc<Shared>, seat: usize, mut player: Player, transport: Rc
         }
     }
     shared.join(seat);
-    // The timeout timer, moved only when it fires before the current call's deadline.
+    // The timeout timer: moved out only when it fires before the current call's deadline
+    // (not once per call), moved in when a call's deadline is earlier than it.
     let timer = tokio::time::sleep(Duration::ZERO);
     tokio::pin!(timer);
     loop {
@@ -228,6 +229,10 @@ async fn play(shared: Rc<Shared>, seat: usize, mut player: Player, transport: Rc
             continue;
         };
         let deadline = tokio::time::Instant::now() + request.timeout;
+        // A shorter timeout than the call before's: the timer comes in to it.
+        if timer.deadline() > deadline {
+            timer.as_mut().reset(deadline);
+        }
         let result = {
             let exchange = transport.send(&mut connection, &request);
             tokio::pin!(exchange);
