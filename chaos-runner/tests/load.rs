@@ -239,7 +239,11 @@ fn a_short_timeout_after_a_long_one_still_ends_its_call_in_time() {
     let mut load = LoadGenerator::start(&plan, Instant::now(), Duration::from_secs(10)).unwrap();
     std::thread::sleep(Duration::from_secs(3));
     let report = load.stop();
-    let hang = report.totals.iter().find(|t| t.operation == "hang").unwrap();
+    let hang = report
+        .totals
+        .iter()
+        .find(|t| t.operation == "hang")
+        .unwrap();
     // ~3 walks a second for 3 s; with the 30 s deadline kept, at most one would end.
     assert!(hang.errors >= 3 && hang.success == 0, "{hang:?}");
 }

@@ -22,6 +22,10 @@ const MAX_BODY: usize = 16 * 1024 * 1024;
 const MAX_HEADERS: usize = 64;
 /// How much the read buffer grows by.
 const READ_CHUNK: usize = 8 * 1024;
+/// A read buffer grown past this by a large answer is dropped after it.
+const KEPT_BUFFER: usize = 64 * 1024;
+/// A connection idle this long is asked whether the server closed it before it is used.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// An exchange failed.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +86,8 @@ pub struct Http1 {
     stream: Option<TcpStream>,
     read: BytesMut,
     write: Vec<u8>,
+    /// When the last answer was read (`None`: never used).
+    last_used: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Http1 {
@@ -123,8 +129,12 @@ impl Http1 {
         encode(&mut self.write, origin, request)?;
         let answer = self.exchange_encoded(origin, request).await;
         match &answer {
-            Ok((_, _, true)) => {}
+            Ok((_, _, true)) => self.last_used = Some(std::time::Instant::now()),
             _ => self.close(),
+        }
+        if self.read.capacity() > KEPT_BUFFER {
+            // A large answer's buffer is not kept for the rest of the run.
+            self.read = BytesMut::new();
         }
         answer.map(|(status, body, _)| (status, body))
     }
@@ -143,6 +153,7 @@ impl Http1 {
     /// Closes the connection (after an exchange was abandoned half way, by a timeout).
     pub fn close(&mut self) {
         self.stream = None;
+        self.last_used = None;
         self.read.clear();
     }
 
@@ -178,12 +189,19 @@ impl Http1 {
     /// Whether the open connection can take a request: the server has not closed it nor
     /// sent anything unasked while it was idle. (Reading here also clears the socket's
     /// readiness, so the read after the write waits for the answer without a wasted call.)
+    ///
+    /// The runtime may not have seen a close that came while the player was idle (its
+    /// reactor had not polled since), so after an idle while the socket itself is asked,
+    /// with a peek that takes nothing.
     fn still_open(&mut self) -> bool {
         let Some(stream) = &self.stream else {
             return false;
         };
         let mut probe = [0u8; 1];
-        matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+        let quiet =
+            matches!(stream.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock);
+        let idle = self.last_used.is_none_or(|t| t.elapsed() >= IDLE_CHECK);
+        quiet && (!idle || peek_quiet(stream))
     }
 
     /// Reads more of the answer; the connection closing is an error.
@@ -232,6 +250,19 @@ impl Http1 {
             Framing::Length(len) => {
                 if len > MAX_BODY {
                     return Err(too_large());
+                }
+                if !keep {
+                    // Dropped as it comes: an unread body is not held whole.
+                    let mut left = len;
+                    loop {
+                        let now = left.min(self.read.len());
+                        self.read.advance(now);
+                        left -= now;
+                        if left == 0 {
+                            return Ok(Bytes::new());
+                        }
+                        self.fill().await?;
+                    }
                 }
                 while self.read.len() < len {
                     self.fill().await?;
@@ -316,6 +347,23 @@ impl Http1 {
     }
 }
 
+/// Whether nothing waits on `stream` (no data, no close), asking the socket directly.
+fn peek_quiet(stream: &TcpStream) -> bool {
+    use std::os::fd::AsRawFd;
+    let mut probe = [0u8; 1];
+    // SAFETY: recv writes at most one byte into `probe`, which outlives the call; the fd
+    // is the stream's own, open while `stream` is borrowed.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            probe.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
 fn too_large() -> ExchangeError {
     ExchangeError::Malformed(format!("a body over {} MiB", MAX_BODY / (1024 * 1024)))
 }
@@ -376,13 +424,17 @@ fn parse_head(bytes: &[u8], to_head: bool) -> Result<Option<(usize, Head)>, Exch
     let mut keep_alive = !http10;
     let mut length = None;
     let mut chunked = false;
+    let mut encoded = false;
     for header in response.headers.iter() {
         let value = String::from_utf8_lossy(header.value);
         if header.name.eq_ignore_ascii_case("content-length") {
-            let parsed: usize = value
-                .trim()
-                .parse()
-                .map_err(|_| ExchangeError::Malformed(format!("content-length {value:?}")))?;
+            let digits = value.trim();
+            let parsed: usize = digits
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| digits.parse().ok())
+                .flatten()
+                .ok_or_else(|| ExchangeError::Malformed(format!("content-length {value:?}")))?;
             if length.is_some_and(|l| l != parsed) {
                 return Err(ExchangeError::Malformed(
                     "two different content-length headers".into(),
@@ -390,6 +442,7 @@ fn parse_head(bytes: &[u8], to_head: bool) -> Result<Option<(usize, Head)>, Exch
             }
             length = Some(parsed);
         } else if header.name.eq_ignore_ascii_case("transfer-encoding") {
+            encoded = true;
             chunked = value
                 .rsplit(',')
                 .next()
@@ -404,12 +457,16 @@ fn parse_head(bytes: &[u8], to_head: bool) -> Result<Option<(usize, Head)>, Exch
             }
         }
     }
-    // After `101 Switching Protocols` the connection no longer speaks HTTP.
-    keep_alive &= status != 101;
+    // After `101 Switching Protocols` the connection no longer speaks HTTP; an answer with
+    // both a length and a transfer coding is not trusted to leave it clean (RFC 9112 6.3).
+    keep_alive &= status != 101 && !(encoded && length.is_some());
     let framing = if to_head || (100..200).contains(&status) || status == 204 || status == 304 {
         Framing::None
     } else if chunked {
         Framing::Chunked
+    } else if encoded {
+        // A coding that does not end in chunked: the body runs to the close.
+        Framing::UntilClose
     } else if let Some(len) = length {
         Framing::Length(len)
     } else {
@@ -570,6 +627,55 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let (status, _) = connection.exchange(&origin, &get).await.expect("second");
         assert_eq!(status, 200);
+    }
+
+    #[tokio::test]
+    async fn a_close_the_runtime_has_not_seen_yet_is_still_noticed_after_an_idle_while() {
+        // A blocking server: answers, closes, then answers on a new connection.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            use std::io::{Read, Write};
+            for _ in 0..2 {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n");
+                // Closed a while after the answer, as an idle timeout does.
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let origin = Origin::new("127.0.0.1", port, &format!("127.0.0.1:{port}"), "");
+        let mut connection = Http1::default();
+        let get = request(http::Method::GET, "/", "", false);
+        connection.exchange(&origin, &get).await.expect("first");
+        // Blocking the runtime's thread: its reactor never sees the server's FIN.
+        std::thread::sleep(Duration::from_millis(150));
+        let (status, _) = connection
+            .exchange(&origin, &get)
+            .await
+            .expect("no spurious error");
+        assert_eq!(status, 200);
+    }
+
+    #[test]
+    fn framing_follows_rfc_9112_where_headers_disagree() {
+        let head = |text: &str| parse_head(text.as_bytes(), false).map(|h| h.map(|(_, h)| h));
+        let gzip = head("HTTP/1.1 200 OK\r\ntransfer-encoding: gzip\r\ncontent-length: 3\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (gzip.framing, gzip.keep_alive),
+            (Framing::UntilClose, false)
+        );
+        let both =
+            head("HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!((both.framing, both.keep_alive), (Framing::Chunked, false));
+        assert!(head("HTTP/1.1 200 OK\r\ncontent-length: +5\r\n\r\n").is_err());
+        let partial = head("HTTP/1.1 200 OK\r\ncontent-le").unwrap();
+        assert!(partial.is_none());
     }
 
     #[tokio::test]
