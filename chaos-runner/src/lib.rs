@@ -57,6 +57,7 @@ pub mod load;
 pub mod output;
 pub mod plan;
 pub mod recover;
+pub mod redact;
 pub mod report;
 #[cfg(feature = "internals")]
 #[doc(hidden)]

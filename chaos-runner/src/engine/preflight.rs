@@ -171,7 +171,7 @@ fn load_line(load: &crate::spec::LoadSpec) -> String {
     format!(
         "load started: {rate}{} player(s){sessions} on {}, warming up for {}",
         load.players,
-        load.target,
+        crate::redact::credentials(&load.target),
         humantime::format_duration(load.warmup)
     )
 }

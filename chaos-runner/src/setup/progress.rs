@@ -77,6 +77,23 @@ pub enum SetupProgress {
 
 impl fmt::Display for SetupProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Shown in CI logs: no password or token from a URL, the command or the output.
+        f.write_str(&crate::redact::credentials(&self.unredacted()))
+    }
+}
+
+/// The longest piece of a service's output quoted in a line.
+const QUOTED: usize = 200;
+
+impl SetupProgress {
+    fn unredacted(&self) -> String {
+        let mut f = String::new();
+        let _ = self.write_to(&mut f);
+        f
+    }
+
+    fn write_to(&self, f: &mut String) -> fmt::Result {
+        use std::fmt::Write as _;
         match self {
             SetupProgress::Starting {
                 name,
@@ -97,6 +114,10 @@ impl fmt::Display for SetupProgress {
             } => {
                 write!(f, "`{name}` still starting after {}s", waited.as_secs())?;
                 match last_line {
+                    Some(line) if line.chars().count() > QUOTED => {
+                        let cut: String = line.chars().take(QUOTED).collect();
+                        write!(f, "; its output ends: {cut}...")
+                    }
                     Some(line) => write!(f, "; its output ends: {line}"),
                     None => f.write_str("; no output yet"),
                 }
@@ -235,6 +256,33 @@ pub fn start_supervised(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_carry_no_password_or_token_and_quote_little_of_the_output() {
+        let starting = SetupProgress::Starting {
+            name: "game".into(),
+            command: "game --db postgres://app:s3cret@127.0.0.1/game".into(),
+            ready_when: Readiness {
+                port: None,
+                http: Some("http://127.0.0.1:8080/ready?token=abc".into()),
+            },
+            output: None,
+        };
+        let line = starting.to_string();
+        assert!(!line.contains("s3cret") && !line.contains("abc"), "{line}");
+        assert!(line.contains("postgres://***@127.0.0.1/game") && line.contains("token=***"));
+        let waiting = SetupProgress::Waiting {
+            name: "game".into(),
+            waited: Duration::from_secs(40),
+            last_line: Some(format!(
+                "connecting to redis://:pw@r:6379 {}",
+                "x".repeat(500)
+            )),
+        };
+        let line = waiting.to_string();
+        assert!(!line.contains(":pw@") && line.ends_with("..."), "{line}");
+        assert!(line.len() < 300, "{line}");
+    }
 
     #[test]
     fn a_late_check_gets_one_word_for_the_marks_it_missed() {
