@@ -509,8 +509,9 @@ async fn after(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
 fn stop_services(run: &mut Run<'_>, sink: &mut dyn EventSink) -> Option<Stop> {
     for (fault, supervisor) in run.context.supervisors.iter() {
         supervisor.stop();
+        // Stopped with the services, at the end of the run.
         sink.step(
-            Phase::Preflight,
+            Phase::Setup,
             format!(
                 "stopped `{}` (fault `{fault}`)",
                 supervisor.spec().argv.join(" ")

@@ -13,7 +13,7 @@ pub use ports::free_port;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -403,9 +403,14 @@ pub struct Rendered {
 
 /// Renders `page` in headless Chromium (Debian's `chromium`), `width` x `height` pixels:
 /// a screenshot, the DOM after load and the console's messages. `None` when Chromium is
-/// not installed, outside CI only: under CI=true that fails the test.
+/// not installed, outside CI only: under CI=true that fails the test. A canary page that
+/// writes to the console is rendered first, so an empty console means something.
 pub fn chromium(page: &Path, dir: &Path, width: u32, height: u32) -> Option<Rendered> {
-    if Command::new("chromium").arg("--version").output().is_err() {
+    if !Command::new("chromium")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         assert!(
             std::env::var_os("CI").is_none(),
             "chromium is not installed (scripts/test installs it)"
@@ -413,26 +418,26 @@ pub fn chromium(page: &Path, dir: &Path, width: u32, height: u32) -> Option<Rend
         eprintln!("skipping: chromium is not installed (run scripts/test to install it)");
         return None;
     }
-    let url = format!("file://{}", page.display());
-    let shot = dir.join("screenshot.png");
-    let run = |extra: &[&str]| {
-        let out = Command::new("chromium")
+    let run = |name: &str, url: &Path, extra: &[String]| {
+        let mut command = Command::new("chromium");
+        command
             .args([
                 "--headless",
                 "--no-sandbox",
                 "--disable-gpu",
                 "--hide-scrollbars",
             ])
-            .args(["--enable-logging=stderr", "--v=0", "--no-first-run"])
+            .args(["--disable-dev-shm-usage", "--no-first-run"])
+            .args(["--enable-logging=stderr", "--v=0"])
+            // A profile per launch: a lingering one's lock would hand this launch over.
             .arg(format!(
                 "--user-data-dir={}",
-                dir.join("chromium-profile").display()
+                dir.join(format!("chromium-{name}")).display()
             ))
             .arg(format!("--window-size={width},{height}"))
             .args(extra)
-            .arg(&url)
-            .output()
-            .unwrap();
+            .arg(format!("file://{}", url.display()));
+        let out = output_within(command, Duration::from_secs(120));
         assert!(
             out.status.success(),
             "chromium failed: {}",
@@ -440,22 +445,66 @@ pub fn chromium(page: &Path, dir: &Path, width: u32, height: u32) -> Option<Rend
         );
         out
     };
-    let shot_arg = format!("--screenshot={}", shot.display());
-    let first = run(&[shot_arg.as_str()]);
-    let second = run(&["--dump-dom"]);
-    let console = [&first.stderr, &second.stderr]
-        .iter()
-        .flat_map(|e| {
-            String::from_utf8_lossy(e)
-                .lines()
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .filter(|l| l.contains(":CONSOLE"))
-        .collect();
+    let console = |out: &Output| -> Vec<String> {
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter(|l| l.contains(":CONSOLE"))
+            .map(str::to_owned)
+            .collect()
+    };
+    let canary = dir.join("canary.html");
+    std::fs::write(&canary, "<script>console.error('chromium-canary')</script>").unwrap();
+    let seen = console(&run("canary", &canary, &["--dump-dom".into()]));
+    assert!(
+        seen.iter().any(|l| l.contains("chromium-canary")),
+        "this chromium does not log the console to stderr: {seen:?}"
+    );
+    let shot = dir.join("screenshot.png");
+    let first = run("shot", page, &[format!("--screenshot={}", shot.display())]);
+    let second = run("dom", page, &["--dump-dom".into()]);
+    let mut messages = console(&first);
+    messages.extend(console(&second));
     Some(Rendered {
         png: std::fs::read(&shot).unwrap(),
         dom: String::from_utf8_lossy(&second.stdout).into_owned(),
-        console,
+        console: messages,
     })
+}
+
+/// Runs `command` to its end and returns its output, killing it (and failing the test)
+/// when it takes longer than `limit`.
+pub fn output_within(mut command: Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out, &mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err, &mut buf);
+        buf
+    });
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{command:?} took over {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
 }

@@ -243,10 +243,9 @@ fn draw_lines(svg: &mut String, chart: &LineChart<'_>, low: f64, high: f64) -> D
     for (i, line) in chart.lines.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
         for (j, segment) in line.segments.iter().enumerate() {
-            let drawn = ctx.draw_series(LineSeries::new(
-                segment.iter().copied(),
-                color.stroke_width(2),
-            ))?;
+            // A NaN or infinite reading is not drawn (plotters would put it on an edge).
+            let finite = segment.iter().copied().filter(|p| p.1.is_finite());
+            let drawn = ctx.draw_series(LineSeries::new(finite, color.stroke_width(2)))?;
             if j == 0 {
                 drawn.label(line.name.as_str()).legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))

@@ -66,7 +66,9 @@ pub fn check_rows(report: &RunReport) -> Vec<CheckRow> {
         let row = &mut rows[i];
         row.breaches += usize::from(o.verdict == "breach");
         row.errors += usize::from(o.verdict == "error");
-        let Some(v) = o.value else { continue };
+        let Some(v) = o.value.filter(|v| v.is_finite()) else {
+            continue;
+        };
         match o.phase {
             "preflight" => row.before = Some(v),
             "hold" => {
