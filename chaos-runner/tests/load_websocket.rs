@@ -121,18 +121,25 @@ fn wait_for(what: &str, done: impl FnMut() -> bool) {
     support::wait_for(Duration::from_secs(20), what, done);
 }
 
-#[test]
-fn sessions_are_held_messages_timed_and_lost_sessions_counted_and_reopened() {
+/// A lobby and 40 sessions on it, returned once every one is open and counted held.
+fn forty_sessions_held() -> (Arc<Lobby>, LoadGenerator) {
     let lobby = Arc::new(Lobby::default());
     let url = start(lobby.clone());
-    let mut load =
+    let load =
         LoadGenerator::start(&plan(&url, 40), Instant::now(), Duration::from_secs(10)).unwrap();
     let stats = load.stats();
-    let w = Duration::from_secs(5);
     wait_for("40 sessions", || lobby.open.load(Ordering::Relaxed) == 40);
     wait_for("every session held", || {
-        stats.sli(LoadSli::SessionsHeld, None, None, w) == Some(1.0)
+        stats.sli(LoadSli::SessionsHeld, None, None, Duration::from_secs(5)) == Some(1.0)
     });
+    (lobby, load)
+}
+
+#[test]
+fn sessions_are_held_messages_timed_and_lost_sessions_counted_and_reopened() {
+    let (lobby, mut load) = forty_sessions_held();
+    let stats = load.stats();
+    let w = Duration::from_secs(5);
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(
         stats.sli(LoadSli::SessionsEstablished, None, None, w),
@@ -242,16 +249,9 @@ fn sessions_beyond_one_process_run_in_load_workers() {
     // is what makes the runner do this with 100,000 sessions).
     std::env::set_var("CHAOS_LOAD_SESSIONS_PER_PROCESS", "15");
     std::env::set_var("CHAOS_RUNNER_BIN", env!("CARGO_BIN_EXE_chaos-runner"));
-    let lobby = Arc::new(Lobby::default());
-    let url = start(lobby.clone());
-    let mut load =
-        LoadGenerator::start(&plan(&url, 40), Instant::now(), Duration::from_secs(10)).unwrap();
+    let (lobby, mut load) = forty_sessions_held();
     let stats = load.stats();
     let w = Duration::from_secs(5);
-    wait_for("40 sessions", || lobby.open.load(Ordering::Relaxed) == 40);
-    wait_for("every session held", || {
-        stats.sli(LoadSli::SessionsHeld, None, None, w) == Some(1.0)
-    });
     wait_for("answered heartbeats", || {
         stats.sli(LoadSli::Availability, Some("heartbeat"), None, w) == Some(1.0)
     });

@@ -37,7 +37,12 @@ fn value(value: Option<f64>) -> String {
 /// The measured value of `obs`, with its unit where it has one (`82.5%`, `12 ms`).
 fn measured(obs: &Observation) -> String {
     match (obs.value, obs.unit) {
-        (None, _) | (_, "" | "share") => value(obs.value),
+        // A share near its threshold (0.9986 against 0.999) needs a fourth decimal.
+        (Some(v), "share") => {
+            let text = format!("{v:.4}");
+            text.trim_end_matches('0').trim_end_matches('.').to_owned()
+        }
+        (None, _) | (_, "") => value(obs.value),
         (Some(_), "%") => format!("{}%", value(obs.value)),
         (Some(_), unit) => format!("{} {unit}", value(obs.value)),
     }
@@ -141,6 +146,9 @@ mod tests {
             check_result(CheckKind::Abort, &probe),
             "abort condition `cpu`: 2.5 ms (status 200): ok"
         );
+        let mut share = obs(Some(0.9986), "breach", None);
+        share.unit = "share";
+        assert!(check_result(CheckKind::Abort, &share).contains("`cpu`: 0.9986 ("));
         let mut cpu = obs(Some(82.5), "ok", None);
         cpu.unit = "%";
         assert_eq!(

@@ -78,7 +78,9 @@ pub enum SetupProgress {
 impl fmt::Display for SetupProgress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Shown in CI logs: no password or token from a URL, the command or the output.
-        f.write_str(&crate::redact::credentials(&self.unredacted()))
+        let mut text = String::new();
+        self.write_to(&mut text)?;
+        f.write_str(&crate::redact::credentials(&text))
     }
 }
 
@@ -86,12 +88,7 @@ impl fmt::Display for SetupProgress {
 const QUOTED: usize = 200;
 
 impl SetupProgress {
-    fn unredacted(&self) -> String {
-        let mut f = String::new();
-        let _ = self.write_to(&mut f);
-        f
-    }
-
+    /// The line before its credentials are taken out.
     fn write_to(&self, f: &mut String) -> fmt::Result {
         use std::fmt::Write as _;
         match self {

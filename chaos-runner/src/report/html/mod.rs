@@ -167,11 +167,12 @@ pub fn render(report: &RunReport) -> String {
     let bands = fault_bands(report, span_end(report));
     let kinds = indicator_kinds(report);
     let markers = markers(report, &kinds);
+    let rows = summary::check_rows(report);
     let mut body = String::new();
     header(&mut body, report, span);
-    checks_table(&mut body, report);
+    checks_table(&mut body, &rows);
     faults_table(&mut body, report);
-    check_charts(&mut body, report, span, &bands, &markers);
+    check_charts(&mut body, report, &rows, span, &bands, &markers);
     indicator_charts(&mut body, report, &kinds, span, &bands, &markers);
     load_section(&mut body, report, span, &bands, &markers);
     let _ = writeln!(
@@ -228,8 +229,7 @@ fn header(body: &mut String, report: &RunReport, span: TimeSpan) {
     );
 }
 
-fn checks_table(body: &mut String, report: &RunReport) {
-    let rows = summary::check_rows(report);
+fn checks_table(body: &mut String, rows: &[summary::CheckRow]) {
     if rows.is_empty() {
         return;
     }
@@ -297,12 +297,9 @@ fn faults_table(body: &mut String, report: &RunReport) {
     body.push_str("</table>\n");
 }
 
-/// Explains the shading and marks under a chart.
-fn caption(bands: &[Band], markers: &[Marker], threshold: bool) -> String {
-    caption_with(bands, markers, threshold, false)
-}
-
-fn caption_with(bands: &[Band], markers: &[Marker], threshold: bool, breaches: bool) -> String {
+/// Explains the shading and marks under a chart: the bands and markers drawn, the
+/// threshold line and the breach dots when there are any.
+fn caption(bands: &[Band], markers: &[Marker], threshold: bool, breaches: bool) -> String {
     let mut parts = Vec::new();
     if !bands.is_empty() {
         parts.push(if bands.iter().any(|b| !b.label.is_empty()) {
@@ -350,11 +347,11 @@ fn by_phase(
 fn check_charts(
     body: &mut String,
     report: &RunReport,
+    rows: &[summary::CheckRow],
     span: TimeSpan,
     bands: &[Band],
     markers: &[Marker],
 ) {
-    let rows = summary::check_rows(report);
     if rows.is_empty() {
         return;
     }
@@ -391,7 +388,7 @@ fn check_charts(
             escape(&row.check),
             escape(&row.threshold),
             chart::line_chart(&chart),
-            caption_with(bands, markers, threshold.is_some(), row.breaches > 0),
+            caption(bands, markers, threshold.is_some(), row.breaches > 0),
         );
     }
 }
@@ -446,7 +443,7 @@ fn indicator_charts(
                 "<figure><h3>{}</h3>{}{}</figure>",
                 escape(name),
                 chart::line_chart(&chart),
-                caption(bands, markers, false)
+                caption(bands, markers, false, false)
             );
         } else {
             let segments: Vec<(f64, f64, String)> = changes
@@ -473,7 +470,7 @@ fn indicator_charts(
                 "<figure><h3>{}</h3>{}<figcaption>{legend}</figcaption>{}</figure>",
                 escape(name),
                 chart::state_band(name, &segments, bands, span),
-                caption(bands, &[], false)
+                caption(bands, &[], false, false)
             );
         }
     }
@@ -547,9 +544,9 @@ fn load_section(
         body,
         "<figure><h3>Availability per second</h3>{}{}</figure>\n<figure><h3>Latency per second, all calls</h3>{}{}</figure>",
         chart::line_chart(&availability),
-        caption(bands, markers, false),
+        caption(bands, markers, false, false),
         chart::line_chart(&latency),
-        caption(bands, markers, false),
+        caption(bands, markers, false, false),
     );
     let mut operations: Vec<String> = Vec::new();
     for s in slices {
@@ -587,7 +584,7 @@ fn load_section(
             body,
             "<figure><h3>Request mix</h3>{}{}</figure>",
             chart::stacked_rates(&mix, bands, span),
-            caption(bands, &[], false)
+            caption(bands, &[], false, false)
         );
         body.push_str("<h3>Latency per operation</h3>\n");
         for name in &operations {
