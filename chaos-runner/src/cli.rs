@@ -1,4 +1,4 @@
-//! The command line: `validate`, `schema`, `plan`, `run`, `recover`, `doctor`, `proxy` and the
+//! The command line: `validate`, `schema`, `plan`, `run`, `gate`, `recover`, `doctor`, `proxy` and the
 //! helper `stress` commands. It parses, builds options and calls into the library.
 
 use clap::{Parser, Subcommand};
@@ -31,6 +31,14 @@ pub enum Command {
         #[command(subcommand)]
         command: SloCommand,
     },
+    /// Decide from an SLO file and Prometheus whether a deploy may go on: proceed, pause,
+    /// roll back, or unknown (fails closed), by each SLO's error budget and policy.
+    #[command(
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true,
+        after_help = GATE_EXIT_CODES
+    )]
+    Gate(Box<GateArgs>),
     /// Check experiment and SLO files; every problem is reported with file, field and line.
     Validate {
         /// Files to check (experiments or SLO sets, told apart by `kind`).
@@ -129,6 +137,107 @@ pub enum Command {
     },
 }
 
+/// The `gate` exit codes, in its `--help`.
+const GATE_EXIT_CODES: &str = "Exit codes (a stable contract):
+  0  proceed   every SLO judged has budget left under its pauseAt, no page alert burning
+  1  pause     hold new deploys: pauseAt spent, a page alert burning, or a peak-hour freeze
+  2  rollback  the running change must go back: rollbackAt spent
+  3  invalid input (the SLO file, a flag)
+  4  unknown   Prometheus unreachable, a query failed or no data: deploys hold (fail closed)";
+
+/// `chaos-runner gate`.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// Serve the decision over HTTP instead (Argo Rollouts, Flagger).
+    #[command(subcommand)]
+    pub command: Option<GateCommand>,
+    /// The SLO file (`kind: SLOSet`, or Sloth / OpenSLO).
+    #[arg(required = true)]
+    pub file: Option<PathBuf>,
+    /// Prometheus to read the SLIs from.
+    #[command(flatten)]
+    pub prometheus: PrometheusArgs,
+    /// Judge only these SLOs (repeat, or separate with commas; default: every SLO with an
+    /// error budget).
+    #[arg(long = "slo", value_delimiter = ',')]
+    pub slos: Vec<String>,
+    /// Judge at this instant instead of now: RFC 3339 (`2026-12-01T09:30:00Z`) or Unix
+    /// seconds.
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deploy through a peak-hour freeze (the budget still decides).
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// Where Prometheus is.
+#[derive(Debug, clap::Args)]
+pub struct PrometheusArgs {
+    /// Prometheus base URL.
+    #[arg(long = "prometheus", required = true)]
+    pub url: Option<String>,
+    /// Environment variable holding a bearer token for Prometheus.
+    #[arg(long, conflicts_with = "prometheus_token_file")]
+    pub prometheus_token_env: Option<String>,
+    /// File holding a bearer token for Prometheus.
+    #[arg(long)]
+    pub prometheus_token_file: Option<String>,
+    /// Timeout of one query (each reads the SLO's whole period).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    pub query_timeout: std::time::Duration,
+}
+
+impl PrometheusArgs {
+    fn flags(&self) -> crate::gate::check::PrometheusFlags {
+        crate::gate::check::PrometheusFlags {
+            url: self.url.clone().unwrap_or_default(),
+            token_env: self.prometheus_token_env.clone(),
+            token_file: self.prometheus_token_file.clone(),
+            timeout: self.query_timeout,
+        }
+    }
+}
+
+/// `chaos-runner gate serve`.
+#[derive(Debug, Subcommand)]
+pub enum GateCommand {
+    /// Answer over HTTP: `GET /v1/decision` (JSON for an Argo Rollouts Web metric),
+    /// `POST /v1/flagger/{confirm-rollout,confirm-promotion,rollback}` (Flagger webhooks:
+    /// 200 to go on), `/metrics`, `/healthz`; until SIGINT/SIGTERM.
+    Serve {
+        /// The SLO file.
+        file: PathBuf,
+        /// Prometheus to read the SLIs from.
+        #[command(flatten)]
+        prometheus: PrometheusArgs,
+        /// Address to listen on (loopback by default; in a pod, `0.0.0.0:9466`).
+        #[arg(long, default_value = "127.0.0.1:9466")]
+        listen: std::net::SocketAddr,
+        /// Environment variable holding the bearer token callers must send.
+        #[arg(long, conflicts_with = "token_file")]
+        token_env: Option<String>,
+        /// File holding the bearer token callers must send.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// How long an answer is reused for the same SLOs.
+        #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+        cache: std::time::Duration,
+    },
+}
+
+/// `--at`: RFC 3339 or Unix seconds.
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(at.to_utc());
+    }
+    text.parse::<i64>()
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+        .ok_or_else(|| {
+            format!("`{text}` is not an RFC 3339 time (2026-12-01T09:30:00Z) or Unix seconds")
+        })
+}
+
 /// A `--busy-poll` value clap refuses.
 #[derive(Debug, thiserror::Error)]
 enum BusyPollError {
@@ -198,6 +307,7 @@ pub fn run(cli: Cli) -> Outcome {
         Command::Slo {
             command: SloCommand::Dashboard { file, out },
         } => crate::slo::write::dashboard(&file, out.as_deref(), cli.output),
+        Command::Gate(args) => gate(*args, cli.output),
         Command::Validate { files } => validate(&files, cli.output),
         Command::LoadWorker => {
             match crate::load::worker::serve(std::io::stdin(), std::io::stdout()) {
@@ -264,6 +374,38 @@ pub fn run(cli: Cli) -> Outcome {
             },
         ),
         Command::Stress { kind } => crate::stress::run(kind),
+    }
+}
+
+fn gate(args: GateArgs, output: Format) -> Outcome {
+    match args.command {
+        Some(GateCommand::Serve {
+            file,
+            prometheus,
+            listen,
+            token_env,
+            token_file,
+            cache,
+        }) => crate::gate::check::serve(
+            &file,
+            &prometheus.flags(),
+            listen,
+            &crate::gate::check::TokenSource {
+                env: token_env,
+                file: token_file,
+            },
+            cache,
+        ),
+        None => crate::gate::check::run(
+            &args.file.unwrap_or_default(),
+            &args.prometheus.flags(),
+            &crate::gate::GateOptions {
+                slos: args.slos,
+                at: args.at,
+                force: args.force,
+            },
+            output,
+        ),
     }
 }
 

@@ -140,7 +140,8 @@ fn page_response(state_dir: &Path) -> axum::response::Response {
     }
 }
 
-async fn shutdown() {
+/// Resolves at the first SIGINT or SIGTERM (never if they cannot be watched).
+pub(crate) async fn shutdown() {
     use tokio::signal::unix::{signal, SignalKind};
     match (
         signal(SignalKind::interrupt()),

@@ -50,6 +50,7 @@ pub mod exporter;
 pub mod faults;
 #[cfg(not(feature = "internals"))]
 pub(crate) mod faults;
+pub mod gate;
 mod helper;
 mod interrupt;
 pub mod journal;

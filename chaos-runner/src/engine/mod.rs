@@ -557,6 +557,7 @@ fn outcome_name(outcome: Outcome) -> &'static str {
         Outcome::Aborted => "aborted",
         Outcome::InvalidInput => "invalid_input",
         Outcome::NotReverted => "not_reverted",
+        Outcome::Gate(decision) => decision.name(),
     }
 }
 

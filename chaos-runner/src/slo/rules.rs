@@ -23,7 +23,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::spec::calendar::{Alerting, BurnAlert, DayWindow, Weekday};
+use crate::spec::calendar::{Alerting, BurnAlert, Calendar, DayWindow, Weekday};
 use crate::spec::slo::{format_float, promql_range, Slo, SloSet};
 
 /// The window every longer one is averaged from.
@@ -185,6 +185,138 @@ pub const DIVISOR: &str = "slo:calendar:budget_divisor";
 /// Present (1) only during maintenance.
 pub const MAINTENANCE: &str = "slo:calendar:maintenance";
 
+/// The calendar as PromQL reading only the clock.
+struct CalendarPromql {
+    /// One sample while a maintenance window is on (none without maintenance).
+    maintenance: Option<String>,
+    /// One sample while a maintenance window was on at some time in the last 5 minutes:
+    /// what `max_over_time` of the recorded maintenance series says, from the clock alone
+    /// (a subquery would cost Prometheus six evaluations per step).
+    recent_maintenance: Option<String>,
+    /// The strictest peak factor on, else 1 (none without peak windows).
+    divisor: Option<String>,
+}
+
+impl CalendarPromql {
+    fn of(cal: &Calendar) -> Result<CalendarPromql, RulesError> {
+        let clock = Clock {
+            offset: cal.utc_offset().map_err(RulesError::Zone)?,
+        };
+        let on = |windows: Vec<DayWindow>| {
+            let on: Vec<String> = windows.iter().map(|w| clock.window_on(w)).collect();
+            format!("vector(1) and on() ({})", on.join(" or on() "))
+        };
+        let empty = cal.maintenance.is_empty();
+        let maintenance = (!empty).then(|| on(cal.maintenance.clone()));
+        let base_minutes = (BASE_WINDOW.as_secs() / 60) as u16;
+        let recent_maintenance = (!empty).then(|| {
+            on(cal
+                .maintenance
+                .iter()
+                .flat_map(|w| w.with_tail(base_minutes))
+                .collect())
+        });
+        let divisor = (!cal.peak.is_empty()).then(|| {
+            // The strictest factor of the peak windows that are on, else 1.
+            let mut divisor = String::new();
+            let mut peaks: Vec<_> = cal.peak.iter().collect();
+            peaks.sort_by(|a, b| b.factor.total_cmp(&a.factor));
+            for peak in peaks {
+                divisor.push_str(&format!(
+                    "(vector({}) and on() {}) or on() ",
+                    peak.factor,
+                    clock.window_on(&peak.window())
+                ));
+            }
+            divisor.push_str("vector(1)");
+            divisor
+        });
+        Ok(CalendarPromql {
+            maintenance,
+            recent_maintenance,
+            divisor,
+        })
+    }
+}
+
+/// The 5-minute error ratio without maintenance: absent while `recent_maintenance` (a
+/// filter holding while maintenance was on in the last 5 minutes) holds.
+fn ratio_without_maintenance(base: String, recent_maintenance: Option<String>) -> String {
+    match recent_maintenance {
+        Some(recent) => format!("({base}) unless on() {recent}"),
+        None => base,
+    }
+}
+
+/// The 5-minute burn rate from the 5-minute error ratio: the share of the budget those 5
+/// minutes spend at the pace of the period, times the peak factor in peak hours.
+fn burn_from_ratio(ratio: String, divisor: Option<String>, budget: &str) -> String {
+    match divisor {
+        // Joined, not `scalar()`: a divisor not yet recorded leaves the burn rate absent
+        // for one evaluation instead of NaN for a whole window.
+        Some(divisor) => format!("{ratio} * on() group_left() {divisor} / {budget}"),
+        None => format!("{ratio} / {budget}"),
+    }
+}
+
+/// One SLO's 5-minute error ratio and burn rate as PromQL over the SLI's own series and the
+/// clock, with no recorded series: what `slo:sli_error:ratio_rate5m` and
+/// `slo:error_budget:burn_rate5m` record, for a Prometheus that does not evaluate the rules
+/// (or did not when the history was written). `chaos-runner gate` averages them over its
+/// windows with subqueries.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InlineSli {
+    /// The error ratio over 5 minutes, absent during maintenance, the 5 minutes after it,
+    /// and while there are no events.
+    pub error_ratio_5m: String,
+    /// That ratio over the error budget, times the peak factor in peak hours.
+    pub burn_rate_5m: String,
+}
+
+/// The [`InlineSli`] of `slo` in `set`, or `None` for a gauge SLO (no budget).
+///
+/// ```
+/// let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../experiments/slo/game-services.yaml");
+/// let set = chaos_runner::spec::load_slo_set(path.as_ref()).unwrap();
+/// let inline = chaos_runner::slo::rules::inline_sli(&set, &set.spec.slos[0]).unwrap().unwrap();
+/// assert!(inline.burn_rate_5m.contains(">= 360 and on()"), "maintenance and its tail");
+/// assert!(!inline.burn_rate_5m.contains("slo:"), "no recorded series");
+/// ```
+pub fn inline_sli(set: &SloSet, slo: &Slo) -> Result<Option<InlineSli>, RulesError> {
+    let Some(base) = events_only(slo) else {
+        return Ok(None);
+    };
+    let calendar = match &set.spec.calendar {
+        Some(cal) => CalendarPromql::of(cal)?,
+        None => CalendarPromql {
+            maintenance: None,
+            recent_maintenance: None,
+            divisor: None,
+        },
+    };
+    let error_ratio_5m = ratio_without_maintenance(
+        base,
+        calendar.recent_maintenance.map(|on| format!("({on})")),
+    );
+    let burn_rate_5m = burn_from_ratio(
+        format!("({error_ratio_5m})"),
+        calendar.divisor.map(|d| format!("({d})")),
+        &format_float(slo.error_budget()),
+    );
+    Ok(Some(InlineSli {
+        error_ratio_5m,
+        burn_rate_5m,
+    }))
+}
+
+/// The SLI's 5-minute error ratio, only while there are events: 0/0 would be NaN, and one
+/// NaN keeps every window averaged over it NaN (no alert can fire) for the window's length.
+fn events_only(slo: &Slo) -> Option<String> {
+    let ratio = slo.error_ratio_query(BASE_WINDOW)?;
+    let total = slo.total_query(BASE_WINDOW)?;
+    Some(format!("{ratio} and on() (({total}) > 0)"))
+}
+
 fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let calendar = set.spec.calendar.as_ref();
     let alerts = Alerting::of(set.spec.alerting.as_ref());
@@ -200,30 +332,16 @@ fn build(set: &SloSet, sli: Sli) -> Result<RuleFile, RulesError> {
     let set_label = BTreeMap::from([("slo_set".to_owned(), set_name.clone())]);
     let clock = match calendar {
         Some(cal) => {
-            let offset = cal.utc_offset().map_err(RulesError::Zone)?;
-            let clock = Clock { offset };
+            let promql = CalendarPromql::of(cal)?;
             let mut rules = Vec::new();
-            if !cal.maintenance.is_empty() {
-                let on: Vec<String> = cal.maintenance.iter().map(|w| clock.window_on(w)).collect();
-                rules.push(Rule::record(
-                    MAINTENANCE,
-                    format!("vector(1) and on() ({})", on.join(" or on() ")),
-                    set_label.clone(),
-                ));
+            if let Some(on) = promql.maintenance {
+                rules.push(Rule::record(MAINTENANCE, on, set_label.clone()));
             }
-            // The strictest factor of the peak windows that are on, else 1.
-            let mut divisor = String::new();
-            let mut peaks: Vec<_> = cal.peak.iter().collect();
-            peaks.sort_by(|a, b| b.factor.total_cmp(&a.factor));
-            for peak in peaks {
-                divisor.push_str(&format!(
-                    "(vector({}) and on() {}) or on() ",
-                    peak.factor,
-                    clock.window_on(&peak.window())
-                ));
-            }
-            divisor.push_str("vector(1)");
-            rules.push(Rule::record(DIVISOR, divisor, set_label.clone()));
+            rules.push(Rule::record(
+                DIVISOR,
+                promql.divisor.unwrap_or_else(|| "vector(1)".to_owned()),
+                set_label.clone(),
+            ));
             groups.push(RuleGroup {
                 name: format!("slo-{}-calendar", set.metadata.name),
                 rules,
@@ -253,12 +371,9 @@ fn slo_group(
     peak: bool,
     sli: Sli,
 ) -> Option<RuleGroup> {
-    let ratio = slo.error_ratio_query(BASE_WINDOW)?;
-    let total = slo.total_query(BASE_WINDOW)?;
+    let events = events_only(slo)?;
     let base = match sli {
-        // Recorded only while there are events: 0/0 would record NaN, and one NaN keeps
-        // every window averaged over it NaN (no alert can fire) for the window's length.
-        Sli::Queries => format!("{ratio} and on() (({total}) > 0)"),
+        Sli::Queries => events,
         Sli::TestSeries => format!("{TEST_SERIES}{{slo=\"{}\"}}", slo.name),
     };
     let ours = BTreeMap::from([
@@ -275,30 +390,28 @@ fn slo_group(
         &ratio_series(BASE_WINDOW),
         // Not while maintenance is on, nor in the 5 minutes after it, whose ratio still
         // holds maintenance's events.
-        if maintenance {
-            format!(
-                "({base}) unless on() max_over_time({MAINTENANCE}{calendar}[{}])",
-                promql_range(BASE_WINDOW)
-            )
-        } else {
-            base
-        },
+        ratio_without_maintenance(
+            base,
+            maintenance.then(|| {
+                format!(
+                    "max_over_time({MAINTENANCE}{calendar}[{}])",
+                    promql_range(BASE_WINDOW)
+                )
+            }),
+        ),
         ours.clone(),
     )];
     // The burn rate: the share of the budget each 5 minutes spend at the pace of the
     // period; an error in peak hours spends the peak factor times more. Every longer
     // window averages it, so a window that mixes peak and off-peak hours weighs each part
     // by its own objective.
-    let weight = if peak {
-        // Joined, not `scalar()`: a divisor not yet recorded leaves the burn rate absent
-        // for one evaluation instead of NaN for a whole window.
-        format!(" * on() group_left() {DIVISOR}{calendar}")
-    } else {
-        String::new()
-    };
     rules.push(Rule::record(
         &burn_series(BASE_WINDOW),
-        format!("{}{selector}{weight} / {budget}", ratio_series(BASE_WINDOW)),
+        burn_from_ratio(
+            format!("{}{selector}", ratio_series(BASE_WINDOW)),
+            peak.then(|| format!("{DIVISOR}{calendar}")),
+            &budget,
+        ),
         ours.clone(),
     ));
     let mut windows: Vec<Duration> = alerts
@@ -477,6 +590,43 @@ mod tests {
             "{}",
             page.expr
         );
+    }
+
+    #[test]
+    fn a_window_with_its_tail_holds_exactly_when_the_window_was_on_in_the_last_five_minutes() {
+        let window = |days: &str, from: &str, to: &str| -> DayWindow {
+            serde_json::from_str(&format!(
+                r#"{{"days": {days}, "from": "{from}", "to": "{to}"}}"#
+            ))
+            .unwrap()
+        };
+        for w in [
+            window(r#"["tuesday"]"#, "02:00", "06:00"),
+            window(r#"["saturday"]"#, "22:00", "02:00"),
+            window(r#"["sunday", "monday"]"#, "23:00", "24:00"),
+            window(r#"["friday"]"#, "23:58", "23:59"),
+            window(r#"["wednesday"]"#, "00:00", "24:00"),
+        ] {
+            let tail = w.with_tail(5);
+            for minute_of_week in 0..7 * 1440u32 {
+                let at = |m: u32| {
+                    let m = m % (7 * 1440);
+                    (Weekday::ALL[(m / 1440) as usize], (m % 1440) as u16)
+                };
+                let (day, minute) = at(minute_of_week);
+                // On at some time in (t - 5m, t]: minute m stands for [m, m + 1), so the
+                // minutes t-5 to t.
+                let recent = (0..=5).any(|k| {
+                    let (d, m) = at(minute_of_week + 7 * 1440 - k);
+                    w.contains(d, m)
+                });
+                assert_eq!(
+                    tail.iter().any(|t| t.contains(day, minute)),
+                    recent,
+                    "{w:?} at {day:?} {minute}"
+                );
+            }
+        }
     }
 
     #[test]

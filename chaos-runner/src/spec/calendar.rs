@@ -69,6 +69,113 @@ impl Calendar {
     }
 }
 
+impl Calendar {
+    /// The local day of the week and minute of the day at `at`, shifted by the zone's fixed
+    /// offset as the rules shift it.
+    ///
+    /// ```
+    /// # use chaos_runner::spec::calendar::*;
+    /// let cal: Calendar = serde_json::from_str(r#"{"timeZone": "Asia/Seoul"}"#).unwrap();
+    /// // Monday 17:30 UTC is Tuesday 02:30 in Seoul.
+    /// let at = chrono::DateTime::parse_from_rfc3339("2026-12-07T17:30:00Z").unwrap().to_utc();
+    /// assert_eq!(cal.local(at).unwrap(), (Weekday::Tuesday, 150));
+    /// ```
+    pub fn local(&self, at: chrono::DateTime<chrono::Utc>) -> Result<(Weekday, u16), String> {
+        use chrono::{Datelike, Timelike};
+        let local = at + chrono::Duration::seconds(i64::from(self.utc_offset()?));
+        let day = Weekday::ALL[local.weekday().num_days_from_sunday() as usize];
+        // At most 23 * 60 + 59: fits.
+        let minute = (local.hour() * 60 + local.minute()) as u16;
+        Ok((day, minute))
+    }
+
+    /// The strictest peak window on at `at`, if any.
+    pub fn peak_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<&PeakWindow>, String> {
+        let (day, minute) = self.local(at)?;
+        Ok(self
+            .peak
+            .iter()
+            .filter(|p| p.window().contains(day, minute))
+            .max_by(|a, b| a.factor.total_cmp(&b.factor)))
+    }
+
+    /// The maintenance window on at `at`, if any.
+    pub fn maintenance_at(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<&DayWindow>, String> {
+        let (day, minute) = self.local(at)?;
+        Ok(self.maintenance.iter().find(|w| w.contains(day, minute)))
+    }
+}
+
+impl DayWindow {
+    /// Whether the window is on at local `minute` of `day`, as the rules read it: a window
+    /// passing midnight holds the evening of its days and the morning after them.
+    ///
+    /// ```
+    /// # use chaos_runner::spec::calendar::*;
+    /// let w: DayWindow = serde_json::from_str(r#"{"days": ["saturday"], "from": "22:00", "to": "02:00"}"#).unwrap();
+    /// assert!(w.contains(Weekday::Saturday, 23 * 60));
+    /// assert!(w.contains(Weekday::Sunday, 60));
+    /// assert!(!w.contains(Weekday::Saturday, 60));
+    /// ```
+    pub fn contains(&self, day: Weekday, minute: u16) -> bool {
+        let (from, to) = (self.from.minutes(), self.to.minutes());
+        if from < to {
+            self.days.contains(&day) && minute >= from && minute < to
+        } else {
+            (self.days.contains(&day) && minute >= from)
+                || (self.days.contains(&day.previous()) && minute < to)
+        }
+    }
+
+    /// The windows that together hold while this one was on at some time in the last
+    /// `minutes` (at most a day): itself and the `minutes` after its end, on the day that
+    /// end falls on.
+    ///
+    /// ```
+    /// # use chaos_runner::spec::calendar::*;
+    /// let w: DayWindow = serde_json::from_str(r#"{"days": ["tuesday"], "from": "02:00", "to": "06:00"}"#).unwrap();
+    /// let recent = w.with_tail(5);
+    /// assert!(recent.iter().any(|w| w.contains(Weekday::Tuesday, 6 * 60 + 4)));
+    /// assert!(!recent.iter().any(|w| w.contains(Weekday::Tuesday, 6 * 60 + 5)));
+    /// ```
+    pub fn with_tail(&self, minutes: u16) -> Vec<DayWindow> {
+        let (from, to) = (self.from.minutes(), self.to.minutes());
+        // The tail starts at `to` on the window's days, or the day after when the window
+        // passes midnight or ends at 24:00.
+        let next_day = from >= to || to == 1440;
+        let start = if to == 1440 { 0 } else { to };
+        let days = if next_day {
+            self.days.iter().map(|d| d.next()).collect()
+        } else {
+            self.days.clone()
+        };
+        let end = (start + minutes.min(1440)) % 1440;
+        let tail = DayWindow {
+            days,
+            from: TimeOfDay::from_minutes(start),
+            to: TimeOfDay::from_minutes(if end == 0 { 1440 } else { end }),
+        };
+        vec![self.clone(), tail]
+    }
+
+    /// `from-to` on its days, for people (`18:00-22:00`, `tuesday 02:00-06:00`).
+    pub fn describe(&self) -> String {
+        let days = if self.days.len() == Weekday::ALL.len() {
+            String::new()
+        } else {
+            let names: Vec<&str> = self.days.iter().map(|d| d.name()).collect();
+            format!("{} ", names.join(","))
+        };
+        format!("{days}{}-{}", self.from, self.to)
+    }
+}
+
 impl PeakWindow {
     /// The window without its factor.
     pub fn window(&self) -> DayWindow {
@@ -125,6 +232,29 @@ impl Weekday {
     pub fn number(self) -> u8 {
         self as u8
     }
+
+    /// The day after.
+    pub fn next(self) -> Weekday {
+        Weekday::ALL[(usize::from(self.number()) + 1) % 7]
+    }
+
+    /// The day before.
+    pub fn previous(self) -> Weekday {
+        Weekday::ALL[(usize::from(self.number()) + 6) % 7]
+    }
+
+    /// Its name as written in files (`tuesday`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Weekday::Sunday => "sunday",
+            Weekday::Monday => "monday",
+            Weekday::Tuesday => "tuesday",
+            Weekday::Wednesday => "wednesday",
+            Weekday::Thursday => "thursday",
+            Weekday::Friday => "friday",
+            Weekday::Saturday => "saturday",
+        }
+    }
 }
 
 /// A local time of day, to the minute (`18:00`); `24:00` ends a day.
@@ -138,6 +268,11 @@ impl Weekday {
 pub struct TimeOfDay(u16);
 
 impl TimeOfDay {
+    /// The time `minutes` after midnight (at most 1440, `24:00`).
+    pub(crate) fn from_minutes(minutes: u16) -> TimeOfDay {
+        TimeOfDay(minutes.min(1440))
+    }
+
     /// Minutes since midnight (0 to 1440).
     pub fn minutes(self) -> u16 {
         self.0

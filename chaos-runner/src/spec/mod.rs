@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod import;
 mod model;
 pub mod params;
+pub mod policy;
 pub mod scenario;
 pub mod slo;
 pub mod template;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::calendar::{Alerting, Calendar, SloAlerting};
 use super::model::Metadata;
+use super::policy::DeployPolicy;
 
 /// A set of SLOs.
 ///
@@ -38,6 +39,10 @@ pub struct SloSetSpec {
     /// The burn-rate alerts (optional: the SRE workbook's four by default).
     #[serde(default)]
     pub alerting: Option<Alerting>,
+    /// The deploy policy of every SLO (`chaos-runner gate`): pause at 50% of the budget
+    /// spent, roll back at 80%, by default.
+    #[serde(default)]
+    pub policy: Option<DeployPolicy>,
     /// SLOs by name.
     pub slos: Vec<Slo>,
 }
@@ -62,6 +67,9 @@ pub struct Slo {
     /// Labels and annotations of this SLO's alerts (e.g. `runbook_url`).
     #[serde(default)]
     pub alerting: Option<SloAlerting>,
+    /// This SLO's deploy policy, field by field over the set's.
+    #[serde(default)]
+    pub policy: Option<DeployPolicy>,
 }
 
 /// The SLI of an SLO.
@@ -152,7 +160,7 @@ impl Slo {
     ///     name: "availability".into(), description: String::new(), objective: 99.9,
     ///     period: Duration::from_secs(30 * 86_400),
     ///     sli: Sli { ratio: Some(RatioSli { good: "sum(rate(ok[$window]))".into(), total: "sum(rate(all[$window]))".into() }), latency: None, gauge: None },
-    ///     alerting: None,
+    ///     alerting: None, policy: None,
     /// };
     /// assert_eq!(
     ///     slo.error_ratio_query(Duration::from_secs(300)).unwrap(),
@@ -191,7 +199,7 @@ impl Slo {
     /// # use chaos_runner::spec::slo::*;
     /// # use std::time::Duration;
     /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
-    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None };
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None, policy: None };
     /// assert_eq!(slo.total_query(Duration::from_secs(300)).unwrap(), "t[5m]");
     /// ```
     pub fn total_query(&self, window: Duration) -> Option<String> {
@@ -214,7 +222,7 @@ impl Slo {
     /// # use chaos_runner::spec::slo::*;
     /// # use std::time::Duration;
     /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
-    /// #   sli: Sli { ratio: Some(RatioSli { good: "g".into(), total: "t".into() }), latency: None, gauge: None }, alerting: None };
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g".into(), total: "t".into() }), latency: None, gauge: None }, alerting: None, policy: None };
     /// assert!(slo.burn_rate_query(Duration::from_secs(60)).unwrap().ends_with("/ 0.01"));
     /// ```
     pub fn burn_rate_query(&self, window: Duration) -> Option<String> {
@@ -230,7 +238,7 @@ impl Slo {
     /// # use chaos_runner::spec::slo::*;
     /// # use std::time::Duration;
     /// # let slo = Slo { name: "a".into(), description: String::new(), objective: 99.0, period: Duration::from_secs(86_400),
-    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None };
+    /// #   sli: Sli { ratio: Some(RatioSli { good: "g[$window]".into(), total: "t[$window]".into() }), latency: None, gauge: None }, alerting: None, policy: None };
     /// let q = slo.multi_window_burn_rate_query(Duration::from_secs(300), Duration::from_secs(30)).unwrap();
     /// assert!(q.contains("g[5m]") && q.contains("g[30s]") && q.contains("<= on()"));
     /// ```

@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::calendar::{Alerting, Calendar, PeakWindow};
 use super::model::*;
 use super::params::{self, FaultParams, Problems};
+use super::policy::EffectivePolicy;
 use super::scenario::{self, LoadPlan, Scenario};
 use super::slo::SloSet;
 use super::yaml::Positions;
@@ -725,6 +726,7 @@ pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), 
     if let Some(alerting) = &set.spec.alerting {
         check_alerting(&mut c, alerting);
     }
+    check_policies(&mut c, set);
     let mut names = HashSet::new();
     for (i, slo) in set.spec.slos.iter().enumerate() {
         let here = format!("spec.slos[{i}]");
@@ -787,6 +789,85 @@ pub(crate) fn check_slo_set(file: &str, text: &str, set: &SloSet) -> Result<(), 
         Ok(())
     } else {
         Err(SpecErrors(c.errors))
+    }
+}
+
+/// The deploy policies: thresholds in percent of the budget spent, pausing no later than
+/// rolling back (after an SLO's fields are laid over the set's), a freeze only with peak
+/// windows to freeze in.
+fn check_policies(c: &mut Collector<'_>, set: &SloSet) {
+    let set_policy = set.spec.policy.as_ref();
+    let percent = |v: Option<f64>| v.is_none_or(|v| v.is_finite() && v > 0.0 && v <= 100.0);
+    let has_peak = set
+        .spec
+        .calendar
+        .as_ref()
+        .is_some_and(|cal| !cal.peak.is_empty());
+    let written = set_policy
+        .map(|p| ("spec.policy".to_owned(), p))
+        .into_iter()
+        .chain(set.spec.slos.iter().enumerate().filter_map(|(i, slo)| {
+            slo.policy
+                .as_ref()
+                .map(|p| (format!("spec.slos[{i}].policy"), p))
+        }));
+    for (here, policy) in written {
+        for (field, value) in [
+            ("pauseAt", policy.pause_at),
+            ("rollbackAt", policy.rollback_at),
+        ] {
+            c.check(
+                percent(value),
+                format!("{here}.{field}"),
+                "must be a percentage of the error budget spent, above 0 and at most 100",
+            );
+        }
+        c.check(
+            policy.freeze != Some(true) || has_peak,
+            format!("{here}.freeze"),
+            "needs `spec.calendar.peak`: a freeze holds deploys in the calendar's peak windows",
+        );
+    }
+    // Pausing must come no later than rolling back: checked where a policy is written (an
+    // SLO without its own inherits the set's, checked once).
+    let resolved = set_policy
+        .map(|p| {
+            (
+                "spec.policy".to_owned(),
+                "the set".to_owned(),
+                p,
+                EffectivePolicy::of(Some(p), None),
+            )
+        })
+        .into_iter()
+        .chain(set.spec.slos.iter().enumerate().filter_map(|(i, slo)| {
+            slo.policy.as_ref().map(|p| {
+                (
+                    format!("spec.slos[{i}].policy"),
+                    format!("SLO `{}`", slo.name),
+                    p,
+                    EffectivePolicy::of(set_policy, Some(p)),
+                )
+            })
+        }));
+    for (here, who, written, p) in resolved {
+        if !percent(Some(p.pause_at)) || !percent(Some(p.rollback_at)) {
+            continue;
+        }
+        let field = if written.pause_at.is_some() {
+            "pauseAt"
+        } else {
+            "rollbackAt"
+        };
+        c.check(
+            p.pause_at <= p.rollback_at,
+            format!("{here}.{field}"),
+            format!(
+                "{who} would pause at {}% of the budget spent but roll back at {}%: pausing \
+                 must come first (pauseAt at most rollbackAt)",
+                p.pause_at, p.rollback_at
+            ),
+        );
     }
 }
 

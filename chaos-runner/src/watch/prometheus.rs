@@ -70,11 +70,29 @@ pub enum PrometheusError {
 /// The value of an instant query: `None` when the result is empty.
 pub type Sample = Option<f64>;
 
+/// One series of a vector result: its labels and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Its labels.
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Its value (`NaN` and infinities as Prometheus wrote them).
+    pub value: f64,
+}
+
+/// An instant query: the PromQL and, if not now, the instant (Unix seconds).
+#[derive(Debug, Clone)]
+struct Query {
+    promql: String,
+    at: Option<f64>,
+}
+
+impl resilience::CarriesDeadline for Query {}
+
 /// A Prometheus server.
 #[derive(Clone)]
 pub struct Prometheus {
     url: String,
-    query: BoxCloneSyncService<String, Sample, ResilienceError<QueryError>>,
+    query: BoxCloneSyncService<Query, serde_json::Value, ResilienceError<QueryError>>,
 }
 
 impl std::fmt::Debug for Prometheus {
@@ -138,8 +156,13 @@ impl Prometheus {
             .build()
             .map_err(PrometheusError::Client)?;
         let endpoint = format!("{}/api/v1/query", url.trim_end_matches('/'));
-        let call = tower::service_fn(move |query: String| {
-            let mut request = client.get(&endpoint).query(&[("query", query.as_str())]);
+        let call = tower::service_fn(move |query: Query| {
+            // A form body, not the URL: the gate's queries run to kilobytes.
+            let mut form = vec![("query", query.promql)];
+            if let Some(at) = query.at {
+                form.push(("time", format!("{at:.3}")));
+            }
+            let mut request = client.post(&endpoint).form(&form);
             if let Some(token) = &token {
                 request = request.bearer_auth(token);
             }
@@ -170,9 +193,22 @@ impl Prometheus {
 
     /// Runs an instant query and returns its first sample.
     pub async fn instant(&self, query: &str) -> Result<Sample, QueryError> {
+        parse_result(&self.data(query, None).await?)
+    }
+
+    /// Runs an instant query at `at` (Unix seconds; now if `None`) and returns every
+    /// series of its vector result.
+    pub async fn vector(&self, query: &str, at: Option<f64>) -> Result<Vec<Series>, QueryError> {
+        parse_vector(&self.data(query, at).await?)
+    }
+
+    async fn data(&self, promql: &str, at: Option<f64>) -> Result<serde_json::Value, QueryError> {
         self.query
             .clone()
-            .oneshot(query.to_owned())
+            .oneshot(Query {
+                promql: promql.to_owned(),
+                at,
+            })
             .await
             .map_err(|e| match e {
                 ResilienceError::Inner(inner) => inner,
@@ -181,7 +217,7 @@ impl Prometheus {
     }
 }
 
-async fn fetch(request: reqwest::RequestBuilder) -> Result<Sample, QueryError> {
+async fn fetch(request: reqwest::RequestBuilder) -> Result<serde_json::Value, QueryError> {
     let response = request
         .send()
         .await
@@ -199,17 +235,69 @@ async fn fetch(request: reqwest::RequestBuilder) -> Result<Sample, QueryError> {
             body["error"].as_str().unwrap_or("unknown")
         )));
     }
-    parse_result(&body["data"])
+    Ok(body["data"].clone())
 }
 
 /// Errors without the request URL (it holds the query, which is fine, but keep messages
 /// short and never echo credentials).
 fn without_url(e: &reqwest::Error) -> String {
     let mut text = e.to_string();
+    // What went wrong underneath (`Connection refused`), which reqwest's own message omits.
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if !text.contains(&said) {
+            text = format!("{text}: {said}");
+        }
+        cause = c.source();
+    }
     if let Some(url) = e.url() {
         text = text.replace(url.as_str(), "<prometheus>");
     }
     text
+}
+
+/// Every series of a vector result (see the tests below for an example).
+pub fn parse_vector(data: &serde_json::Value) -> Result<Vec<Series>, QueryError> {
+    if data["resultType"].as_str() != Some("vector") {
+        return Err(QueryError(format!(
+            "query returned {}; a vector was expected",
+            data["resultType"].as_str().unwrap_or("no resultType")
+        )));
+    }
+    let list = data["result"]
+        .as_array()
+        .ok_or_else(|| QueryError("malformed vector result".into()))?;
+    list.iter()
+        .map(|item| {
+            let labels = item["metric"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let text = item["value"][1]
+                .as_str()
+                .ok_or_else(|| QueryError("sample value is not a string".into()))?;
+            Ok(Series {
+                labels,
+                value: parse_number(text)?,
+            })
+        })
+        .collect()
+}
+
+fn parse_number(text: &str) -> Result<f64, QueryError> {
+    match text {
+        "NaN" => Ok(f64::NAN),
+        "+Inf" => Ok(f64::INFINITY),
+        "-Inf" => Ok(f64::NEG_INFINITY),
+        _ => text
+            .parse()
+            .map_err(|_| QueryError(format!("sample {text:?} is not a number"))),
+    }
 }
 
 /// The first sample of a query's `data`: vector, scalar or empty.
@@ -231,15 +319,7 @@ pub fn parse_result(data: &serde_json::Value) -> Result<Sample, QueryError> {
     let text = value
         .as_str()
         .ok_or_else(|| QueryError("sample value is not a string".into()))?;
-    match text {
-        "NaN" => Ok(None),
-        "+Inf" => Ok(Some(f64::INFINITY)),
-        "-Inf" => Ok(Some(f64::NEG_INFINITY)),
-        _ => text
-            .parse()
-            .map(Some)
-            .map_err(|_| QueryError(format!("sample {text:?} is not a number"))),
-    }
+    parse_number(text).map(|v| (!v.is_nan()).then_some(v))
 }
 
 /// The examples of this module's documentation, tested here (the module is internal).
@@ -250,5 +330,21 @@ mod examples {
         use crate::watch::prometheus::expand_env;
         assert_eq!(expand_env("http://prom:9090").unwrap(), "http://prom:9090");
         assert!(expand_env("${SURELY_NOT_SET_X9}").is_err());
+    }
+
+    #[test]
+    fn parse_vector_reads_every_series_with_its_labels() {
+        use crate::watch::prometheus::parse_vector;
+        let data = serde_json::json!({"resultType": "vector", "result": [
+            {"metric": {"figure": "spent"}, "value": [1, "0.42"]},
+            {"metric": {"figure": "burn_1h"}, "value": [1, "NaN"]}]});
+        let series = parse_vector(&data).unwrap();
+        assert_eq!(
+            (series[0].labels["figure"].as_str(), series[0].value),
+            ("spent", 0.42)
+        );
+        assert!(series[1].value.is_nan());
+        let scalar = serde_json::json!({"resultType": "scalar", "result": [1, "1"]});
+        assert!(parse_vector(&scalar).is_err());
     }
 }

@@ -198,6 +198,65 @@ impl PrometheusServer {
         Some(server)
     }
 
+    /// Starts Prometheus on history: `openmetrics` (a file in OpenMetrics text with
+    /// timestamps) backfilled into a fresh TSDB with `promtool tsdb create-blocks-from
+    /// openmetrics`, scraping nothing, keeping everything. `None` (skip) when Prometheus or
+    /// promtool is missing outside CI; a failure under CI=true.
+    pub fn start_on_history(openmetrics: &Path) -> Option<PrometheusServer> {
+        let found = ["prometheus", "promtool"]
+            .iter()
+            .find(|tool| Command::new(tool).arg("--version").output().is_err());
+        if let Some(missing) = found {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "{missing} is not installed (scripts/test installs it)"
+            );
+            eprintln!("skipping: {missing} is not installed (run scripts/test to install it)");
+            return None;
+        }
+        let dir = TempDir::new("prometheus-history");
+        let data = dir.path().join("data");
+        let backfill = Command::new("promtool")
+            // Blocks of up to 40 days, not 2 hours: hundreds of small blocks take promtool
+            // a minute to write and Prometheus a compaction to merge.
+            .args([
+                "tsdb",
+                "create-blocks-from",
+                "openmetrics",
+                "--max-block-duration=960h",
+            ])
+            .arg(openmetrics)
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            backfill.status.success(),
+            "promtool backfill: {}",
+            String::from_utf8_lossy(&backfill.stderr)
+        );
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg("--storage.tsdb.retention.time=3650d")
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let server = PrometheusServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        };
+        server.wait_until(Duration::from_secs(60), |p| {
+            p.query("vector(1)") == Some(1.0)
+        });
+        Some(server)
+    }
+
     /// Instant query through curl-free plain HTTP: the first sample, if any.
     pub fn query(&self, promql: &str) -> Option<f64> {
         let url = reqwest::Url::parse_with_params(

@@ -352,6 +352,7 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, SpecErrors> {
                 gauge: None,
             },
             alerting: None,
+            policy: None,
         });
     }
     let set = SloSet {
@@ -365,6 +366,7 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, SpecErrors> {
         spec: SloSetSpec {
             calendar: None,
             alerting: None,
+            policy: None,
             slos,
         },
     };

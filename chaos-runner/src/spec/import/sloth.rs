@@ -229,6 +229,7 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, crate::spec::S
                 gauge: None,
             },
             alerting: (alerting != SloAlerting::default()).then_some(alerting),
+            policy: None,
         });
     }
     let choice = first_choice.unwrap_or(AlertChoice {
@@ -247,6 +248,7 @@ pub(crate) fn convert(file: &str, text: &str) -> Result<Imported, crate::spec::S
         spec: SloSetSpec {
             calendar: None,
             alerting,
+            policy: None,
             slos,
         },
     };
