@@ -479,6 +479,9 @@ fn the_gate_decides_on_backfilled_history_and_fails_closed_without_prometheus() 
         "{metrics}"
     );
 
+    check_examples(base, token);
+    check_ci_script(&url, &file);
+
     // Prometheus gone: unknown, never proceed; the CLI exits 4, the hooks hold.
     prometheus.kill();
     let out = gate(&file, &url, &["--slo", "forty"]);
@@ -556,4 +559,130 @@ fn bad_gate_input_is_refused_with_exit_3() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(3), "{}", said(&out));
+}
+
+/// The YAML documents of a shipped example under `deploy/gate/`.
+fn example(name: &str) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/gate")
+        .join(name);
+    let text = std::fs::read_to_string(&path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|doc| serde_yaml::Value::deserialize(doc).unwrap())
+        .collect()
+}
+
+/// The shipped examples call what the server serves, with arguments the CLI takes.
+fn check_examples(server: &str, token: Option<&str>) {
+    use clap::Parser;
+    let cluster = "http://chaos-gate.chaos.svc:9466";
+    let parses = |args: &serde_yaml::Value| {
+        let args: Vec<String> = args
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().replace("{{args.slos}}", "forty"))
+            .collect();
+        let parsed = chaos_runner::cli::Cli::try_parse_from(
+            std::iter::once("chaos-runner".to_owned()).chain(args.clone()),
+        );
+        assert!(parsed.is_ok(), "{args:?}: {}", parsed.unwrap_err());
+    };
+    for doc in example("gate-server.yaml") {
+        if doc["kind"] == "Deployment" {
+            let container = &doc["spec"]["template"]["spec"]["containers"][0];
+            parses(&container["args"]);
+            let probe = container["readinessProbe"]["httpGet"]["path"]
+                .as_str()
+                .unwrap();
+            assert_eq!(call("GET", &format!("{server}{probe}"), None, None).0, 200);
+        }
+    }
+    let mut kinds = Vec::new();
+    for doc in example("argo-rollouts.yaml") {
+        kinds.push(doc["kind"].as_str().unwrap().to_owned());
+        if doc["kind"] != "AnalysisTemplate" {
+            continue;
+        }
+        let metric = &doc["spec"]["metrics"][0];
+        let provider = &metric["provider"];
+        if let Some(web) = provider.get("web") {
+            assert_eq!(web["jsonPath"], "{$.decision}");
+            assert_eq!(metric["successCondition"], "result == \"proceed\"");
+            assert_eq!(metric["failureCondition"], "result == \"rollback\"");
+            let url = web["url"]
+                .as_str()
+                .unwrap()
+                .replace(cluster, server)
+                .replace("{{args.slos}}", "forty");
+            let (code, body) = call("GET", &url, token, None);
+            assert_eq!(code, 200, "{url}: {body}");
+            let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(answer["decision"], "proceed");
+        } else {
+            let container = &provider["job"]["spec"]["template"]["spec"]["containers"][0];
+            parses(&container["args"]);
+        }
+    }
+    assert_eq!(kinds, ["AnalysisTemplate", "AnalysisTemplate", "Rollout"]);
+    let canary = &example("flagger-canary.yaml")[0];
+    let hooks = canary["spec"]["analysis"]["webhooks"]
+        .as_sequence()
+        .unwrap();
+    assert_eq!(hooks.len(), 3);
+    for hook in hooks {
+        let url = hook["url"].as_str().unwrap().replace(cluster, server);
+        // The example's own SLOs are the game's; this history has `forty`.
+        let mut metadata = hook["metadata"].clone();
+        metadata["slos"] = "forty".into();
+        let body = serde_json::json!({ "name": "game-server", "namespace": "games", "phase": "Progressing", "metadata": metadata });
+        let (code, answer) = call("POST", &url, token, Some(&body.to_string()));
+        let expected = if hook["type"] == "rollback" { 409 } else { 200 };
+        assert_eq!(
+            code,
+            expected,
+            "{} {url}: {answer}",
+            hook["type"].as_str().unwrap()
+        );
+    }
+}
+
+/// The CI step script, run as a pipeline would.
+fn check_ci_script(prometheus: &str, file: &Path) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gate/ci/deploy-gate.sh");
+    let run = |url: Option<&str>, slo: &str| {
+        let mut command = Command::new(&script);
+        command
+            .arg(file)
+            .args(["--slo", slo])
+            .env("CHAOS_RUNNER", env!("CARGO_BIN_EXE_chaos-runner"))
+            .env_remove("PROMETHEUS_URL")
+            .env_remove("PROMETHEUS_TOKEN");
+        if let Some(url) = url {
+            command.env("PROMETHEUS_URL", url);
+        }
+        command.output().unwrap()
+    };
+    let out = run(Some(prometheus), "forty");
+    assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    assert!(
+        said(&out).contains("deploy gate: proceed"),
+        "{}",
+        said(&out)
+    );
+    let out = run(Some(prometheus), "eighty-five");
+    assert_eq!(out.status.code(), Some(2), "{}", said(&out));
+    assert!(
+        said(&out).contains("deploy gate: rollback"),
+        "{}",
+        said(&out)
+    );
+    let out = run(None, "forty");
+    assert_eq!(out.status.code(), Some(3), "{}", said(&out));
+    assert!(
+        said(&out).contains("PROMETHEUS_URL is not set"),
+        "{}",
+        said(&out)
+    );
 }
