@@ -151,13 +151,15 @@ fn slo_set() -> String {
     text
 }
 
-/// The budget spent at `at` as the rules count it, from the same per-minute ratios: the
-/// mean over the period's 5-minute slices of each slice's error ratio over the budget,
+/// The budget spent at `at` as the rules count it, from the same per-minute ratios (the
+/// history goes on past `at`, as a live service's would): the mean over the period's
+/// 5-minute slices of each slice's error ratio over the budget,
 /// times 1.2 when the slice ends at the peak; slices touching maintenance left out.
 fn model_spent(svc: &Service, now: i64, at: i64) -> f64 {
     let (mut sum, mut n) = (0.0, 0.0);
-    let first = (at - 30 * DAY).div_euclid(300) * 300 + 300;
-    for t in (first..=at - at.rem_euclid(300)).step_by(300) {
+    // The slices end at the first 5-minute mark at or after `at`.
+    let end = (at + 299).div_euclid(300) * 300;
+    for t in (end - 30 * DAY + 300..=end).step_by(300) {
         let touched = (0..=5).any(|k| {
             let (d, m) = local(t - 60 * k);
             in_maintenance(d, m)

@@ -143,8 +143,9 @@ fn error_budget_gate_refuses_to_start_when_the_budget_is_spent() {
     assert_exit(&out, 1);
     let summary = summary_of(&out);
     assert_reason_contains(&summary, "error-budget gate");
-    // Prometheus does not evaluate the SLO rules here: the gate says it did without them.
-    assert_reason_contains(&summary, "without the calendar");
+    // Prometheus does not evaluate the SLO rules here: the gate computes the same budget
+    // from the SLI and the calendar, as `chaos-runner gate` does, and says so.
+    assert_reason_contains(&summary, "computed from its SLI with the calendar");
     assert!(hogs("hog-gate").is_empty(), "nothing was injected");
 }
 

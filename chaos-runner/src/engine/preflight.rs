@@ -230,8 +230,8 @@ async fn check_signals(run: &mut Run<'_>, sink: &mut dyn EventSink) -> PhaseResu
 ///
 /// The budget is the one `chaos-runner slo rules` records (`slo:error_budget:remaining`:
 /// maintenance spends none, peak hours count their factor). When Prometheus does not
-/// evaluate those rules, the gate says so and falls back to the SLI's plain ratio over the
-/// period, without the calendar.
+/// evaluate those rules, the same budget is computed from the SLI and the calendar, as
+/// `chaos-runner gate` computes it.
 async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseResult {
     let spec = run.spec();
     let (Some(gate), Some(set), Some(p)) = (
@@ -241,33 +241,35 @@ async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseRes
     ) else {
         return Ok(());
     };
-    let aborted = |e: QueryError| Stop::aborted(format!("error-budget gate: {e}"));
+    let aborted = |e: String| Stop::aborted(format!("error-budget gate: {e}"));
     for slo in set
         .spec
         .slos
         .iter()
         .filter(|s| gate.slos.is_empty() || gate.slos.contains(&s.name))
     {
-        let Some(plain) = slo.remaining_budget_query() else {
+        let Some(query) = crate::gate::query::slo_query(set, slo) else {
             continue;
         };
         let recorded = format!(
             "100 * {REMAINING}{{slo=\"{}\",slo_set=\"{}\"}}",
             slo.name, set.metadata.name
         );
-        let (left, source) = match p.instant(&recorded).await.map_err(aborted)? {
+        let (left, source) = match p.instant(&recorded).await.map_err(|e| aborted(e.0))? {
             Some(left) => (Some(left), "as the SLO rules record it".to_owned()),
             None => {
-                let source = format!(
-                    "computed from its SLI over {} without the calendar (Prometheus has no \
-                     {REMAINING} for it: load the rules of `chaos-runner slo rules`)",
-                    promql_range(slo.period)
-                );
-                sink.message(
-                    Level::Warning,
-                    format!("error-budget gate: SLO `{}`: budget {source}", slo.name),
-                );
-                (p.instant(&plain).await.map_err(aborted)?, source)
+                let reading = crate::gate::query::read(p, &query, None)
+                    .await
+                    .map_err(aborted)?;
+                (
+                    reading.spent.map(|spent| 100.0 * (1.0 - spent)),
+                    format!(
+                        "computed from its SLI with the calendar over {} (Prometheus does not \
+                         record {REMAINING} for it: the rules of `chaos-runner slo rules` are \
+                         not loaded)",
+                        promql_range(slo.period)
+                    ),
+                )
             }
         };
         let low = left.is_some_and(|left| left < gate.min_remaining_percent);

@@ -51,14 +51,8 @@ pub fn slo_query(set: &SloSet, slo: &Slo) -> Option<SloQuery> {
     let alerts = Alerting::of(set.spec.alerting.as_ref());
     let period = promql_range(slo.period);
     let mut parts = vec![
-        figure(
-            "spent",
-            &format!("avg_over_time(({burn_rate_5m})[{period}:{PERIOD_STEP}])"),
-        ),
-        figure(
-            "error_ratio",
-            &format!("avg_over_time(({error_ratio_5m})[{period}:{PERIOD_STEP}])"),
-        ),
+        figure("spent", &period_mean(&burn_rate_5m, &period)),
+        figure("error_ratio", &period_mean(&error_ratio_5m, &period)),
     ];
     let mut windows: Vec<Duration> = alerts.iter().flat_map(|a| [a.long, a.short]).collect();
     windows.sort();
@@ -87,6 +81,17 @@ pub fn slo_query(set: &SloSet, slo: &Slo) -> Option<SloQuery> {
     })
 }
 
+/// Where the query names the end of the period's slices; [`read`] puts in the first
+/// 5-minute mark at or after the instant judged.
+const PERIOD_END: &str = "__gate_period_end__";
+
+/// The mean of a 5-minute figure over the period's 5-minute slices. Subquery steps fall on
+/// the clock's 5-minute marks, so the slices end at the first mark at or after the instant
+/// judged (`@`): the last minutes count too, and a service minutes old has a budget.
+fn period_mean(expr: &str, period: &str) -> String {
+    format!("avg_over_time(({expr})[{period}:{PERIOD_STEP}] @ {PERIOD_END})")
+}
+
 fn figure(name: &str, expr: &str) -> String {
     format!("label_replace({expr}, \"{FIGURE}\", \"{name}\", \"\", \"\")")
 }
@@ -102,8 +107,16 @@ pub async fn read(
     query: &SloQuery,
     at: Option<f64>,
 ) -> Result<Reading, String> {
+    let at = at.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    });
+    let step = 300.0;
+    let end = (at / step).ceil() * step;
+    let promql = query.promql.replace(PERIOD_END, &format!("{end:.0}"));
     let series = prometheus
-        .vector(&query.promql, at)
+        .vector(&promql, Some(at))
         .await
         .map_err(|e| e.to_string())?;
     figures(query, &series)
@@ -116,6 +129,10 @@ fn figures(query: &SloQuery, series: &[Series]) -> Result<Reading, String> {
         let Some(name) = s.labels.get(FIGURE) else {
             continue;
         };
+        // 0/0: no events in the window.
+        if s.value.is_nan() {
+            continue;
+        }
         if by_figure.insert(name, s.value).is_some() {
             return Err(format!(
                 "the SLI gives more than one series (figure {name}): its queries must \

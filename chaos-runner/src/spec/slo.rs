@@ -247,13 +247,6 @@ impl Slo {
         let short = self.burn_rate_query(short)?;
         Some(format!("(({long}) <= on() ({short})) or on() ({short})"))
     }
-
-    /// PromQL for the share of the error budget left over the SLO's period, in percent.
-    pub fn remaining_budget_query(&self) -> Option<String> {
-        let budget = self.error_budget();
-        self.error_ratio_query(self.period)
-            .map(|ratio| format!("100 * (1 - ({ratio} / {}))", format_float(budget)))
-    }
 }
 
 pub(crate) fn format_float(value: f64) -> String {
