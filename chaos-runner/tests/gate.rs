@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use super::support::slo_tools::said;
-use super::support::{free_port, PrometheusServer, TempDir};
+use super::support::{free_port, http_call as call, PrometheusServer, TempDir};
 
 const DAY: i64 = 86_400;
 /// Asia/Seoul: UTC+9 all year.
@@ -248,25 +248,6 @@ fn start_server(file: &Path, prometheus: &str, token_file: &Path) -> GateServer 
     GateServer {
         child,
         url: format!("http://127.0.0.1:{port}"),
-    }
-}
-
-/// One call: status and body.
-fn call(method: &str, url: &str, token: Option<&str>, body: Option<&str>) -> (u16, String) {
-    let mut request = ureq::request(method, url).timeout(Duration::from_secs(60));
-    if let Some(token) = token {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let result = match body {
-        Some(b) => request
-            .set("Content-Type", "application/json")
-            .send_string(b),
-        None => request.call(),
-    };
-    match result {
-        Ok(r) => (r.status(), r.into_string().unwrap()),
-        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
-        Err(e) => panic!("{method} {url}: {e}"),
     }
 }
 

@@ -7,13 +7,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::events::{EmitExt, EventSink, Level, Phase};
+use crate::events::{EmitExt, EventSink, Phase};
 use crate::exit::Outcome;
 use crate::faults;
 use crate::load::LoadGenerator;
 use crate::slo::rules::REMAINING;
 use crate::spec::slo::promql_range;
-use crate::watch::prometheus::QueryError;
 use crate::watch::Verdict;
 
 use super::lines::{check_result, CheckKind};

@@ -175,27 +175,32 @@ impl PrometheusServer {
             ),
         )
         .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = PrometheusServer {
-            url: format!("http://127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        };
+        let data = dir.path().join("data");
+        let server = PrometheusServer::spawn(dir, &config, &data, &[]);
         server.wait_until(Duration::from_secs(30), |p| {
             p.query("up{job=\"target\"}") == Some(1.0)
         });
         Some(server)
+    }
+
+    /// Prometheus on a free port with `config` and its TSDB in `data` (both in `dir`, which
+    /// it keeps until dropped).
+    fn spawn(dir: TempDir, config: &Path, data: &Path, extra: &[&str]) -> PrometheusServer {
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!("--storage.tsdb.path={}", data.display()))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        PrometheusServer {
+            url: format!("http://127.0.0.1:{port}"),
+            child,
+            _dir: dir,
+        }
     }
 
     /// Starts Prometheus on history: `openmetrics` (a file in OpenMetrics text with
@@ -236,21 +241,12 @@ impl PrometheusServer {
         );
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, "global:\n  evaluation_interval: 1m\n").unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!("--storage.tsdb.path={}", data.display()))
-            .arg("--storage.tsdb.retention.time=3650d")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let server = PrometheusServer {
-            url: format!("http://127.0.0.1:{port}"),
-            child,
-            _dir: dir,
-        };
+        let server = PrometheusServer::spawn(
+            dir,
+            &config,
+            &data,
+            &["--storage.tsdb.retention.time=3650d"],
+        );
         server.wait_until(Duration::from_secs(60), |p| {
             p.query("vector(1)") == Some(1.0)
         });
@@ -289,6 +285,31 @@ impl PrometheusServer {
 impl Drop for PrometheusServer {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// One HTTP call with an optional bearer token and JSON body: its status and body, error
+/// statuses included.
+pub fn http_call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    json: Option<&str>,
+) -> (u16, String) {
+    let mut request = ureq::request(method, url).timeout(Duration::from_secs(60));
+    if let Some(token) = token {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let result = match json {
+        Some(b) => request
+            .set("Content-Type", "application/json")
+            .send_string(b),
+        None => request.call(),
+    };
+    match result {
+        Ok(r) => (r.status(), r.into_string().expect("a text body")),
+        Err(ureq::Error::Status(c, r)) => (c, r.into_string().expect("a text body")),
+        Err(e) => panic!("{method} {url}: {e}"),
     }
 }
 

@@ -44,18 +44,7 @@ impl ProxyProcess {
 
     /// One admin API call: its status and body.
     pub fn call(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
-        let request = ureq::request(method, &format!("{}{path}", self.api));
-        let result = match body {
-            Some(b) => request
-                .set("Content-Type", "application/json")
-                .send_string(b),
-            None => request.call(),
-        };
-        match result {
-            Ok(r) => (r.status(), r.into_string().expect("a text body")),
-            Err(ureq::Error::Status(c, r)) => (c, r.into_string().expect("a text body")),
-            Err(e) => panic!("{method} {path}: {e}"),
-        }
+        super::http_call(method, &format!("{}{path}", self.api), None, body)
     }
 
     /// `GET path`.
