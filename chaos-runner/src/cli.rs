@@ -182,8 +182,8 @@ pub struct PrometheusArgs {
     /// File holding a bearer token for Prometheus.
     #[arg(long)]
     pub prometheus_token_file: Option<String>,
-    /// Timeout of one query (each reads the SLO's whole period).
-    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    /// Timeout of one query (each reads the SLO's whole period); a query is tried twice.
+    #[arg(long, default_value = "30s", value_parser = positive_duration)]
     pub query_timeout: std::time::Duration,
 }
 
@@ -223,6 +223,15 @@ pub enum GateCommand {
         #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
         cache: std::time::Duration,
     },
+}
+
+/// A duration above zero (`--query-timeout`).
+fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be above zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 /// `--at`: RFC 3339 or Unix seconds.
