@@ -16,7 +16,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 use tokio::io::Interest;
@@ -36,6 +36,8 @@ pub const DEFAULT_WINDOW: Duration = Duration::from_micros(200);
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     last_ns: AtomicU64,
+    /// Reads of this connection waiting in conversation (see [`Conversing`]).
+    waiting: AtomicUsize,
 }
 
 fn now_ns() -> u64 {
@@ -61,9 +63,56 @@ impl Activity {
     }
 }
 
+/// How many connections may be in conversation (a read waiting within the window after
+/// bytes moved) for any of them to spin. One conversation gains a hop without a wake-up
+/// per exchange; with several, spinning takes the cores the clients and the servers need
+/// (pgbench through the proxy on 2 cores: 8 connections lost a fifth of their throughput
+/// to it, even with one of them spinning at a time), so then every read waits on the
+/// reactor.
+pub const SPIN_WHILE_CONVERSING: usize = 1;
+
+/// Connections with a read waiting that began within the window.
+static CONVERSING: AtomicUsize = AtomicUsize::new(0);
+
+/// A read of a connection in conversation: the connection counts in [`CONVERSING`] while
+/// one of its reads holds this (given back on drop, also when the read is cancelled).
+struct Conversing<'a> {
+    activity: &'a Activity,
+}
+
+impl<'a> Conversing<'a> {
+    fn enter(activity: &'a Activity) -> Conversing<'a> {
+        if activity.waiting.fetch_add(1, Ordering::AcqRel) == 0 {
+            CONVERSING.fetch_add(1, Ordering::AcqRel);
+        }
+        Conversing { activity }
+    }
+
+    /// Whether spinning is worth it: no other connection is in conversation.
+    fn may_spin(&self) -> bool {
+        CONVERSING.load(Ordering::Acquire) <= SPIN_WHILE_CONVERSING
+    }
+}
+
+impl Drop for Conversing<'_> {
+    fn drop(&mut self) {
+        if self.activity.waiting.fetch_sub(1, Ordering::AcqRel) == 1 {
+            CONVERSING.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
 /// Runs `read` (a non-blocking read of `src`'s descriptor: bytes taken, 0 at the end,
 /// or `WouldBlock`) until it takes something: straight on the socket between yields while
-/// `activity` is within `window`, then after the reactor reports `src` readable.
+/// `activity` is within `window` and no other connection is in conversation
+/// ([`SPIN_WHILE_CONVERSING`]), then after the reactor reports `src` readable.
+///
+/// `want` is what `read` asks for: a read that takes less through the reactor drained the
+/// socket (epoll reports edges), so the reactor's readiness is cleared there and then, as
+/// tokio's own reads do; the next read waits for new bytes instead of paying a `recv` that
+/// finds none (a third of the system calls of a request/reply exchange). Pass `None` for
+/// a read that can stop short with bytes still waiting (a splice into a pipe that fills
+/// up).
 ///
 /// Cancel-safe: bytes are only taken by a `read` that returns at once, never across an
 /// await.
@@ -71,25 +120,38 @@ pub(crate) async fn read_with(
     src: &OwnedReadHalf,
     activity: &Activity,
     window: Duration,
+    want: Option<usize>,
     mut read: impl FnMut(RawFd) -> io::Result<usize>,
 ) -> io::Result<usize> {
     let fd = src.as_ref().as_raw_fd();
+    let conversing = activity.within(window).then(|| Conversing::enter(activity));
     loop {
-        if activity.within(window) {
-            match read(fd) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tokio::task::yield_now().await;
-                    continue;
+        if let Some(conversing) = &conversing {
+            while conversing.may_spin() && activity.within(window) {
+                match read(fd) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        tokio::task::yield_now().await;
+                    }
+                    other => return other,
                 }
-                other => return other,
             }
         }
         src.readable().await?;
         // Through `try_io`, so a `WouldBlock` clears the reactor's readiness only when it
-        // is current.
-        match src.as_ref().try_io(Interest::READABLE, || read(fd)) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-            other => return other,
+        // is current: readiness that came after the read began is kept. A short read is
+        // reported to `try_io` as `WouldBlock` for that clearing, and returned from here.
+        let mut short = None;
+        let result = src.as_ref().try_io(Interest::READABLE, || match read(fd) {
+            Ok(n) if want.is_some_and(|want| n > 0 && n < want) => {
+                short = Some(n);
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+            other => other,
+        });
+        match (result, short) {
+            (_, Some(n)) => return Ok(n),
+            (Err(e), None) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            (other, None) => return other,
         }
     }
 }
@@ -124,6 +186,95 @@ mod tests {
         assert!(!activity.within(Duration::ZERO));
     }
 
+    /// Small messages one after another, each read through the reactor (no spinning): a
+    /// short read clears the readiness, and none of the messages written meanwhile is left
+    /// waiting for an edge that already came.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn short_reads_clear_readiness_without_losing_a_message() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (src, _write) = server.into_split();
+        let writer = tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            for i in 0..2_000u32 {
+                client.write_all(&i.to_le_bytes()).await.unwrap();
+                if i % 7 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+            client
+        });
+        let activity = Activity::default();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while got.len() < 8_000 {
+            let n = tokio::time::timeout(
+                Duration::from_secs(10),
+                read_with(&src, &activity, Duration::ZERO, Some(buf.len()), |fd| {
+                    recv(fd, &mut buf)
+                }),
+            )
+            .await
+            .expect("a message written was not read: a lost wake-up")
+            .unwrap();
+            assert!(n > 0);
+            got.extend_from_slice(&buf[..n]);
+        }
+        let expected: Vec<u8> = (0..2_000u32).flat_map(u32::to_le_bytes).collect();
+        assert_eq!(got, expected);
+        drop(writer.await.unwrap());
+    }
+
+    /// Three connections in conversation: none spins, and each still gets its bytes from
+    /// the reactor.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn several_conversations_wait_on_the_reactor_and_still_read() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut pairs = Vec::new();
+        for _ in 0..3 {
+            let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            pairs.push((client, server.into_split().0));
+        }
+        let mut reads = Vec::new();
+        let mut clients = Vec::new();
+        for (client, src) in pairs {
+            clients.push(client);
+            reads.push(tokio::spawn(async move {
+                let activity = Activity::default();
+                activity.touch();
+                let mut buf = [0u8; 16];
+                let n = read_with(&src, &activity, Duration::from_secs(30), Some(16), |fd| {
+                    recv(fd, &mut buf)
+                })
+                .await
+                .unwrap();
+                buf[..n].to_vec()
+            }));
+        }
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            assert!(
+                CONVERSING.load(Ordering::Acquire) >= 3,
+                "all three wait in conversation"
+            );
+        }
+        use tokio::io::AsyncWriteExt;
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.write_all(&[i as u8; 3]).await.unwrap();
+        }
+        for (i, read) in reads.into_iter().enumerate() {
+            let got = tokio::time::timeout(Duration::from_secs(10), read)
+                .await
+                .expect("a waiting read got its bytes")
+                .unwrap();
+            assert_eq!(got, vec![i as u8; 3]);
+        }
+    }
+
     #[tokio::test]
     async fn reads_bytes_while_hot_and_after_the_window() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -136,9 +287,11 @@ mod tests {
         use tokio::io::AsyncWriteExt;
         // Cold: waits on the reactor.
         client.write_all(b"cold").await.unwrap();
-        let n = read_with(&src, &activity, DEFAULT_WINDOW, |fd| recv(fd, &mut buf))
-            .await
-            .unwrap();
+        let n = read_with(&src, &activity, DEFAULT_WINDOW, Some(16), |fd| {
+            recv(fd, &mut buf)
+        })
+        .await
+        .unwrap();
         assert_eq!(&buf[..n], b"cold");
         // Hot: spins, and still gets bytes written later.
         activity.touch();
@@ -148,14 +301,14 @@ mod tests {
             client
         });
         let hot = Duration::from_secs(5);
-        let n = read_with(&src, &activity, hot, |fd| recv(fd, &mut buf))
+        let n = read_with(&src, &activity, hot, Some(16), |fd| recv(fd, &mut buf))
             .await
             .unwrap();
         assert_eq!(&buf[..n], b"hot");
         // The end of the stream reads as 0, hot or not.
         drop(writer.await.unwrap());
         activity.touch();
-        let end = read_with(&src, &activity, hot, |fd| recv(fd, &mut buf));
+        let end = read_with(&src, &activity, hot, Some(16), |fd| recv(fd, &mut buf));
         assert_eq!(end.await.unwrap(), 0);
     }
 }

@@ -157,7 +157,12 @@ impl Pipe {
                     }
                     // In a bulk transfer the next bytes come from a sender that is
                     // busy anyway: wait on the reactor and leave the cores to it.
-                    read = busy_poll::read_with(&self.src, &self.conn.activity, if bulk { Duration::ZERO } else { self.conn.relaying.busy_poll }, |fd| match (&kernel, bulk) {
+                    read = busy_poll::read_with(&self.src, &self.conn.activity, if bulk { Duration::ZERO } else { self.conn.relaying.busy_poll }, match (&kernel, bulk) {
+                        // A splice can stop short at a full pipe with bytes still waiting.
+                        (Some(_), true) => None,
+                        (Some(_), false) => Some(PROBE),
+                        (None, _) => Some(buf.len()),
+                    }, |fd| match (&kernel, bulk) {
                         (Some(relay), true) => relay.fill(fd),
                         // A probe when splice can take over a bulk transfer, else the
                         // whole buffer.
@@ -270,7 +275,7 @@ impl Pipe {
                 // While the connection is in conversation (the other direction just
                 // moved bytes), look for the answer on the socket itself, as the
                 // pass-through does: the reactor may be held by a worker that is polling.
-                read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.relaying.busy_poll, |fd| busy_poll::recv(fd, &mut buf)), if can_read => match read {
+                read = busy_poll::read_with(&self.src, &self.conn.activity, self.conn.relaying.busy_poll, Some(buf.len()), |fd| busy_poll::recv(fd, &mut buf)), if can_read => match read {
                     Ok(0) => eof_at = Some(Instant::now()),
                     Ok(n) => {
                         let mut rng = rand::rng();
