@@ -12,7 +12,9 @@
 //! receiver need those cores.
 //! The window is set per registry ([`crate::ProxyRegistry::set_busy_poll`], the
 //! `--busy-poll` flag of `chaos-runner proxy`; 0 turns it off); what it costs is CPU: a
-//! connection keeps one worker busy for up to the window after each exchange.
+//! connection keeps one worker busy for up to the window after each exchange. So it spins
+//! only while no other connection is in conversation ([`SPIN_WHILE_CONVERSING`]): with
+//! several, the cores are worth more to the clients and servers than a saved wake-up.
 
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
@@ -136,7 +138,10 @@ pub(crate) async fn read_with(
                 }
             }
         }
-        src.readable().await?;
+        // The stream's own reader slot, not `readable()`'s list of waiters: no lock and
+        // no list to walk per message (the splice drain of the other direction uses the
+        // writer slot's counterpart, `writable()`, on the other socket).
+        std::future::poll_fn(|cx| src.as_ref().poll_read_ready(cx)).await?;
         // Through `try_io`, so a `WouldBlock` clears the reactor's readiness only when it
         // is current: readiness that came after the read began is kept. A short read is
         // reported to `try_io` as `WouldBlock` for that clearing, and returned from here.

@@ -117,6 +117,17 @@ pub(crate) struct Pipe {
     pub bytes: Counter,
 }
 
+/// The next change of the toxics, and the receiver to watch for the one after.
+async fn next_change(
+    mut toxics: watch::Receiver<Arc<Vec<Armed>>>,
+) -> (
+    Result<(), watch::error::RecvError>,
+    watch::Receiver<Arc<Vec<Armed>>>,
+) {
+    let result = toxics.changed().await;
+    (result, toxics)
+}
+
 enum Step {
     Continue,
     Done,
@@ -135,6 +146,11 @@ impl Pipe {
         let mut pace_at = Instant::now();
         let snapshot = self.toxics.borrow_and_update().clone();
         let mut effects = self.effects(&snapshot, &mut rolls, written);
+        // Made once and polled by every turn of the loop: a future made per message
+        // would register and unregister a waiter (under a lock) each time.
+        let cancelled = self.conn.cut.clone().cancelled_owned();
+        tokio::pin!(cancelled);
+        let mut changed = Box::pin(next_change(self.toxics.clone()));
         let mut kernel = KernelPipe::new().ok();
         // Once a full probe came: splice from then on, until a short fill.
         let mut bulk = false;
@@ -147,13 +163,14 @@ impl Pipe {
                 // Fast path: straight copy.
                 tokio::select! {
                     biased;
-                    _ = self.conn.cut.cancelled() => return self.cut(),
-                    changed = self.toxics.changed() => {
-                        if changed.is_err() {
+                    _ = &mut cancelled => return self.cut(),
+                    (result, mut toxics) = &mut changed => {
+                        if result.is_err() {
                             return self.cut();
                         }
-                        let snapshot = self.toxics.borrow_and_update().clone();
+                        let snapshot = toxics.borrow_and_update().clone();
                         effects = self.effects(&snapshot, &mut rolls, written);
+                        changed.set(next_change(toxics));
                     }
                     // In a bulk transfer the next bytes come from a sender that is
                     // busy anyway: wait on the reactor and leave the cores to it.
@@ -251,13 +268,14 @@ impl Pipe {
             let sleep_until = deadline.as_ref().map_or(now, |(at, _)| *at);
             tokio::select! {
                 biased;
-                _ = self.conn.cut.cancelled() => return self.cut(),
-                changed = self.toxics.changed() => {
-                    if changed.is_err() {
+                _ = &mut cancelled => return self.cut(),
+                (result, mut toxics) = &mut changed => {
+                    if result.is_err() {
                         return self.cut();
                     }
-                    let snapshot = self.toxics.borrow_and_update().clone();
+                    let snapshot = toxics.borrow_and_update().clone();
                     effects = self.effects(&snapshot, &mut rolls, written);
+                    changed.set(next_change(toxics));
                 }
                 _ = tokio::time::sleep_until(sleep_until.checked_sub(SPIN).unwrap_or(sleep_until)), if deadline.is_some() => {
                     let Some((at, action)) = deadline else { continue };
