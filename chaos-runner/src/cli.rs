@@ -141,7 +141,8 @@ pub enum Command {
 const GATE_EXIT_CODES: &str = "Exit codes (a stable contract):
   0  proceed   every SLO judged has budget left under its pauseAt, no page alert burning
   1  pause     hold new deploys: pauseAt spent, a page alert burning, or a peak-hour freeze
-  2  rollback  the running change must go back: rollbackAt spent
+  2  rollback  the running change must go back: rollbackAt spent (or a page alert burning
+               under onPageAlert: rollback)
   3  invalid input (the SLO file, a flag)
   4  unknown   Prometheus unreachable, a query failed or no data: deploys hold (fail closed)";
 
@@ -236,15 +237,22 @@ fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
 
 /// `--at`: RFC 3339 or Unix seconds.
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    if let Ok(at) = chrono::DateTime::parse_from_rfc3339(text) {
-        return Ok(at.to_utc());
+    let at = match chrono::DateTime::parse_from_rfc3339(text) {
+        Ok(at) => Some(at.to_utc()),
+        Err(_) => text
+            .parse::<i64>()
+            .ok()
+            .and_then(|s| chrono::DateTime::from_timestamp(s, 0)),
     }
-    text.parse::<i64>()
-        .ok()
-        .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-        .ok_or_else(|| {
-            format!("`{text}` is not an RFC 3339 time (2026-12-01T09:30:00Z) or Unix seconds")
-        })
+    .ok_or_else(|| {
+        format!("`{text}` is not an RFC 3339 time (2026-12-01T09:30:00Z) or Unix seconds")
+    })?;
+    // Calendar arithmetic (a zone's offset) must not overflow: years 1970 to 9999.
+    let (first, last) = (0, 253_402_300_799);
+    if !(first..=last).contains(&at.timestamp()) {
+        return Err(format!("`{text}` is outside 1970-01-01 to 9999-12-31"));
+    }
+    Ok(at)
 }
 
 /// A `--busy-poll` value clap refuses.

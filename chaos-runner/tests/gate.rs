@@ -500,6 +500,13 @@ fn bad_gate_input_is_refused_with_exit_3() {
     );
     let out = gate(&file, url, &["--at", "last tuesday"]);
     assert_eq!(out.status.code(), Some(3), "{}", said(&out));
+    let out = gate(&file, url, &["--at", "300000000000"]);
+    assert_eq!(out.status.code(), Some(3), "{}", said(&out));
+    assert!(
+        said(&out).contains("outside 1970-01-01 to 9999-12-31"),
+        "{}",
+        said(&out)
+    );
     let out = gate(&file, url, &["--query-timeout", "0s"]);
     assert_eq!(out.status.code(), Some(3), "{}", said(&out));
     assert!(said(&out).contains("must be above zero"), "{}", said(&out));

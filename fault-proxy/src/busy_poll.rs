@@ -55,6 +55,14 @@ impl Activity {
         self.last_ns.store(now_ns(), Ordering::Relaxed);
     }
 
+    /// What is left of `window` since bytes last moved (`None` when nothing is).
+    fn left(&self, window: Duration) -> Option<Duration> {
+        let last = self.last_ns.load(Ordering::Relaxed);
+        let window = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
+        let since = now_ns().saturating_sub(last);
+        (last != 0 && since < window).then(|| Duration::from_nanos(window - since))
+    }
+
     /// Whether bytes moved within `window` (never with a zero window, or before the first
     /// bytes).
     fn within(&self, window: Duration) -> bool {
@@ -126,10 +134,10 @@ pub(crate) async fn read_with(
     mut read: impl FnMut(RawFd) -> io::Result<usize>,
 ) -> io::Result<usize> {
     let fd = src.as_ref().as_raw_fd();
-    let conversing = activity.within(window).then(|| Conversing::enter(activity));
+    let mut conversing = activity.within(window).then(|| Conversing::enter(activity));
     loop {
-        if let Some(conversing) = &conversing {
-            while conversing.may_spin() && activity.within(window) {
+        if let Some(c) = &conversing {
+            while c.may_spin() && activity.within(window) {
                 match read(fd) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         tokio::task::yield_now().await;
@@ -141,7 +149,26 @@ pub(crate) async fn read_with(
         // The stream's own reader slot, not `readable()`'s list of waiters: no lock and
         // no list to walk per message (the splice drain of the other direction uses the
         // writer slot's counterpart, `writable()`, on the other socket).
-        std::future::poll_fn(|cx| src.as_ref().poll_read_ready(cx)).await?;
+        let ready = std::future::poll_fn(|cx| src.as_ref().poll_read_ready(cx));
+        match (&conversing, activity.left(window)) {
+            // Still in conversation: counted until the window ends, then no longer (an
+            // idle connection must not keep the others from spinning).
+            (Some(_), Some(left)) => {
+                tokio::pin!(ready);
+                tokio::select! {
+                    biased;
+                    r = &mut ready => r?,
+                    () = tokio::time::sleep(left) => {
+                        conversing = None;
+                        ready.await?;
+                    }
+                }
+            }
+            _ => {
+                conversing = None;
+                ready.await?;
+            }
+        }
         // Through `try_io`, so a `WouldBlock` clears the reactor's readiness only when it
         // is current: readiness that came after the read began is kept. A short read is
         // reported to `try_io` as `WouldBlock` for that clearing, and returned from here.
@@ -278,6 +305,39 @@ mod tests {
                 .unwrap();
             assert_eq!(got, vec![i as u8; 3]);
         }
+    }
+
+    /// A connection whose conversation ended (its window passed while its read waits)
+    /// no longer counts: the next conversation may spin.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_idle_connection_stops_counting_when_its_window_ends() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (src, _write) = server.into_split();
+        let before = CONVERSING.load(Ordering::Acquire);
+        let idle = tokio::spawn(async move {
+            let activity = Activity::default();
+            activity.touch();
+            let mut buf = [0u8; 16];
+            read_with(&src, &activity, Duration::from_millis(50), Some(16), |fd| {
+                recv(fd, &mut buf)
+            })
+            .await
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            CONVERSING.load(Ordering::Acquire) > before,
+            "counted in its window"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            CONVERSING.load(Ordering::Acquire),
+            before,
+            "its window ended: no longer in conversation"
+        );
+        idle.abort();
     }
 
     #[tokio::test]

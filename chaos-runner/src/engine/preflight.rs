@@ -247,7 +247,7 @@ async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseRes
         .iter()
         .filter(|s| gate.slos.is_empty() || gate.slos.contains(&s.name))
     {
-        let Some(query) = crate::gate::query::slo_query(set, slo) else {
+        let Some(query) = crate::gate::query::budget_query(set, slo) else {
             continue;
         };
         let recorded = format!(
@@ -257,7 +257,8 @@ async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseRes
         let (left, source) = match p.instant(&recorded).await.map_err(|e| aborted(e.0))? {
             Some(left) => (Some(left), "as the SLO rules record it".to_owned()),
             None => {
-                let reading = crate::gate::query::read(p, &query, None)
+                let now = crate::gate::query::Instant::of(false, chrono::Utc::now());
+                let reading = crate::gate::query::read(p, &query, now)
                     .await
                     .map_err(aborted)?;
                 (

@@ -174,14 +174,33 @@ pub async fn evaluate(
     options: &GateOptions,
 ) -> GateReport {
     let at = options.at.unwrap_or_else(Utc::now);
-    let at_seconds = at.timestamp_millis() as f64 / 1000.0;
+    let judged_at = query::Instant::of(options.at.is_some(), at);
     let readings = futures_util::future::join_all(slos.iter().map(|slo| async move {
         match query::slo_query(set, slo) {
-            Some(q) => query::read(prometheus, &q, Some(at_seconds)).await,
+            Some(q) => query::read(prometheus, &q, judged_at).await,
             None => Err("a gauge SLO has no error budget".to_owned()),
         }
     }))
     .await;
+    // No alert fires during maintenance (the rules say `unless` maintenance): the longer
+    // windows still hold the minutes before it, but nothing burns now.
+    let in_maintenance = set
+        .spec
+        .calendar
+        .as_ref()
+        .and_then(|cal| cal.maintenance_at(at).ok().flatten())
+        .is_some();
+    let readings: Vec<_> = readings
+        .into_iter()
+        .map(|reading| {
+            reading.map(|mut r| {
+                if in_maintenance {
+                    r.alerts.iter_mut().for_each(|a| a.firing = false);
+                }
+                r
+            })
+        })
+        .collect();
     let mut reports = Vec::new();
     let mut judged = Vec::new();
     for (slo, reading) in slos.iter().zip(readings) {

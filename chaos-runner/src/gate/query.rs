@@ -81,15 +81,29 @@ pub fn slo_query(set: &SloSet, slo: &Slo) -> Option<SloQuery> {
     })
 }
 
-/// Where the query names the end of the period's slices; [`read`] puts in the first
-/// 5-minute mark at or after the instant judged.
+/// Where the query names the end of the period's slices; [`read`] puts in the 5-minute
+/// mark [`Instant`] says.
 const PERIOD_END: &str = "__gate_period_end__";
 
 /// The mean of a 5-minute figure over the period's 5-minute slices. Subquery steps fall on
-/// the clock's 5-minute marks, so the slices end at the first mark at or after the instant
-/// judged (`@`): the last minutes count too, and a service minutes old has a budget.
+/// the clock's 5-minute marks; `@` puts the last slice's end where [`Instant`] says: for
+/// now, the next mark, so the last minutes count too and a service minutes old has a
+/// budget.
 fn period_mean(expr: &str, period: &str) -> String {
     format!("avg_over_time(({expr})[{period}:{PERIOD_STEP}] @ {PERIOD_END})")
+}
+
+/// The budget spent alone (no SLI, no alert windows): what an experiment's
+/// `errorBudgetGate` needs, at a third of the cost. `None` for a gauge SLO.
+pub fn budget_query(set: &SloSet, slo: &Slo) -> Option<SloQuery> {
+    let InlineSli { burn_rate_5m, .. } = inline_sli(set, slo).ok().flatten()?;
+    Some(SloQuery {
+        promql: figure(
+            "spent",
+            &period_mean(&burn_rate_5m, &promql_range(slo.period)),
+        ),
+        alerts: Vec::new(),
+    })
 }
 
 fn figure(name: &str, expr: &str) -> String {
@@ -100,23 +114,56 @@ fn burn_figure(window: Duration) -> String {
     format!("burn_{}", promql_range(window))
 }
 
-/// Runs `query` at `at` (Unix seconds; now if `None`) and reads its figures; the error
-/// says why the SLO cannot be judged.
+/// The instant a query judges at.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Instant {
+    /// Now: the period's slices end at the next 5-minute mark, so the last minutes count
+    /// (there is nothing after now to leak in).
+    Now(f64),
+    /// A past instant (`--at`): the slices end at the last mark at or before it, so
+    /// nothing after it counts.
+    At(f64),
+}
+
+impl Instant {
+    /// `at` as now or as an instant asked for.
+    pub fn of(asked: bool, at: chrono::DateTime<chrono::Utc>) -> Instant {
+        let seconds = at.timestamp_millis() as f64 / 1000.0;
+        if asked {
+            Instant::At(seconds)
+        } else {
+            Instant::Now(seconds)
+        }
+    }
+
+    fn seconds(self) -> f64 {
+        match self {
+            Instant::Now(s) | Instant::At(s) => s,
+        }
+    }
+
+    /// Where the period's 5-minute slices end.
+    fn period_end(self) -> f64 {
+        let step = 300.0;
+        match self {
+            Instant::Now(s) => (s / step).ceil() * step,
+            Instant::At(s) => (s / step).floor() * step,
+        }
+    }
+}
+
+/// Runs `query` at `at` and reads its figures; the error says why the SLO cannot be
+/// judged.
 pub async fn read(
     prometheus: &Prometheus,
     query: &SloQuery,
-    at: Option<f64>,
+    at: Instant,
 ) -> Result<Reading, String> {
-    let at = at.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0.0, |d| d.as_secs_f64())
-    });
-    let step = 300.0;
-    let end = (at / step).ceil() * step;
-    let promql = query.promql.replace(PERIOD_END, &format!("{end:.0}"));
+    let promql = query
+        .promql
+        .replace(PERIOD_END, &format!("{:.0}", at.period_end()));
     let series = prometheus
-        .vector(&promql, Some(at))
+        .vector(&promql, Some(at.seconds()))
         .await
         .map_err(|e| e.to_string())?;
     figures(query, &series)

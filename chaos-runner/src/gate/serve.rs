@@ -93,13 +93,18 @@ impl Metrics {
     }
 }
 
+/// The last answer to one question, when it was given, behind its own lock.
+type Answer = Mutex<Option<(Instant, GateReport)>>;
+
 /// The server's state.
 struct Gate {
     set: SloSet,
     prometheus: Prometheus,
     token: Option<String>,
     cache_for: Duration,
-    cache: Mutex<HashMap<Vec<String>, (Instant, GateReport)>>,
+    /// Per set of SLOs asked, the last answer, behind its own lock: callers asking the
+    /// same question wait for one evaluation, callers asking another do not wait.
+    cache: std::sync::Mutex<HashMap<Vec<String>, Arc<Answer>>>,
     metrics: Metrics,
 }
 
@@ -141,11 +146,18 @@ impl Gate {
         key.dedup();
         let picked =
             select(&self.set, &key).map_err(|e| Refusal(StatusCode::BAD_REQUEST, e.to_string()))?;
-        // One evaluation at a time: many controllers polling at once wait for one answer
-        // instead of each asking Prometheus.
-        let mut cache = self.cache.lock().await;
-        let fresh = cache
-            .get(&key)
+        let entry = {
+            let mut cache = self
+                .cache
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            Arc::clone(cache.entry(key).or_default())
+        };
+        // One evaluation per question at a time: many controllers polling the same SLOs
+        // wait for one answer instead of each asking Prometheus.
+        let mut slot = entry.lock().await;
+        let fresh = slot
+            .as_ref()
             .filter(|(when, _)| when.elapsed() < self.cache_for)
             .map(|(_, report)| report.clone());
         let report = match fresh {
@@ -158,11 +170,11 @@ impl Gate {
                     &GateOptions::default(),
                 )
                 .await;
-                cache.insert(key, (Instant::now(), report.clone()));
+                *slot = Some((Instant::now(), report.clone()));
                 report
             }
         };
-        drop(cache);
+        drop(slot);
         self.metrics
             .decisions
             .get_or_create(&DecisionLabels {
@@ -313,7 +325,7 @@ fn router(set: SloSet, prometheus: Prometheus, options: &ServeOptions) -> Router
         prometheus,
         token: options.token.clone(),
         cache_for: options.cache,
-        cache: Mutex::new(HashMap::new()),
+        cache: std::sync::Mutex::new(HashMap::new()),
         metrics: Metrics::new(),
     });
     Router::new()
