@@ -66,10 +66,7 @@ impl Activity {
     /// Whether bytes moved within `window` (never with a zero window, or before the first
     /// bytes).
     fn within(&self, window: Duration) -> bool {
-        let last = self.last_ns.load(Ordering::Relaxed);
-        !window.is_zero()
-            && last != 0
-            && now_ns().saturating_sub(last) <= u64::try_from(window.as_nanos()).unwrap_or(0)
+        self.left(window).is_some()
     }
 }
 

@@ -39,25 +39,23 @@ impl PrometheusFlags {
     }
 }
 
-/// Loads the set, checks the question, builds the client: what `gate` and `gate serve`
-/// need before they ask anything. Prints the problems and returns `None` on bad input.
-pub fn prepare(
-    file: &Path,
-    prometheus: &PrometheusFlags,
-    slos: &[String],
-) -> Option<(SloSet, Prometheus)> {
+/// Loads the set and builds the client: what `gate` and `gate serve` need before they
+/// ask anything. Prints the problems and returns `None` on bad input.
+fn prepare(file: &Path, prometheus: &PrometheusFlags) -> Option<Prepared> {
     let set = load_slo_or_report(file)?;
-    if let Err(e) = select(&set, slos) {
-        eprintln!("error: {}: {e}", file.display());
-        return None;
-    }
     match prometheus.client() {
-        Ok(client) => Some((set, client)),
+        Ok(client) => Some(Prepared { set, client }),
         Err(e) => {
             eprintln!("error: {e}");
             None
         }
     }
+}
+
+/// A checked SLO set and its Prometheus client.
+struct Prepared {
+    set: SloSet,
+    client: Prometheus,
 }
 
 /// Runs the gate once and prints its answer.
@@ -67,17 +65,20 @@ pub fn run(
     options: &GateOptions,
     format: Format,
 ) -> Outcome {
-    let Some((set, client)) = prepare(file, prometheus, &options.slos) else {
+    let Some(Prepared { set, client }) = prepare(file, prometheus) else {
         return Outcome::InvalidInput;
+    };
+    let slos = match select(&set, &options.slos) {
+        Ok(slos) => slos,
+        Err(e) => {
+            eprintln!("error: {}: {e}", file.display());
+            return Outcome::InvalidInput;
+        }
     };
     let Some(runtime) = crate::output::runtime_or_report() else {
         return Outcome::Gate(super::Decision::Unknown);
     };
-    let report: GateReport = runtime.block_on(async {
-        // Checked by `prepare`.
-        let slos = select(&set, &options.slos).unwrap_or_default();
-        evaluate(&set, &slos, &client, options).await
-    });
+    let report: GateReport = runtime.block_on(evaluate(&set, &slos, &client, options));
     match format {
         Format::Text => {
             let colour = std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal();
@@ -127,9 +128,14 @@ pub fn serve(
     token: &TokenSource,
     cache: Duration,
 ) -> Outcome {
-    let Some((set, client)) = prepare(file, prometheus, &[]) else {
+    let Some(Prepared { set, client }) = prepare(file, prometheus) else {
         return Outcome::InvalidInput;
     };
+    // Callers pick SLOs per request; the set must hold at least one with a budget.
+    if let Err(e) = select(&set, &[]) {
+        eprintln!("error: {}: {e}", file.display());
+        return Outcome::InvalidInput;
+    }
     let token = match token.read() {
         Ok(token) => token,
         Err(e) => {
