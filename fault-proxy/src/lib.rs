@@ -55,6 +55,7 @@ mod error;
 pub mod metrics;
 mod pipe;
 mod registry;
+mod relay_threads;
 pub mod server;
 mod splice;
 pub mod toxics;

@@ -30,7 +30,11 @@ const BUFFER: usize = 64 * 1024;
 /// What the pass-through reads before deciding between copying and `splice` (and the
 /// least a `splice` fill must take to stay on it).
 const PROBE: usize = 4 * 1024;
-/// The last stretch before a deadline that is waited by yielding instead of the timer.
+/// The last stretch before a deadline that is waited by yielding instead of the timer,
+/// while no other connection on the relay thread moves bytes (see [`busy_poll::alone`]).
+/// The timer wheel has millisecond ticks and rounds up, so a toxic's delay waited on the
+/// timer alone ends up to a tick late; the yields spend CPU that other connections on a
+/// busy proxy need more than this one needs the last millisecond.
 const SPIN: Duration = Duration::from_micros(1500);
 /// Most bytes a pipe holds back before it stops reading (back-pressure on the sender).
 const MAX_QUEUED: usize = 8 * 1024 * 1024;
@@ -266,6 +270,11 @@ impl Pipe {
             }
             let can_read = eof_at.is_none() && queued < MAX_QUEUED;
             let sleep_until = deadline.as_ref().map_or(now, |(at, _)| *at);
+            let spin = if busy_poll::alone(&self.conn.activity, SPIN) {
+                SPIN
+            } else {
+                Duration::ZERO
+            };
             tokio::select! {
                 biased;
                 _ = &mut cancelled => return self.cut(),
@@ -277,10 +286,11 @@ impl Pipe {
                     effects = self.effects(&snapshot, &mut rolls, written);
                     changed.set(next_change(toxics));
                 }
-                _ = tokio::time::sleep_until(sleep_until.checked_sub(SPIN).unwrap_or(sleep_until)), if deadline.is_some() => {
+                _ = tokio::time::sleep_until(sleep_until.checked_sub(spin).unwrap_or(sleep_until)), if deadline.is_some() => {
                     let Some((at, action)) = deadline else { continue };
                     // The timer wheel has millisecond ticks and rounds up: finish the last
-                    // stretch by yielding, so a 100 ms latency is 100 ms, not 101.
+                    // stretch by yielding, so a 100 ms latency is 100 ms, not 101 (when
+                    // the connection spins: else the timer fired at or after `at`).
                     while Instant::now() < at {
                         tokio::task::yield_now().await;
                     }

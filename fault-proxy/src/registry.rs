@@ -18,6 +18,7 @@ use crate::busy_poll;
 use crate::db_rules::{DbFaultInput, DbFaultView};
 use crate::metrics::Metrics;
 use crate::pipe::{Connection, Pipe, Relaying};
+use crate::relay_threads::RelayThreads;
 use crate::toxics::{Armed, Stream, Toxic};
 use crate::ApiError;
 
@@ -51,8 +52,14 @@ pub type RelayFuture = Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>
 /// A protocol-aware relay (e.g. [`crate::dbproto::DbFaults`]): takes over one accepted client
 /// connection and its freshly opened upstream connection.
 pub trait ProtocolRelay: Send + Sync + 'static {
-    /// Relays `client` to `upstream` until either side closes.
-    fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> RelayFuture;
+    /// Relays `client` to `upstream` until either side closes, busy-polling within
+    /// `busy_poll` of each exchange if it can (see [`crate::busy_poll`]; zero: never).
+    fn relay(
+        self: Arc<Self>,
+        client: TcpStream,
+        upstream: TcpStream,
+        busy_poll: Duration,
+    ) -> RelayFuture;
 }
 
 /// Gives each proxy of a protocol its own relay (its own fault rules), by proxy name, and
@@ -151,6 +158,8 @@ pub struct ProxyRegistry {
     proxies: Mutex<BTreeMap<String, Entry>>,
     relays: Mutex<HashMap<Protocol, Arc<dyn RelayProvider>>>,
     handle: Handle,
+    /// Where accepted connections are relayed; none: on `handle`'s runtime.
+    relay_threads: Option<Arc<RelayThreads>>,
     metrics: Arc<Metrics>,
     next_id: AtomicU64,
     /// The pass-through's busy-poll window in nanoseconds (see [`busy_poll`]).
@@ -172,10 +181,20 @@ impl ProxyRegistry {
     /// A registry whose listeners and connections run on `handle` (a multi-thread runtime
     /// other than the caller's, see [`crate::server::ProxyServer`]).
     pub fn new(handle: Handle) -> ProxyRegistry {
+        ProxyRegistry::with_relay_threads(handle, None)
+    }
+
+    /// A registry whose listeners run on `handle` and whose connections are relayed by
+    /// `relay_threads` (each connection owned by one of them).
+    pub(crate) fn with_relay_threads(
+        handle: Handle,
+        relay_threads: Option<Arc<RelayThreads>>,
+    ) -> ProxyRegistry {
         ProxyRegistry {
             proxies: Mutex::new(BTreeMap::new()),
             relays: Mutex::new(HashMap::new()),
             handle,
+            relay_threads,
             metrics: Arc::new(Metrics::new()),
             next_id: AtomicU64::new(1),
             busy_poll_ns: AtomicU64::new(busy_poll::DEFAULT_WINDOW.as_nanos() as u64),
@@ -729,6 +748,7 @@ impl ProxyRegistry {
             stop: stop.clone(),
             metrics: self.metrics.clone(),
             relaying: self.relaying(),
+            relay_threads: self.relay_threads.clone(),
         };
         let done = closed.clone();
         self.handle.spawn(async move {
@@ -762,6 +782,8 @@ struct Accept {
     metrics: Arc<Metrics>,
     /// How the pass-through relays this proxy's connections.
     relaying: Relaying,
+    /// The threads that relay its connections (none: this runtime).
+    relay_threads: Option<Arc<RelayThreads>>,
 }
 
 impl Accept {
@@ -778,10 +800,7 @@ impl Accept {
             tokio::select! {
                 _ = this.stop.cancelled() => break,
                 accepted = listener.accept() => match accepted {
-                    Ok((client, _)) => {
-                        let this = this.clone();
-                        tokio::spawn(async move { this.connection(client).await });
-                    }
+                    Ok((client, _)) => this.clone().dispatch(client),
                     Err(e) => {
                         tracing::warn!(proxy = %this.name, "accept failed: {e}");
                         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -789,6 +808,28 @@ impl Accept {
                 },
             }
         }
+    }
+
+    /// Hands an accepted connection to the next relay thread (or relays it here).
+    fn dispatch(self: Arc<Self>, client: TcpStream) {
+        let Some(threads) = self.relay_threads.clone() else {
+            tokio::spawn(async move { self.connection(client).await });
+            return;
+        };
+        // A socket belongs to the runtime it is registered with: leave this one's.
+        let client = match client.into_std() {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(proxy = %self.name, "cannot hand a connection over: {e}");
+                return;
+            }
+        };
+        threads.spawn(async move {
+            match TcpStream::from_std(client) {
+                Ok(client) => self.connection(client).await,
+                Err(e) => tracing::warn!(proxy = %self.name, "cannot take a connection over: {e}"),
+            }
+        });
     }
 
     async fn connection(&self, client: TcpStream) {
@@ -821,7 +862,7 @@ async fn hand_off(accept: &Accept, client: TcpStream, upstream: TcpStream, cut: 
     if let Some(relay) = &accept.relay {
         tokio::select! {
             _ = cut.cancelled() => {}
-            result = relay.clone().relay(client, upstream) => {
+            result = relay.clone().relay(client, upstream, accept.relaying.busy_poll) => {
                 if let Err(e) = result {
                     tracing::debug!(proxy = %accept.name, "relay ended: {e}");
                 }
@@ -848,5 +889,9 @@ async fn hand_off(accept: &Accept, client: TcpStream, upstream: TcpStream, cut: 
         conn,
         bytes: accept.metrics.bytes_of(&accept.name, "downstream"),
     };
-    tokio::join!(up.run(), down.run());
+    // A task per direction: a wake-up (bytes arrived on one socket) polls only the
+    // direction it concerns. Both run on this thread (a relay thread owns its connections).
+    let down = tokio::spawn(down.run());
+    up.run().await;
+    let _ = down.await;
 }

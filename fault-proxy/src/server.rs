@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+use crate::relay_threads::RelayThreads;
 use crate::ProxyRegistry;
 
 /// The proxy server could not start.
@@ -105,13 +106,19 @@ impl ProxyServer {
             Some(l) => Some(l.local_addr().map_err(ServerError::Runtime)?),
             None => None,
         };
+        // One thread accepts, serves the API and runs the timers; the relay threads own
+        // the connections (see `relay_threads`).
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
+            .worker_threads(1)
             .thread_name("chaos-proxy")
             .enable_all()
             .build()
             .map_err(ServerError::Runtime)?;
-        let registry = Arc::new(ProxyRegistry::new(runtime.handle().clone()));
+        let relay_threads = Arc::new(RelayThreads::start(workers).map_err(ServerError::Runtime)?);
+        let registry = Arc::new(ProxyRegistry::with_relay_threads(
+            runtime.handle().clone(),
+            Some(relay_threads.clone()),
+        ));
         let stop = CancellationToken::new();
         let (reg, token) = (registry.clone(), stop.clone());
         let thread = std::thread::Builder::new()
@@ -142,6 +149,7 @@ impl ProxyServer {
                 // Blocking waits are fine here: this thread is outside the runtime.
                 reg.close_all();
                 runtime.shutdown_timeout(Duration::from_secs(1));
+                relay_threads.shutdown();
             })
             .map_err(ServerError::Runtime)?;
         Ok(ProxyServer {

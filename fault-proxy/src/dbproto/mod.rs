@@ -37,6 +37,7 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::busy_poll::BusyRead;
 use crate::db_rules::{DbFaultInput, DbFaultView};
 use crate::ApiError;
 
@@ -339,13 +340,40 @@ impl DbFaults {
         client: TcpStream,
         upstream: TcpStream,
     ) -> io::Result<RelayEnd> {
+        self.relay_with(client, upstream, crate::busy_poll::DEFAULT_WINDOW)
+            .await
+    }
+
+    /// [`DbFaults::relay`] with a busy-poll window other than the default (see
+    /// [`crate::busy_poll`]; zero turns it off), as a proxy server's
+    /// [`crate::ProxyRegistry::set_busy_poll`] sets it.
+    pub async fn relay_with(
+        self: &Arc<Self>,
+        client: TcpStream,
+        upstream: TcpStream,
+        busy_poll: std::time::Duration,
+    ) -> io::Result<RelayEnd> {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let _ = client.set_nodelay(true);
         let _ = upstream.set_nodelay(true);
         match self.protocol {
-            Protocol::Postgres => postgres::relay(self, client, upstream).await,
-            Protocol::Redis => redis::relay(self, client, upstream).await,
+            Protocol::Postgres => postgres::relay(self, client, upstream, busy_poll).await,
+            Protocol::Redis => redis::relay(self, client, upstream, busy_poll).await,
         }
+    }
+
+    /// The read halves of a connection, each busy-polling within `busy_poll` of the last
+    /// bytes either brought (see [`crate::busy_poll::BusyRead`]).
+    fn read_halves(
+        client: tokio::net::tcp::OwnedReadHalf,
+        upstream: tokio::net::tcp::OwnedReadHalf,
+        busy_poll: std::time::Duration,
+    ) -> (BusyRead, BusyRead) {
+        let activity = Arc::new(crate::busy_poll::Activity::default());
+        (
+            BusyRead::new(client, activity.clone(), busy_poll),
+            BusyRead::new(upstream, activity, busy_poll),
+        )
     }
 
     /// Accepts connections on `listener` for ever, relaying each to a new connection to
@@ -379,9 +407,14 @@ impl DbFaults {
 }
 
 impl crate::ProtocolRelay for DbFaults {
-    fn relay(self: Arc<Self>, client: TcpStream, upstream: TcpStream) -> crate::RelayFuture {
+    fn relay(
+        self: Arc<Self>,
+        client: TcpStream,
+        upstream: TcpStream,
+        busy_poll: std::time::Duration,
+    ) -> crate::RelayFuture {
         Box::pin(async move {
-            let end = DbFaults::relay(&self, client, upstream).await?;
+            let end = DbFaults::relay_with(&self, client, upstream, busy_poll).await?;
             tracing::debug!(protocol = self.protocol.name(), ?end, "db relay ended");
             Ok(())
         })

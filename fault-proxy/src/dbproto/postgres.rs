@@ -144,10 +144,12 @@ pub(super) async fn relay(
     faults: &Arc<DbFaults>,
     client: TcpStream,
     upstream: TcpStream,
+    busy_poll: std::time::Duration,
 ) -> io::Result<RelayEnd> {
     let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
+    let (cr, ur) = DbFaults::read_halves(cr, ur, busy_poll);
     let mut cr = BufReader::new(cr);
     let mut cw = BufWriter::new(cw);
     let mut ur = BufReader::new(ur);

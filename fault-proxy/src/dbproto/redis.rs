@@ -231,6 +231,7 @@ pub(super) async fn relay(
     faults: &Arc<DbFaults>,
     client: TcpStream,
     upstream: TcpStream,
+    busy_poll: std::time::Duration,
 ) -> io::Result<RelayEnd> {
     if let Some((rule, Action::Drop)) = faults.pick(Phase::Connect, "") {
         return Ok(RelayEnd::Dropped(rule));
@@ -238,6 +239,7 @@ pub(super) async fn relay(
     let fd = std::os::fd::AsRawFd::as_raw_fd(&client);
     let (cr, cw) = client.into_split();
     let (ur, uw) = upstream.into_split();
+    let (cr, ur) = DbFaults::read_halves(cr, ur, busy_poll);
     let mut cr = BufReader::new(cr);
     let mut cw = BufWriter::new(cw);
     let mut ur = BufReader::new(ur);
