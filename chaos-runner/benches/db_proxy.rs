@@ -12,8 +12,8 @@
 //! - beside each figure, the proxy process's CPU time per request (all its threads,
 //!   `/proc/PID/task/*/schedstat`);
 //! - the toxic row: our tcp-mode proxies' throughput at 8 connections while another proxy
-//!   of the same process has a 50 ms latency toxic and 8 pgbench connections through it,
-//!   against the same figure without, in the same round.
+//!   of the same process carries 8 pgbench connections at a fixed rate, with and without a
+//!   50 ms latency toxic on it (and with nothing else, for reference), in the same round.
 //!
 //! Every path, client and connection count is measured once per round, in an order that
 //! rotates each round, so a busy moment of the machine hits every path alike; each figure
@@ -67,6 +67,19 @@ const SMOKE: Scale = Scale {
 
 /// Connections of the toxic row (on the measured proxy and through the toxic one).
 const TOXIC_ROW_CONNECTIONS: usize = 8;
+
+/// What the toxic row measures ours under: nothing else; connections through another proxy
+/// of the same process at a fixed rate; the same with a toxic on that proxy. The second
+/// is the control: the toxic's own cost is the third against it.
+const TOXIC_ROW_CONDITIONS: [&str; 3] = [
+    "quiet",
+    "another proxy loaded",
+    "another proxy loaded, with a toxic",
+];
+
+/// The rate of the other proxy's connections (`pgbench -R`): one that 8 connections reach
+/// through a 50 ms toxic both ways (80 round trips per second at most).
+const BACKGROUND_TPS: u32 = 60;
 
 /// Kills the child when dropped, so nothing outlives the bench.
 struct ChildGuard(Child);
@@ -445,6 +458,28 @@ fn start_ours(dir: &Path, db: &Databases) -> Ours {
     }
 }
 
+/// `pgbench -S` at [`BACKGROUND_TPS`] through `port` for `run`, until dropped.
+fn background_load(tools: &Tools, port: u16, run: Duration) -> ChildGuard {
+    let child = Command::new(&tools.pgbench)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            "postgres",
+            "-S",
+        ])
+        .args(["-c", &TOXIC_ROW_CONNECTIONS.to_string(), "-j", "2"])
+        .args(["-R", &BACKGROUND_TPS.to_string()])
+        .args(["-T", &run.as_secs().to_string(), "postgres"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pgbench through the other proxy");
+    ChildGuard(child)
+}
+
 /// Adds a 50 ms latency toxic (both ways) to the toxic row's proxy, through the admin API.
 fn add_toxic(api: SocketAddr) {
     for stream in ["upstream", "downstream"] {
@@ -533,8 +568,8 @@ fn main() {
     // samples[client][connections][path]
     let mut samples =
         vec![vec![vec![Vec::<Sample>::new(); paths.len()]; scale.connections.len()]; clients.len()];
-    // The toxic row: [client] -> (without, with) the other proxy's toxic.
-    let mut toxic_row = vec![(Vec::<f64>::new(), Vec::<f64>::new()); clients.len()];
+    // The toxic row: toxic_row[client][condition].
+    let mut toxic_row = vec![vec![Vec::<Sample>::new(); TOXIC_ROW_CONDITIONS.len()]; clients.len()];
     for round in 0..scale.rounds {
         for (c, &client) in clients.iter().enumerate() {
             for (n, &connections) in scale.connections.iter().enumerate() {
@@ -555,46 +590,40 @@ fn main() {
                 }
             }
         }
-        // The toxic row, with and without the other proxy's toxic, in turn.
-        for (c, &client) in clients.iter().enumerate() {
-            let without = measure(&tools, &scale, client, &ours.tcp, TOXIC_ROW_CONNECTIONS);
-            toxic_row[c].0.push(without.per_second);
+        // The toxic row: quiet; 8 connections at a fixed rate through the other proxy;
+        // the same with the toxic on it (in an order that rotates each round).
+        for k in 0..TOXIC_ROW_CONDITIONS.len() {
+            let condition = (k + round) % TOXIC_ROW_CONDITIONS.len();
+            let toxic = condition == 2;
+            if toxic {
+                add_toxic(ours.api);
+            }
+            let background = (condition > 0).then(|| {
+                let run = scale.pg_run * 2 + Duration::from_secs(20);
+                let load = background_load(&tools, ours.toxic_pg, run);
+                // Its connections are open (and in the toxic) before the measurement.
+                std::thread::sleep(Duration::from_millis(500));
+                load
+            });
+            for (c, &client) in clients.iter().enumerate() {
+                let sample = measure(&tools, &scale, client, &ours.tcp, TOXIC_ROW_CONNECTIONS);
+                eprintln!(
+                    "round {}/{} {:<34} {:>2} conns ours, tcp mode, {:<38} {:>9.0}/s  proxy CPU {}/request",
+                    round + 1,
+                    scale.rounds,
+                    client.name(),
+                    TOXIC_ROW_CONNECTIONS,
+                    TOXIC_ROW_CONDITIONS[condition],
+                    sample.per_second,
+                    cpu_text(sample.cpu_us),
+                );
+                toxic_row[c][condition].push(sample);
+            }
+            drop(background);
+            if toxic {
+                remove_toxic(ours.api);
+            }
         }
-        add_toxic(ours.api);
-        let background_run = scale.pg_run * 2 + Duration::from_secs(20);
-        let background = Command::new(&tools.pgbench)
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &ours.toxic_pg.to_string(),
-                "-U",
-                "postgres",
-                "-S",
-            ])
-            .args(["-c", &TOXIC_ROW_CONNECTIONS.to_string(), "-j", "2"])
-            .args(["-T", &background_run.as_secs().to_string(), "postgres"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pgbench through the toxic proxy");
-        let background = ChildGuard(background);
-        // Its connections are open and in the toxic before the measurement starts.
-        std::thread::sleep(Duration::from_millis(500));
-        for (c, &client) in clients.iter().enumerate() {
-            let with = measure(&tools, &scale, client, &ours.tcp, TOXIC_ROW_CONNECTIONS);
-            eprintln!(
-                "round {}/{} {:<34} {:>2} conns ours, tcp mode, toxic on another proxy {:>9.0}/s",
-                round + 1,
-                scale.rounds,
-                client.name(),
-                TOXIC_ROW_CONNECTIONS,
-                with.per_second
-            );
-            toxic_row[c].1.push(with.per_second);
-        }
-        drop(background);
-        remove_toxic(ours.api);
     }
     if !benching {
         eprintln!(
@@ -633,19 +662,24 @@ fn main() {
         }
     }
     let mut toxic_json = Vec::new();
-    println!("\nWith a 50 ms latency toxic on another proxy of the same process ({TOXIC_ROW_CONNECTIONS} pgbench connections through it), ours in tcp mode at {TOXIC_ROW_CONNECTIONS} connections:");
+    println!("\nOurs in tcp mode at {TOXIC_ROW_CONNECTIONS} connections while another proxy of the same process carries {TOXIC_ROW_CONNECTIONS} pgbench connections at {BACKGROUND_TPS} TPS, with and without a 50 ms latency toxic (both ways) on it:");
+    println!("\n| client | quiet | other proxy loaded | other proxy loaded, with the toxic | toxic / loaded | proxy CPU per request: quiet, loaded, toxic |");
+    println!("|---|---:|---:|---:|---:|---|");
     for (c, &client) in clients.iter().enumerate() {
-        let (without, with) = (
-            median(toxic_row[c].0.clone()),
-            median(toxic_row[c].1.clone()),
-        );
+        let rate = |k: usize| median(toxic_row[c][k].iter().map(|s| s.per_second).collect());
+        let cpu = |k: usize| median_cpu(&toxic_row[c][k]);
+        let (quiet, loaded, toxic) = (rate(0), rate(1), rate(2));
         println!(
-            "- `{}`: {with:.0} with, {without:.0} without: {:.2}x",
+            "| `{}` | {quiet:.0} | {loaded:.0} | {toxic:.0} | **{:.2}x** | {}, {}, {} |",
             client.name(),
-            with / without
+            toxic / loaded,
+            cpu_text(cpu(0)),
+            cpu_text(cpu(1)),
+            cpu_text(cpu(2)),
         );
         toxic_json.push(serde_json::json!({
-            "client": client.name(), "without": without, "with": with,
+            "client": client.name(), "quiet": quiet, "loaded": loaded, "toxic": toxic,
+            "cpu_us_per_request": { "quiet": cpu(0), "loaded": cpu(1), "toxic": cpu(2) },
         }));
     }
     println!("\nours at least haproxy in every row: {at_least_haproxy}");

@@ -166,13 +166,14 @@ fn proxy_command_loads_its_config_and_stops_cleanly_on_sigterm() {
     let mut p =
         ProxyProcess::start_with(Some(&config), &["--workers", "3", "--bulk-yield", "false"]);
     assert!(rtt(&listen).is_some(), "configured proxy passes traffic");
-    // `--workers 3`: three relay threads (the runtime's own; the main thread is not one).
+    // `--workers 3`: three relay threads, `chaos-proxy-relay-N` (a thread's name in /proc
+    // is cut at 15 bytes), beside the thread that accepts and serves the API.
     let relay_threads = std::fs::read_dir(format!("/proc/{}/task", p.child.id()))
         .unwrap()
         .flatten()
         .filter(|task| {
             std::fs::read_to_string(task.path().join("comm"))
-                .is_ok_and(|c| c.trim() == "chaos-proxy")
+                .is_ok_and(|c| c.trim() == "chaos-proxy-rel")
         })
         .count();
     assert_eq!(relay_threads, 3);

@@ -1,11 +1,12 @@
 //! Busy polling for a connection in conversation: for a short window after bytes moved in
-//! either direction, the pass-through looks for the next bytes with non-blocking reads
-//! between yields instead of going to sleep on the reactor, so a request/reply exchange
-//! through the proxy pays no thread wake-up per hop.
+//! either direction, the pass-through ([`read_with`]) and the protocol relays
+//! ([`BusyRead`]) look for the next bytes with non-blocking reads between yields instead of
+//! going to sleep on the reactor, so a request/reply exchange through the proxy pays no
+//! thread wake-up per hop.
 //!
 //! The reads go to the socket itself (`recv` with `MSG_DONTWAIT`), not through tokio's
-//! cached readiness, which only the reactor updates; a reactor held by another worker
-//! would otherwise hide the bytes until it wakes. Once the window has passed with nothing
+//! cached readiness, which only the reactor updates, when its thread polls it (an
+//! `epoll_wait` per look would cost more than the `recv`). Once the window has passed with nothing
 //! to read, the pipe waits on the reactor as usual, so an idle connection costs nothing.
 //! A bulk transfer (spliced in full chunks) neither spins nor counts as an exchange, so
 //! neither direction polls while one streams: on a small machine the sender and the
@@ -476,6 +477,41 @@ mod tests {
                 .unwrap();
             assert_eq!(got, vec![i as u8; 3]);
         }
+    }
+
+    /// The protocol relays' reader: bytes while hot (spinning on the socket) and cold
+    /// (through the reactor), each read touching the connection's activity, and the end.
+    #[tokio::test]
+    async fn busy_read_reads_hot_and_cold_and_touches_the_activity() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let activity = std::sync::Arc::new(Activity::default());
+        let mut read = BusyRead::new(server.into_split().0, activity.clone(), DEFAULT_WINDOW);
+        let mut buf = [0u8; 16];
+        client.write_all(b"cold").await.unwrap();
+        let n = read.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"cold");
+        assert!(
+            activity.within(60_000_000_000, now_ns()),
+            "the read touched it"
+        );
+        // Hot: the window is open; bytes written a little later still come.
+        let writer = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            client.write_all(b"hot").await.unwrap();
+            client
+        });
+        let mut hot = BusyRead::new(read.inner, activity.clone(), Duration::from_secs(5));
+        activity.touch();
+        let n = hot.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"hot");
+        drop(writer.await.unwrap());
+        activity.touch();
+        assert_eq!(hot.read(&mut buf).await.unwrap(), 0, "the end reads as 0");
     }
 
     #[tokio::test]

@@ -85,7 +85,10 @@ impl RelayThreads {
         self.stop.cancel();
         let threads = std::mem::take(&mut *self.threads.lock().unwrap_or_else(|p| p.into_inner()));
         for thread in threads {
-            let _ = thread.join();
+            // Dropped from one of its own tasks, a thread must not wait for itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
         }
     }
 }
