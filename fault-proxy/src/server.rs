@@ -1,7 +1,9 @@
-//! Runs a [`ProxyRegistry`] (and optionally the HTTP admin API) on its own thread with its
-//! own multi-thread tokio runtime, so it works the same inside the engine (whose runtime is
-//! single-threaded on the main thread and whose fault methods are sync and may block) and
-//! as the standalone `chaos-runner proxy` server.
+//! Runs a [`ProxyRegistry`] (and optionally the HTTP admin API) on threads of its own: one
+//! tokio runtime thread accepts connections, serves the API and runs the timers, and the
+//! relay threads (each a single-threaded runtime) own the connections handed to them. So it
+//! works the same inside the engine (whose runtime is single-threaded on the main thread
+//! and whose fault methods are sync and may block) and as the standalone
+//! `chaos-runner proxy` server.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -37,11 +39,10 @@ pub struct ProxyServer {
     thread: Option<JoinHandle<()>>,
 }
 
-/// How many runtime threads relay connections when nothing says otherwise: one per core
-/// (tokio's own default). Measured side by side on two cores in two bench runs, one
-/// thread moved a single bulk transfer no faster than two (0.94x, 0.90x) and four at once
-/// slower (0.84x, 0.76x); see docs/fault-proxy.md, "Relay threads". `--workers` confines the
-/// proxy to fewer.
+/// How many relay threads there are when nothing says otherwise: one per core, as haproxy.
+/// Measured side by side on two cores, one thread moved four bulk transfers at once at
+/// 0.73x of two in the latest bench run, and `pgbench -S -c 64` ran at 0.82x-0.90x of two;
+/// see docs/fault-proxy.md, "Relay threads". `--workers` confines the proxy to fewer.
 ///
 /// ```
 /// assert!(fault_proxy::server::default_workers() >= 1);
@@ -55,7 +56,7 @@ pub fn default_workers() -> usize {
 pub struct ServerOptions {
     /// Serve the admin API on this address (port 0 picks one).
     pub api: Option<SocketAddr>,
-    /// Runtime threads relaying connections (see [`default_workers`]).
+    /// Relay threads, each owning the connections handed to it (see [`default_workers`]).
     pub workers: usize,
 }
 
