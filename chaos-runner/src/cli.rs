@@ -1,4 +1,4 @@
-//! The command line: `validate`, `schema`, `plan`, `run`, `gate`, `recover`, `doctor`, `proxy` and the
+//! The command line: `validate`, `schema`, `plan`, `run`, `gate`, `gameday`, `recover`, `doctor`, `proxy` and the
 //! helper `stress` commands. It parses, builds options and calls into the library.
 
 use clap::{Parser, Subcommand};
@@ -39,9 +39,17 @@ pub enum Command {
         after_help = GATE_EXIT_CODES
     )]
     Gate(Box<GateArgs>),
-    /// Check experiment and SLO files; every problem is reported with file, field and line.
+    /// GameDays: a calendar of experiments run by an existing scheduler, in the studio's
+    /// time zone, never in blackouts or maintenance nor on a low error budget.
+    Gameday {
+        /// What to do.
+        #[command(subcommand)]
+        command: GamedayCommand,
+    },
+    /// Check experiment, SLO, load scenario and GameDay files; every problem is reported
+    /// with file, field and line.
     Validate {
-        /// Files to check (experiments or SLO sets, told apart by `kind`).
+        /// Files to check (told apart by `kind`).
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -49,11 +57,15 @@ pub enum Command {
     /// order on stdin, batches on stdout; ends when stdin closes).
     #[command(hide = true)]
     LoadWorker,
-    /// Print the JSON Schema of experiment files (or SLO files with `--slo`).
+    /// Print the JSON Schema of experiment files (or SLO files with `--slo`, GameDay files
+    /// with `--gameday`).
     Schema {
         /// The SLO file schema instead.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "gameday")]
         slo: bool,
+        /// The GameDay file schema instead.
+        #[arg(long)]
+        gameday: bool,
     },
     /// Run an experiment: preflight, inject, watch, revert, verify, report.
     Run {
@@ -134,6 +146,97 @@ pub enum Command {
         /// What to stress.
         #[command(subcommand)]
         kind: crate::helper::HelperCommand,
+    },
+}
+
+/// `chaos-runner gameday ...`.
+#[derive(Debug, Subcommand)]
+pub enum GamedayCommand {
+    /// The calendar of the next slots, each with whether it would run or be skipped and
+    /// why (blackout, maintenance, overrun into one, outside the allowed windows, budget
+    /// as read at --from). Changes nothing.
+    Plan {
+        /// The GameDay file (`kind: GameDay`).
+        file: PathBuf,
+        /// Start of the period: RFC 3339 or Unix seconds (default: now).
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// End of the period (default: 14 days after --from).
+        #[arg(long, value_parser = parse_instant)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// What the scheduler calls at a slot: checks the windows and the budget now, then
+    /// runs the experiment (stopped at the next blackout) or records a skip with its
+    /// reason; appends the outcome to the history. A skip exits 0; a run exits with the
+    /// run's code (2 when stopped by a blackout).
+    Run {
+        /// The GameDay file.
+        file: PathBuf,
+        /// The entry (needed when the GameDay has several).
+        #[arg(long)]
+        entry: Option<String>,
+        /// Judge the windows and the budget as if it were this instant (rehearsals,
+        /// tests); the experiment runs now and its deadline keeps the same distance.
+        #[arg(long, value_parser = parse_instant)]
+        now: Option<chrono::DateTime<chrono::Utc>>,
+        /// Run even when called off the entry's schedule (windows and budget still apply).
+        #[arg(long)]
+        unscheduled: bool,
+        /// Where run journals live (see `recover`).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+        /// Revert an earlier run's live faults first instead of refusing to start.
+        #[arg(long)]
+        recover: bool,
+        /// Keep each status line of the run in a log.
+        #[arg(short, long)]
+        verbose: bool,
+    },
+    /// Hand the calendar to a scheduler: Kubernetes CronJobs (with RBAC, a ConfigMap of the
+    /// files and a volume claim) or systemd timer and service units, written to --dir.
+    #[command(group(clap::ArgGroup::new("scheduler").required(true).args(["kubernetes", "systemd"])))]
+    Install {
+        /// The GameDay file.
+        file: PathBuf,
+        /// CronJobs.
+        #[arg(long)]
+        kubernetes: bool,
+        /// systemd timers and services.
+        #[arg(long)]
+        systemd: bool,
+        /// The directory the files are written to.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Kubernetes: the namespace of the runner's objects.
+        #[arg(long, default_value = "chaos", requires = "kubernetes")]
+        namespace: String,
+        /// Kubernetes: the runner's image.
+        #[arg(long, default_value = "chaos-runner:dev", requires = "kubernetes")]
+        image: String,
+        /// systemd: the runner binary the services call (default: this one).
+        #[arg(long, requires = "systemd")]
+        runner: Option<PathBuf>,
+        /// systemd: the services' working directory (history, reports, journals).
+        #[arg(long, default_value = "/var/lib/chaos-runner", requires = "systemd")]
+        workdir: PathBuf,
+        /// systemd: copy the units to /etc/systemd/system and enable the timers.
+        #[arg(long, requires = "systemd")]
+        apply: bool,
+    },
+    /// Write the history as an HTML page and Markdown: a calendar of the period with each
+    /// run's verdict and each skip's reason, budgets before and after, links to reports.
+    Report {
+        /// The GameDay file.
+        file: PathBuf,
+        /// Where to write the pages (default: the history's directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Only records from this instant.
+        #[arg(long, value_parser = parse_instant)]
+        from: Option<chrono::DateTime<chrono::Utc>>,
+        /// Only records before this instant.
+        #[arg(long, value_parser = parse_instant)]
+        to: Option<chrono::DateTime<chrono::Utc>>,
     },
 }
 
@@ -335,17 +438,20 @@ pub fn run(cli: Cli) -> Outcome {
                 }
             }
         }
-        Command::Schema { slo } => {
+        Command::Schema { slo, gameday } => {
             println!(
                 "{}",
                 if slo {
                     spec::slo_schema()
+                } else if gameday {
+                    spec::gameday_schema()
                 } else {
                     spec::experiment_schema()
                 }
             );
             Outcome::Passed
         }
+        Command::Gameday { command } => gameday(command, cli.output),
         Command::Plan { file } => match load_or_report(&file) {
             Some(exp) => crate::plan::print(&exp, &file, cli.output),
             None => Outcome::InvalidInput,
@@ -365,6 +471,7 @@ pub fn run(cli: Cli) -> Outcome {
                 state_dir: state_dir(dir),
                 recover_first: recover,
                 kube: None,
+                deadline: None,
             },
             crate::output::sink_with(cli.output, verbose).as_mut(),
         ),
@@ -423,6 +530,68 @@ fn gate(args: GateArgs, output: Format) -> Outcome {
             },
             output,
         ),
+    }
+}
+
+fn gameday(command: GamedayCommand, output: Format) -> Outcome {
+    use crate::gameday;
+    match command {
+        GamedayCommand::Plan { file, from, to } => gameday::plan::run(&file, from, to, output),
+        GamedayCommand::Run {
+            file,
+            entry,
+            now,
+            unscheduled,
+            state_dir: dir,
+            recover,
+            verbose,
+        } => gameday::run::run(
+            &file,
+            &gameday::run::RunRequest {
+                entry,
+                now,
+                unscheduled,
+                state_dir: state_dir(dir),
+                recover,
+                verbose,
+            },
+            output,
+        ),
+        GamedayCommand::Install {
+            file,
+            kubernetes,
+            dir,
+            namespace,
+            image,
+            runner,
+            workdir,
+            apply,
+            ..
+        } => {
+            let target = if kubernetes {
+                gameday::install::Target::Kubernetes { namespace, image }
+            } else {
+                let runner = match runner.map_or_else(std::env::current_exe, Ok) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("error: cannot find the runner's own binary: {e}");
+                        return Outcome::Aborted;
+                    }
+                };
+                gameday::install::Target::Systemd {
+                    runner,
+                    workdir,
+                    apply,
+                }
+            };
+            gameday::install::run(&file, &target, &dir, output)
+        }
+        GamedayCommand::Report {
+            file,
+            dir,
+            from,
+            to,
+        } => gameday::report::run(&file, dir.as_deref(), from, to, output),
     }
 }
 
@@ -587,6 +756,10 @@ fn validate(files: &[PathBuf], output: Format) -> Outcome {
                 Err(e) => e.0,
             },
             Ok(kind) if kind == "LoadScenario" => match spec::load_scenario(file) {
+                Ok(_) => Vec::new(),
+                Err(e) => e.0,
+            },
+            Ok(kind) if kind == "GameDay" => match spec::load_gameday(file) {
                 Ok(_) => Vec::new(),
                 Err(e) => e.0,
             },

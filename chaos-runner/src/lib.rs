@@ -1,7 +1,8 @@
 //! `chaos-runner`: runs YAML chaos experiments against game services, checks SLO abort
 //! conditions while faults are live, and always puts the system back.
 //!
-//! Commands: `validate`, `schema`, `plan`, `run`, `recover`, `doctor`, `proxy`. Fault
+//! Commands: `validate`, `schema`, `plan`, `run`, `gate`, `gameday`, `recover`, `doctor`,
+//! `proxy`. Fault
 //! backends: this machine and a Kubernetes cluster.
 //!
 //! # Embedding
@@ -22,6 +23,7 @@
 //!     state_dir: chaos_runner::journal::state_dir(None),
 //!     recover_first: false,
 //!     kube: None,
+//!     deadline: None,
 //! };
 //! let outcome = engine::run(file, options, output::sink(output::Format::Json).as_mut());
 //! std::process::exit(outcome.code().into());
@@ -50,6 +52,7 @@ pub mod exporter;
 pub mod faults;
 #[cfg(not(feature = "internals"))]
 pub(crate) mod faults;
+pub mod gameday;
 pub mod gate;
 mod helper;
 mod interrupt;

@@ -103,6 +103,7 @@ fn pod_kill_and_partition_on_a_real_cluster() {
                 state_dir: dir.join("state"),
                 recover_first: false,
                 kube: Some(connector.clone()),
+                deadline: None,
             },
             chaos_runner::output::sink(Format::Json).as_mut(),
         );
@@ -234,6 +235,7 @@ fn db_proxy_swap_on_a_real_cluster() {
             state_dir: dir.join("state"),
             recover_first: false,
             kube: Some(Arc::new(KubeConnector::with(env.clone()))),
+            deadline: None,
         },
         chaos_runner::output::sink(Format::Json).as_mut(),
     );

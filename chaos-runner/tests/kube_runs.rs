@@ -159,6 +159,7 @@ fn run(
             state_dir: state.to_path_buf(),
             recover_first: false,
             kube: Some(fake.connector(rt)),
+            deadline: None,
         },
         chaos_runner::output::sink(Format::Json).as_mut(),
     );

@@ -102,6 +102,7 @@ spec:
             state_dir: state.clone(),
             recover_first: false,
             kube: Some(fake.connector(&rt)),
+            deadline: None,
         },
         chaos_runner::output::sink(Format::Json).as_mut(),
     );

@@ -35,6 +35,23 @@ use crate::watch::{Observation, Verdict, Watch};
 
 use live::{Active, LiveSet};
 
+/// An instant a run must end by, and why.
+///
+/// ```
+/// let d = chaos_runner::engine::Deadline {
+///     at: std::time::Instant::now() + std::time::Duration::from_secs(600),
+///     reason: "blackout peak hours 18:00-22:00 begins".into(),
+/// };
+/// assert!(d.reason.contains("blackout"));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Deadline {
+    /// When.
+    pub at: Instant,
+    /// Why, as the run's abort reason.
+    pub reason: String,
+}
+
 /// How to run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -44,6 +61,9 @@ pub struct RunOptions {
     pub recover_first: bool,
     /// The Kubernetes client for Kubernetes faults (connected on first use when `None`).
     pub kube: Option<std::sync::Arc<faults::kube::KubeConnector>>,
+    /// When the run must end whatever it is doing (a GameDay reaching a blackout): its
+    /// faults are reverted and it ends aborted, with the reason given.
+    pub deadline: Option<Deadline>,
 }
 
 /// How a run stops before, or at, its natural end: the outcome and why.
@@ -77,22 +97,34 @@ struct Signals {
     sigint: Signal,
     sigterm: Signal,
     interrupt: Interrupt,
+    deadline: Option<Deadline>,
 }
 
 impl Signals {
-    fn install() -> std::io::Result<Signals> {
+    fn install(deadline: Option<Deadline>) -> std::io::Result<Signals> {
         Ok(Signals {
             sigint: signal(SignalKind::interrupt())?,
             sigterm: signal(SignalKind::terminate())?,
             interrupt: Interrupt::install()?,
+            deadline,
         })
     }
 
-    /// Waits for either signal; the stop it means.
+    /// Waits for either signal or the deadline; the stop it means.
     async fn stopped(&mut self) -> Stop {
+        let deadline = async {
+            match &self.deadline {
+                Some(d) => {
+                    tokio::time::sleep_until(d.at.into()).await;
+                    d.reason.clone()
+                }
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             _ = self.sigint.recv() => Stop::aborted("interrupted (SIGINT)"),
             _ = self.sigterm.recv() => Stop::aborted("terminated (SIGTERM)"),
+            reason = deadline => Stop::aborted(reason),
         }
     }
 }
@@ -320,7 +352,7 @@ async fn lifecycle(
     let spec = &exp.experiment.spec;
     let name = exp.experiment.metadata.name.clone();
     let run_id = run_id(&name);
-    let Ok(signals) = Signals::install() else {
+    let Ok(signals) = Signals::install(options.deadline.clone()) else {
         sink.error("cannot install signal handlers; refusing to inject");
         return Outcome::Aborted;
     };

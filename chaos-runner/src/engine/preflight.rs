@@ -11,8 +11,6 @@ use crate::events::{EmitExt, EventSink, Phase};
 use crate::exit::Outcome;
 use crate::faults;
 use crate::load::LoadGenerator;
-use crate::slo::rules::REMAINING;
-use crate::spec::slo::promql_range;
 use crate::watch::Verdict;
 
 use super::lines::{check_result, CheckKind};
@@ -246,32 +244,14 @@ async fn check_error_budget(run: &Run<'_>, sink: &mut dyn EventSink) -> PhaseRes
         .slos
         .iter()
         .filter(|s| gate.slos.is_empty() || gate.slos.contains(&s.name))
+        .filter(|s| crate::gate::query::budget_query(set, s).is_some())
     {
-        let Some(query) = crate::gate::query::budget_query(set, slo) else {
-            continue;
-        };
-        let recorded = format!(
-            "100 * {REMAINING}{{slo=\"{}\",slo_set=\"{}\"}}",
-            slo.name, set.metadata.name
-        );
-        let (left, source) = match p.instant(&recorded).await.map_err(|e| aborted(e.0))? {
-            Some(left) => (Some(left), "as the SLO rules record it".to_owned()),
-            None => {
-                let now = crate::gate::query::Instant::of(false, chrono::Utc::now());
-                let reading = crate::gate::query::read(p, &query, now)
-                    .await
-                    .map_err(aborted)?;
-                (
-                    reading.spent.map(|spent| 100.0 * (1.0 - spent)),
-                    format!(
-                        "computed from its SLI with the calendar over {} (Prometheus does not \
-                         record {REMAINING} for it: the rules of `chaos-runner slo rules` are \
-                         not loaded)",
-                        promql_range(slo.period)
-                    ),
-                )
-            }
-        };
+        let crate::gate::budget::BudgetLeft {
+            percent: left,
+            source,
+        } = crate::gate::budget::budget_left(p, set, slo, None)
+            .await
+            .map_err(aborted)?;
         let low = left.is_some_and(|left| left < gate.min_remaining_percent);
         sink.step(
             Phase::Preflight,

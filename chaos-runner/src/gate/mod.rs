@@ -13,6 +13,7 @@
 //! `check` (the command: exit codes, text and JSON) and `serve` (HTTP for Argo Rollouts and Flagger)
 //! present the same [`GateReport`].
 
+pub mod budget;
 pub mod check;
 pub mod decide;
 pub mod query;

@@ -2,6 +2,8 @@
 //! validation, and the JSON Schema.
 
 pub mod calendar;
+pub mod cron;
+pub mod gameday;
 pub mod import;
 mod model;
 pub mod params;
@@ -12,6 +14,7 @@ pub mod template;
 mod validate;
 mod yaml;
 
+pub use gameday::{load_gameday, ValidatedGameDay};
 pub use model::*;
 pub use params::{
     ContainerKillParams, CpuHogParams, DbParams, DbPartitionParams, DiskFillParams, FaultParams,
@@ -342,6 +345,35 @@ pub fn experiment_schema() -> String {
 pub fn slo_schema() -> String {
     let schema = schemars::schema_for!(SloSet);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// The JSON Schema of GameDay files.
+///
+/// ```
+/// assert!(chaos_runner::spec::gameday_schema().contains("\"blackouts\""));
+/// ```
+pub fn gameday_schema() -> String {
+    let schema = schemars::schema_for!(gameday::GameDay);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Reads every non-empty document of a YAML text as `T` (`---` between them): for YAML the
+/// runner ships itself (manifests), where a problem is a message rather than a user's line.
+///
+/// ```
+/// let docs: Vec<serde_json::Value> = chaos_runner::spec::yaml_documents("a: 1\n---\nb: 2\n").unwrap();
+/// assert_eq!(docs.len(), 2);
+/// ```
+pub fn yaml_documents<T: serde::de::DeserializeOwned>(text: &str) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for document in yaml::documents(text).map_err(|f| f.message)? {
+        match document {
+            Ok(Some(doc)) => out.push(doc),
+            Ok(None) => {}
+            Err(f) => return Err(format!("{}: {}", f.path, f.message)),
+        }
+    }
+    Ok(out)
 }
 
 /// Writes `value` as YAML: the one place the runner writes YAML, as it reads it.

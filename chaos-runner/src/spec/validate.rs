@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use super::calendar::{Alerting, Calendar, PeakWindow};
+use super::calendar::{Alerting, Calendar, DayWindow, PeakWindow};
 use super::model::*;
 use super::params::{self, FaultParams, Problems};
 use super::policy::EffectivePolicy;
@@ -57,14 +57,19 @@ pub fn step_time(duration: Duration, steps: usize) -> Duration {
     Duration::from_millis(each.as_millis() as u64)
 }
 
-struct Collector<'a> {
-    file: &'a str,
-    positions: Positions,
-    errors: Vec<SpecError>,
+pub(super) struct Collector<'a> {
+    pub(super) file: &'a str,
+    pub(super) positions: Positions,
+    pub(super) errors: Vec<SpecError>,
 }
 
 impl Collector<'_> {
-    fn check(&mut self, ok: bool, field: impl Into<String>, message: impl Into<String>) -> bool {
+    pub(super) fn check(
+        &mut self,
+        ok: bool,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> bool {
         if !ok {
             let field = field.into();
             self.errors.push(SpecError {
@@ -78,7 +83,7 @@ impl Collector<'_> {
     }
 }
 
-fn is_dns_label(name: &str) -> bool {
+pub(super) fn is_dns_label(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 63
         && name
@@ -88,7 +93,7 @@ fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-fn backend_name(b: Backend) -> &'static str {
+pub(super) fn backend_name(b: Backend) -> &'static str {
     match b {
         Backend::Local => "local",
         Backend::Kubernetes => "kubernetes",
@@ -872,6 +877,28 @@ fn check_policies(c: &mut Collector<'_>, set: &SloSet) {
 }
 
 /// The calendar: a zone with one UTC offset all year, windows that say something.
+/// The checks every daily window takes: it ends, it has days, no day twice.
+pub(super) fn check_day_window(c: &mut Collector<'_>, here: &str, window: &DayWindow) {
+    c.check(
+        window.from != window.to,
+        format!("{here}.to"),
+        "must differ from `from` (a window that never ends is not a window)",
+    );
+    c.check(
+        !window.days.is_empty(),
+        format!("{here}.days"),
+        "must name at least one day (leave it out for every day)",
+    );
+    let mut seen = HashSet::new();
+    for (d, day) in window.days.iter().enumerate() {
+        c.check(
+            seen.insert(day.number()),
+            format!("{here}.days[{d}]"),
+            "is listed twice",
+        );
+    }
+}
+
 fn check_calendar(c: &mut Collector<'_>, calendar: &Calendar) {
     if let Err(e) = calendar.utc_offset() {
         c.check(false, "spec.calendar.timeZone", e);
@@ -890,24 +917,7 @@ fn check_calendar(c: &mut Collector<'_>, calendar: &Calendar) {
                 .map(|(i, w)| (format!("spec.calendar.maintenance[{i}]"), w.clone())),
         );
     for (here, window) in windows {
-        c.check(
-            window.from != window.to,
-            format!("{here}.to"),
-            "must differ from `from` (a window that never ends is not a window)",
-        );
-        c.check(
-            !window.days.is_empty(),
-            format!("{here}.days"),
-            "must name at least one day (leave it out for every day)",
-        );
-        let mut seen = HashSet::new();
-        for (d, day) in window.days.iter().enumerate() {
-            c.check(
-                seen.insert(day.number()),
-                format!("{here}.days[{d}]"),
-                "is listed twice",
-            );
-        }
+        check_day_window(c, &here, &window);
     }
     for (i, peak) in calendar.peak.iter().enumerate() {
         c.check(
