@@ -8,6 +8,7 @@ mod support;
 
 mod dbproto;
 mod docs;
+mod gameday;
 mod gate;
 mod kube_cluster;
 mod kube_requests;

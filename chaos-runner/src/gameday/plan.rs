@@ -16,7 +16,7 @@ use crate::exit::Outcome;
 use crate::output::Format;
 use crate::spec::gameday::ValidatedGameDay;
 
-/// At most this many slots are listed.
+/// At most this many slots of each entry are listed.
 pub const MAX_SLOTS: usize = 1000;
 
 /// The plan: stable JSON (`--output json`).
@@ -37,7 +37,7 @@ pub struct Plan {
     pub budget: Vec<BudgetNow>,
     /// Every slot of the period, in time order.
     pub slots: Vec<Slot>,
-    /// More slots than [`MAX_SLOTS`]: the list stops there.
+    /// An entry has more slots than [`MAX_SLOTS`] in the period: its list stops there.
     pub truncated: bool,
 }
 
@@ -68,8 +68,12 @@ pub fn plan(
 ) -> Plan {
     let clock = Clock::of(gameday);
     let mut slots = Vec::new();
+    let mut truncated = false;
     for entry in &gameday.entries {
-        for at in entry.schedule.slots(from, to, gameday.zone, MAX_SLOTS + 1) {
+        let mut times = entry.schedule.slots(from, to, gameday.zone, MAX_SLOTS + 1);
+        truncated |= times.len() > MAX_SLOTS;
+        times.truncate(MAX_SLOTS);
+        for at in times {
             let skip = clock
                 .check(entry, at)
                 .err()
@@ -85,8 +89,6 @@ pub fn plan(
         }
     }
     slots.sort_by(|a, b| a.at.cmp(&b.at).then(a.entry.cmp(&b.entry)));
-    let truncated = slots.len() > MAX_SLOTS;
-    slots.truncate(MAX_SLOTS);
     Plan {
         command: "gameday plan",
         gameday: gameday.gameday.metadata.name.clone(),

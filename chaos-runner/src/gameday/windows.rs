@@ -251,3 +251,76 @@ fn next_minute(at: DateTime<Utc>) -> DateTime<Utc> {
 pub(crate) fn chrono_duration(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text).unwrap().to_utc()
+    }
+
+    #[test]
+    fn office_hours_peak_and_maintenance_decide_in_seoul_time() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../experiments/gamedays/weekly.yaml"
+        );
+        let g = crate::spec::load_gameday(path.as_ref()).unwrap();
+        let clock = Clock::of(&g);
+        // pod-kill: 90 s of faults and a minute more, at most.
+        let pod_kill = &g.entries[0];
+        assert_eq!(pod_kill.max_duration, Duration::from_secs(150));
+        // Wednesday 14:00 KST is 05:00 UTC.
+        assert_eq!(clock.check(pod_kill, at("2026-12-09T05:00:00Z")), Ok(()));
+        // 16:58 KST: two and a half minutes run past the office's 17:00.
+        assert_eq!(
+            clock
+                .check(pod_kill, at("2026-12-09T07:58:00Z"))
+                .unwrap_err()
+                .kind(),
+            "outside-allowed"
+        );
+        // Saturday: no office hours.
+        assert_eq!(
+            clock
+                .check(pod_kill, at("2026-12-12T05:00:00Z"))
+                .unwrap_err()
+                .kind(),
+            "outside-allowed"
+        );
+        // Tuesday 03:00 KST: maintenance is named before the office hours.
+        assert_eq!(
+            clock
+                .check(pod_kill, at("2026-12-07T18:00:00Z"))
+                .unwrap_err()
+                .kind(),
+            "maintenance"
+        );
+        // A run started at 14:00 must end when the office closes.
+        let (end, why) = clock.deadline(at("2026-12-09T05:00:00Z")).unwrap();
+        assert_eq!(end, at("2026-12-09T08:00:00Z"));
+        assert!(why.contains("office hours"), "{why}");
+    }
+
+    #[test]
+    fn a_run_ending_as_the_peak_begins_fits_and_one_minute_more_does_not() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../experiments/gamedays/staging.yaml"
+        );
+        let g = crate::spec::load_gameday(path.as_ref()).unwrap();
+        let clock = Clock::of(&g);
+        let entry = &g.entries[0];
+        let minutes = entry.max_duration.as_secs() as i64 / 60;
+        // The peak begins at 18:00 KST, 09:00 UTC.
+        let peak = at("2026-12-09T09:00:00Z");
+        let fits = peak - chrono::Duration::seconds(entry.max_duration.as_secs() as i64);
+        assert_eq!(clock.check(entry, fits), Ok(()), "{minutes} min");
+        let skip = clock
+            .check(entry, fits + chrono::Duration::minutes(1))
+            .unwrap_err();
+        assert_eq!(skip.kind(), "overrun", "{skip}");
+        assert_eq!(clock.deadline(fits).unwrap().0, peak);
+    }
+}
