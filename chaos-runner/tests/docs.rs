@@ -84,6 +84,7 @@ fn is_chaos_document(text: &str) -> bool {
             l.trim_end(),
             "kind: Experiment"
                 | "kind: SLOSet"
+                | "kind: GameDay"
                 | "kind: LoadScenario"
                 | "version: prometheus/v1"
                 | "version: \"prometheus/v1\""
@@ -121,9 +122,15 @@ fn every_yaml_example_in_the_docs_is_valid() {
                     block.line
                 );
                 let path = dir.join(name);
+                let experiments = repo().join("experiments");
                 let text = block
                     .text
-                    .replace("../slo/game-services.yaml", &slo.display().to_string());
+                    .replace("../slo/game-services.yaml", &slo.display().to_string())
+                    .replace(
+                        "../kubernetes/",
+                        &format!("{}/kubernetes/", experiments.display()),
+                    )
+                    .replace("../local/", &format!("{}/local/", experiments.display()));
                 std::fs::write(&path, text).expect("write example");
                 chaos_files.push(path);
             } else {

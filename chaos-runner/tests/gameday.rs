@@ -106,12 +106,42 @@ fn experiment(dir: &Path, fault: &str, duration: &str) -> PathBuf {
     path
 }
 
+/// A webhook receiver on a free port: each request's body, in arrival order.
+fn webhook() -> (String, std::sync::mpsc::Receiver<serde_json::Value>) {
+    use std::io::{BufRead, BufReader, Read};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = tx.send(serde_json::from_slice(&body).unwrap_or_default());
+        }
+    });
+    (url, rx)
+}
+
 fn gameday_file(dir: &Path, prometheus: &str, entries: &str) -> PathBuf {
     let path = dir.join("gameday.yaml");
     std::fs::write(
         &path,
         format!(
-            "apiVersion: chaos.game-resilience.dev/v1\nkind: GameDay\nmetadata: {{ name: test }}\nspec:\n  sloFile: slos.yaml\n  prometheus: {{ url: \"{prometheus}\", timeout: 20s }}\n  budget: {{ minRemainingPercent: 50 }}\n  history: {}\n  entries:\n{entries}",
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: GameDay\nmetadata: {{ name: test }}\nspec:\n  sloFile: slos.yaml\n  prometheus: {{ url: \"{prometheus}\", timeout: 20s }}\n  budget: {{ minRemainingPercent: 50 }}\n  history: {}\n  notify: {{ webhookEnv: GD_TEST_WEBHOOK }}\n  entries:\n{entries}",
             dir.join("history").display()
         ),
     )
@@ -119,20 +149,30 @@ fn gameday_file(dir: &Path, prometheus: &str, entries: &str) -> PathBuf {
     path
 }
 
-fn run_at(file: &Path, state: &Path, entry: &str, now: i64) -> (Output, serde_json::Value) {
-    let out = runner(&[
-        "--output",
-        "json",
-        "gameday",
-        "run",
-        file.to_str().unwrap(),
-        "--entry",
-        entry,
-        "--now",
-        &rfc(now),
-        "--state-dir",
-        state.to_str().unwrap(),
-    ]);
+fn run_at(
+    file: &Path,
+    state: &Path,
+    entry: &str,
+    now: i64,
+    hook: &str,
+) -> (Output, serde_json::Value) {
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .env("GD_TEST_WEBHOOK", hook)
+        .args([
+            "--output",
+            "json",
+            "gameday",
+            "run",
+            file.to_str().unwrap(),
+            "--entry",
+            entry,
+            "--now",
+            &rfc(now),
+            "--state-dir",
+            state.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
     let json = json_of(&out);
     (out, json)
 }
@@ -159,6 +199,7 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
          \x20   - { name: evening, experiment: gd-short.yaml, schedule: \"58 17 * * *\", slos: [fine], maxDuration: 5m }\n",
     );
     let state = dir.path().join("state");
+    let (hook, posted) = webhook();
     let eleven = last_seoul(now, 3600, None, 11, 0);
 
     // The plan of a week from 11:00, budgets read then: each entry's first slot.
@@ -257,7 +298,13 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     );
 
     // Runs at chosen instants.
-    let (out, r) = run_at(&file, &state, "fine", last_seoul(now, 0, None, 19, 0));
+    let (out, r) = run_at(
+        &file,
+        &state,
+        "fine",
+        last_seoul(now, 0, None, 19, 0),
+        &hook,
+    );
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
     assert_eq!(
         (r["action"].as_str(), r["skip"].as_str()),
@@ -272,13 +319,19 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
         "{r}"
     );
 
-    let (_, r) = run_at(&file, &state, "fine", last_seoul(now, 0, Some(2), 3, 0));
+    let (_, r) = run_at(
+        &file,
+        &state,
+        "fine",
+        last_seoul(now, 0, Some(2), 3, 0),
+        &hook,
+    );
     assert_eq!(r["skip"], "maintenance", "{r}");
 
-    let (_, r) = run_at(&file, &state, "daily", eleven + 1800);
+    let (_, r) = run_at(&file, &state, "daily", eleven + 1800, &hook);
     assert_eq!(r["skip"], "late", "{r}");
 
-    let (out, r) = run_at(&file, &state, "low", eleven);
+    let (out, r) = run_at(&file, &state, "low", eleven, &hook);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
     assert_eq!(r["skip"], "budget", "{r}");
     let low = r["budgetBefore"]["low"].as_f64().unwrap();
@@ -292,7 +345,7 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     let lock =
         chaos_runner::gameday::lock::GameDayLock::take(&dir.path().join("history/test.jsonl"))
             .unwrap();
-    let (_, r) = run_at(&file, &state, "fine", eleven);
+    let (_, r) = run_at(&file, &state, "fine", eleven, &hook);
     assert_eq!(r["skip"], "busy", "{r}");
     assert!(
         r["reason"]
@@ -304,7 +357,7 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     drop(lock);
 
     // Budget fine, office hours: it runs, passes, and its reports are linked.
-    let (out, r) = run_at(&file, &state, "fine", eleven);
+    let (out, r) = run_at(&file, &state, "fine", eleven, &hook);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
     assert_eq!(
         (r["action"].as_str(), r["verdict"].as_str()),
@@ -329,7 +382,13 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     );
 
     // Started three seconds before the peak with a three-second fault: the peak stops it.
-    let (out, r) = run_at(&file, &state, "tight", last_seoul(now, 0, None, 18, 0) - 3);
+    let (out, r) = run_at(
+        &file,
+        &state,
+        "tight",
+        last_seoul(now, 0, None, 18, 0) - 3,
+        &hook,
+    );
     assert_eq!(out.status.code(), Some(2), "{}", said(&out));
     assert_eq!(r["verdict"], "aborted", "{r}");
     assert!(
@@ -366,6 +425,17 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
             "aborted"
         ]
     );
+    // The webhook was told of each, with a line for people.
+    let told: Vec<serde_json::Value> = (0..7)
+        .map(|_| {
+            posted
+                .recv_timeout(std::time::Duration::from_secs(10))
+                .expect("a webhook post")
+        })
+        .collect();
+    assert_eq!(told[0]["record"]["skip"], "blackout", "{:?}", told[0]);
+    let line = told[5]["text"].as_str().unwrap();
+    assert!(line.contains("fine") && line.contains("passed"), "{line}");
 
     let out = runner(&["gameday", "report", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));

@@ -20,13 +20,8 @@ pub struct BudgetLeft {
 
 /// The budget `slo` of `set` has left at `at` (now if `None`). The error says why it could
 /// not be read (Prometheus unreachable, a failed query); a gauge SLO has no budget.
-///
-/// ```no_run
-/// # async fn f(p: &chaos_runner::watch::prometheus::Prometheus, set: &chaos_runner::spec::SloSet) {
-/// let slo = &set.spec.slos[0];
-/// let left = chaos_runner::gate::budget::budget_left(p, set, slo, None).await;
-/// # }
-/// ```
+/// The GameDay commands and the experiment preflight call it; `tests/gameday.rs` reads it
+/// from a real Prometheus.
 pub async fn budget_left(
     prometheus: &Prometheus,
     set: &SloSet,
