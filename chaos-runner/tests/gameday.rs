@@ -342,9 +342,7 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     );
 
     // Another GameDay run holds the lock.
-    let lock =
-        chaos_runner::gameday::lock::GameDayLock::take(&dir.path().join("history/test.jsonl"))
-            .unwrap();
+    let lock = chaos_runner::gameday::lock::GameDayLock::take(&state).unwrap();
     let (_, r) = run_at(&file, &state, "fine", eleven, &hook);
     assert_eq!(r["skip"], "busy", "{r}");
     assert!(

@@ -443,6 +443,46 @@ fn run_with_recover_reverts_a_dead_runs_fault_first_and_says_so() {
     assert!(proxy.toxic_names("saves").is_empty());
 }
 
+/// `run --recover` never reverts the faults of a run that is still going (another
+/// experiment, a GameDay sharing the state directory): it refuses to start, naming the run,
+/// and the other run's fault stays until that run reverts it itself.
+#[test]
+fn recover_first_leaves_a_live_runs_faults_alone() {
+    let dir = TempDir::new("recover-live");
+    let state = dir.path().join("state");
+    let first = dir.path().join("first.yaml");
+    let hog = |name: &str, secs: u32| {
+        format!(
+            "apiVersion: chaos.game-resilience.dev/v1\nkind: Experiment\nmetadata: {{ name: {name} }}\nspec:\n  target: {{ backend: local }}\n  faults:\n    - name: {name}\n      type: cpu-hog\n      selector: {{ host: localhost }}\n      parameters: {{ workers: 1, load: 10 }}\n      duration: {secs}s\n  report: {{ dir: {}, formats: [json] }}\n",
+            dir.path().join("reports").display()
+        )
+    };
+    std::fs::write(&first, hog("live-run-hog", 60)).unwrap();
+    let second = dir.path().join("second.yaml");
+    std::fs::write(&second, hog("second-run-hog", 1)).unwrap();
+    let mut running = start_run(&first, &state);
+    wait_for_hog("live-run-hog");
+    let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
+        .args(["run", "--recover", "--state-dir"])
+        .arg(&state)
+        .arg(&second)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("is still running"), "{stderr}");
+    assert!(
+        !hogs("live-run-hog").is_empty(),
+        "the live run's fault was reverted under it"
+    );
+    assert!(hogs("second-run-hog").is_empty(), "nothing was injected");
+    // The live run still owns its fault and reverts it when stopped.
+    unsafe { libc::kill(running.id() as i32, libc::SIGTERM) };
+    let out = running.wait_with_output().unwrap();
+    assert_exit(&out, 2);
+    assert!(hogs("live-run-hog").is_empty());
+}
+
 /// A Prometheus that answers every query after `delay`: 1 for `up`, 0 for anything else.
 /// Returns its URL and how many queries it has been asked.
 fn slow_prometheus(delay: Duration) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {

@@ -242,6 +242,23 @@ pub fn run(file: &Path, options: RunOptions, sink: &mut dyn EventSink) -> Outcom
     match journal::live_faults(&options.state_dir).map(|live| close_what_ended(live, sink)) {
         Ok(live) if !live.is_empty() => {
             if options.recover_first {
+                let owned: Vec<_> = live.iter().filter(|f| owner_running(f)).collect();
+                if !owned.is_empty() {
+                    for f in &owned {
+                        sink.error(format!(
+                            "fault `{}` of run {} is live and its run is still running (pid {}): \
+                             it reverts its own faults",
+                            f.fault,
+                            f.run_id,
+                            f.runner_pid.unwrap_or_default()
+                        ));
+                    }
+                    sink.error(
+                        "refusing to start: --recover only reverts what dead runs left; wait \
+                         for that run, or stop it (it reverts on SIGTERM)",
+                    );
+                    return Outcome::InvalidInput;
+                }
                 if let Err(outcome) = recover_first(&options, sink) {
                     return outcome;
                 }
@@ -305,6 +322,19 @@ pub fn run(file: &Path, options: RunOptions, sink: &mut dyn EventSink) -> Outcom
 
 /// `--recover`: reverts what earlier runs left live before this one starts; `Err` with
 /// the outcome to end on when something is still live.
+/// Whether the run that owns `fault` is still running: its runner's pid is alive and is a
+/// chaos-runner (a pid reused by another program after a crash does not count).
+fn owner_running(fault: &journal::LiveFault) -> bool {
+    let Some(pid) = fault.runner_pid.filter(|p| *p != std::process::id()) else {
+        return false;
+    };
+    crate::recover::runner_alive(pid)
+        && crate::sys::proc::cmdline(pid).is_some_and(|args| {
+            args.first()
+                .is_some_and(|exe| exe.ends_with("chaos-runner"))
+        })
+}
+
 fn recover_first(options: &RunOptions, sink: &mut dyn EventSink) -> Result<(), Outcome> {
     let lazy = faults::kube::KubeConnector::lazy();
     let kube = options.kube.as_deref().unwrap_or(&lazy);

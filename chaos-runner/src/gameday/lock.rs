@@ -1,7 +1,8 @@
-//! Never two GameDay runs at once: an exclusive `flock` on `<history>/<gameday>.lock`,
-//! held for the whole run and released by the kernel when the process ends, however it
-//! ends (no stale lock after a crash). The holder writes its pid and start into the file
-//! so a skipped run can say who holds it.
+//! Never two GameDay runs at once: an exclusive `flock` on `gameday.lock` in the state
+//! directory (where the run journals live, so every GameDay sharing it waits its turn, and
+//! none reverts another's faults with `--recover`), held for the whole run and released by
+//! the kernel when the process ends, however it ends (no stale lock after a crash). The
+//! holder writes its pid and start into the file so a skipped run can say who holds it.
 
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
@@ -16,7 +17,7 @@ pub enum Locked {
     Busy(String),
 }
 
-/// Takes the lock beside a history file.
+/// Takes the lock of a state directory.
 pub struct GameDayLock;
 
 /// The lock file cannot be opened.
@@ -30,21 +31,20 @@ pub struct LockError {
 }
 
 impl GameDayLock {
-    /// Tries the lock for the history at `history` without waiting.
+    /// Tries the lock of the state directory `state_dir` without waiting.
     ///
     /// ```
     /// # use chaos_runner::gameday::lock::*;
     /// let dir = std::env::temp_dir().join(format!("lock-doc-{}", std::process::id()));
-    /// let history = dir.join("weekly.jsonl");
-    /// let first = GameDayLock::take(&history).unwrap();
+    /// let first = GameDayLock::take(&dir).unwrap();
     /// assert!(matches!(first, Locked::Held(_)));
-    /// assert!(matches!(GameDayLock::take(&history).unwrap(), Locked::Busy(_)));
+    /// assert!(matches!(GameDayLock::take(&dir).unwrap(), Locked::Busy(_)));
     /// drop(first);
-    /// assert!(matches!(GameDayLock::take(&history).unwrap(), Locked::Held(_)));
+    /// assert!(matches!(GameDayLock::take(&dir).unwrap(), Locked::Held(_)));
     /// # std::fs::remove_dir_all(dir).unwrap();
     /// ```
-    pub fn take(history: &Path) -> Result<Locked, LockError> {
-        let path = history.with_extension("lock");
+    pub fn take(state_dir: &Path) -> Result<Locked, LockError> {
+        let path = state_dir.join("gameday.lock");
         let err = |source| LockError {
             path: path.clone(),
             source,

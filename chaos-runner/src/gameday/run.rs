@@ -1,5 +1,5 @@
 //! `chaos-runner gameday run FILE [--entry NAME]`: what a scheduler calls at a slot. Takes
-//! the GameDay lock (never two runs at once), checks the windows and the budget at that
+//! the state directory's GameDay lock (never two runs at once), checks the windows and the budget at that
 //! moment, then runs the experiment with a deadline at the next blackout, or records a
 //! skip with its reason; appends the outcome to the history and tells the webhook.
 
@@ -55,7 +55,7 @@ pub fn run(file: &Path, request: &RunRequest, format: Format) -> Outcome {
     let pretend = request.now;
     let now = pretend.unwrap_or_else(Utc::now);
     let history_file = gameday.history_file();
-    let lock = match GameDayLock::take(&history_file) {
+    let lock = match GameDayLock::take(&request.state_dir) {
         Ok(lock) => lock,
         Err(e) => {
             eprintln!("error: {e}");
