@@ -460,7 +460,7 @@ fn recover_first_leaves_a_live_runs_faults_alone() {
     std::fs::write(&first, hog("live-run-hog", 60)).unwrap();
     let second = dir.path().join("second.yaml");
     std::fs::write(&second, hog("second-run-hog", 1)).unwrap();
-    let mut running = start_run(&first, &state);
+    let running = start_run(&first, &state);
     wait_for_hog("live-run-hog");
     let out = Command::new(env!("CARGO_BIN_EXE_chaos-runner"))
         .args(["run", "--recover", "--state-dir"])
