@@ -435,8 +435,24 @@ fn plan_and_run_follow_peak_hours_maintenance_and_the_budget() {
     let line = told[5]["text"].as_str().unwrap();
     assert!(line.contains("fine") && line.contains("passed"), "{line}");
 
-    let out = runner(&["gameday", "report", file.to_str().unwrap()]);
+    let out = runner(&[
+        "--output",
+        "json",
+        "gameday",
+        "report",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", said(&out));
+    // The daily 11:00 slot was only called half an hour late: no record covers it.
+    let missed = json_of(&out)["missedSlots"].clone();
+    assert!(
+        missed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["entry"] == "daily" && m["slot"] == rfc(eleven)),
+        "{missed}"
+    );
     let page = dir.path().join("history/test.html");
     let html = std::fs::read_to_string(&page).unwrap();
     assert!(

@@ -1,8 +1,9 @@
 //! `chaos-runner gameday report FILE`: the history as pages people read, a static HTML
 //! page and Markdown. A calendar of the period (a row per week, Monday first, in the
-//! GameDay's zone) with each run's verdict and each skipped slot's reason at a glance, then
-//! every record: verdict or skip reason, abort reason, budget before and after, links to
-//! the run's reports.
+//! GameDay's zone) with each run's verdict and each skipped slot's reason at a glance, and
+//! the slots that left no record at all (a scheduler that did not call), then every record:
+//! verdict or skip reason, abort reason, budget before and after, links to the run's
+//! reports.
 
 use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use std::collections::BTreeMap;
@@ -43,7 +44,7 @@ pub fn run(
     for note in &notes {
         eprintln!("warning: {note}");
     }
-    let records: Vec<Record> = records
+    let mut records: Vec<Record> = records
         .into_iter()
         .filter(|r| {
             let at = instant(&r.at);
@@ -51,6 +52,14 @@ pub fn run(
                 && to.is_none_or(|t| at.is_some_and(|a| a < t))
         })
         .collect();
+    // In time order (a rehearsal with `--now` appends out of order).
+    records.sort_by_key(|r| instant(&r.at));
+    let start = from.or_else(|| records.first().and_then(|r| instant(&r.at)));
+    let end = to.unwrap_or_else(Utc::now).min(Utc::now());
+    let missed = match start {
+        Some(start) if start < end => missed_slots(&gameday, &records, start, end),
+        _ => Vec::new(),
+    };
     let out_dir = dir
         .map(Path::to_owned)
         .unwrap_or_else(|| history_file.parent().unwrap_or(Path::new(".")).to_owned());
@@ -58,8 +67,8 @@ pub fn run(
     let html_path = out_dir.join(format!("{name}.html"));
     let md_path = out_dir.join(format!("{name}.md"));
     let written = std::fs::create_dir_all(&out_dir)
-        .and_then(|()| std::fs::write(&html_path, html(&gameday, &records, &out_dir)))
-        .and_then(|()| std::fs::write(&md_path, markdown(&gameday, &records, &out_dir)));
+        .and_then(|()| std::fs::write(&html_path, html(&gameday, &records, &missed, &out_dir)))
+        .and_then(|()| std::fs::write(&md_path, markdown(&gameday, &records, &missed, &out_dir)));
     if let Err(e) = written {
         eprintln!(
             "error: cannot write the report in {}: {e}",
@@ -70,11 +79,18 @@ pub fn run(
     match format {
         Format::Text => {
             println!(
-                "{} records ({} runs, {} skips) from {}",
-                records.len(),
-                records.iter().filter(|r| r.action == Action::Run).count(),
-                records.iter().filter(|r| r.action == Action::Skip).count(),
-                history_file.display()
+                "{} ({}, {}) from {}; {} with no record",
+                count(records.len(), "record"),
+                count(
+                    records.iter().filter(|r| r.action == Action::Run).count(),
+                    "run"
+                ),
+                count(
+                    records.iter().filter(|r| r.action == Action::Skip).count(),
+                    "skip"
+                ),
+                history_file.display(),
+                count(missed.len(), "slot")
             );
             println!("report: {}", html_path.display());
             println!("report: {}", md_path.display());
@@ -85,11 +101,70 @@ pub fn run(
                 "command": "gameday report",
                 "history": history_file.display().to_string(),
                 "records": records.len(),
+                "missedSlots": missed.iter().map(|m| serde_json::json!({
+                    "entry": m.entry, "slot": m.slot.to_rfc3339(),
+                })).collect::<Vec<_>>(),
                 "reports": [html_path.display().to_string(), md_path.display().to_string()],
             })
         ),
     }
     Outcome::Passed
+}
+
+/// `n thing` or `n things`.
+fn count(n: usize, thing: &str) -> String {
+    if n == 1 {
+        format!("1 {thing}")
+    } else {
+        format!("{n} {thing}s")
+    }
+}
+
+/// A slot the schedule had that left no record: nothing called `gameday run` for it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missed {
+    /// The entry.
+    pub entry: String,
+    /// The slot.
+    pub slot: DateTime<Utc>,
+}
+
+/// At most this many slots of an entry are checked for records.
+const MAX_CHECKED_SLOTS: usize = 20_000;
+
+/// The slots of `[start, end)` that no record covers: a record of the entry made within the
+/// starting deadline after the slot (runs and skips alike).
+pub fn missed_slots(
+    gameday: &ValidatedGameDay,
+    records: &[Record],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) -> Vec<Missed> {
+    let deadline = super::windows::chrono_duration(gameday.gameday.spec.starting_deadline);
+    let mut missed = Vec::new();
+    for entry in &gameday.entries {
+        let times: Vec<DateTime<Utc>> = records
+            .iter()
+            .filter(|r| r.entry == entry.name)
+            .filter_map(|r| instant(&r.at))
+            .collect();
+        for slot in entry
+            .schedule
+            .slots(start, end, gameday.zone, MAX_CHECKED_SLOTS)
+            // A slot whose deadline has not passed may still be called.
+            .into_iter()
+            .filter(|slot| *slot + deadline <= end)
+        {
+            if !times.iter().any(|t| *t >= slot && *t <= slot + deadline) {
+                missed.push(Missed {
+                    entry: entry.name.clone(),
+                    slot,
+                });
+            }
+        }
+    }
+    missed.sort_by_key(|m| m.slot);
+    missed
 }
 
 fn instant(rfc: &str) -> Option<DateTime<Utc>> {
@@ -111,6 +186,14 @@ fn label(r: &Record) -> String {
             .unwrap_or_else(|| "unknown".into())
             .replace('_', " "),
         Action::Skip => format!("skipped: {}", r.skip.as_deref().unwrap_or("?")),
+    }
+}
+
+/// What a record's chip in the calendar says: the verdict, or `skip: <kind>`.
+fn chip_label(r: &Record) -> String {
+    match r.action {
+        Action::Run => label(r),
+        Action::Skip => format!("skip: {}", r.skip.as_deref().unwrap_or("?")),
     }
 }
 
@@ -176,13 +259,19 @@ td .day{font-size:11px;color:#57606a} td.out{background:#f6f8fa}
 .passed{background:#dafbe1;color:#116329} .failed{background:#ffebe9;color:#a40e26}
 .aborted{background:#fff1e5;color:#953800} .broken{background:#a40e26;color:#fff}
 .skip{background:#eaeef2;color:#57606a}
+.missed{background:#fff;color:#953800;border:1px dashed #bc4c00}
 table.log{border-collapse:collapse;width:100%;font-size:13px}
 table.log th,table.log td{border-bottom:1px solid #d0d7de;padding:6px;text-align:left;vertical-align:top}
 .legend span{margin-right:10px}
 ";
 
 /// The HTML page: totals, the calendar, every record.
-pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> String {
+pub fn html(
+    gameday: &ValidatedGameDay,
+    records: &[Record],
+    missed: &[Missed],
+    page_dir: &Path,
+) -> String {
     let name = escape(&gameday.gameday.metadata.name);
     let zone = gameday.zone.name();
     let mut out = String::new();
@@ -204,6 +293,13 @@ pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> 
     for (what, (n, class)) in &totals {
         let _ = write!(out, "<span class=\"{class}\">{n} {}</span>", escape(what));
     }
+    if !missed.is_empty() {
+        let _ = write!(
+            out,
+            "<span class=\"missed\">{} with no record</span>",
+            count(missed.len(), "slot")
+        );
+    }
     out.push_str("</div>");
 
     // The calendar: whole weeks from the first record's to the last's.
@@ -211,10 +307,11 @@ pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> 
         .iter()
         .filter_map(|r| local_of(gameday, r).map(|(d, t)| (d, t, r)))
         .collect();
-    if let (Some(first), Some(last)) = (
-        dated.iter().map(|d| d.0).min(),
-        dated.iter().map(|d| d.0).max(),
-    ) {
+    let missed_days = missed
+        .iter()
+        .map(|m| m.slot.with_timezone(&gameday.zone).date_naive());
+    let days = || dated.iter().map(|d| d.0).chain(missed_days.clone());
+    if let (Some(first), Some(last)) = (days().min(), days().max()) {
         let monday = first - Duration::days(i64::from(first.weekday().num_days_from_monday()));
         out.push_str("<table class=\"cal\"><tr>");
         for day in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] {
@@ -242,7 +339,35 @@ pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> 
                         class(r),
                         escape(&r.reason),
                         escape(&r.entry),
-                        escape(&label(r))
+                        escape(&chip_label(r))
+                    );
+                }
+                // Slots nobody called, one chip per entry and day.
+                let mut by_entry: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+                for m in missed {
+                    let local = m.slot.with_timezone(&gameday.zone);
+                    if local.date_naive() == day {
+                        by_entry
+                            .entry(m.entry.as_str())
+                            .or_default()
+                            .push(local.format("%H:%M").to_string());
+                    }
+                }
+                for (entry, times) in by_entry {
+                    let text = if times.len() == 1 {
+                        format!("{} {} &middot; no record", times[0], escape(entry))
+                    } else {
+                        format!(
+                            "{} &middot; {} slots, no record",
+                            escape(entry),
+                            times.len()
+                        )
+                    };
+                    let _ = write!(
+                        out,
+                        "<span class=\"chip missed\" title=\"no run and no skip recorded: did \
+                         the scheduler call? {}\">{text}</span>",
+                        escape(&times.join(", "))
                     );
                 }
                 out.push_str("</td>");
@@ -267,7 +392,7 @@ pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> 
             .iter()
             .map(|p| {
                 let file = Path::new(p)
-                    .extension()
+                    .file_name()
                     .map(|e| e.to_string_lossy().into_owned())
                     .unwrap_or_else(|| "report".into());
                 format!(
@@ -300,16 +425,45 @@ pub fn html(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> 
     out
 }
 
-/// The Markdown page: totals and every record.
-pub fn markdown(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path) -> String {
+/// The Markdown page: totals, the slots with no record, and every record.
+pub fn markdown(
+    gameday: &ValidatedGameDay,
+    records: &[Record],
+    missed: &[Missed],
+    page_dir: &Path,
+) -> String {
     let mut out = format!(
-        "# GameDay {}\n\nTimes in {}. {} records: {} runs, {} skips.\n\n",
+        "# GameDay {}\n\nTimes in {}. {}: {}, {}; {} with no record.\n\n",
         gameday.gameday.metadata.name,
         gameday.zone.name(),
-        records.len(),
-        records.iter().filter(|r| r.action == Action::Run).count(),
-        records.iter().filter(|r| r.action == Action::Skip).count(),
+        count(records.len(), "record"),
+        count(
+            records.iter().filter(|r| r.action == Action::Run).count(),
+            "run"
+        ),
+        count(
+            records.iter().filter(|r| r.action == Action::Skip).count(),
+            "skip"
+        ),
+        count(missed.len(), "slot"),
     );
+    if !missed.is_empty() {
+        out.push_str("Slots with no record (did the scheduler call?):\n\n");
+        for m in missed.iter().take(50) {
+            let _ = writeln!(
+                out,
+                "- {} {}",
+                m.slot
+                    .with_timezone(&gameday.zone)
+                    .format("%Y-%m-%d %H:%M %Z"),
+                m.entry
+            );
+        }
+        if missed.len() > 50 {
+            let _ = writeln!(out, "- ... and {} more", missed.len() - 50);
+        }
+        out.push('\n');
+    }
     out.push_str("| When | Entry | Outcome | Why | Budget before | Budget after | Reports |\n");
     out.push_str("|---|---|---|---|---|---|---|\n");
     let cell = |t: &str| t.replace('|', "\\|").replace('\n', " ");
@@ -321,7 +475,7 @@ pub fn markdown(gameday: &ValidatedGameDay, records: &[Record], page_dir: &Path)
                 format!(
                     "[{}]({})",
                     Path::new(p)
-                        .extension()
+                        .file_name()
                         .map(|e| e.to_string_lossy().into_owned())
                         .unwrap_or_default(),
                     link(page_dir, p)

@@ -130,7 +130,7 @@ fn pick_entry<'a>(
     }
 }
 
-/// The reasons not to run now, in order: another run, no slot, the windows, the budget.
+/// The reasons not to run now, in order: another run, the windows, no slot, the budget.
 fn decide(
     gameday: &ValidatedGameDay,
     entry: &ValidatedEntry,
@@ -145,6 +145,8 @@ fn decide(
             holder: holder.clone(),
         });
     }
+    // The windows first: "in the peak" says more than "not at a slot".
+    Clock::of(gameday).check(entry, now)?;
     if slot.is_none() && !request.unscheduled {
         let last = entry.schedule.last_at_or_before(now, gameday.zone);
         return Err(Skip::Late {
@@ -153,7 +155,6 @@ fn decide(
                 .to_string(),
         });
     }
-    Clock::of(gameday).check(entry, now)?;
     let budget = super::budget::read(gameday, &entry.slos, request.now);
     record.budget_before = budget
         .iter()
