@@ -697,7 +697,7 @@ fn bad_gameday_files_are_refused_with_field_and_line() {
     let file = dir.path().join("bad.yaml");
     std::fs::write(
         &file,
-        "apiVersion: chaos.game-resilience.dev/v1\nkind: GameDay\nmetadata: { name: bad }\nspec:\n  timeZone: Europe/Paris\n  sloFile: slos.yaml\n  budget: { minRemainingPercent: 150 }\n  blackouts:\n    - { from: \"10:00\", to: \"10:00\" }\n  entries:\n    - { name: a, experiment: gd-bad.yaml, schedule: \"0 25 * * *\" }\n    - { name: b, experiment: gd-bad.yaml, schedule: \"0 1 * * *\", slos: [nope], maxDuration: 1m, backend: kubernetes }\n    - { name: c, experiment: missing.yaml, schedule: \"0 1 * * *\" }\n",
+        "apiVersion: chaos.game-resilience.dev/v1\nkind: GameDay\nmetadata: { name: bad }\nspec:\n  timeZone: Europe/Paris\n  sloFile: slos.yaml\n  budget: { minRemainingPercent: 150 }\n  startingDeadline: 30d\n  blackouts:\n    - { from: \"10:00\", to: \"10:00\" }\n  entries:\n    - { name: a, experiment: gd-bad.yaml, schedule: \"0 25 * * *\" }\n    - { name: b, experiment: gd-bad.yaml, schedule: \"0 1 * * *\", slos: [nope], maxDuration: 1m, backend: kubernetes }\n    - { name: c, experiment: missing.yaml, schedule: \"0 1 * * *\" }\n",
     )
     .unwrap();
     let out = runner(&["--output", "json", "validate", file.to_str().unwrap()]);
@@ -713,12 +713,13 @@ fn bad_gameday_files_are_refused_with_field_and_line() {
     };
     assert_eq!(at("spec.timeZone"), Some(5));
     assert_eq!(at("spec.budget.minRemainingPercent"), Some(7));
-    assert_eq!(at("spec.blackouts[0].to"), Some(9));
-    assert_eq!(at("spec.entries[0].schedule"), Some(11));
-    assert_eq!(at("spec.entries[1].slos[0]"), Some(12));
-    assert_eq!(at("spec.entries[1].maxDuration"), Some(12));
-    assert_eq!(at("spec.entries[1].backend"), Some(12));
-    assert_eq!(at("spec.entries[2].experiment"), Some(13));
+    assert_eq!(at("spec.startingDeadline"), Some(8));
+    assert_eq!(at("spec.blackouts[0].to"), Some(10));
+    assert_eq!(at("spec.entries[0].schedule"), Some(12));
+    assert_eq!(at("spec.entries[1].slos[0]"), Some(13));
+    assert_eq!(at("spec.entries[1].maxDuration"), Some(13));
+    assert_eq!(at("spec.entries[1].backend"), Some(13));
+    assert_eq!(at("spec.entries[2].experiment"), Some(14));
     assert!(
         errors
             .iter()

@@ -195,7 +195,9 @@ impl<'a> Clock<'a> {
                 },
             });
         }
-        let end = at + chrono_duration(entry.max_duration);
+        let end = at
+            .checked_add_signed(chrono_duration(entry.max_duration))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC);
         // Minute by minute through the run (windows are whole minutes).
         let mut t = next_minute(at);
         let mut inside_allowed = self.allowed_at(at);

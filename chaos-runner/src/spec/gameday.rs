@@ -87,6 +87,9 @@ pub struct GameDaySpec {
     pub history: String,
 }
 
+/// The longest a run or a starting deadline may be, in hours.
+const MAX_HOURS: u64 = 24;
+
 fn default_starting_deadline() -> Duration {
     Duration::from_secs(300)
 }
@@ -434,9 +437,10 @@ fn check(
         );
     }
     c.check(
-        spec.starting_deadline >= Duration::from_secs(10),
+        spec.starting_deadline >= Duration::from_secs(10)
+            && spec.starting_deadline <= Duration::from_secs(MAX_HOURS * 3600),
         "spec.startingDeadline",
-        "must be at least 10s (CronJobs check it every 10 s)",
+        format!("must be from 10s (CronJobs check it every 10 s) to {MAX_HOURS}h"),
     );
     c.check(
         !spec.history.trim().is_empty(),
@@ -551,6 +555,11 @@ fn check(
         let max_duration = match entry.max_duration {
             Some(d) => {
                 c.check(
+                    d <= Duration::from_secs(MAX_HOURS * 3600),
+                    format!("{at}.maxDuration"),
+                    format!("must be at most {MAX_HOURS}h (a GameDay run, not a season)"),
+                );
+                c.check(
                     d >= longest,
                     format!("{at}.maxDuration"),
                     format!(
@@ -560,7 +569,9 @@ fn check(
                 );
                 d
             }
-            None => longest + warmup + Duration::from_secs(60),
+            None => longest
+                .saturating_add(warmup)
+                .saturating_add(Duration::from_secs(60)),
         };
         let slo_names = touched_slos(entry, &experiment, slos.as_ref());
         if let (Some(set), Some(named)) = (slos.as_ref(), &entry.slos) {
